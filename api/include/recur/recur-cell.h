@@ -1,0 +1,231 @@
+/*
+ * recur-cell.h: the cell plugin ABI of recur.
+ *
+ * A cell plugin is a shared object with exactly one exported function,
+ * RECUR_CELL_ENTRY (see the bottom of this file). The host calls it once with
+ * its own ABI version and a table of host services; the plugin answers with a
+ * pointer to a static, immutable descriptor (struct recur_cell_desc).
+ *
+ * Division of labour (cuDNN / oneDNN style):
+ *   - the engine owns every matrix product: the input projection of all time
+ *     steps, the recurrent product(s) of each step, the weight gradients and
+ *     dX, and the biases (added before the cell sees a product);
+ *   - the cell owns the pointwise math of a step, forward and backward.
+ *
+ * A step of a cell with G gates and hidden size H, for each row n of a batch:
+ *
+ *   xw = W_ih x^{<t>} + b_ih + b_hh               [G*H]  (engine, one GEMM for all t)
+ *   stage 0:  hw[gates of stage 0] = W_hh[..] a^{<t-1>}    (engine)
+ *             forward kernel 0 (cell)
+ *   stage 1:  hw[gates of stage 1] = W_hh[..] src          (engine)
+ *             forward kernel 1 (cell)      (only cells with two stages)
+ *
+ * (b_hh of a gate that sets bias_hh_in_hw is not in xw: its kernel adds it
+ * to hw, for the linear-before-reset GRU whose b_hn sits inside r * (...).)
+ *
+ * where src is an H-wide vector that forward kernel 0 writes (for the GRU of
+ * the course notes: src = Γ_r * c^{<t-1>}). Backward runs the stages in
+ * reverse: backward kernel S-1 first, then the engine's product of the
+ * recurrent-side gradient of stage S-1 with its weights into dsrc, then
+ * backward kernel S-2, ..., and finally the engine adds
+ * dhw[gates of stage 0] W_hh[..] to the gradient of a^{<t-1>}.
+ *
+ * Memory: every array handed to a kernel is row-major with rows of exactly
+ * the stated width (no padding), and n rows. A kernel may be called on any
+ * subset of rows (the engine splits a batch across threads), so it must treat
+ * rows independently. It never allocates and never keeps pointers.
+ *
+ * Versioning: RECUR_CELL_ABI_VERSION is (major << 16) | minor. The host loads
+ * a plugin whose major equals its own, and whose descriptor is at least as
+ * large as the one of ABI 1.0. Structs only ever grow at the end; a minor
+ * version adds fields there.
+ */
+#ifndef RECUR_CELL_H
+#define RECUR_CELL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RECUR_CELL_ABI_MAJOR 1
+#define RECUR_CELL_ABI_MINOR 0
+#define RECUR_CELL_ABI_VERSION ((RECUR_CELL_ABI_MAJOR << 16) | RECUR_CELL_ABI_MINOR)
+
+/* Limits of ABI 1. */
+#define RECUR_CELL_MAX_STATES 2   /* a (the output, state 0) and optionally c */
+#define RECUR_CELL_MAX_STAGES 2
+#define RECUR_CELL_MAX_GATES 8
+
+/* The name of the one exported function, as a string, for dlsym. */
+#define RECUR_CELL_ENTRY_NAME "recur_cell_entry"
+
+#if defined(_WIN32)
+#define RECUR_CELL_EXPORT __declspec(dllexport)
+#else
+#define RECUR_CELL_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Instruction sets a CPU kernel variant may need (bit flags, one per variant). */
+enum recur_isa {
+    RECUR_ISA_SCALAR = 0,        /* plain C: the reference every variant is checked against */
+    RECUR_ISA_AVX2 = 1u << 0,    /* AVX2 + FMA (x86-64) */
+    RECUR_ISA_AVX512 = 1u << 1,  /* AVX-512 F, BW, DQ, VL (x86-64) */
+    RECUR_ISA_NEON = 1u << 2,    /* Advanced SIMD (arm64) */
+};
+
+/*
+ * The arguments of one kernel call: n rows of one time step.
+ * Forward kernels read the fields marked (f), backward kernels also (b).
+ */
+struct recur_cell_args {
+    int n;        /* rows in this call, >= 1 */
+    int H;        /* hidden size */
+    int variant;  /* index into recur_cell_desc.variants (0 when the cell has none) */
+    int training; /* (f) 1: fill save (and src); 0: inference, save is NULL */
+
+    /* (f) xw: [n, G*H], W_ih x + b_ih + b_hh for this step, except that
+     * b_hh of a gate with bias_hh_in_hw is left out (see b_hh). Read only.
+     * NULL in backward. */
+    const float *xw;
+    /* (f) hw: [n, G*H], W_hh a, no bias, for the gates of every stage run so
+     * far (the gates of later stages are not yet valid in forward kernel 0).
+     * The cell may overwrite it as scratch. NULL in backward: save what
+     * backward needs. */
+    float *hw;
+    /* (f) b_hh: [G*H], the recurrent bias, one row for all n rows. A kernel
+     * adds it only for its gates with bias_hh_in_hw (the others have it in
+     * xw already). */
+    const float *b_hh;
+    /* (f)(b) prev[k]: [n, H], state k at t-1 (prev[0] is a^{<t-1>}). Read only. */
+    const float *prev[RECUR_CELL_MAX_STATES];
+    /* (f) next[k]: [n, H], state k at t, written by the last forward stage.
+     * (b) next[k]: the same values, read only. */
+    float *next[RECUR_CELL_MAX_STATES];
+    /* (f) save: [n, n_save*H], what backward needs; written in training only.
+     * (b) the same values, read only. */
+    float *save;
+    /* (f) src: [n, H], written by forward kernel s for the product of stage
+     * s+1 (cells with two stages; NULL otherwise). (b) the same values. */
+    float *src;
+
+    /* (b) dnext[k]: [n, H], dL/d state k at t (already includes the output
+     * gradient and the gradient flowing back from t+1). Read only. */
+    const float *dnext[RECUR_CELL_MAX_STATES];
+    /* (b) dprev[k]: [n, H], dL/d state k at t-1. The backward kernel of the
+     * last stage (the first one to run) overwrites it; backward kernels of
+     * earlier stages add to it. The engine then adds the product of stage 0. */
+    float *dprev[RECUR_CELL_MAX_STATES];
+    /* (b) dxw: [n, G*H], dL/d xw, written (every gate) by the kernels. */
+    float *dxw;
+    /* (b) dhw: [n, G*H], dL/d hw. Unless the cell sets
+     * RECUR_CELL_SPLIT_RECURRENT_GRAD, dhw == dxw (one buffer): write dxw.
+     * Between them, the backward kernels write every gate of dxw (and dhw);
+     * a gate's values must be final before the engine's product of the stage
+     * that owns the gate, which follows the kernel of that stage. */
+    float *dhw;
+    /* (b) dsrc: [n, H], dL/d src of this stage (NULL for the last stage). */
+    const float *dsrc;
+};
+
+typedef void (*recur_cell_fn)(const struct recur_cell_args *args);
+
+/* One CPU variant of a cell's kernels. */
+struct recur_cell_cpu {
+    uint32_t isa;                                /* enum recur_isa: what it needs */
+    recur_cell_fn forward[RECUR_CELL_MAX_STAGES];  /* one per stage, all non-NULL */
+    recur_cell_fn backward[RECUR_CELL_MAX_STAGES]; /* one per stage, all non-NULL */
+};
+
+/* A gate: a block of H rows in W_ih, W_hh, b_ih and b_hh. */
+struct recur_cell_gate {
+    const char *name;  /* canonical name, in the notation of the course notes ("u", "f", ...) */
+    int torch_index;   /* position of this gate in PyTorch's layout (0..G-1) */
+    int torch_negate;  /* 1: PyTorch's gate is the complement, stored as -W, -b
+                        * (1 - σ(a) = σ(-a); used for the update-gate polarity) */
+    int bias_hh_in_hw; /* 1: b_hh of this gate is not folded into xw; the
+                        * kernel adds args->b_hh to hw itself (the candidate
+                        * of the linear-before-reset GRU, where b_hn sits
+                        * inside the reset product) */
+};
+
+/* A stage: which gates its recurrent product fills. Stage 0 multiplies
+ * a^{<t-1>}; a later stage multiplies the src of the stage before it. */
+struct recur_cell_stage {
+    int gate_begin; /* first gate, inclusive */
+    int gate_end;   /* last gate, exclusive; stages cover 0..G-1 in order */
+};
+
+/* Flags of recur_cell_desc.flags. */
+enum recur_cell_flag {
+    /* dL/d hw differs from dL/d xw for some gate (linear-before-reset GRU):
+     * the engine gives the backward kernels two buffers. */
+    RECUR_CELL_SPLIT_RECURRENT_GRAD = 1u << 0,
+};
+
+/* The descriptor a plugin returns. Static and immutable for the life of the
+ * process (the host never dlcloses a plugin while a context lives). */
+struct recur_cell_desc {
+    uint32_t abi_version; /* RECUR_CELL_ABI_VERSION the plugin was built with */
+    uint32_t struct_size; /* sizeof(struct recur_cell_desc) at build time */
+
+    const char *name;     /* lookup key, [a-z0-9_-]{1,31}, unique across plugins */
+    const char *version;  /* the cell's own version, e.g. "1.0" */
+    const char *summary;  /* one line */
+
+    int n_gates;                          /* G, 1..RECUR_CELL_MAX_GATES */
+    const struct recur_cell_gate *gates;  /* [n_gates], in the engine's storage order */
+    int n_states;                         /* 1 (a) or 2 (a and c) */
+    int n_save;                           /* floats per unit saved per step for BPTT */
+    int n_stages;                         /* 1..RECUR_CELL_MAX_STAGES */
+    const struct recur_cell_stage *stages;/* [n_stages] */
+    int n_variants;                       /* 0, or the number of names in variants */
+    const char *const *variants;          /* e.g. {"tanh", "relu"}; the first is the default */
+    uint32_t flags;                       /* enum recur_cell_flag */
+
+    int n_cpu;                            /* >= 1 */
+    const struct recur_cell_cpu *cpu;     /* [n_cpu]; one with isa RECUR_ISA_SCALAR is mandatory */
+
+    /* (optional) OpenCL C source of the cell's kernels, NULL if none. Kernel
+     * names start with the cell's name (dashes as underscores). */
+    const char *opencl_source;
+};
+
+/* Log levels, shared with the public API. */
+enum recur_cell_log_level {
+    RECUR_CELL_LOG_ERROR = 0,
+    RECUR_CELL_LOG_WARN = 1,
+    RECUR_CELL_LOG_INFO = 2,
+    RECUR_CELL_LOG_DEBUG = 3,
+};
+
+/* Services the host hands to a plugin; a plugin never links against librecur. */
+struct recur_host_i {
+    uint32_t abi_version; /* the host's RECUR_CELL_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(struct recur_host_i) of the host */
+    /* Log a message through the host's logger (printf-style). */
+    void (*log)(int level, const char *fmt, ...);
+    /* The CPU ISAs this process can run (enum recur_isa bits). */
+    uint32_t cpu_isa;
+};
+
+/*
+ * The entry point. Return 0 and set *out to the descriptor, or return a
+ * non-zero value to refuse loading (for example when host_abi's major
+ * differs from the one the plugin knows).
+ */
+typedef int (*recur_cell_entry_fn)(uint32_t host_abi, const struct recur_host_i *host,
+                                   const struct recur_cell_desc **out);
+
+#define RECUR_CELL_ENTRY                                                               \
+    RECUR_CELL_EXPORT int recur_cell_entry(uint32_t host_abi,                          \
+                                           const struct recur_host_i *host,            \
+                                           const struct recur_cell_desc **out)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RECUR_CELL_H */

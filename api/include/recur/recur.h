@@ -1,0 +1,336 @@
+/*
+ * recur.h: the public API of recur, a library for recurrent neural networks.
+ *
+ * This header is the manual. Conventions that hold for every function:
+ *
+ *   - Every function that can fail returns a recur_status: RECUR_OK (0) or a
+ *     negative code. On failure the context (when there is one) holds a
+ *     detail message naming the offending value, read with recur_ctx_error();
+ *     the same message is also kept per thread for recur_last_error(), which
+ *     is the only place for failures that have no context (recur_ctx_create).
+ *   - On failure nothing was changed: no output, weight or state was written,
+ *     unless the function says otherwise.
+ *   - The library never aborts, exits or prints on bad input. It logs through
+ *     recur_log_set() (default: silent unless RECUR_LOG is set).
+ *   - Objects are created with recur_<object>_create and freed with
+ *     recur_<object>_free; free functions accept NULL.
+ *   - A context is used by one thread at a time; separate contexts may run in
+ *     parallel threads.
+ *   - All data arrays are float32, row-major, passed as host pointers. Weights
+ *     and gradients live on the context's device for the life of a layer.
+ *
+ * Notation (course notes): a^{<t>} the hidden state (output) at step t,
+ * c^{<t>} the LSTM cell state, x^{<t>} the input, Γ_u, Γ_r, Γ_f, Γ_o gates.
+ * Shapes: T steps, N sequences in a batch, I input size, H hidden size,
+ * G gates of the cell. Sequences are time-major: x is [T, N, I].
+ */
+#ifndef RECUR_H
+#define RECUR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks the library's exported functions (everything else is hidden). */
+#if defined(_WIN32)
+#define RECUR_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define RECUR_API __attribute__((visibility("default")))
+#else
+#define RECUR_API
+#endif
+
+#define RECUR_VERSION_MAJOR 0
+#define RECUR_VERSION_MINOR 1
+#define RECUR_VERSION_PATCH 0
+#define RECUR_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes: grouped by range so a code tells where it came from.        */
+
+typedef enum recur_status {
+    RECUR_OK = 0,
+
+    /* arguments and state: -1 .. -99 */
+    RECUR_ERR_NULL = -1,          /* a required pointer argument is NULL */
+    RECUR_ERR_ARG = -2,           /* an argument value is out of range */
+    RECUR_ERR_SHAPE = -3,         /* sizes that must agree do not */
+    RECUR_ERR_BUFFER_SIZE = -4,   /* a caller's buffer is too small */
+    RECUR_ERR_NO_MEMORY = -5,     /* host allocation failed */
+    RECUR_ERR_STATE = -6,         /* call out of order (e.g. backward without a training forward) */
+    RECUR_ERR_UNKNOWN_CELL = -7,  /* no plugin registers that cell name */
+    RECUR_ERR_UNKNOWN_NAME = -8,  /* unknown variant, gate or parameter name */
+
+    /* devices: -100 .. -199 */
+    RECUR_ERR_DEVICE = -100,      /* RECUR_DEVICE or a device string matches nothing or is malformed */
+    RECUR_ERR_UNSUPPORTED = -101, /* the device (or CPU) cannot run this (ISA, cell, feature) */
+    RECUR_ERR_DEVICE_MEMORY = -102, /* device allocation failed or exceeds the device's limit */
+    RECUR_ERR_OPENCL = -103,      /* an OpenCL call failed; the message names the call and code */
+    RECUR_ERR_BACKEND = -104,     /* a backend library (BLAS, CLBlast) failed */
+
+    /* plugins: -200 .. -299, in the order the loader checks them */
+    RECUR_ERR_PLUGIN_OPEN = -200,      /* dlopen failed (not a shared object, missing file) */
+    RECUR_ERR_PLUGIN_SYMBOL = -201,    /* no RECUR_CELL_ENTRY symbol */
+    RECUR_ERR_PLUGIN_INIT = -202,      /* the entry function returned an error or no descriptor */
+    RECUR_ERR_PLUGIN_ABI = -203,       /* ABI major version differs from the host's */
+    RECUR_ERR_PLUGIN_SIZE = -204,      /* descriptor smaller than ABI 1.0's */
+    RECUR_ERR_PLUGIN_INVALID = -205,   /* descriptor fields are inconsistent */
+    RECUR_ERR_PLUGIN_NO_CPU = -206,    /* no scalar CPU implementation */
+    RECUR_ERR_PLUGIN_DUPLICATE = -207, /* another plugin already registered the name */
+
+    /* files: -300 .. -399 (model files) */
+    RECUR_ERR_IO = -300,          /* open, read, write or rename failed */
+} recur_status;
+
+/* The name of a status code ("RECUR_ERR_SHAPE"); never NULL. */
+RECUR_API const char *recur_status_str(recur_status status);
+
+/* The detail message of the last failure on this thread ("" if none). The
+ * pointer stays valid until the next recur call on this thread. */
+RECUR_API const char *recur_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                  */
+
+typedef enum recur_log_level {
+    RECUR_LOG_ERROR = 0,
+    RECUR_LOG_WARN = 1,
+    RECUR_LOG_INFO = 2,
+    RECUR_LOG_DEBUG = 3,
+} recur_log_level;
+
+typedef void (*recur_log_fn)(recur_log_level level, const char *message, void *user);
+
+/*
+ * Route the library's messages at or below `max_level` to `fn` (NULL: to
+ * stderr). Without a call, the level comes from RECUR_LOG
+ * (error|warn|info|debug) and messages go to stderr; when RECUR_LOG is unset
+ * nothing is printed. Global, thread-safe.
+ */
+RECUR_API void recur_log_set(recur_log_fn fn, void *user, recur_log_level max_level);
+
+/* ------------------------------------------------------------------------ */
+/* Devices and contexts                                                     */
+
+typedef struct recur_device_info {
+    char selector[64];  /* the exact string that selects it: "cpu:avx512", "opencl:0:1" */
+    char backend[16];   /* "cpu" or "opencl" */
+    char name[128];     /* human-readable device name */
+    char detail[256];   /* ISA, driver and OpenCL version, compute units, memory, ... */
+} recur_device_info;
+
+/*
+ * List every device of every backend compiled in. Writes up to `cap` entries
+ * to `out` (which may be NULL when cap is 0) and the total number to *count.
+ */
+RECUR_API recur_status recur_devices(recur_device_info *out, size_t cap, size_t *count);
+
+typedef struct recur_ctx recur_ctx;
+
+/*
+ * Create a context on a device. `device` is a selector string; NULL means the
+ * value of RECUR_DEVICE, and when that is unset or empty the default device
+ * (the first OpenCL GPU if one exists, else the native CPU backend with the
+ * best ISA the CPU supports). Grammar: backend[:field...], for example
+ *   "cpu"            the CPU backend, best ISA
+ *   "cpu:scalar", "cpu:avx2", "cpu:avx512", "cpu:neon"   force an ISA variant
+ * An explicit `device` beats RECUR_DEVICE. A selector that names nothing,
+ * an ISA not compiled in or not supported by the CPU: RECUR_ERR_DEVICE or
+ * RECUR_ERR_UNSUPPORTED, and a message (recur_last_error) listing the valid
+ * choices. The chosen device is logged once at info level.
+ */
+RECUR_API recur_status recur_ctx_create(recur_ctx **out, const char *device);
+RECUR_API void recur_ctx_free(recur_ctx *ctx);
+
+/* The detail message of the last failure on this context ("" if none). */
+RECUR_API const char *recur_ctx_error(const recur_ctx *ctx);
+
+/* The chosen device. */
+RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Cells (plugins)                                                          */
+
+typedef struct recur_cell_info {
+    const char *name;     /* "lstm" */
+    const char *version;  /* the plugin's own version */
+    const char *summary;  /* one line */
+    const char *path;     /* the shared object it came from */
+    int n_gates;          /* G */
+    int n_states;         /* 1 (a) or 2 (a and c) */
+    int n_variants;       /* 0 or the number of variant names */
+    const char *const *variants; /* e.g. {"tanh", "relu"}; the first is the default */
+    uint32_t cpu_isa;     /* ISAs with their own kernels (recur_isa bits of recur-cell.h) */
+    int has_opencl;       /* ships OpenCL kernels */
+} recur_cell_info;
+
+/*
+ * The cells the plugin loader registered, loading plugins on first use from
+ * RECUR_PLUGIN_PATH (colon-separated directories) then the installed plugin
+ * directory. Strings stay valid for the life of the process. `i` counts from
+ * 0; RECUR_ERR_ARG when i >= recur_cell_count().
+ */
+RECUR_API size_t recur_cell_count(void);
+RECUR_API recur_status recur_cell_get(size_t i, recur_cell_info *out);
+
+/*
+ * Plugins the loader rejected, with the reason (status and a message naming
+ * the file). The loader skips a bad plugin and loads the others.
+ */
+RECUR_API size_t recur_plugin_error_count(void);
+RECUR_API recur_status recur_plugin_error_get(size_t i, recur_status *status, const char **message);
+
+/* ------------------------------------------------------------------------ */
+/* Layers: one recurrent layer, one direction                               */
+
+typedef struct recur_layer recur_layer;
+
+typedef struct recur_layer_desc {
+    const char *cell;    /* "rnn", "gru", "gru-lbr", "lstm", or a plugin's name */
+    const char *variant; /* NULL for the default; "tanh" or "relu" for rnn */
+    int input_size;      /* I >= 1 */
+    int hidden_size;     /* H >= 1 */
+} recur_layer_desc;
+
+/*
+ * Create a layer on ctx. Its weights are zero until set (or initialised by
+ * the caller). Errors: RECUR_ERR_UNKNOWN_CELL (the message lists the cells),
+ * RECUR_ERR_UNKNOWN_NAME (bad variant, lists the variants), RECUR_ERR_ARG
+ * (sizes), RECUR_ERR_UNSUPPORTED (the device cannot run the cell).
+ * The layer belongs to ctx: recur_ctx_free frees the layers still live.
+ */
+RECUR_API recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, recur_layer **out);
+RECUR_API void recur_layer_free(recur_layer *layer);
+
+/* Sizes in bytes of what a layer needs; all queryable before any run. */
+typedef struct recur_sizes {
+    size_t weights;   /* the parameters (G*H*(I+H+2) floats); the gradients take as much */
+    size_t workspace; /* scratch the layer allocates for a run of this T and N */
+    size_t reserve;   /* what a training forward saves for backward */
+} recur_sizes;
+
+RECUR_API recur_status recur_layer_sizes(const recur_layer *layer, int T, int N, recur_sizes *out);
+
+/* Number of weight floats: G*H*(I+H+2). */
+RECUR_API size_t recur_layer_weight_count(const recur_layer *layer);
+
+/*
+ * Weight layouts. Both are one flat float array of recur_layer_weight_count()
+ * floats: [W_ih (G*H x I), W_hh (G*H x H), b_ih (G*H), b_hh (G*H)], row-major,
+ * each a stack of G gate blocks of H rows.
+ *
+ * RECUR_LAYOUT_CANONICAL: the gates in the cell's own order and polarity
+ *   (lstm i,f,g,o; gru-lbr r,z,n; gru u,r,c in the course notes' polarity).
+ * RECUR_LAYOUT_TORCH: PyTorch's state_dict of a one-layer module,
+ *   weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 concatenated.
+ *   For lstm, gru-lbr and rnn it equals the canonical one. For gru (which
+ *   PyTorch does not have) it is the documented ONNX/Keras-style layout
+ *   with gates r,z,n and z = 1 - Γ_u, stored negated (W_z = -W_u, since
+ *   1 - σ(a) = σ(-a)).
+ */
+typedef enum recur_layout {
+    RECUR_LAYOUT_CANONICAL = 0,
+    RECUR_LAYOUT_TORCH = 1,
+} recur_layout;
+
+RECUR_API recur_status recur_layer_weights_set(recur_layer *layer, recur_layout layout, const float *src,
+                                     size_t count);
+RECUR_API recur_status recur_layer_weights_get(const recur_layer *layer, recur_layout layout, float *dst,
+                                     size_t count);
+/* The weight gradients accumulated by recur_layer_backward, in a layout. */
+RECUR_API recur_status recur_layer_grads_get(const recur_layer *layer, recur_layout layout, float *dst,
+                                   size_t count);
+/* Set every weight gradient to zero. */
+RECUR_API recur_status recur_layer_grads_zero(recur_layer *layer);
+
+/* The four parameter blocks of the canonical per-gate view. */
+typedef enum recur_param {
+    RECUR_PARAM_W_IH = 0, /* [H, I] per gate */
+    RECUR_PARAM_W_HH = 1, /* [H, H] per gate */
+    RECUR_PARAM_B_IH = 2, /* [H] per gate */
+    RECUR_PARAM_B_HH = 3, /* [H] per gate */
+} recur_param;
+
+/*
+ * The canonical per-gate view: one gate's block of one parameter, by gate
+ * name in the cell's notation ("i", "f", "g", "o" for lstm; "u", "r", "c" for
+ * gru; "r", "z", "n" for gru-lbr; "a" for rnn). `count` must be the block's
+ * size (H*I, H*H or H). RECUR_ERR_UNKNOWN_NAME lists the gate names.
+ */
+RECUR_API recur_status recur_layer_gate_set(recur_layer *layer, recur_param param, const char *gate,
+                                  const float *src, size_t count);
+RECUR_API recur_status recur_layer_gate_get(const recur_layer *layer, recur_param param, const char *gate,
+                                  float *dst, size_t count);
+
+/* The cell's gate names in canonical order (valid for the layer's life). */
+RECUR_API recur_status recur_layer_gate_name(const recur_layer *layer, int gate, const char **name);
+
+/*
+ * One batch of sequences. Pointers are host arrays of floats:
+ *   x   [T, N, I]  input (required)
+ *   h0  [N, H]     initial a^{<0>}; NULL means zeros
+ *   c0  [N, H]     initial c^{<0>} (cells with two states); NULL means zeros
+ *   y   [T, N, H]  output a^{<t>} for every t (required)
+ *   hT  [N, H]     final a^{<T>}; NULL if not wanted
+ *   cT  [N, H]     final c^{<T>}; NULL if not wanted
+ * c0 and cT must be NULL for cells with one state.
+ */
+typedef struct recur_io {
+    int T, N;
+    const float *x;
+    const float *h0, *c0;
+    float *y;
+    float *hT, *cT;
+} recur_io;
+
+typedef enum recur_mode {
+    RECUR_MODE_INFERENCE = 0, /* no activations saved */
+    RECUR_MODE_TRAINING = 1,  /* saves what recur_layer_backward needs, in the layer */
+} recur_mode;
+
+/*
+ * Forward over io->T steps. In training mode the layer keeps the activations
+ * (recur_layer_sizes().reserve bytes) for one following backward, which must
+ * use the same io (x, h0, c0 must still hold the same values).
+ * Errors: RECUR_ERR_NULL, RECUR_ERR_ARG (T or N < 1), RECUR_ERR_SHAPE.
+ */
+RECUR_API recur_status recur_layer_forward(recur_layer *layer, recur_mode mode, const recur_io *io);
+
+/*
+ * Gradients of a loss L, given dL/dy and dL/d of the final states:
+ *   dy   [T, N, H]  dL/d a^{<t>}; NULL means zeros
+ *   dhT  [N, H]     dL/d a^{<T>} beyond what dy holds; NULL means zeros
+ *   dcT  [N, H]     dL/d c^{<T>}; NULL means zeros (two-state cells only)
+ *   dx   [T, N, I]  written: dL/dx; NULL if not wanted
+ *   dh0  [N, H]     written: dL/d a^{<0>}; NULL if not wanted
+ *   dc0  [N, H]     written: dL/d c^{<0>}; NULL if not wanted
+ */
+typedef struct recur_grad_io {
+    const float *dy;
+    const float *dhT, *dcT;
+    float *dx;
+    float *dh0, *dc0;
+} recur_grad_io;
+
+typedef enum recur_grad_mode {
+    RECUR_GRAD_OVERWRITE = 0, /* the layer's weight gradients become this batch's */
+    RECUR_GRAD_ADD = 1,       /* this batch's gradients are added to them */
+} recur_grad_mode;
+
+/*
+ * Backpropagation through time over the last training forward (io must be
+ * the one given to it). Computes dx, dh0, dc0 and every weight and bias
+ * gradient, stored in the layer (read them with recur_layer_grads_get).
+ * RECUR_ERR_STATE when no training forward preceded it or io differs in T,N.
+ */
+RECUR_API recur_status recur_layer_backward(recur_layer *layer, const recur_io *io,
+                                  const recur_grad_io *grad, recur_grad_mode mode);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RECUR_H */

@@ -1,0 +1,180 @@
+/*
+ * backend-impl.h: the internal dispatch table (not installed).
+ *
+ * A backend is a vtable (struct recur_backend_i) plus an object
+ * (struct recur_backend: iface, the backend's private context, the owning
+ * recur context). The engine never asks which backend it runs on; it calls
+ * the recur_be_* wrappers in core/dispatch.c, the only code that calls
+ * through these pointers. Optional slots say so and give the default that
+ * the wrapper applies.
+ *
+ * Memory is addressed as (buffer, byte offset), struct recur_mem, so that a
+ * host pointer and an OpenCL cl_mem look the same to the engine. All
+ * matrices are row-major floats.
+ *
+ * Errors: a slot returns a recur_status and, on failure, sets the message on
+ * be->ctx with recur_err() (core/error.h) naming what failed.
+ */
+#ifndef RECUR_BACKEND_IMPL_H
+#define RECUR_BACKEND_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "recur/recur-cell.h"
+#include "recur/recur.h"
+
+/* A place in device memory: a buffer and a byte offset. buf NULL = no buffer. */
+struct recur_mem {
+    void *buf;
+    size_t off;
+};
+
+static inline struct recur_mem recur_mem_at(struct recur_mem m, size_t float_offset) {
+    struct recur_mem r = {m.buf, m.off + float_offset * sizeof(float)};
+    return r;
+}
+
+/* The arguments of one cell kernel call (struct recur_cell_args with memory
+ * handles instead of pointers; a mem with buf NULL stands for NULL). */
+struct recur_step {
+    int n, H, variant, training;
+    struct recur_mem xw, hw, b_hh;
+    struct recur_mem prev[RECUR_CELL_MAX_STATES], next[RECUR_CELL_MAX_STATES];
+    struct recur_mem save, src;
+    struct recur_mem dnext[RECUR_CELL_MAX_STATES], dprev[RECUR_CELL_MAX_STATES];
+    struct recur_mem dxw, dhw, dsrc;
+};
+
+/* A registered cell (core/plugin.c). */
+struct recur_cell {
+    const struct recur_cell_desc *desc;
+    char *path;   /* the shared object it came from */
+    void *handle; /* dlopen handle, never closed while the process lives */
+};
+
+struct recur_backend;
+
+struct recur_backend_i {
+    /* Backend name, the first field of a device selector: "cpu", "opencl". */
+    const char *name;
+    /* 1: device memory is host memory, so a host pointer is a valid buffer
+     * and the engine reads inputs and writes outputs in place. 0: the engine
+     * copies them through device buffers (once per call, never per step). */
+    int host_memory;
+
+    /* ---- devices ---- */
+
+    /* Append this backend's devices to out[*count .. cap) and add their
+     * number to *count (even those that did not fit). Never fails: a backend
+     * with no device (no OpenCL platform) adds none. */
+    void (*devices)(recur_device_info *out, size_t cap, size_t *count);
+    /* (optional) Whether this backend has a device that should be the
+     * default when RECUR_DEVICE is unset (an OpenCL GPU). Default: no. */
+    int (*preferred)(void);
+    /* Open the device that `spec` selects (the selector after "name", with
+     * its leading ':' removed; "" for the backend's default). Fills
+     * be->context and be->info. On a spec that matches nothing, fail with
+     * RECUR_ERR_DEVICE or RECUR_ERR_UNSUPPORTED and list the valid choices. */
+    recur_status (*open)(struct recur_backend *be, const char *spec);
+    /* Release everything open() made. */
+    void (*close)(struct recur_backend *be);
+
+    /* ---- buffers ---- */
+
+    /* Allocate `bytes` (> 0) of device memory. RECUR_ERR_DEVICE_MEMORY past
+     * the device's limit or when allocation fails. */
+    recur_status (*alloc)(struct recur_backend *be, size_t bytes, void **buf);
+    /* Free a buffer from alloc (NULL allowed). */
+    void (*free)(struct recur_backend *be, void *buf);
+    /* Host to device, device to host, device to device (no overlap). */
+    recur_status (*write)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+    recur_status (*read)(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
+    recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
+    /* Set `count` floats to `value`. */
+    recur_status (*fill)(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
+
+    /* ---- linear algebra ---- */
+
+    /* C = alpha op(A) op(B) + beta C, row-major, op(X) = X or X^T
+     * (trans_* nonzero); op(A) is M x K, op(B) K x N, C M x N. */
+    recur_status (*gemm)(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
+                         float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                         float beta, struct recur_mem C, int ldc);
+
+    /* ---- shared kernels ---- */
+
+    /* Each of `rows` rows of dst (row stride ld floats) gets the `width`
+     * floats at row: dst[r*ld + j] = row[j]. */
+    recur_status (*rows_set)(struct recur_backend *be, struct recur_mem dst, int rows, int width,
+                             int ld, struct recur_mem row);
+    /* Column sums: dst[j] = beta*dst[j] + sum_r src[r*ld + j], j < width; beta 0 or 1. */
+    recur_status (*colsum)(struct recur_backend *be, struct recur_mem dst, float beta,
+                           struct recur_mem src, int rows, int width, int ld);
+    /* y[i] += x[i] for `count` floats. */
+    recur_status (*add)(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+
+    /* ---- cells ---- */
+
+    /* Whether this device can run the cell. RECUR_ERR_UNSUPPORTED with a
+     * message saying why (e.g. no OpenCL source). */
+    recur_status (*supports)(struct recur_backend *be, const struct recur_cell *cell);
+    /* (optional) Prepare what the cell needs on this device (compile its
+     * kernels) and return a handle for cell_run. Default: the handle is
+     * the cell itself. */
+    recur_status (*cell_open)(struct recur_backend *be, const struct recur_cell *cell, void **handle);
+    /* (optional) Release a handle from cell_open. Default: nothing. */
+    void (*cell_close)(struct recur_backend *be, void *handle);
+    /* Run the forward (backward = 0) or backward kernel of stage `stage`
+     * over the rows of `args`. */
+    recur_status (*cell_run)(struct recur_backend *be, void *handle, int stage, int backward,
+                             const struct recur_step *args);
+
+    /* ---- ordering ---- */
+
+    /* (optional) Wait until all queued work is done. Default: nothing (the
+     * backend runs synchronously). */
+    recur_status (*sync)(struct recur_backend *be);
+};
+
+/* A device opened by a backend. */
+struct recur_backend {
+    const struct recur_backend_i *iface;
+    void *context;          /* the backend's own state */
+    recur_ctx *ctx;         /* the owning context, for error messages */
+    recur_device_info info; /* what was opened */
+};
+
+/* The backends compiled in, in order of preference (core/dispatch.c). */
+extern const struct recur_backend_i *const recur_backends[];
+extern const size_t recur_backend_count;
+
+extern const struct recur_backend_i recur_cpu_backend;
+#ifdef RECUR_HAVE_OPENCL
+extern const struct recur_backend_i recur_opencl_backend;
+#endif
+
+/* ---- wrappers: the only callers of the slots (core/dispatch.c) ---- */
+
+recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
+void recur_be_free(struct recur_backend *be, struct recur_mem *m);
+recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
+recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
+recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
+recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
+                           float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                           float beta, struct recur_mem C, int ldc);
+recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width,
+                               int ld, struct recur_mem row);
+recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,
+                             struct recur_mem src, int rows, int width, int ld);
+recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell);
+recur_status recur_be_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle);
+void recur_be_cell_close(struct recur_backend *be, void *handle);
+recur_status recur_be_cell_run(struct recur_backend *be, void *handle, int stage, int backward,
+                               const struct recur_step *args);
+recur_status recur_be_sync(struct recur_backend *be);
+
+#endif /* RECUR_BACKEND_IMPL_H */

@@ -1,0 +1,349 @@
+/*
+ * cpu.c: the CPU backend. Buffers are host memory; GEMM comes from a tuned
+ * library (oneDNN's dnnl_sgemm when built with it, else CBLAS); cell
+ * kernels are the plugin's best CPU variant for the chosen ISA, run over
+ * the batch's rows on the machine's cores (OpenMP, the runtime oneDNN uses).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifdef RECUR_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#else
+#include <cblas.h>
+#endif
+
+#include "context.h"
+
+/* Instruction sets, most preferred first. One table: name, bit. */
+static const struct {
+    const char *name;
+    uint32_t isa;
+} isa_table[] = {
+    {"avx512", RECUR_ISA_AVX512},
+    {"avx2", RECUR_ISA_AVX2},
+    {"neon", RECUR_ISA_NEON},
+    {"scalar", RECUR_ISA_SCALAR},
+};
+#define N_ISA (sizeof isa_table / sizeof isa_table[0])
+
+struct cpu_dev {
+    uint32_t isa;     /* the chosen ISA: kernels may use it and anything below */
+    uint32_t allowed; /* the set of ISA bits kernels may need */
+};
+
+/* What an ISA implies: AVX-512 kernels machines also run AVX2 ones. */
+static uint32_t implied(uint32_t isa) {
+    return isa == RECUR_ISA_AVX512 ? (RECUR_ISA_AVX512 | RECUR_ISA_AVX2) : isa;
+}
+
+static uint32_t available(void) { return recur_cpu_isa_supported() & recur_cpu_isa_compiled(); }
+
+static uint32_t best_isa(void) {
+    uint32_t av = available();
+    for (size_t i = 0; i < N_ISA; i++)
+        if (isa_table[i].isa && (av & isa_table[i].isa)) return isa_table[i].isa;
+    return RECUR_ISA_SCALAR;
+}
+
+static const char *isa_name(uint32_t isa) {
+    for (size_t i = 0; i < N_ISA; i++)
+        if (isa_table[i].isa == isa) return isa_table[i].name;
+    return "?";
+}
+
+static int threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static void fill_info(recur_device_info *d, uint32_t isa, int is_default) {
+    memset(d, 0, sizeof *d);
+    if (is_default)
+        snprintf(d->selector, sizeof d->selector, "cpu");
+    else
+        snprintf(d->selector, sizeof d->selector, "cpu:%s", isa_name(isa));
+    snprintf(d->backend, sizeof d->backend, "cpu");
+    snprintf(d->name, sizeof d->name, "CPU (%s)", isa_name(isa));
+    snprintf(d->detail, sizeof d->detail, "ISA %s%s, %d threads, GEMM %s", isa_name(isa),
+             is_default ? " (best supported)" : "", threads(),
+#ifdef RECUR_HAVE_DNNL
+             "oneDNN dnnl_sgemm"
+#else
+             "CBLAS"
+#endif
+    );
+}
+
+static void cpu_devices(recur_device_info *out, size_t cap, size_t *count) {
+    if (*count < cap) fill_info(&out[*count], best_isa(), 1);
+    ++*count;
+    uint32_t av = available();
+    for (size_t i = 0; i < N_ISA; i++) {
+        if (isa_table[i].isa && !(av & isa_table[i].isa)) continue;
+        if (*count < cap) fill_info(&out[*count], isa_table[i].isa, 0);
+        ++*count;
+    }
+}
+
+static void valid_choices(char *buf, size_t len) {
+    size_t used = (size_t)snprintf(buf, len, "cpu");
+    uint32_t av = available();
+    for (size_t i = 0; i < N_ISA && used < len; i++)
+        if (!isa_table[i].isa || (av & isa_table[i].isa))
+            used += (size_t)snprintf(buf + used, len - used, ", cpu:%s", isa_table[i].name);
+}
+
+static recur_status cpu_open(struct recur_backend *be, const char *spec) {
+    char valid[256];
+    valid_choices(valid, sizeof valid);
+    uint32_t isa = best_isa();
+    if (*spec) {
+        size_t i = 0;
+        while (i < N_ISA && strcasecmp(spec, isa_table[i].name) != 0) i++;
+        RETURN_IF(i == N_ISA, be->ctx, RECUR_ERR_DEVICE, "unknown CPU ISA '%s'; valid choices: %s", spec, valid);
+        isa = isa_table[i].isa;
+        RETURN_IF(isa && !(recur_cpu_isa_compiled() & isa), be->ctx, RECUR_ERR_UNSUPPORTED,
+                  "ISA '%s' is not compiled into this build; valid choices: %s", spec, valid);
+        RETURN_IF(isa && !(recur_cpu_isa_supported() & isa), be->ctx, RECUR_ERR_UNSUPPORTED,
+                  "this CPU does not support ISA '%s'; valid choices: %s", spec, valid);
+    }
+    struct cpu_dev *d = calloc(1, sizeof *d);
+    RETURN_IF(!d, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
+    d->isa = isa;
+    d->allowed = implied(isa);
+    be->context = d;
+    fill_info(&be->info, isa, !*spec);
+    return RECUR_OK;
+}
+
+static void cpu_close(struct recur_backend *be) {
+    free(be->context);
+    be->context = NULL;
+}
+
+/* ---- buffers ---- */
+
+#define HOST(m) ((void *)((char *)(m).buf + (m).off))
+#define HOSTF(m) ((float *)HOST(m))
+
+static recur_status cpu_alloc(struct recur_backend *be, size_t bytes, void **buf) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = NULL;
+    RETURN_IF(rounded < bytes || posix_memalign(&p, 64, rounded) != 0, be->ctx, RECUR_ERR_DEVICE_MEMORY,
+              "cpu: cannot allocate %zu bytes", bytes);
+    *buf = p;
+    return RECUR_OK;
+}
+
+static void cpu_free(struct recur_backend *be, void *buf) {
+    (void)be;
+    free(buf);
+}
+
+static recur_status cpu_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    (void)be;
+    memcpy(HOST(dst), src, bytes);
+    return RECUR_OK;
+}
+
+static recur_status cpu_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
+    (void)be;
+    memcpy(dst, HOST(src), bytes);
+    return RECUR_OK;
+}
+
+static recur_status cpu_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
+    (void)be;
+    memmove(HOST(dst), HOST(src), bytes);
+    return RECUR_OK;
+}
+
+static recur_status cpu_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count) {
+    (void)be;
+    float *p = HOSTF(dst);
+    for (size_t i = 0; i < count; i++) p[i] = value;
+    return RECUR_OK;
+}
+
+/* ---- linear algebra ---- */
+
+static recur_status cpu_gemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                             struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+                             struct recur_mem C, int ldc) {
+#ifdef RECUR_HAVE_DNNL
+    dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, HOSTF(A), lda, HOSTF(B),
+                                 ldb, beta, HOSTF(C), ldc);
+    RETURN_IF(s != dnnl_success, be->ctx, RECUR_ERR_BACKEND,
+              "dnnl_sgemm(M=%d, N=%d, K=%d) failed with status %d", M, N, K, (int)s);
+#else
+    (void)be;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                HOSTF(A), lda, HOSTF(B), ldb, beta, HOSTF(C), ldc);
+#endif
+    return RECUR_OK;
+}
+
+/* ---- shared kernels ---- */
+
+static recur_status cpu_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld,
+                                 struct recur_mem row) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *r = HOSTF(row);
+    for (int i = 0; i < rows; i++) memcpy(d + (size_t)i * ld, r, (size_t)width * sizeof(float));
+    return RECUR_OK;
+}
+
+static recur_status cpu_colsum(struct recur_backend *be, struct recur_mem dst, float beta, struct recur_mem src,
+                               int rows, int width, int ld) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    if (beta == 0.0f) memset(d, 0, (size_t)width * sizeof(float));
+    for (int i = 0; i < rows; i++) {
+        const float *r = s + (size_t)i * ld;
+        for (int j = 0; j < width; j++) d[j] += r[j];
+    }
+    return RECUR_OK;
+}
+
+static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
+    (void)be;
+    float *py = HOSTF(y);
+    const float *px = HOSTF(x);
+    for (size_t i = 0; i < count; i++) py[i] += px[i];
+    return RECUR_OK;
+}
+
+/* ---- cells ---- */
+
+struct cpu_cell {
+    const struct recur_cell_desc *desc;
+    const struct recur_cell_cpu *kern; /* the variant chosen for the device's ISA */
+};
+
+static recur_status cpu_supports(struct recur_backend *be, const struct recur_cell *cell) {
+    (void)be;
+    (void)cell; /* every registered cell has a scalar variant (the loader checks) */
+    return RECUR_OK;
+}
+
+static recur_status cpu_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle) {
+    struct cpu_dev *d = be->context;
+    const struct recur_cell_desc *desc = cell->desc;
+    const struct recur_cell_cpu *pick = NULL;
+    int pick_rank = (int)N_ISA;
+    for (int v = 0; v < desc->n_cpu; v++) {
+        uint32_t need = desc->cpu[v].isa;
+        if (need & ~d->allowed) continue;
+        int rank = 0;
+        while (rank < (int)N_ISA && isa_table[rank].isa != need) rank++;
+        if (rank < pick_rank) {
+            pick_rank = rank;
+            pick = &desc->cpu[v];
+        }
+    }
+    RETURN_IF(!pick, be->ctx, RECUR_ERR_UNSUPPORTED, "cell '%s': no CPU variant runs on ISA %s", desc->name,
+              isa_name(d->isa));
+    struct cpu_cell *c = malloc(sizeof *c);
+    RETURN_IF(!c, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
+    c->desc = desc;
+    c->kern = pick;
+    *handle = c;
+    recur_log(RECUR_LOG_DEBUG, "cell '%s': CPU kernels for ISA %s", desc->name, isa_name(pick->isa));
+    return RECUR_OK;
+}
+
+static void cpu_cell_close(struct recur_backend *be, void *handle) {
+    (void)be;
+    free(handle);
+}
+
+static float *ptr(struct recur_mem m, size_t row, size_t width) {
+    return m.buf ? HOSTF(m) + row * width : NULL;
+}
+
+/* The kernel arguments for rows [r0, r0 + n) of a step. */
+static void rows_args(const struct recur_step *s, const struct recur_cell_desc *d, int r0, int n,
+                      struct recur_cell_args *a) {
+    size_t H = (size_t)s->H, GH = (size_t)d->n_gates * H, SH = (size_t)d->n_save * H;
+    memset(a, 0, sizeof *a);
+    a->n = n;
+    a->H = s->H;
+    a->variant = s->variant;
+    a->training = s->training;
+    a->xw = ptr(s->xw, r0, GH);
+    a->hw = ptr(s->hw, r0, GH);
+    a->b_hh = ptr(s->b_hh, 0, 0);
+    a->save = ptr(s->save, r0, SH);
+    a->src = ptr(s->src, r0, H);
+    for (int k = 0; k < RECUR_CELL_MAX_STATES; k++) {
+        a->prev[k] = ptr(s->prev[k], r0, H);
+        a->next[k] = ptr(s->next[k], r0, H);
+        a->dnext[k] = ptr(s->dnext[k], r0, H);
+        a->dprev[k] = ptr(s->dprev[k], r0, H);
+    }
+    a->dxw = ptr(s->dxw, r0, GH);
+    a->dhw = ptr(s->dhw, r0, GH);
+    a->dsrc = ptr(s->dsrc, r0, H);
+}
+
+/* Below this many gate values a step is not worth splitting across threads. */
+#define PARALLEL_MIN 32768
+
+static recur_status cpu_cell_run(struct recur_backend *be, void *handle, int stage, int backward,
+                                 const struct recur_step *s) {
+    (void)be;
+    const struct cpu_cell *c = handle;
+    recur_cell_fn fn = backward ? c->kern->backward[stage] : c->kern->forward[stage];
+    size_t work = (size_t)s->n * (size_t)s->H * (size_t)c->desc->n_gates;
+    int nt = threads();
+    if (nt > s->n) nt = s->n;
+    if (nt <= 1 || work < PARALLEL_MIN) {
+        struct recur_cell_args a;
+        rows_args(s, c->desc, 0, s->n, &a);
+        fn(&a);
+        return RECUR_OK;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        int r0 = (int)((long)s->n * t / nt), r1 = (int)((long)s->n * (t + 1) / nt);
+        struct recur_cell_args a;
+        rows_args(s, c->desc, r0, r1 - r0, &a);
+        if (r1 > r0) fn(&a);
+    }
+    return RECUR_OK;
+}
+
+const struct recur_backend_i recur_cpu_backend = {
+    .name = "cpu",
+    .devices = cpu_devices,
+    .preferred = NULL,
+    .open = cpu_open,
+    .close = cpu_close,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .write = cpu_write,
+    .read = cpu_read,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .gemm = cpu_gemm,
+    .rows_set = cpu_rows_set,
+    .colsum = cpu_colsum,
+    .add = cpu_add,
+    .supports = cpu_supports,
+    .cell_open = cpu_cell_open,
+    .cell_close = cpu_cell_close,
+    .cell_run = cpu_cell_run,
+    .sync = NULL,
+};

@@ -1,0 +1,509 @@
+/* onednn-peer.c - oneDNN (2.x C API) peer for recur's benchmark.
+ * See onednn-peer.h for the contract. Link with -ldnnl. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "onednn-peer.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- cached engine and stream ------------------------------------------ */
+
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+
+void onednn_rnn_bench_release(void)
+{
+    if (g_stream) dnnl_stream_destroy(g_stream);
+    if (g_engine) dnnl_engine_destroy(g_engine);
+    g_stream = NULL;
+    g_engine = NULL;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* CHECK(fn, (args)): calls fn args; on failure writes "fn: status" to err
+ * and jumps to the enclosing function's `out` label (rc stays -1). */
+#define CHECK(fn, args)                                                        \
+    do {                                                                       \
+        dnnl_status_t chk_st_ = fn args;                                       \
+        if (chk_st_ != dnnl_success) {                                         \
+            set_err(err, errlen, "%s: %s", #fn, dnnl_status2str(chk_st_));     \
+            goto out;                                                          \
+        }                                                                      \
+    } while (0)
+
+static int get_engine(char *err, size_t errlen)
+{
+    int rc = -1;
+    if (!g_engine) CHECK(dnnl_engine_create, (&g_engine, dnnl_cpu, 0));
+    if (!g_stream)
+        CHECK(dnnl_stream_create,
+              (&g_stream, g_engine, dnnl_stream_default_flags));
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ---- cells ---------------------------------------------------------------- */
+
+enum cell_kind { CELL_RNN_TANH, CELL_RNN_RELU, CELL_LSTM, CELL_GRU, CELL_GRU_LBR };
+
+struct cell_info {
+    const char *name;
+    enum cell_kind kind;
+    int gates;      /* G of the ldigo weights */
+    int bias_gates; /* gates of the ldgo bias (lbr gru has an extra one) */
+};
+
+static const struct cell_info cells[] = {
+    {"rnn", CELL_RNN_TANH, 1, 1},
+    {"rnn-relu", CELL_RNN_RELU, 1, 1},
+    {"lstm", CELL_LSTM, 4, 4},
+    {"gru", CELL_GRU, 3, 3},
+    {"gru-lbr", CELL_GRU_LBR, 3, 4},
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* Deterministic values in [-0.1, 0.1] from a 32-bit LCG. */
+static void fill_lcg(float *p, size_t n, uint32_t seed)
+{
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = (float)((double)(s >> 8) / 16777215.0 * 0.2 - 0.1);
+    }
+}
+
+static int md_is_zero(const dnnl_memory_desc_t *md)
+{
+    return md == NULL || md->ndims == 0 || dnnl_memory_desc_get_size(md) == 0;
+}
+
+/* Creates a library-allocated memory for md. seed != 0 fills it with LCG
+ * values (only meaningful for plain layouts); seed == 0 zeroes it. */
+static int new_mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md,
+                   uint32_t seed, char *err, size_t errlen)
+{
+    int rc = -1;
+    void *h = NULL;
+    CHECK(dnnl_memory_create, (m, md, g_engine, DNNL_MEMORY_ALLOCATE));
+    CHECK(dnnl_memory_get_data_handle, (*m, &h));
+    size_t bytes = dnnl_memory_desc_get_size(md);
+    if (seed)
+        fill_lcg((float *)h, bytes / sizeof(float), seed);
+    else
+        memset(h, 0, bytes);
+    rc = 0;
+out:
+    return rc;
+}
+
+static int zero_mem(dnnl_memory_t m, char *err, size_t errlen)
+{
+    int rc = -1;
+    void *h = NULL;
+    const dnnl_memory_desc_t *md = NULL;
+    CHECK(dnnl_memory_get_memory_desc, (m, &md));
+    CHECK(dnnl_memory_get_data_handle, (m, &h));
+    memset(h, 0, dnnl_memory_desc_get_size(md));
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Returns 1 when every float of m is finite (m may be NULL). */
+static int mem_finite(dnnl_memory_t m)
+{
+    const dnnl_memory_desc_t *md = NULL;
+    void *h = NULL;
+    if (!m) return 1;
+    if (dnnl_memory_get_memory_desc(m, &md) != dnnl_success) return 0;
+    if (dnnl_memory_get_data_handle(m, &h) != dnnl_success) return 0;
+    size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
+    const float *p = (const float *)h;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+/* Copies src into dst (layouts may differ) with a reorder primitive. */
+static int reorder(dnnl_memory_t src, dnnl_memory_t dst, char *err,
+                   size_t errlen)
+{
+    int rc = -1;
+    const dnnl_memory_desc_t *smd = NULL, *dmd = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    CHECK(dnnl_memory_get_memory_desc, (src, &smd));
+    CHECK(dnnl_memory_get_memory_desc, (dst, &dmd));
+    CHECK(dnnl_reorder_primitive_desc_create,
+          (&pd, smd, g_engine, dmd, g_engine, NULL));
+    CHECK(dnnl_primitive_create, (&p, pd));
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    CHECK(dnnl_primitive_execute, (p, g_stream, 2, args));
+    CHECK(dnnl_stream_wait, (g_stream));
+    rc = 0;
+out:
+    if (p) dnnl_primitive_destroy(p);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static void add_arg(dnnl_exec_arg_t *args, int *n, int arg, dnnl_memory_t m)
+{
+    if (!m) return;
+    args[*n].arg = arg;
+    args[*n].memory = m;
+    (*n)++;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* ---- the benchmark -------------------------------------------------------- */
+
+enum {
+    M_SRC_LAYER, M_SRC_ITER, M_SRC_ITER_C,
+    M_W_LAYER_USER, M_W_ITER_USER, M_BIAS,
+    M_W_LAYER_FWD, M_W_ITER_FWD,
+    M_DST_LAYER, M_DST_ITER, M_DST_ITER_C, M_WORKSPACE,
+    M_W_LAYER_BWD, M_W_ITER_BWD,
+    M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
+    M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_BIAS,
+    M_DIFF_DST_LAYER, M_DIFF_DST_ITER, M_DIFF_DST_ITER_C,
+    M_COUNT
+};
+
+/* Initialises the forward (bwd == 0) or backward op descriptor of cell c.
+ * Data descriptors double as the matching diff descriptors (same shapes and
+ * layouts); weights are format_tag_any both for weights and diff weights.
+ * Sets *fn to the name of the init function that was called. */
+static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c,
+                                   int bwd, dnnl_prop_kind_t prop,
+                                   const dnnl_memory_desc_t *sl,
+                                   const dnnl_memory_desc_t *si,
+                                   const dnnl_memory_desc_t *sic,
+                                   const dnnl_memory_desc_t *wl,
+                                   const dnnl_memory_desc_t *wi,
+                                   const dnnl_memory_desc_t *b,
+                                   const dnnl_memory_desc_t *dl,
+                                   const dnnl_memory_desc_t *di,
+                                   const dnnl_memory_desc_t *dic,
+                                   const char **fn)
+{
+    const dnnl_rnn_direction_t dir = dnnl_unidirectional_left2right;
+    const unsigned flags = dnnl_rnn_flags_undef;
+    switch (c->kind) {
+    case CELL_RNN_TANH:
+    case CELL_RNN_RELU: {
+        /* alpha is relu's negative slope (0: plain relu); beta is unused. */
+        dnnl_alg_kind_t act = c->kind == CELL_RNN_TANH ? dnnl_eltwise_tanh
+                                                       : dnnl_eltwise_relu;
+        if (!bwd) {
+            *fn = "dnnl_vanilla_rnn_forward_desc_init";
+            return dnnl_vanilla_rnn_forward_desc_init(d, prop, act, dir, sl, si,
+                    wl, wi, b, dl, di, flags, 0.0f, 0.0f);
+        }
+        *fn = "dnnl_vanilla_rnn_backward_desc_init";
+        return dnnl_vanilla_rnn_backward_desc_init(d, prop, act, dir, sl, si,
+                wl, wi, b, dl, di, sl, si, wl, wi, b, dl, di, flags, 0.0f,
+                0.0f);
+    }
+    case CELL_LSTM:
+        if (!bwd) {
+            *fn = "dnnl_lstm_forward_desc_init";
+            return dnnl_lstm_forward_desc_init(d, prop, dir, sl, si, sic, wl,
+                    wi, b, dl, di, dic, flags);
+        }
+        *fn = "dnnl_lstm_backward_desc_init";
+        return dnnl_lstm_backward_desc_init(d, prop, dir, sl, si, sic, wl, wi,
+                b, dl, di, dic, sl, si, sic, wl, wi, b, dl, di, dic, flags);
+    case CELL_GRU:
+        if (!bwd) {
+            *fn = "dnnl_gru_forward_desc_init";
+            return dnnl_gru_forward_desc_init(d, prop, dir, sl, si, wl, wi, b,
+                    dl, di, flags);
+        }
+        *fn = "dnnl_gru_backward_desc_init";
+        return dnnl_gru_backward_desc_init(d, prop, dir, sl, si, wl, wi, b, dl,
+                di, sl, si, wl, wi, b, dl, di, flags);
+    case CELL_GRU_LBR:
+        if (!bwd) {
+            *fn = "dnnl_lbr_gru_forward_desc_init";
+            return dnnl_lbr_gru_forward_desc_init(d, prop, dir, sl, si, wl, wi,
+                    b, dl, di, flags);
+        }
+        *fn = "dnnl_lbr_gru_backward_desc_init";
+        return dnnl_lbr_gru_backward_desc_init(d, prop, dir, sl, si, wl, wi, b,
+                dl, di, sl, si, wl, wi, b, dl, di, flags);
+    }
+    *fn = "init_rnn_desc";
+    return dnnl_invalid_arguments;
+}
+
+/* Memory descriptor of execution argument `arg` of pd, or NULL. */
+static const dnnl_memory_desc_t *arg_md(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
+                     int training, int warmup, int reps, double *ms,
+                     char *err, size_t errlen)
+{
+    int rc = -1;
+    const struct cell_info *c = NULL;
+    dnnl_memory_t mem[M_COUNT] = {0};
+    dnnl_primitive_desc_t fwd_pd = NULL, bwd_pd = NULL;
+    dnnl_primitive_t fwd = NULL, bwd = NULL;
+    double *times = NULL;
+    const char *fn = "";
+    dnnl_status_t st;
+
+    if (err && errlen) err[0] = '\0';
+    if (cell)
+        for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++)
+            if (strcmp(cell, cells[k].name) == 0) c = &cells[k];
+    if (!c) {
+        set_err(err, errlen,
+                "onednn_rnn_bench: unknown cell \"%s\" (want rnn, rnn-relu, "
+                "lstm, gru or gru-lbr)", cell ? cell : "(null)");
+        return -1;
+    }
+    if (T < 1 || N < 1 || I < 1 || H < 1 || warmup < 0 || reps < 1 || !ms ||
+        (training != 0 && training != 1)) {
+        set_err(err, errlen,
+                "onednn_rnn_bench: invalid argument (T=%d N=%d I=%d H=%d "
+                "training=%d warmup=%d reps=%d ms=%p)", T, N, I, H, training,
+                warmup, reps, (void *)ms);
+        return -1;
+    }
+    times = malloc((size_t)reps * sizeof *times);
+    if (!times) {
+        set_err(err, errlen, "onednn_rnn_bench: out of memory");
+        return -1;
+    }
+    if (get_engine(err, errlen)) goto out;
+
+    const int lstm = c->kind == CELL_LSTM;
+    const dnnl_prop_kind_t fprop =
+            training ? dnnl_forward_training : dnnl_forward_inference;
+
+    /* ---- memory descriptors ---- */
+    dnnl_memory_desc_t md_sl, md_si, md_wl_user, md_wi_user, md_wl_any,
+            md_wi_any, md_b, md_dl, md_di;
+    {
+        dnnl_dims_t sl = {T, N, I}, dl = {T, N, H}, sdims = {1, 1, N, H};
+        dnnl_dims_t wl = {1, 1, I, c->gates, H}, wi = {1, 1, H, c->gates, H};
+        dnnl_dims_t b = {1, 1, c->bias_gates, H};
+        CHECK(dnnl_memory_desc_init_by_tag, (&md_sl, 3, sl, dnnl_f32, dnnl_tnc));
+        CHECK(dnnl_memory_desc_init_by_tag, (&md_dl, 3, dl, dnnl_f32, dnnl_tnc));
+        CHECK(dnnl_memory_desc_init_by_tag, (&md_si, 4, sdims, dnnl_f32, dnnl_ldnc));
+        md_di = md_si;
+        CHECK(dnnl_memory_desc_init_by_tag,
+              (&md_wl_user, 5, wl, dnnl_f32, dnnl_ldigo));
+        CHECK(dnnl_memory_desc_init_by_tag,
+              (&md_wi_user, 5, wi, dnnl_f32, dnnl_ldigo));
+        CHECK(dnnl_memory_desc_init_by_tag,
+              (&md_wl_any, 5, wl, dnnl_f32, dnnl_format_tag_any));
+        CHECK(dnnl_memory_desc_init_by_tag,
+              (&md_wi_any, 5, wi, dnnl_f32, dnnl_format_tag_any));
+        CHECK(dnnl_memory_desc_init_by_tag, (&md_b, 4, b, dnnl_f32, dnnl_ldgo));
+    }
+    const dnnl_memory_desc_t *md_sic = lstm ? &md_si : NULL;
+    const dnnl_memory_desc_t *md_dic = lstm ? &md_di : NULL;
+
+    /* ---- forward primitive ---- */
+    {
+        dnnl_rnn_desc_t d;
+        st = init_rnn_desc(&d, c, 0, fprop, &md_sl, &md_si, md_sic, &md_wl_any,
+                           &md_wi_any, &md_b, &md_dl, &md_di, md_dic, &fn);
+        if (st != dnnl_success) {
+            set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
+            goto out;
+        }
+        CHECK(dnnl_primitive_desc_create, (&fwd_pd, &d, NULL, g_engine, NULL));
+        CHECK(dnnl_primitive_create, (&fwd, fwd_pd));
+    }
+    if (training) {
+        dnnl_rnn_desc_t d;
+        st = init_rnn_desc(&d, c, 1, dnnl_backward, &md_sl, &md_si, md_sic,
+                           &md_wl_any, &md_wi_any, &md_b, &md_dl, &md_di,
+                           md_dic, &fn);
+        if (st != dnnl_success) {
+            set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
+            goto out;
+        }
+        CHECK(dnnl_primitive_desc_create,
+              (&bwd_pd, &d, NULL, g_engine, fwd_pd));
+        CHECK(dnnl_primitive_create, (&bwd, bwd_pd));
+    }
+
+    /* ---- memories: inputs (filled), weights (reordered), outputs ---- */
+    if (new_mem(&mem[M_SRC_LAYER], &md_sl, 1, err, errlen)) goto out;
+    if (new_mem(&mem[M_SRC_ITER], &md_si, 2, err, errlen)) goto out;
+    if (lstm && new_mem(&mem[M_SRC_ITER_C], &md_si, 3, err, errlen)) goto out;
+    if (new_mem(&mem[M_W_LAYER_USER], &md_wl_user, 4, err, errlen)) goto out;
+    if (new_mem(&mem[M_W_ITER_USER], &md_wi_user, 5, err, errlen)) goto out;
+    if (new_mem(&mem[M_BIAS], &md_b, 6, err, errlen)) goto out;
+    if (new_mem(&mem[M_DST_LAYER], &md_dl, 0, err, errlen)) goto out;
+    if (new_mem(&mem[M_DST_ITER], &md_di, 0, err, errlen)) goto out;
+    if (lstm && new_mem(&mem[M_DST_ITER_C], &md_di, 0, err, errlen)) goto out;
+
+    {
+        const dnnl_memory_desc_t *wl = arg_md(fwd_pd, DNNL_ARG_WEIGHTS_LAYER);
+        const dnnl_memory_desc_t *wi = arg_md(fwd_pd, DNNL_ARG_WEIGHTS_ITER);
+        if (!wl || !wi) {
+            set_err(err, errlen, "dnnl_primitive_desc_query_md: forward "
+                    "weights descriptor unavailable");
+            goto out;
+        }
+        if (new_mem(&mem[M_W_LAYER_FWD], wl, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_W_ITER_FWD], wi, 0, err, errlen)) goto out;
+        if (reorder(mem[M_W_LAYER_USER], mem[M_W_LAYER_FWD], err, errlen)) goto out;
+        if (reorder(mem[M_W_ITER_USER], mem[M_W_ITER_FWD], err, errlen)) goto out;
+    }
+    if (training) {
+        const dnnl_memory_desc_t *ws =
+                dnnl_primitive_desc_query_md(fwd_pd, dnnl_query_workspace_md, 0);
+        if (!md_is_zero(ws) && new_mem(&mem[M_WORKSPACE], ws, 0, err, errlen))
+            goto out;
+
+        const dnnl_memory_desc_t *wl = arg_md(bwd_pd, DNNL_ARG_WEIGHTS_LAYER);
+        const dnnl_memory_desc_t *wi = arg_md(bwd_pd, DNNL_ARG_WEIGHTS_ITER);
+        const dnnl_memory_desc_t *dwl = arg_md(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_LAYER);
+        const dnnl_memory_desc_t *dwi = arg_md(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_ITER);
+        if (!wl || !wi || !dwl || !dwi) {
+            set_err(err, errlen, "dnnl_primitive_desc_query_md: backward "
+                    "weights descriptor unavailable");
+            goto out;
+        }
+        if (new_mem(&mem[M_W_LAYER_BWD], wl, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_W_ITER_BWD], wi, 0, err, errlen)) goto out;
+        if (reorder(mem[M_W_LAYER_USER], mem[M_W_LAYER_BWD], err, errlen)) goto out;
+        if (reorder(mem[M_W_ITER_USER], mem[M_W_ITER_BWD], err, errlen)) goto out;
+
+        if (new_mem(&mem[M_DIFF_W_LAYER], dwl, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_W_ITER], dwi, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_BIAS], &md_b, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_SRC_LAYER], &md_sl, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_SRC_ITER], &md_si, 0, err, errlen)) goto out;
+        if (lstm && new_mem(&mem[M_DIFF_SRC_ITER_C], &md_si, 0, err, errlen))
+            goto out;
+        if (new_mem(&mem[M_DIFF_DST_LAYER], &md_dl, 7, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_DST_ITER], &md_di, 8, err, errlen)) goto out;
+        if (lstm && new_mem(&mem[M_DIFF_DST_ITER_C], &md_di, 9, err, errlen))
+            goto out;
+    }
+    /* The user-layout weights are only the reorders' source. */
+    dnnl_memory_destroy(mem[M_W_LAYER_USER]);
+    dnnl_memory_destroy(mem[M_W_ITER_USER]);
+    mem[M_W_LAYER_USER] = mem[M_W_ITER_USER] = NULL;
+
+    /* ---- execution arguments ---- */
+    dnnl_exec_arg_t fargs[16], bargs[32];
+    int nf = 0, nb = 0;
+    add_arg(fargs, &nf, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
+    add_arg(fargs, &nf, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
+    add_arg(fargs, &nf, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
+    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_FWD]);
+    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_FWD]);
+    add_arg(fargs, &nf, DNNL_ARG_BIAS, mem[M_BIAS]);
+    add_arg(fargs, &nf, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
+    add_arg(fargs, &nf, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
+    add_arg(fargs, &nf, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
+    add_arg(fargs, &nf, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
+    if (training) {
+        add_arg(bargs, &nb, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
+        add_arg(bargs, &nb, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
+        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_BWD]);
+        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_BWD]);
+        add_arg(bargs, &nb, DNNL_ARG_BIAS, mem[M_BIAS]);
+        add_arg(bargs, &nb, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
+        add_arg(bargs, &nb, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
+        add_arg(bargs, &nb, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_LAYER, mem[M_DIFF_DST_LAYER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_ITER, mem[M_DIFF_DST_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_ITER_C, mem[M_DIFF_DST_ITER_C]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_LAYER, mem[M_DIFF_SRC_LAYER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_ITER, mem[M_DIFF_SRC_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_ITER_C, mem[M_DIFF_SRC_ITER_C]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_LAYER, mem[M_DIFF_W_LAYER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_ITER, mem[M_DIFF_W_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_BIAS, mem[M_DIFF_BIAS]);
+    }
+
+    /* ---- warmup + timed repetitions ---- */
+    for (int r = 0; r < warmup + reps; r++) {
+        if (training) { /* oneDNN 2.x accumulates weight gradients */
+            if (zero_mem(mem[M_DIFF_W_LAYER], err, errlen)) goto out;
+            if (zero_mem(mem[M_DIFF_W_ITER], err, errlen)) goto out;
+            if (zero_mem(mem[M_DIFF_BIAS], err, errlen)) goto out;
+        }
+        double t0 = now_ms();
+        CHECK(dnnl_primitive_execute, (fwd, g_stream, nf, fargs));
+        if (training) CHECK(dnnl_primitive_execute, (bwd, g_stream, nb, bargs));
+        CHECK(dnnl_stream_wait, (g_stream));
+        double t1 = now_ms();
+        if (r >= warmup) times[r - warmup] = t1 - t0;
+    }
+
+    /* ---- sanity: outputs finite ---- */
+    {
+        static const int check[] = {M_DST_LAYER, M_DST_ITER, M_DST_ITER_C,
+                M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
+                M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_BIAS};
+        for (size_t k = 0; k < sizeof check / sizeof check[0]; k++)
+            if (!mem_finite(mem[check[k]])) {
+                set_err(err, errlen, "onednn_rnn_bench: non-finite values in "
+                        "output %d of cell %s", check[k], c->name);
+                goto out;
+            }
+    }
+
+    qsort(times, (size_t)reps, sizeof *times, cmp_double);
+    *ms = reps % 2 ? times[reps / 2]
+                   : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    rc = 0;
+
+out:
+    if (bwd) dnnl_primitive_destroy(bwd);
+    if (fwd) dnnl_primitive_destroy(fwd);
+    if (bwd_pd) dnnl_primitive_desc_destroy(bwd_pd);
+    if (fwd_pd) dnnl_primitive_desc_destroy(fwd_pd);
+    for (int k = 0; k < M_COUNT; k++)
+        if (mem[k]) dnnl_memory_destroy(mem[k]);
+    free(times);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * context.h: the context object shared by the core's files.
+ */
+#ifndef RECUR_CONTEXT_H
+#define RECUR_CONTEXT_H
+
+#include "backend-impl.h"
+#include "error.h"
+
+struct recur_ctx {
+    struct recur_backend be; /* the opened device */
+    char msg[RECUR_MSG_MAX]; /* last failure on this context */
+    struct recur_layer *layers; /* live layers, freed with the context */
+};
+
+/* The plugin registry (core/plugin.c). Loads on first use; thread-safe. */
+size_t recur_cells_loaded(void);
+const struct recur_cell *recur_cell_at(size_t i);
+const struct recur_cell *recur_cell_find(const char *name);
+/* A comma-separated list of the registered cell names, for messages. */
+void recur_cell_names(char *buf, size_t len);
+
+/* The ISAs the running CPU supports (recur_isa bits; backends/cpu/cpuid.c). */
+uint32_t recur_cpu_isa_supported(void);
+/* The ISAs compiled into the CPU backend's own kernels. */
+uint32_t recur_cpu_isa_compiled(void);
+
+#endif /* RECUR_CONTEXT_H */

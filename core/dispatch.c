@@ -1,0 +1,93 @@
+/*
+ * dispatch.c: the backend list and the only calls through the dispatch table.
+ * Wrappers apply the defaults of optional slots, so no caller tests for NULL.
+ */
+#include "context.h"
+
+const struct recur_backend_i *const recur_backends[] = {
+#ifdef RECUR_HAVE_OPENCL
+    &recur_opencl_backend,
+#endif
+    &recur_cpu_backend,
+};
+const size_t recur_backend_count = sizeof recur_backends / sizeof recur_backends[0];
+
+recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out) {
+    out->off = 0;
+    out->buf = NULL;
+    if (bytes == 0) return RECUR_OK; /* an empty region needs no buffer */
+    return be->iface->alloc(be, bytes, &out->buf);
+}
+
+void recur_be_free(struct recur_backend *be, struct recur_mem *m) {
+    if (m->buf) be->iface->free(be, m->buf);
+    m->buf = NULL;
+    m->off = 0;
+}
+
+recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    return bytes ? be->iface->write(be, dst, src, bytes) : RECUR_OK;
+}
+
+recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
+    return bytes ? be->iface->read(be, dst, src, bytes) : RECUR_OK;
+}
+
+recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
+    return bytes ? be->iface->copy(be, dst, src, bytes) : RECUR_OK;
+}
+
+recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count) {
+    return count ? be->iface->fill(be, dst, value, count) : RECUR_OK;
+}
+
+recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
+                           float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                           float beta, struct recur_mem C, int ldc) {
+    if (M <= 0 || N <= 0) return RECUR_OK;
+    if (K <= 0) /* an empty sum: C = beta C */
+        return beta == 1.0f ? RECUR_OK
+                            : be->iface->gemm(be, 0, 0, M, N, 1, 0.0f, C, ldc, C, ldc, beta, C, ldc);
+    return be->iface->gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width,
+                               int ld, struct recur_mem row) {
+    return rows > 0 && width > 0 ? be->iface->rows_set(be, dst, rows, width, ld, row) : RECUR_OK;
+}
+
+recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,
+                             struct recur_mem src, int rows, int width, int ld) {
+    if (width <= 0) return RECUR_OK;
+    if (rows <= 0) return beta == 1.0f ? RECUR_OK : recur_be_fill(be, dst, 0.0f, (size_t)width);
+    return be->iface->colsum(be, dst, beta, src, rows, width, ld);
+}
+
+recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
+    return count ? be->iface->add(be, y, x, count) : RECUR_OK;
+}
+
+recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell) {
+    return be->iface->supports(be, cell);
+}
+
+recur_status recur_be_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle) {
+    if (!be->iface->cell_open) {
+        *handle = (void *)cell;
+        return RECUR_OK;
+    }
+    return be->iface->cell_open(be, cell, handle);
+}
+
+void recur_be_cell_close(struct recur_backend *be, void *handle) {
+    if (be->iface->cell_close && handle) be->iface->cell_close(be, handle);
+}
+
+recur_status recur_be_cell_run(struct recur_backend *be, void *handle, int stage, int backward,
+                               const struct recur_step *args) {
+    return be->iface->cell_run(be, handle, stage, backward, args);
+}
+
+recur_status recur_be_sync(struct recur_backend *be) {
+    return be->iface->sync ? be->iface->sync(be) : RECUR_OK;
+}

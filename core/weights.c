@@ -1,0 +1,145 @@
+/*
+ * weights.c: weight and gradient access in the canonical and PyTorch layouts,
+ * and the canonical per-gate view.
+ *
+ * Both layouts are [W_ih, W_hh, b_ih, b_hh], each G gate blocks of H rows.
+ * They differ in the order of the gates and, for gates that PyTorch's layout
+ * stores as a complement (torch_negate: 1 - σ(a) = σ(-a)), in sign.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layer.h"
+
+/* Copy between layouts: to_torch 1 canonical -> torch, 0 torch -> canonical. */
+static void convert(const recur_layer *l, const float *src, float *dst, int to_torch) {
+    const struct recur_cell_gate *gates = l->cell->desc->gates;
+    size_t H = (size_t)l->H, GH = (size_t)l->G * H;
+    size_t cols[4] = {(size_t)l->I, H, 1, 1};
+    size_t base = 0;
+    for (int b = 0; b < 4; b++) {
+        size_t block = H * cols[b];
+        for (int g = 0; g < l->G; g++) {
+            size_t c = base + (size_t)g * block, t = base + (size_t)gates[g].torch_index * block;
+            const float *from = src + (to_torch ? c : t);
+            float *to = dst + (to_torch ? t : c);
+            float sign = gates[g].torch_negate ? -1.0f : 1.0f;
+            for (size_t i = 0; i < block; i++) to[i] = sign * from[i];
+        }
+        base += GH * cols[b];
+    }
+}
+
+static recur_status check_flat(const recur_layer *l, const void *p, size_t count, recur_layout layout,
+                               const char *fn) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "%s: layer is NULL", fn);
+    recur_err_clear(l->ctx);
+    RETURN_IF(!p, l->ctx, RECUR_ERR_NULL, "%s: the array is NULL", fn);
+    RETURN_IF(layout != RECUR_LAYOUT_CANONICAL && layout != RECUR_LAYOUT_TORCH, l->ctx, RECUR_ERR_ARG,
+              "%s: layout %d: expected RECUR_LAYOUT_CANONICAL or RECUR_LAYOUT_TORCH", fn, (int)layout);
+    RETURN_IF(count != l->n_weights, l->ctx, count < l->n_weights ? RECUR_ERR_BUFFER_SIZE : RECUR_ERR_SHAPE,
+              "%s: count %zu: cell '%s' with I %d, H %d has %zu weights", fn, count, l->cell->desc->name, l->I,
+              l->H, l->n_weights);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_weights_set(recur_layer *l, recur_layout layout, const float *src, size_t count) {
+    TRY(check_flat(l, src, count, layout, "recur_layer_weights_set"));
+    struct recur_backend *be = &l->ctx->be;
+    if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_write(be, l->w, src, count * sizeof(float));
+    float *tmp = malloc(count * sizeof(float));
+    RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "recur_layer_weights_set: out of memory");
+    convert(l, src, tmp, 0);
+    recur_status st = recur_be_write(be, l->w, tmp, count * sizeof(float));
+    free(tmp);
+    return st;
+}
+
+static recur_status get_flat(const recur_layer *l, struct recur_mem m, recur_layout layout, float *dst,
+                             size_t count, const char *fn) {
+    TRY(check_flat(l, dst, count, layout, fn));
+    struct recur_backend *be = &l->ctx->be;
+    if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_read(be, dst, m, count * sizeof(float));
+    float *tmp = malloc(count * sizeof(float));
+    RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "%s: out of memory", fn);
+    recur_status st = recur_be_read(be, tmp, m, count * sizeof(float));
+    if (st == RECUR_OK) convert(l, tmp, dst, 1);
+    free(tmp);
+    return st;
+}
+
+recur_status recur_layer_weights_get(const recur_layer *l, recur_layout layout, float *dst, size_t count) {
+    return get_flat(l, l ? l->w : (struct recur_mem){0}, layout, dst, count, "recur_layer_weights_get");
+}
+
+recur_status recur_layer_grads_get(const recur_layer *l, recur_layout layout, float *dst, size_t count) {
+    return get_flat(l, l ? l->dw : (struct recur_mem){0}, layout, dst, count, "recur_layer_grads_get");
+}
+
+recur_status recur_layer_grads_zero(recur_layer *l) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_grads_zero: layer is NULL");
+    recur_err_clear(l->ctx);
+    return recur_be_fill(&l->ctx->be, l->dw, 0.0f, l->n_weights);
+}
+
+/* Offset (floats) and size of one gate's block of one parameter. */
+static recur_status gate_block(const recur_layer *l, recur_param param, const char *gate, size_t count,
+                               size_t *off, const char *fn) {
+    RETURN_IF(!gate, l->ctx, RECUR_ERR_NULL, "%s: gate is NULL", fn);
+    const struct recur_cell_desc *d = l->cell->desc;
+    int g = -1;
+    for (int i = 0; i < d->n_gates; i++)
+        if (strcmp(d->gates[i].name, gate) == 0) g = i;
+    if (g < 0) {
+        char names[128];
+        size_t used = 0;
+        names[0] = 0;
+        for (int i = 0; i < d->n_gates && used < sizeof names; i++)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", d->gates[i].name);
+        return recur_err(l->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: cell '%s' has no gate '%s'; gates: %s", fn, d->name,
+                         gate, names);
+    }
+    size_t H = (size_t)l->H, I = (size_t)l->I, GH = (size_t)l->G * H, size;
+    switch (param) {
+    case RECUR_PARAM_W_IH: *off = g * H * I; size = H * I; break;
+    case RECUR_PARAM_W_HH: *off = GH * I + g * H * H; size = H * H; break;
+    case RECUR_PARAM_B_IH: *off = GH * (I + H) + g * H; size = H; break;
+    case RECUR_PARAM_B_HH: *off = GH * (I + H) + GH + g * H; size = H; break;
+    default:
+        return recur_err(l->ctx, RECUR_ERR_ARG, "%s: param %d: expected RECUR_PARAM_W_IH, _W_HH, _B_IH or _B_HH",
+                         fn, (int)param);
+    }
+    RETURN_IF(count != size, l->ctx, count < size ? RECUR_ERR_BUFFER_SIZE : RECUR_ERR_SHAPE,
+              "%s: count %zu: gate '%s' of this parameter has %zu values", fn, count, gate, size);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_gate_set(recur_layer *l, recur_param param, const char *gate, const float *src,
+                                  size_t count) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_gate_set: layer is NULL");
+    recur_err_clear(l->ctx);
+    RETURN_IF(!src, l->ctx, RECUR_ERR_NULL, "recur_layer_gate_set: src is NULL");
+    size_t off;
+    TRY(gate_block(l, param, gate, count, &off, "recur_layer_gate_set"));
+    return recur_be_write(&l->ctx->be, recur_mem_at(l->w, off), src, count * sizeof(float));
+}
+
+recur_status recur_layer_gate_get(const recur_layer *l, recur_param param, const char *gate, float *dst,
+                                  size_t count) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_gate_get: layer is NULL");
+    recur_err_clear(l->ctx);
+    RETURN_IF(!dst, l->ctx, RECUR_ERR_NULL, "recur_layer_gate_get: dst is NULL");
+    size_t off;
+    TRY(gate_block(l, param, gate, count, &off, "recur_layer_gate_get"));
+    return recur_be_read(&l->ctx->be, dst, recur_mem_at(l->w, off), count * sizeof(float));
+}
+
+recur_status recur_layer_gate_name(const recur_layer *l, int gate, const char **name) {
+    RETURN_IF(!l || !name, NULL, RECUR_ERR_NULL, "recur_layer_gate_name: %s is NULL", l ? "name" : "layer");
+    recur_err_clear(l->ctx);
+    RETURN_IF(gate < 0 || gate >= l->G, l->ctx, RECUR_ERR_ARG, "recur_layer_gate_name: gate %d: cell '%s' has %d",
+              gate, l->cell->desc->name, l->G);
+    *name = l->cell->desc->gates[gate].name;
+    return RECUR_OK;
+}

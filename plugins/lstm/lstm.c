@@ -1,0 +1,55 @@
+/*
+ * lstm.c: the LSTM cell plugin, PyTorch's nn.LSTM (no peepholes).
+ * One stage: one recurrent product of a^{<t-1>} with all four gates, one
+ * pointwise kernel. Gate order i, f, g, o, the same as PyTorch's.
+ */
+#include "recur/recur-cell.h"
+
+extern const struct recur_cell_cpu lstm_cpu_scalar;
+#if defined(__x86_64__)
+extern const struct recur_cell_cpu lstm_cpu_avx2, lstm_cpu_avx512;
+#elif defined(__aarch64__)
+extern const struct recur_cell_cpu lstm_cpu_neon;
+#endif
+
+static const struct recur_cell_gate gates[] = {
+    {.name = "i", .torch_index = 0},
+    {.name = "f", .torch_index = 1},
+    {.name = "g", .torch_index = 2},
+    {.name = "o", .torch_index = 3},
+};
+
+static const struct recur_cell_stage stages[] = {{0, 4}};
+
+static struct recur_cell_cpu cpu[3];
+
+static struct recur_cell_desc desc = {
+    .abi_version = RECUR_CELL_ABI_VERSION,
+    .struct_size = sizeof(struct recur_cell_desc),
+    .name = "lstm",
+    .version = "1.0",
+    .summary = "LSTM, PyTorch's nn.LSTM: gates i, f, g, o; c = f*c + i*g, a = o*tanh(c)",
+    .n_gates = 4,
+    .gates = gates,
+    .n_states = 2,
+    .n_save = 5,
+    .n_stages = 1,
+    .stages = stages,
+    .cpu = cpu,
+};
+
+RECUR_CELL_ENTRY {
+    (void)host;
+    if ((host_abi >> 16) != RECUR_CELL_ABI_MAJOR) return -1;
+    int n = 0;
+    cpu[n++] = lstm_cpu_scalar;
+#if defined(__x86_64__)
+    cpu[n++] = lstm_cpu_avx2;
+    cpu[n++] = lstm_cpu_avx512;
+#elif defined(__aarch64__)
+    cpu[n++] = lstm_cpu_neon;
+#endif
+    desc.n_cpu = n;
+    *out = &desc;
+    return 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * recur.c: the recur command-line tool.
+ *
+ *   recur [demo]      forward and BPTT of every cell on a default batch,
+ *                     checked against finite differences (the default job)
+ *   recur devices     every backend and device, with the string that selects it
+ *   recur cells       the loaded cell plugins, and any that were rejected
+ *
+ * Run from a build tree, it finds the build's plugins by itself.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recur/recur.h"
+#include "tool.h"
+
+/* From a build tree (this binary in build/tools/), use build/plugins. */
+static void find_build_plugins(void) {
+    if (getenv("RECUR_PLUGIN_PATH")) return;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return;
+    *slash = 0;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/../plugins", exe);
+    if (access(dir, R_OK) == 0 && strstr(exe, "/tools")) setenv("RECUR_PLUGIN_PATH", dir, 0);
+}
+
+static int cmd_devices(int argc, char **argv) {
+    if (argc > 1) return tool_usage_error("devices", "takes no arguments, got '%s'", argv[1]);
+    size_t n = 0;
+    recur_devices(NULL, 0, &n);
+    recur_device_info *d = calloc(n ? n : 1, sizeof *d);
+    if (!d) return 1;
+    recur_devices(d, n, &n);
+    printf("%-20s %-8s %-32s %s\n", "SELECTOR", "BACKEND", "NAME", "DETAIL");
+    for (size_t i = 0; i < n; i++) printf("%-20s %-8s %-32s %s\n", d[i].selector, d[i].backend, d[i].name, d[i].detail);
+    free(d);
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, NULL) == RECUR_OK) {
+        recur_device_info info;
+        recur_ctx_device(ctx, &info);
+        printf("\nchosen now (RECUR_DEVICE=%s): %s\n", getenv("RECUR_DEVICE") ? getenv("RECUR_DEVICE") : "", info.selector);
+        recur_ctx_free(ctx);
+    } else {
+        printf("\nRECUR_DEVICE: %s\n", recur_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+static void isa_list(uint32_t isa, char *buf, size_t len) {
+    snprintf(buf, len, "scalar%s%s%s", isa & 1 ? ",avx2" : "", isa & 2 ? ",avx512" : "", isa & 4 ? ",neon" : "");
+}
+
+static int cmd_cells(int argc, char **argv) {
+    if (argc > 1) return tool_usage_error("cells", "takes no arguments, got '%s'", argv[1]);
+    size_t n = recur_cell_count();
+    printf("%-10s %-7s %-22s %-8s %s\n", "CELL", "VERSION", "CPU", "OPENCL", "FILE");
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        recur_cell_get(i, &c);
+        char isa[64];
+        isa_list(c.cpu_isa, isa, sizeof isa);
+        printf("%-10s %-7s %-22s %-8s %s\n", c.name, c.version, isa, c.has_opencl ? "yes" : "no", c.path);
+        printf("           %s\n", c.summary);
+    }
+    size_t bad = recur_plugin_error_count();
+    for (size_t i = 0; i < bad; i++) {
+        recur_status st;
+        const char *msg;
+        recur_plugin_error_get(i, &st, &msg);
+        printf("rejected: %s: %s\n", recur_status_str(st), msg);
+    }
+    if (n == 0) fprintf(stderr, "recur: no cell plugins found; set RECUR_PLUGIN_PATH\n");
+    return n == 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: recur [COMMAND] [OPTIONS]\n\n"
+               "commands:\n"
+               "  demo       forward and BPTT of each cell on a default batch, checked by finite\n"
+               "             differences (the default when no command is given)\n"
+               "  devices    list every device and the RECUR_DEVICE string that selects it\n"
+               "  cells      list the loaded cell plugins\n"
+               "  help       this text\n\n"
+               "'recur COMMAND --help' describes a command's options.\n"
+               "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (plugin dirs), RECUR_LOG (error|warn|info|debug)\n");
+}
+
+int main(int argc, char **argv) {
+    find_build_plugins();
+    if (!getenv("RECUR_LOG")) recur_log_set(NULL, NULL, RECUR_LOG_WARN);
+    if (argc < 2) return cmd_demo(1, (char *[]){"demo", NULL});
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+        if (!strcmp(cmd, "devices") || !strcmp(cmd, "cells")) {
+            printf("usage: recur %s\n", cmd);
+            return 0;
+        }
+    }
+    if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
+    if (!strcmp(cmd, "cells")) return cmd_cells(argc - 1, argv + 1);
+    fprintf(stderr, "recur: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
