@@ -284,23 +284,22 @@ static inline recur_vm_f recur_vm_exp(recur_vm_f x)
 }
 
 /*
- * sigmoid(x) = 1 / (1 + e^-x).
+ * sigmoid(x) = 1 / (1 + e^-x) = e^x / (1 + e^x),
+ * computed as  e = e^-|x|,  s = (x < 0 ? e : 1) / (1 + e).
  *
- * Both tails are accurate in this form: for x << 0, e^-x is huge with a
- * small relative error and the quotient keeps it (down to 0 once e^-x
- * overflows, x < -88.72, where the true value is < 2^-128); for x >> 0 the
- * sum 1 + e^-x rounds to 1 and the result is 1. x is capped at 87 (where the
- * result already rounds to 1) so e^-x stays a normal number: denormal
- * intermediates are slow on many CPUs. NaN passes the cap.
+ * e <= 1 never overflows, so both tails keep their relative accuracy: for
+ * x >> 0 the sum rounds to 1 and s = 1; for x << 0, s = e / (1 + e) goes
+ * gradually into the denormals with e^x itself and reaches 0 only below
+ * ln(2^-150) = -103.97, like exp. NaN fails x < 0 and stays NaN through e.
  */
 static inline recur_vm_f recur_vm_sigmoid(recur_vm_f x)
 {
     const recur_vm_f one = recur_vm_set1(1.0f);
-    recur_vm_f e;
+    recur_vm_f e, num;
 
-    x = recur_vm_min(recur_vm_set1(87.0f), x);
-    e = recur_vm_exp(recur_vm_neg(x));
-    return recur_vm_div(one, recur_vm_add(one, e));
+    e = recur_vm_exp(recur_vm_neg(recur_vm_abs(x)));
+    num = recur_vm_sel(recur_vm_lt(x, recur_vm_set1(0.0f)), e, one);
+    return recur_vm_div(num, recur_vm_add(one, e));
 }
 
 /*

@@ -1,0 +1,208 @@
+/*
+ * bench.c: recur's benchmark. Times recur and a peer on the same shapes in
+ * the same run and prints the ratio, never a bare number:
+ *   - oneDNN's RNN primitives (dnnl_vanilla_rnn, _lstm, _gru, dnnl_lbr_gru),
+ *     when built with libdnnl;
+ *   - the GEMM ceiling: the same matrix products alone, through the same
+ *     GEMM library recur's CPU backend uses, so (recur - ceiling) / recur is
+ *     the share of time that is not matrix products.
+ * Rows: training (forward + BPTT) at N=32, T=50, I=H=512 and N=64, T=50,
+ * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread.
+ * GFLOP/s counts matrix FLOPs, backward as 2x forward.
+ *
+ * usage: recur-bench [--quick] [--cell NAME] [--reps N]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef RECUR_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+#include "onednn-peer.h"
+#endif
+
+#include "recur/recur.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void fill(float *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+}
+
+struct cfg {
+    const char *name;
+    int T, N, I, H, training, threads;
+};
+
+struct cellspec {
+    const char *label, *cell, *variant, *peer;
+    int G, stages;
+};
+
+static const struct cellspec cells[] = {
+    {"rnn", "rnn", "tanh", "rnn", 1, 1},
+    {"lstm", "lstm", NULL, "lstm", 4, 1},
+    {"gru", "gru", NULL, "gru", 3, 2},
+    {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
+};
+
+/* recur: median ms of forward (+ backward) over reps. */
+static int time_recur(const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_last_error());
+        return -1;
+    }
+    recur_layer *l;
+    recur_layer_desc d = {.cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H};
+    if (recur_layer_create(ctx, &d, &l) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
+        recur_ctx_free(ctx);
+        return -1;
+    }
+    size_t nw = recur_layer_weight_count(l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * g->H;
+    size_t nh = (size_t)g->N * g->H;
+    float *w = malloc(nw * 4), *x = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
+    float *h0 = malloc(nh * 4), *hT = malloc(nh * 4);
+    fill(w, nw, 1), fill(x, nx, 2), fill(dy, ny, 3), fill(h0, nh, 4);
+    recur_layer_weights_set(l, RECUR_LAYOUT_CANONICAL, w, nw);
+    recur_io io = {.T = g->T, .N = g->N, .x = x, .h0 = h0, .y = y, .hT = hT};
+    recur_grad_io gio = {.dy = dy, .dx = dx};
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    int rc = 0;
+    for (int r = -2; r < reps && rc == 0; r++) {
+        double t0 = now_ms();
+        if (recur_layer_forward(l, g->training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &io) != RECUR_OK ||
+            (g->training && recur_layer_backward(l, &io, &gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
+            fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
+            rc = -1;
+        }
+        if (r >= 0) t[r] = now_ms() - t0;
+    }
+    if (rc == 0) *ms = median(t, reps);
+    free(t), free(w), free(x), free(y), free(dy), free(dx), free(h0), free(hT);
+    recur_ctx_free(ctx);
+    return rc;
+}
+
+#ifdef RECUR_HAVE_DNNL
+/* The GEMM ceiling: recur's matrix products alone, through dnnl_sgemm. */
+static double time_gemms(const struct cellspec *c, const struct cfg *g, int reps) {
+    int T = g->T, N = g->N, I = g->I, H = g->H, GH = c->G * H, TN = T * N;
+    float *x = calloc((size_t)TN * I, 4), *xw = calloc((size_t)TN * GH, 4), *w = calloc((size_t)GH * (I + H), 4);
+    float *dw = calloc((size_t)GH * (I + H), 4), *dx = calloc((size_t)TN * I, 4), *hs = calloc((size_t)TN * H, 4);
+    float *hw = calloc((size_t)N * GH, 4), *dh = calloc((size_t)N * H, 4);
+    fill(x, (size_t)TN * I, 5), fill(w, (size_t)GH * (I + H), 6);
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -2; r < reps; r++) {
+        double t0 = now_ms();
+        dnnl_sgemm('N', 'T', TN, GH, I, 1, x, I, w, I, 0, xw, GH);
+        for (int s = 0; s < T; s++) dnnl_sgemm('N', 'T', N, GH, H, 1, hs + (size_t)s * N * H, H, w + (size_t)GH * I, H, 0, hw, GH);
+        if (g->training) {
+            for (int s = 0; s < T; s++) dnnl_sgemm('N', 'N', N, H, GH, 1, xw + (size_t)s * N * GH, GH, w + (size_t)GH * I, H, 1, dh, H);
+            dnnl_sgemm('T', 'N', GH, I, TN, 1, xw, GH, x, I, 0, dw, I);
+            dnnl_sgemm('T', 'N', GH, H, TN, 1, xw, GH, hs, H, 0, dw + (size_t)GH * I, H);
+            dnnl_sgemm('N', 'N', TN, I, GH, 1, xw, GH, w, I, 0, dx, I);
+        }
+        if (r >= 0) t[r] = now_ms() - t0;
+    }
+    double m = median(t, reps);
+    free(t), free(x), free(xw), free(w), free(dw), free(dx), free(hs), free(hw), free(dh);
+    return m;
+}
+#endif
+
+int main(int argc, char **argv) {
+    int quick = 0, reps = 7;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--cell") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N]\n");
+            return 2;
+        }
+    }
+    if (reps < 1) reps = 1;
+    int all = 1;
+#ifdef _OPENMP
+    all = omp_get_max_threads();
+#endif
+    struct cfg cfgs[] = {
+        {"A infer", 100, 1, 256, 256, 0, 1},
+        {"B train", 50, 32, 512, 512, 1, all},
+        {"C train", 50, 64, 1024, 1024, 1, all},
+    };
+    int ncfg = quick ? 2 : 3;
+    if (quick) {
+        cfgs[1].T = 10;
+        reps = 3;
+    }
+    recur_device_info info;
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_last_error());
+        return 1;
+    }
+    recur_ctx_device(ctx, &info);
+    recur_ctx_free(ctx);
+    printf("recur %s on %s (%s); median of %d\n", RECUR_VERSION_STRING, info.selector, info.detail, reps);
+    printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n\n");
+    printf("%-8s %-8s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %6s\n", "config", "cell", "T", "N", "H", "thr",
+           "recur ms", "GFLOP/s", "oneDNN ms", "ratio", "GEMM ms", "share");
+    int rc = 0;
+    for (int k = 0; k < ncfg; k++) {
+        const struct cfg *g = &cfgs[k];
+#ifdef _OPENMP
+        omp_set_num_threads(g->threads);
+#endif
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
+            if (only && strcmp(only, cells[c].label)) continue;
+            double ms = NAN, peer = NAN, gemm = NAN;
+            if (time_recur(&cells[c], g, reps, &ms) != 0) {
+                rc = 1;
+                continue;
+            }
+            double flops = 2.0 * g->T * g->N * cells[c].G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
+#ifdef RECUR_HAVE_DNNL
+            char err[256];
+            if (onednn_rnn_bench(cells[c].peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err, sizeof err))
+                fprintf(stderr, "oneDNN %s: %s\n", cells[c].peer, err);
+            gemm = time_gemms(&cells[c], g, reps);
+#endif
+            printf("%-8s %-8s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %5.0f%%\n", g->name, cells[c].label,
+                   g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer, gemm, 100 * gemm / ms);
+            fflush(stdout);
+        }
+    }
+#ifdef RECUR_HAVE_DNNL
+    onednn_rnn_bench_release();
+#else
+    printf("\n(built without libdnnl: no oneDNN peer and no GEMM ceiling)\n");
+#endif
+    return rc;
+}

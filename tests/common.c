@@ -1,0 +1,46 @@
+#include "common.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+
+double test_uniform(test_rng *r, double lo, double hi) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * ((double)(z >> 11) * 0x1.0p-53);
+}
+
+void test_fill(test_rng *r, double *d, float *f, size_t n, double lo, double hi) {
+    for (size_t i = 0; i < n; i++) {
+        f[i] = (float)test_uniform(r, lo, hi);
+        d[i] = f[i]; /* the reference sees exactly the float inputs */
+    }
+}
+
+double test_worst(const float *a, const double *b, size_t n, double rtol, double atol, size_t *at) {
+    double worst = 0;
+    *at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs(b[i]));
+        if (!(e <= worst)) { /* NaN counts as the worst */
+            worst = isnan(e) ? INFINITY : e;
+            *at = i;
+            if (isnan(e)) break;
+        }
+    }
+    return worst;
+}
+
+float *test_floats(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    cr_assert(p, "out of memory");
+    return p;
+}
+
+double *test_doubles(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    cr_assert(p, "out of memory");
+    return p;
+}

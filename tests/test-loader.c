@@ -1,0 +1,364 @@
+/*
+ * test-loader.c: the plugin loader against the broken plugins of
+ * tests/bad-plugins (each must be rejected with its own status and a message
+ * naming the file), with the real cells still registered, and a good
+ * third-party-style plugin (echo.so, cell "echo-test") from that other
+ * directory that loads and computes the right numbers.
+ *
+ * RECUR_PLUGIN_PATH (set by tests/meson.build) is "<plugins>:<bad-plugins>":
+ * the good directory first, so the real lstm wins over dup-lstm.so.
+ */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recur/recur-cell.h"
+#include "recur/recur.h"
+
+/* The files of tests/bad-plugins the loader must refuse, with the status. */
+static const struct {
+    const char *file;
+    recur_status status;
+} broken[] = {
+    {"no-entry.so", RECUR_ERR_PLUGIN_SYMBOL},  {"init-fails.so", RECUR_ERR_PLUGIN_INIT},
+    {"abi-major.so", RECUR_ERR_PLUGIN_ABI},    {"too-small.so", RECUR_ERR_PLUGIN_SIZE},
+    {"no-cpu.so", RECUR_ERR_PLUGIN_NO_CPU},    {"invalid.so", RECUR_ERR_PLUGIN_INVALID},
+    {"dup-lstm.so", RECUR_ERR_PLUGIN_DUPLICATE}, {"garbage.so", RECUR_ERR_PLUGIN_OPEN},
+};
+#define N_BROKEN (sizeof broken / sizeof broken[0])
+
+/* The k-th directory of RECUR_PLUGIN_PATH (0: the good plugins, 1: bad-plugins). */
+static void path_dir(int k, char *buf, size_t len) {
+    const char *env = getenv("RECUR_PLUGIN_PATH");
+    cr_assert(env && *env, "RECUR_PLUGIN_PATH is not set: run this test through meson test");
+    const char *p = env;
+    for (int i = 0; i < k; i++) {
+        p = strchr(p, ':');
+        cr_assert(p, "RECUR_PLUGIN_PATH '%s' has fewer than %d directories", env, k + 1);
+        p++;
+    }
+    size_t n = strcspn(p, ":");
+    cr_assert(n > 0 && n < len, "RECUR_PLUGIN_PATH '%s': directory %d is empty or too long", env, k);
+    memcpy(buf, p, n);
+    buf[n] = 0;
+}
+
+/* The full path of a file of tests/bad-plugins, as the loader names it. */
+static void bad_path(const char *file, char *buf, size_t len) {
+    char dir[2048];
+    path_dir(1, dir, sizeof dir);
+    cr_assert(snprintf(buf, len, "%s/%s", dir, file) < (int)len);
+    cr_assert(access(buf, R_OK) == 0, "%s does not exist: the bad plugins were not built", buf);
+}
+
+/* The reject entry whose message names `file` (by "/file:"); asserts there is exactly one. */
+static void find_reject(const char *file, recur_status *status, const char **message) {
+    char key[256];
+    snprintf(key, sizeof key, "/%s:", file);
+    int found = 0;
+    size_t n = recur_plugin_error_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_status st;
+        const char *msg = NULL;
+        cr_assert_eq(recur_plugin_error_get(i, &st, &msg), RECUR_OK, "recur_plugin_error_get(%zu): %s", i,
+                     recur_last_error());
+        cr_assert(msg, "reject %zu has a NULL message", i);
+        if (strstr(msg, key)) {
+            cr_assert_eq(found, 0, "two rejects name %s (second: %s)", file, msg);
+            found = 1;
+            *status = st;
+            *message = msg;
+        }
+    }
+    cr_assert(found, "no reject names %s (%zu rejects)", file, n);
+}
+
+/* The registered cell called `name`, or 0. */
+static int cell_by_name(const char *name, recur_cell_info *out) {
+    size_t n = recur_cell_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        cr_assert_eq(recur_cell_get(i, &c), RECUR_OK, "recur_cell_get(%zu): %s", i, recur_last_error());
+        if (strcmp(c.name, name) == 0) {
+            *out = c;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- each broken plugin: its status and a message naming its full path ---- */
+
+Test(loader, every_broken_plugin_has_its_status_and_path) {
+    for (size_t b = 0; b < N_BROKEN; b++) {
+        char path[4096];
+        bad_path(broken[b].file, path, sizeof path);
+        recur_status st;
+        const char *msg;
+        find_reject(broken[b].file, &st, &msg);
+        cr_expect_eq(st, broken[b].status, "%s: status %s, expected %s (message: %s)", broken[b].file,
+                     recur_status_str(st), recur_status_str(broken[b].status), msg);
+        cr_expect(strstr(msg, path) != NULL, "%s: message does not name the full path %s: %s", broken[b].file,
+                  path, msg);
+    }
+}
+
+Test(loader, reject_count_is_the_number_of_broken_files) {
+    size_t n = recur_plugin_error_count();
+    if (n != N_BROKEN)
+        for (size_t i = 0; i < n; i++) {
+            recur_status st;
+            const char *msg;
+            recur_plugin_error_get(i, &st, &msg);
+            cr_log_error("reject %zu: %s %s", i, recur_status_str(st), msg);
+        }
+    cr_assert_eq(n, N_BROKEN, "%zu plugins rejected, expected exactly %zu", n, N_BROKEN);
+}
+
+Test(loader, reject_index_out_of_range) {
+    recur_status st = RECUR_OK;
+    const char *msg = "untouched";
+    size_t n = recur_plugin_error_count();
+    cr_assert_eq(recur_plugin_error_get(n, &st, &msg), RECUR_ERR_ARG);
+    cr_assert_eq(st, RECUR_OK, "a failed call wrote *status");
+    cr_assert_str_eq(msg, "untouched", "a failed call wrote *message");
+    cr_assert(strlen(recur_last_error()) > 0);
+}
+
+Test(loader, no_entry_names_the_symbol) {
+    recur_status st;
+    const char *msg;
+    find_reject("no-entry.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_SYMBOL, "%s", msg);
+    cr_assert(strstr(msg, RECUR_CELL_ENTRY_NAME), "the message does not name the symbol: %s", msg);
+}
+
+Test(loader, init_fails_gives_the_return_value) {
+    recur_status st;
+    const char *msg;
+    find_reject("init-fails.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_INIT, "%s", msg);
+    cr_assert(strstr(msg, "3"), "the message does not give the entry's return value 3: %s", msg);
+}
+
+Test(loader, abi_major_shows_both_versions) {
+    recur_status st;
+    const char *msg;
+    find_reject("abi-major.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_ABI, "%s", msg);
+    char host[32];
+    snprintf(host, sizeof host, "%d.%d", RECUR_CELL_ABI_MAJOR, RECUR_CELL_ABI_MINOR);
+    cr_assert(strstr(msg, "2.0"), "the plugin's version 2.0 is not in: %s", msg);
+    cr_assert(strstr(msg, host), "the host's version %s is not in: %s", host, msg);
+}
+
+Test(loader, too_small_shows_the_size) {
+    recur_status st;
+    const char *msg;
+    find_reject("too-small.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_SIZE, "%s", msg);
+    cr_assert(strstr(msg, "16"), "the plugin's struct_size 16 is not in: %s", msg);
+    /* ... and the least size the host accepts: ABI 1.0's descriptor. */
+    char min[32];
+    snprintf(min, sizeof min, "%zu", offsetof(struct recur_cell_desc, opencl_source) + sizeof(const char *));
+    cr_assert(strstr(msg, min), "the minimum size %s is not in: %s", min, msg);
+}
+
+Test(loader, no_cpu_and_invalid_are_not_registered) {
+    recur_status st;
+    const char *msg;
+    recur_cell_info c;
+    find_reject("no-cpu.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_NO_CPU, "%s", msg);
+    find_reject("invalid.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
+    cr_assert(strstr(msg, "stage") || strstr(msg, "gate"), "the message does not say what is invalid: %s", msg);
+    static const char *const refused[] = {"no-entry", "init-fails", "abi-major", "too-small", "no-cpu", "invalid"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
+                  refused[i], c.path);
+}
+
+Test(loader, duplicate_names_both_files) {
+    recur_status st;
+    const char *msg;
+    find_reject("dup-lstm.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_DUPLICATE, "%s", msg);
+    char dup[4096];
+    bad_path("dup-lstm.so", dup, sizeof dup);
+    recur_cell_info lstm;
+    cr_assert(cell_by_name("lstm", &lstm), "the real lstm is not registered");
+    cr_assert(strstr(msg, dup), "the duplicate's path %s is not in: %s", dup, msg);
+    cr_assert(strstr(msg, lstm.path), "the first registrant's path %s is not in: %s", lstm.path, msg);
+    cr_assert(strstr(msg, "lstm"), "the cell name is not in: %s", msg);
+}
+
+Test(loader, garbage_gives_dlerror_text) {
+    char path[4096];
+    bad_path("garbage.so", path, sizeof path);
+    recur_status st;
+    const char *msg;
+    find_reject("garbage.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_OPEN, "%s", msg);
+    /* What dlopen itself says about the file. */
+    dlerror();
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    cr_assert_null(h, "%s is loadable: it should be a text file", path);
+    const char *e = dlerror();
+    cr_assert(e && *e);
+    cr_assert(strstr(msg, e), "dlerror's text '%s' is not in: %s", e, msg);
+}
+
+/* ---- the good cells survive the bad ones ---- */
+
+Test(loader, real_cells_still_registered) {
+    static const struct {
+        const char *name;
+        int gates, states;
+    } real[] = {{"rnn", 1, 1}, {"gru", 3, 1}, {"gru-lbr", 3, 1}, {"lstm", 4, 2}};
+    char good[2048];
+    path_dir(0, good, sizeof good);
+    size_t n = recur_cell_count();
+    cr_assert_geq(n, 5, "%zu cells registered: expected the 4 real ones and echo-test", n);
+    for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
+        recur_cell_info c;
+        cr_assert(cell_by_name(real[i].name, &c), "cell '%s' is not registered", real[i].name);
+        cr_expect_eq(c.n_gates, real[i].gates, "%s: n_gates %d", real[i].name, c.n_gates);
+        cr_expect_eq(c.n_states, real[i].states, "%s: n_states %d", real[i].name, c.n_states);
+        cr_expect(strncmp(c.path, good, strlen(good)) == 0 && c.path[strlen(good)] == '/',
+                  "%s comes from %s, not from the good plugin directory %s", real[i].name, c.path, good);
+    }
+    /* Names are unique, and recur_cell_get past the end fails cleanly. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            recur_cell_info a, b;
+            recur_cell_get(i, &a);
+            recur_cell_get(j, &b);
+            cr_assert(strcmp(a.name, b.name) != 0, "cell '%s' is registered twice (%s, %s)", a.name, a.path,
+                      b.path);
+        }
+    recur_cell_info c;
+    cr_assert_eq(recur_cell_get(n, &c), RECUR_ERR_ARG);
+}
+
+Test(loader, lstm_is_the_real_one) {
+    recur_cell_info c;
+    cr_assert(cell_by_name("lstm", &c));
+    cr_assert(strstr(c.path, "dup-lstm") == NULL, "lstm comes from the duplicate %s", c.path);
+    const char *base = strrchr(c.path, '/');
+    cr_assert(base && strcmp(base, "/lstm.so") == 0, "lstm comes from %s", c.path);
+    cr_assert_eq(c.n_gates, 4);
+    cr_assert_eq(c.n_states, 2);
+}
+
+Test(loader, unknown_cell_lists_the_cells) {
+    recur_ctx *ctx = NULL;
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+    recur_layer *l = NULL;
+    recur_layer_desc d = {.cell = "no-such-cell", .input_size = 3, .hidden_size = 4};
+    cr_assert_eq(recur_layer_create(ctx, &d, &l), RECUR_ERR_UNKNOWN_CELL);
+    cr_assert_null(l);
+    const char *msg = recur_ctx_error(ctx);
+    cr_assert(strstr(msg, "no-such-cell"), "the unknown name is not in: %s", msg);
+    size_t n = recur_cell_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        recur_cell_get(i, &c);
+        cr_assert(strstr(msg, c.name), "registered cell '%s' is not listed in: %s", c.name, msg);
+    }
+    /* A rejected plugin's cell is unknown too. */
+    d.cell = "no-cpu";
+    cr_assert_eq(recur_layer_create(ctx, &d, &l), RECUR_ERR_UNKNOWN_CELL);
+    recur_ctx_free(ctx);
+}
+
+/* ---- a third-party plugin from another directory loads and runs ---- */
+
+Test(loader, echo_plugin_registered) {
+    recur_cell_info c;
+    cr_assert(cell_by_name("echo-test", &c), "the good plugin echo.so did not register echo-test");
+    char path[4096];
+    bad_path("echo.so", path, sizeof path);
+    cr_assert_str_eq(c.path, path);
+    cr_assert_eq(c.n_gates, 1);
+    cr_assert_eq(c.n_states, 1);
+    cr_assert_eq(c.n_variants, 0);
+    cr_assert_eq(c.cpu_isa, RECUR_ISA_SCALAR);
+    cr_assert_eq(c.has_opencl, 0);
+    cr_assert_str_eq(c.version, "0.1");
+}
+
+/*
+ * echo-test, I = 2, H = 2, T = 2, N = 2: a^{<t>} = W_ih x + b_ih + b_hh + W_hh a^{<t-1>}.
+ *   W_ih = [[1, 2], [3, 4]], W_hh = [[0.5, 0], [0, -1]], b_ih = [0.25, -0.5], b_hh = [1, 0]
+ *   so b = b_ih + b_hh = [1.25, -0.5]
+ *   x^{<1>} = {n0: [1, 0], n1: [0, 1]}, x^{<2>} = {n0: [2, 1], n1: [-1, 1]}, h0 = {n0: [0, 0], n1: [2, -2]}
+ * By hand:
+ *   t1 n0: [1, 3] + b + [0, 0]            = [2.25, 2.5]
+ *   t1 n1: [2, 4] + b + [1, 2]            = [4.25, 5.5]
+ *   t2 n0: [4, 10] + b + [1.125, -2.5]    = [6.375, 7]
+ *   t2 n1: [1, 1] + b + [2.125, -5.5]     = [4.375, -5]
+ * Backward with dhT = {n0: [1, 0], n1: [0, 1]} and no dy: the identity cell
+ * passes the gradient through, so dh0 = W_hh^T W_hh^T dhT = {[0.25, 0], [0, 1]}.
+ */
+Test(loader, echo_plugin_forward_and_backward) {
+    static const float w[] = {
+        1, 2, 3, 4,      /* W_ih */
+        0.5f, 0, 0, -1,  /* W_hh */
+        0.25f, -0.5f,    /* b_ih */
+        1, 0,            /* b_hh */
+    };
+    static const float x[] = {1, 0, 0, 1, 2, 1, -1, 1};
+    static const float h0[] = {0, 0, 2, -2};
+    static const float want_y[] = {2.25f, 2.5f, 4.25f, 5.5f, 6.375f, 7.0f, 4.375f, -5.0f};
+    static const float dhT[] = {1, 0, 0, 1};
+    static const float want_dh0[] = {0.25f, 0, 0, 1};
+    static const char *const devices[] = {"cpu", "cpu:scalar"};
+
+    for (size_t dv = 0; dv < sizeof devices / sizeof devices[0]; dv++) {
+        recur_ctx *ctx = NULL;
+        cr_assert_eq(recur_ctx_create(&ctx, devices[dv]), RECUR_OK, "%s: %s", devices[dv], recur_last_error());
+        recur_layer *l = NULL;
+        recur_layer_desc d = {.cell = "echo-test", .input_size = 2, .hidden_size = 2};
+        cr_assert_eq(recur_layer_create(ctx, &d, &l), RECUR_OK, "%s", recur_ctx_error(ctx));
+        cr_assert_eq(recur_layer_weight_count(l), 12);
+        const char *gate = NULL;
+        cr_assert_eq(recur_layer_gate_name(l, 0, &gate), RECUR_OK);
+        cr_assert_str_eq(gate, "a");
+        cr_assert_eq(recur_layer_weights_set(l, RECUR_LAYOUT_CANONICAL, w, 12), RECUR_OK, "%s",
+                     recur_ctx_error(ctx));
+
+        for (int mode = RECUR_MODE_INFERENCE; mode <= RECUR_MODE_TRAINING; mode++) {
+            float y[8], hT[4];
+            memset(y, 0xff, sizeof y);
+            memset(hT, 0xff, sizeof hT);
+            recur_io io = {.T = 2, .N = 2, .x = x, .h0 = h0, .y = y, .hT = hT};
+            cr_assert_eq(recur_layer_forward(l, (recur_mode)mode, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+            for (int i = 0; i < 8; i++)
+                cr_assert_float_eq(y[i], want_y[i], 1e-6, "%s mode %d: y[%d] = %g, by hand %g", devices[dv], mode,
+                                   i, (double)y[i], (double)want_y[i]);
+            for (int i = 0; i < 4; i++)
+                cr_assert_float_eq(hT[i], want_y[4 + i], 1e-6, "%s mode %d: hT[%d] = %g", devices[dv], mode, i,
+                                   (double)hT[i]);
+            if (mode == RECUR_MODE_TRAINING) {
+                float dh0[4], dx[8];
+                recur_grad_io g = {.dhT = dhT, .dh0 = dh0, .dx = dx};
+                cr_assert_eq(recur_layer_backward(l, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s",
+                             recur_ctx_error(ctx));
+                for (int i = 0; i < 4; i++)
+                    cr_assert_float_eq(dh0[i], want_dh0[i], 1e-6, "%s: dh0[%d] = %g, by hand %g", devices[dv], i,
+                                       (double)dh0[i], (double)want_dh0[i]);
+                /* dx^{<2>} = W_ih^T dhT, dx^{<1>} = W_ih^T W_hh^T dhT */
+                static const float want_dx[] = {0.5f, 1.0f, -3.0f, -4.0f, 1, 2, 3, 4};
+                for (int i = 0; i < 8; i++)
+                    cr_assert_float_eq(dx[i], want_dx[i], 1e-6, "%s: dx[%d] = %g, by hand %g", devices[dv], i,
+                                       (double)dx[i], (double)want_dx[i]);
+            }
+        }
+        recur_ctx_free(ctx); /* frees the layer */
+    }
+}
