@@ -96,7 +96,9 @@ void recur_ctx_free(recur_ctx *ctx) {
 }
 
 recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out) {
-    RETURN_IF(!ctx || !out, NULL, RECUR_ERR_NULL, "recur_ctx_device: %s is NULL", ctx ? "out" : "ctx");
+    RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_ctx_device: ctx is NULL");
+    recur_err_clear((recur_ctx *)ctx);
+    RETURN_IF(!out, (recur_ctx *)ctx, RECUR_ERR_NULL, "recur_ctx_device: out is NULL");
     *out = ctx->be.info;
     return RECUR_OK;
 }

@@ -166,8 +166,9 @@ void recur_layer_free(recur_layer *l) {
 }
 
 recur_status recur_layer_sizes(const recur_layer *l, int T, int N, recur_sizes *out) {
-    recur_err_clear(l ? l->ctx : NULL);
-    RETURN_IF(!l || !out, NULL, RECUR_ERR_NULL, "recur_layer_sizes: %s is NULL", l ? "out" : "layer");
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_sizes: layer is NULL");
+    recur_err_clear(l->ctx);
+    RETURN_IF(!out, l->ctx, RECUR_ERR_NULL, "recur_layer_sizes: out is NULL");
     RETURN_IF(T < 1 || N < 1, l->ctx, RECUR_ERR_ARG, "T %d, N %d: both must be at least 1", T, N);
     struct plan p;
     make_plan(l, T, N, &p);
@@ -206,7 +207,7 @@ static recur_status check_io(recur_layer *l, const recur_io *io, const char *fn)
     RETURN_IF(io->T < 1 || io->N < 1, l->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn,
               io->T, io->N);
     RETURN_IF(!io->x || !io->y, l->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
-    RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_ARG,
+    RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_SHAPE,
               "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", l->cell->desc->name);
     size_t TN = (size_t)io->T * (size_t)io->N;
     size_t widest = (size_t)l->G * l->H > (size_t)l->I ? (size_t)l->G * l->H : (size_t)l->I;
@@ -341,7 +342,7 @@ recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recu
     RETURN_IF(!g, l->ctx, RECUR_ERR_NULL, "recur_layer_backward: grad is NULL");
     RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, l->ctx, RECUR_ERR_ARG,
               "recur_layer_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(l->n_states < 2 && (g->dcT || g->dc0), l->ctx, RECUR_ERR_ARG,
+    RETURN_IF(l->n_states < 2 && (g->dcT || g->dc0), l->ctx, RECUR_ERR_SHAPE,
               "recur_layer_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
               l->cell->desc->name);
     RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE,

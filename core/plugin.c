@@ -117,6 +117,11 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
     for (int g = 0; g < d->n_gates; g++) {
         int ti = d->gates[g].torch_index;
         if (!d->gates[g].name || !*d->gates[g].name) return "every gate needs a name";
+        for (int h = 0; h < g; h++)
+            if (strcmp(d->gates[h].name, d->gates[g].name) == 0) {
+                snprintf(why, len, "gate name '%s' appears twice", d->gates[g].name);
+                return why;
+            }
         if (ti < 0 || ti >= d->n_gates || (seen & (1u << ti))) {
             snprintf(why, len, "gate %d torch_index %d: must be a permutation of 0..%d", g, ti, d->n_gates - 1);
             return why;
@@ -151,6 +156,7 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
     if (d->n_variants < 0 || (d->n_variants > 0 && !d->variants)) return "variants missing";
     for (int v = 0; v < d->n_variants; v++)
         if (!d->variants[v] || !*d->variants[v]) return "every variant needs a name";
+    if (d->n_cpu < 1 || !d->cpu) return "n_cpu must be at least 1 with cpu set";
     for (int i = 0; i < d->n_cpu; i++)
         for (int s = 0; s < d->n_stages; s++)
             if (!d->cpu[i].forward[s] || !d->cpu[i].backward[s]) {
@@ -160,7 +166,7 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
     return NULL;
 }
 
-static void load_file(const char *path) {
+static void load_file(const char *path, int installed) {
     dlerror();
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -198,19 +204,23 @@ static void load_file(const char *path) {
     struct recur_cell_desc copy;
     memset(&copy, 0, sizeof copy);
     memcpy(&copy, d, d->struct_size < sizeof copy ? d->struct_size : sizeof copy);
-    if (!scalar_variant(&copy)) {
-        reject(RECUR_ERR_PLUGIN_NO_CPU, "%s: cell '%s' has no scalar CPU implementation of every stage",
-               path, valid_name(copy.name) ? copy.name : "?");
-        goto fail;
-    }
     char why[256];
     const char *bad = invalid_fields(&copy, why, sizeof why);
     if (bad) {
         reject(RECUR_ERR_PLUGIN_INVALID, "%s: invalid descriptor: %s", path, bad);
         goto fail;
     }
+    if (!scalar_variant(&copy)) {
+        reject(RECUR_ERR_PLUGIN_NO_CPU, "%s: cell '%s' has no scalar CPU implementation of every stage",
+               path, copy.name);
+        goto fail;
+    }
     for (size_t i = 0; i < n_cells; i++)
         if (strcmp(cells[i].desc.name, copy.name) == 0) {
+            if (installed) { /* RECUR_PLUGIN_PATH overrides the installed copy */
+                recur_log(RECUR_LOG_DEBUG, "%s: cell '%s' shadowed by %s", path, copy.name, cells[i].cell.path);
+                goto fail;
+            }
             reject(RECUR_ERR_PLUGIN_DUPLICATE, "%s: cell '%s' is already registered by %s", path, copy.name,
                    cells[i].cell.path);
             goto fail;
@@ -249,7 +259,7 @@ static int sort_names(const struct dirent **a, const struct dirent **b) {
 }
 
 /* Load the *.so of dir, and of its subdirectories when depth > 0, in name order. */
-static void scan_dir(const char *dir, int depth) {
+static void scan_dir(const char *dir, int depth, int installed) {
     struct dirent **list;
     int n = scandir(dir, &list, NULL, sort_names);
     if (n < 0) return; /* a missing directory is not an error: the path may name optional ones */
@@ -260,9 +270,9 @@ static void scan_dir(const char *dir, int depth) {
         if (name[0] != '.' && snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
             stat(path, &sb) == 0) {
             if (S_ISDIR(sb.st_mode) && depth > 0)
-                scan_dir(path, depth - 1);
+                scan_dir(path, depth - 1, installed);
             else if (S_ISREG(sb.st_mode) && ends_with_so(name))
-                load_file(path);
+                load_file(path, installed);
         }
         free(list[i]);
     }
@@ -276,11 +286,11 @@ static void load_all(void) {
         char *copy = strdup(env);
         if (copy) {
             char *save = NULL;
-            for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) scan_dir(d, 1);
+            for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) scan_dir(d, 1, 0);
             free(copy);
         }
     }
-    scan_dir(RECUR_PLUGIN_DIR, 0);
+    scan_dir(RECUR_PLUGIN_DIR, 0, 1);
 }
 
 static void ensure_loaded(void) {

@@ -136,8 +136,9 @@ recur_status recur_layer_gate_get(const recur_layer *l, recur_param param, const
 }
 
 recur_status recur_layer_gate_name(const recur_layer *l, int gate, const char **name) {
-    RETURN_IF(!l || !name, NULL, RECUR_ERR_NULL, "recur_layer_gate_name: %s is NULL", l ? "name" : "layer");
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_gate_name: layer is NULL");
     recur_err_clear(l->ctx);
+    RETURN_IF(!name, l->ctx, RECUR_ERR_NULL, "recur_layer_gate_name: name is NULL");
     RETURN_IF(gate < 0 || gate >= l->G, l->ctx, RECUR_ERR_ARG, "recur_layer_gate_name: gate %d: cell '%s' has %d",
               gate, l->cell->desc->name, l->G);
     *name = l->cell->desc->gates[gate].name;

@@ -6,9 +6,6 @@
  * when there is one, and the same text per thread for recur_last_error()),
  * write none of its outputs, and not crash. Free functions accept NULL, and
  * recur_ctx_free frees the layers still alive (run under ASan: no leak).
- *
- * Tests marked known_bug_* are disabled: they assert the header's contract
- * where the library does not meet it yet (see the comment on each).
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -752,7 +749,6 @@ Test(api, forward_bad_args) {
 Test(api, backward_bad_args) {
     recur_ctx *ctx = ctx_new("cpu:scalar");
     static const char *const cells[] = {"rnn", "gru", "gru-lbr", "lstm"};
-    char buf[64];
     for (size_t c = 0; c < 4; c++) {
         int two = strcmp(cells[c], "lstm") == 0;
         struct run r;
@@ -826,7 +822,6 @@ Test(api, backward_bad_args) {
         EXPECT_OK(ctx, recur_layer_backward(l, &io, &g, RECUR_GRAD_OVERWRITE));
         cr_assert(r.dx[0] != SENTINEL && r.dh0[0] != SENTINEL, "%s: backward did not write dx, dh0", cells[c]);
         cr_assert(!two || r.dc0[0] != SENTINEL);
-        (void)buf;
         free(dw);
         run_free(&r);
         recur_layer_free(l);
@@ -868,7 +863,7 @@ Test(api, ctx_free_frees_live_layers) {
 /* core/context.c recur_ctx_device: the NULL check passes ctx = NULL to
  * recur_err, so a failure with a valid context leaves recur_ctx_error(ctx)
  * without the message. */
-Test(api, known_bug_ctx_device_message, .disabled = true) {
+Test(api, ctx_device_message) {
     recur_ctx *ctx = ctx_new("cpu:scalar");
     EXPECT_ERR(ctx, recur_ctx_device(ctx, NULL), RECUR_ERR_NULL, "out");
     recur_ctx_free(ctx);
@@ -876,7 +871,7 @@ Test(api, known_bug_ctx_device_message, .disabled = true) {
 
 /* core/layer.c recur_layer_sizes: RETURN_IF(!l || !out, NULL, ...) records
  * "out is NULL" on the thread only; the context's message stays "". */
-Test(api, known_bug_layer_sizes_message, .disabled = true) {
+Test(api, layer_sizes_message) {
     recur_ctx *ctx = ctx_new("cpu:scalar");
     recur_layer *l = layer_new(ctx, "rnn", NULL, 2, 3);
     EXPECT_ERR(ctx, recur_layer_sizes(l, 1, 1, NULL), RECUR_ERR_NULL, "out");
@@ -886,7 +881,7 @@ Test(api, known_bug_layer_sizes_message, .disabled = true) {
 /* core/weights.c recur_layer_gate_name: the NULL check runs before
  * recur_err_clear(l->ctx) and with ctx = NULL, so the context keeps the
  * message of an earlier, unrelated failure. */
-Test(api, known_bug_gate_name_message, .disabled = true) {
+Test(api, gate_name_message) {
     recur_ctx *ctx = ctx_new("cpu:scalar");
     recur_layer *l = layer_new(ctx, "rnn", NULL, 2, 3);
     const char *name;
@@ -898,7 +893,7 @@ Test(api, known_bug_gate_name_message, .disabled = true) {
 /* core/layer.c check_io and recur_layer_backward: c0/cT (dcT/dc0) given to a
  * single-state cell is a mismatch of shapes (recur.h: forward errors are
  * NULL, ARG for T or N < 1, SHAPE), but the library returns RECUR_ERR_ARG. */
-Test(api, known_bug_c0_on_single_state_cell_status, .disabled = true) {
+Test(api, c0_on_single_state_cell_status) {
     recur_ctx *ctx = ctx_new("cpu:scalar");
     recur_layer *l = layer_new(ctx, "gru", NULL, 2, 3);
     struct run r;

@@ -131,7 +131,8 @@ RECUR_API recur_status recur_devices(recur_device_info *out, size_t cap, size_t 
 typedef struct recur_ctx recur_ctx;
 
 /*
- * Create a context on a device. `device` is a selector string; NULL means the
+ * Create a context on a device (*out is set to NULL on failure). `device` is
+ * a selector string; NULL means the
  * value of RECUR_DEVICE, and when that is unset or empty the default device
  * (the first OpenCL GPU if one exists, else the native CPU backend with the
  * best ISA the CPU supports). Grammar: backend[:field...], for example
@@ -196,7 +197,7 @@ typedef struct recur_layer_desc {
 } recur_layer_desc;
 
 /*
- * Create a layer on ctx. Its weights are zero until set (or initialised by
+ * Create a layer on ctx (*out is NULL on failure). Its weights are zero until set (or initialised by
  * the caller). Errors: RECUR_ERR_UNKNOWN_CELL (the message lists the cells),
  * RECUR_ERR_UNKNOWN_NAME (bad variant, lists the variants), RECUR_ERR_ARG
  * (sizes), RECUR_ERR_UNSUPPORTED (the device cannot run the cell).
