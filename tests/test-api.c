@@ -316,7 +316,7 @@ Test(api, ctx_device_bad_args) {
     EXPECT_ERR(NULL, recur_ctx_device(NULL, &info), RECUR_ERR_NULL, "ctx");
     cr_assert(memcmp(&info, &before, sizeof info) == 0, "a failed recur_ctx_device wrote *out");
     recur_ctx *ctx = ctx_new("cpu:scalar");
-    /* The thread's message (see known_bug_ctx_device_message for the context's). */
+    /* The thread's message (see ctx_device_message for the context's). */
     EXPECT_ERR(NULL, recur_ctx_device(ctx, NULL), RECUR_ERR_NULL, "out");
     recur_ctx_free(ctx);
 }
@@ -467,7 +467,7 @@ Test(api, layer_sizes) {
         }
         cr_assert(memcmp(&s, &before, sizeof s) == 0, "a failed recur_layer_sizes wrote *out");
         EXPECT_ERR(NULL, recur_layer_sizes(NULL, 1, 1, &s), RECUR_ERR_NULL, "layer");
-        /* The thread's message (see known_bug_layer_sizes_message for the context's). */
+        /* The thread's message (see layer_sizes_message for the context's). */
         EXPECT_ERR(NULL, recur_layer_sizes(l, 1, 1, NULL), RECUR_ERR_NULL, "out");
         recur_layer_free(l);
     }
@@ -556,7 +556,7 @@ Test(api, gate_names) {
         EXPECT_ERR(ctx, recur_layer_gate_name(l, INT_MAX, &name), RECUR_ERR_ARG, "gate");
         cr_assert_str_eq(name, "untouched", "a failed recur_layer_gate_name wrote *name");
         EXPECT_ERR(NULL, recur_layer_gate_name(NULL, 0, &name), RECUR_ERR_NULL, "layer");
-        /* The thread's message (see known_bug_gate_name_message for the context's). */
+        /* The thread's message (see gate_name_message for the context's). */
         EXPECT_ERR(NULL, recur_layer_gate_name(l, 0, NULL), RECUR_ERR_NULL, "name");
         recur_layer_free(l);
     }
@@ -714,7 +714,7 @@ Test(api, forward_bad_args) {
         if (!two) {
             /* A cell state given to a single-state cell. The header files
              * this under RECUR_ERR_SHAPE; the library says RECUR_ERR_ARG
-             * (see known_bug_c0_on_single_state_cell_status). */
+             * (see c0_on_single_state_cell_status). */
             b = io;
             b.c0 = r.c0;
             recur_status st = recur_layer_forward(l, RECUR_MODE_INFERENCE, &b);
@@ -858,7 +858,7 @@ Test(api, ctx_free_frees_live_layers) {
     recur_ctx_free(other);
 }
 
-/* ---- known bugs: the header's contract where the library misses it ---- */
+/* ---- the header's contract on messages and statuses of NULL outputs ---- */
 
 /* core/context.c recur_ctx_device: the NULL check passes ctx = NULL to
  * recur_err, so a failure with a valid context leaves recur_ctx_error(ctx)
