@@ -90,7 +90,8 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
 
 void recur_ctx_free(recur_ctx *ctx) {
     if (!ctx) return;
-    while (ctx->layers) recur_layer_free(ctx->layers); /* layers die with their context */
+    while (ctx->models) recur_model_free(ctx->models); /* models and layers die with their context */
+    while (ctx->layers) recur_layer_free(ctx->layers);
     ctx->be.iface->close(&ctx->be);
     free(ctx);
 }

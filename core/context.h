@@ -11,6 +11,7 @@ struct recur_ctx {
     struct recur_backend be; /* the opened device */
     char msg[RECUR_MSG_MAX]; /* last failure on this context */
     struct recur_layer *layers; /* live layers, freed with the context */
+    struct recur_model *models; /* live models, freed with the context */
 };
 
 /* The plugin registry (core/plugin.c). Loads on first use; thread-safe. */

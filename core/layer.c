@@ -153,6 +153,14 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
 
 void recur_layer_free(recur_layer *l) {
     if (!l) return;
+    if (l->owned) { /* a model's layer: the model frees it */
+        recur_log(RECUR_LOG_WARN, "recur_layer_free: the layer belongs to a model; free the model instead");
+        return;
+    }
+    recur_layer_destroy(l);
+}
+
+void recur_layer_destroy(recur_layer *l) {
     struct recur_backend *be = &l->ctx->be;
     recur_be_free(be, &l->w);
     recur_be_free(be, &l->dw);

@@ -19,7 +19,17 @@ struct recur_layer {
     size_t ws_floats, rs_floats;
     /* shape of the training forward whose activations the reserve holds; 0: none */
     int trained_T, trained_N;
-    struct recur_layer *prev, *next; /* the context's live layers */
+    struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
+    int owned;                       /* 1: part of a model, which frees it */
 };
+
+/* Free a layer, whoever owns it. */
+void recur_layer_destroy(recur_layer *l);
+
+/* One of the four blocks (0 W_ih, 1 W_hh, 2 b_ih, 3 b_hh) in a layout:
+ * its size in floats, and access to the weights or (grads 1) gradients. */
+size_t recur_layer_block_count(const recur_layer *l, int block);
+recur_status recur_layer_block_set(recur_layer *l, int block, recur_layout layout, const float *src);
+recur_status recur_layer_block_get(const recur_layer *l, int block, recur_layout layout, int grads, float *dst);
 
 #endif /* RECUR_LAYER_H */

@@ -12,22 +12,14 @@
 
 #include "layer.h"
 
-/* Copy between layouts: to_torch 1 canonical -> torch, 0 torch -> canonical. */
+static void convert_block(const recur_layer *l, int block, const float *src, float *dst, int to_torch);
+static size_t block_offset(const recur_layer *l, int block);
+
+/* Copy the flat vector between layouts: to_torch 1 canonical -> torch, 0 back. */
 static void convert(const recur_layer *l, const float *src, float *dst, int to_torch) {
-    const struct recur_cell_gate *gates = l->cell->desc->gates;
-    size_t H = (size_t)l->H, GH = (size_t)l->G * H;
-    size_t cols[4] = {(size_t)l->I, H, 1, 1};
-    size_t base = 0;
     for (int b = 0; b < 4; b++) {
-        size_t block = H * cols[b];
-        for (int g = 0; g < l->G; g++) {
-            size_t c = base + (size_t)g * block, t = base + (size_t)gates[g].torch_index * block;
-            const float *from = src + (to_torch ? c : t);
-            float *to = dst + (to_torch ? t : c);
-            float sign = gates[g].torch_negate ? -1.0f : 1.0f;
-            for (size_t i = 0; i < block; i++) to[i] = sign * from[i];
-        }
-        base += GH * cols[b];
+        size_t off = block_offset(l, b);
+        convert_block(l, b, src + off, dst + off, to_torch);
     }
 }
 
@@ -143,4 +135,53 @@ recur_status recur_layer_gate_name(const recur_layer *l, int gate, const char **
               gate, l->cell->desc->name, l->G);
     *name = l->cell->desc->gates[gate].name;
     return RECUR_OK;
+}
+
+/* ---- one block at a time, for the model's per-tensor access ---- */
+
+static size_t block_cols(const recur_layer *l, int block) { return block == 0 ? (size_t)l->I : block == 1 ? (size_t)l->H : 1; }
+
+static size_t block_offset(const recur_layer *l, int block) {
+    size_t GH = (size_t)l->G * l->H, off = 0;
+    for (int b = 0; b < block; b++) off += GH * block_cols(l, b);
+    return off;
+}
+
+size_t recur_layer_block_count(const recur_layer *l, int block) { return (size_t)l->G * l->H * block_cols(l, block); }
+
+/* Reorder one block between layouts (to_torch 1: canonical -> torch). */
+static void convert_block(const recur_layer *l, int block, const float *src, float *dst, int to_torch) {
+    const struct recur_cell_gate *gates = l->cell->desc->gates;
+    size_t size = (size_t)l->H * block_cols(l, block);
+    for (int g = 0; g < l->G; g++) {
+        size_t c = (size_t)g * size, t = (size_t)gates[g].torch_index * size;
+        const float *from = src + (to_torch ? c : t);
+        float *to = dst + (to_torch ? t : c);
+        float sign = gates[g].torch_negate ? -1.0f : 1.0f;
+        for (size_t i = 0; i < size; i++) to[i] = sign * from[i];
+    }
+}
+
+recur_status recur_layer_block_set(recur_layer *l, int block, recur_layout layout, const float *src) {
+    size_t n = recur_layer_block_count(l, block);
+    struct recur_mem at = recur_mem_at(l->w, block_offset(l, block));
+    if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_write(&l->ctx->be, at, src, n * sizeof(float));
+    float *tmp = malloc(n * sizeof(float));
+    RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "out of memory converting %zu weights", n);
+    convert_block(l, block, src, tmp, 0);
+    recur_status st = recur_be_write(&l->ctx->be, at, tmp, n * sizeof(float));
+    free(tmp);
+    return st;
+}
+
+recur_status recur_layer_block_get(const recur_layer *l, int block, recur_layout layout, int grads, float *dst) {
+    size_t n = recur_layer_block_count(l, block);
+    struct recur_mem at = recur_mem_at(grads ? l->dw : l->w, block_offset(l, block));
+    if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_read(&l->ctx->be, dst, at, n * sizeof(float));
+    float *tmp = malloc(n * sizeof(float));
+    RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "out of memory converting %zu weights", n);
+    recur_status st = recur_be_read(&l->ctx->be, tmp, at, n * sizeof(float));
+    if (st == RECUR_OK) convert_block(l, block, tmp, dst, 1);
+    free(tmp);
+    return st;
 }

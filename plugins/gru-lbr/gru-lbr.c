@@ -12,6 +12,7 @@ extern const struct recur_cell_cpu gru_lbr_cpu_avx2, gru_lbr_cpu_avx512;
 #elif defined(__aarch64__)
 extern const struct recur_cell_cpu gru_lbr_cpu_neon;
 #endif
+extern const char gru_lbr_opencl[];
 
 static const struct recur_cell_gate gates[] = {
     {.name = "r", .torch_index = 0},
@@ -37,6 +38,7 @@ static struct recur_cell_desc desc = {
     .stages = stages,
     .flags = RECUR_CELL_SPLIT_RECURRENT_GRAD,
     .cpu = cpu,
+    .opencl_source = gru_lbr_opencl,
 };
 
 RECUR_CELL_ENTRY {

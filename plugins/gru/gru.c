@@ -16,6 +16,7 @@ extern const struct recur_cell_cpu gru_cpu_avx2, gru_cpu_avx512;
 #elif defined(__aarch64__)
 extern const struct recur_cell_cpu gru_cpu_neon;
 #endif
+extern const char gru_opencl[];
 
 static const struct recur_cell_gate gates[] = {
     {.name = "u", .torch_index = 1, .torch_negate = 1},
@@ -40,6 +41,7 @@ static struct recur_cell_desc desc = {
     .n_stages = 2,
     .stages = stages,
     .cpu = cpu,
+    .opencl_source = gru_opencl,
 };
 
 RECUR_CELL_ENTRY {

@@ -11,6 +11,7 @@ extern const struct recur_cell_cpu lstm_cpu_avx2, lstm_cpu_avx512;
 #elif defined(__aarch64__)
 extern const struct recur_cell_cpu lstm_cpu_neon;
 #endif
+extern const char lstm_opencl[];
 
 static const struct recur_cell_gate gates[] = {
     {.name = "i", .torch_index = 0},
@@ -36,6 +37,7 @@ static struct recur_cell_desc desc = {
     .n_stages = 1,
     .stages = stages,
     .cpu = cpu,
+    .opencl_source = lstm_opencl,
 };
 
 RECUR_CELL_ENTRY {

@@ -11,6 +11,7 @@ extern const struct recur_cell_cpu rnn_cpu_avx2, rnn_cpu_avx512;
 #elif defined(__aarch64__)
 extern const struct recur_cell_cpu rnn_cpu_neon;
 #endif
+extern const char rnn_opencl[];
 
 static const struct recur_cell_gate gates[] = {{.name = "a", .torch_index = 0}};
 static const struct recur_cell_stage stages[] = {{0, 1}};
@@ -32,6 +33,7 @@ static struct recur_cell_desc desc = {
     .n_variants = 2,
     .variants = variants,
     .cpu = cpu,
+    .opencl_source = rnn_opencl,
 };
 
 RECUR_CELL_ENTRY {

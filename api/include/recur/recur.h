@@ -81,8 +81,18 @@ typedef enum recur_status {
     RECUR_ERR_PLUGIN_NO_CPU = -206,    /* no scalar CPU implementation */
     RECUR_ERR_PLUGIN_DUPLICATE = -207, /* another plugin already registered the name */
 
-    /* files: -300 .. -399 (model files) */
-    RECUR_ERR_IO = -300,          /* open, read, write or rename failed */
+    /* files: -300 .. -399 (model files); reading never trusts the file */
+    RECUR_ERR_IO = -300,              /* open, read, write, fsync or rename failed */
+    RECUR_ERR_FILE_TRUNCATED = -301,  /* shorter than its 8-byte header length, or than a tensor needs */
+    RECUR_ERR_FILE_HEADER = -302,     /* header length past the end of the file, or absurdly large */
+    RECUR_ERR_FILE_JSON = -303,       /* the header is not valid JSON of the expected form */
+    RECUR_ERR_FILE_MISSING = -304,    /* a tensor the model needs is not in the file */
+    RECUR_ERR_FILE_EXTRA = -305,      /* the file has a tensor the model does not */
+    RECUR_ERR_FILE_SHAPE = -306,      /* a tensor's shape is not the model's */
+    RECUR_ERR_FILE_DTYPE = -307,      /* a tensor's dtype is not F32 */
+    RECUR_ERR_FILE_OFFSETS = -308,    /* data offsets overlap, are reversed, or run past the end */
+    RECUR_ERR_FILE_METADATA = -309,   /* __metadata__ is missing, malformed or disagrees with the shapes */
+    RECUR_ERR_FILE_NONFINITE = -310,  /* NaN or Inf in a weight (only when the caller asks for the check) */
 } recur_status;
 
 /* The name of a status code ("RECUR_ERR_SHAPE"); never NULL. */
@@ -329,6 +339,132 @@ typedef enum recur_grad_mode {
  */
 RECUR_API recur_status recur_layer_backward(recur_layer *layer, const recur_io *io,
                                   const recur_grad_io *grad, recur_grad_mode mode);
+
+
+/* ------------------------------------------------------------------------ */
+/* Models: a stack of layers, one or two directions                         */
+
+typedef enum recur_direction {
+    RECUR_DIR_FORWARD = 0,     /* left to right */
+    RECUR_DIR_REVERSE = 1,     /* right to left (each sequence from its own last step) */
+    RECUR_DIR_BIDI_CONCAT = 2, /* both; outputs [a->; a<-], 2H wide (PyTorch's bidirectional) */
+    RECUR_DIR_BIDI_SUM = 3,    /* both; outputs a-> + a<-, H wide (oneDNN's bidirectional_sum) */
+} recur_direction;
+
+typedef struct recur_model_desc {
+    const char *cell;    /* as for a layer */
+    const char *variant; /* NULL for the cell's default */
+    int input_size;      /* I of the first layer */
+    int hidden_size;     /* H of every layer */
+    int num_layers;      /* >= 1; layer l > 0 takes the outputs of layer l-1 */
+    recur_direction direction;
+    float dropout;       /* probability in [0, 1) of zeroing an input of layers 1..L-1 in
+                          * training (inverted dropout: kept values scale by 1/(1-p)); never
+                          * after the last layer; none in inference */
+    uint64_t seed;       /* the dropout masks' seed: a counter-based RNG (Philox-4x32-10)
+                          * keyed by (seed, call number, layer, element), the same on every backend */
+} recur_model_desc;
+
+typedef struct recur_model recur_model;
+
+/* Create a model (weights zero). The model belongs to ctx, like a layer.
+ * Errors as recur_layer_create, plus RECUR_ERR_ARG for num_layers < 1, an
+ * unknown direction, or dropout outside [0, 1). *out is NULL on failure. */
+RECUR_API recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, recur_model **out);
+RECUR_API void recur_model_free(recur_model *model);
+
+/* The model's settings (desc->cell and ->variant stay valid for its life). */
+RECUR_API recur_status recur_model_desc_get(const recur_model *model, recur_model_desc *out);
+
+/* Number of directions (1 or 2) and the width of one output row (H, or 2H for concat). */
+RECUR_API int recur_model_directions(const recur_model *model);
+RECUR_API int recur_model_output_size(const recur_model *model);
+
+/* The layer of one stack position and direction (reverse 0 or 1), for the
+ * canonical per-gate view (recur_layer_gate_get/set). Owned by the model:
+ * recur_layer_free ignores it. */
+RECUR_API recur_status recur_model_layer(const recur_model *model, int layer, int reverse, recur_layer **out);
+
+/*
+ * Parameters, by PyTorch's names and in PyTorch's order: for each layer l,
+ * for each direction, weight_ih_l{l}, weight_hh_l{l}, bias_ih_l{l},
+ * bias_hh_l{l}, the reverse direction with the suffix _reverse. Shapes
+ * [G*H, I_l], [G*H, H], [G*H], [G*H], where I_0 = input_size and
+ * I_l = recur_model_output_size() for l > 0. Values are in
+ * RECUR_LAYOUT_TORCH (for the original gru: gates r, z, n with z = 1 - Γ_u
+ * stored negated; see recur_layout).
+ */
+typedef struct recur_param_info {
+    char name[48]; /* "weight_ih_l0_reverse" */
+    int rows, cols; /* cols is 1 for a bias (a 1-D tensor) */
+    int ndim;      /* 2 for weights, 1 for biases */
+    size_t count;  /* rows * cols */
+} recur_param_info;
+
+RECUR_API size_t recur_model_param_count(const recur_model *model);
+RECUR_API recur_status recur_model_param_info(const recur_model *model, size_t i, recur_param_info *out);
+/* One tensor by name; count must equal its size (smaller: RECUR_ERR_BUFFER_SIZE,
+ * larger: RECUR_ERR_SHAPE; unknown name: RECUR_ERR_UNKNOWN_NAME). */
+RECUR_API recur_status recur_model_param_set(recur_model *model, const char *name, const float *src, size_t count);
+RECUR_API recur_status recur_model_param_get(const recur_model *model, const char *name, float *dst, size_t count);
+/* The gradient of one tensor, accumulated by recur_model_backward. */
+RECUR_API recur_status recur_model_grad_get(const recur_model *model, const char *name, float *dst, size_t count);
+RECUR_API recur_status recur_model_grads_zero(recur_model *model);
+
+/*
+ * One batch. L = num_layers, D = directions, O = output size (H or 2H).
+ *   x    [T, N, I]  ([N, T, I] when batch_first)
+ *   lengths  [N]    each sequence's length T_x in 1..T, in any order; NULL: all T
+ *   h0   [L*D, N, H] initial a per layer and direction (index l*D + d); NULL: zeros
+ *   c0   [L*D, N, H] initial c (two-state cells); NULL: zeros
+ *   y    [T, N, O]  ([N, T, O] when batch_first); past a sequence's end: pad
+ *   hT   [L*D, N, H] each sequence's state at its own last step; NULL: not wanted
+ *   cT   [L*D, N, H]
+ * T or N below 1, or a length of 0 or above T: RECUR_ERR_ARG naming it; nothing runs.
+ */
+typedef struct recur_model_io {
+    int T, N;
+    int batch_first;
+    const int *lengths;
+    float pad;
+    const float *x;
+    const float *h0, *c0;
+    float *y;
+    float *hT, *cT;
+} recur_model_io;
+
+typedef struct recur_model_grad_io {
+    const float *dy;         /* [T, N, O] (batch_first: [N, T, O]); padded positions ignored */
+    const float *dhT, *dcT;  /* [L*D, N, H] */
+    float *dx;               /* [T, N, I]; zero at padded positions */
+    float *dh0, *dc0;        /* [L*D, N, H] */
+} recur_model_grad_io;
+
+/* Forward through every layer and direction. In training mode the model
+ * keeps what backward needs (and draws new dropout masks: the k-th training
+ * forward of a model uses call number k). */
+RECUR_API recur_status recur_model_forward(recur_model *model, recur_mode mode, const recur_model_io *io);
+/* BPTT through the whole stack over the last training forward (same io). */
+RECUR_API recur_status recur_model_backward(recur_model *model, const recur_model_io *io,
+                                            const recur_model_grad_io *grad, recur_grad_mode mode);
+
+/* ------------------------------------------------------------------------ */
+/* Model files (safetensors: 8-byte little-endian header length, a JSON     */
+/* header, raw little-endian F32 tensors; recur's settings in __metadata__) */
+
+/* Save atomically: a temporary file in the same directory, fsync, rename.
+ * A failure leaves any previous file at path as it was. */
+RECUR_API recur_status recur_model_save(const recur_model *model, const char *path);
+
+enum recur_load_flag {
+    RECUR_LOAD_CHECK_FINITE = 1u << 0, /* refuse NaN or Inf weights (RECUR_ERR_FILE_NONFINITE) */
+};
+
+/* Create a model on ctx from a file, settings from its __metadata__. */
+RECUR_API recur_status recur_model_load(recur_ctx *ctx, const char *path, uint32_t flags, recur_model **out);
+/* Load a file's weights into an existing model of the same shape. On any
+ * error the model's weights are untouched. */
+RECUR_API recur_status recur_model_load_weights(recur_model *model, const char *path, uint32_t flags);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,65 @@
+/*
+ * recur-cell-cl.h: the OpenCL C side of the cell plugin ABI.
+ *
+ * The host prepends this text to a cell's opencl_source before it builds
+ * the program, so a cell's .cl file uses these macros without including
+ * anything. It is installed beside recur-cell.h for plugin authors to read.
+ *
+ * A cell with S stages defines 2*S kernels, named after the cell (dashes
+ * as underscores): NAME_forward_0, NAME_backward_0, NAME_forward_1, ...
+ * Each is declared with RECUR_CELL_KERNEL(kernel_name) and begins with
+ * RECUR_CELL_BIND, which defines the work-item's unit j (0 <= j < H) and row
+ * r (0 <= r < n), returns for padding work-items, and binds the arrays of
+ * struct recur_cell_args (recur-cell.h) by the same names, as __global
+ * pointers already offset to this call's first row: xw, hw, b_hh, prev0,
+ * prev1, next0, next1, save, src, dnext0, dnext1, dprev0, dprev1, dxw, dhw,
+ * dsrc (b_hh is not per row: it is the [G*H] bias itself). An array that
+ * the C side would get as NULL is a null pointer here.
+ * Every work-item handles one unit of one row; rows and units are
+ * independent, exactly as on the CPU. The host builds with -D RECUR_G=<G>
+ * (the cell's gate count) and -cl-std=CL1.2; only OpenCL 1.2 is required.
+ */
+#ifndef RECUR_CELL_CL_H
+#define RECUR_CELL_CL_H
+
+#define RECUR_CELL_BUF(type, name) __global type *name##_b, const ulong name##_o
+
+#define RECUR_CELL_KERNEL(fn)                                                                      \
+    __kernel void fn(const int n, const int H, const int variant, const int training,              \
+                     RECUR_CELL_BUF(const float, xw), RECUR_CELL_BUF(float, hw),                   \
+                     RECUR_CELL_BUF(const float, b_hh), RECUR_CELL_BUF(const float, prev0),        \
+                     RECUR_CELL_BUF(const float, prev1), RECUR_CELL_BUF(float, next0),             \
+                     RECUR_CELL_BUF(float, next1), RECUR_CELL_BUF(float, save),                    \
+                     RECUR_CELL_BUF(float, src), RECUR_CELL_BUF(const float, dnext0),              \
+                     RECUR_CELL_BUF(const float, dnext1), RECUR_CELL_BUF(float, dprev0),           \
+                     RECUR_CELL_BUF(float, dprev1), RECUR_CELL_BUF(float, dxw),                    \
+                     RECUR_CELL_BUF(float, dhw), RECUR_CELL_BUF(const float, dsrc))
+
+#define RECUR_CELL_PTR(type, name) __global type *name = name##_b ? name##_b + name##_o : 0
+
+#define RECUR_CELL_BIND                                                                            \
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);                                \
+    if (j >= H || r >= n) return;                                                                  \
+    RECUR_CELL_PTR(const float, xw);                                                               \
+    RECUR_CELL_PTR(float, hw);                                                                     \
+    RECUR_CELL_PTR(const float, b_hh);                                                             \
+    RECUR_CELL_PTR(const float, prev0);                                                            \
+    RECUR_CELL_PTR(const float, prev1);                                                            \
+    RECUR_CELL_PTR(float, next0);                                                                  \
+    RECUR_CELL_PTR(float, next1);                                                                  \
+    RECUR_CELL_PTR(float, save);                                                                   \
+    RECUR_CELL_PTR(float, src);                                                                    \
+    RECUR_CELL_PTR(const float, dnext0);                                                           \
+    RECUR_CELL_PTR(const float, dnext1);                                                           \
+    RECUR_CELL_PTR(float, dprev0);                                                                 \
+    RECUR_CELL_PTR(float, dprev1);                                                                 \
+    RECUR_CELL_PTR(float, dxw);                                                                    \
+    RECUR_CELL_PTR(float, dhw);                                                                    \
+    RECUR_CELL_PTR(const float, dsrc);                                                             \
+    (void)variant;                                                                                 \
+    (void)training
+
+/* The logistic sigmoid, stable for large |v|. */
+inline float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
+
+#endif /* RECUR_CELL_CL_H */
