@@ -67,6 +67,22 @@ recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct r
     return count ? be->iface->add(be, y, x, count) : RECUR_OK;
 }
 
+recur_status recur_be_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                             int ld_src, struct recur_mem idx, int rows, int width) {
+    return rows > 0 && width > 0 ? be->iface->gather(be, dst, ld_dst, src, ld_src, idx, rows, width) : RECUR_OK;
+}
+
+recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                              int ld_src, struct recur_mem idx, int rows, int width, int add) {
+    return rows > 0 && width > 0 ? be->iface->scatter(be, dst, ld_dst, src, ld_src, idx, rows, width, add)
+                                 : RECUR_OK;
+}
+
+recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
+                              float p, uint64_t seed, uint64_t stream) {
+    return count ? be->iface->dropout(be, dst, src, count, p, seed, stream) : RECUR_OK;
+}
+
 recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell) {
     return be->iface->supports(be, cell);
 }

@@ -18,7 +18,9 @@ struct recur_layer {
     struct recur_mem ws, rs;
     size_t ws_floats, rs_floats;
     /* shape of the training forward whose activations the reserve holds; 0: none */
-    int trained_T, trained_N;
+    int trained_T, trained_N, trained_R; /* R: the sum of its lengths */
+    struct recur_mem io;                 /* staging for host arrays on non-host devices */
+    size_t io_floats;
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
 };

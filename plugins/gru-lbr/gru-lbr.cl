@@ -10,6 +10,10 @@
 #error "gru-lbr.cl: build with -DRECUR_G=3"
 #endif
 
+/* No fused multiply-add, as in the CPU kernels (C11 builds do not contract):
+ * the arithmetic then rounds exactly as on the CPU, and only exp/tanh may
+ * differ by their few ulp. */
+
 /*
  * xw holds W_i x + b_i (+ b_h for r, z); hw holds W_h a^{<t-1>}; b_hn is
  * added here (n has bias_hh_in_hw):

@@ -9,6 +9,10 @@
 #error "gru.cl: build with -DRECUR_G=3"
 #endif
 
+/* No fused multiply-add, as in the CPU kernels (C11 builds do not contract):
+ * the arithmetic then rounds exactly as on the CPU, and only exp/tanh may
+ * differ by their few ulp. */
+
 /*
  * Stage 0, after the engine's product hw_{u,r} = W_{u,r} c^{<t-1>}:
  *   Γ_u = σ(W_u [c^{<t-1>}, x^{<t>}] + b_u)

@@ -9,6 +9,10 @@
 #error "lstm.cl: build with -DRECUR_G=4"
 #endif
 
+/* No fused multiply-add, as in the CPU kernels (C11 builds do not contract):
+ * the arithmetic then rounds exactly as on the CPU, and only exp/tanh may
+ * differ by their few ulp. */
+
 /*
  * Gates in PyTorch's order i, f, g, o, each pre = xw + hw (biases included):
  *   Γ_i = σ(pre_i)   Γ_f = σ(pre_f)   c̃^{<t>} = tanh(pre_g)   Γ_o = σ(pre_o)

@@ -7,6 +7,10 @@
 #error "rnn.cl: build with -DRECUR_G=1"
 #endif
 
+/* No fused multiply-add, as in the CPU kernels (C11 builds do not contract):
+ * the arithmetic then rounds exactly as on the CPU, and only exp/tanh may
+ * differ by their few ulp. */
+
 /*
  *   a^{<t>} = g(W_aa a^{<t-1>} + W_ax x^{<t>} + b_a),  g = tanh (variant 0) or relu (1)
  * hw = W_aa a^{<t-1>}, xw = W_ax x^{<t>} + b_a. Nothing is saved. As on the

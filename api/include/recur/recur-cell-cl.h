@@ -15,6 +15,8 @@
  * prev1, next0, next1, save, src, dnext0, dnext1, dprev0, dprev1, dxw, dhw,
  * dsrc (b_hh is not per row: it is the [G*H] bias itself). An array that
  * the C side would get as NULL is a null pointer here.
+ * Offsets (the _o arguments) count floats. Names BIND takes: j, r, n, H,
+ * variant, training and the arrays with their _b and _o forms.
  * Every work-item handles one unit of one row; rows and units are
  * independent, exactly as on the CPU. The host builds with -D RECUR_G=<G>
  * (the cell's gate count) and -cl-std=CL1.2; only OpenCL 1.2 is required.
@@ -60,6 +62,10 @@
     (void)training
 
 /* The logistic sigmoid, stable for large |v|. */
-inline float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
+static inline float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
+
+/* No implicit fused multiply-add: the kernels then round exactly as the
+ * plugins' C kernels do, which the conformance tests rely on. */
+#pragma OPENCL FP_CONTRACT OFF
 
 #endif /* RECUR_CELL_CL_H */

@@ -19,24 +19,31 @@
  * 32-bit ARM NEON has neither IEEE vector division nor (always) FMA, so it
  * takes the scalar path. No path calls libm.
  *
- * Measured maximum error, in ulp against the correctly rounded result (double
- * libm reference rounded to float), by tests/test-vmath.c over every 509th
- * float bit pattern, a dense sweep of [-20, 20] and the special values; the
- * same on avx512, avx2 and scalar (x86-64, gcc 12 and clang 14):
- *   exp:     <= 1 ulp for results >= FLT_MIN (x in [-87.33, 88.72]);
- *            gradual underflow: denormal results (x in [-103.97, -87.33])
- *            are within 1 ulp of the correctly rounded denormal, 0 below
- *            ln(2^-150); +inf above ln(FLT_MAX) = 88.7228.
- *   sigmoid: <= 2 ulp for results >= FLT_MIN (denormal results for
- *            x in [-103.97, -87.33] are within 1 denormal ulp); exactly 1
- *            for x > 17.33 (rounds there), 0 below -103.97.
- *   tanh:    <= 2 ulp everywhere (relative accuracy near 0 too; tanh(x) = x
- *            exactly for |x| < 2^-12 or so, sign of zero kept); exactly +-1
- *            for |x| >= 9.011.
- *   NaN in -> NaN out; exp(-inf) = 0, exp(+inf) = +inf, sigmoid(+-inf) = 1/0,
- *   tanh(+-inf) = +-1.
- * (The errors quoted by the test's log are the authority: it fails if they
- * exceed RECUR_VMATH_*_MAX_ULP below.)
+ * Measured maximum error, in ulp against the correctly rounded result (the
+ * double libm result rounded to float), over ALL 2^32 float inputs (a
+ * throwaway exhaustive run; tests/test-vmath.c re-checks every 509th bit
+ * pattern, a dense grid of [-20, 20], the edges and special values), for
+ * avx512, avx2 and scalar (x86-64, gcc 12 and clang 14):
+ *   exp:     <= 1 ulp for all results >= FLT_MIN (x in [-87.34, 88.72]).
+ *            Gradual underflow (no flush): denormal results, x in
+ *            [-103.97, -87.34], are within 1 least denormal (2^-149) of the
+ *            correctly rounded one; 0 below; +inf above ln(FLT_MAX).
+ *   sigmoid: <= 2 ulp for all results >= FLT_MIN (<= 1 ulp for x >= 0);
+ *            denormal results (x in [-103.97, -87.34]) within 1 least
+ *            denormal, 0 below -103.97; exactly 1 for x >= 16.636.
+ *   tanh:    <= 1 ulp everywhere, i.e. relative accuracy near 0 as well;
+ *            exactly +-1 for |x| >= 9.011, tanh(x) = x for tiny x.
+ * avx2 and avx512 agree bit for bit on every input (same operations, all
+ * fused); scalar without FMA rounds differently on ~0.05% of inputs, within
+ * the same bounds. neon performs the same fused operations (compile-checked
+ * only). Exact specials: exp(-inf) = 0, exp(+inf) = +inf, sigmoid(+-inf) =
+ * 1 / 0, tanh(+-0) = +-0, tanh(+-inf) = +-1; NaN in -> NaN out.
+ * Needs IEEE semantics: do not build with -ffast-math / -ffinite-math-only.
+ *
+ * Speed: inputs whose result (or an intermediate) is denormal (exp below
+ * -87.3, sigmoid beyond |x| > 87.3, tanh of |x| < 1e-19) take microcode
+ * assists on x86, a few times slower per vector; ordinary inputs never
+ * touch denormals.
  */
 #ifndef RECUR_VMATH_H
 #define RECUR_VMATH_H
@@ -47,7 +54,7 @@
 /* Error bounds the test asserts (ulp, for results >= FLT_MIN). */
 #define RECUR_VMATH_EXP_MAX_ULP 1
 #define RECUR_VMATH_SIGMOID_MAX_ULP 2
-#define RECUR_VMATH_TANH_MAX_ULP 2
+#define RECUR_VMATH_TANH_MAX_ULP 1
 
 /*
  * The ISA layer: a vector of floats (recur_vm_f), of int32 (recur_vm_i), a
@@ -241,16 +248,17 @@ static inline recur_vm_f recur_vm_pow2i(recur_vm_i k) { return recur_vm_float_((
  *
  * x is first clamped to [-104, 89]: e^-104 < 2^-150 rounds to 0 and
  * e^89 > FLT_MAX overflows, so the clamp changes no result, but it keeps k in
- * [-150, 129] where the scaling below is safe. NaN passes the clamp (it is
+ * [-150, 128] where the scaling below is safe. NaN passes the clamp (it is
  * the second operand) and poisons everything after it.
  *
  * k: round to nearest by the 1.5 * 2^23 trick (the sum's ulp is 1).
  * r: two-constant Cody-Waite: L1 has 9 significant bits, so k L1 is exact
- *    for |k| < 2^15 and x - k L1 is exact; L2 = ln2 - L1 rounded carries
- *    the rest (error about 2^-37 |k|, far below an ulp of r's use).
+ *    for |k| < 2^15 and x - k L1 is exact (with or without FMA); L2 =
+ *    ln2 - L1 rounded to float carries the rest. What L1 + L2 misses of ln2
+ *    costs |k| 2^-37 <= 2^-29.8 in r, a few hundredths of an ulp of e^r.
  * e^r = 1 + r + r^2 P(r), P the Cephes expf minimax polynomial (degree 5).
  * 2^k: built in the exponent bits, in two halves k = k1 + k2 (each in
- *    [-75, 65]) so that k = 128 (x just below ln FLT_MAX) does not overflow
+ *    [-75, 64]) so that k = 128 (x just below ln FLT_MAX) does not overflow
  *    early and k < -126 gives a gradual (correctly rounded once) denormal:
  *    p 2^k1 is exact, the one rounding happens in the second product.
  */
@@ -307,7 +315,7 @@ static inline recur_vm_f recur_vm_sigmoid(recur_vm_f x)
  *   t(a) = a + a^3 Q(a^2)          for a < 0.625 (Cephes tanhf minimax):
  *          relative accuracy near 0, where the formula below cancels;
  *   t(a) = 1 - 2 / (e^{2a} + 1)    otherwise: e^{2a} overflows to +inf for
- *          a > 44.4 and t = 1 exactly (already for a >= 9.011).
+ *          a > 44.4; t rounds to 1 exactly for a >= 9.011.
  * Both are computed and one picked per lane (no branches); the sign is
  * copied from x last, so tanh(-0) = -0 and the function is exactly odd.
  * NaN fails a < 0.625 and goes through the exp branch, staying NaN.

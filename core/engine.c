@@ -1,0 +1,470 @@
+/*
+ * engine.c: the layer engine. One recurrent layer, one direction, forward
+ * (inference and training) and backpropagation through time, for every cell
+ * alike, through the dispatch table only.
+ *
+ * Variable lengths (contract 3). The engine sorts the batch by length,
+ * longest first, and packs it: step t runs only the bs[t] sequences still
+ * active, which are the first bs[t] sorted rows, so every step's inputs,
+ * states and outputs are a prefix of the step before. Work follows the sum of
+ * the lengths R, not T x N. The reverse direction packs each sequence from
+ * its own last step. Inputs are gathered into packed order once, outputs
+ * scattered back once; a dense, left-to-right, time-major batch needs
+ * neither and is used in place.
+ *
+ * The shape of the work (rules that keep it fast):
+ *   forward:  XW = X W_ih^T + bx                one GEMM over all R rows
+ *             per step, per stage s:            one GEMM + one cell kernel
+ *               HW[s] = A_s W_hh[s]^T
+ *   backward: per step, stages in reverse:      one cell kernel + one GEMM
+ *             after the loop:                   dW_ih, dW_hh, dX by GEMM,
+ *                                               db by column sums
+ * where bx = b_ih + b_hh (b_hh only of gates without bias_hh_in_hw) and A_0
+ * is a^{<t-1>}, A_1 the src of stage 0. Nothing is allocated and nothing is
+ * copied between host and device inside the time loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* ---- the packing plan (host side, per call) ---- */
+
+struct pack {
+    int T, N, R;
+    int dense;      /* all lengths T, not reversed: packed order is time-major order */
+    int *perm;      /* [N] sorted position k -> sequence */
+    int *len;       /* [N] length of sorted sequence k */
+    int *bs, *off;  /* [T] active rows of step t; [T+1] first packed row of step t */
+    int32_t *ints;  /* idx_x [R], idx_y [R], prev [R], last [N], perm [N], clast [N] */
+};
+
+enum { IX_X, IX_Y, IX_PREV, IX_LAST, IX_PERM, IX_CLAST, IX_COUNT };
+
+static size_t ints_at(const struct pack *p, int which) {
+    size_t R = (size_t)p->R, N = (size_t)p->N;
+    size_t at[IX_COUNT] = {0, R, 2 * R, 3 * R, 3 * R + N, 3 * R + 2 * N};
+    return at[which];
+}
+static size_t ints_total(const struct pack *p) { return 3 * (size_t)p->R + 3 * (size_t)p->N; }
+
+static void pack_free(struct pack *p) {
+    free(p->perm), free(p->len), free(p->bs), free(p->off), free(p->ints);
+    memset(p, 0, sizeof *p);
+}
+
+/* Row index of (t, n) in a view's row space. */
+static int32_t view_row(const struct recur_seqview *v, int t, int n) { return (int32_t)(t * v->st + n * v->sn); }
+
+/* Pack r's batch; rows of xv and yv (which carry x/dx and y/dy strides) get index arrays. */
+static recur_status pack_make(recur_layer *l, const struct recur_run *r, const struct recur_seqview *xv,
+                             const struct recur_seqview *yv, struct pack *p) {
+    int T = r->T, N = r->N;
+    memset(p, 0, sizeof *p);
+    p->T = T;
+    p->N = N;
+    p->perm = malloc((size_t)N * sizeof(int));
+    p->len = malloc((size_t)N * sizeof(int));
+    p->bs = calloc((size_t)T, sizeof(int));
+    p->off = calloc((size_t)T + 1, sizeof(int));
+    if (!p->perm || !p->len || !p->bs || !p->off) goto oom;
+    /* Stable counting sort by length, longest first. */
+    int *count = calloc((size_t)T + 2, sizeof(int));
+    if (!count) goto oom;
+    for (int n = 0; n < N; n++) count[r->lengths ? r->lengths[n] : T]++;
+    int at = 0;
+    for (int len = T; len >= 1; len--) {
+        int c = count[len];
+        count[len] = at;
+        at += c;
+    }
+    for (int n = 0; n < N; n++) {
+        int len = r->lengths ? r->lengths[n] : T, k = count[len]++;
+        p->perm[k] = n;
+        p->len[k] = len;
+    }
+    free(count);
+    for (int k = 0; k < N; k++)
+        for (int t = 0; t < p->len[k]; t++) p->bs[t]++;
+    for (int t = 0; t < T; t++) p->off[t + 1] = p->off[t] + p->bs[t];
+    p->R = p->off[T];
+    p->dense = !r->reverse && p->R == T * N;
+    p->ints = malloc(ints_total(p) * sizeof(int32_t));
+    if (!p->ints) goto oom;
+    int32_t *ix = p->ints + ints_at(p, IX_X), *iy = p->ints + ints_at(p, IX_Y);
+    int32_t *prev = p->ints + ints_at(p, IX_PREV), *last = p->ints + ints_at(p, IX_LAST);
+    int32_t *perm = p->ints + ints_at(p, IX_PERM), *clast = p->ints + ints_at(p, IX_CLAST);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < p->bs[t]; k++) {
+            int n = p->perm[k], pos = r->reverse ? p->len[k] - 1 - t : t, row = p->off[t] + k;
+            ix[row] = view_row(xv, pos, n);
+            iy[row] = view_row(yv, pos, n);
+            prev[row] = t == 0 ? k : N + p->off[t - 1] + k;
+        }
+    for (int k = 0; k < N; k++) {
+        last[k] = p->off[p->len[k] - 1] + k;
+        perm[k] = p->perm[k];
+        clast[k] = (p->len[k] % 2) * N + k; /* where inference leaves c: see forward */
+    }
+    return RECUR_OK;
+oom:
+    pack_free(p);
+    return recur_err(l->ctx, RECUR_ERR_NO_MEMORY, "out of memory planning a batch of %d sequences", N);
+}
+
+/* Whether a view is the packed layout itself: dense time-major rows of `width`. */
+static int view_direct(const struct pack *p, const struct recur_seqview *v, int width) {
+    return p->dense && v->st == p->N && v->sn == 1 && v->ld == width && v->col == 0;
+}
+
+/* ---- memory plan ---- */
+
+#define NONE SIZE_MAX
+
+struct plan {
+    size_t ints;                                   /* both: the index arrays (int32 in float slots) */
+    size_t x, xw, hw, bx, yp, h0, cs, src, fin;    /* forward */
+    size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev; /* backward */
+    size_t ws_fwd, ws_bwd;
+    size_t hs, save, srcs, rs;                     /* reserve */
+};
+
+static size_t take(size_t *top, size_t n) {
+    size_t at = *top;
+    *top += (n + 15) & ~(size_t)15; /* keep each region 64-byte aligned */
+    return at;
+}
+
+/* Regions for R packed rows of N sequences; direct_* say which caller
+ * views are used in place (no region needed). */
+static void plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int direct_x, int direct_y,
+                      int contiguous_prev, struct plan *p) {
+    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, I = (size_t)l->I;
+    size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
+    size_t top = 0;
+    p->ints = take(&top, n_ints);
+    size_t shared = top;
+    p->x = direct_x ? NONE : take(&top, R * I);
+    size_t after_x = top;
+    p->xw = take(&top, R * GH);
+    p->hw = take(&top, (size_t)N * GH);
+    p->bx = take(&top, GH);
+    p->yp = direct_y ? NONE : take(&top, R * H);
+    p->h0 = take(&top, (size_t)N * H);
+    p->cs = S > 1 ? take(&top, 2 * (size_t)N * H) : NONE;
+    p->src = extra ? take(&top, (size_t)N * H) : NONE;
+    p->fin = take(&top, (size_t)N * H);
+    p->ws_fwd = top;
+
+    /* Backward reuses everything after X (which it needs again for dW_ih). */
+    (void)shared;
+    top = after_x;
+    p->dyp = direct_y ? NONE : take(&top, R * H);
+    p->dxw = take(&top, R * GH);
+    p->dhw = l->split_grad ? take(&top, R * GH) : p->dxw;
+    p->carry = take(&top, S * N * H);
+    p->other = take(&top, S * N * H);
+    p->dsrc = extra ? take(&top, (size_t)N * H) : NONE;
+    p->dxp = direct_x ? NONE : take(&top, R * I);
+    p->hprev = contiguous_prev ? NONE : take(&top, R * H);
+    p->ws_bwd = top;
+
+    top = 0;
+    p->hs = take(&top, S * ((size_t)N + R) * H);
+    p->save = take(&top, R * (size_t)l->n_save * H);
+    p->srcs = extra ? take(&top, extra * R * H) : NONE;
+    p->rs = top;
+}
+
+void recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
+    struct plan p;
+    size_t R = (size_t)T * N;
+    plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, &p);
+    *ws_floats = p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd;
+    *rs_floats = p.rs;
+}
+
+static recur_status ensure(recur_layer *l, struct recur_mem *m, size_t *have, size_t floats) {
+    if (*have >= floats) return RECUR_OK;
+    recur_be_free(&l->ctx->be, m);
+    *have = 0;
+    TRY(recur_be_alloc(&l->ctx->be, floats * sizeof(float), m));
+    *have = floats;
+    return RECUR_OK;
+}
+
+static struct recur_mem at(struct recur_mem m, size_t floats) { return recur_mem_at(m, floats); }
+static struct recur_mem view_base(const struct recur_seqview *v) { return recur_mem_at(v->m, (size_t)v->col); }
+static const struct recur_mem no_mem = {0};
+
+/* bx = b_ih + b_hh, with b_hh only for gates that keep it out of hw. */
+static recur_status make_bx(recur_layer *l, struct recur_mem bx) {
+    struct recur_backend *be = &l->ctx->be;
+    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H;
+    struct recur_mem b_ih = at(l->w, GH * (l->I + l->H)), b_hh = at(b_ih, GH);
+    TRY(recur_be_copy(be, bx, b_ih, GH * sizeof(float)));
+    for (int g = 0; g < l->G; g++)
+        if (!l->cell->desc->gates[g].bias_hh_in_hw)
+            TRY(recur_be_add(be, at(bx, g * H), at(b_hh, g * H), H));
+    return RECUR_OK;
+}
+
+/* One forward step: for each stage, its product into hw, then its kernel. */
+static recur_status forward_step(recur_layer *l, struct recur_step *st, struct recur_mem hw, struct recur_mem src) {
+    struct recur_backend *be = &l->ctx->be;
+    const struct recur_cell_desc *d = l->cell->desc;
+    int H = l->H, GH = l->G * l->H, n = st->n;
+    struct recur_mem w_hh = at(l->w, (size_t)GH * l->I);
+    for (int s = 0; s < l->n_stages; s++) {
+        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
+        struct recur_mem a = s == 0 ? st->prev[0] : src;
+        TRY(recur_be_gemm(be, 0, 1, n, (g1 - g0) * H, H, 1.0f, a, H, at(w_hh, (size_t)g0 * H * H), H, 0.0f,
+                          at(hw, (size_t)g0 * H), GH));
+        st->src = s + 1 < l->n_stages ? src : no_mem;
+        TRY(recur_be_cell_run(be, l->kern, s, 0, st));
+    }
+    return RECUR_OK;
+}
+
+/* Final states: dst[perm[k]] = src[idx[k]] for the N sorted rows, via fin. */
+static recur_status finals_out(recur_layer *l, const struct pack *pk, struct recur_mem ints, const struct plan *p,
+                               struct recur_mem dst, struct recur_mem src, int which) {
+    if (!dst.buf) return RECUR_OK;
+    struct recur_backend *be = &l->ctx->be;
+    struct recur_mem fin = at(l->ws, p->fin);
+    TRY(recur_be_gather(be, fin, l->H, src, l->H, at(ints, ints_at(pk, which)), pk->N, l->H));
+    return recur_be_scatter(be, dst, l->H, fin, l->H, at(ints, ints_at(pk, IX_PERM)), pk->N, l->H, 0);
+}
+
+/* Initial states in sorted order: dst[k] = src[perm[k]], or zeros. */
+static recur_status initials_in(recur_layer *l, const struct pack *pk, struct recur_mem ints, struct recur_mem dst,
+                                struct recur_mem src) {
+    struct recur_backend *be = &l->ctx->be;
+    if (!src.buf) return recur_be_fill(be, dst, 0.0f, (size_t)pk->N * l->H);
+    return recur_be_gather(be, dst, l->H, src, l->H, at(ints, ints_at(pk, IX_PERM)), pk->N, l->H);
+}
+
+recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r) {
+    struct recur_backend *be = &l->ctx->be;
+    int N = r->N, H = l->H, I = l->I, GH = l->G * l->H, S = l->n_states, training = mode == RECUR_MODE_TRAINING;
+    struct pack pk;
+    TRY(pack_make(l, r, &r->x, &r->y, &pk));
+    int direct_x = view_direct(&pk, &r->x, I);
+    /* In training the outputs come from the state sequence, never in place. */
+    int direct_y = !training && !r->y_add && view_direct(&pk, &r->y, H);
+    struct plan p;
+    plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, &p);
+    recur_status st = RECUR_OK;
+    l->trained_T = l->trained_N = 0; /* the reserve is invalid until this run ends well */
+    if ((st = ensure(l, &l->ws, &l->ws_floats, p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd)) != RECUR_OK) goto out;
+    if (training && (st = ensure(l, &l->rs, &l->rs_floats, p.rs)) != RECUR_OK) goto out;
+
+    struct recur_mem ints = at(l->ws, p.ints);
+    if ((st = recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t))) != RECUR_OK) goto out;
+#define DO(call)                                                                                               \
+    do {                                                                                                       \
+        if ((st = (call)) != RECUR_OK) goto out;                                                               \
+    } while (0)
+    size_t R = (size_t)pk.R, NH = (size_t)N * H;
+    struct recur_mem x = direct_x ? view_base(&r->x) : at(l->ws, p.x);
+    if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
+
+    /* XW = X W_ih^T + bx, all steps at once. */
+    struct recur_mem xw = at(l->ws, p.xw), hw = at(l->ws, p.hw), bx = at(l->ws, p.bx);
+    DO(make_bx(l, bx));
+    DO(recur_be_rows_set(be, xw, pk.R, GH, GH, bx));
+    DO(recur_be_gemm(be, 0, 1, pk.R, GH, I, 1.0f, x, I, l->w, I, 1.0f, xw, GH));
+
+    /* Where the states live. Training: the reserve's sequences, N initial
+     * rows then the R packed rows. Inference: a^{<t>} in the packed output,
+     * c in two alternating buffers (sorted row k of step t reads buffer t%2
+     * and writes (t+1)%2, so its last value stays in buffer len%2). */
+    struct recur_mem init[2] = {r->h0, r->c0}, seq[2] = {{0}, {0}};
+    struct recur_mem yp = direct_y ? view_base(&r->y) : at(l->ws, p.yp);
+    for (int k = 0; k < S; k++) {
+        if (training) seq[k] = at(l->rs, p.hs + (size_t)k * (N + R) * H);
+        struct recur_mem first = training ? seq[k] : k == 0 ? at(l->ws, p.h0) : at(l->ws, p.cs);
+        DO(initials_in(l, &pk, ints, first, init[k]));
+    }
+
+    struct recur_step step;
+    memset(&step, 0, sizeof step);
+    step.H = H;
+    step.variant = l->variant;
+    step.training = training;
+    step.hw = hw;
+    step.b_hh = at(l->w, (size_t)GH * (I + H) + GH);
+    for (int t = 0; t < pk.T; t++) {
+        size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
+        step.n = pk.bs[t];
+        step.xw = at(xw, row * GH);
+        for (int k = 0; k < S; k++) {
+            if (training) {
+                step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
+                step.next[k] = at(seq[k], (N + row) * H);
+            } else if (k == 0) {
+                step.prev[0] = t ? at(yp, prow * H) : at(l->ws, p.h0);
+                step.next[0] = at(yp, row * H);
+            } else {
+                step.prev[k] = at(l->ws, p.cs + (size_t)(t % 2) * NH);
+                step.next[k] = at(l->ws, p.cs + (size_t)((t + 1) % 2) * NH);
+            }
+        }
+        step.save = training && l->n_save ? at(l->rs, p.save + row * l->n_save * H) : no_mem;
+        struct recur_mem src = no_mem;
+        if (l->n_stages > 1) src = training ? at(l->rs, p.srcs + row * H) : at(l->ws, p.src);
+        DO(forward_step(l, &step, hw, src));
+    }
+
+    /* Outputs: packed rows back to the caller's layout, then the finals. */
+    struct recur_mem ys = training ? at(seq[0], NH) : yp;
+    if (!direct_y)
+        DO(recur_be_scatter(be, view_base(&r->y), r->y.ld, ys, H, at(ints, ints_at(&pk, IX_Y)), pk.R, H, r->y_add));
+    if (training) {
+        DO(finals_out(l, &pk, ints, &p, r->hT, at(seq[0], NH), IX_LAST));
+        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(seq[1], NH), IX_LAST));
+    } else {
+        DO(finals_out(l, &pk, ints, &p, r->hT, yp, IX_LAST));
+        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(l->ws, p.cs), IX_CLAST));
+    }
+    if (training) {
+        l->trained_T = r->T;
+        l->trained_N = N;
+        l->trained_R = pk.R;
+    }
+out:
+#undef DO
+    pack_free(&pk);
+    return st;
+}
+
+recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, recur_grad_mode mode) {
+    struct recur_backend *be = &l->ctx->be;
+    const struct recur_cell_desc *d = l->cell->desc;
+    int N = r->N, H = l->H, I = l->I, GH = l->G * l->H, S = l->n_states;
+    struct pack pk;
+    TRY(pack_make(l, r, &r->x, &r->dy, &pk));
+    recur_status st = RECUR_OK;
+#define DO(call)                                                                                               \
+    do {                                                                                                       \
+        if ((st = (call)) != RECUR_OK) goto out;                                                               \
+    } while (0)
+    if (pk.R != l->trained_R) {
+        st = recur_err(l->ctx, RECUR_ERR_STATE,
+                       "recur_layer_backward: the lengths sum to %d, the training forward's to %d", pk.R, l->trained_R);
+        goto out;
+    }
+    int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, H);
+    int direct_dx = !r->dx_add && view_direct(&pk, &r->dx, I);
+    struct plan p;
+    plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, &p);
+    DO(ensure(l, &l->ws, &l->ws_floats, p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd));
+    size_t R = (size_t)pk.R, NH = (size_t)N * H;
+    struct recur_mem ints = at(l->ws, p.ints);
+    DO(recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t)));
+
+    struct recur_mem x = direct_x ? view_base(&r->x) : at(l->ws, p.x);
+    if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
+    struct recur_mem dy = no_mem;
+    if (r->dy.m.buf) {
+        dy = direct_dy ? view_base(&r->dy) : at(l->ws, p.dyp);
+        if (!direct_dy)
+            DO(recur_be_gather(be, dy, H, view_base(&r->dy), r->dy.ld, at(ints, ints_at(&pk, IX_Y)), pk.R, H));
+    }
+    struct recur_mem dxw = at(l->ws, p.dxw), dhw = at(l->ws, p.dhw);
+    struct recur_mem carry = at(l->ws, p.carry), other = at(l->ws, p.other);
+    struct recur_mem dsrc = p.dsrc == NONE ? no_mem : at(l->ws, p.dsrc);
+    struct recur_mem w_hh = at(l->w, (size_t)GH * I);
+
+    /* carry[k] holds dL/d state k for the sorted rows. A sequence joins the
+     * backward sweep at its own last step with dL/d of its final state; the
+     * rows of both buffers past the active prefix are never written by a step,
+     * so starting both with the finals serves every length. */
+    struct recur_mem fin[2] = {r->dhT, r->dcT};
+    for (int k = 0; k < S; k++) {
+        DO(initials_in(l, &pk, ints, at(carry, (size_t)k * NH), fin[k]));
+        DO(recur_be_copy(be, at(other, (size_t)k * NH), at(carry, (size_t)k * NH), NH * sizeof(float)));
+    }
+
+    struct recur_mem seq[2];
+    for (int k = 0; k < S; k++) seq[k] = at(l->rs, p.hs + (size_t)k * (N + R) * H);
+    struct recur_step step;
+    memset(&step, 0, sizeof step);
+    step.H = H;
+    step.variant = l->variant;
+    step.training = 1;
+    step.b_hh = at(l->w, (size_t)GH * (I + H) + GH);
+    for (int t = pk.T - 1; t >= 0; t--) {
+        size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
+        int n = pk.bs[t];
+        step.n = n;
+        if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * H), (size_t)n * H));
+        for (int k = 0; k < S; k++) {
+            step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
+            step.next[k] = at(seq[k], (N + row) * H);
+            step.dnext[k] = at(carry, (size_t)k * NH);
+            step.dprev[k] = at(other, (size_t)k * NH);
+        }
+        step.save = l->n_save ? at(l->rs, p.save + row * l->n_save * H) : no_mem;
+        step.dxw = at(dxw, row * GH);
+        step.dhw = at(dhw, row * GH);
+        for (int s = l->n_stages - 1; s >= 0; s--) {
+            int last = s == l->n_stages - 1;
+            step.src = last ? no_mem : at(l->rs, p.srcs + ((size_t)s * R + row) * H);
+            step.dsrc = last ? no_mem : dsrc;
+            if (!last) {
+                /* dsrc = dhw[stage s+1] W_hh[stage s+1] */
+                int g0 = d->stages[s + 1].gate_begin, g1 = d->stages[s + 1].gate_end;
+                DO(recur_be_gemm(be, 0, 0, n, H, (g1 - g0) * H, 1.0f, at(step.dhw, (size_t)g0 * H), GH,
+                                 at(w_hh, (size_t)g0 * H * H), H, 0.0f, dsrc, H));
+            }
+            DO(recur_be_cell_run(be, l->kern, s, 1, &step));
+        }
+        /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0] */
+        int g1 = d->stages[0].gate_end;
+        DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
+        struct recur_mem swap = carry;
+        carry = other;
+        other = swap;
+    }
+
+    /* Weight gradients, one GEMM per block over all packed rows. */
+    float beta = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
+    struct recur_mem dw_ih = l->dw, dw_hh = at(l->dw, (size_t)GH * I);
+    struct recur_mem db_ih = at(l->dw, (size_t)GH * (I + H)), db_hh = at(db_ih, (size_t)GH);
+    DO(recur_be_gemm(be, 1, 0, GH, I, pk.R, 1.0f, dxw, GH, x, I, beta, dw_ih, I));
+    struct recur_mem hprev = seq[0]; /* dense batches: the previous states are one block */
+    if (p.hprev != NONE) {
+        hprev = at(l->ws, p.hprev);
+        DO(recur_be_gather(be, hprev, H, seq[0], H, at(ints, ints_at(&pk, IX_PREV)), pk.R, H));
+    }
+    for (int s = 0; s < l->n_stages; s++) {
+        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
+        struct recur_mem a = s == 0 ? hprev : at(l->rs, p.srcs + (size_t)(s - 1) * R * H);
+        DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
+                         at(dw_hh, (size_t)g0 * H * H), H));
+    }
+    DO(recur_be_colsum(be, db_ih, beta, dxw, pk.R, GH, GH));
+    for (int gi = 0; gi < l->G; gi++) {
+        /* b_hh acted through hw for bias_hh_in_hw gates, else through xw. */
+        struct recur_mem from = d->gates[gi].bias_hh_in_hw ? dhw : dxw;
+        DO(recur_be_colsum(be, at(db_hh, (size_t)gi * H), beta, at(from, (size_t)gi * H), pk.R, H, GH));
+    }
+    if (r->dx.m.buf) {
+        struct recur_mem dx = direct_dx ? view_base(&r->dx) : at(l->ws, p.dxp);
+        DO(recur_be_gemm(be, 0, 0, pk.R, I, GH, 1.0f, dxw, GH, l->w, I, 0.0f, dx, I));
+        if (!direct_dx)
+            DO(recur_be_scatter(be, view_base(&r->dx), r->dx.ld, dx, I, at(ints, ints_at(&pk, IX_X)), pk.R, I,
+                                r->dx_add));
+    }
+    struct recur_mem dst0[2] = {r->dh0, r->dc0};
+    for (int k = 0; k < S; k++)
+        if (dst0[k].buf)
+            DO(recur_be_scatter(be, dst0[k], H, at(carry, (size_t)k * NH), H, at(ints, ints_at(&pk, IX_PERM)), N, H,
+                                0));
+out:
+#undef DO
+    pack_free(&pk);
+    return st;
+}
