@@ -31,6 +31,20 @@ struct recur_run {
     struct recur_mem dhT, dcT, dh0, dc0;
 };
 
+/* Host arrays as device memory for one call: in place on a host-memory
+ * device, else slices of a staging buffer (grown as needed) that stage_in
+ * fills (copy 1) and stage_out reads back. */
+struct recur_stage {
+    struct recur_backend *be;
+    struct recur_mem *buf;
+    size_t top;
+    int direct;
+};
+recur_status recur_stage_begin(struct recur_stage *s, struct recur_backend *be, struct recur_mem *buf, size_t *have,
+                               size_t floats);
+recur_status recur_stage_in(struct recur_stage *s, const float *host, size_t floats, int copy, struct recur_mem *out);
+recur_status recur_stage_out(struct recur_stage *s, float *host, struct recur_mem m, size_t floats);
+
 /* Forward; in training mode the layer's reserve keeps what backward needs. */
 recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r);
 /* BPTT over the layer's last training forward, which had the same T, N and lengths. */

@@ -143,15 +143,7 @@ static struct recur_seqview dense(struct recur_mem m, int T, int N, int width) {
     return v;
 }
 
-/* A host array as device memory: in place, or a slice of the staging buffer
- * (filled from `host` when given). */
-struct stage {
-    recur_layer *l;
-    int direct;
-    size_t top;
-};
-
-static recur_status stage_in(struct stage *s, const float *host, size_t floats, int copy, struct recur_mem *out) {
+recur_status recur_stage_in(struct recur_stage *s, const float *host, size_t floats, int copy, struct recur_mem *out) {
     struct recur_mem none = {0};
     *out = none;
     if (!host) return RECUR_OK;
@@ -159,25 +151,27 @@ static recur_status stage_in(struct stage *s, const float *host, size_t floats, 
         out->buf = (void *)host;
         return RECUR_OK;
     }
-    *out = recur_mem_at(s->l->io, s->top);
+    *out = recur_mem_at(*s->buf, s->top);
     s->top += floats;
-    return copy ? recur_be_write(&s->l->ctx->be, *out, host, floats * sizeof(float)) : RECUR_OK;
+    return copy ? recur_be_write(s->be, *out, host, floats * sizeof(float)) : RECUR_OK;
 }
 
-static recur_status stage_out(struct stage *s, float *host, struct recur_mem m, size_t floats) {
+recur_status recur_stage_out(struct recur_stage *s, float *host, struct recur_mem m, size_t floats) {
     if (!host || s->direct) return RECUR_OK;
-    return recur_be_read(&s->l->ctx->be, host, m, floats * sizeof(float));
+    return recur_be_read(s->be, host, m, floats * sizeof(float));
 }
 
-static recur_status stage_begin(struct stage *s, recur_layer *l, size_t floats) {
-    s->l = l;
+recur_status recur_stage_begin(struct recur_stage *s, struct recur_backend *be, struct recur_mem *buf, size_t *have,
+                               size_t floats) {
+    s->be = be;
+    s->buf = buf;
     s->top = 0;
-    s->direct = l->ctx->be.iface->host_memory;
-    if (s->direct || l->io_floats >= floats) return RECUR_OK;
-    recur_be_free(&l->ctx->be, &l->io);
-    l->io_floats = 0;
-    TRY(recur_be_alloc(&l->ctx->be, floats * sizeof(float), &l->io));
-    l->io_floats = floats;
+    s->direct = be->iface->host_memory;
+    if (s->direct || *have >= floats) return RECUR_OK;
+    recur_be_free(be, buf);
+    *have = 0;
+    TRY(recur_be_alloc(be, floats * sizeof(float), buf));
+    *have = floats;
     return RECUR_OK;
 }
 
@@ -188,22 +182,22 @@ recur_status recur_layer_forward(recur_layer *l, recur_mode mode, const recur_io
               "recur_layer_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
     TRY(check_io(l, io, "recur_layer_forward"));
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
-    struct stage s;
-    TRY(stage_begin(&s, l, TN * (l->I + l->H) + 4 * NH));
+    struct recur_stage s;
+    TRY(recur_stage_begin(&s, &l->ctx->be, &l->io, &l->io_floats, TN * (l->I + l->H) + 4 * NH));
     struct recur_mem x, y, h0, c0, hT, cT;
-    TRY(stage_in(&s, io->x, TN * l->I, 1, &x));
-    TRY(stage_in(&s, io->y, TN * l->H, 0, &y));
-    TRY(stage_in(&s, io->h0, NH, 1, &h0));
-    TRY(stage_in(&s, io->c0, NH, 1, &c0));
-    TRY(stage_in(&s, io->hT, NH, 0, &hT));
-    TRY(stage_in(&s, io->cT, NH, 0, &cT));
+    TRY(recur_stage_in(&s, io->x, TN * l->I, 1, &x));
+    TRY(recur_stage_in(&s, io->y, TN * l->H, 0, &y));
+    TRY(recur_stage_in(&s, io->h0, NH, 1, &h0));
+    TRY(recur_stage_in(&s, io->c0, NH, 1, &c0));
+    TRY(recur_stage_in(&s, io->hT, NH, 0, &hT));
+    TRY(recur_stage_in(&s, io->cT, NH, 0, &cT));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .y = dense(y, io->T, io->N, l->H), .h0 = h0, .c0 = c0, .hT = hT, .cT = cT};
     TRY(recur_engine_forward(l, mode, &r));
     TRY(recur_be_sync(&l->ctx->be));
-    TRY(stage_out(&s, io->y, y, TN * l->H));
-    TRY(stage_out(&s, io->hT, hT, NH));
-    return stage_out(&s, io->cT, cT, NH);
+    TRY(recur_stage_out(&s, io->y, y, TN * l->H));
+    TRY(recur_stage_out(&s, io->hT, hT, NH));
+    return recur_stage_out(&s, io->cT, cT, NH);
 }
 
 recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recur_grad_io *g,
@@ -224,22 +218,22 @@ recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recu
               "recur_layer_backward: io has T %d, N %d but the training forward had T %d, N %d", io->T, io->N,
               l->trained_T, l->trained_N);
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
-    struct stage s;
-    TRY(stage_begin(&s, l, TN * (2 * l->I + l->H) + 4 * NH));
+    struct recur_stage s;
+    TRY(recur_stage_begin(&s, &l->ctx->be, &l->io, &l->io_floats, TN * (2 * l->I + l->H) + 4 * NH));
     struct recur_mem x, dy, dhT, dcT, dx, dh0, dc0;
-    TRY(stage_in(&s, io->x, TN * l->I, 1, &x));
-    TRY(stage_in(&s, g->dy, TN * l->H, 1, &dy));
-    TRY(stage_in(&s, g->dhT, NH, 1, &dhT));
-    TRY(stage_in(&s, g->dcT, NH, 1, &dcT));
-    TRY(stage_in(&s, g->dx, TN * l->I, 0, &dx));
-    TRY(stage_in(&s, g->dh0, NH, 0, &dh0));
-    TRY(stage_in(&s, g->dc0, NH, 0, &dc0));
+    TRY(recur_stage_in(&s, io->x, TN * l->I, 1, &x));
+    TRY(recur_stage_in(&s, g->dy, TN * l->H, 1, &dy));
+    TRY(recur_stage_in(&s, g->dhT, NH, 1, &dhT));
+    TRY(recur_stage_in(&s, g->dcT, NH, 1, &dcT));
+    TRY(recur_stage_in(&s, g->dx, TN * l->I, 0, &dx));
+    TRY(recur_stage_in(&s, g->dh0, NH, 0, &dh0));
+    TRY(recur_stage_in(&s, g->dc0, NH, 0, &dc0));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .dy = dense(dy, io->T, io->N, l->H), .dhT = dhT, .dcT = dcT,
                           .dx = dense(dx, io->T, io->N, l->I), .dh0 = dh0, .dc0 = dc0};
     TRY(recur_engine_backward(l, &r, mode));
     TRY(recur_be_sync(&l->ctx->be));
-    TRY(stage_out(&s, g->dx, dx, TN * l->I));
-    TRY(stage_out(&s, g->dh0, dh0, NH));
-    return stage_out(&s, g->dc0, dc0, NH);
+    TRY(recur_stage_out(&s, g->dx, dx, TN * l->I));
+    TRY(recur_stage_out(&s, g->dh0, dh0, NH));
+    return recur_stage_out(&s, g->dc0, dc0, NH);
 }

@@ -73,6 +73,7 @@ void recur_model_free(recur_model *m) {
     for (int i = 0; m->layers && i < m->L * m->D; i++) recur_layer_destroy(m->layers[i]);
     free(m->layers);
     recur_be_free(&m->ctx->be, &m->acts);
+    recur_be_free(&m->ctx->be, &m->stage);
     if (m->prev) m->prev->next = m->next;
     else if (m->ctx->models == m) m->ctx->models = m->next;
     if (m->next) m->next->prev = m->prev;

@@ -19,7 +19,10 @@ struct recur_model {
     /* device buffers of the stack's last training forward, grown as needed */
     struct recur_mem acts;  /* every layer's output (and dropped-out input) */
     size_t acts_floats;
-    int trained_T, trained_N;
+    struct recur_mem stage; /* the caller's arrays on a non-host device */
+    size_t stage_floats;
+    int trained_T, trained_N, trained_batch_first;
+    uint64_t trained_stream; /* the call number of the last training forward */
     struct recur_model *prev, *next; /* the context's live models */
 };
 

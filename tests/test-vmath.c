@@ -11,7 +11,9 @@
  *     the tanh branch switch, saturation),
  *   - special values, with exact expectations.
  * Accumulating by hand and asserting once per test keeps millions of checks
- * fast (a Criterion assertion per point would dominate the run time).
+ * fast (a Criterion assertion per point would dominate the run time): the
+ * whole file runs in about 0.3 s, 0.6-1.0 s under ASan+UBSan, on a loaded
+ * 2-core 2.6 GHz x86-64 (stride 509 is the knob if that ever matters).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -19,9 +21,54 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "recur/recur-vmath.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/*
+ * A variant built for an ISA this CPU lacks skips itself: exit status 77 is
+ * meson's "skipped". This runs before main, before any test code can hit
+ * an instruction the CPU does not have, and is itself compiled without AVX
+ * (target "no-avx") so that the compiler cannot vectorise the checks.
+ */
+__attribute__((constructor, target("no-avx"))) static void skip_if_cpu_lacks_isa(void)
+{
+    const char *missing = NULL;
+    __builtin_cpu_init();
+#if defined(__AVX2__)
+    if (!__builtin_cpu_supports("avx2"))
+        missing = "avx2";
+#endif
+#if defined(__FMA__)
+    if (!__builtin_cpu_supports("fma"))
+        missing = "fma";
+#endif
+#if defined(__AVX512F__)
+    if (!__builtin_cpu_supports("avx512f"))
+        missing = "avx512f";
+#endif
+#if defined(__AVX512BW__)
+    if (!__builtin_cpu_supports("avx512bw"))
+        missing = "avx512bw";
+#endif
+#if defined(__AVX512DQ__)
+    if (!__builtin_cpu_supports("avx512dq"))
+        missing = "avx512dq";
+#endif
+#if defined(__AVX512VL__)
+    if (!__builtin_cpu_supports("avx512vl"))
+        missing = "avx512vl";
+#endif
+    if (missing) {
+        fprintf(stderr, "test-vmath (%s): this CPU lacks %s, skipped\n", RECUR_VMATH_ISA_NAME, missing);
+        fflush(stderr);
+        _Exit(77);
+    }
+}
+#endif
 
 static uint32_t bits_of(float f)
 {
@@ -255,6 +302,10 @@ Test(vmath, isa)
     cr_assert_str_eq(RECUR_VMATH_ISA_NAME, "avx512");
 #elif defined(__AVX2__) && defined(__FMA__)
     cr_assert_str_eq(RECUR_VMATH_ISA_NAME, "avx2");
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    cr_assert_str_eq(RECUR_VMATH_ISA_NAME, "neon");
+#else
+    cr_assert_str_eq(RECUR_VMATH_ISA_NAME, "scalar");
 #endif
 }
 
@@ -333,8 +384,11 @@ Test(vmath, sigmoid_specials)
     cr_assert(same_bits(recur_sigmoid1(-1e30f), 0.0f));
     cr_assert(same_bits(recur_sigmoid1(100.0f), 1.0f));
     cr_assert(same_bits(recur_sigmoid1(20.0f), 1.0f));
+    cr_assert(same_bits(recur_sigmoid1(16.64f), 1.0f));
     float s = recur_sigmoid1(-100.0f);
     cr_assert(!isnan(s) && s >= 0.0f && s < 1e-30f, "sigmoid(-100) = %a", (double)s);
+    /* gradual underflow: the correctly rounded denormal, within one */
+    cr_assert(fabs((double)s - ref_sigmoid(-100.0)) <= 0x1p-149, "sigmoid(-100) = %a", (double)s);
     s = recur_sigmoid1(-80.0f);
     cr_assert(ulp_dist(s, (float)ref_sigmoid(-80.0)) <= RECUR_VMATH_SIGMOID_MAX_ULP, "sigmoid(-80) = %a",
               (double)s);
@@ -356,6 +410,29 @@ Test(vmath, tanh_specials)
     cr_assert(same_bits(recur_tanh1(-0x1p-149f), -0x1p-149f));
     cr_assert(same_bits(recur_tanh1(-FLT_MIN), -FLT_MIN));
     cr_assert(same_bits(recur_tanh1(1e-20f), 1e-20f));
+}
+
+/* the saturated ranges are exact: tanh(+-x) = +-1 for x >= 9.011 and
+ * sigmoid(x) = 1 for x >= 16.636, sigmoid(-x) = 0 for x > 103.98 */
+Test(vmath, saturation)
+{
+    long bad = 0;
+    for (uint64_t b = bits_of(9.011f); b <= bits_of(INFINITY); b += 4099) {
+        float x = float_of((uint32_t)b);
+        if (!same_bits(recur_tanh1(x), 1.0f) || !same_bits(recur_tanh1(-x), -1.0f)) {
+            if (bad++ < 10)
+                cr_log_error("tanh(+-%a) = %a, %a", (double)x, (double)recur_tanh1(x), (double)recur_tanh1(-x));
+        }
+    }
+    for (uint64_t b = bits_of(16.636f); b <= bits_of(INFINITY); b += 4099) {
+        float x = float_of((uint32_t)b);
+        if (!same_bits(recur_sigmoid1(x), 1.0f) || (x > 103.98f && !same_bits(recur_sigmoid1(-x), 0.0f))) {
+            if (bad++ < 10)
+                cr_log_error("sigmoid(+-%a) = %a, %a", (double)x, (double)recur_sigmoid1(x),
+                             (double)recur_sigmoid1(-x));
+        }
+    }
+    cr_assert_eq(bad, 0);
 }
 
 /* tanh is exactly odd: tanh(-x) == -tanh(x) bit for bit, on every 2039th

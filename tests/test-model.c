@@ -1,0 +1,359 @@
+/*
+ * test-model.c: models (stacks, directions, variable lengths, batch-first,
+ * dropout) against the double-precision reference composed one sequence at
+ * a time (tests/ref/ref-model.c), on the CPU backend (and OpenCL, when a
+ * device exists: RECUR_TEST_DEVICE).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backends/philox.h"
+#include "common.h"
+#include "recur/recur.h"
+#include "ref/ref-model.h"
+
+#define RTOL 2e-4
+#define PAD 0.5f
+
+static double scale_of(const double *v, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(v[i]));
+    return m;
+}
+
+struct mcase {
+    const char *cell, *variant;
+    int ref_variant, dir, L, T, N, I, H, batch_first;
+    const int *lengths;
+    float dropout;
+};
+
+static const recur_direction dirs[] = {RECUR_DIR_FORWARD, RECUR_DIR_REVERSE, RECUR_DIR_BIDI_CONCAT, RECUR_DIR_BIDI_SUM};
+
+/* [T][N][w] time-major <-> [N][T][w] batch-first. */
+static void to_batch_first(float *dst, const float *src, int T, int N, int w) {
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) memcpy(dst + ((size_t)n * T + t) * w, src + ((size_t)t * N + n) * w, w * sizeof(float));
+}
+
+static void from_batch_first(float *dst, const float *src, int T, int N, int w) {
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) memcpy(dst + ((size_t)t * N + n) * w, src + ((size_t)n * T + t) * w, w * sizeof(float));
+}
+
+static const char *device(void) {
+    const char *d = getenv("RECUR_TEST_DEVICE");
+    return d && *d ? d : "cpu";
+}
+
+static recur_model *make_model(recur_ctx *ctx, const struct mcase *c, uint64_t seed) {
+    recur_model_desc d = {.cell = c->cell, .variant = c->variant, .input_size = c->I, .hidden_size = c->H,
+                          .num_layers = c->L, .direction = dirs[c->dir], .dropout = c->dropout, .seed = seed};
+    recur_model *m;
+    cr_assert_eq(recur_model_create(ctx, &d, &m), RECUR_OK, "%s", recur_ctx_error(ctx));
+    return m;
+}
+
+/* Set every layer's canonical weights from the reference's layout. */
+static void set_weights(recur_model *m, const ref_model *rm, const float *w) {
+    int D = ref_model_dirs(rm);
+    for (int l = 0; l < rm->L; l++)
+        for (int d = 0; d < D; d++) {
+            recur_layer *y;
+            cr_assert_eq(recur_model_layer(m, l, d, &y), RECUR_OK);
+            cr_assert_eq(recur_layer_weights_set(y, RECUR_LAYOUT_CANONICAL, w + ref_model_weight_offset(rm, l, d),
+                                                 recur_layer_weight_count(y)),
+                         RECUR_OK);
+        }
+}
+
+static void get_grads(recur_model *m, const ref_model *rm, float *dw) {
+    int D = ref_model_dirs(rm);
+    for (int l = 0; l < rm->L; l++)
+        for (int d = 0; d < D; d++) {
+            recur_layer *y;
+            cr_assert_eq(recur_model_layer(m, l, d, &y), RECUR_OK);
+            cr_assert_eq(recur_layer_grads_get(y, RECUR_LAYOUT_CANONICAL, dw + ref_model_weight_offset(rm, l, d),
+                                               recur_layer_weight_count(y)),
+                         RECUR_OK);
+        }
+}
+
+/* The dropout masks recur draws for training call `call`: Philox by element. */
+static double *masks_of(const struct mcase *c, int O, uint64_t seed, uint64_t call) {
+    size_t per = (size_t)c->T * c->N * O;
+    double *mk = test_doubles(per * c->L);
+    for (int l = 1; l < c->L; l++)
+        for (size_t i = 0; i < per; i++)
+            mk[l * per + i] = recur_philox_uniform(seed, call * 64 + (uint64_t)l, i) >= c->dropout
+                                  ? 1.0 / (1.0 - (double)c->dropout)
+                                  : 0.0;
+    return mk;
+}
+
+static void check_model(const struct mcase *c) {
+    ref_model rm = {c->cell, c->ref_variant, c->I, c->H, c->L, c->dir};
+    int D = ref_model_dirs(&rm), O = ref_model_out(&rm), two = strcmp(c->cell, "lstm") == 0;
+    int T = c->T, N = c->N;
+    size_t nw = ref_model_weight_count(&rm), nx = (size_t)T * N * c->I, ny = (size_t)T * N * O;
+    size_t ns = (size_t)c->L * D * N * c->H;
+    test_rng rng = {0xabcdefu + (uint64_t)c->dir * 7 + (uint64_t)c->L};
+    float *w = test_floats(nw), *x = test_floats(nx), *h0 = test_floats(ns), *c0 = test_floats(ns);
+    float *dy = test_floats(ny), *dhT = test_floats(ns), *dcT = test_floats(ns);
+    double *wd = test_doubles(nw), *xd = test_doubles(nx), *h0d = test_doubles(ns), *c0d = test_doubles(ns);
+    double *dyd = test_doubles(ny), *dhTd = test_doubles(ns), *dcTd = test_doubles(ns);
+    double k = fmin(1.2 / sqrt((double)c->H), 0.8);
+    test_fill(&rng, wd, w, nw, -k, k);
+    test_fill(&rng, xd, x, nx, -1, 1);
+    test_fill(&rng, h0d, h0, ns, -1, 1);
+    test_fill(&rng, c0d, c0, ns, -1, 1);
+    test_fill(&rng, dyd, dy, ny, -1, 1);
+    test_fill(&rng, dhTd, dhT, ns, -1, 1);
+    test_fill(&rng, dcTd, dcT, ns, -1, 1);
+    /* PyTorch's convention: dy past a sequence's end does not exist; zero it in the reference. */
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++)
+            if (c->lengths && t >= c->lengths[n])
+                for (int j = 0; j < O; j++) dyd[((size_t)t * N + n) * O + j] = 0;
+
+    recur_ctx *ctx;
+    recur_status st0 = recur_ctx_create(&ctx, device());
+    if (st0 == RECUR_ERR_DEVICE || st0 == RECUR_ERR_UNSUPPORTED) cr_skip_test("%s", recur_last_error());
+    cr_assert_eq(st0, RECUR_OK, "%s", recur_last_error());
+    uint64_t seed = 42;
+    recur_model *m = make_model(ctx, c, seed);
+    cr_assert_eq(recur_model_output_size(m), O);
+    set_weights(m, &rm, w);
+
+    float *y = test_floats(ny), *hT = test_floats(ns), *cT = test_floats(ns), *dx = test_floats(nx);
+    float *dh0 = test_floats(ns), *dc0 = test_floats(ns), *dw = test_floats(nw);
+    float *xin = x, *dyin = dy, *yb = y, *dxb = dx;
+    if (c->batch_first) {
+        xin = test_floats(nx), dyin = test_floats(ny), yb = test_floats(ny), dxb = test_floats(nx);
+        to_batch_first(xin, x, T, N, c->I);
+        to_batch_first(dyin, dy, T, N, O);
+    }
+    recur_model_io io = {.T = T, .N = N, .batch_first = c->batch_first, .lengths = c->lengths, .pad = PAD,
+                         .x = xin, .h0 = h0, .c0 = two ? c0 : NULL, .y = yb, .hT = hT, .cT = two ? cT : NULL};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_model_grad_io g = {.dy = dyin, .dhT = dhT, .dcT = two ? dcT : NULL, .dx = dxb, .dh0 = dh0,
+                             .dc0 = two ? dc0 : NULL};
+    cr_assert_eq(recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+    if (c->batch_first) {
+        from_batch_first(y, yb, T, N, O);
+        from_batch_first(dx, dxb, T, N, c->I);
+    }
+    get_grads(m, &rm, dw);
+
+    double *masks = c->dropout > 0 ? masks_of(c, O, seed, 0) : NULL;
+    double *yd = test_doubles(ny), *hTd = test_doubles(ns), *cTd = test_doubles(ns), *dxd = test_doubles(nx);
+    double *dh0d = test_doubles(ns), *dc0d = test_doubles(ns), *dwd = test_doubles(nw);
+    ref_model_forward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, yd, hTd, cTd);
+    ref_model_backward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, dyd, dhTd, dcTd, dxd, dh0d, dc0d, dwd);
+
+    char what[160];
+#define LABEL(name)                                                                                          \
+    snprintf(what, sizeof what, "%s %s%s%s dir %d L%d T%d N%d%s%s%s: " name, device(), c->cell,              \
+             c->variant ? ":" : "", c->variant ? c->variant : "", c->dir, c->L, T, N, c->lengths ? " lengths" : "", \
+             c->batch_first ? " batch-first" : "", c->dropout > 0 ? " dropout" : "")
+    /* Past each sequence's end: exactly the pad value in y, exactly zero in dx. */
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++)
+            if (c->lengths && t >= c->lengths[n]) {
+                for (int j = 0; j < O; j++) {
+                    cr_assert_eq(y[((size_t)t * N + n) * O + j], PAD, "y[%d][%d][%d] past the end is not the pad", t, n, j);
+                    yd[((size_t)t * N + n) * O + j] = PAD;
+                }
+                for (int i = 0; i < c->I; i++)
+                    cr_assert_eq(dx[((size_t)t * N + n) * c->I + i], 0.0f, "dx[%d][%d][%d] past the end is not 0", t, n, i);
+            }
+    LABEL("y");
+    ASSERT_CLOSE(what, y, yd, ny, RTOL, 2e-5);
+    LABEL("hT");
+    ASSERT_CLOSE(what, hT, hTd, ns, RTOL, 2e-5);
+    LABEL("dx");
+    ASSERT_CLOSE(what, dx, dxd, nx, RTOL, 1e-5 * (1 + scale_of(dxd, nx)));
+    LABEL("dh0");
+    ASSERT_CLOSE(what, dh0, dh0d, ns, RTOL, 1e-5 * (1 + scale_of(dh0d, ns)));
+    LABEL("dw");
+    ASSERT_CLOSE(what, dw, dwd, nw, RTOL, 1e-5 * (1 + scale_of(dwd, nw)));
+    if (two) {
+        LABEL("cT");
+        ASSERT_CLOSE(what, cT, cTd, ns, RTOL, 2e-5);
+        LABEL("dc0");
+        ASSERT_CLOSE(what, dc0, dc0d, ns, RTOL, 1e-5 * (1 + scale_of(dc0d, ns)));
+    }
+
+    /* Inference: no dropout, the same outputs as the reference without masks. */
+    float *y2 = test_floats(ny), *yb2 = c->batch_first ? test_floats(ny) : y2;
+    recur_model_io io2 = io;
+    io2.y = yb2;
+    io2.hT = io2.cT = NULL;
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_INFERENCE, &io2), RECUR_OK, "%s", recur_ctx_error(ctx));
+    if (c->batch_first) from_batch_first(y2, yb2, T, N, O);
+    ref_model_forward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, NULL, yd, NULL, NULL);
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++)
+            if (c->lengths && t >= c->lengths[n])
+                for (int j = 0; j < O; j++) yd[((size_t)t * N + n) * O + j] = PAD;
+    LABEL("inference y");
+    ASSERT_CLOSE(what, y2, yd, ny, RTOL, 2e-5);
+
+    recur_ctx_free(ctx);
+    free(masks);
+    float *fs[] = {w, x, h0, c0, dy, dhT, dcT, y, hT, cT, dx, dh0, dc0, dw, y2};
+    double *ds[] = {wd, xd, h0d, c0d, dyd, dhTd, dcTd, yd, hTd, cTd, dxd, dh0d, dc0d, dwd};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) free(fs[i]);
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) free(ds[i]);
+    if (c->batch_first) free(xin), free(dyin), free(yb), free(dxb), free(yb2);
+}
+
+static const int lens5[] = {5, 2, 4, 1};
+
+static void check_cell_models(const char *cell, const char *variant, int rv) {
+    for (int dir = 0; dir < 4; dir++)
+        for (int L = 1; L <= 2; L++)
+            for (int withlen = 0; withlen < 2; withlen++) {
+                struct mcase c = {cell, variant, rv, dir, L, 5, 4, 3, 5, 0, withlen ? lens5 : NULL, 0};
+                check_model(&c);
+            }
+    struct mcase bf = {cell, variant, rv, RECUR_DIR_BIDI_CONCAT, 2, 5, 4, 3, 5, 1, lens5, 0};
+    check_model(&bf);
+}
+
+Test(model, rnn_tanh) { check_cell_models("rnn", "tanh", 0); }
+Test(model, rnn_relu) { check_cell_models("rnn", "relu", 1); }
+Test(model, gru) { check_cell_models("gru", NULL, 0); }
+Test(model, gru_lbr) { check_cell_models("gru-lbr", NULL, 0); }
+Test(model, lstm) { check_cell_models("lstm", NULL, 0); }
+
+/* Dropout between layers: recur's masks are Philox draws by element, so the
+ * reference given the same masks must agree, gradients included. */
+Test(model, dropout_matches_reference_with_its_masks) {
+    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 3, 5, 4, 3, 5, 0, lens5, 0.4f};
+    check_model(&c);
+    struct mcase g = {"gru", NULL, 0, RECUR_DIR_FORWARD, 2, 6, 3, 4, 6, 1, NULL, 0.25f};
+    check_model(&g);
+}
+
+Test(model, dropout_is_repeatable_and_changes_per_call) {
+    struct mcase c = {"rnn", NULL, 0, RECUR_DIR_FORWARD, 2, 4, 3, 3, 8, 0, NULL, 0.5f};
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, device()), RECUR_OK, "%s", recur_last_error());
+    size_t nx = (size_t)c.T * c.N * c.I, ny = (size_t)c.T * c.N * c.H;
+    float *x = test_floats(nx), *y[3] = {test_floats(ny), test_floats(ny), test_floats(ny)};
+    test_rng rng = {7};
+    for (size_t i = 0; i < nx; i++) x[i] = (float)test_uniform(&rng, -1, 1);
+    for (int run = 0; run < 2; run++) {
+        recur_model *m = make_model(ctx, &c, 1234);
+        size_t n = recur_model_param_count(m);
+        for (size_t i = 0; i < n; i++) {
+            recur_param_info info;
+            cr_assert_eq(recur_model_param_info(m, i, &info), RECUR_OK);
+            float *v = test_floats(info.count);
+            for (size_t j = 0; j < info.count; j++) v[j] = 0.3f * (float)sin((double)(i * 31 + j));
+            cr_assert_eq(recur_model_param_set(m, info.name, v, info.count), RECUR_OK);
+            free(v);
+        }
+        recur_model_io io = {.T = c.T, .N = c.N, .x = x, .y = y[run]};
+        cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK);
+        if (run == 0) {
+            io.y = y[2];
+            cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK); /* call 1: new masks */
+        }
+        recur_model_free(m);
+    }
+    cr_assert_arr_eq(y[0], y[1], ny * sizeof(float), "the same seed and call must draw the same masks");
+    cr_assert(memcmp(y[0], y[2], ny * sizeof(float)) != 0, "the next training call must draw new masks");
+    recur_ctx_free(ctx);
+    free(x), free(y[0]), free(y[1]), free(y[2]);
+}
+
+Test(model, philox_known_answers) {
+    /* Random123's kat_vectors for philox4x32_10. */
+    uint32_t c1[4] = {0, 0, 0, 0};
+    recur_philox4x32(c1, 0, 0);
+    cr_assert(c1[0] == 0x6627e8d5u && c1[1] == 0xe169c58du && c1[2] == 0xbc57ac4cu && c1[3] == 0x9b00dbd8u,
+              "philox(0, 0) = %08x %08x %08x %08x", c1[0], c1[1], c1[2], c1[3]);
+    uint32_t c2[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
+    recur_philox4x32(c2, 0xffffffffu, 0xffffffffu);
+    cr_assert(c2[0] == 0x408f276du && c2[1] == 0x41c83b0eu && c2[2] == 0xa20bc7c6u && c2[3] == 0x6d5451fdu,
+              "philox(ff, ff) = %08x %08x %08x %08x", c2[0], c2[1], c2[2], c2[3]);
+    uint32_t c3[4] = {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u};
+    recur_philox4x32(c3, 0xa4093822u, 0x299f31d0u);
+    cr_assert(c3[0] == 0xd16cfe09u && c3[1] == 0x94fdccebu && c3[2] == 0x5001e420u && c3[3] == 0x24126ea1u,
+              "philox(pi) = %08x %08x %08x %08x", c3[0], c3[1], c3[2], c3[3]);
+}
+
+Test(model, bad_lengths_are_named_and_nothing_runs) {
+    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 4, 3, 2, 3, 0, NULL, 0};
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, device()), RECUR_OK);
+    recur_model *m = make_model(ctx, &c, 0);
+    size_t ny = (size_t)4 * 3 * 6;
+    float x[4 * 3 * 2] = {0}, *y = test_floats(ny);
+    for (size_t i = 0; i < ny; i++) y[i] = 99.0f;
+    const int zero[] = {4, 0, 2}, high[] = {4, 5, 2}, neg[] = {-1, 4, 4};
+    const int *bad[] = {zero, high, neg};
+    const char *needle[] = {"lengths[1] is 0", "lengths[1] is 5", "lengths[0] is -1"};
+    for (int i = 0; i < 3; i++) {
+        recur_model_io io = {.T = 4, .N = 3, .lengths = bad[i], .x = x, .y = y};
+        cr_assert_eq(recur_model_forward(m, RECUR_MODE_INFERENCE, &io), RECUR_ERR_ARG);
+        cr_assert(strstr(recur_ctx_error(ctx), needle[i]), "message '%s' lacks '%s'", recur_ctx_error(ctx), needle[i]);
+        for (size_t j = 0; j < ny; j++) cr_assert_eq(y[j], 99.0f, "y was written by a refused call");
+    }
+    recur_model_io negn = {.T = 4, .N = -2, .x = x, .y = y};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_INFERENCE, &negn), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(ctx), "N -2"), "%s", recur_ctx_error(ctx));
+    recur_model_desc bad_desc = {.cell = "lstm", .input_size = 2, .hidden_size = 3, .num_layers = 0};
+    recur_model *m2;
+    cr_assert_eq(recur_model_create(ctx, &bad_desc, &m2), RECUR_ERR_ARG);
+    bad_desc.num_layers = 1;
+    bad_desc.dropout = 1.0f;
+    cr_assert_eq(recur_model_create(ctx, &bad_desc, &m2), RECUR_ERR_ARG);
+    recur_ctx_free(ctx);
+    free(y);
+}
+
+Test(model, parameters_by_pytorch_names) {
+    struct mcase c = {"gru", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 1, 1, 3, 2, 0, NULL, 0};
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK);
+    recur_model *m = make_model(ctx, &c, 0);
+    const char *names[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                           "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse", "bias_hh_l0_reverse",
+                           "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+                           "weight_ih_l1_reverse", "weight_hh_l1_reverse", "bias_ih_l1_reverse", "bias_hh_l1_reverse"};
+    cr_assert_eq(recur_model_param_count(m), 16);
+    for (size_t i = 0; i < 16; i++) {
+        recur_param_info info;
+        cr_assert_eq(recur_model_param_info(m, i, &info), RECUR_OK);
+        cr_assert_str_eq(info.name, names[i]);
+        int cols = i % 4 == 0 ? (i < 8 ? 3 : 4) : i % 4 == 1 ? 2 : 1;
+        cr_assert_eq(info.rows, 6, "%s rows", info.name);
+        cr_assert_eq(info.cols, cols, "%s cols %d", info.name, info.cols);
+    }
+    /* The original gru in PyTorch's naming: rows r, z, n with z = 1 - Γ_u stored as -W_u. */
+    recur_layer *y;
+    cr_assert_eq(recur_model_layer(m, 1, 1, &y), RECUR_OK);
+    float u[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8}, r[2 * 4] = {9, 10, 11, 12, 13, 14, 15, 16}, cc[2 * 4] = {0};
+    cr_assert_eq(recur_layer_gate_set(y, RECUR_PARAM_W_IH, "u", u, 8), RECUR_OK);
+    cr_assert_eq(recur_layer_gate_set(y, RECUR_PARAM_W_IH, "r", r, 8), RECUR_OK);
+    cr_assert_eq(recur_layer_gate_set(y, RECUR_PARAM_W_IH, "c", cc, 8), RECUR_OK);
+    float t[6 * 4];
+    cr_assert_eq(recur_model_param_get(m, "weight_ih_l1_reverse", t, 24), RECUR_OK);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(t[i], r[i], "torch gate 0 is r");
+        cr_assert_eq(t[8 + i], -u[i], "torch gate 1 is z = -u");
+    }
+    cr_assert_eq(recur_model_param_get(m, "weight_ih_l2", t, 24), RECUR_ERR_UNKNOWN_NAME);
+    cr_assert_eq(recur_model_param_get(m, "weight_ih_l1", t, 23), RECUR_ERR_BUFFER_SIZE);
+    cr_assert_eq(recur_model_param_set(m, "weight_ih_l1", t, 25), RECUR_ERR_SHAPE);
+    recur_layer *owned;
+    cr_assert_eq(recur_model_layer(m, 0, 0, &owned), RECUR_OK);
+    recur_layer_free(owned); /* ignored: the model owns it */
+    recur_ctx_free(ctx);      /* frees the model */
+}
