@@ -37,7 +37,7 @@ static float *floats_of(const fixture *f, const char *name, size_t *n) {
 }
 
 static int run_fixture(const char *device, const char *dir, const char *file) {
-    char path[1024];
+    char path[2304];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     fixture f;
     cr_assert_eq(fixture_load(path, &f), 0, "cannot load %s", path);
@@ -108,3 +108,93 @@ Test(torch, cpu_scalar) { run_all("cpu:scalar"); }
 Test(torch, cpu_avx2) { run_all("cpu:avx2"); }
 Test(torch, cpu_avx512) { run_all("cpu:avx512"); }
 #endif
+
+/* ---- stacked, bidirectional, packed: tests/fixtures/torch-stack ---- */
+
+static int run_stack_fixture(const char *device, const char *dir, const char *file) {
+    char path[2304];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    fixture f;
+    cr_assert_eq(fixture_load(path, &f), 0, "cannot load %s", path);
+    int two = strcmp(f.cell, "lstm") == 0;
+    size_t nw, nx, ns, nl, nc = 0, ndy, ndh, ndc = 0;
+    float *w = floats_of(&f, "w", &nw), *x = floats_of(&f, "x", &nx), *h0 = floats_of(&f, "h0", &ns);
+    float *c0 = two ? floats_of(&f, "c0", &nc) : NULL, *dy = floats_of(&f, "dy", &ndy);
+    float *dhT = floats_of(&f, "dhT", &ndh), *dcT = two ? floats_of(&f, "dcT", &ndc) : NULL;
+    float *lf = floats_of(&f, "lengths", &nl);
+    int *lengths = calloc(nl, sizeof(int));
+    for (size_t i = 0; i < nl; i++) lengths[i] = (int)lf[i];
+    size_t ny = ndy;
+    float *y = test_floats(ny), *hT = test_floats(ns), *cT = test_floats(ns), *dx = test_floats(nx);
+    float *dh0 = test_floats(ns), *dc0 = test_floats(ns), *dw = test_floats(nw);
+
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, device), RECUR_OK, "%s", recur_last_error());
+    recur_model_desc d = {.cell = f.cell, .variant = strcmp(f.cell, "rnn") == 0 ? f.variant : NULL,
+                          .input_size = f.I, .hidden_size = f.H, .num_layers = f.L,
+                          .direction = f.D == 2 ? RECUR_DIR_BIDI_CONCAT : RECUR_DIR_FORWARD};
+    recur_model *m;
+    cr_assert_eq(recur_model_create(ctx, &d, &m), RECUR_OK, "%s: %s", file, recur_ctx_error(ctx));
+    /* w is the state_dict flattened in order: recur's parameter order. */
+    size_t at = 0, np = recur_model_param_count(m);
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        cr_assert_eq(recur_model_param_info(m, i, &info), RECUR_OK);
+        cr_assert_leq(at + info.count, nw, "%s: w too short for %s", file, info.name);
+        cr_assert_eq(recur_model_param_set(m, info.name, w + at, info.count), RECUR_OK, "%s", recur_ctx_error(ctx));
+        at += info.count;
+    }
+    cr_assert_eq(at, nw, "%s: w has %zu values, the model %zu", file, nw, at);
+    recur_model_io io = {.T = f.T, .N = f.N, .lengths = lengths, .pad = 0.0f, .x = x, .h0 = h0, .c0 = c0,
+                         .y = y, .hT = hT, .cT = two ? cT : NULL};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_model_grad_io g = {.dy = dy, .dhT = dhT, .dcT = dcT, .dx = dx, .dh0 = dh0, .dc0 = two ? dc0 : NULL};
+    cr_assert_eq(recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+    at = 0;
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        recur_model_param_info(m, i, &info);
+        cr_assert_eq(recur_model_grad_get(m, info.name, dw + at, info.count), RECUR_OK);
+        at += info.count;
+    }
+    char label[512];
+    snprintf(label, sizeof label, "%s on %s", file, device);
+    check(label, "y", y, &f);
+    check(label, "hT", hT, &f);
+    check(label, "dx", dx, &f);
+    check(label, "dh0", dh0, &f);
+    check(label, "dw", dw, &f);
+    if (two) {
+        check(label, "cT", cT, &f);
+        check(label, "dc0", dc0, &f);
+    }
+    recur_ctx_free(ctx);
+    float *all[] = {w, x, h0, c0, dy, dhT, dcT, lf, y, hT, cT, dx, dh0, dc0, dw};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+    free(lengths);
+    fixture_free(&f);
+    return 1;
+}
+
+static void run_stack_all(const char *device) {
+    recur_ctx *ctx;
+    recur_status st = recur_ctx_create(&ctx, device);
+    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
+    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
+    recur_ctx_free(ctx);
+    const char *base = getenv("RECUR_FIXTURES");
+    cr_assert(base, "RECUR_FIXTURES is not set (meson test sets it)");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/../torch-stack", base);
+    DIR *dp = opendir(dir);
+    cr_assert(dp, "cannot open %s", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp)))
+        if (strstr(e->d_name, ".txt")) n += run_stack_fixture(device, dir, e->d_name);
+    closedir(dp);
+    cr_assert_geq(n, 10, "only %d fixtures in %s", n, dir);
+}
+
+Test(torch_stack, cpu) { run_stack_all("cpu"); }
+Test(torch_stack, cpu_scalar) { run_stack_all("cpu:scalar"); }
