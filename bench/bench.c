@@ -135,6 +135,52 @@ static double time_gemms(const struct cellspec *c, const struct cfg *g, int reps
 }
 #endif
 
+/* Variable lengths: the same batch with every length T, then with lengths
+ * spread over 1..T. The engine packs the batch, so the time should follow the
+ * sum of the lengths, not N x T. */
+static int bench_lengths(int reps, int quick) {
+    int T = 50, N = 64, H = quick ? 128 : 512, I = H;
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) return 1;
+    recur_model_desc d = {.cell = "lstm", .input_size = I, .hidden_size = H, .num_layers = 1,
+                          .direction = RECUR_DIR_BIDI_CONCAT};
+    recur_model *m;
+    if (recur_model_create(ctx, &d, &m) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
+        recur_ctx_free(ctx);
+        return 1;
+    }
+    size_t nx = (size_t)T * N * I, ny = (size_t)T * N * 2 * H;
+    float *x = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
+    int *spread = malloc(sizeof(int) * N);
+    fill(x, nx, 7), fill(dy, ny, 8);
+    long sum = 0;
+    for (int n = 0; n < N; n++) {
+        spread[n] = 1 + (int)((long)(T - 1) * ((n * 37) % N) / (N - 1)); /* 1..T, shuffled */
+        sum += spread[n];
+    }
+    double ms[2];
+    for (int k = 0; k < 2; k++) {
+        recur_model_io io = {.T = T, .N = N, .lengths = k ? spread : NULL, .x = x, .y = y};
+        recur_model_grad_io g = {.dy = dy, .dx = dx};
+        double *t = malloc(sizeof(double) * (size_t)reps);
+        for (int r = -1; r < reps; r++) {
+            double t0 = now_ms();
+            recur_model_forward(m, RECUR_MODE_TRAINING, &io);
+            recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE);
+            if (r >= 0) t[r] = now_ms() - t0;
+        }
+        ms[k] = median(t, reps);
+        free(t);
+    }
+    printf("\nvariable lengths (bidirectional LSTM, T=%d N=%d H=%d, forward + BPTT):\n", T, N, H);
+    printf("  all lengths T: %8.3f ms   lengths 1..T (sum %ld = %.2f of N x T): %8.3f ms   time ratio %.2f\n", ms[0],
+           sum, (double)sum / ((double)N * T), ms[1], ms[1] / ms[0]);
+    free(x), free(y), free(dy), free(dx), free(spread);
+    recur_ctx_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int quick = 0, reps = 7;
     const char *only = NULL;
@@ -199,6 +245,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
         }
     }
+    if (!only || !strcmp(only, "lengths")) rc |= bench_lengths(quick ? 2 : reps, quick);
 #ifdef RECUR_HAVE_DNNL
     onednn_rnn_bench_release();
 #else
