@@ -113,6 +113,20 @@ struct recur_backend_i {
                            struct recur_mem src, int rows, int width, int ld);
     /* y[i] += x[i] for `count` floats. */
     recur_status (*add)(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+    /* Row gather: dst[r*ld_dst + j] = src[idx[r]*ld_src + j], r < rows, j < width;
+     * idx is a device array of int32 (written with write()). */
+    recur_status (*gather)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                           int ld_src, struct recur_mem idx, int rows, int width);
+    /* Row scatter: dst[idx[r]*ld_dst + j] = (add ? dst[..] : 0) + src[r*ld_src + j]. */
+    recur_status (*scatter)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                            int ld_src, struct recur_mem idx, int rows, int width, int add);
+    /* Inverted dropout of `count` floats: dst[i] = src[i] * keep(i) / (1 - p),
+     * keep(i) = (u(i) >= p) with u(i) the 24-bit uniform of Philox-4x32-10
+     * (recur_philox_uniform in backends/philox.h) for key `seed` and stream
+     * `stream`. dst may equal src. The same call on the gradient applies the
+     * same mask, which is how backward works. */
+    recur_status (*dropout)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
+                            float p, uint64_t seed, uint64_t stream);
 
     /* ---- cells ---- */
 
@@ -170,6 +184,12 @@ recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, i
 recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,
                              struct recur_mem src, int rows, int width, int ld);
 recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+recur_status recur_be_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                             int ld_src, struct recur_mem idx, int rows, int width);
+recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                              int ld_src, struct recur_mem idx, int rows, int width, int add);
+recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
+                              float p, uint64_t seed, uint64_t stream);
 recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell);
 recur_status recur_be_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle);
 void recur_be_cell_close(struct recur_backend *be, void *handle);

@@ -20,6 +20,7 @@
 #endif
 
 #include "context.h"
+#include "philox.h"
 
 /* Instruction sets, most preferred first. One table: name, bit. */
 static const struct {
@@ -225,6 +226,45 @@ static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct
     return RECUR_OK;
 }
 
+static recur_status cpu_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                               int ld_src, struct recur_mem idx, int rows, int width) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    const int32_t *ix = HOST(idx);
+    for (int r = 0; r < rows; r++)
+        memcpy(d + (size_t)r * ld_dst, s + (size_t)ix[r] * ld_src, (size_t)width * sizeof(float));
+    return RECUR_OK;
+}
+
+static recur_status cpu_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                int ld_src, struct recur_mem idx, int rows, int width, int add) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    const int32_t *ix = HOST(idx);
+    for (int r = 0; r < rows; r++) {
+        float *to = d + (size_t)ix[r] * ld_dst;
+        const float *from = s + (size_t)r * ld_src;
+        if (add)
+            for (int j = 0; j < width; j++) to[j] += from[j];
+        else
+            memcpy(to, from, (size_t)width * sizeof(float));
+    }
+    return RECUR_OK;
+}
+
+static recur_status cpu_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
+                                float p, uint64_t seed, uint64_t stream) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    const float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (count > 65536)
+    for (size_t i = 0; i < count; i++) d[i] = recur_philox_uniform(seed, stream, i) >= p ? s[i] * scale : 0.0f;
+    return RECUR_OK;
+}
+
 /* ---- cells ---- */
 
 struct cpu_cell {
@@ -341,6 +381,9 @@ const struct recur_backend_i recur_cpu_backend = {
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,
     .add = cpu_add,
+    .gather = cpu_gather,
+    .scatter = cpu_scatter,
+    .dropout = cpu_dropout,
     .supports = cpu_supports,
     .cell_open = cpu_cell_open,
     .cell_close = cpu_cell_close,
