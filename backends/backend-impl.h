@@ -113,6 +113,9 @@ struct recur_backend_i {
                            struct recur_mem src, int rows, int width, int ld);
     /* y[i] += x[i] for `count` floats. */
     recur_status (*add)(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+    /* dst[j*ld_dst + i] = src[i*ld_src + j] for i < rows, j < cols (out of place). */
+    recur_status (*transpose)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                              int ld_src, int rows, int cols);
     /* Row gather: dst[r*ld_dst + j] = src[idx[r]*ld_src + j], r < rows, j < width;
      * idx is a device array of int32 (written with write()). */
     recur_status (*gather)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
@@ -184,6 +187,8 @@ recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, i
 recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,
                              struct recur_mem src, int rows, int width, int ld);
 recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+recur_status recur_be_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                int ld_src, int rows, int cols);
 recur_status recur_be_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                              int ld_src, struct recur_mem idx, int rows, int width);
 recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,

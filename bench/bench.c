@@ -120,7 +120,8 @@ static double time_gemms(const struct cellspec *c, const struct cfg *g, int reps
     for (int r = -2; r < reps; r++) {
         double t0 = now_ms();
         dnnl_sgemm('N', 'T', TN, GH, I, 1, x, I, w, I, 0, xw, GH);
-        for (int s = 0; s < T; s++) dnnl_sgemm('N', 'T', N, GH, H, 1, hs + (size_t)s * N * H, H, w + (size_t)GH * I, H, 0, hw, GH);
+        /* per step a W_hh^T, through a transposed copy as recur does: (N, N) */
+        for (int s = 0; s < T; s++) dnnl_sgemm('N', 'N', N, GH, H, 1, hs + (size_t)s * N * H, H, w + (size_t)GH * I, GH, 0, hw, GH);
         if (g->training) {
             for (int s = 0; s < T; s++) dnnl_sgemm('N', 'N', N, H, GH, 1, xw + (size_t)s * N * GH, GH, w + (size_t)GH * I, H, 1, dh, H);
             dnnl_sgemm('T', 'N', GH, I, TN, 1, xw, GH, x, I, 0, dw, I);

@@ -67,6 +67,11 @@ recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct r
     return count ? be->iface->add(be, y, x, count) : RECUR_OK;
 }
 
+recur_status recur_be_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                int ld_src, int rows, int cols) {
+    return rows > 0 && cols > 0 ? be->iface->transpose(be, dst, ld_dst, src, ld_src, rows, cols) : RECUR_OK;
+}
+
 recur_status recur_be_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                              int ld_src, struct recur_mem idx, int rows, int width) {
     return rows > 0 && width > 0 ? be->iface->gather(be, dst, ld_dst, src, ld_src, idx, rows, width) : RECUR_OK;

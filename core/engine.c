@@ -215,11 +215,11 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
     struct recur_backend *be = &l->ctx->be;
     const struct recur_cell_desc *d = l->cell->desc;
     int H = l->H, GH = l->G * l->H, n = st->n;
-    struct recur_mem w_hh = at(l->w, (size_t)GH * l->I);
     for (int s = 0; s < l->n_stages; s++) {
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
         struct recur_mem a = s == 0 ? st->prev[0] : src;
-        TRY(recur_be_gemm(be, 0, 1, n, (g1 - g0) * H, H, 1.0f, a, H, at(w_hh, (size_t)g0 * H * H), H, 0.0f,
+        /* hw[stage] = a W_hh[stage]^T, through the transposed copy */
+        TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, H, 1.0f, a, H, at(l->wt, (size_t)g0 * H), GH, 0.0f,
                           at(hw, (size_t)g0 * H), GH));
         st->src = s + 1 < l->n_stages ? src : no_mem;
         TRY(recur_be_cell_run(be, l->kern, s, 0, st));
@@ -270,6 +270,10 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     struct recur_mem x = direct_x ? view_base(&r->x) : at(l->ws, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
 
+    if (l->wt_version != l->w_version) {
+        DO(recur_be_transpose(be, l->wt, GH, at(l->w, (size_t)GH * I), H, GH, H));
+        l->wt_version = l->w_version;
+    }
     /* XW = X W_ih^T + bx, all steps at once. */
     struct recur_mem xw = at(l->ws, p.xw), hw = at(l->ws, p.hw), bx = at(l->ws, p.bx);
     DO(make_bx(l, bx));

@@ -62,6 +62,7 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     l->variant = variant;
     l->split_grad = (d->flags & RECUR_CELL_SPLIT_RECURRENT_GRAD) != 0;
     l->n_weights = G * H * (I + H + 2);
+    l->w_version = 1; /* wt (version 0) is stale */
     recur_status st = recur_be_cell_open(&ctx->be, cell, &l->kern);
     if (st != RECUR_OK) {
         free(l);
@@ -71,7 +72,8 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     if ((st = recur_be_alloc(&ctx->be, bytes, &l->w)) != RECUR_OK ||
         (st = recur_be_alloc(&ctx->be, bytes, &l->dw)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->w, 0.0f, l->n_weights)) != RECUR_OK ||
-        (st = recur_be_fill(&ctx->be, l->dw, 0.0f, l->n_weights)) != RECUR_OK) {
+        (st = recur_be_fill(&ctx->be, l->dw, 0.0f, l->n_weights)) != RECUR_OK ||
+        (st = recur_be_alloc(&ctx->be, (size_t)l->G * l->H * l->H * sizeof(float), &l->wt)) != RECUR_OK) {
         recur_layer_free(l);
         return st;
     }
@@ -95,6 +97,7 @@ void recur_layer_destroy(recur_layer *l) {
     struct recur_backend *be = &l->ctx->be;
     recur_be_free(be, &l->w);
     recur_be_free(be, &l->dw);
+    recur_be_free(be, &l->wt);
     recur_be_free(be, &l->ws);
     recur_be_free(be, &l->rs);
     recur_be_free(be, &l->io);

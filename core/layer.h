@@ -14,6 +14,11 @@ struct recur_layer {
     size_t n_weights;
     /* canonical layout on the device: [W_ih, W_hh, b_ih, b_hh] */
     struct recur_mem w, dw;
+    /* W_hh^T [H, G*H]: the per-step product a W_hh^T as a plain (N, N)
+     * GEMM, about 3x faster at small batch than transposing W_hh each call.
+     * Rebuilt when w_version moves past wt_version. */
+    struct recur_mem wt;
+    unsigned w_version, wt_version;
     /* scratch and saved activations, grown (outside the time loop) as needed */
     struct recur_mem ws, rs;
     size_t ws_floats, rs_floats;
@@ -24,6 +29,9 @@ struct recur_layer {
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
 };
+
+/* Note that the weights changed (every writer of l->w calls it). */
+static inline void recur_layer_touch(recur_layer *l) { l->w_version++; }
 
 /* Free a layer, whoever owns it. */
 void recur_layer_destroy(recur_layer *l);

@@ -39,6 +39,7 @@ static recur_status check_flat(const recur_layer *l, const void *p, size_t count
 recur_status recur_layer_weights_set(recur_layer *l, recur_layout layout, const float *src, size_t count) {
     TRY(check_flat(l, src, count, layout, "recur_layer_weights_set"));
     struct recur_backend *be = &l->ctx->be;
+    recur_layer_touch(l);
     if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_write(be, l->w, src, count * sizeof(float));
     float *tmp = malloc(count * sizeof(float));
     RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "recur_layer_weights_set: out of memory");
@@ -114,6 +115,7 @@ recur_status recur_layer_gate_set(recur_layer *l, recur_param param, const char 
     RETURN_IF(!src, l->ctx, RECUR_ERR_NULL, "recur_layer_gate_set: src is NULL");
     size_t off;
     TRY(gate_block(l, param, gate, count, &off, "recur_layer_gate_set"));
+    recur_layer_touch(l);
     return recur_be_write(&l->ctx->be, recur_mem_at(l->w, off), src, count * sizeof(float));
 }
 
@@ -165,6 +167,7 @@ static void convert_block(const recur_layer *l, int block, const float *src, flo
 recur_status recur_layer_block_set(recur_layer *l, int block, recur_layout layout, const float *src) {
     size_t n = recur_layer_block_count(l, block);
     struct recur_mem at = recur_mem_at(l->w, block_offset(l, block));
+    recur_layer_touch(l);
     if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_write(&l->ctx->be, at, src, n * sizeof(float));
     float *tmp = malloc(n * sizeof(float));
     RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "out of memory converting %zu weights", n);

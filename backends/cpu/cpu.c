@@ -226,6 +226,19 @@ static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct
     return RECUR_OK;
 }
 
+static recur_status cpu_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                  int ld_src, int rows, int cols) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    enum { B = 32 }; /* tiles that stay in L1 both ways */
+    for (int i0 = 0; i0 < rows; i0 += B)
+        for (int j0 = 0; j0 < cols; j0 += B)
+            for (int i = i0; i < rows && i < i0 + B; i++)
+                for (int j = j0; j < cols && j < j0 + B; j++) d[(size_t)j * ld_dst + i] = s[(size_t)i * ld_src + j];
+    return RECUR_OK;
+}
+
 static recur_status cpu_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                int ld_src, struct recur_mem idx, int rows, int width) {
     (void)be;
@@ -381,6 +394,7 @@ const struct recur_backend_i recur_cpu_backend = {
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,
     .add = cpu_add,
+    .transpose = cpu_transpose,
     .gather = cpu_gather,
     .scatter = cpu_scatter,
     .dropout = cpu_dropout,
