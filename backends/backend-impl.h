@@ -173,6 +173,9 @@ extern const struct recur_backend_i recur_opencl_backend;
 
 /* ---- wrappers: the only callers of the slots (core/dispatch.c) ---- */
 
+/* The name of the first mandatory slot `iface` lacks, or NULL. */
+const char *recur_be_missing_slot(const struct recur_backend_i *iface);
+
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);
 recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);

@@ -70,6 +70,9 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
         }
     }
 
+    const char *missing = recur_be_missing_slot(iface);
+    RETURN_IF(missing, NULL, RECUR_ERR_BACKEND, "%s '%s': backend '%s' lacks the mandatory slot '%s'", source, sel,
+              iface->name, missing);
     recur_ctx *ctx = calloc(1, sizeof *ctx);
     RETURN_IF(!ctx, NULL, RECUR_ERR_NO_MEMORY, "recur_ctx_create: out of memory");
     ctx->be.iface = iface;

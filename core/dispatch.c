@@ -12,6 +12,16 @@ const struct recur_backend_i *const recur_backends[] = {
 };
 const size_t recur_backend_count = sizeof recur_backends / sizeof recur_backends[0];
 
+/* The first mandatory slot a backend left NULL, or NULL when none. */
+const char *recur_be_missing_slot(const struct recur_backend_i *i) {
+#define SLOT(s) if (!i->s) return #s
+    SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
+    SLOT(fill); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
+    SLOT(scatter); SLOT(dropout); SLOT(supports); SLOT(cell_run);
+#undef SLOT
+    return NULL;
+}
+
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out) {
     out->off = 0;
     out->buf = NULL;

@@ -49,6 +49,16 @@ static const char *device(void) {
     return d && *d ? d : "cpu";
 }
 
+/* A context on the test's device; skipped (never passed) when it has none. */
+static recur_ctx *open_ctx(void) {
+    recur_ctx *ctx;
+    recur_status st = recur_ctx_create(&ctx, device());
+    if (st == RECUR_ERR_DEVICE || st == RECUR_ERR_UNSUPPORTED) cr_skip_test("%s: %s", device(), recur_last_error());
+    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
+    cr_log_info("device %s", device());
+    return ctx;
+}
+
 static recur_model *make_model(recur_ctx *ctx, const struct mcase *c, uint64_t seed) {
     recur_model_desc d = {.cell = c->cell, .variant = c->variant, .input_size = c->I, .hidden_size = c->H,
                           .num_layers = c->L, .direction = dirs[c->dir], .dropout = c->dropout, .seed = seed};
@@ -119,10 +129,7 @@ static void check_model(const struct mcase *c) {
             if (c->lengths && t >= c->lengths[n])
                 for (int j = 0; j < O; j++) dyd[((size_t)t * N + n) * O + j] = 0;
 
-    recur_ctx *ctx;
-    recur_status st0 = recur_ctx_create(&ctx, device());
-    if (st0 == RECUR_ERR_DEVICE || st0 == RECUR_ERR_UNSUPPORTED) cr_skip_test("%s", recur_last_error());
-    cr_assert_eq(st0, RECUR_OK, "%s", recur_last_error());
+    recur_ctx *ctx = open_ctx();
     uint64_t seed = 42;
     recur_model *m = make_model(ctx, c, seed);
     cr_assert_eq(recur_model_output_size(m), O);
@@ -241,8 +248,7 @@ Test(model, dropout_matches_reference_with_its_masks) {
 
 Test(model, dropout_is_repeatable_and_changes_per_call) {
     struct mcase c = {"rnn", NULL, 0, RECUR_DIR_FORWARD, 2, 4, 3, 3, 8, 0, NULL, 0.5f};
-    recur_ctx *ctx;
-    cr_assert_eq(recur_ctx_create(&ctx, device()), RECUR_OK, "%s", recur_last_error());
+    recur_ctx *ctx = open_ctx();
     size_t nx = (size_t)c.T * c.N * c.I, ny = (size_t)c.T * c.N * c.H;
     float *x = test_floats(nx), *y[3] = {test_floats(ny), test_floats(ny), test_floats(ny)};
     test_rng rng = {7};
@@ -290,8 +296,7 @@ Test(model, philox_known_answers) {
 
 Test(model, bad_lengths_are_named_and_nothing_runs) {
     struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 4, 3, 2, 3, 0, NULL, 0};
-    recur_ctx *ctx;
-    cr_assert_eq(recur_ctx_create(&ctx, device()), RECUR_OK);
+    recur_ctx *ctx = open_ctx();
     recur_model *m = make_model(ctx, &c, 0);
     size_t ny = (size_t)4 * 3 * 6;
     float x[4 * 3 * 2] = {0}, *y = test_floats(ny);

@@ -87,7 +87,7 @@ static int run_fixture(const char *device, const char *dir, const char *file) {
 static void run_all(const char *device) {
     recur_ctx *ctx;
     recur_status st = recur_ctx_create(&ctx, device);
-    if (st == RECUR_ERR_UNSUPPORTED) cr_skip_test("%s: %s", device, recur_last_error());
+    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
     cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
     recur_ctx_free(ctx);
     const char *dir = getenv("RECUR_FIXTURES");
@@ -104,6 +104,7 @@ static void run_all(const char *device) {
 }
 
 Test(torch, cpu_scalar) { run_all("cpu:scalar"); }
+Test(torch, opencl) { run_all("opencl:0:0"); }
 #if defined(__x86_64__)
 Test(torch, cpu_avx2) { run_all("cpu:avx2"); }
 Test(torch, cpu_avx512) { run_all("cpu:avx512"); }
@@ -197,4 +198,5 @@ static void run_stack_all(const char *device) {
 }
 
 Test(torch_stack, cpu) { run_stack_all("cpu"); }
+Test(torch_stack, opencl) { run_stack_all("opencl:0:0"); }
 Test(torch_stack, cpu_scalar) { run_stack_all("cpu:scalar"); }
