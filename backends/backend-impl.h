@@ -87,7 +87,8 @@ struct recur_backend_i {
     recur_status (*alloc)(struct recur_backend *be, size_t bytes, void **buf);
     /* Free a buffer from alloc (NULL allowed). */
     void (*free)(struct recur_backend *be, void *buf);
-    /* Host to device, device to host, device to device (no overlap). */
+    /* Host to device, device to host, device to device (no overlap). The host
+     * memory of write() may be reused as soon as the slot returns. */
     recur_status (*write)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     recur_status (*read)(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
     recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
@@ -120,7 +121,8 @@ struct recur_backend_i {
      * idx is a device array of int32 (written with write()). */
     recur_status (*gather)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                            int ld_src, struct recur_mem idx, int rows, int width);
-    /* Row scatter: dst[idx[r]*ld_dst + j] = (add ? dst[..] : 0) + src[r*ld_src + j]. */
+    /* Row scatter: dst[idx[r]*ld_dst + j] = (add ? dst[..] : 0) + src[r*ld_src + j].
+     * The rows of idx are distinct (a device may run them in parallel). */
     recur_status (*scatter)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                             int ld_src, struct recur_mem idx, int rows, int width, int add);
     /* Inverted dropout of `count` floats: dst[i] = src[i] * keep(i) / (1 - p),

@@ -28,6 +28,9 @@
 #endif
 
 #include "recur/recur.h"
+#ifdef RECUR_HAVE_CLBLAST
+#include "clblast-peer.h"
+#endif
 
 static double now_ms(void) {
     struct timespec ts;
@@ -70,9 +73,9 @@ static const struct cellspec cells[] = {
 };
 
 /* recur: median ms of forward (+ backward) over reps. */
-static int time_recur(const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
+static int time_recur(const char *device, const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
     recur_ctx *ctx;
-    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
+    if (recur_ctx_create(&ctx, device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
@@ -182,6 +185,48 @@ static int bench_lengths(int reps, int quick) {
     return 0;
 }
 
+/* OpenCL rows: recur on the first OpenCL device against CLBlast's time for
+ * the same products there (the share that is not GEMM) and against recur's
+ * CPU backend. Smaller than the CPU rows: PoCL runs GEMM at ~23 GFLOP/s. */
+static int bench_opencl(int quick) {
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, "opencl") != RECUR_OK) {
+        printf("\nOpenCL: %s (no OpenCL rows)\n", recur_last_error());
+        return 0;
+    }
+    recur_device_info info;
+    recur_ctx_device(ctx, &info);
+    recur_ctx_free(ctx);
+    struct cfg cfgs[] = {
+        {"A infer", 100, 1, 256, 256, 0, 1},
+        {"B train", quick ? 10 : 50, 32, 512, 512, 1, 2},
+        {"B64 train", quick ? 10 : 50, 64, 512, 512, 1, 2},
+    };
+    int reps = quick ? 2 : 3;
+    printf("\nOpenCL on %s (%s); median of %d\n", info.selector, info.name, reps);
+    printf("%-9s %-8s %3s %3s %5s | %10s %10s %9s | %9s %7s\n", "config", "cell", "T", "N", "H", "recur ms",
+           "CLBlast ms", "not GEMM", "CPU ms", "CL/CPU");
+    int rc = 0;
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++)
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
+            const struct cfg *g = &cfgs[k];
+            double ms = NAN, cpu = NAN, gemm = NAN;
+            if (time_recur("opencl", &cells[c], g, reps, &ms) != 0 || time_recur("cpu", &cells[c], g, reps, &cpu) != 0) {
+                rc = 1;
+                continue;
+            }
+#ifdef RECUR_HAVE_CLBLAST
+            char err[256];
+            if (clblast_layer_gemms(cells[c].G, g->T, g->N, g->I, g->H, g->training, reps, &gemm, err, sizeof err))
+                fprintf(stderr, "CLBlast: %s\n", err);
+#endif
+            printf("%-9s %-8s %3d %3d %5d | %10.3f %10.3f %8.0f%% | %9.3f %7.2f\n", g->name, cells[c].label, g->T, g->N,
+                   g->H, ms, gemm, 100 * (1 - gemm / ms), cpu, ms / cpu);
+            fflush(stdout);
+        }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int quick = 0, reps = 7;
     const char *only = NULL;
@@ -230,7 +275,7 @@ int main(int argc, char **argv) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             if (only && strcmp(only, cells[c].label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_recur(&cells[c], g, reps, &ms) != 0) {
+            if (time_recur(NULL, &cells[c], g, reps, &ms) != 0) {
                 rc = 1;
                 continue;
             }
@@ -247,6 +292,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!only || !strcmp(only, "lengths")) rc |= bench_lengths(quick ? 2 : reps, quick);
+    if (!only || !strcmp(only, "opencl")) rc |= bench_opencl(quick);
 #ifdef RECUR_HAVE_DNNL
     onednn_rnn_bench_release();
 #else

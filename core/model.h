@@ -31,4 +31,12 @@ struct recur_model {
 recur_status recur_model_param_at(const recur_model *m, size_t i, recur_param_info *info, recur_layer **layer,
                                   int *block);
 
+/* The model-file loaders on a buffer in memory (modelfile.c); `name` stands
+ * for the file in messages. recur_model_load and _load_weights read the file
+ * and call these; the fuzz target calls them directly. */
+recur_status recur_model_load_memory(recur_ctx *ctx, const char *name, const void *buf, size_t len, uint32_t flags,
+                                     recur_model **out);
+recur_status recur_model_load_weights_memory(recur_model *model, const char *name, const void *buf, size_t len,
+                                             uint32_t flags);
+
 #endif

@@ -1,0 +1,87 @@
+/*
+ * cl-dev.h: the OpenCL backend's device object and helpers shared by
+ * opencl.c and program.c (they include OpenCL; opencl-impl.h does not).
+ */
+#ifndef RECUR_CL_DEV_H
+#define RECUR_CL_DEV_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stdatomic.h>
+
+#include "context.h"
+#include "opencl-impl.h"
+
+/* The shared kernels (kernels/philox.cl, kernels/shared.cl), by slot. */
+enum cl_shared {
+    K_ROWS_SET,
+    K_COLSUM,
+    K_ADD,
+    K_TRANSPOSE,
+    K_GATHER,
+    K_SCATTER,
+    K_DROPOUT,
+    N_SHARED
+};
+
+/* Everything one recur context owns on its device (be->context). */
+struct cl_dev {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+
+    /* the shared kernels */
+    cl_program shared;
+    cl_kernel k[N_SHARED];
+    size_t wg[N_SHARED]; /* CL_KERNEL_WORK_GROUP_SIZE of each */
+
+    /* limits */
+    cl_ulong max_alloc, global_mem;
+    size_t max_wg, max_items[3];
+
+    /* what the program cache key needs (program.c) */
+    char platform_name[128], device_name[128], driver[64], version[128];
+
+    int used_clblast; /* CLBlast cached programs of this context: clear them at close */
+};
+
+/* Process-wide counters (opencl.c). */
+struct cl_counters {
+    atomic_long contexts, queues, programs, kernels, buffers;
+    atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split;
+};
+extern struct cl_counters recur_cl_counters;
+#define CL_COUNT(field, delta) atomic_fetch_add(&recur_cl_counters.field, (delta))
+
+/* The status a failed OpenCL call maps to: memory codes are
+ * RECUR_ERR_DEVICE_MEMORY, the rest RECUR_ERR_OPENCL. */
+recur_status recur_cl_status(cl_int code);
+
+/* Record "CALL(WHAT): CL_NAME" on be->ctx and return its status. */
+recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what);
+
+/* Check one OpenCL call's result. */
+#define CL_TRY(be, err, call, what)                                                            \
+    do {                                                                                       \
+        cl_int cl_try_err_ = (err);                                                            \
+        if (cl_try_err_ != CL_SUCCESS) return recur_cl_fail((be), cl_try_err_, (call), (what)); \
+    } while (0)
+
+/* Release helpers that keep the counters right; NULL is allowed. */
+void recur_cl_release_kernel(cl_kernel k);
+void recur_cl_release_program(cl_program p);
+
+/*
+ * Build `source` with `options` for d's device through the binary cache,
+ * and create the n kernels named in names[] (out_kernels[0..n)). `label`
+ * names the program in messages ("shared kernels", "cell 'lstm'"). On a
+ * build failure: RECUR_ERR_OPENCL with the build log in the message.
+ */
+recur_status recur_cl_build(struct recur_backend *be, struct cl_dev *d, const char *label, const char *source,
+                            const char *options, const char *const *names, int n, cl_program *out_program,
+                            cl_kernel *out_kernels);
+
+#endif /* RECUR_CL_DEV_H */

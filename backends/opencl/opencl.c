@@ -1,0 +1,908 @@
+/*
+ * opencl.c: the OpenCL backend. Through the ICD loader only (libOpenCL),
+ * OpenCL 1.2, GEMM by CLBlast on recur's own queue.
+ *
+ * One cl_context and one in-order queue per recur context. Buffers are
+ * cl_mem addressed by byte offsets (no sub-buffers): kernels take
+ * (buffer, offset in floats) pairs. Everything is enqueued without waiting
+ * except reads, writes (blocking: the engine's host pointers belong to the
+ * caller, who may free them as soon as a call returns) and sync(), so there
+ * is no host synchronisation inside the engine's time loop.
+ *
+ * Launch shapes respect CL_DEVICE_MAX_WORK_GROUP_SIZE, CL_KERNEL_WORK_GROUP_SIZE
+ * and CL_DEVICE_MAX_WORK_ITEM_SIZES; global sizes are rounded up (the
+ * kernels test their bounds); rows beyond what one launch may hold (65535
+ * work-groups in dimension 1, NVIDIA's limit) go into further launches with
+ * advanced row offsets. Every clEnqueue* and clSetKernelArg is checked.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cl-dev.h"
+
+#include <clblast_c.h>
+
+/* The embedded sources (kernels/embed.py, backends/opencl/meson.build). */
+extern const char recur_cl_shared_source[];
+extern const char recur_cl_cell_header[];
+
+#define CL_STD "-cl-std=CL1.2"
+
+/* snprintf for text that may be cut (names, details): cutting is intended. */
+static void fmt(char *buf, size_t len, const char *f, ...) __attribute__((format(printf, 3, 4)));
+static void fmt(char *buf, size_t len, const char *f, ...) {
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, len, f, ap);
+    va_end(ap);
+}
+
+/* ---- counters ---- */
+
+struct cl_counters recur_cl_counters;
+
+void recur_cl_stats_get(struct recur_cl_stats *o) {
+    struct cl_counters *c = &recur_cl_counters;
+    o->contexts = atomic_load(&c->contexts);
+    o->queues = atomic_load(&c->queues);
+    o->programs = atomic_load(&c->programs);
+    o->kernels = atomic_load(&c->kernels);
+    o->buffers = atomic_load(&c->buffers);
+    o->builds = atomic_load(&c->builds);
+    o->cache_loads = atomic_load(&c->cache_loads);
+    o->cache_stores = atomic_load(&c->cache_stores);
+    o->cache_rejects = atomic_load(&c->cache_rejects);
+    o->leaked_refs = atomic_load(&c->leaked_refs);
+    o->launches_split = atomic_load(&c->launches_split);
+}
+
+#define DEFAULT_MAX_GROUPS 65535
+static atomic_size_t max_groups_y = DEFAULT_MAX_GROUPS;
+
+void recur_cl_debug_max_groups(size_t groups) {
+    atomic_store(&max_groups_y, groups ? groups : (size_t)DEFAULT_MAX_GROUPS);
+}
+
+/* ---- errors ---- */
+
+recur_status recur_cl_status(cl_int code) {
+    switch (code) {
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE:
+    case CL_INVALID_BUFFER_SIZE:
+        return RECUR_ERR_DEVICE_MEMORY;
+    case CL_OUT_OF_HOST_MEMORY:
+        return RECUR_ERR_NO_MEMORY;
+    default:
+        return RECUR_ERR_OPENCL;
+    }
+}
+
+recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what) {
+    char buf[32];
+    return recur_err(be->ctx, recur_cl_status(code), "%s(%s): %s", call, what, recur_cl_code_str(code, buf, sizeof buf));
+}
+
+/* ---- device enumeration ---- */
+
+struct enum_dev {
+    cl_platform_id platform;
+    cl_device_id device;
+    char pname[128], dname[128];
+};
+
+struct enum_list {
+    size_t n, n_platforms;
+    struct enum_dev *devs;
+    struct recur_cl_entry *entries;
+    cl_int err; /* of clGetPlatformIDs, for messages */
+};
+
+/* Copy an info string, trimmed (some drivers pad names with spaces). */
+static void trimmed(char *dst, size_t len, const char *src) {
+    while (isspace((unsigned char)*src)) src++;
+    fmt(dst, len, "%s", src);
+    size_t n = strlen(dst);
+    while (n && isspace((unsigned char)dst[n - 1])) dst[--n] = 0;
+}
+
+static void platform_str(cl_platform_id p, cl_platform_info what, char *dst, size_t len) {
+    char raw[256] = "";
+    if (clGetPlatformInfo(p, what, sizeof raw - 1, raw, NULL) != CL_SUCCESS) raw[0] = 0;
+    raw[sizeof raw - 1] = 0;
+    trimmed(dst, len, raw);
+}
+
+static void device_str(cl_device_id d, cl_device_info what, char *dst, size_t len) {
+    char raw[256] = "";
+    if (clGetDeviceInfo(d, what, sizeof raw - 1, raw, NULL) != CL_SUCCESS) raw[0] = 0;
+    raw[sizeof raw - 1] = 0;
+    trimmed(dst, len, raw);
+}
+
+static unsigned device_type(cl_device_id d) {
+    cl_device_type t = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL) != CL_SUCCESS) t = 0;
+    unsigned r = 0;
+    if (t & CL_DEVICE_TYPE_CPU) r |= RECUR_CL_TYPE_CPU;
+    if (t & CL_DEVICE_TYPE_GPU) r |= RECUR_CL_TYPE_GPU;
+    if (t & CL_DEVICE_TYPE_ACCELERATOR) r |= RECUR_CL_TYPE_ACCELERATOR;
+    return r ? r : RECUR_CL_TYPE_OTHER;
+}
+
+static void list_free(struct enum_list *l) {
+    free(l->devs);
+    free(l->entries);
+    memset(l, 0, sizeof *l);
+}
+
+/* Every platform and device; an empty list when there is none. */
+static int enumerate(struct enum_list *l) {
+    memset(l, 0, sizeof *l);
+    cl_uint np = 0;
+    l->err = clGetPlatformIDs(0, NULL, &np);
+    if (l->err != CL_SUCCESS || np == 0) return 0;
+    cl_platform_id *plats = calloc(np, sizeof *plats);
+    if (!plats) return -1;
+    if ((l->err = clGetPlatformIDs(np, plats, &np)) != CL_SUCCESS) {
+        free(plats);
+        return 0;
+    }
+    l->n_platforms = np;
+    size_t cap = 0;
+    for (cl_uint p = 0; p < np; p++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+        cl_device_id *ids = calloc(nd, sizeof *ids);
+        if (!ids || clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, &nd) != CL_SUCCESS) {
+            free(ids);
+            continue;
+        }
+        if (l->n + nd > cap) {
+            size_t ncap = (l->n + nd) * 2;
+            struct enum_dev *nd_ = realloc(l->devs, ncap * sizeof *nd_);
+            struct recur_cl_entry *ne = realloc(l->entries, ncap * sizeof *ne);
+            if (nd_) l->devs = nd_;
+            if (ne) l->entries = ne;
+            if (!nd_ || !ne) {
+                free(ids);
+                free(plats);
+                list_free(l);
+                return -1;
+            }
+            cap = ncap;
+        }
+        char pname[128];
+        platform_str(plats[p], CL_PLATFORM_NAME, pname, sizeof pname);
+        for (cl_uint i = 0; i < nd; i++) {
+            struct enum_dev *e = &l->devs[l->n];
+            e->platform = plats[p];
+            e->device = ids[i];
+            fmt(e->pname, sizeof e->pname, "%s", pname);
+            device_str(ids[i], CL_DEVICE_NAME, e->dname, sizeof e->dname);
+            l->entries[l->n] = (struct recur_cl_entry){p, i, NULL, NULL, device_type(ids[i])};
+            l->n++;
+        }
+        free(ids);
+    }
+    free(plats);
+    for (size_t i = 0; i < l->n; i++) {
+        l->entries[i].platform_name = l->devs[i].pname;
+        l->entries[i].device_name = l->devs[i].dname;
+    }
+    return 0;
+}
+
+static void fmt_bytes(char *buf, size_t len, unsigned long long b) {
+    if (b >= (1ull << 30))
+        fmt(buf, len, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else
+        fmt(buf, len, "%.0f MiB", (double)b / (double)(1ull << 20));
+}
+
+/* "3.0" from "OpenCL 3.0 PoCL ..."; major.minor as numbers too. */
+static void cl_version(const char *full, char *buf, size_t len, int *major, int *minor) {
+    *major = *minor = 0;
+    if (sscanf(full, "OpenCL %d.%d", major, minor) == 2)
+        fmt(buf, len, "%d.%d", *major, *minor);
+    else
+        fmt(buf, len, "%s", full);
+}
+
+static void describe(const struct enum_dev *e, const struct recur_cl_entry *en, recur_device_info *out) {
+    memset(out, 0, sizeof *out);
+    recur_cl_selector(en, out->selector, sizeof out->selector);
+    fmt(out->backend, sizeof out->backend, "opencl");
+    fmt(out->name, sizeof out->name, "%s", e->dname);
+    char full[128], clc[128], ver[64], driver[64], gm[32], ma[32];
+    int major, minor, cmaj, cmin;
+    device_str(e->device, CL_DEVICE_VERSION, full, sizeof full);
+    device_str(e->device, CL_DEVICE_OPENCL_C_VERSION, clc, sizeof clc);
+    device_str(e->device, CL_DRIVER_VERSION, driver, sizeof driver);
+    cl_version(full, ver, sizeof ver, &major, &minor);
+    if (sscanf(clc, "OpenCL C %d.%d", &cmaj, &cmin) == 2) fmt(clc, sizeof clc, "%d.%d", cmaj, cmin);
+    cl_uint cu = 0;
+    cl_ulong global = 0, alloc = 0;
+    clGetDeviceInfo(e->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    clGetDeviceInfo(e->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global, &global, NULL);
+    clGetDeviceInfo(e->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof alloc, &alloc, NULL);
+    fmt_bytes(gm, sizeof gm, global);
+    fmt_bytes(ma, sizeof ma, alloc);
+    fmt(out->detail, sizeof out->detail, "%s, OpenCL %s (C %s), driver %s, %u CUs, %s, max alloc %s, platform %s",
+             recur_cl_type_name(en->type), ver, clc, driver, cu, gm, ma, e->pname);
+}
+
+static void cl_devices(recur_device_info *out, size_t cap, size_t *count) {
+    struct enum_list l;
+    if (enumerate(&l) != 0) return;
+    for (size_t i = 0; i < l.n; i++) {
+        if (*count < cap) describe(&l.devs[i], &l.entries[i], &out[*count]);
+        ++*count;
+    }
+    list_free(&l);
+}
+
+static int cl_preferred(void) {
+    struct enum_list l;
+    int gpu = 0;
+    if (enumerate(&l) != 0) return 0;
+    for (size_t i = 0; i < l.n; i++) gpu |= (l.entries[i].type & RECUR_CL_TYPE_GPU) != 0;
+    list_free(&l);
+    return gpu;
+}
+
+/* ---- open / close ---- */
+
+static void CL_CALLBACK notify(const char *errinfo, const void *private_info, size_t cb, void *user) {
+    (void)private_info;
+    (void)cb;
+    (void)user;
+    recur_log(RECUR_LOG_DEBUG, "opencl: driver: %s", errinfo);
+}
+
+static void release_dev(struct cl_dev *d) {
+    if (!d) return;
+    if (d->queue) clFinish(d->queue);
+    for (int i = 0; i < N_SHARED; i++) recur_cl_release_kernel(d->k[i]);
+    recur_cl_release_program(d->shared);
+    /* CLBlast keeps a program per (context, routine) that holds our context:
+     * its only C entry point to drop them clears every context's (the next
+     * GEMM elsewhere rebuilds from the driver's compiler cache). */
+    if (d->used_clblast) CLBlastClearCache();
+    if (d->queue) {
+        clReleaseCommandQueue(d->queue);
+        CL_COUNT(queues, -1);
+    }
+    if (d->context) {
+        /* Ours should be the last reference now. A driver may drop those of
+         * its finished commands a little later (PoCL does, from its worker
+         * threads), so a higher count is given 50 ms to settle before it is
+         * counted as a reference someone kept (the leak test's check). */
+        cl_uint refs = 0;
+        for (int tries = 0; tries < 50; tries++) {
+            if (clGetContextInfo(d->context, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL) != CL_SUCCESS ||
+                refs <= 1)
+                break;
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+        if (refs > 1) {
+            CL_COUNT(leaked_refs, 1);
+            recur_log(RECUR_LOG_DEBUG, "opencl: closing a context that %u other references still hold", refs - 1);
+        }
+        clReleaseContext(d->context);
+        CL_COUNT(contexts, -1);
+    }
+    free(d);
+}
+
+static recur_status cl_open(struct recur_backend *be, const char *spec) {
+    struct enum_list l;
+    RETURN_IF(enumerate(&l) != 0, be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory listing devices");
+    char msg[RECUR_MSG_MAX];
+    size_t pick = 0;
+    recur_status st = recur_cl_select(l.entries, l.n, l.n_platforms, spec, &pick, msg, sizeof msg);
+    if (st != RECUR_OK) {
+        char buf[32];
+        if (l.n == 0 && l.err != CL_SUCCESS)
+            recur_err(be->ctx, st, "%s (clGetPlatformIDs: %s)", msg, recur_cl_code_str(l.err, buf, sizeof buf));
+        else
+            recur_err(be->ctx, st, "%s", msg);
+        list_free(&l);
+        return st;
+    }
+    struct enum_dev *e = &l.devs[pick];
+    struct recur_cl_entry en = l.entries[pick];
+    recur_device_info info;
+    describe(e, &en, &info);
+
+    struct cl_dev *d = calloc(1, sizeof *d);
+    if (!d) {
+        list_free(&l);
+        return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory");
+    }
+    d->platform = e->platform;
+    d->device = e->device;
+    fmt(d->platform_name, sizeof d->platform_name, "%s", e->pname);
+    fmt(d->device_name, sizeof d->device_name, "%s", e->dname);
+    list_free(&l);
+    device_str(d->device, CL_DRIVER_VERSION, d->driver, sizeof d->driver);
+    device_str(d->device, CL_DEVICE_VERSION, d->version, sizeof d->version);
+
+    /* What recur needs: OpenCL 1.2, a compiler, an available device. */
+    char ver[64];
+    int major, minor;
+    cl_version(d->version, ver, sizeof ver, &major, &minor);
+    cl_bool avail = CL_FALSE, compiler = CL_FALSE;
+    clGetDeviceInfo(d->device, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler, &compiler, NULL);
+    GOTO_IF(major * 10 + minor < 12, be->ctx, st, RECUR_ERR_UNSUPPORTED, fail,
+            "%s (%s): OpenCL %s; recur needs OpenCL 1.2", info.selector, d->device_name, ver);
+    GOTO_IF(!avail, be->ctx, st, RECUR_ERR_UNSUPPORTED, fail, "%s (%s): the device is not available",
+            info.selector, d->device_name);
+    GOTO_IF(!compiler, be->ctx, st, RECUR_ERR_UNSUPPORTED, fail, "%s (%s): the driver has no OpenCL C compiler",
+            info.selector, d->device_name);
+
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem, &d->global_mem, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);
+    d->max_items[0] = d->max_items[1] = d->max_items[2] = 1;
+    cl_uint dims = 0;
+    size_t items[64];
+    if (clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS, sizeof dims, &dims, NULL) == CL_SUCCESS &&
+        dims >= 2 && dims <= 64 &&
+        clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, dims * sizeof(size_t), items, NULL) == CL_SUCCESS)
+        for (cl_uint i = 0; i < 3 && i < dims; i++) d->max_items[i] = items[i] ? items[i] : 1;
+    if (d->max_wg == 0) d->max_wg = 1;
+
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
+    d->context = clCreateContext(props, 1, &d->device, notify, NULL, &err);
+    if (err != CL_SUCCESS || !d->context) {
+        d->context = NULL;
+        st = recur_cl_fail(be, err, "clCreateContext", d->device_name);
+        goto fail;
+    }
+    CL_COUNT(contexts, 1);
+    d->queue = clCreateCommandQueue(d->context, d->device, 0, &err);
+    if (err != CL_SUCCESS || !d->queue) {
+        d->queue = NULL;
+        st = recur_cl_fail(be, err, "clCreateCommandQueue", d->device_name);
+        goto fail;
+    }
+    CL_COUNT(queues, 1);
+
+    static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum", "recur_add", "recur_transpose",
+                                                 "recur_gather",   "recur_scatter", "recur_dropout"};
+    st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
+    if (st != RECUR_OK) goto fail;
+    for (int i = 0; i < N_SHARED; i++) {
+        d->wg[i] = 0;
+        err = clGetKernelWorkGroupInfo(d->k[i], d->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof(size_t), &d->wg[i], NULL);
+        if (err != CL_SUCCESS) {
+            st = recur_cl_fail(be, err, "clGetKernelWorkGroupInfo", names[i]);
+            goto fail;
+        }
+    }
+
+    be->context = d;
+    be->info = info;
+    return RECUR_OK;
+fail:
+    release_dev(d);
+    return st;
+}
+
+static void cl_close(struct recur_backend *be) {
+    release_dev(be->context);
+    be->context = NULL;
+}
+
+int recur_cl_limits_get(const struct recur_backend *be, struct recur_cl_limits *out) {
+    if (!be || be->iface != &recur_opencl_backend || !be->context) return -1;
+    const struct cl_dev *d = be->context;
+    out->max_alloc = d->max_alloc;
+    out->global_mem = d->global_mem;
+    out->max_work_group = d->max_wg;
+    for (int i = 0; i < 3; i++) out->max_items[i] = d->max_items[i];
+    return 0;
+}
+
+/* ---- buffers ---- */
+
+#define DEV(be) ((struct cl_dev *)(be)->context)
+#define MEM(m) ((cl_mem)(m).buf)
+
+static recur_status cl_alloc(struct recur_backend *be, size_t bytes, void **buf) {
+    struct cl_dev *d = DEV(be);
+    if ((cl_ulong)bytes > d->max_alloc) {
+        char want[32], lim[32];
+        fmt_bytes(want, sizeof want, bytes);
+        fmt_bytes(lim, sizeof lim, d->max_alloc);
+        return recur_err(be->ctx, RECUR_ERR_DEVICE_MEMORY,
+                         "clCreateBuffer: %zu bytes (%s) exceed the largest allocation of %s, "
+                         "CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu bytes (%s)",
+                         bytes, want, d->device_name, (unsigned long long)d->max_alloc, lim);
+    }
+    cl_int err;
+    cl_mem m = clCreateBuffer(d->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    if (err != CL_SUCCESS || !m) {
+        char what[64];
+        fmt(what, sizeof what, "%zu bytes", bytes);
+        return recur_cl_fail(be, err != CL_SUCCESS ? err : CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer", what);
+    }
+    CL_COUNT(buffers, 1);
+    *buf = m;
+    return RECUR_OK;
+}
+
+static void cl_free(struct recur_backend *be, void *buf) {
+    (void)be;
+    if (!buf) return;
+    clReleaseMemObject((cl_mem)buf);
+    CL_COUNT(buffers, -1);
+}
+
+static recur_status cl_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    char what[64];
+    fmt(what, sizeof what, "%zu bytes at %zu", bytes, dst.off);
+    CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), CL_TRUE, dst.off, bytes, src, 0, NULL, NULL),
+           "clEnqueueWriteBuffer", what);
+    return RECUR_OK;
+}
+
+static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
+    char what[64];
+    fmt(what, sizeof what, "%zu bytes at %zu", bytes, src.off);
+    CL_TRY(be, clEnqueueReadBuffer(DEV(be)->queue, MEM(src), CL_TRUE, src.off, bytes, dst, 0, NULL, NULL),
+           "clEnqueueReadBuffer", what);
+    return RECUR_OK;
+}
+
+static recur_status cl_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
+    char what[96];
+    fmt(what, sizeof what, "%zu bytes, %zu to %zu", bytes, src.off, dst.off);
+    CL_TRY(be, clEnqueueCopyBuffer(DEV(be)->queue, MEM(src), MEM(dst), src.off, dst.off, bytes, 0, NULL, NULL),
+           "clEnqueueCopyBuffer", what);
+    return RECUR_OK;
+}
+
+static recur_status cl_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count) {
+    RETURN_IF(dst.off % sizeof(float), be->ctx, RECUR_ERR_ARG, "opencl fill: byte offset %zu is not float-aligned",
+              dst.off);
+    char what[64];
+    fmt(what, sizeof what, "%zu floats at %zu", count, dst.off);
+    CL_TRY(be,
+           clEnqueueFillBuffer(DEV(be)->queue, MEM(dst), &value, sizeof value, dst.off, count * sizeof(float), 0,
+                               NULL, NULL),
+           "clEnqueueFillBuffer", what);
+    return RECUR_OK;
+}
+
+/* ---- GEMM (CLBlast) ---- */
+
+static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                            struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta, struct recur_mem C,
+                            int ldc) {
+    struct cl_dev *d = DEV(be);
+    RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
+              "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
+    d->used_clblast = 1;
+    CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                       tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)M, (size_t)N, (size_t)K,
+                                       alpha, MEM(A), A.off / 4, (size_t)lda, MEM(B), B.off / 4, (size_t)ldb, beta,
+                                       MEM(C), C.off / 4, (size_t)ldc, &d->queue, NULL);
+    if (s != CLBlastSuccess) {
+        const char *name = recur_clblast_code_name(s);
+        recur_status st = s == CLBlastTempBufferAllocFailure || s == CLBlastInsufficientMemoryTemp
+                              ? RECUR_ERR_DEVICE_MEMORY
+                              : RECUR_ERR_BACKEND;
+        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s",
+                         ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, ldc, name ? name : "CLBlast status ",
+                         name ? " (" : "", (int)s, name ? ")" : "");
+    }
+    return RECUR_OK;
+}
+
+/* ---- launch shapes ---- */
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+static size_t pow2_floor(size_t v) {
+    size_t p = 1;
+    while (p <= v / 2) p *= 2;
+    return p;
+}
+static size_t pow2_ceil(size_t v) {
+    size_t p = 1;
+    while (p < v && p <= SIZE_MAX / 2) p *= 2;
+    return p;
+}
+static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+/* The work-group size a kernel may use on this device. */
+static size_t wg_limit(const struct cl_dev *d, size_t kernel_wg) {
+    size_t wg = kernel_wg ? min_sz(kernel_wg, d->max_wg) : d->max_wg;
+    return wg ? wg : 1;
+}
+
+/* A local size for a (width, rows) NDRange: up to 64 wide and 256 in all,
+ * powers of two within every limit. */
+static void local_2d(const struct cl_dev *d, size_t kernel_wg, size_t width, size_t rows, size_t local[2]) {
+    size_t wg = wg_limit(d, kernel_wg);
+    size_t lx = pow2_floor(min_sz(min_sz(pow2_ceil(width), 64), min_sz(d->max_items[0], wg)));
+    size_t ly = min_sz(pow2_ceil(rows), 256 / lx ? 256 / lx : 1);
+    ly = pow2_floor(min_sz(min_sz(ly, d->max_items[1]), wg / lx ? wg / lx : 1));
+    local[0] = lx;
+    local[1] = ly ? ly : 1;
+}
+
+static recur_status enqueue(struct recur_backend *be, cl_kernel k, const char *name, cl_uint dims,
+                            const size_t *global, const size_t *local) {
+    cl_int err = clEnqueueNDRangeKernel(DEV(be)->queue, k, dims, NULL, global, local, 0, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        char buf[32];
+        if (dims == 2)
+            return recur_err(be->ctx, recur_cl_status(err),
+                             "clEnqueueNDRangeKernel(%s): %s (global %zu x %zu, local %zu x %zu)", name,
+                             recur_cl_code_str(err, buf, sizeof buf), global[0], global[1], local[0], local[1]);
+        return recur_err(be->ctx, recur_cl_status(err), "clEnqueueNDRangeKernel(%s): %s (global %zu, local %zu)", name,
+                         recur_cl_code_str(err, buf, sizeof buf), global[0], local[0]);
+    }
+    return RECUR_OK;
+}
+
+/* Set argument i of kernel k; a failure names the kernel and the index. */
+static recur_status set_arg(struct recur_backend *be, cl_kernel k, const char *name, cl_uint i, size_t size,
+                            const void *value) {
+    cl_int err = clSetKernelArg(k, i, size, value);
+    if (err != CL_SUCCESS) {
+        char what[96];
+        fmt(what, sizeof what, "%s, arg %u", name, i);
+        return recur_cl_fail(be, err, "clSetKernelArg", what);
+    }
+    return RECUR_OK;
+}
+
+/* A (buffer, float offset) pair at args i, i+1; a NULL buffer passes NULL. */
+static recur_status set_mem(struct recur_backend *be, cl_kernel k, const char *name, cl_uint i, struct recur_mem m,
+                            size_t extra_floats) {
+    RETURN_IF(m.off % sizeof(float), be->ctx, RECUR_ERR_ARG, "%s: byte offset %zu of argument %u is not float-aligned",
+              name, m.off, i);
+    cl_mem buf = MEM(m);
+    cl_ulong off = buf ? (cl_ulong)(m.off / sizeof(float) + extra_floats) : 0;
+    TRY(set_arg(be, k, name, i, sizeof(cl_mem), buf ? (const void *)&buf : NULL));
+    return set_arg(be, k, name, i + 1, sizeof off, &off);
+}
+
+/* The most rows one launch may cover with ly rows per work-group. */
+static size_t rows_per_launch(size_t ly) {
+    size_t g = atomic_load(&max_groups_y);
+    return g * ly;
+}
+
+/* ---- shared kernels ---- */
+
+static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, float beta, struct recur_mem src,
+                              int rows, int width, int ld) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_COLSUM];
+    const char *name = "recur_colsum";
+    size_t wg = wg_limit(d, d->wg[K_COLSUM]);
+    size_t lx = pow2_floor(min_sz(min_sz(pow2_ceil((size_t)width), 32), min_sz(d->max_items[0], wg)));
+    size_t ly = pow2_floor(min_sz(min_sz(pow2_ceil((size_t)rows), 8), min_sz(d->max_items[1], wg / lx ? wg / lx : 1)));
+    size_t local[2] = {lx, ly};
+    size_t global[2] = {round_up((size_t)width, lx), ly};
+    TRY(set_mem(be, k, name, 0, dst, 0));
+    TRY(set_arg(be, k, name, 2, sizeof(float), &beta));
+    TRY(set_mem(be, k, name, 3, src, 0));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &rows));
+    TRY(set_arg(be, k, name, 6, sizeof(int), &width));
+    TRY(set_arg(be, k, name, 7, sizeof(int), &ld));
+    TRY(set_arg(be, k, name, 8, lx * ly * sizeof(float), NULL));
+    return enqueue(be, k, name, 2, global, local);
+}
+
+/* Floats per launch of the 1-D kernel, far below any device's limit. */
+#define ADD_CHUNK ((size_t)1 << 28)
+
+static recur_status cl_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_ADD];
+    const char *name = "recur_add";
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_ADD])));
+    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
+        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
+        TRY(set_mem(be, k, name, 0, y, i0));
+        TRY(set_mem(be, k, name, 2, x, i0));
+        TRY(set_arg(be, k, name, 4, sizeof n, &n));
+        size_t global = round_up((size_t)n, local);
+        TRY(enqueue(be, k, name, 1, &global, &local));
+    }
+    return RECUR_OK;
+}
+
+/* A (width, rows) launch of a row kernel in chunks of rows; set_chunk sets
+ * the arguments that move with the first row r0 and the chunk's rows n. */
+typedef recur_status (*chunk_fn)(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                 const void *user);
+
+static recur_status launch_rows(struct recur_backend *be, enum cl_shared which, const char *name, int width, int rows,
+                                chunk_fn set_chunk, const void *user) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[which];
+    size_t local[2];
+    local_2d(d, d->wg[which], (size_t)width, (size_t)rows, local);
+    size_t per = rows_per_launch(local[1]);
+    if ((size_t)rows > per) CL_COUNT(launches_split, 1);
+    for (size_t r0 = 0; r0 < (size_t)rows; r0 += per) {
+        int n = (int)min_sz(per, (size_t)rows - r0);
+        TRY(set_chunk(be, k, name, r0, n, user));
+        size_t global[2] = {round_up((size_t)width, local[0]), round_up((size_t)n, local[1])};
+        TRY(enqueue(be, k, name, 2, global, local));
+    }
+    return RECUR_OK;
+}
+
+struct rows_args {
+    struct recur_mem dst, src, idx;
+    int ld_dst, ld_src, width, add;
+};
+
+static recur_status transpose_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                    const void *user) {
+    const struct rows_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, r0)); /* rows of src are columns of dst */
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld_dst));
+    TRY(set_mem(be, k, name, 3, a->src, r0 * (size_t)a->ld_src));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &a->ld_src));
+    TRY(set_arg(be, k, name, 6, sizeof(int), &n));
+    return set_arg(be, k, name, 7, sizeof(int), &a->width);
+}
+
+static recur_status cl_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                 int ld_src, int rows, int cols) {
+    if (rows <= 0 || cols <= 0) return RECUR_OK;
+    struct rows_args a = {dst, src, {0}, ld_dst, ld_src, cols, 0};
+    return launch_rows(be, K_TRANSPOSE, "recur_transpose", cols, rows, transpose_chunk, &a);
+}
+
+static recur_status gather_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                 const void *user) {
+    const struct rows_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, r0 * (size_t)a->ld_dst));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld_dst));
+    TRY(set_mem(be, k, name, 3, a->src, 0));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &a->ld_src));
+    TRY(set_mem(be, k, name, 6, a->idx, r0));
+    TRY(set_arg(be, k, name, 8, sizeof(int), &n));
+    return set_arg(be, k, name, 9, sizeof(int), &a->width);
+}
+
+static recur_status cl_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                              int ld_src, struct recur_mem idx, int rows, int width) {
+    if (rows <= 0 || width <= 0) return RECUR_OK;
+    struct rows_args a = {dst, src, idx, ld_dst, ld_src, width, 0};
+    return launch_rows(be, K_GATHER, "recur_gather", width, rows, gather_chunk, &a);
+}
+
+static recur_status scatter_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                  const void *user) {
+    const struct rows_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, 0));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld_dst));
+    TRY(set_mem(be, k, name, 3, a->src, r0 * (size_t)a->ld_src));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &a->ld_src));
+    TRY(set_mem(be, k, name, 6, a->idx, r0));
+    TRY(set_arg(be, k, name, 8, sizeof(int), &n));
+    TRY(set_arg(be, k, name, 9, sizeof(int), &a->width));
+    return set_arg(be, k, name, 10, sizeof(int), &a->add);
+}
+
+static recur_status cl_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                               int ld_src, struct recur_mem idx, int rows, int width, int add) {
+    if (rows <= 0 || width <= 0) return RECUR_OK;
+    struct rows_args a = {dst, src, idx, ld_dst, ld_src, width, add ? 1 : 0};
+    return launch_rows(be, K_SCATTER, "recur_scatter", width, rows, scatter_chunk, &a);
+}
+
+static recur_status rows_set_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                   const void *user) {
+    const struct rows_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, r0 * (size_t)a->ld_dst));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld_dst));
+    TRY(set_mem(be, k, name, 3, a->src, 0));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &a->width));
+    return set_arg(be, k, name, 6, sizeof(int), &n);
+}
+
+static recur_status cl_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld,
+                                struct recur_mem row) {
+    struct rows_args a = {dst, row, {0}, ld, 0, width, 0};
+    return launch_rows(be, K_ROWS_SET, "recur_rows_set", width, rows, rows_set_chunk, &a);
+}
+
+static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
+                               float p, uint64_t seed, uint64_t stream) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_DROPOUT];
+    const char *name = "recur_dropout";
+    const float scale = 1.0f / (1.0f - p); /* as the CPU computes it, so the results are the same bits */
+    const cl_uint words[4] = {(cl_uint)seed, (cl_uint)(seed >> 32), (cl_uint)stream, (cl_uint)(stream >> 32)};
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_DROPOUT])));
+    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    TRY(set_arg(be, k, name, 6, sizeof(float), &p));
+    TRY(set_arg(be, k, name, 7, sizeof(float), &scale));
+    for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 8 + i, sizeof(cl_uint), &words[i]));
+    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) { /* ADD_CHUNK is a multiple of 4 */
+        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0), first = (cl_ulong)i0;
+        TRY(set_mem(be, k, name, 0, dst, i0));
+        TRY(set_mem(be, k, name, 2, src, i0));
+        TRY(set_arg(be, k, name, 4, sizeof n, &n));
+        TRY(set_arg(be, k, name, 5, sizeof first, &first));
+        size_t global = round_up(((size_t)n + 3) / 4, local);
+        TRY(enqueue(be, k, name, 1, &global, &local));
+    }
+    return RECUR_OK;
+}
+
+/* ---- cells ---- */
+
+struct cl_cell {
+    const struct recur_cell_desc *desc;
+    cl_program program;
+    int n_stages;
+    cl_kernel k[2][RECUR_CELL_MAX_STAGES];   /* [backward][stage] */
+    size_t wg[2][RECUR_CELL_MAX_STAGES];     /* CL_KERNEL_WORK_GROUP_SIZE */
+    char name[2][RECUR_CELL_MAX_STAGES][80]; /* NAME_forward_S, NAME_backward_S */
+};
+
+static recur_status cl_supports(struct recur_backend *be, const struct recur_cell *cell) {
+    const struct recur_cell_desc *desc = cell->desc;
+    RETURN_IF(!desc->opencl_source, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "cell '%s' has no OpenCL kernels (opencl_source is NULL in %s); run it on the CPU (RECUR_DEVICE=cpu)",
+              desc->name, cell->path ? cell->path : "its plugin");
+    RETURN_IF(desc->n_stages < 1 || desc->n_stages > RECUR_CELL_MAX_STAGES, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "cell '%s': %d stages", desc->name, desc->n_stages);
+    return RECUR_OK;
+}
+
+static void cell_free(struct cl_cell *c) {
+    if (!c) return;
+    for (int b = 0; b < 2; b++)
+        for (int s = 0; s < RECUR_CELL_MAX_STAGES; s++) recur_cl_release_kernel(c->k[b][s]);
+    recur_cl_release_program(c->program);
+    free(c);
+}
+
+static recur_status cl_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle) {
+    TRY(cl_supports(be, cell));
+    struct cl_dev *d = DEV(be);
+    const struct recur_cell_desc *desc = cell->desc;
+    struct cl_cell *c = calloc(1, sizeof *c);
+    RETURN_IF(!c, be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory");
+    c->desc = desc;
+    c->n_stages = desc->n_stages;
+
+    char base[64];
+    fmt(base, sizeof base, "%s", desc->name);
+    for (char *p = base; *p; p++)
+        if (*p == '-') *p = '_';
+    const char *names[2 * RECUR_CELL_MAX_STAGES];
+    for (int s = 0; s < c->n_stages; s++) {
+        fmt(c->name[0][s], sizeof c->name[0][s], "%s_forward_%d", base, s);
+        fmt(c->name[1][s], sizeof c->name[1][s], "%s_backward_%d", base, s);
+        names[2 * s] = c->name[0][s];
+        names[2 * s + 1] = c->name[1][s];
+    }
+
+    /* recur-cell-cl.h, then the cell's source from its own line 1. */
+    size_t hl = strlen(recur_cl_cell_header), sl = strlen(desc->opencl_source);
+    char *source = malloc(hl + sl + 128);
+    if (!source) {
+        free(c);
+        return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory");
+    }
+    int used = snprintf(source, hl + 128, "%s\n#line 1 \"%.60s.cl\"\n", recur_cl_cell_header, desc->name);
+    memcpy(source + used, desc->opencl_source, sl + 1);
+    char options[96], label[96];
+    fmt(options, sizeof options, "%s -DRECUR_G=%d", CL_STD, desc->n_gates);
+    fmt(label, sizeof label, "cell '%s'", desc->name);
+    cl_kernel k[2 * RECUR_CELL_MAX_STAGES];
+    recur_status st = recur_cl_build(be, d, label, source, options, names, 2 * c->n_stages, &c->program, k);
+    free(source);
+    if (st != RECUR_OK) {
+        free(c);
+        return st;
+    }
+    for (int s = 0; s < c->n_stages; s++) {
+        c->k[0][s] = k[2 * s];
+        c->k[1][s] = k[2 * s + 1];
+    }
+    for (int b = 0; b < 2; b++)
+        for (int s = 0; s < c->n_stages; s++) {
+            cl_int err = clGetKernelWorkGroupInfo(c->k[b][s], d->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof(size_t),
+                                                  &c->wg[b][s], NULL);
+            if (err != CL_SUCCESS) {
+                st = recur_cl_fail(be, err, "clGetKernelWorkGroupInfo", c->name[b][s]);
+                cell_free(c);
+                return st;
+            }
+        }
+    *handle = c;
+    return RECUR_OK;
+}
+
+static void cl_cell_close(struct recur_backend *be, void *handle) {
+    (void)be;
+    cell_free(handle);
+}
+
+static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stage, int backward,
+                                const struct recur_step *s) {
+    struct cl_dev *d = DEV(be);
+    struct cl_cell *c = handle;
+    RETURN_IF(stage < 0 || stage >= c->n_stages, be->ctx, RECUR_ERR_ARG, "cell '%s': stage %d of %d", c->desc->name,
+              stage, c->n_stages);
+    int b = backward ? 1 : 0;
+    cl_kernel k = c->k[b][stage];
+    const char *name = c->name[b][stage];
+    size_t H = (size_t)s->H, GH = (size_t)c->desc->n_gates * H, SH = (size_t)c->desc->n_save * H;
+    /* The order of RECUR_CELL_KERNEL (recur-cell-cl.h), with each row's width. */
+    const struct recur_mem mems[16] = {s->xw,       s->hw,       s->b_hh,     s->prev[0], s->prev[1], s->next[0],
+                                       s->next[1],  s->save,     s->src,      s->dnext[0], s->dnext[1], s->dprev[0],
+                                       s->dprev[1], s->dxw,      s->dhw,      s->dsrc};
+    const size_t width[16] = {GH, GH, 0, H, H, H, H, SH, H, H, H, H, H, GH, GH, H};
+    size_t local[2];
+    local_2d(d, c->wg[b][stage], H, (size_t)s->n, local);
+    size_t per = rows_per_launch(local[1]);
+    if ((size_t)s->n > per) CL_COUNT(launches_split, 1);
+    TRY(set_arg(be, k, name, 1, sizeof(int), &s->H));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &s->variant));
+    TRY(set_arg(be, k, name, 3, sizeof(int), &s->training));
+    for (size_t r0 = 0; r0 < (size_t)s->n; r0 += per) {
+        int n = (int)min_sz(per, (size_t)s->n - r0);
+        TRY(set_arg(be, k, name, 0, sizeof(int), &n));
+        for (cl_uint i = 0; i < 16; i++) TRY(set_mem(be, k, name, 4 + 2 * i, mems[i], r0 * width[i]));
+        size_t global[2] = {round_up(H, local[0]), round_up((size_t)n, local[1])};
+        TRY(enqueue(be, k, name, 2, global, local));
+    }
+    return RECUR_OK;
+}
+
+/* ---- ordering ---- */
+
+static recur_status cl_sync(struct recur_backend *be) {
+    CL_TRY(be, clFinish(DEV(be)->queue), "clFinish", DEV(be)->device_name);
+    return RECUR_OK;
+}
+
+const struct recur_backend_i recur_opencl_backend = {
+    .name = "opencl",
+    .host_memory = 0,
+    .devices = cl_devices,
+    .preferred = cl_preferred,
+    .open = cl_open,
+    .close = cl_close,
+    .alloc = cl_alloc,
+    .free = cl_free,
+    .write = cl_write,
+    .read = cl_read,
+    .copy = cl_copy,
+    .fill = cl_fill,
+    .gemm = cl_gemm,
+    .rows_set = cl_rows_set,
+    .colsum = cl_colsum,
+    .add = cl_add,
+    .transpose = cl_transpose,
+    .gather = cl_gather,
+    .scatter = cl_scatter,
+    .dropout = cl_dropout,
+    .supports = cl_supports,
+    .cell_open = cl_cell_open,
+    .cell_close = cl_cell_close,
+    .cell_run = cl_cell_run,
+    .sync = cl_sync,
+};

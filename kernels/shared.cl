@@ -1,0 +1,86 @@
+/*
+ * shared.cl: the OpenCL backend's own kernels (the shared-kernel slots of
+ * backends/backend-impl.h). Embedded into librecur by kernels/embed.py and
+ * built once per context with -cl-std=CL1.2; OpenCL C 1.2 only.
+ *
+ * Every buffer comes as (buffer, offset in floats), like the cell kernels,
+ * so the host never needs sub-buffers. Sizes are ints (the engine's GEMM
+ * dimensions are ints too); index arithmetic is in size_t.
+ */
+
+/* dst[r*ld + j] = row[j] for r < rows, j < width. NDRange (width, rows). */
+__kernel void recur_rows_set(__global float *dst_b, const ulong dst_o, const int ld, __global const float *row_b,
+                             const ulong row_o, const int width, const int rows) {
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);
+    if (j >= width || r >= rows) return;
+    dst_b[dst_o + (size_t)r * (size_t)ld + (size_t)j] = row_b[row_o + (size_t)j];
+}
+
+/*
+ * dst[j] = beta*dst[j] + sum_r src[r*ld + j], beta 0 (dst not read) or 1.
+ * One work-group row: NDRange (width rounded up, LY), local (LX, LY), LY a
+ * power of two; work-item (j, y) sums the rows y, y+LY, ..., then the LY
+ * partial sums of column j are added in local memory (scratch: LX*LY floats).
+ */
+__kernel void recur_colsum(__global float *dst_b, const ulong dst_o, const float beta, __global const float *src_b,
+                           const ulong src_o, const int rows, const int width, const int ld,
+                           __local float *scratch) {
+    const int j = (int)get_global_id(0);
+    const int lx = (int)get_local_id(0), ly = (int)get_local_id(1);
+    const int LX = (int)get_local_size(0), LY = (int)get_local_size(1);
+    float s = 0.0f;
+    if (j < width)
+        for (int r = ly; r < rows; r += LY) s += src_b[src_o + (size_t)r * (size_t)ld + (size_t)j];
+    scratch[ly * LX + lx] = s;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int step = LY / 2; step > 0; step /= 2) {
+        if (ly < step) scratch[ly * LX + lx] += scratch[(ly + step) * LX + lx];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (ly == 0 && j < width) {
+        const float sum = scratch[lx];
+        __global float *d = dst_b + dst_o + (size_t)j;
+        *d = beta == 0.0f ? sum : beta * *d + sum;
+    }
+}
+
+/* y[i] += x[i] for i < count. NDRange (count rounded up). */
+__kernel void recur_add(__global float *y_b, const ulong y_o, __global const float *x_b, const ulong x_o,
+                        const ulong count) {
+    const size_t i = get_global_id(0);
+    if (i >= count) return;
+    y_b[y_o + i] += x_b[x_o + i];
+}
+
+/* dst[j*ld_dst + i] = src[i*ld_src + j] for i < rows, j < cols (out of
+ * place). NDRange (cols, rows): reads coalesced; it runs once per weight
+ * change, never in the time loop. */
+__kernel void recur_transpose(__global float *dst_b, const ulong dst_o, const int ld_dst, __global const float *src_b,
+                              const ulong src_o, const int ld_src, const int rows, const int cols) {
+    const int j = (int)get_global_id(0), i = (int)get_global_id(1);
+    if (j >= cols || i >= rows) return;
+    dst_b[dst_o + (size_t)j * (size_t)ld_dst + (size_t)i] = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j];
+}
+
+/* Row gather: dst[r*ld_dst + j] = src[idx[r]*ld_src + j]. NDRange (width, rows). */
+__kernel void recur_gather(__global float *dst_b, const ulong dst_o, const int ld_dst, __global const float *src_b,
+                           const ulong src_o, const int ld_src, __global const int *idx_b, const ulong idx_o,
+                           const int rows, const int width) {
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);
+    if (j >= width || r >= rows) return;
+    const size_t from = (size_t)idx_b[idx_o + (size_t)r];
+    dst_b[dst_o + (size_t)r * (size_t)ld_dst + (size_t)j] = src_b[src_o + from * (size_t)ld_src + (size_t)j];
+}
+
+/* Row scatter: dst[idx[r]*ld_dst + j] = (add ? dst[..] : 0) + src[r*ld_src + j].
+ * The rows of idx are distinct (the engine's permutations). NDRange (width, rows). */
+__kernel void recur_scatter(__global float *dst_b, const ulong dst_o, const int ld_dst, __global const float *src_b,
+                            const ulong src_o, const int ld_src, __global const int *idx_b, const ulong idx_o,
+                            const int rows, const int width, const int add) {
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);
+    if (j >= width || r >= rows) return;
+    const size_t to = (size_t)idx_b[idx_o + (size_t)r];
+    __global float *d = dst_b + dst_o + to * (size_t)ld_dst + (size_t)j;
+    const float v = src_b[src_o + (size_t)r * (size_t)ld_src + (size_t)j];
+    *d = add ? *d + v : v;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/python3
+"""Write the seed corpus of fuzz-load (tests/fuzz/corpus/): small valid recur
+model files of every cell and direction, and a few corrupt ones. Uses
+save_safetensors() of tests/fixtures/recur_safetensors.py (docs/pytorch.md).
+
+    /usr/bin/python3 tests/fuzz/make_corpus.py
+"""
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+from recur_safetensors import save_safetensors  # noqa: E402
+
+OUT = os.path.join(HERE, "corpus")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "gru-lbr": 3}
+
+
+def tensors(cell, I, H, L, direction, rng):
+    D = 2 if direction.startswith("bidi") else 1
+    O = 2 * H if direction == "bidi_concat" else H
+    G = GATES[cell]
+    out = {}
+    for l in range(L):
+        for d in range(D):
+            s = "_l%d%s" % (l, "_reverse" if d else "")
+            out["weight_ih" + s] = rng.uniform(-0.5, 0.5, (G * H, I if l == 0 else O))
+            out["weight_hh" + s] = rng.uniform(-0.5, 0.5, (G * H, H))
+            out["bias_ih" + s] = rng.uniform(-0.5, 0.5, (G * H,))
+            out["bias_hh" + s] = rng.uniform(-0.5, 0.5, (G * H,))
+    return out
+
+
+def meta(cell, I, H, L, direction, variant="", full=True, dropout="0", seed="0"):
+    m = {"cell": cell, "input_size": I, "hidden_size": H, "num_layers": L, "direction": direction}
+    if full:
+        m = dict(format="recur", recur_version="0.1.0", variant=variant, dropout=dropout, seed=seed, **m)
+    return m
+
+
+def write(name, data):
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(data)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(12345)
+    valid = [
+        ("valid-lstm-forward", ("lstm", 2, 3, 1, "forward"), {}),
+        ("valid-lstm-bidi-target", ("lstm", 2, 3, 2, "bidi_concat"), {}),  # fuzz-load's load_weights target
+        ("valid-gru-bidi-sum", ("gru", 1, 2, 2, "bidi_sum"), {}),
+        ("valid-rnn-relu-reverse", ("rnn", 3, 2, 1, "reverse"), dict(variant="relu", dropout="0.5", seed="123")),
+        ("valid-gru-lbr-minimal-metadata", ("gru-lbr", 2, 3, 2, "bidi_concat"), dict(full=False)),
+    ]
+    for name, (cell, I, H, L, d), kw in valid:
+        save_safetensors(os.path.join(OUT, name), tensors(cell, I, H, L, d, rng), meta(cell, I, H, L, d, **kw))
+    # a plain state_dict of the target's shape: load_weights takes it, load does not
+    save_safetensors(os.path.join(OUT, "plain-state-dict"), tensors("lstm", 2, 3, 2, "bidi_concat", rng), {})
+
+    good = open(os.path.join(OUT, "valid-lstm-forward"), "rb").read()
+    n = int.from_bytes(good[:8], "little")
+    header, data = good[8:8 + n], good[8 + n:]
+
+    def with_header(h):
+        h = h + b" " * (-len(h) % 8)
+        return len(h).to_bytes(8, "little") + h + data
+
+    write("bad-truncated", good[:len(good) - 5])
+    write("bad-short", good[:5])
+    write("bad-header-length", (1 << 40).to_bytes(8, "little") + good[8:])
+    write("bad-json", with_header(header.replace(b'"dtype":"F32"', b'"dtype":"F32', 1)))
+    write("bad-dtype", with_header(header.replace(b'"F32"', b'"F16"', 1)))
+    write("bad-shape", with_header(header.replace(b'"shape":[12,2]', b'"shape":[2,12]', 1)))
+    write("bad-offsets-overlap", with_header(header.replace(b"[96,240]", b"[92,236]", 1)))
+    write("bad-metadata", with_header(header.replace(b'"hidden_size":"3"', b'"hidden_size":"4"', 1)))
+    nan = bytearray(good)
+    nan[8 + n + 12:8 + n + 16] = np.array([np.nan], dtype="<f4").tobytes()
+    write("bad-nan", bytes(nan))
+    for f in sorted(os.listdir(OUT)):
+        print("%-34s %5d bytes" % (f, os.path.getsize(os.path.join(OUT, f))))
+
+
+if __name__ == "__main__":
+    main()
