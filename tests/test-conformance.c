@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -210,7 +211,9 @@ CONFORMANCE(scalar)
     Test(conformance_##tag, gru) { check_cell(dev, "gru", NULL, 0); }                                       \
     Test(conformance_##tag, gru_lbr) { check_cell(dev, "gru-lbr", NULL, 0); }                               \
     Test(conformance_##tag, lstm) { check_cell(dev, "lstm", NULL, 0); }
-CONFORMANCE_OPENCL(opencl, "opencl:0:0")
+/* "opencl": the first GPU, else the first OpenCL device; RECUR_TEST_OPENCL overrides. */
+#define OPENCL_DEVICE (getenv("RECUR_TEST_OPENCL") ? getenv("RECUR_TEST_OPENCL") : "opencl")
+CONFORMANCE_OPENCL(opencl, OPENCL_DEVICE)
 #if defined(__x86_64__)
 CONFORMANCE(avx2)
 CONFORMANCE(avx512)

@@ -104,7 +104,9 @@ static void run_all(const char *device) {
 }
 
 Test(torch, cpu_scalar) { run_all("cpu:scalar"); }
-Test(torch, opencl) { run_all("opencl:0:0"); }
+/* "opencl": the first GPU, else the first OpenCL device; RECUR_TEST_OPENCL overrides. */
+#define OPENCL_DEVICE (getenv("RECUR_TEST_OPENCL") ? getenv("RECUR_TEST_OPENCL") : "opencl")
+Test(torch, opencl) { run_all(OPENCL_DEVICE); }
 #if defined(__x86_64__)
 Test(torch, cpu_avx2) { run_all("cpu:avx2"); }
 Test(torch, cpu_avx512) { run_all("cpu:avx512"); }
@@ -198,5 +200,5 @@ static void run_stack_all(const char *device) {
 }
 
 Test(torch_stack, cpu) { run_stack_all("cpu"); }
-Test(torch_stack, opencl) { run_stack_all("opencl:0:0"); }
+Test(torch_stack, opencl) { run_stack_all(OPENCL_DEVICE); }
 Test(torch_stack, cpu_scalar) { run_stack_all("cpu:scalar"); }
