@@ -57,9 +57,8 @@ static recur_status check_model_io(recur_model *m, const recur_model_io *io, con
 }
 
 /* The caller's [T, N, width] array as a view (batch_first or time-major). */
-static struct recur_seqview user_view(const recur_model_io *io, struct recur_mem m, int width, int col, int ld) {
+static struct recur_seqview user_view(const recur_model_io *io, struct recur_mem m, int col, int ld) {
     struct recur_seqview v = {m, ld, col, io->batch_first ? 1 : io->N, io->batch_first ? io->T : 1};
-    (void)width;
     return v;
 }
 
@@ -71,7 +70,7 @@ static struct recur_seqview act_view(const recur_model_io *io, struct recur_mem 
 /* Which direction of the sequence direction d of the model runs. */
 static int is_reverse(const recur_model *m, int d) { return m->desc.direction == RECUR_DIR_REVERSE || d == 1; }
 
-/* The output column of direction d, and whether it adds to the first. */
+/* The output column of direction d (bidirectional sum: both write column 0). */
 static int out_col(const recur_model *m, int d) {
     return m->desc.direction == RECUR_DIR_BIDI_CONCAT ? d * m->desc.hidden_size : 0;
 }
@@ -120,7 +119,7 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
     for (int l = 0; l < L; l++) {
         struct recur_seqview x;
         if (l == 0) {
-            x = user_view(io, u.x, I, 0, I);
+            x = user_view(io, u.x, 0, I);
         } else {
             struct recur_mem in = recur_mem_at(m->acts, ap.a + (size_t)(l - 1) * TN * m->O);
             if (p > 0) {
@@ -134,7 +133,7 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
             size_t sd = (size_t)(l * D + d) * NH;
             struct recur_run r = {.T = T, .N = N, .lengths = io->lengths, .reverse = is_reverse(m, d), .x = x};
             if (l == L - 1)
-                r.y = user_view(io, u.y, m->O, out_col(m, d), m->O);
+                r.y = user_view(io, u.y, out_col(m, d), m->O);
             else
                 r.y = act_view(io, recur_mem_at(m->acts, ap.a + (size_t)l * TN * m->O), m->O, out_col(m, d));
             r.y_add = m->desc.direction == RECUR_DIR_BIDI_SUM && d == 1;
@@ -200,13 +199,13 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     uint64_t calls = m->calls;
     m->calls = m->trained_stream; /* dropout_stream() of the forward */
     recur_status st = RECUR_OK;
-    struct recur_seqview dy = user_view(io, u.dy, m->O, 0, m->O);
+    struct recur_seqview dy = user_view(io, u.dy, 0, m->O);
     for (int l = L - 1; l >= 0 && st == RECUR_OK; l--) {
         struct recur_seqview x, dx;
         struct recur_mem gbuf = {0};
         if (l == 0) {
-            x = user_view(io, u.x, I, 0, I);
-            dx = user_view(io, u.dx, I, 0, I);
+            x = user_view(io, u.x, 0, I);
+            dx = user_view(io, u.dx, 0, I);
         } else {
             struct recur_mem in = recur_mem_at(m->acts, (p > 0 ? ap.d : ap.a) + (size_t)(l - 1) * one);
             x = act_view(io, in, m->O, 0);
