@@ -177,6 +177,22 @@ static void plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int 
     p->rs = top;
 }
 
+int recur_lengths_keep(int **keep, const int *lengths, int N) {
+    free(*keep);
+    *keep = NULL;
+    if (!lengths) return 0;
+    *keep = malloc((size_t)N * sizeof(int));
+    if (!*keep) return -1;
+    memcpy(*keep, lengths, (size_t)N * sizeof(int));
+    return 0;
+}
+
+int recur_lengths_differ(const int *a, const int *b, int N, int T) {
+    for (int n = 0; n < N; n++)
+        if ((a ? a[n] : T) != (b ? b[n] : T)) return n;
+    return -1;
+}
+
 void recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
     struct plan p;
     size_t R = (size_t)T * N;
@@ -256,7 +272,9 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     struct plan p;
     plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, &p);
     recur_status st = RECUR_OK;
-    l->trained_T = l->trained_N = 0; /* the reserve is invalid until this run ends well */
+    /* A training run overwrites the reserve: invalid until it ends well.
+     * An inference run leaves it (and a pending backward) alone. */
+    if (training) l->trained_T = l->trained_N = 0;
     if ((st = ensure(l, &l->ws, &l->ws_floats, p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd)) != RECUR_OK) goto out;
     if (training && (st = ensure(l, &l->rs, &l->rs_floats, p.rs)) != RECUR_OK) goto out;
 
@@ -333,9 +351,14 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(l->ws, p.cs), IX_CLAST));
     }
     if (training) {
+        if (recur_lengths_keep(&l->trained_len, r->lengths, N) != 0) {
+            st = recur_err(l->ctx, RECUR_ERR_NO_MEMORY, "out of memory keeping %d lengths", N);
+            goto out;
+        }
         l->trained_T = r->T;
         l->trained_N = N;
         l->trained_R = pk.R;
+        l->trained_reverse = r->reverse;
     }
 out:
 #undef DO
@@ -354,9 +377,10 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     do {                                                                                                       \
         if ((st = (call)) != RECUR_OK) goto out;                                                               \
     } while (0)
-    if (pk.R != l->trained_R) {
-        st = recur_err(l->ctx, RECUR_ERR_STATE,
-                       "recur_layer_backward: the lengths sum to %d, the training forward's to %d", pk.R, l->trained_R);
+    int bad = recur_lengths_differ(r->lengths, l->trained_len, N, r->T);
+    if (bad >= 0 || r->reverse != l->trained_reverse) {
+        st = recur_err(l->ctx, RECUR_ERR_STATE, "backward: %s the training forward's", bad < 0 ? "the direction differs from"
+                       : "a length differs from");
         goto out;
     }
     int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, H);

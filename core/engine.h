@@ -45,6 +45,11 @@ recur_status recur_stage_begin(struct recur_stage *s, struct recur_backend *be, 
 recur_status recur_stage_in(struct recur_stage *s, const float *host, size_t floats, int copy, struct recur_mem *out);
 recur_status recur_stage_out(struct recur_stage *s, float *host, struct recur_mem m, size_t floats);
 
+/* Keep a copy of lengths (NULL: all T) in *keep; 0 on success. */
+int recur_lengths_keep(int **keep, const int *lengths, int N);
+/* The first n where two length arrays differ (NULL meaning all T), or -1. */
+int recur_lengths_differ(const int *a, const int *b, int N, int T);
+
 /* Forward; in training mode the layer's reserve keeps what backward needs. */
 recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r);
 /* BPTT over the layer's last training forward, which had the same T, N and lengths. */

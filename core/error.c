@@ -2,6 +2,7 @@
  * error.c: status names, detail messages, logging.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
 static recur_log_fn log_fn;
 static void *log_user;
-static int log_level = -1; /* -1: silent */
+static atomic_int log_level = -1; /* -1: silent; read without the lock */
 
 static void log_init(void) {
     static const char *const names[] = {"error", "warn", "info", "debug"};

@@ -101,6 +101,7 @@ void recur_layer_destroy(recur_layer *l) {
     recur_be_free(be, &l->ws);
     recur_be_free(be, &l->rs);
     recur_be_free(be, &l->io);
+    free(l->trained_len);
     if (l->kern) recur_be_cell_close(be, l->kern);
     if (l->prev) l->prev->next = l->next;
     else if (l->ctx->layers == l) l->ctx->layers = l->next;
@@ -108,11 +109,21 @@ void recur_layer_destroy(recur_layer *l) {
     free(l);
 }
 
+/* T x N rows must fit GEMM's int dimensions and their buffers a size_t. */
+static recur_status check_size(const recur_layer *l, int T, int N, const char *fn) {
+    size_t TN = (size_t)T * (size_t)N;
+    size_t widest = (size_t)l->G * l->H > (size_t)l->I ? (size_t)l->G * l->H : (size_t)l->I;
+    RETURN_IF(TN > INT_MAX / 2 || TN * widest > (size_t)INT_MAX * 8, l->ctx, RECUR_ERR_ARG,
+              "%s: T %d x N %d is too large for one call; split the sequence", fn, T, N);
+    return RECUR_OK;
+}
+
 recur_status recur_layer_sizes(const recur_layer *l, int T, int N, recur_sizes *out) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_sizes: layer is NULL");
     recur_err_clear(l->ctx);
     RETURN_IF(!out, l->ctx, RECUR_ERR_NULL, "recur_layer_sizes: out is NULL");
     RETURN_IF(T < 1 || N < 1, l->ctx, RECUR_ERR_ARG, "T %d, N %d: both must be at least 1", T, N);
+    TRY(check_size(l, T, N, "recur_layer_sizes"));
     size_t ws, rs;
     recur_engine_sizes(l, T, N, &ws, &rs);
     out->weights = l->n_weights * sizeof(float);
@@ -133,11 +144,7 @@ static recur_status check_io(recur_layer *l, const recur_io *io, const char *fn)
     RETURN_IF(!io->x || !io->y, l->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
     RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_SHAPE,
               "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", l->cell->desc->name);
-    size_t TN = (size_t)io->T * (size_t)io->N;
-    size_t widest = (size_t)l->G * l->H > (size_t)l->I ? (size_t)l->G * l->H : (size_t)l->I;
-    RETURN_IF(TN > INT_MAX / 2 || TN * widest > (size_t)INT_MAX * 8, l->ctx, RECUR_ERR_ARG,
-              "%s: T %d x N %d is too large for one call; split the sequence", fn, io->T, io->N);
-    return RECUR_OK;
+    return check_size(l, io->T, io->N, fn);
 }
 
 static struct recur_seqview dense(struct recur_mem m, int T, int N, int width) {

@@ -24,6 +24,8 @@ struct recur_layer {
     size_t ws_floats, rs_floats;
     /* shape of the training forward whose activations the reserve holds; 0: none */
     int trained_T, trained_N, trained_R; /* R: the sum of its lengths */
+    int *trained_len;                    /* its lengths ([trained_N]; NULL: all T) */
+    int trained_reverse;
     struct recur_mem io;                 /* staging for host arrays on non-host devices */
     size_t io_floats;
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */

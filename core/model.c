@@ -74,6 +74,7 @@ void recur_model_free(recur_model *m) {
     free(m->layers);
     recur_be_free(&m->ctx->be, &m->acts);
     recur_be_free(&m->ctx->be, &m->stage);
+    free(m->trained_len);
     if (m->prev) m->prev->next = m->next;
     else if (m->ctx->models == m) m->ctx->models = m->next;
     if (m->next) m->next->prev = m->prev;

@@ -22,6 +22,7 @@ struct recur_model {
     struct recur_mem stage; /* the caller's arrays on a non-host device */
     size_t stage_floats;
     int trained_T, trained_N, trained_batch_first;
+    int *trained_len; /* the lengths of the last training forward (NULL: all T) */
     uint64_t trained_stream; /* the call number of the last training forward */
     struct recur_model *prev, *next; /* the context's live models */
 };

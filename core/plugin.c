@@ -158,6 +158,11 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         if (!d->variants[v] || !*d->variants[v]) return "every variant needs a name";
     if (d->n_cpu < 1 || !d->cpu) return "n_cpu must be at least 1 with cpu set";
     for (int i = 0; i < d->n_cpu; i++)
+        if (d->cpu[i].isa & (d->cpu[i].isa - 1)) {
+            snprintf(why, len, "cpu variant %d: isa 0x%x names more than one instruction set", i, d->cpu[i].isa);
+            return why;
+        }
+    for (int i = 0; i < d->n_cpu; i++)
         for (int s = 0; s < d->n_stages; s++)
             if (!d->cpu[i].forward[s] || !d->cpu[i].backward[s]) {
                 snprintf(why, len, "cpu variant %d lacks stage %d's kernels", i, s);

@@ -150,6 +150,8 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
     TRY(recur_stage_out(&u.s, io->hT, u.hT, LDNH));
     TRY(recur_stage_out(&u.s, io->cT, u.cT, LDNH));
     if (training) {
+        if (recur_lengths_keep(&m->trained_len, io->lengths, N) != 0)
+            return recur_err(m->ctx, RECUR_ERR_NO_MEMORY, "recur_model_forward: out of memory keeping %d lengths", N);
         m->trained_T = T;
         m->trained_N = N;
         m->trained_batch_first = io->batch_first;
@@ -177,6 +179,10 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
               RECUR_ERR_STATE, "recur_model_backward: io has T %d, N %d%s but the training forward had T %d, N %d%s",
               io->T, io->N, io->batch_first ? " (batch first)" : "", m->trained_T, m->trained_N,
               m->trained_batch_first ? " (batch first)" : "");
+    int bad = recur_lengths_differ(io->lengths, m->trained_len, io->N, io->T);
+    RETURN_IF(bad >= 0, m->ctx, RECUR_ERR_STATE,
+              "recur_model_backward: lengths[%d] is %d, the training forward's was %d", bad,
+              io->lengths ? io->lengths[bad] : io->T, m->trained_len ? m->trained_len[bad] : io->T);
     struct recur_backend *be = &m->ctx->be;
     int T = io->T, N = io->N, H = m->desc.hidden_size, I = m->desc.input_size, L = m->L, D = m->D;
     int S = m->layers[0]->n_states;

@@ -310,9 +310,28 @@ Test(model, bad_lengths_are_named_and_nothing_runs) {
         cr_assert(strstr(recur_ctx_error(ctx), needle[i]), "message '%s' lacks '%s'", recur_ctx_error(ctx), needle[i]);
         for (size_t j = 0; j < ny; j++) cr_assert_eq(y[j], 99.0f, "y was written by a refused call");
     }
+    /* A backward whose lengths differ from the training forward's (same sum):
+     * refused before anything is written. */
+    const int trained[] = {3, 1, 2}, other[] = {2, 2, 2};
+    recur_model_io tio = {.T = 4, .N = 3, .lengths = trained, .x = x, .y = y};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &tio), RECUR_OK, "%s", recur_ctx_error(ctx));
+    float dx[4 * 3 * 2], dy[4 * 3 * 6] = {0};
+    for (size_t j = 0; j < sizeof dx / sizeof dx[0]; j++) dx[j] = 99.0f;
+    recur_model_io oio = tio;
+    oio.lengths = other;
+    recur_model_grad_io gio = {.dy = dy, .dx = dx};
+    cr_assert_eq(recur_model_backward(m, &oio, &gio, RECUR_GRAD_OVERWRITE), RECUR_ERR_STATE);
+    cr_assert(strstr(recur_ctx_error(ctx), "lengths[0] is 2"), "%s", recur_ctx_error(ctx));
+    for (size_t j = 0; j < sizeof dx / sizeof dx[0]; j++) cr_assert_eq(dx[j], 99.0f, "dx written by a refused backward");
+    cr_assert_eq(recur_model_backward(m, &tio, &gio, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+
     recur_model_io negn = {.T = 4, .N = -2, .x = x, .y = y};
     cr_assert_eq(recur_model_forward(m, RECUR_MODE_INFERENCE, &negn), RECUR_ERR_ARG);
     cr_assert(strstr(recur_ctx_error(ctx), "N -2"), "%s", recur_ctx_error(ctx));
+    recur_layer *l0;
+    cr_assert_eq(recur_model_layer(m, 0, 0, &l0), RECUR_OK);
+    recur_sizes sz;
+    cr_assert_eq(recur_layer_sizes(l0, 1 << 30, 1 << 30, &sz), RECUR_ERR_ARG, "sizes must refuse what cannot be run");
     recur_model_desc bad_desc = {.cell = "lstm", .input_size = 2, .hidden_size = 3, .num_layers = 0};
     recur_model *m2;
     cr_assert_eq(recur_model_create(ctx, &bad_desc, &m2), RECUR_ERR_ARG);

@@ -380,6 +380,7 @@ static recur_status cpu_cell_run(struct recur_backend *be, void *handle, int sta
 
 const struct recur_backend_i recur_cpu_backend = {
     .name = "cpu",
+    .host_memory = 1,
     .devices = cpu_devices,
     .preferred = NULL,
     .open = cpu_open,

@@ -304,8 +304,10 @@ typedef enum recur_mode {
 
 /*
  * Forward over io->T steps. In training mode the layer keeps the activations
- * (recur_layer_sizes().reserve bytes) for one following backward, which must
- * use the same io (x, h0, c0 must still hold the same values).
+ * (recur_layer_sizes().reserve bytes) for the backward that follows, which
+ * must use the same io (x, h0, c0 must still hold the same values). An
+ * inference forward in between leaves them alone; the next training forward
+ * replaces them.
  * Errors: RECUR_ERR_NULL, RECUR_ERR_ARG (T or N < 1), RECUR_ERR_SHAPE.
  */
 RECUR_API recur_status recur_layer_forward(recur_layer *layer, recur_mode mode, const recur_io *io);
@@ -442,9 +444,12 @@ typedef struct recur_model_grad_io {
 
 /* Forward through every layer and direction. In training mode the model
  * keeps what backward needs (and draws new dropout masks: the k-th training
- * forward of a model uses call number k). */
+ * forward of a model uses call number k). Any forward of a model, inference
+ * included, replaces what a previous training forward kept. */
 RECUR_API recur_status recur_model_forward(recur_model *model, recur_mode mode, const recur_model_io *io);
-/* BPTT through the whole stack over the last training forward (same io). */
+/* BPTT through the whole stack over the last training forward, with the same
+ * io (T, N, batch_first and lengths are checked: RECUR_ERR_STATE). On a
+ * device error part of the weight gradients may already be written. */
 RECUR_API recur_status recur_model_backward(recur_model *model, const recur_model_io *io,
                                             const recur_model_grad_io *grad, recur_grad_mode mode);
 
