@@ -37,6 +37,25 @@ static void acts_plan(const recur_model *m, int T, int N, struct acts *p) {
     p->total = p->g1 + (m->L > 2 ? one : 0);
 }
 
+recur_status recur_model_sizes(const recur_model *m, int T, int N, recur_sizes *out) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_sizes: model is NULL");
+    recur_err_clear(m->ctx);
+    RETURN_IF(!out, m->ctx, RECUR_ERR_NULL, "recur_model_sizes: out is NULL");
+    recur_sizes total = {0, 0, 0};
+    for (int i = 0; i < m->L * m->D; i++) {
+        recur_sizes s;
+        TRY(recur_layer_sizes(m->layers[i], T, N, &s));
+        total.weights += s.weights;
+        total.reserve += s.reserve;
+        if (s.workspace > total.workspace) total.workspace = s.workspace;
+    }
+    struct acts ap;
+    acts_plan(m, T, N, &ap);
+    total.workspace += ap.total * sizeof(float);
+    *out = total;
+    return RECUR_OK;
+}
+
 static recur_status check_model_io(recur_model *m, const recur_model_io *io, const char *fn) {
     RETURN_IF(!io, m->ctx, RECUR_ERR_NULL, "%s: io is NULL", fn);
     RETURN_IF(io->T < 1 || io->N < 1, m->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, io->T,

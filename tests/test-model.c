@@ -332,6 +332,18 @@ Test(model, bad_lengths_are_named_and_nothing_runs) {
     cr_assert_eq(recur_model_layer(m, 0, 0, &l0), RECUR_OK);
     recur_sizes sz;
     cr_assert_eq(recur_layer_sizes(l0, 1 << 30, 1 << 30, &sz), RECUR_ERR_ARG, "sizes must refuse what cannot be run");
+    recur_sizes ms, ms2;
+    cr_assert_eq(recur_model_sizes(m, 4, 3, &ms), RECUR_OK);
+    cr_assert_eq(recur_model_sizes(m, 8, 3, &ms2), RECUR_OK);
+    size_t nw = 0;
+    for (size_t i = 0; i < recur_model_param_count(m); i++) {
+        recur_param_info info;
+        recur_model_param_info(m, i, &info);
+        nw += info.count;
+    }
+    cr_assert_eq(ms.weights, nw * sizeof(float), "weights: %zu bytes for %zu floats", ms.weights, nw);
+    cr_assert(ms.workspace > 0 && ms2.reserve > ms.reserve && ms2.workspace > ms.workspace, "sizes grow with T");
+    cr_assert_eq(recur_model_sizes(m, 0, 3, &ms), RECUR_ERR_ARG);
     recur_model_desc bad_desc = {.cell = "lstm", .input_size = 2, .hidden_size = 3, .num_layers = 0};
     recur_model *m2;
     cr_assert_eq(recur_model_create(ctx, &bad_desc, &m2), RECUR_ERR_ARG);

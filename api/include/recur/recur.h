@@ -382,6 +382,13 @@ RECUR_API recur_status recur_model_desc_get(const recur_model *model, recur_mode
 RECUR_API int recur_model_directions(const recur_model *model);
 RECUR_API int recur_model_output_size(const recur_model *model);
 
+/* Bytes a model needs for a dense batch of T steps and N sequences:
+ * weights (all layers; the gradients take as much), workspace (the largest
+ * layer's scratch plus the activations between layers) and reserve (what a
+ * training forward keeps for backward, all layers). RECUR_ERR_ARG for T or N
+ * below 1 or a shape no call could take. */
+RECUR_API recur_status recur_model_sizes(const recur_model *model, int T, int N, recur_sizes *out);
+
 /* The layer of one stack position and direction (reverse 0 or 1), for the
  * canonical per-gate view (recur_layer_gate_get/set). Owned by the model:
  * recur_layer_free ignores it. */
