@@ -90,8 +90,10 @@ typedef enum recur_status {
     RECUR_ERR_FILE_EXTRA = -305,      /* the file has a tensor the model does not */
     RECUR_ERR_FILE_SHAPE = -306,      /* a tensor's shape is not the model's */
     RECUR_ERR_FILE_DTYPE = -307,      /* a tensor's dtype is not F32 */
-    RECUR_ERR_FILE_OFFSETS = -308,    /* data offsets overlap, are reversed, or run past the end */
-    RECUR_ERR_FILE_METADATA = -309,   /* __metadata__ is missing, malformed or disagrees with the shapes */
+    RECUR_ERR_FILE_OFFSETS = -308,    /* data offsets overlap, are reversed, are not shape x 4 bytes,
+                                       * leave bytes that belong to no tensor, or run past the end */
+    RECUR_ERR_FILE_METADATA = -309,   /* __metadata__ is missing, malformed or disagrees with the shapes,
+                                       * or (load_weights) names another cell, variant or direction */
     RECUR_ERR_FILE_NONFINITE = -310,  /* NaN or Inf in a weight (only when the caller asks for the check) */
 } recur_status;
 
@@ -474,8 +476,9 @@ enum recur_load_flag {
 
 /* Create a model on ctx from a file, settings from its __metadata__. */
 RECUR_API recur_status recur_model_load(recur_ctx *ctx, const char *path, uint32_t flags, recur_model **out);
-/* Load a file's weights into an existing model of the same shape. On any
- * error the model's weights are untouched. */
+/* Load a file's weights into an existing model of the same shape. The file
+ * needs no __metadata__ (a plain PyTorch state_dict file works); recur's keys,
+ * when present, must agree. On any error the model's weights are untouched. */
 RECUR_API recur_status recur_model_load_weights(recur_model *model, const char *path, uint32_t flags);
 
 #ifdef __cplusplus
