@@ -5,6 +5,7 @@
  *                     checked against finite differences (the default job)
  *   recur devices     every backend and device, with the string that selects it
  *   recur cells       the loaded cell plugins, and any that were rejected
+ *   recur gradcheck   finite-difference check of a cell's BPTT (gradcheck.c)
  *
  * Run from a build tree, it finds the build's plugins by itself.
  */
@@ -16,6 +17,8 @@
 
 #include "recur/recur.h"
 #include "tool.h"
+
+int cmd_gradcheck(int argc, char **argv); /* gradcheck.c */
 
 /* From a build tree (this binary in build/tools/), use build/plugins. */
 static void find_build_plugins(void) {
@@ -89,6 +92,7 @@ static void usage(FILE *f) {
                "             differences (the default when no command is given)\n"
                "  devices    list every device and the RECUR_DEVICE string that selects it\n"
                "  cells      list the loaded cell plugins\n"
+               "  gradcheck  check a cell's gradients (any cell, layers, directions) by finite differences\n"
                "  help       this text\n\n"
                "'recur COMMAND --help' describes a command's options.\n"
                "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (plugin dirs), RECUR_LOG (error|warn|info|debug)\n");
@@ -113,6 +117,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "demo")) return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "cells")) return cmd_cells(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 1, argv + 1);
     fprintf(stderr, "recur: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
