@@ -28,6 +28,23 @@ static void check(const char *file, const char *name, const float *got, const fi
     ASSERT_CLOSE(what, got, want, n, 1e-5, 1e-5 * m + 1e-7);
 }
 
+/* Every output and gradient of a run against the fixture's. */
+static void check_all(const char *file, const char *device, const fixture *f, int two, const float *y,
+                      const float *hT, const float *cT, const float *dx, const float *dh0, const float *dc0,
+                      const float *dw) {
+    char label[512];
+    snprintf(label, sizeof label, "%s on %s", file, device);
+    check(label, "y", y, f);
+    check(label, "hT", hT, f);
+    check(label, "dx", dx, f);
+    check(label, "dh0", dh0, f);
+    check(label, "dw", dw, f);
+    if (two) {
+        check(label, "cT", cT, f);
+        check(label, "dc0", dc0, f);
+    }
+}
+
 static float *floats_of(const fixture *f, const char *name, size_t *n) {
     const double *d = fixture_array(f, name, n);
     if (!d) return NULL;
@@ -66,17 +83,7 @@ static int run_fixture(const char *device, const char *dir, const char *file) {
     cr_assert_eq(recur_layer_backward(l, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
     cr_assert_eq(recur_layer_grads_get(l, layout, dw, nw), RECUR_OK);
 
-    char label[512];
-    snprintf(label, sizeof label, "%s on %s", file, device);
-    check(label, "y", y, &f);
-    check(label, "hT", hT, &f);
-    check(label, "dx", dx, &f);
-    check(label, "dh0", dh0, &f);
-    check(label, "dw", dw, &f);
-    if (two) {
-        check(label, "cT", cT, &f);
-        check(label, "dc0", dc0, &f);
-    }
+    check_all(file, device, &f, two, y, hT, cT, dx, dh0, dc0, dw);
     recur_ctx_free(ctx);
     float *all[] = {w, x, h0, c0, dy, dhT, dcT, y, hT, cT, dx, dh0, dc0, dw};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
@@ -160,17 +167,7 @@ static int run_stack_fixture(const char *device, const char *dir, const char *fi
         cr_assert_eq(recur_model_grad_get(m, info.name, dw + at, info.count), RECUR_OK);
         at += info.count;
     }
-    char label[512];
-    snprintf(label, sizeof label, "%s on %s", file, device);
-    check(label, "y", y, &f);
-    check(label, "hT", hT, &f);
-    check(label, "dx", dx, &f);
-    check(label, "dh0", dh0, &f);
-    check(label, "dw", dw, &f);
-    if (two) {
-        check(label, "cT", cT, &f);
-        check(label, "dc0", dc0, &f);
-    }
+    check_all(file, device, &f, two, y, hT, cT, dx, dh0, dc0, dw);
     recur_ctx_free(ctx);
     float *all[] = {w, x, h0, c0, dy, dhT, dcT, lf, y, hT, cT, dx, dh0, dc0, dw};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
