@@ -144,7 +144,6 @@ static void plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int 
     size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
     size_t top = 0;
     p->ints = take(&top, n_ints);
-    size_t shared = top;
     p->x = direct_x ? NONE : take(&top, R * I);
     size_t after_x = top;
     p->xw = take(&top, R * GH);
@@ -158,7 +157,6 @@ static void plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int 
     p->ws_fwd = top;
 
     /* Backward reuses everything after X (which it needs again for dW_ih). */
-    (void)shared;
     top = after_x;
     p->dyp = direct_y ? NONE : take(&top, R * H);
     p->dxw = take(&top, R * GH);

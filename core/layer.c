@@ -93,6 +93,13 @@ void recur_layer_free(recur_layer *l) {
     recur_layer_destroy(l);
 }
 
+void recur_layer_unlink(recur_layer *l) {
+    if (l->prev) l->prev->next = l->next;
+    else if (l->ctx->layers == l) l->ctx->layers = l->next;
+    if (l->next) l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+
 void recur_layer_destroy(recur_layer *l) {
     struct recur_backend *be = &l->ctx->be;
     recur_be_free(be, &l->w);
@@ -103,14 +110,12 @@ void recur_layer_destroy(recur_layer *l) {
     recur_be_free(be, &l->io);
     free(l->trained_len);
     if (l->kern) recur_be_cell_close(be, l->kern);
-    if (l->prev) l->prev->next = l->next;
-    else if (l->ctx->layers == l) l->ctx->layers = l->next;
-    if (l->next) l->next->prev = l->prev;
+    recur_layer_unlink(l);
     free(l);
 }
 
 /* T x N rows must fit GEMM's int dimensions and their buffers a size_t. */
-static recur_status check_size(const recur_layer *l, int T, int N, const char *fn) {
+recur_status recur_layer_check_size(const recur_layer *l, int T, int N, const char *fn) {
     size_t TN = (size_t)T * (size_t)N;
     size_t widest = (size_t)l->G * l->H > (size_t)l->I ? (size_t)l->G * l->H : (size_t)l->I;
     RETURN_IF(TN > INT_MAX / 2 || TN * widest > (size_t)INT_MAX * 8, l->ctx, RECUR_ERR_ARG,
@@ -123,7 +128,7 @@ recur_status recur_layer_sizes(const recur_layer *l, int T, int N, recur_sizes *
     recur_err_clear(l->ctx);
     RETURN_IF(!out, l->ctx, RECUR_ERR_NULL, "recur_layer_sizes: out is NULL");
     RETURN_IF(T < 1 || N < 1, l->ctx, RECUR_ERR_ARG, "T %d, N %d: both must be at least 1", T, N);
-    TRY(check_size(l, T, N, "recur_layer_sizes"));
+    TRY(recur_layer_check_size(l, T, N, "recur_layer_sizes"));
     size_t ws, rs;
     recur_engine_sizes(l, T, N, &ws, &rs);
     out->weights = l->n_weights * sizeof(float);
@@ -144,7 +149,7 @@ static recur_status check_io(recur_layer *l, const recur_io *io, const char *fn)
     RETURN_IF(!io->x || !io->y, l->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
     RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_SHAPE,
               "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", l->cell->desc->name);
-    return check_size(l, io->T, io->N, fn);
+    return recur_layer_check_size(l, io->T, io->N, fn);
 }
 
 static struct recur_seqview dense(struct recur_mem m, int T, int N, int width) {

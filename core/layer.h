@@ -35,6 +35,13 @@ struct recur_layer {
 /* Note that the weights changed (every writer of l->w calls it). */
 static inline void recur_layer_touch(recur_layer *l) { l->w_version++; }
 
+/* RECUR_ERR_ARG when T x N rows of this layer would not fit GEMM's int
+ * dimensions or a buffer's size_t. */
+recur_status recur_layer_check_size(const recur_layer *l, int T, int N, const char *fn);
+
+/* Take a layer off its context's list of live layers (a model adopts it). */
+void recur_layer_unlink(recur_layer *l);
+
 /* Free a layer, whoever owns it. */
 void recur_layer_destroy(recur_layer *l);
 

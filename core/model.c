@@ -36,12 +36,9 @@ recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, re
             recur_layer_desc ld = {.cell = desc->cell, .variant = desc->variant,
                                    .input_size = l == 0 ? desc->input_size : m->O, .hidden_size = desc->hidden_size};
             if ((st = recur_layer_create(ctx, &ld, &m->layers[l * m->D + d])) != RECUR_OK) goto fail;
-            /* The model owns its layers: take them off the context's list. */
+            /* The model owns its layers: off the context's list. */
             recur_layer *y = m->layers[l * m->D + d];
-            if (y->prev) y->prev->next = y->next;
-            else ctx->layers = y->next;
-            if (y->next) y->next->prev = y->prev;
-            y->prev = y->next = NULL;
+            recur_layer_unlink(y);
             y->owned = 1;
         }
     m->desc = *desc;
@@ -54,23 +51,15 @@ recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, re
     *out = m;
     return RECUR_OK;
 fail:
-    m->next = m->prev = NULL;
-    {
-        char msg[RECUR_MSG_MAX];
-        snprintf(msg, sizeof msg, "%s", ctx->msg);
-        recur_model *tmp = m;
-        m = NULL;
-        /* free without touching ctx->models: it was never linked */
-        for (int i = 0; tmp->layers && i < tmp->L * tmp->D; i++) recur_layer_destroy(tmp->layers[i]);
-        free(tmp->layers);
-        free(tmp);
-        return recur_err(ctx, st, "%s", msg);
-    }
+    /* Not yet on the context's list: recur_model_free only frees what was made. */
+    recur_model_free(m);
+    return st;
 }
 
 void recur_model_free(recur_model *m) {
     if (!m) return;
-    for (int i = 0; m->layers && i < m->L * m->D; i++) recur_layer_destroy(m->layers[i]);
+    for (int i = 0; m->layers && i < m->L * m->D; i++)
+        if (m->layers[i]) recur_layer_destroy(m->layers[i]);
     free(m->layers);
     recur_be_free(&m->ctx->be, &m->acts);
     recur_be_free(&m->ctx->be, &m->stage);

@@ -12,7 +12,6 @@
  * their dx into one buffer (the second adds), which, through the dropout
  * mask of the forward, is dy of the layer below.
  */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +62,9 @@ static recur_status check_model_io(recur_model *m, const recur_model_io *io, con
     RETURN_IF(!io->x || !io->y, m->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
     RETURN_IF(m->layers[0]->n_states < 2 && (io->c0 || io->cT), m->ctx, RECUR_ERR_SHAPE,
               "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", m->desc.cell);
-    size_t TN = (size_t)io->T * (size_t)io->N;
-    RETURN_IF(TN > INT_MAX / 8 || TN * (size_t)(m->O > m->desc.input_size ? m->O : m->desc.input_size) * 4 >
-                                       (size_t)INT_MAX * 8,
-              m->ctx, RECUR_ERR_ARG, "%s: T %d x N %d is too large for one call; split the sequence", fn, io->T,
-              io->N);
+    /* The layers' own limit (the widest is the last, or the first when I > O). */
+    TRY(recur_layer_check_size(m->layers[0], io->T, io->N, fn));
+    TRY(recur_layer_check_size(m->layers[(m->L - 1) * m->D], io->T, io->N, fn));
     if (io->lengths)
         for (int n = 0; n < io->N; n++)
             RETURN_IF(io->lengths[n] < 1 || io->lengths[n] > io->T, m->ctx, RECUR_ERR_ARG,

@@ -159,8 +159,10 @@ static void convert_block(const recur_layer *l, int block, const float *src, flo
         size_t c = (size_t)g * size, t = (size_t)gates[g].torch_index * size;
         const float *from = src + (to_torch ? c : t);
         float *to = dst + (to_torch ? t : c);
-        float sign = gates[g].torch_negate ? -1.0f : 1.0f;
-        for (size_t i = 0; i < size; i++) to[i] = sign * from[i];
+        if (gates[g].torch_negate)
+            for (size_t i = 0; i < size; i++) to[i] = -from[i];
+        else
+            memcpy(to, from, size * sizeof(float));
     }
 }
 

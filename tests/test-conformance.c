@@ -25,8 +25,9 @@ static const struct shape shapes[] = {
 };
 
 /* Float against double: forward values are O(1); gradients are sums over
- * T*N terms, so their absolute floor grows with the shape. */
-#define RTOL 2e-4
+ * T*N terms, so their absolute floor grows with the shape. 2e-5 relative
+ * catches one gate's gradient 2e-4 off (checked by mutating the LSTM's). */
+#define RTOL 2e-5
 #define ATOL_Y 2e-5
 
 struct run {

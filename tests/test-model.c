@@ -15,7 +15,7 @@
 #include "recur/recur.h"
 #include "ref/ref-model.h"
 
-#define RTOL 2e-4
+#define RTOL 2e-5
 #define PAD 0.5f
 
 static double scale_of(const double *v, size_t n) {
@@ -344,6 +344,16 @@ Test(model, bad_lengths_are_named_and_nothing_runs) {
     cr_assert_eq(ms.weights, nw * sizeof(float), "weights: %zu bytes for %zu floats", ms.weights, nw);
     cr_assert(ms.workspace > 0 && ms2.reserve > ms.reserve && ms2.workspace > ms.workspace, "sizes grow with T");
     cr_assert_eq(recur_model_sizes(m, 0, 3, &ms), RECUR_ERR_ARG);
+    recur_model_desc nocell = {.cell = "nosuch", .input_size = 2, .hidden_size = 3, .num_layers = 2,
+                               .direction = RECUR_DIR_BIDI_CONCAT};
+    recur_model *m3 = (recur_model *)&nocell;
+    cr_assert_eq(recur_model_create(ctx, &nocell, &m3), RECUR_ERR_UNKNOWN_CELL);
+    cr_assert_null(m3, "*out must be NULL on failure");
+    cr_assert(strstr(recur_ctx_error(ctx), "nosuch"), "%s", recur_ctx_error(ctx));
+    nocell.cell = "rnn";
+    nocell.variant = "sigmoid"; /* fails in the first layer's creation */
+    cr_assert_eq(recur_model_create(ctx, &nocell, &m3), RECUR_ERR_UNKNOWN_NAME);
+    cr_assert(strstr(recur_ctx_error(ctx), "tanh, relu"), "%s", recur_ctx_error(ctx));
     recur_model_desc bad_desc = {.cell = "lstm", .input_size = 2, .hidden_size = 3, .num_layers = 0};
     recur_model *m2;
     cr_assert_eq(recur_model_create(ctx, &bad_desc, &m2), RECUR_ERR_ARG);

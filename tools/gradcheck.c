@@ -55,14 +55,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "recur/recur.h"
 #include "tool.h"
 
-int cmd_gradcheck(int argc, char **argv);
 
 #define CMD "gradcheck"
 #define N_DIRECTIONS 3
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 static const double default_eps[] = {1e-1, 5e-2, 1e-2, 2e-3, 4e-4, 1e-4};
 
@@ -361,17 +367,37 @@ int cmd_gradcheck(int argc, char **argv) {
     } else if (ci.n_variants > 0) {
         variant = ci.variants[0];
     }
-    int two_state = ci.n_states == 2;
-    int kinked = variant && !strcmp(variant, "relu");
-
     recur_ctx *ctx = NULL;
     if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
         fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
         return 1;
     }
+    struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
+                               .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol,
+                               .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1};
+    struct gradcheck_result res;
+    int rc = gradcheck_run(ctx, &o, &res);
+    recur_ctx_free(ctx);
+    return rc < 0 ? 1 : rc;
+}
+
+int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradcheck_result *res) {
+    const char *cell = o->cell, *variant = o->variant;
+    long L = o->L, I = o->I, H = o->H, T = o->T, N = o->N;
+    recur_direction dir = o->dir;
+    int use_lengths = o->lengths, verbose = o->verbose;
+    uint64_t seed = o->seed;
+    double tol = o->tol;
+    memset(res, 0, sizeof *res);
+    recur_cell_info ci = {0};
+    for (size_t k = 0; k < recur_cell_count(); k++)
+        if (recur_cell_get(k, &ci) == RECUR_OK && !strcmp(ci.name, cell)) break;
+    if (!variant && ci.n_variants > 0 && ci.name && !strcmp(ci.name, cell)) variant = ci.variants[0];
+    int two_state = ci.n_states == 2;
+    int kinked = variant && !strcmp(variant, "relu");
     rng_state = seed ^ 0x6a09e667f3bcc908ull;
     gc g = {.ctx = ctx};
-    int rc = 1, D = 0, O = 0;
+    int rc = -1, D = 0, O = 0;
     size_t np = 0;
     int *lengths = NULL;
     float *pw = NULL, *pg = NULL, *dx = NULL, *dh0 = NULL, *dc0 = NULL;
@@ -449,10 +475,12 @@ int cmd_gradcheck(int argc, char **argv) {
 
     /* The analytic gradients. */
     recur_model_grad_io gio = {.dy = g.dy, .dhT = g.dhT, .dcT = g.dcT, .dx = dx, .dh0 = dh0, .dc0 = dc0};
+    double t0 = now_ms();
     if (recur_model_forward(g.model, RECUR_MODE_TRAINING, &g.io) != RECUR_OK) {
         failed_call = "recur_model_forward";
         goto lib_fail;
     }
+    double t1 = now_ms();
     double L0 = 0;
     for (size_t i = 0; i < g.ny; i++) L0 += (double)g.y[i] * g.dy[i];
     for (size_t i = 0; i < g.ns; i++) L0 += (double)g.hT[i] * g.dhT[i];
@@ -462,30 +490,36 @@ int cmd_gradcheck(int argc, char **argv) {
         failed_call = "recur_model_backward";
         goto lib_fail;
     }
+    res->forward_ms = t1 - t0;
+    res->backward_ms = now_ms() - t1;
+    res->loss = L0;
 
     recur_device_info info;
     recur_ctx_device(ctx, &info);
-    printf("recur gradcheck: %s%s%s on %s, %ld layer%s, %s, I=%ld H=%ld T=%ld N=%ld, seed %llu\n", cell,
+    if (verbose)
+        printf("recur gradcheck: %s%s%s on %s, %ld layer%s, %s, I=%ld H=%ld T=%ld N=%ld, seed %llu\n", cell,
            variant ? ":" : "", variant ? variant : "", info.selector, L, L == 1 ? "" : "s", dir_names[dir], I, H,
            T, N, (unsigned long long)seed);
-    if (use_lengths) {
+    if (verbose && use_lengths) {
         printf("lengths");
         for (long k = 0; k < N; k++) printf("%s%d", k ? "," : " ", lengths[k]);
         printf("\n");
     }
-    const double *eps = n_user_eps ? user_eps : default_eps;
-    int n_eps = n_user_eps ? n_user_eps : (int)(sizeof default_eps / sizeof *default_eps);
+    const double *eps = o->eps ? o->eps : default_eps;
+    int n_eps = o->eps ? o->n_eps : (int)(sizeof default_eps / sizeof *default_eps);
     double l0;
     if (loss_at(&g, &l0) != RECUR_OK) {
         failed_call = "recur_model_forward";
         goto lib_fail;
     }
+    if (verbose) {
     printf("L = sum(y*dy) + sum(hT*dhT)%s = %.6f\n", two_state ? " + sum(cT*dcT)" : "", L0);
     printf("%d random unit directions per tensor; central, one-sided and Richardson differences, eps", N_DIRECTIONS);
     for (int e = 0; e < n_eps; e++) printf("%s%g", e ? ", " : " ", eps[e]);
     printf(";\nerror = |fd - g.v| / max(|fd|, |g.v|), the smallest over these\n");
     if (kinked) printf("note: relu is not differentiable at 0; near a kink the check is approximate\n");
     printf("%-24s %9s %12s\n", "TENSOR", "ELEMENTS", "WORST ERROR");
+    }
 
     int n_checked = 0, n_failed = 0;
     double worst_all = 0;
@@ -528,21 +562,26 @@ int cmd_gradcheck(int argc, char **argv) {
             worst_all = worst;
             snprintf(worst_name, sizeof worst_name, "%s", t.name);
         }
-        printf("%-24s %9zu %12.2e  %s\n", t.name, t.count, worst, ok ? (kinked ? "ok (approximate)" : "ok") : "FAILED");
+        if (verbose)
+            printf("%-24s %9zu %12.2e  %s\n", t.name, t.count, worst, ok ? (kinked ? "ok (approximate)" : "ok") : "FAILED");
     }
-    printf("summary: %d tensors checked, %d failed; worst error %.2e (%s), tolerance %.2e: %s\n", n_checked, n_failed,
+    if (verbose)
+        printf("summary: %d tensors checked, %d failed; worst error %.2e (%s), tolerance %.2e: %s\n", n_checked, n_failed,
            worst_all, worst_name, tol, n_failed ? "FAILED" : "ok");
+    res->n_checked = n_checked;
+    res->n_failed = n_failed;
+    res->worst = worst_all;
+    snprintf(res->worst_name, sizeof res->worst_name, "%s", worst_name);
     rc = n_failed ? 1 : 0;
     goto out;
 
 lib_fail:
     fprintf(stderr, "recur %s: %s: %s\n", CMD, failed_call, recur_ctx_error(ctx)[0] ? recur_ctx_error(ctx) : recur_last_error());
-    rc = 1;
+    rc = -1;
 out:
     free(g.x), free(g.y), free(g.dy), free(g.h0), free(g.hT), free(g.dhT);
     free(g.c0), free(g.cT), free(g.dcT);
     free(dx), free(dh0), free(dc0), free(lengths), free(pw), free(pg);
     recur_model_free(g.model);
-    recur_ctx_free(ctx);
     return rc;
 }

@@ -18,7 +18,6 @@
 #include "recur/recur.h"
 #include "tool.h"
 
-int cmd_gradcheck(int argc, char **argv); /* gradcheck.c */
 
 /* From a build tree (this binary in build/tools/), use build/plugins. */
 static void find_build_plugins(void) {
