@@ -53,6 +53,9 @@ struct recur_cell {
     void *handle; /* dlopen handle, never closed while the process lives */
 };
 
+/* Number of partial sums the sum slot writes. */
+#define RECUR_SUM_PARTS 256
+
 struct recur_backend;
 
 struct recur_backend_i {
@@ -133,6 +136,42 @@ struct recur_backend_i {
     recur_status (*dropout)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                             float p, uint64_t seed, uint64_t stream);
 
+    /* ---- training (core/net.c, core/optim.c) ---- */
+
+    /* Rows added with repeats, in order: for r = 0..rows-1 with idx[r] >= 0,
+     * dst[idx[r]*ld_dst + j] += src[r*ld_src + j], j < width (an embedding's
+     * gradient). Rows that share an index are added in increasing r, so the
+     * result is the same on every run. */
+    recur_status (*index_add)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                              int ld_src, struct recur_mem idx, int rows, int width);
+    /* Softmax cross-entropy of `rows` rows of K logits (row stride ld) against
+     * int32 targets: for target[r] in 0..K-1, loss[r] = logsumexp(z_r) - z_r[t]
+     * and dz[r*ld + j] = scale * (softmax(z_r)_j - [j == t]); for target[r] < 0,
+     * loss[r] = 0 and dz's row is 0. Stable for any finite logits (the row's
+     * maximum is subtracted first). dz may not alias z. */
+    recur_status (*xent)(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows,
+                         int K, float scale, struct recur_mem dz, struct recur_mem loss);
+    /* Squared error of `rows` rows of K values: for sel[r] >= 0 (int32),
+     * loss[r] = sum_j (p - v)^2 and dp[r*ld_p + j] = scale * 2 * (p - v);
+     * for sel[r] < 0, loss[r] = 0 and dp's row is 0. p at p[r*ld_p + j], v at v[r*ld_v + j]. */
+    recur_status (*mse)(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
+                        struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp, struct recur_mem loss);
+    /* Partial sums of x[0..count) (square 1: of x[i]^2) into dst[0..RECUR_SUM_PARTS),
+     * float partials in an order fixed by count alone, so the same input gives
+     * the same bits on every run; the caller adds the parts in double. */
+    recur_status (*sum)(struct recur_backend *be, struct recur_mem x, size_t count, int square, struct recur_mem dst);
+    /* torch.optim.SGD on `count` floats: d = gscale*g + wd*w; v = momentum*v + d;
+     * w -= lr * v (momentum 0: w -= lr * d, v untouched). */
+    recur_status (*sgd)(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                        size_t count, float lr, float momentum, float wd, float gscale);
+    /* torch.optim.Adam on `count` floats: d = gscale*g + wd*w;
+     * m = b1*m + (1-b1)*d; v = b2*v + (1-b2)*d*d;
+     * w -= step_size * m / (sqrt(v) / bc2_sqrt + eps), where the caller passes
+     * step_size = lr / (1 - b1^t) and bc2_sqrt = sqrt(1 - b2^t). */
+    recur_status (*adam)(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                         struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                         float bc2_sqrt, float wd, float gscale);
+
     /* ---- cells ---- */
 
     /* Whether this device can run the cell. RECUR_ERR_UNSUPPORTED with a
@@ -200,6 +239,18 @@ recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, in
                               int ld_src, struct recur_mem idx, int rows, int width, int add);
 recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                               float p, uint64_t seed, uint64_t stream);
+recur_status recur_be_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                int ld_src, struct recur_mem idx, int rows, int width);
+recur_status recur_be_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows, int K,
+                           float scale, struct recur_mem dz, struct recur_mem loss);
+recur_status recur_be_mse(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
+                          struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp, struct recur_mem loss);
+recur_status recur_be_sum(struct recur_backend *be, struct recur_mem x, size_t count, int square, struct recur_mem dst);
+recur_status recur_be_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                          size_t count, float lr, float momentum, float wd, float gscale);
+recur_status recur_be_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                           struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                           float bc2_sqrt, float wd, float gscale);
 recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell);
 recur_status recur_be_cell_open(struct recur_backend *be, const struct recur_cell *cell, void **handle);
 void recur_be_cell_close(struct recur_backend *be, void *handle);

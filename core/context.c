@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "context.h"
+#include "recur/recur-train.h"
 
 recur_status recur_devices(recur_device_info *out, size_t cap, size_t *count) {
     recur_err_clear(NULL);
@@ -93,7 +94,10 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
 
 void recur_ctx_free(recur_ctx *ctx) {
     if (!ctx) return;
-    while (ctx->models) recur_model_free(ctx->models); /* models and layers die with their context */
+    /* optimizers, nets, models and layers die with their context */
+    while (ctx->optims) recur_optim_free(ctx->optims);
+    while (ctx->nets) recur_net_free(ctx->nets);
+    while (ctx->models) recur_model_free(ctx->models);
     while (ctx->layers) recur_layer_free(ctx->layers);
     ctx->be.iface->close(&ctx->be);
     free(ctx);

@@ -12,6 +12,8 @@ struct recur_ctx {
     char msg[RECUR_MSG_MAX]; /* last failure on this context */
     struct recur_layer *layers; /* live layers, freed with the context */
     struct recur_model *models; /* live models, freed with the context */
+    struct recur_net *nets;     /* live nets (recur-train.h), freed before the models */
+    struct recur_optim *optims; /* live optimizers, freed first */
 };
 
 /* The plugin registry (core/plugin.c). Loads on first use; thread-safe. */

@@ -17,7 +17,8 @@ const char *recur_be_missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
     SLOT(fill); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
-    SLOT(scatter); SLOT(dropout); SLOT(supports); SLOT(cell_run);
+    SLOT(scatter); SLOT(dropout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
+    SLOT(supports); SLOT(cell_run);
 #undef SLOT
     return NULL;
 }
@@ -96,6 +97,36 @@ recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, in
 recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                               float p, uint64_t seed, uint64_t stream) {
     return count ? be->iface->dropout(be, dst, src, count, p, seed, stream) : RECUR_OK;
+}
+
+recur_status recur_be_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                int ld_src, struct recur_mem idx, int rows, int width) {
+    return rows > 0 && width > 0 ? be->iface->index_add(be, dst, ld_dst, src, ld_src, idx, rows, width) : RECUR_OK;
+}
+
+recur_status recur_be_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows, int K,
+                           float scale, struct recur_mem dz, struct recur_mem loss) {
+    return rows > 0 && K > 0 ? be->iface->xent(be, z, ld, target, rows, K, scale, dz, loss) : RECUR_OK;
+}
+
+recur_status recur_be_mse(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
+                          struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp, struct recur_mem loss) {
+    return rows > 0 && K > 0 ? be->iface->mse(be, p, ld_p, v, ld_v, sel, rows, K, scale, dp, loss) : RECUR_OK;
+}
+
+recur_status recur_be_sum(struct recur_backend *be, struct recur_mem x, size_t count, int square, struct recur_mem dst) {
+    return count ? be->iface->sum(be, x, count, square, dst) : recur_be_fill(be, dst, 0.0f, RECUR_SUM_PARTS);
+}
+
+recur_status recur_be_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                          size_t count, float lr, float momentum, float wd, float gscale) {
+    return count ? be->iface->sgd(be, w, g, v, count, lr, momentum, wd, gscale) : RECUR_OK;
+}
+
+recur_status recur_be_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                           struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                           float bc2_sqrt, float wd, float gscale) {
+    return count ? be->iface->adam(be, w, g, m, v, count, step_size, b1, b2, eps, bc2_sqrt, wd, gscale) : RECUR_OK;
 }
 
 recur_status recur_be_supports(struct recur_backend *be, const struct recur_cell *cell) {

@@ -474,9 +474,9 @@ static recur_status meta_parse(recur_ctx *ctx, const struct sf_file *f, struct s
 /* the tensors a model needs                                                 */
 
 struct want {
-    char name[NAME_MAX_LEN];
+    char name[NAME_MAX_LEN * 2];
     int ndim;
-    uint64_t dims[2];
+    uint64_t dims[4];
     uint64_t count;
 };
 
@@ -521,7 +521,10 @@ static size_t wants_of_desc(const recur_model_desc *d, int G, struct want *w) {
 }
 
 static int shape_is(const struct sf_tensor *t, const struct want *w) {
-    return t->ndim == w->ndim && t->dims[0] == w->dims[0] && (w->ndim == 1 || t->dims[1] == w->dims[1]);
+    if (t->ndim != w->ndim) return 0;
+    for (int k = 0; k < w->ndim && k < 4; k++)
+        if (t->dims[k] != w->dims[k]) return 0;
+    return 1;
 }
 
 /* Step 4: names (MISSING, then EXTRA) and shapes (SHAPE). With ctx NULL and
@@ -1105,31 +1108,22 @@ static int sync_dir(const char *path) {
     return r;
 }
 
-recur_status recur_model_save(const recur_model *m, const char *path) {
-    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_save: model is NULL");
-    recur_ctx *ctx = m->ctx;
-    recur_err_clear(ctx);
-    RETURN_IF(!path, ctx, RECUR_ERR_NULL, "recur_model_save: path is NULL");
-    RETURN_IF(!*path, ctx, RECUR_ERR_ARG, "recur_model_save: path is empty");
+/* Where the data of tensor i comes from, for write_atomic: *vals gets
+ * `count` floats valid until the next call. */
+typedef recur_status (*tensor_source)(void *user, size_t i, const float **vals, size_t *count);
 
-    struct text hdr = {0};
-    recur_status st = build_header(m, &hdr);
-    if (st != RECUR_OK) {
-        free(hdr.p);
-        return st;
-    }
-    size_t n = recur_model_param_count(m), maxc = 1;
-    for (size_t i = 0; i < n; i++) {
-        recur_param_info info;
-        if (recur_model_param_info(m, i, &info) == RECUR_OK && info.count > maxc) maxc = info.count;
-    }
-    float *vals = malloc(maxc * sizeof *vals);
-    uint8_t *bytes = malloc(maxc * 4);
+/* Write header + tensors to path atomically: a temporary file next to it,
+ * fsync, rename, fsync of the directory. `fn` names the caller in messages. */
+static recur_status write_atomic(recur_ctx *ctx, const char *fn, const char *path, const struct text *hdr, size_t n,
+                                 tensor_source src, void *user) {
+    recur_status st = RECUR_OK;
+    size_t cap = 0;
+    uint8_t *bytes = NULL;
     size_t tlen = strlen(path) + 16;
     char *tmp = malloc(tlen);
     struct out o = {NULL, 0, UINT64_MAX};
     int fd = -1;
-    GOTO_IF(!vals || !bytes || !tmp, ctx, st, RECUR_ERR_NO_MEMORY, fail, "recur_model_save: out of memory");
+    GOTO_IF(!tmp, ctx, st, RECUR_ERR_NO_MEMORY, fail, "%s: out of memory", fn);
 
     /* Test-only: RECUR_TEST_FAIL_WRITE_AFTER=<bytes> makes the write fail
      * (ENOSPC) after that many bytes of the temporary file, so the test suite
@@ -1139,43 +1133,46 @@ recur_status recur_model_save(const recur_model *m, const char *path) {
     if (fail_env && parse_u64(fail_env, UINT64_MAX - 1, &fail_after)) o.fail_after = fail_after;
 
     fd = create_temp(path, tmp, tlen);
-    GOTO_IF(fd < 0, ctx, st, RECUR_ERR_IO, fail, "recur_model_save '%s': cannot create the temporary file '%s': %s",
-            path, tmp, strerror(errno));
+    GOTO_IF(fd < 0, ctx, st, RECUR_ERR_IO, fail, "%s '%s': cannot create the temporary file '%s': %s", fn, path, tmp,
+            strerror(errno));
     o.fp = fdopen(fd, "wb");
-    GOTO_IF(!o.fp, ctx, st, RECUR_ERR_IO, fail_unlink, "recur_model_save '%s': fdopen of '%s' failed: %s", path, tmp,
+    GOTO_IF(!o.fp, ctx, st, RECUR_ERR_IO, fail_unlink, "%s '%s': fdopen of '%s' failed: %s", fn, path, tmp,
             strerror(errno));
     fd = -1;
     uint8_t len8[8];
-    put_le64(len8, (uint64_t)hdr.len);
-    GOTO_IF(out_write(&o, len8, 8) || out_write(&o, hdr.p, hdr.len), ctx, st, RECUR_ERR_IO, fail_unlink,
-            "recur_model_save '%s': write to '%s' failed after %" PRIu64 " bytes: %s", path, tmp, o.written,
-            strerror(errno));
+    put_le64(len8, (uint64_t)hdr->len);
+    GOTO_IF(out_write(&o, len8, 8) || out_write(&o, hdr->p, hdr->len), ctx, st, RECUR_ERR_IO, fail_unlink,
+            "%s '%s': write to '%s' failed after %" PRIu64 " bytes: %s", fn, path, tmp, o.written, strerror(errno));
     for (size_t i = 0; i < n; i++) {
-        recur_param_info info;
-        if ((st = recur_model_param_info(m, i, &info)) != RECUR_OK ||
-            (st = recur_model_param_get(m, info.name, vals, info.count)) != RECUR_OK)
-            goto fail_unlink;
-        for (size_t k = 0; k < info.count; k++) put_f32(bytes + 4 * k, vals[k]);
-        GOTO_IF(out_write(&o, bytes, info.count * 4), ctx, st, RECUR_ERR_IO, fail_unlink,
-                "recur_model_save '%s': write to '%s' failed after %" PRIu64 " bytes: %s", path, tmp, o.written,
+        const float *vals;
+        size_t count;
+        if ((st = src(user, i, &vals, &count)) != RECUR_OK) goto fail_unlink;
+        if (count * 4 > cap) {
+            free(bytes);
+            cap = count * 4;
+            bytes = malloc(cap);
+            GOTO_IF(!bytes, ctx, st, RECUR_ERR_NO_MEMORY, fail_unlink, "%s: out of memory", fn);
+        }
+        for (size_t k = 0; k < count; k++) put_f32(bytes + 4 * k, vals[k]);
+        GOTO_IF(out_write(&o, bytes, count * 4), ctx, st, RECUR_ERR_IO, fail_unlink,
+                "%s '%s': write to '%s' failed after %" PRIu64 " bytes: %s", fn, path, tmp, o.written,
                 strerror(errno));
     }
-    GOTO_IF(fflush(o.fp) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "recur_model_save '%s': flush of '%s' failed: %s",
+    GOTO_IF(fflush(o.fp) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "%s '%s': flush of '%s' failed: %s", fn, path, tmp,
+            strerror(errno));
+    GOTO_IF(fsync(fileno(o.fp)) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "%s '%s': fsync of '%s' failed: %s", fn,
             path, tmp, strerror(errno));
-    GOTO_IF(fsync(fileno(o.fp)) != 0, ctx, st, RECUR_ERR_IO, fail_unlink,
-            "recur_model_save '%s': fsync of '%s' failed: %s", path, tmp, strerror(errno));
     {
         FILE *fp = o.fp;
         o.fp = NULL;
-        GOTO_IF(fclose(fp) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "recur_model_save '%s': close of '%s' failed: %s",
-                path, tmp, strerror(errno));
+        GOTO_IF(fclose(fp) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "%s '%s': close of '%s' failed: %s", fn, path,
+                tmp, strerror(errno));
     }
-    GOTO_IF(rename(tmp, path) != 0, ctx, st, RECUR_ERR_IO, fail_unlink,
-            "recur_model_save '%s': rename of '%s' over it failed: %s", path, tmp, strerror(errno));
+    GOTO_IF(rename(tmp, path) != 0, ctx, st, RECUR_ERR_IO, fail_unlink, "%s '%s': rename of '%s' over it failed: %s",
+            fn, path, tmp, strerror(errno));
     if (sync_dir(path) != 0) {
         /* the new file is in place; only its durability is in doubt */
-        st = recur_err(ctx, RECUR_ERR_IO, "recur_model_save '%s': fsync of its directory failed: %s", path,
-                       strerror(errno));
+        st = recur_err(ctx, RECUR_ERR_IO, "%s '%s': fsync of its directory failed: %s", fn, path, strerror(errno));
         goto fail;
     }
     st = RECUR_OK;
@@ -1186,9 +1183,168 @@ fail_unlink:
     unlink(tmp);
 fail:
     if (fd >= 0) close(fd);
-    free(hdr.p);
-    free(vals);
     free(bytes);
     free(tmp);
+    return st;
+}
+
+struct model_source {
+    const recur_model *m;
+    float *vals;
+};
+
+static recur_status model_tensor(void *user, size_t i, const float **vals, size_t *count) {
+    struct model_source *s = user;
+    recur_param_info info;
+    TRY(recur_model_param_info(s->m, i, &info));
+    TRY(recur_model_param_get(s->m, info.name, s->vals, info.count));
+    *vals = s->vals;
+    *count = info.count;
+    return RECUR_OK;
+}
+
+recur_status recur_model_save(const recur_model *m, const char *path) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_save: model is NULL");
+    recur_ctx *ctx = m->ctx;
+    recur_err_clear(ctx);
+    RETURN_IF(!path, ctx, RECUR_ERR_NULL, "recur_model_save: path is NULL");
+    RETURN_IF(!*path, ctx, RECUR_ERR_ARG, "recur_model_save: path is empty");
+    struct text hdr = {0};
+    recur_status st = build_header(m, &hdr);
+    size_t n = recur_model_param_count(m), maxc = 1;
+    for (size_t i = 0; i < n; i++) {
+        recur_param_info info;
+        if (recur_model_param_info(m, i, &info) == RECUR_OK && info.count > maxc) maxc = info.count;
+    }
+    struct model_source src = {m, malloc(maxc * sizeof(float))};
+    if (st == RECUR_OK && !src.vals) st = recur_err(ctx, RECUR_ERR_NO_MEMORY, "recur_model_save: out of memory");
+    if (st == RECUR_OK) st = write_atomic(ctx, "recur_model_save", path, &hdr, n, model_tensor, &src);
+    free(src.vals);
+    free(hdr.p);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* whole documents, for training files (core/trainfile.c)                    */
+
+void recur_sf_doc_free(struct recur_sf_doc *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->t[i].name);
+        free(d->t[i].data);
+    }
+    for (size_t i = 0; i < d->n_meta; i++) {
+        free(d->meta_k[i]);
+        free(d->meta_v[i]);
+    }
+    free(d->t);
+    free(d->meta_k);
+    free(d->meta_v);
+    memset(d, 0, sizeof *d);
+}
+
+recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *path, const void *buf, size_t len, uint32_t flags,
+                                struct recur_sf_doc *out) {
+    memset(out, 0, sizeof *out);
+    struct sf_file f;
+    TRY(sf_parse(ctx, path, buf, len, &f));
+    recur_status st = RECUR_OK;
+    char nb[72];
+    struct want *w = calloc(f.n ? f.n : 1, sizeof *w);
+    GOTO_IF(!w, ctx, st, RECUR_ERR_NO_MEMORY, done, "model file '%s': out of memory", path);
+    for (size_t i = 0; i < f.n; i++) {
+        const struct sf_tensor *t = &f.t[i];
+        GOTO_IF(strlen(t->name) >= NAME_MAX_LEN * 2, ctx, st, RECUR_ERR_FILE_JSON, done,
+                "model file '%s': tensor name '%s' is longer than %d bytes", path, clean(t->name, nb),
+                NAME_MAX_LEN * 2 - 1);
+        GOTO_IF(t->ndim < 1 || t->ndim > 4, ctx, st, RECUR_ERR_FILE_SHAPE, done,
+                "model file '%s': tensor '%s' has %d dimensions; training files hold 1 to 4", path,
+                clean(t->name, nb), t->ndim);
+        snprintf(w[i].name, sizeof w[i].name, "%s", t->name);
+        w[i].ndim = t->ndim;
+        uint64_t count = 1;
+        for (int k = 0; k < t->ndim; k++) {
+            w[i].dims[k] = t->dims[k];
+            GOTO_IF(t->dims[k] && count > (JSON_INT_MAX / 4) / t->dims[k], ctx, st, RECUR_ERR_FILE_SHAPE, done,
+                    "model file '%s': tensor '%s' is absurdly large", path, clean(t->name, nb));
+            count *= t->dims[k];
+        }
+        w[i].count = count;
+    }
+    if ((st = check_data(ctx, &f, w, f.n, flags)) != RECUR_OK) goto done;
+    out->t = calloc(f.n ? f.n : 1, sizeof *out->t);
+    size_t nm = 0;
+    if (f.meta)
+        for (const cJSON *m = f.meta->child; m; m = m->next) nm++;
+    out->meta_k = calloc(nm ? nm : 1, sizeof *out->meta_k);
+    out->meta_v = calloc(nm ? nm : 1, sizeof *out->meta_v);
+    GOTO_IF(!out->t || !out->meta_k || !out->meta_v, ctx, st, RECUR_ERR_NO_MEMORY, done,
+            "model file '%s': out of memory", path);
+    for (size_t i = 0; i < f.n; i++, out->n++) {
+        struct recur_sf_tensor *t = &out->t[i];
+        t->name = strdup(f.t[i].name);
+        t->ndim = f.t[i].ndim;
+        for (int k = 0; k < t->ndim; k++) t->shape[k] = (int64_t)f.t[i].dims[k];
+        t->count = (size_t)w[i].count;
+        t->data = malloc(t->count ? t->count * sizeof(float) : 1);
+        GOTO_IF(!t->name || !t->data, ctx, st, RECUR_ERR_NO_MEMORY, done,
+                "model file '%s': out of memory for tensor '%s'", path, clean(f.t[i].name, nb));
+        decode(&f, &f.t[i], t->count, t->data);
+    }
+    if (f.meta)
+        for (const cJSON *m = f.meta->child; m; m = m->next, out->n_meta++) {
+            out->meta_k[out->n_meta] = strdup(m->string);
+            out->meta_v[out->n_meta] = strdup(m->valuestring);
+            GOTO_IF(!out->meta_k[out->n_meta] || !out->meta_v[out->n_meta], ctx, st, RECUR_ERR_NO_MEMORY, done,
+                    "model file '%s': out of memory", path);
+        }
+done:
+    if (st != RECUR_OK) recur_sf_doc_free(out);
+    free(w);
+    sf_free(&f);
+    return st;
+}
+
+recur_status recur_sf_doc_read(recur_ctx *ctx, const char *path, uint32_t flags, struct recur_sf_doc *out) {
+    memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t len;
+    TRY(read_all(ctx, path, &buf, &len));
+    recur_status st = recur_sf_doc_parse(ctx, path, buf, len, flags, out);
+    free(buf);
+    return st;
+}
+
+static recur_status doc_tensor(void *user, size_t i, const float **vals, size_t *count) {
+    const struct recur_sf_doc *d = user;
+    *vals = d->t[i].data;
+    *count = d->t[i].count;
+    return RECUR_OK;
+}
+
+recur_status recur_sf_doc_write(recur_ctx *ctx, const char *path, const struct recur_sf_doc *d) {
+    struct text t = {0};
+    text_add(&t, "{\"__metadata__\":{", 17);
+    for (size_t i = 0; i < d->n_meta; i++) {
+        if (i) text_add(&t, ",", 1);
+        text_json(&t, d->meta_k[i]);
+        text_add(&t, ":", 1);
+        text_json(&t, d->meta_v[i]);
+    }
+    text_add(&t, "}", 1);
+    uint64_t at = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        text_add(&t, ",", 1);
+        text_json(&t, d->t[i].name);
+        text_printf(&t, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int k = 0; k < d->t[i].ndim; k++) text_printf(&t, "%s%" PRId64, k ? "," : "", d->t[i].shape[k]);
+        uint64_t bytes = (uint64_t)d->t[i].count * 4;
+        text_printf(&t, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", at, at + bytes);
+        at += bytes;
+    }
+    text_add(&t, "}", 1);
+    while (!t.oom && t.len % 8) text_add(&t, " ", 1);
+    recur_status st = t.oom ? recur_err(ctx, RECUR_ERR_NO_MEMORY, "recur_file_save: out of memory for the header")
+                            : write_atomic(ctx, "recur_file_save", path, &t, d->n, doc_tensor, (void *)d);
+    free(t.p);
     return st;
 }

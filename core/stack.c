@@ -55,6 +55,19 @@ recur_status recur_model_sizes(const recur_model *m, int T, int N, recur_sizes *
     return RECUR_OK;
 }
 
+/* What every stack call checks: T, N, the lengths and the layers' size limit. */
+static recur_status check_shape(recur_model *m, int T, int N, const int *lengths, const char *fn) {
+    RETURN_IF(T < 1 || N < 1, m->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, T, N);
+    /* The layers' own limit (the widest is the last, or the first when I > O). */
+    TRY(recur_layer_check_size(m->layers[0], T, N, fn));
+    TRY(recur_layer_check_size(m->layers[(m->L - 1) * m->D], T, N, fn));
+    if (lengths)
+        for (int n = 0; n < N; n++)
+            RETURN_IF(lengths[n] < 1 || lengths[n] > T, m->ctx, RECUR_ERR_ARG,
+                      "%s: lengths[%d] is %d: each length must be 1..T (T = %d)", fn, n, lengths[n], T);
+    return RECUR_OK;
+}
+
 static recur_status check_model_io(recur_model *m, const recur_model_io *io, const char *fn) {
     RETURN_IF(!io, m->ctx, RECUR_ERR_NULL, "%s: io is NULL", fn);
     RETURN_IF(io->T < 1 || io->N < 1, m->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, io->T,
@@ -62,23 +75,16 @@ static recur_status check_model_io(recur_model *m, const recur_model_io *io, con
     RETURN_IF(!io->x || !io->y, m->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
     RETURN_IF(m->layers[0]->n_states < 2 && (io->c0 || io->cT), m->ctx, RECUR_ERR_SHAPE,
               "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", m->desc.cell);
-    /* The layers' own limit (the widest is the last, or the first when I > O). */
-    TRY(recur_layer_check_size(m->layers[0], io->T, io->N, fn));
-    TRY(recur_layer_check_size(m->layers[(m->L - 1) * m->D], io->T, io->N, fn));
-    if (io->lengths)
-        for (int n = 0; n < io->N; n++)
-            RETURN_IF(io->lengths[n] < 1 || io->lengths[n] > io->T, m->ctx, RECUR_ERR_ARG,
-                      "%s: lengths[%d] is %d: each length must be 1..T (T = %d)", fn, n, io->lengths[n], io->T);
-    return RECUR_OK;
+    return check_shape(m, io->T, io->N, io->lengths, fn);
 }
 
 /* The caller's [T, N, width] array as a view (batch_first or time-major). */
-static struct recur_seqview user_view(const recur_model_io *io, struct recur_mem m, int col, int ld) {
+static struct recur_seqview user_view(const struct recur_stack_io *io, struct recur_mem m, int col, int ld) {
     struct recur_seqview v = {m, ld, col, io->batch_first ? 1 : io->N, io->batch_first ? io->T : 1};
     return v;
 }
 
-static struct recur_seqview act_view(const recur_model_io *io, struct recur_mem m, int O, int col) {
+static struct recur_seqview act_view(const struct recur_stack_io *io, struct recur_mem m, int O, int col) {
     struct recur_seqview v = {m, O, col, io->N, 1};
     return v;
 }
@@ -93,21 +99,18 @@ static int out_col(const recur_model *m, int d) {
 
 static uint64_t dropout_stream(const recur_model *m, int layer) { return m->calls * RECUR_MAX_LAYERS + (uint64_t)layer; }
 
-struct user {
-    struct recur_stage s;
-    struct recur_mem x, y, h0, c0, hT, cT, dy, dx, dhT, dcT, dh0, dc0;
-};
+static struct recur_mem state_at(struct recur_mem m, size_t off) {
+    struct recur_mem none = {0};
+    return m.buf ? recur_mem_at(m, off) : none;
+}
 
-recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_model_io *io) {
-    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_forward: model is NULL");
-    recur_err_clear(m->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, m->ctx, RECUR_ERR_ARG,
-              "recur_model_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
-    TRY(check_model_io(m, io, "recur_model_forward"));
+recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct recur_stack_io *io) {
     struct recur_backend *be = &m->ctx->be;
+    TRY(check_shape(m, io->T, io->N, io->lengths, "recur_model_forward"));
     int T = io->T, N = io->N, H = m->desc.hidden_size, I = m->desc.input_size, L = m->L, D = m->D;
     int training = mode == RECUR_MODE_TRAINING, S = m->layers[0]->n_states;
-    size_t TN = (size_t)T * N, NH = (size_t)N * H, LDNH = (size_t)L * D * NH;
+    size_t TN = (size_t)T * N, NH = (size_t)N * H;
+    (void)I;
     m->trained_T = m->trained_N = 0;
 
     struct acts ap;
@@ -121,21 +124,13 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
          * they never hold garbage. */
         TRY(recur_be_fill(be, m->acts, 0.0f, ap.total));
     }
-    struct user u;
-    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (I + m->O) + 4 * LDNH));
-    TRY(recur_stage_in(&u.s, io->x, TN * I, 1, &u.x));
-    TRY(recur_stage_in(&u.s, io->y, TN * m->O, 0, &u.y));
-    TRY(recur_stage_in(&u.s, io->h0, LDNH, 1, &u.h0));
-    TRY(recur_stage_in(&u.s, io->c0, LDNH, 1, &u.c0));
-    TRY(recur_stage_in(&u.s, io->hT, LDNH, 0, &u.hT));
-    TRY(recur_stage_in(&u.s, io->cT, LDNH, 0, &u.cT));
-    if (io->lengths) TRY(recur_be_fill(be, u.y, io->pad, TN * m->O));
+    if (io->lengths) TRY(recur_be_fill(be, io->y, io->pad, TN * m->O));
 
     float p = training ? m->desc.dropout : 0.0f;
     for (int l = 0; l < L; l++) {
         struct recur_seqview x;
         if (l == 0) {
-            x = user_view(io, u.x, 0, I);
+            x = user_view(io, io->x, 0, m->desc.input_size);
         } else {
             struct recur_mem in = recur_mem_at(m->acts, ap.a + (size_t)(l - 1) * TN * m->O);
             if (p > 0) {
@@ -149,22 +144,18 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
             size_t sd = (size_t)(l * D + d) * NH;
             struct recur_run r = {.T = T, .N = N, .lengths = io->lengths, .reverse = is_reverse(m, d), .x = x};
             if (l == L - 1)
-                r.y = user_view(io, u.y, out_col(m, d), m->O);
+                r.y = user_view(io, io->y, out_col(m, d), m->O);
             else
                 r.y = act_view(io, recur_mem_at(m->acts, ap.a + (size_t)l * TN * m->O), m->O, out_col(m, d));
             r.y_add = m->desc.direction == RECUR_DIR_BIDI_SUM && d == 1;
             struct recur_mem none = {0};
-            r.h0 = u.h0.buf ? recur_mem_at(u.h0, sd) : none;
-            r.c0 = u.c0.buf ? recur_mem_at(u.c0, sd) : none;
-            r.hT = u.hT.buf ? recur_mem_at(u.hT, sd) : none;
-            r.cT = u.cT.buf && S > 1 ? recur_mem_at(u.cT, sd) : none;
+            r.h0 = state_at(io->h0, sd);
+            r.c0 = state_at(io->c0, sd);
+            r.hT = state_at(io->hT, sd);
+            r.cT = S > 1 ? state_at(io->cT, sd) : none;
             TRY(recur_engine_forward(m->layers[l * D + d], mode, &r));
         }
     }
-    TRY(recur_be_sync(be));
-    TRY(recur_stage_out(&u.s, io->y, u.y, TN * m->O));
-    TRY(recur_stage_out(&u.s, io->hT, u.hT, LDNH));
-    TRY(recur_stage_out(&u.s, io->cT, u.cT, LDNH));
     if (training) {
         if (recur_lengths_keep(&m->trained_len, io->lengths, N) != 0)
             return recur_err(m->ctx, RECUR_ERR_NO_MEMORY, "recur_model_forward: out of memory keeping %d lengths", N);
@@ -177,17 +168,9 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
     return RECUR_OK;
 }
 
-recur_status recur_model_backward(recur_model *m, const recur_model_io *io, const recur_model_grad_io *g,
+recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *io, const struct recur_stack_grad *g,
                                   recur_grad_mode mode) {
-    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_backward: model is NULL");
-    recur_err_clear(m->ctx);
-    TRY(check_model_io(m, io, "recur_model_backward"));
-    RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, m->ctx, RECUR_ERR_ARG,
-              "recur_model_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(m->layers[0]->n_states < 2 && (g->dcT || g->dc0), m->ctx, RECUR_ERR_SHAPE,
-              "recur_model_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              m->desc.cell);
+    TRY(check_shape(m, io->T, io->N, io->lengths, "recur_model_backward"));
     RETURN_IF(m->trained_T == 0, m->ctx, RECUR_ERR_STATE,
               "recur_model_backward: no training forward to go back through (run recur_model_forward with "
               "RECUR_MODE_TRAINING first)");
@@ -202,32 +185,23 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     struct recur_backend *be = &m->ctx->be;
     int T = io->T, N = io->N, H = m->desc.hidden_size, I = m->desc.input_size, L = m->L, D = m->D;
     int S = m->layers[0]->n_states;
-    size_t TN = (size_t)T * N, NH = (size_t)N * H, LDNH = (size_t)L * D * NH, one = TN * m->O;
+    size_t TN = (size_t)T * N, NH = (size_t)N * H, one = TN * m->O;
     struct acts ap;
     acts_plan(m, T, N, &ap);
-    struct user u;
-    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (2 * I + m->O) + 4 * LDNH));
-    TRY(recur_stage_in(&u.s, io->x, TN * I, 1, &u.x));
-    TRY(recur_stage_in(&u.s, g->dy, one, 1, &u.dy));
-    TRY(recur_stage_in(&u.s, g->dhT, LDNH, 1, &u.dhT));
-    TRY(recur_stage_in(&u.s, g->dcT, LDNH, 1, &u.dcT));
-    TRY(recur_stage_in(&u.s, g->dx, TN * I, 0, &u.dx));
-    TRY(recur_stage_in(&u.s, g->dh0, LDNH, 0, &u.dh0));
-    TRY(recur_stage_in(&u.s, g->dc0, LDNH, 0, &u.dc0));
     /* dx at padded positions is zero; valid ones are written below. */
-    if (u.dx.buf && io->lengths) TRY(recur_be_fill(be, u.dx, 0.0f, TN * I));
+    if (g->dx.buf && io->lengths) TRY(recur_be_fill(be, g->dx, 0.0f, TN * I));
 
     float p = m->desc.dropout;
     uint64_t calls = m->calls;
     m->calls = m->trained_stream; /* dropout_stream() of the forward */
     recur_status st = RECUR_OK;
-    struct recur_seqview dy = user_view(io, u.dy, 0, m->O);
+    struct recur_seqview dy = user_view(io, g->dy, 0, m->O);
     for (int l = L - 1; l >= 0 && st == RECUR_OK; l--) {
         struct recur_seqview x, dx;
         struct recur_mem gbuf = {0};
         if (l == 0) {
-            x = user_view(io, u.x, 0, I);
-            dx = user_view(io, u.dx, 0, I);
+            x = user_view(io, io->x, 0, I);
+            dx = user_view(io, g->dx, 0, I);
         } else {
             struct recur_mem in = recur_mem_at(m->acts, (p > 0 ? ap.d : ap.a) + (size_t)(l - 1) * one);
             x = act_view(io, in, m->O, 0);
@@ -242,10 +216,10 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
             r.dy = dy;
             r.dy.col = dy.col + out_col(m, d);
             if (!dy.m.buf) r.dy.m = none;
-            r.dhT = u.dhT.buf ? recur_mem_at(u.dhT, sd) : none;
-            r.dcT = u.dcT.buf && S > 1 ? recur_mem_at(u.dcT, sd) : none;
-            r.dh0 = u.dh0.buf ? recur_mem_at(u.dh0, sd) : none;
-            r.dc0 = u.dc0.buf && S > 1 ? recur_mem_at(u.dc0, sd) : none;
+            r.dhT = state_at(g->dhT, sd);
+            r.dcT = S > 1 ? state_at(g->dcT, sd) : none;
+            r.dh0 = state_at(g->dh0, sd);
+            r.dc0 = S > 1 ? state_at(g->dc0, sd) : none;
             st = recur_engine_backward(m->layers[l * D + d], &r, mode);
         }
         if (st == RECUR_OK && l > 0) {
@@ -255,9 +229,76 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
         }
     }
     m->calls = calls;
-    TRY(st);
+    return st;
+}
+
+/* ---- the public calls: host arrays staged through device memory ---- */
+
+struct user {
+    struct recur_stage s;
+    struct recur_stack_io io;
+    struct recur_stack_grad g;
+};
+
+static void user_io(const recur_model_io *io, struct recur_stack_io *d) {
+    d->T = io->T;
+    d->N = io->N;
+    d->batch_first = io->batch_first;
+    d->lengths = io->lengths;
+    d->pad = io->pad;
+}
+
+recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_model_io *io) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_forward: model is NULL");
+    recur_err_clear(m->ctx);
+    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, m->ctx, RECUR_ERR_ARG,
+              "recur_model_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(check_model_io(m, io, "recur_model_forward"));
+    struct recur_backend *be = &m->ctx->be;
+    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    struct user u = {0};
+    user_io(io, &u.io);
+    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (m->desc.input_size + m->O) + 4 * LDNH));
+    TRY(recur_stage_in(&u.s, io->x, TN * m->desc.input_size, 1, &u.io.x));
+    TRY(recur_stage_in(&u.s, io->y, TN * m->O, 0, &u.io.y));
+    TRY(recur_stage_in(&u.s, io->h0, LDNH, 1, &u.io.h0));
+    TRY(recur_stage_in(&u.s, io->c0, LDNH, 1, &u.io.c0));
+    TRY(recur_stage_in(&u.s, io->hT, LDNH, 0, &u.io.hT));
+    TRY(recur_stage_in(&u.s, io->cT, LDNH, 0, &u.io.cT));
+    TRY(recur_stack_forward(m, mode, &u.io));
     TRY(recur_be_sync(be));
-    TRY(recur_stage_out(&u.s, g->dx, u.dx, TN * I));
-    TRY(recur_stage_out(&u.s, g->dh0, u.dh0, LDNH));
-    return recur_stage_out(&u.s, g->dc0, u.dc0, LDNH);
+    TRY(recur_stage_out(&u.s, io->y, u.io.y, TN * m->O));
+    TRY(recur_stage_out(&u.s, io->hT, u.io.hT, LDNH));
+    return recur_stage_out(&u.s, io->cT, u.io.cT, LDNH);
+}
+
+recur_status recur_model_backward(recur_model *m, const recur_model_io *io, const recur_model_grad_io *g,
+                                  recur_grad_mode mode) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_backward: model is NULL");
+    recur_err_clear(m->ctx);
+    TRY(check_model_io(m, io, "recur_model_backward"));
+    RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
+    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, m->ctx, RECUR_ERR_ARG,
+              "recur_model_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
+    RETURN_IF(m->layers[0]->n_states < 2 && (g->dcT || g->dc0), m->ctx, RECUR_ERR_SHAPE,
+              "recur_model_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
+              m->desc.cell);
+    struct recur_backend *be = &m->ctx->be;
+    int I = m->desc.input_size;
+    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    struct user u = {0};
+    user_io(io, &u.io);
+    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (2 * I + m->O) + 4 * LDNH));
+    TRY(recur_stage_in(&u.s, io->x, TN * I, 1, &u.io.x));
+    TRY(recur_stage_in(&u.s, g->dy, TN * m->O, 1, &u.g.dy));
+    TRY(recur_stage_in(&u.s, g->dhT, LDNH, 1, &u.g.dhT));
+    TRY(recur_stage_in(&u.s, g->dcT, LDNH, 1, &u.g.dcT));
+    TRY(recur_stage_in(&u.s, g->dx, TN * I, 0, &u.g.dx));
+    TRY(recur_stage_in(&u.s, g->dh0, LDNH, 0, &u.g.dh0));
+    TRY(recur_stage_in(&u.s, g->dc0, LDNH, 0, &u.g.dc0));
+    TRY(recur_stack_backward(m, &u.io, &u.g, mode));
+    TRY(recur_be_sync(be));
+    TRY(recur_stage_out(&u.s, g->dx, u.g.dx, TN * I));
+    TRY(recur_stage_out(&u.s, g->dh0, u.g.dh0, LDNH));
+    return recur_stage_out(&u.s, g->dc0, u.g.dc0, LDNH);
 }

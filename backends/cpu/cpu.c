@@ -4,6 +4,7 @@
  * kernels are the plugin's best CPU variant for the chosen ISA, run over
  * the batch's rows on the machine's cores (OpenMP, the runtime oneDNN uses).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,170 @@ static recur_status cpu_dropout(struct recur_backend *be, struct recur_mem dst, 
     return RECUR_OK;
 }
 
+/* ---- training ---- */
+
+/* Below this many floats an elementwise or row kernel stays on one thread. */
+#define TRAIN_PARALLEL_MIN 65536
+
+/* Each destination element gets its rows in increasing r whatever the
+ * threads: thread t of nt owns the destination rows with idx % nt == t and
+ * scans every row for them, so no two threads touch one row. */
+static recur_status cpu_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                  int ld_src, struct recur_mem idx, int rows, int width) {
+    (void)be;
+    float *d = HOSTF(dst);
+    const float *s = HOSTF(src);
+    const int32_t *ix = HOST(idx);
+    int nt = (size_t)rows * (size_t)width < TRAIN_PARALLEL_MIN ? 1 : threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < rows; r++) {
+            const int32_t i = ix[r];
+            if (i < 0 || i % nt != t) continue;
+            float *to = d + (size_t)i * ld_dst;
+            const float *from = s + (size_t)r * ld_src;
+            for (int j = 0; j < width; j++) to[j] += from[j];
+        }
+    return RECUR_OK;
+}
+
+/* One row: the max, then exp(z - max) in float summed in double, in order
+ * (t outside 0..K-1 is an ignored row; the contract's ignored rows are t < 0,
+ * a t >= K is treated the same rather than read out of bounds). */
+static void xent_row(const float *z, int32_t t, int K, float scale, float *dz, float *loss) {
+    if (t < 0 || t >= K) {
+        memset(dz, 0, (size_t)K * sizeof(float));
+        *loss = 0.0f;
+        return;
+    }
+    float mx = z[0];
+    for (int j = 1; j < K; j++) mx = z[j] > mx ? z[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < K; j++) {
+        const float e = expf(z[j] - mx);
+        dz[j] = e;
+        sum += (double)e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int j = 0; j < K; j++) dz[j] = scale * (dz[j] * inv);
+    dz[t] -= scale;
+    *loss = (float)(log(sum) - ((double)z[t] - (double)mx));
+}
+
+static recur_status cpu_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows,
+                             int K, float scale, struct recur_mem dz, struct recur_mem loss) {
+    (void)be;
+    const float *pz = HOSTF(z);
+    const int32_t *tg = HOST(target);
+    float *pd = HOSTF(dz), *pl = HOSTF(loss);
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)K >= TRAIN_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++)
+        xent_row(pz + (size_t)r * ld, tg[r], K, scale, pd + (size_t)r * ld, pl + r);
+    return RECUR_OK;
+}
+
+static recur_status cpu_mse(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
+                            struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp,
+                            struct recur_mem loss) {
+    (void)be;
+    const float *pp = HOSTF(p), *pv = HOSTF(v);
+    const int32_t *ps = HOST(sel);
+    float *pd = HOSTF(dp), *pl = HOSTF(loss);
+    const float s2 = 2.0f * scale;
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)K >= TRAIN_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *a = pp + (size_t)r * ld_p, *b = pv + (size_t)r * ld_v;
+        float *g = pd + (size_t)r * ld_p;
+        if (ps[r] < 0) {
+            memset(g, 0, (size_t)K * sizeof(float));
+            pl[r] = 0.0f;
+            continue;
+        }
+        double l = 0.0;
+        for (int j = 0; j < K; j++) {
+            const float e = a[j] - b[j];
+            g[j] = s2 * e;
+            l += (double)e * (double)e;
+        }
+        pl[r] = (float)l;
+    }
+    return RECUR_OK;
+}
+
+/* The sum slot's parts: part q is x[q*chunk .. min((q+1)*chunk, count)) with
+ * chunk = ceil(count / RECUR_SUM_PARTS), a function of count alone. The CPU
+ * sums a part in 8 double lanes (element i into lane i % 8 in increasing i,
+ * then the lanes pairwise), a fixed order the compiler vectorises. */
+static size_t sum_chunk(size_t count) { return (count + RECUR_SUM_PARTS - 1) / RECUR_SUM_PARTS; }
+
+static float sum_part(const float *x, size_t n, int square) {
+    double acc[8] = {0};
+    size_t i = 0;
+    if (square)
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * (double)x[i + k];
+    else
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += square ? (double)x[i] * (double)x[i] : (double)x[i];
+    return (float)(((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])));
+}
+
+static recur_status cpu_sum(struct recur_backend *be, struct recur_mem x, size_t count, int square,
+                            struct recur_mem dst) {
+    (void)be;
+    const float *px = HOSTF(x);
+    float *pd = HOSTF(dst);
+    const size_t chunk = sum_chunk(count);
+#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
+    for (int q = 0; q < RECUR_SUM_PARTS; q++) {
+        size_t i0 = (size_t)q * chunk, i1 = i0 + chunk;
+        if (i0 > count) i0 = count;
+        if (i1 > count) i1 = count;
+        pd[q] = sum_part(px + i0, i1 - i0, square);
+    }
+    return RECUR_OK;
+}
+
+static recur_status cpu_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                            size_t count, float lr, float momentum, float wd, float gscale) {
+    (void)be;
+    float *pw = HOSTF(w);
+    const float *pg = HOSTF(g);
+    if (momentum == 0.0f) {
+#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
+        for (size_t i = 0; i < count; i++) pw[i] -= lr * (gscale * pg[i] + wd * pw[i]);
+        return RECUR_OK;
+    }
+    float *pv = HOSTF(v);
+#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i++) {
+        const float nv = momentum * pv[i] + (gscale * pg[i] + wd * pw[i]);
+        pv[i] = nv;
+        pw[i] -= lr * nv;
+    }
+    return RECUR_OK;
+}
+
+static recur_status cpu_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                             struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                             float bc2_sqrt, float wd, float gscale) {
+    (void)be;
+    float *pw = HOSTF(w), *pm = HOSTF(m), *pv = HOSTF(v);
+    const float *pg = HOSTF(g);
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
+    for (size_t i = 0; i < count; i++) {
+        const float d = gscale * pg[i] + wd * pw[i];
+        const float nm = b1 * pm[i] + c1 * d;
+        const float nv = b2 * pv[i] + c2 * (d * d);
+        pm[i] = nm;
+        pv[i] = nv;
+        pw[i] -= step_size * nm / (sqrtf(nv) / bc2_sqrt + eps);
+    }
+    return RECUR_OK;
+}
+
 /* ---- cells ---- */
 
 struct cpu_cell {
@@ -399,6 +564,12 @@ const struct recur_backend_i recur_cpu_backend = {
     .gather = cpu_gather,
     .scatter = cpu_scatter,
     .dropout = cpu_dropout,
+    .index_add = cpu_index_add,
+    .xent = cpu_xent,
+    .mse = cpu_mse,
+    .sum = cpu_sum,
+    .sgd = cpu_sgd,
+    .adam = cpu_adam,
     .supports = cpu_supports,
     .cell_open = cpu_cell_open,
     .cell_close = cpu_cell_close,

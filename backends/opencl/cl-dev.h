@@ -14,7 +14,7 @@
 #include "context.h"
 #include "opencl-impl.h"
 
-/* The shared kernels (kernels/philox.cl, kernels/shared.cl), by slot. */
+/* The shared kernels (kernels/philox.cl, kernels/shared.cl, kernels/train.cl), by slot. */
 enum cl_shared {
     K_ROWS_SET,
     K_COLSUM,
@@ -23,6 +23,12 @@ enum cl_shared {
     K_GATHER,
     K_SCATTER,
     K_DROPOUT,
+    K_INDEX_ADD,
+    K_XENT,
+    K_MSE,
+    K_SUM,
+    K_SGD,
+    K_ADAM,
     N_SHARED
 };
 

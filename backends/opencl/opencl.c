@@ -374,8 +374,10 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     }
     CL_COUNT(queues, 1);
 
-    static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum", "recur_add", "recur_transpose",
-                                                 "recur_gather",   "recur_scatter", "recur_dropout"};
+    static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum",    "recur_add",  "recur_transpose",
+                                                 "recur_gather",   "recur_scatter",   "recur_dropout",
+                                                 "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
+                                                 "recur_sgd",      "recur_adam"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -748,6 +750,174 @@ static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, s
     return RECUR_OK;
 }
 
+/* ---- training (kernels/train.cl) ---- */
+
+/* Lanes of index_add: destination rows are dealt to lanes by idx % lanes,
+ * enough of them to give a device ~16K work-items, no more than rows. */
+static int index_add_lanes(int rows, int width) {
+    size_t want = min_sz(min_sz(16384 / (size_t)width, 256), pow2_ceil((size_t)rows));
+    return (int)pow2_floor(want ? want : 1);
+}
+
+static recur_status cl_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
+                                 int ld_src, struct recur_mem idx, int rows, int width) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_INDEX_ADD];
+    const char *name = "recur_index_add";
+    const int lanes = index_add_lanes(rows, width);
+    size_t local[2];
+    local_2d(d, d->wg[K_INDEX_ADD], (size_t)width, (size_t)lanes, local);
+    TRY(set_mem(be, k, name, 0, dst, 0));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &ld_dst));
+    TRY(set_mem(be, k, name, 3, src, 0));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &ld_src));
+    TRY(set_mem(be, k, name, 6, idx, 0));
+    TRY(set_arg(be, k, name, 8, sizeof(int), &rows));
+    TRY(set_arg(be, k, name, 9, sizeof(int), &width));
+    TRY(set_arg(be, k, name, 10, sizeof(int), &lanes));
+    size_t global[2] = {round_up((size_t)width, local[0]), round_up((size_t)lanes, local[1])};
+    return enqueue(be, k, name, 2, global, local);
+}
+
+/* The local shape of a row reduction (xent, mse): LX lanes per row, a power
+ * of two up to 256 and K, and LY rows per group, LX*LY <= 256. */
+static void local_rows(const struct cl_dev *d, size_t kernel_wg, size_t K, size_t rows, size_t local[2]) {
+    size_t wg = wg_limit(d, kernel_wg);
+    size_t lx = pow2_floor(min_sz(min_sz(pow2_ceil(K), 256), min_sz(d->max_items[0], wg)));
+    size_t ly = min_sz(pow2_ceil(rows), 256 / lx ? 256 / lx : 1);
+    ly = pow2_floor(min_sz(min_sz(ly, d->max_items[1]), wg / lx ? wg / lx : 1));
+    local[0] = lx;
+    local[1] = ly ? ly : 1;
+}
+
+/* A per-row buffer argument of a row reduction: its (buffer, offset) pair at
+ * args arg, arg+1, and its row stride in elements (floats or int32). */
+struct row_mem {
+    cl_uint arg;
+    struct recur_mem m;
+    size_t stride;
+};
+
+/* Launch a row reduction (NDRange (LX, rows rounded up), local_rows' shape)
+ * in chunks of at most rows_per_launch rows: each chunk moves every mems[]
+ * by r0 rows and sets the chunk's row count at rows_arg; the local scratch
+ * (LX*LY floats) is at scratch_arg. */
+
+static recur_status launch_reduce_rows(struct recur_backend *be, enum cl_shared which, const char *name, int K,
+                                       int rows, const struct row_mem *mems, int n_mems, cl_uint rows_arg,
+                                       cl_uint scratch_arg) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[which];
+    size_t local[2];
+    local_rows(d, d->wg[which], (size_t)K, (size_t)rows, local);
+    TRY(set_arg(be, k, name, scratch_arg, local[0] * local[1] * sizeof(float), NULL));
+    size_t per = rows_per_launch(local[1]);
+    if ((size_t)rows > per) CL_COUNT(launches_split, 1);
+    for (size_t r0 = 0; r0 < (size_t)rows; r0 += per) {
+        int n = (int)min_sz(per, (size_t)rows - r0);
+        for (int i = 0; i < n_mems; i++) TRY(set_mem(be, k, name, mems[i].arg, mems[i].m, r0 * mems[i].stride));
+        TRY(set_arg(be, k, name, rows_arg, sizeof(int), &n));
+        size_t global[2] = {local[0], round_up((size_t)n, local[1])};
+        TRY(enqueue(be, k, name, 2, global, local));
+    }
+    return RECUR_OK;
+}
+
+static recur_status cl_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows,
+                            int K, float scale, struct recur_mem dz, struct recur_mem loss) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_XENT];
+    const char *name = "recur_xent";
+    const struct row_mem mems[] = {{0, z, (size_t)ld}, {3, target, 1}, {8, dz, (size_t)ld}, {10, loss, 1}};
+    TRY(set_arg(be, k, name, 2, sizeof(int), &ld));
+    TRY(set_arg(be, k, name, 6, sizeof(int), &K));
+    TRY(set_arg(be, k, name, 7, sizeof(float), &scale));
+    return launch_reduce_rows(be, K_XENT, name, K, rows, mems, 4, 5, 12);
+}
+
+static recur_status cl_mse(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
+                           struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp,
+                           struct recur_mem loss) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_MSE];
+    const char *name = "recur_mse";
+    const float scale2 = 2.0f * scale; /* as the CPU computes it */
+    const struct row_mem mems[] = {
+        {0, p, (size_t)ld_p}, {3, v, (size_t)ld_v}, {6, sel, 1}, {11, dp, (size_t)ld_p}, {13, loss, 1}};
+    TRY(set_arg(be, k, name, 2, sizeof(int), &ld_p));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &ld_v));
+    TRY(set_arg(be, k, name, 9, sizeof(int), &K));
+    TRY(set_arg(be, k, name, 10, sizeof(float), &scale2));
+    return launch_reduce_rows(be, K_MSE, name, K, rows, mems, 5, 8, 15);
+}
+
+/* RECUR_SUM_PARTS work-groups of L lanes (256 or the device's limit: fixed
+ * per device, so the tree and thus the bits are too). */
+static recur_status cl_sum(struct recur_backend *be, struct recur_mem x, size_t count, int square,
+                           struct recur_mem dst) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_SUM];
+    const char *name = "recur_sum";
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_SUM])));
+    const cl_ulong n = (cl_ulong)count, chunk = (cl_ulong)((count + RECUR_SUM_PARTS - 1) / RECUR_SUM_PARTS);
+    const int sq = square ? 1 : 0;
+    TRY(set_mem(be, k, name, 0, x, 0));
+    TRY(set_arg(be, k, name, 2, sizeof n, &n));
+    TRY(set_arg(be, k, name, 3, sizeof chunk, &chunk));
+    TRY(set_arg(be, k, name, 4, sizeof(int), &sq));
+    TRY(set_mem(be, k, name, 5, dst, 0));
+    TRY(set_arg(be, k, name, 7, local * sizeof(float), NULL));
+    size_t global = (size_t)RECUR_SUM_PARTS * local;
+    return enqueue(be, k, name, 1, &global, &local);
+}
+
+static recur_status cl_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                           size_t count, float lr, float momentum, float wd, float gscale) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_SGD];
+    const char *name = "recur_sgd";
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_SGD])));
+    if (momentum == 0.0f) v.buf = NULL; /* not touched: the kernel gets NULL */
+    TRY(set_arg(be, k, name, 7, sizeof(float), &lr));
+    TRY(set_arg(be, k, name, 8, sizeof(float), &momentum));
+    TRY(set_arg(be, k, name, 9, sizeof(float), &wd));
+    TRY(set_arg(be, k, name, 10, sizeof(float), &gscale));
+    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
+        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
+        TRY(set_mem(be, k, name, 0, w, i0));
+        TRY(set_mem(be, k, name, 2, g, i0));
+        TRY(set_mem(be, k, name, 4, v, i0));
+        TRY(set_arg(be, k, name, 6, sizeof n, &n));
+        size_t global = round_up((size_t)n, local);
+        TRY(enqueue(be, k, name, 1, &global, &local));
+    }
+    return RECUR_OK;
+}
+
+static recur_status cl_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                            struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                            float bc2_sqrt, float wd, float gscale) {
+    struct cl_dev *d = DEV(be);
+    cl_kernel k = d->k[K_ADAM];
+    const char *name = "recur_adam";
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_ADAM])));
+    const float args[7] = {step_size, b1, b2, eps, bc2_sqrt, wd, gscale};
+    for (cl_uint i = 0; i < 7; i++) TRY(set_arg(be, k, name, 9 + i, sizeof(float), &args[i]));
+    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
+        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
+        TRY(set_mem(be, k, name, 0, w, i0));
+        TRY(set_mem(be, k, name, 2, g, i0));
+        TRY(set_mem(be, k, name, 4, m, i0));
+        TRY(set_mem(be, k, name, 6, v, i0));
+        TRY(set_arg(be, k, name, 8, sizeof n, &n));
+        size_t global = round_up((size_t)n, local);
+        TRY(enqueue(be, k, name, 1, &global, &local));
+    }
+    return RECUR_OK;
+}
+
 /* ---- cells ---- */
 
 struct cl_cell {
@@ -900,6 +1070,12 @@ const struct recur_backend_i recur_opencl_backend = {
     .gather = cl_gather,
     .scatter = cl_scatter,
     .dropout = cl_dropout,
+    .index_add = cl_index_add,
+    .xent = cl_xent,
+    .mse = cl_mse,
+    .sum = cl_sum,
+    .sgd = cl_sgd,
+    .adam = cl_adam,
     .supports = cl_supports,
     .cell_open = cl_cell_open,
     .cell_close = cl_cell_close,

@@ -1,0 +1,229 @@
+/*
+ * recur-train.h: training blocks on top of recur.h's models.
+ *
+ * A net is an input stage, a model (recur.h) and an output head with a loss:
+ *
+ *   tokens --embedding or one-hot--> x --model--> y --dense head--> logits --loss
+ *   vectors -------------------------^
+ *
+ *   head RECUR_HEAD_ALL:  the head reads y at every step (many-to-many: a
+ *                         language model, tagging); targets [T, N]
+ *   head RECUR_HEAD_LAST: the head reads the top layer's final state of each
+ *                         sequence (many-to-one: classification); targets [N].
+ *                         Bidirectional concat: [a->; a<-], sum: a-> + a<-.
+ *   head RECUR_HEAD_NONE: no head, no loss (an encoder: its final states start
+ *                         a decoder, whose dh0/dc0 come back as dhT/dcT).
+ *
+ * Everything runs on the net's device (the context's): embedding lookup and
+ * its gradient, the dense head, softmax cross-entropy or MSE, the optimizers,
+ * the gradient norm. The host sees only tokens, targets, states and the loss.
+ *
+ * Parameters and tensor names follow a PyTorch module with members
+ * `embedding` (nn.Embedding), `rnn` (nn.LSTM/GRU/RNN) and `head` (nn.Linear):
+ * "embedding.weight" [V, E], "rnn.weight_ih_l0" ..., "head.weight" [K, O],
+ * "head.bias" [K]; a file can hold several nets under prefixes ("encoder.").
+ *
+ * Determinism: on the CPU backend a run with the same seed, data and thread
+ * count is identical bit for bit; reductions (loss, norm) are summed in a
+ * fixed order on every backend.
+ */
+#ifndef RECUR_TRAIN_H
+#define RECUR_TRAIN_H
+
+#include "recur.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum recur_input {
+    RECUR_INPUT_VECTOR = 0,    /* float vectors [T, N, I], I = model.input_size */
+    RECUR_INPUT_EMBEDDING = 1, /* tokens 0..vocab-1, looked up in a learned [vocab, I] table */
+    RECUR_INPUT_ONEHOT = 2,    /* tokens as one-hot vectors (model.input_size must equal vocab) */
+} recur_input;
+
+typedef enum recur_head {
+    RECUR_HEAD_ALL = 0,
+    RECUR_HEAD_LAST = 1,
+    RECUR_HEAD_NONE = 2,
+} recur_head;
+
+typedef enum recur_loss {
+    RECUR_LOSS_XENT = 0, /* softmax cross-entropy, mean over the targets that are not -1 */
+    RECUR_LOSS_MSE = 1,  /* mean squared error, mean over every element of every counted row */
+} recur_loss;
+
+typedef struct recur_net_desc {
+    recur_model_desc model; /* the recurrent stack (recur.h) */
+    recur_input input;
+    int vocab;              /* tokens 0..vocab-1 (EMBEDDING, ONEHOT); 0 for VECTOR */
+    recur_head head;
+    int output_size;        /* K: classes (XENT) or values (MSE) per row; 0 for HEAD_NONE */
+    recur_loss loss;
+} recur_net_desc;
+
+typedef struct recur_net recur_net;
+
+/* Create a net on ctx (weights zero: call recur_net_init). Errors as
+ * recur_model_create, plus RECUR_ERR_ARG naming a field out of range. The
+ * net belongs to ctx: freeing the context frees it. */
+RECUR_API recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_net **out);
+RECUR_API void recur_net_free(recur_net *net);
+RECUR_API recur_status recur_net_desc_get(const recur_net *net, recur_net_desc *out);
+/* The recurrent stack (owned by the net). */
+RECUR_API recur_model *recur_net_model(const recur_net *net);
+
+typedef enum recur_init {
+    /* PyTorch's defaults: rnn weights and biases U(-1/sqrt(H), 1/sqrt(H));
+     * embedding N(0, 1); head weight and bias U(-1/sqrt(O), 1/sqrt(O)). */
+    RECUR_INIT_UNIFORM = 0,
+    /* As UNIFORM, but every gate's W_hh block a random orthogonal matrix
+     * (QR of a Gaussian matrix, signs fixed by R's diagonal, as torch.nn.init.orthogonal_). */
+    RECUR_INIT_ORTHOGONAL = 1,
+} recur_init;
+
+/* Initialise every parameter from `seed` (the same on every backend). */
+RECUR_API recur_status recur_net_init(recur_net *net, recur_init init, uint64_t seed);
+
+/* Parameters: the net's own ("embedding.weight", "head.weight", "head.bias")
+ * and the model's, each with the prefix "rnn.", in that order. */
+RECUR_API size_t recur_net_param_count(const recur_net *net);
+RECUR_API recur_status recur_net_param_info(const recur_net *net, size_t i, recur_param_info *out);
+RECUR_API recur_status recur_net_param_set(recur_net *net, const char *name, const float *src, size_t count);
+RECUR_API recur_status recur_net_param_get(const recur_net *net, const char *name, float *dst, size_t count);
+RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name, float *dst, size_t count);
+
+/*
+ * One batch, time-major. L*D as for models (recur_model_io).
+ *   tokens   [T, N] int32 (EMBEDDING, ONEHOT)     x [T, N, I] floats (VECTOR)
+ *   lengths  [N] in 1..T, any order; NULL: all T
+ *   targets  XENT: class ids, [T, N] (HEAD_ALL) or [N] (HEAD_LAST); -1 = no target
+ *   values   MSE: [T, N, K] or [N, K]; with lengths, padded steps do not count
+ *   h0, c0   [L*D, N, H] initial states; NULL: zeros
+ *   hT, cT   [L*D, N, H] written: final states; NULL: not wanted
+ *   logits   [T, N, K] or [N, K] written: the head's output; NULL: not wanted
+ */
+typedef struct recur_net_batch {
+    int T, N;
+    const int32_t *tokens;
+    const float *x;
+    const int *lengths;
+    const int32_t *targets;
+    const float *values;
+    const float *h0, *c0;
+    float *hT, *cT;
+    float *logits;
+} recur_net_batch;
+
+/*
+ * Forward. *loss (may be NULL) gets the mean loss over the counted targets,
+ * *count (may be NULL) their number (0: loss 0). In training mode the net
+ * keeps what recur_net_backward needs; any forward, inference included,
+ * replaces what an earlier training forward kept. A token outside 0..vocab-1 or a target
+ * outside -1..K-1: RECUR_ERR_ARG naming the position; nothing runs.
+ */
+RECUR_API recur_status recur_net_forward(recur_net *net, recur_mode mode, const recur_net_batch *batch, double *loss,
+                                         long long *count);
+
+/* Gradients of the batch's loss (as forward reported it) plus dhT.dL/dhT +
+ * dcT.dL/dcT. dhT, dcT [L*D, N, H] may be NULL (zeros); dh0, dc0 written when
+ * not NULL. Weight gradients overwrite or add to the net's (recur_grad_mode). */
+typedef struct recur_net_grad {
+    const float *dhT, *dcT;
+    float *dh0, *dc0;
+} recur_net_grad;
+
+RECUR_API recur_status recur_net_backward(recur_net *net, const recur_net_batch *batch, const recur_net_grad *grad,
+                                          recur_grad_mode mode);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers: over the parameters of one or more nets                      */
+
+typedef enum recur_optim_kind {
+    RECUR_OPTIM_SGD = 0,  /* torch.optim.SGD: v = momentum v + g; w -= lr v (v = g on the first step) */
+    RECUR_OPTIM_ADAM = 1, /* torch.optim.Adam (not AMSGrad) */
+} recur_optim_kind;
+
+typedef struct recur_optim_desc {
+    recur_optim_kind kind;
+    float lr;
+    float momentum;       /* SGD, 0 for none */
+    float beta1, beta2;   /* Adam, 0.9 and 0.999 in PyTorch */
+    float eps;            /* Adam, 1e-8 in PyTorch */
+    float weight_decay;   /* L2 added to the gradient (torch's weight_decay); 0 for none */
+    float clip_norm;      /* scale all gradients down to this global L2 norm when above; 0: no clipping */
+} recur_optim_desc;
+
+typedef struct recur_optim recur_optim;
+
+/* An optimizer over every parameter of nets[0..n-1] (same context). The nets
+ * must outlive it; freeing the context frees it. */
+RECUR_API recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim_desc *desc,
+                                          recur_optim **out);
+RECUR_API void recur_optim_free(recur_optim *opt);
+/* One update from the nets' current gradients: clip by global norm, then
+ * step. *grad_norm (may be NULL) gets the norm before clipping. A NaN or Inf
+ * norm: RECUR_ERR_ARG and no weight changes. */
+RECUR_API recur_status recur_optim_step(recur_optim *opt, double *grad_norm);
+/* Updates so far (Adam's bias correction counts them). */
+RECUR_API long long recur_optim_steps(const recur_optim *opt);
+RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
+
+/* ------------------------------------------------------------------------ */
+/* Training files: nets, optimizer state and extra tensors in one           */
+/* safetensors file (atomic save; every read checked as for model files)    */
+
+typedef struct recur_file recur_file;
+
+/* An empty file to fill and save. */
+RECUR_API recur_status recur_file_create(recur_file **out);
+/* Read and validate a file: header, offsets, dtypes (F32 only), sizes.
+ * Errors: RECUR_ERR_IO and the RECUR_ERR_FILE_* statuses of recur.h. */
+RECUR_API recur_status recur_file_open(const char *path, recur_file **out);
+RECUR_API void recur_file_free(recur_file *f);
+
+/* A net's settings (metadata "<prefix>cell", ...) and parameters
+ * ("<prefix>embedding.weight", ...). */
+RECUR_API recur_status recur_file_put_net(recur_file *f, const char *prefix, const recur_net *net);
+/* Optimizer settings and state: metadata "optim.*" (kind, lr, ..., steps),
+ * tensors "optim.<prefix><group>.m" and ".v" (Adam's exp_avg and exp_avg_sq;
+ * SGD's momentum buffer is ".m"), one per parameter group: "own" (the net's
+ * embedding and head, in that order) and "rnn.l<k>" / "rnn.l<k>_reverse" (a
+ * layer's weights in recur's canonical layout). prefixes[i] is nets[i]'s
+ * (NULL: the one net's is ""). */
+RECUR_API recur_status recur_file_put_optim(recur_file *f, const recur_optim *opt, const char *const *prefixes);
+/* A string in __metadata__ (replaces one of the same key). */
+RECUR_API recur_status recur_file_put_meta(recur_file *f, const char *key, const char *value);
+/* An F32 tensor (copied). ndim 1..4. */
+RECUR_API recur_status recur_file_put_tensor(recur_file *f, const char *name, int ndim, const int64_t *shape,
+                                             const float *data);
+/* Write atomically (temporary file, fsync, rename). */
+RECUR_API recur_status recur_file_save(const recur_file *f, const char *path);
+
+/* A metadata value, or NULL. */
+RECUR_API const char *recur_file_meta(const recur_file *f, const char *key);
+/* A tensor: its shape and element count; data (may be NULL) gets a copy of
+ * `count` floats, which must equal the tensor's. RECUR_ERR_FILE_MISSING when
+ * absent, RECUR_ERR_FILE_SHAPE when count differs. */
+RECUR_API recur_status recur_file_tensor(const recur_file *f, const char *name, int *ndim, int64_t shape[4],
+                                         float *data, size_t count);
+/* Create a net on ctx from the settings and parameters under `prefix`
+ * (NULL: ""). Every tensor under the prefix named embedding.*, rnn.* or
+ * head.* must be the net's (RECUR_ERR_FILE_EXTRA otherwise), every one of the
+ * net's must be there (RECUR_ERR_FILE_MISSING) with its shape
+ * (RECUR_ERR_FILE_SHAPE); RECUR_LOAD_CHECK_FINITE refuses NaN/Inf. The
+ * dropout call counter is restored, so dropout masks continue where they
+ * stopped. *out is NULL on error. */
+RECUR_API recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_ctx *ctx, uint32_t flags,
+                                          recur_net **out);
+/* Restore an optimizer's state (its step count and every group's tensors)
+ * saved by recur_file_put_optim with the same prefixes over nets of the same
+ * shapes. Its settings (lr, ...) stay the caller's. On a file error the
+ * optimizer is untouched. */
+RECUR_API recur_status recur_file_get_optim(const recur_file *f, recur_optim *opt, const char *const *prefixes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RECUR_TRAIN_H */

@@ -1,0 +1,589 @@
+/*
+ * net.c: nets (recur-train.h): an input stage, a model and a dense head with
+ * a loss, all on the context's device.
+ *
+ *   forward:  x = E[tokens] (gather; one-hot reads an identity table)
+ *             y, hT = model(x, h0)                          (stack.c)
+ *             z = y W^T + b  (HEAD_ALL)  or  sum_d hT_top,d W_d^T + b  (HEAD_LAST)
+ *             loss rows = xent(z, targets) or mse(z, values); dz with them
+ *   backward: dW, db from dz; dy = dz W or dhT_top += dz W_d;
+ *             dx, dh0 = model backward; dE = index_add(dx by token)
+ *
+ * The host sees tokens, targets and states (one write each per call) and the
+ * loss (RECUR_SUM_PARTS partial sums read back and added in double).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "net.h"
+#include "philox.h"
+
+#define VOCAB_MAX (1 << 24)
+#define ONEHOT_MAX 4096 /* the identity table is V*V floats */
+#define OUT_MAX (1 << 24)
+
+static const char *const input_names[] = {"vector", "embedding", "onehot"};
+static const char *const head_names[] = {"all", "last", "none"};
+
+recur_status recur_net_desc_check(recur_ctx *ctx, const recur_net_desc *d) {
+    RETURN_IF(d->input < RECUR_INPUT_VECTOR || d->input > RECUR_INPUT_ONEHOT, ctx, RECUR_ERR_ARG,
+              "net: input %d: expected RECUR_INPUT_VECTOR, _EMBEDDING or _ONEHOT", (int)d->input);
+    RETURN_IF(d->head < RECUR_HEAD_ALL || d->head > RECUR_HEAD_NONE, ctx, RECUR_ERR_ARG,
+              "net: head %d: expected RECUR_HEAD_ALL, _LAST or _NONE", (int)d->head);
+    RETURN_IF(d->loss != RECUR_LOSS_XENT && d->loss != RECUR_LOSS_MSE, ctx, RECUR_ERR_ARG,
+              "net: loss %d: expected RECUR_LOSS_XENT or RECUR_LOSS_MSE", (int)d->loss);
+    if (d->input == RECUR_INPUT_VECTOR)
+        RETURN_IF(d->vocab != 0, ctx, RECUR_ERR_ARG, "net: vocab %d with vector input: must be 0", d->vocab);
+    else
+        RETURN_IF(d->vocab < 1 || d->vocab > VOCAB_MAX, ctx, RECUR_ERR_ARG, "net: vocab %d: must be 1..%d with %s input",
+                  d->vocab, VOCAB_MAX, input_names[d->input]);
+    RETURN_IF(d->input == RECUR_INPUT_ONEHOT && d->vocab > ONEHOT_MAX, ctx, RECUR_ERR_ARG,
+              "net: vocab %d: one-hot input takes at most %d (use RECUR_INPUT_EMBEDDING)", d->vocab, ONEHOT_MAX);
+    RETURN_IF(d->input == RECUR_INPUT_ONEHOT && d->model.input_size != d->vocab, ctx, RECUR_ERR_SHAPE,
+              "net: one-hot input: model.input_size %d must equal vocab %d", d->model.input_size, d->vocab);
+    if (d->head == RECUR_HEAD_NONE)
+        RETURN_IF(d->output_size != 0, ctx, RECUR_ERR_ARG, "net: output_size %d with no head: must be 0",
+                  d->output_size);
+    else
+        RETURN_IF(d->output_size < 1 || d->output_size > OUT_MAX, ctx, RECUR_ERR_ARG,
+                  "net: output_size %d: must be 1..%d", d->output_size, OUT_MAX);
+    return RECUR_OK;
+}
+
+recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_net **out) {
+    RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_net_create: ctx is NULL");
+    recur_err_clear(ctx);
+    RETURN_IF(!desc || !out, ctx, RECUR_ERR_NULL, "recur_net_create: %s is NULL", desc ? "out" : "desc");
+    *out = NULL;
+    TRY(recur_net_desc_check(ctx, desc));
+    recur_net *n = calloc(1, sizeof *n);
+    RETURN_IF(!n, ctx, RECUR_ERR_NO_MEMORY, "recur_net_create: out of memory");
+    n->ctx = ctx;
+    recur_status st = recur_model_create(ctx, &desc->model, &n->model);
+    if (st != RECUR_OK) {
+        free(n);
+        return st;
+    }
+    n->desc = *desc;
+    n->desc.model = n->model->desc;
+    recur_model *m = n->model;
+    n->V = desc->vocab;
+    n->I = desc->model.input_size;
+    n->O = m->O;
+    n->F = m->O; /* HEAD_LAST reads the top layer's states: concat 2H, sum H, like y */
+    n->K = desc->output_size;
+    n->H = desc->model.hidden_size;
+    n->L = m->L;
+    n->D = m->D;
+    n->S = m->layers[0]->n_states;
+    n->n_emb = desc->input == RECUR_INPUT_EMBEDDING ? (size_t)n->V * n->I : 0;
+    n->n_hw = (size_t)n->K * n->F;
+    n->n_hb = (size_t)n->K;
+    n->n_own = n->n_emb + n->n_hw + n->n_hb;
+    struct recur_backend *be = &ctx->be;
+    if (n->n_own) {
+        GOTO_IF((st = recur_be_alloc(be, n->n_own * sizeof(float), &n->p)) != RECUR_OK, NULL, st, st, fail, "%s",
+                ctx->msg);
+        GOTO_IF((st = recur_be_alloc(be, n->n_own * sizeof(float), &n->dp)) != RECUR_OK, NULL, st, st, fail, "%s",
+                ctx->msg);
+        if ((st = recur_be_fill(be, n->p, 0.0f, n->n_own)) != RECUR_OK ||
+            (st = recur_be_fill(be, n->dp, 0.0f, n->n_own)) != RECUR_OK)
+            goto fail;
+    }
+    if (desc->input == RECUR_INPUT_ONEHOT) {
+        size_t vv = (size_t)n->V * n->V;
+        float *eye = calloc(vv, sizeof *eye);
+        GOTO_IF(!eye, ctx, st, RECUR_ERR_NO_MEMORY, fail, "recur_net_create: out of memory");
+        for (int i = 0; i < n->V; i++) eye[(size_t)i * n->V + i] = 1.0f;
+        st = recur_be_alloc(be, vv * sizeof(float), &n->eye);
+        if (st == RECUR_OK) st = recur_be_write(be, n->eye, eye, vv * sizeof(float));
+        free(eye);
+        if (st != RECUR_OK) goto fail;
+    }
+    n->next = ctx->nets;
+    if (ctx->nets) ctx->nets->prev = n;
+    ctx->nets = n;
+    *out = n;
+    return RECUR_OK;
+fail:
+    recur_net_free(n); /* not on the list yet: frees what was made */
+    return st;
+}
+
+void recur_net_free(recur_net *n) {
+    if (!n) return;
+    struct recur_backend *be = &n->ctx->be;
+    recur_model_free(n->model);
+    recur_be_free(be, &n->p);
+    recur_be_free(be, &n->dp);
+    recur_be_free(be, &n->eye);
+    recur_be_free(be, &n->buf);
+    free(n->host);
+    free(n->trained_len);
+    if (n->prev) n->prev->next = n->next;
+    else if (n->ctx->nets == n) n->ctx->nets = n->next;
+    if (n->next) n->next->prev = n->prev;
+    free(n);
+}
+
+recur_status recur_net_desc_get(const recur_net *n, recur_net_desc *out) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_desc_get: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(!out, n->ctx, RECUR_ERR_NULL, "recur_net_desc_get: out is NULL");
+    *out = n->desc;
+    return RECUR_OK;
+}
+
+recur_model *recur_net_model(const recur_net *n) { return n ? n->model : NULL; }
+
+/* ------------------------------------------------------------------------ */
+/* parameters                                                                */
+
+/* The net's own tensors: 0 embedding, 1 head.weight, 2 head.bias (those it has). */
+static int own_count(const recur_net *n) { return (n->n_emb ? 1 : 0) + (n->n_hw ? 2 : 0); }
+
+static void own_info(const recur_net *n, int i, recur_param_info *info, size_t *offset) {
+    int kind = n->n_emb ? i : i + 1;
+    memset(info, 0, sizeof *info);
+    if (kind == 0) {
+        snprintf(info->name, sizeof info->name, "embedding.weight");
+        info->rows = n->V, info->cols = n->I, info->ndim = 2, *offset = 0;
+    } else if (kind == 1) {
+        snprintf(info->name, sizeof info->name, "head.weight");
+        info->rows = n->K, info->cols = n->F, info->ndim = 2, *offset = n->n_emb;
+    } else {
+        snprintf(info->name, sizeof info->name, "head.bias");
+        info->rows = n->K, info->cols = 1, info->ndim = 1, *offset = n->n_emb + n->n_hw;
+    }
+    info->count = (size_t)info->rows * info->cols;
+}
+
+size_t recur_net_param_count(const recur_net *n) {
+    return n ? (size_t)own_count(n) + recur_model_param_count(n->model) : 0;
+}
+
+recur_status recur_net_param_info(const recur_net *n, size_t i, recur_param_info *out) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_param_info: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(!out, n->ctx, RECUR_ERR_NULL, "recur_net_param_info: out is NULL");
+    size_t own = (size_t)own_count(n), off;
+    RETURN_IF(i >= recur_net_param_count(n), n->ctx, RECUR_ERR_ARG, "recur_net_param_info: index %zu: the net has %zu",
+              i, recur_net_param_count(n));
+    if (i < own) {
+        own_info(n, (int)i, out, &off);
+        return RECUR_OK;
+    }
+    recur_param_info m;
+    TRY(recur_model_param_info(n->model, i - own, &m));
+    *out = m;
+    /* model names are at most "weight_ih_l63_reverse" */
+    char name[sizeof m.name + 8];
+    snprintf(name, sizeof name, "rnn.%s", m.name);
+    snprintf(out->name, sizeof out->name, "%.47s", name);
+    return RECUR_OK;
+}
+
+/* op 0 set, 1 get, 2 grad get */
+static recur_status param_io(const recur_net *n, const char *fn, const char *name, float *buf, size_t count, int op) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "%s: net is NULL", fn);
+    recur_err_clear(n->ctx);
+    RETURN_IF(!name || !buf, n->ctx, RECUR_ERR_NULL, "%s: %s is NULL", fn, name ? "the array" : "name");
+    if (!strncmp(name, "rnn.", 4)) {
+        recur_model *m = n->model;
+        return op == 0 ? recur_model_param_set(m, name + 4, buf, count)
+               : op == 1 ? recur_model_param_get(m, name + 4, buf, count)
+                         : recur_model_grad_get(m, name + 4, buf, count);
+    }
+    struct recur_backend *be = &n->ctx->be;
+    for (int i = 0; i < own_count(n); i++) {
+        recur_param_info info;
+        size_t off;
+        own_info(n, i, &info, &off);
+        if (strcmp(info.name, name)) continue;
+        RETURN_IF(count != info.count, n->ctx, count < info.count ? RECUR_ERR_BUFFER_SIZE : RECUR_ERR_SHAPE,
+                  "%s: '%s' has %zu values, not %zu", fn, name, info.count, count);
+        if (op == 0) return recur_be_write(be, recur_mem_at(n->p, off), buf, count * sizeof(float));
+        return recur_be_read(be, buf, recur_mem_at(op == 1 ? n->p : n->dp, off), count * sizeof(float));
+    }
+    return recur_err(n->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: no parameter '%s'; the net has %s%s and rnn.<model names>",
+                     fn, name, n->n_emb ? "embedding.weight, " : "", n->n_hw ? "head.weight, head.bias" : "");
+}
+
+recur_status recur_net_param_set(recur_net *n, const char *name, const float *src, size_t count) {
+    return param_io(n, "recur_net_param_set", name, (float *)src, count, 0);
+}
+recur_status recur_net_param_get(const recur_net *n, const char *name, float *dst, size_t count) {
+    return param_io(n, "recur_net_param_get", name, dst, count, 1);
+}
+recur_status recur_net_grad_get(const recur_net *n, const char *name, float *dst, size_t count) {
+    return param_io(n, "recur_net_grad_get", name, dst, count, 2);
+}
+
+/* ------------------------------------------------------------------------ */
+/* initialisation                                                            */
+
+/* Uniform in (0, 1) and standard normal draws of tensor stream s. */
+static double unit(uint64_t seed, uint64_t s, uint64_t k) {
+    return ((double)recur_philox_uniform(seed, s, k) + 0.5 / 16777216.0);
+}
+static double normal(uint64_t seed, uint64_t s, uint64_t k) {
+    double u1 = unit(seed, s, 2 * k), u2 = unit(seed, s, 2 * k + 1);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* An orthogonal [h, h] block from Gaussian draws: Q of A = QR by modified
+ * Gram-Schmidt over the columns, which leaves R's diagonal positive, the
+ * sign convention of torch.nn.init.orthogonal_. */
+static void orthogonal(float *dst, int ld, int h, uint64_t seed, uint64_t s, uint64_t first, double *a) {
+    for (int i = 0; i < h; i++)
+        for (int j = 0; j < h; j++) a[(size_t)i * h + j] = normal(seed, s, first + (size_t)i * h + j);
+    for (int j = 0; j < h; j++) {
+        for (int k = 0; k < j; k++) {
+            double dot = 0;
+            for (int i = 0; i < h; i++) dot += a[(size_t)i * h + k] * a[(size_t)i * h + j];
+            for (int i = 0; i < h; i++) a[(size_t)i * h + j] -= dot * a[(size_t)i * h + k];
+        }
+        double nrm = 0;
+        for (int i = 0; i < h; i++) nrm += a[(size_t)i * h + j] * a[(size_t)i * h + j];
+        nrm = sqrt(nrm);
+        for (int i = 0; i < h; i++) a[(size_t)i * h + j] /= nrm > 0 ? nrm : 1.0;
+    }
+    for (int i = 0; i < h; i++)
+        for (int j = 0; j < h; j++) dst[(size_t)i * ld + j] = (float)a[(size_t)i * h + j];
+}
+
+recur_status recur_net_init(recur_net *n, recur_init init, uint64_t seed) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_init: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(init != RECUR_INIT_UNIFORM && init != RECUR_INIT_ORTHOGONAL, n->ctx, RECUR_ERR_ARG,
+              "recur_net_init: init %d: expected RECUR_INIT_UNIFORM or RECUR_INIT_ORTHOGONAL", (int)init);
+    size_t np = recur_net_param_count(n), maxc = 1;
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        TRY(recur_net_param_info(n, i, &info));
+        if (info.count > maxc) maxc = info.count;
+    }
+    float *v = malloc(maxc * sizeof *v);
+    double *a = init == RECUR_INIT_ORTHOGONAL ? malloc((size_t)n->H * n->H * sizeof *a) : NULL;
+    recur_status st = RECUR_OK;
+    GOTO_IF(!v || (init == RECUR_INIT_ORTHOGONAL && !a), n->ctx, st, RECUR_ERR_NO_MEMORY, done,
+            "recur_net_init: out of memory");
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        if ((st = recur_net_param_info(n, i, &info)) != RECUR_OK) goto done;
+        uint64_t s = i; /* each tensor its own Philox stream */
+        if (!strcmp(info.name, "embedding.weight")) {
+            for (size_t k = 0; k < info.count; k++) v[k] = (float)normal(seed, s, k);
+        } else {
+            double fan = !strncmp(info.name, "head.", 5) ? (double)n->F : (double)n->H;
+            double b = 1.0 / sqrt(fan);
+            for (size_t k = 0; k < info.count; k++) v[k] = (float)((2.0 * unit(seed, s, k) - 1.0) * b);
+            if (init == RECUR_INIT_ORTHOGONAL && strstr(info.name, "rnn.weight_hh_"))
+                for (int g = 0; g < info.rows / n->H; g++)
+                    orthogonal(v + (size_t)g * n->H * n->H, n->H, n->H, seed, s, (uint64_t)info.count + (uint64_t)g * n->H * n->H, a);
+        }
+        if ((st = recur_net_param_set(n, info.name, v, info.count)) != RECUR_OK) goto done;
+    }
+done:
+    free(v);
+    free(a);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward and backward                                                      */
+
+static size_t rows_of(const recur_net *n, int T, int N) {
+    return n->desc.head == RECUR_HEAD_ALL ? (size_t)T * N : n->desc.head == RECUR_HEAD_LAST ? (size_t)N : 0;
+}
+
+static void plan(const recur_net *n, int T, int N, int training, struct net_plan *p) {
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K, st = (size_t)n->L * n->D * N * n->H;
+    size_t at = 0;
+#define TAKE(field, count) (p->field = at, at += (count))
+    memset(p, 0, sizeof *p);
+    TAKE(gidx, n->desc.input == RECUR_INPUT_VECTOR ? 0 : TN);
+    TAKE(aidx, n->n_emb ? TN : 0);
+    TAKE(tgt, R);
+    TAKE(x, TN * n->I);
+    TAKE(y, TN * n->O);
+    TAKE(h0, st);
+    TAKE(c0, n->S > 1 ? st : 0);
+    TAKE(hT, st);
+    TAKE(cT, n->S > 1 ? st : 0);
+    TAKE(logits, R * K);
+    TAKE(dz, R * K);
+    TAKE(vals, n->desc.loss == RECUR_LOSS_MSE ? R * K : 0);
+    TAKE(loss, R);
+    TAKE(parts, RECUR_SUM_PARTS);
+    if (training) {
+        TAKE(dy, n->desc.head == RECUR_HEAD_ALL ? TN * n->O : 0);
+        TAKE(dx, n->n_emb ? TN * n->I : 0);
+        TAKE(dhT, st);
+        TAKE(dcT, n->S > 1 ? st : 0);
+        TAKE(dh0, st);
+        TAKE(dc0, n->S > 1 ? st : 0);
+    }
+#undef TAKE
+    p->total = at;
+}
+
+static struct recur_mem at_(const recur_net *n, size_t off) { return recur_mem_at(n->buf, off); }
+static const struct recur_mem none_mem;
+
+/* The position of sequence n's step t is valid (inside its length). */
+static int valid(const int *lengths, int t, int nn) { return !lengths || t < lengths[nn]; }
+
+static recur_status check_batch(recur_net *n, const recur_net_batch *b, const char *fn, long long *count) {
+    RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "%s: batch is NULL", fn);
+    RETURN_IF(b->T < 1 || b->N < 1, n->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, b->T, b->N);
+    int T = b->T, N = b->N;
+    if (b->lengths)
+        for (int i = 0; i < N; i++)
+            RETURN_IF(b->lengths[i] < 1 || b->lengths[i] > T, n->ctx, RECUR_ERR_ARG,
+                      "%s: lengths[%d] is %d: each length must be 1..T (T = %d)", fn, i, b->lengths[i], T);
+    if (n->desc.input == RECUR_INPUT_VECTOR) {
+        RETURN_IF(!b->x, n->ctx, RECUR_ERR_NULL, "%s: batch->x is NULL (the net takes vectors)", fn);
+    } else {
+        RETURN_IF(!b->tokens, n->ctx, RECUR_ERR_NULL, "%s: batch->tokens is NULL (the net takes tokens)", fn);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < N; i++) {
+                int32_t v = b->tokens[(size_t)t * N + i];
+                RETURN_IF(valid(b->lengths, t, i) && (v < 0 || v >= n->V), n->ctx, RECUR_ERR_ARG,
+                          "%s: tokens[%d][%d] is %d: must be 0..%d (the vocabulary)", fn, t, i, (int)v, n->V - 1);
+            }
+    }
+    RETURN_IF(n->S < 2 && (b->c0 || b->cT), n->ctx, RECUR_ERR_SHAPE, "%s: batch->%s given, but cell '%s' has no cell state",
+              fn, b->c0 ? "c0" : "cT", n->desc.model.cell);
+    *count = 0;
+    if (n->desc.head == RECUR_HEAD_NONE) {
+        RETURN_IF(b->targets || b->values || b->logits, n->ctx, RECUR_ERR_ARG,
+                  "%s: batch->%s given, but the net has no head", fn,
+                  b->targets ? "targets" : b->values ? "values" : "logits");
+        return RECUR_OK;
+    }
+    int all = n->desc.head == RECUR_HEAD_ALL;
+    if (n->desc.loss == RECUR_LOSS_XENT) {
+        RETURN_IF(b->values, n->ctx, RECUR_ERR_ARG, "%s: batch->values given, but the loss is cross-entropy (targets)", fn);
+        if (!b->targets) return RECUR_OK;
+        for (int t = 0; t < (all ? T : 1); t++)
+            for (int i = 0; i < N; i++) {
+                int32_t v = b->targets[(size_t)t * N + i];
+                if (all && !valid(b->lengths, t, i)) continue;
+                if (v < -1 || v >= n->K) {
+                    char at[32];
+                    if (all) snprintf(at, sizeof at, "[%d][%d]", t, i);
+                    else snprintf(at, sizeof at, "[%d]", i);
+                    return recur_err(n->ctx, RECUR_ERR_ARG, "%s: targets%s is %d: must be -1..%d", fn, at, (int)v,
+                                     n->K - 1);
+                }
+                *count += v >= 0;
+            }
+    } else {
+        RETURN_IF(b->targets, n->ctx, RECUR_ERR_ARG, "%s: batch->targets given, but the loss is MSE (values)", fn);
+        if (!b->values) return RECUR_OK;
+        for (int t = 0; t < (all ? T : 1); t++)
+            for (int i = 0; i < N; i++) *count += !all || valid(b->lengths, t, i);
+    }
+    return RECUR_OK;
+}
+
+static recur_status grow(recur_net *n, size_t floats) {
+    if (n->buf_floats >= floats) return RECUR_OK;
+    struct recur_backend *be = &n->ctx->be;
+    recur_be_free(be, &n->buf);
+    n->buf_floats = 0;
+    TRY(recur_be_alloc(be, floats * sizeof(float), &n->buf));
+    n->buf_floats = floats;
+    /* Padded positions of y are never read; keep them from ever being garbage. */
+    return recur_be_fill(be, n->buf, 0.0f, floats);
+}
+
+static recur_status host_room(recur_net *n, size_t count) {
+    if (n->host_cap >= count) return RECUR_OK;
+    int32_t *h = realloc(n->host, count * sizeof *h);
+    RETURN_IF(!h, n->ctx, RECUR_ERR_NO_MEMORY, "recur_net: out of memory for %zu indices", count);
+    n->host = h;
+    n->host_cap = count;
+    return RECUR_OK;
+}
+
+/* The head's weight block that direction d of the top layer meets (HEAD_LAST). */
+static size_t head_col(const recur_net *n, int d) {
+    return n->desc.model.direction == RECUR_DIR_BIDI_CONCAT ? (size_t)d * n->H : 0;
+}
+static size_t top_state(const recur_net *n, int N, int d) { return (size_t)((n->L - 1) * n->D + d) * N * n->H; }
+
+recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_batch *b, double *loss,
+                               long long *count) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_forward: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, n->ctx, RECUR_ERR_ARG,
+              "recur_net_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    long long cnt = 0;
+    TRY(check_batch(n, b, "recur_net_forward", &cnt));
+    TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
+    struct recur_backend *be = &n->ctx->be;
+    int T = b->T, N = b->N, K = n->K, training = mode == RECUR_MODE_TRAINING;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->H;
+    n->trained_T = 0;
+    struct net_plan p;
+    plan(n, T, N, training, &p);
+    TRY(grow(n, p.total));
+    n->pl = p;
+
+    /* indices and targets, through one host scratch */
+    TRY(host_room(n, 2 * TN + R + 1));
+    int32_t *gi = n->host, *ai = n->host + TN, *tg = n->host + 2 * TN;
+    if (n->desc.input != RECUR_INPUT_VECTOR) {
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < N; i++) {
+                size_t k = (size_t)t * N + i;
+                int ok = valid(b->lengths, t, i);
+                gi[k] = ok ? b->tokens[k] : 0;
+                ai[k] = ok ? b->tokens[k] : -1;
+            }
+        TRY(recur_be_write(be, at_(n, p.gidx), gi, TN * sizeof *gi));
+        if (n->n_emb) TRY(recur_be_write(be, at_(n, p.aidx), ai, TN * sizeof *ai));
+        TRY(recur_be_gather(be, at_(n, p.x), n->I, n->n_emb ? n->p : n->eye, n->I, at_(n, p.gidx), (int)TN, n->I));
+    } else {
+        TRY(recur_be_write(be, at_(n, p.x), b->x, TN * n->I * sizeof(float)));
+    }
+    int has_targets = R && (b->targets || b->values);
+    if (has_targets) {
+        int all = n->desc.head == RECUR_HEAD_ALL;
+        for (size_t r = 0; r < R; r++) {
+            int t = all ? (int)(r / N) : 0, i = (int)(r % N);
+            int ok = !all || valid(b->lengths, t, i);
+            tg[r] = !ok ? -1 : b->targets ? b->targets[r] : 0;
+        }
+        TRY(recur_be_write(be, at_(n, p.tgt), tg, R * sizeof *tg));
+        if (b->values) TRY(recur_be_write(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
+    }
+    if (b->h0) TRY(recur_be_write(be, at_(n, p.h0), b->h0, st * sizeof(float)));
+    if (b->c0) TRY(recur_be_write(be, at_(n, p.c0), b->c0, st * sizeof(float)));
+
+    struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p.x), .y = at_(n, p.y),
+                                .h0 = b->h0 ? at_(n, p.h0) : none_mem, .c0 = b->c0 ? at_(n, p.c0) : none_mem,
+                                .hT = at_(n, p.hT), .cT = n->S > 1 ? at_(n, p.cT) : none_mem};
+    TRY(recur_stack_forward(n->model, mode, &io));
+
+    double total = 0;
+    if (R) {
+        struct recur_mem W = recur_mem_at(n->p, n->n_emb), bias = recur_mem_at(n->p, n->n_emb + n->n_hw);
+        struct recur_mem z = at_(n, p.logits);
+        TRY(recur_be_rows_set(be, z, (int)R, K, K, bias));
+        if (n->desc.head == RECUR_HEAD_ALL)
+            TRY(recur_be_gemm(be, 0, 1, (int)R, K, n->O, 1.0f, io.y, n->O, W, n->F, 1.0f, z, K));
+        else
+            for (int d = 0; d < n->D; d++)
+                TRY(recur_be_gemm(be, 0, 1, N, K, n->H, 1.0f, at_(n, p.hT + top_state(n, N, d)), n->H,
+                                  recur_mem_at(W, head_col(n, d)), n->F, 1.0f, z, K));
+        if (has_targets) {
+            struct recur_mem dz = at_(n, p.dz), lr = at_(n, p.loss);
+            float scale = 0.0f;
+            if (n->desc.loss == RECUR_LOSS_XENT) {
+                scale = cnt ? (float)(1.0 / (double)cnt) : 0.0f;
+                TRY(recur_be_xent(be, z, K, at_(n, p.tgt), (int)R, K, scale, dz, lr));
+            } else {
+                scale = cnt ? (float)(1.0 / ((double)cnt * K)) : 0.0f;
+                TRY(recur_be_mse(be, z, K, at_(n, p.vals), K, at_(n, p.tgt), (int)R, K, scale, dz, lr));
+            }
+            TRY(recur_be_sum(be, lr, R, 0, at_(n, p.parts)));
+            float parts[RECUR_SUM_PARTS];
+            TRY(recur_be_read(be, parts, at_(n, p.parts), sizeof parts));
+            for (int i = 0; i < RECUR_SUM_PARTS; i++) total += parts[i];
+            total = cnt ? total / (double)cnt / (n->desc.loss == RECUR_LOSS_MSE ? (double)K : 1.0) : 0.0;
+        } else if (training) {
+            TRY(recur_be_fill(be, at_(n, p.dz), 0.0f, R * K));
+        }
+    }
+    TRY(recur_be_sync(be));
+    if (b->hT) TRY(recur_be_read(be, b->hT, at_(n, p.hT), st * sizeof(float)));
+    if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), st * sizeof(float)));
+    if (b->logits) TRY(recur_be_read(be, b->logits, at_(n, p.logits), R * K * sizeof(float)));
+    if (loss) *loss = total;
+    if (count) *count = cnt;
+    if (training) {
+        if (recur_lengths_keep(&n->trained_len, b->lengths, N) != 0)
+            return recur_err(n->ctx, RECUR_ERR_NO_MEMORY, "recur_net_forward: out of memory keeping %d lengths", N);
+        n->trained_T = T;
+        n->trained_N = N;
+        n->has_targets = has_targets;
+    }
+    return RECUR_OK;
+}
+
+recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const recur_net_grad *g,
+                                recur_grad_mode mode) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_backward: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "recur_net_backward: batch is NULL");
+    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, n->ctx, RECUR_ERR_ARG,
+              "recur_net_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
+    RETURN_IF(n->trained_T == 0, n->ctx, RECUR_ERR_STATE,
+              "recur_net_backward: no training forward to go back through (run recur_net_forward with "
+              "RECUR_MODE_TRAINING first; any forward in between replaces it)");
+    RETURN_IF(b->T != n->trained_T || b->N != n->trained_N, n->ctx, RECUR_ERR_STATE,
+              "recur_net_backward: batch has T %d, N %d but the training forward had T %d, N %d", b->T, b->N,
+              n->trained_T, n->trained_N);
+    int bad = recur_lengths_differ(b->lengths, n->trained_len, b->N, b->T);
+    RETURN_IF(bad >= 0, n->ctx, RECUR_ERR_STATE, "recur_net_backward: lengths[%d] differs from the training forward's",
+              bad);
+    recur_net_grad none_g = {0};
+    if (!g) g = &none_g;
+    RETURN_IF(n->S < 2 && (g->dcT || g->dc0), n->ctx, RECUR_ERR_SHAPE,
+              "recur_net_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
+              n->desc.model.cell);
+    struct recur_backend *be = &n->ctx->be;
+    const struct net_plan *p = &n->pl;
+    int T = b->T, N = b->N, K = n->K, H = n->H;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * H;
+    float bw = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
+
+    struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
+    if (g->dhT) TRY(recur_be_write(be, dhT, g->dhT, st * sizeof(float)));
+    else TRY(recur_be_fill(be, dhT, 0.0f, st));
+    if (n->S > 1) {
+        if (g->dcT) TRY(recur_be_write(be, dcT, g->dcT, st * sizeof(float)));
+        else TRY(recur_be_fill(be, dcT, 0.0f, st));
+    }
+    struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
+    struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
+    struct recur_stack_grad sg = {.dhT = dhT, .dcT = dcT};
+    if (n->desc.head == RECUR_HEAD_ALL) {
+        TRY(recur_be_gemm(be, 1, 0, K, n->O, (int)R, 1.0f, dz, K, at_(n, p->y), n->O, bw, dW, n->F));
+        TRY(recur_be_colsum(be, db, bw, dz, (int)R, K, K));
+        sg.dy = at_(n, p->dy);
+        TRY(recur_be_gemm(be, 0, 0, (int)R, n->O, K, 1.0f, dz, K, W, n->F, 0.0f, sg.dy, n->O));
+    } else if (n->desc.head == RECUR_HEAD_LAST) {
+        for (int d = 0; d < n->D; d++) {
+            float beta = n->desc.model.direction == RECUR_DIR_BIDI_SUM && d == 1 ? 1.0f : bw;
+            struct recur_mem h = at_(n, p->hT + top_state(n, N, d));
+            TRY(recur_be_gemm(be, 1, 0, K, H, N, 1.0f, dz, K, h, H, beta, recur_mem_at(dW, head_col(n, d)), n->F));
+            TRY(recur_be_gemm(be, 0, 0, N, H, K, 1.0f, dz, K, recur_mem_at(W, head_col(n, d)), n->F, 1.0f,
+                              recur_mem_at(dhT, top_state(n, N, d)), H));
+        }
+        TRY(recur_be_colsum(be, db, bw, dz, N, K, K));
+    }
+    if (n->n_emb) sg.dx = at_(n, p->dx);
+    if (g->dh0) sg.dh0 = at_(n, p->dh0);
+    if (g->dc0) sg.dc0 = at_(n, p->dc0);
+    struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p->x), .y = at_(n, p->y),
+                                .h0 = b->h0 ? at_(n, p->h0) : none_mem, .c0 = b->c0 ? at_(n, p->c0) : none_mem};
+    TRY(recur_stack_backward(n->model, &io, &sg, mode));
+    if (n->n_emb) {
+        if (mode == RECUR_GRAD_OVERWRITE) TRY(recur_be_fill(be, n->dp, 0.0f, n->n_emb));
+        TRY(recur_be_index_add(be, n->dp, n->I, sg.dx, n->I, at_(n, p->aidx), (int)TN, n->I));
+    }
+    TRY(recur_be_sync(be));
+    if (g->dh0) TRY(recur_be_read(be, g->dh0, sg.dh0, st * sizeof(float)));
+    if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, st * sizeof(float)));
+    return RECUR_OK;
+}
+
+const char *recur_net_input_name(recur_input i) { return i >= 0 && i <= RECUR_INPUT_ONEHOT ? input_names[i] : "?"; }
+const char *recur_net_head_name(recur_head h) { return h >= 0 && h <= RECUR_HEAD_NONE ? head_names[h] : "?"; }

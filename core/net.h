@@ -1,0 +1,69 @@
+/*
+ * net.h: nets and optimizers (recur-train.h), shared by net.c, optim.c and
+ * trainfile.c.
+ */
+#ifndef RECUR_NET_H
+#define RECUR_NET_H
+
+#include "recur/recur-train.h"
+#include "model.h"
+
+/* Where one call's tensors live in the net's scratch buffer (floats; the
+ * int32 arrays take one float's room per entry). 0-sized ones are unused. */
+struct net_plan {
+    size_t gidx, aidx, tgt, x, y, h0, c0, hT, cT, logits, dz, vals, loss, parts;
+    size_t dy, dx, dhT, dcT, dh0, dc0, total;
+};
+
+struct recur_net {
+    recur_ctx *ctx;
+    recur_net_desc desc;  /* desc.model.cell and .variant point into the cell's descriptor */
+    recur_model *model;
+    int V, I, O, F, K, H, L, D, S; /* vocab, model input, model output, head input, head output, ... */
+    /* the net's own parameters on the device, [embedding | head.weight | head.bias],
+     * and their gradients in the same layout */
+    size_t n_emb, n_hw, n_hb, n_own;
+    struct recur_mem p, dp;
+    struct recur_mem eye; /* RECUR_INPUT_ONEHOT: the [V, V] identity the lookup reads */
+    /* scratch of the last forward, grown as needed */
+    struct recur_mem buf;
+    size_t buf_floats;
+    struct net_plan pl;
+    int32_t *host; /* host scratch for indices and targets */
+    size_t host_cap;
+    /* the last training forward: its shape and lengths; trained_T 0: none */
+    int trained_T, trained_N, has_targets;
+    int *trained_len;
+    struct recur_net *prev, *next; /* the context's live nets */
+};
+
+struct recur_optim {
+    recur_ctx *ctx;
+    recur_optim_desc d;
+    recur_net **nets;
+    int n_nets;
+    /* one group per contiguous parameter buffer: each net's own block, then
+     * each of its model's layers */
+    struct optim_group {
+        struct recur_mem w, g; /* the parameters and gradients (not owned) */
+        struct recur_mem m, v; /* the state (owned); v unused by SGD */
+        size_t count;
+        recur_layer *layer; /* touched after an update; NULL for a net's own block */
+        int net;
+        char name[48]; /* "own", "rnn.l0", "rnn.l0_reverse" */
+    } *g;
+    size_t n_groups;
+    struct recur_mem parts; /* RECUR_SUM_PARTS per group, for the norm */
+    float *host_parts;
+    long long steps;
+    struct recur_optim *prev, *next; /* the context's live optimizers */
+};
+
+/* RECUR_OK when a net of these settings can be made (the model's own checks
+ * aside), else RECUR_ERR_ARG/SHAPE naming the field. */
+recur_status recur_net_desc_check(recur_ctx *ctx, const recur_net_desc *d);
+/* "vector", "embedding", "onehot"; "all", "last", "none" (file metadata). */
+const char *recur_net_input_name(recur_input i);
+const char *recur_net_head_name(recur_head h);
+
+#endif

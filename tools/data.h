@@ -1,0 +1,148 @@
+/*
+ * data.h: the data, pictures and progress of recur train/sample/eval
+ * (data.c, svg.c, progress.c). Plain C, no recur types: the commands in
+ * train.c, sample.c and eval.c put them together with recur-train.h.
+ */
+#ifndef RECUR_TOOL_DATA_H
+#define RECUR_TOOL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- a small seeded generator (splitmix64), the same in bench/torch_compare.py ---- */
+
+struct rng {
+    uint64_t s;
+};
+static inline uint64_t rng_next(struct rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* Uniform in [0, n), n >= 1 (rejection, no modulo bias): draws x = rng_next
+ * until x >= (2^64 - n) % n, returns x % n (0 for n <= 1, drawing nothing). */
+uint64_t rng_below(struct rng *r, uint64_t n);
+/* Uniform double in [0, 1) with 53 bits: (rng_next >> 11) * 2^-53. */
+double rng_unit(struct rng *r);
+
+/* ---- a text corpus as byte tokens ---- */
+
+/* The default corpus: Debian's wamerican word list. */
+#define CORPUS_DEFAULT "/usr/share/dict/words"
+
+struct vocab {
+    int size;           /* distinct bytes, at most 256 */
+    unsigned char sym[256]; /* token id -> byte, increasing byte order */
+    int id[256];        /* byte -> token id, -1 when absent */
+};
+
+struct corpus {
+    struct vocab v;
+    int32_t *train, *val; /* token ids */
+    size_t n_train, n_val;
+};
+
+/*
+ * Read a text file and split it: the file's lines, in order, shuffled when
+ * shuffle_seed != 0 (Fisher-Yates with rng_below, from the last line down,
+ * seeded {shuffle_seed}), joined with '\n' (each line ends with one); the
+ * last val_frac of the lines (at least one) is the validation text, the rest
+ * training text. The vocabulary is every byte that occurs in the file.
+ * Fails, with a message in err naming the file and the reason, when the file
+ * is missing or unreadable, empty, not text (a NUL byte, or not valid
+ * UTF-8), too short to split (fewer than 2 lines or a part shorter than
+ * min_tokens), or over 1 GiB. 0 on success, -1 on failure.
+ */
+int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t min_tokens, struct corpus *c,
+                char *err, size_t errlen);
+void corpus_free(struct corpus *c);
+
+/* The vocabulary as a string for a file's metadata (each byte as two hex
+ * digits), and back (-1 when malformed: empty, an odd length, over 256
+ * bytes, a non-hex digit, or bytes not in strictly increasing order; v is
+ * left as it was then). */
+void vocab_to_hex(const struct vocab *v, char *out /* 2*256+1 */);
+int vocab_from_hex(const char *hex, struct vocab *v);
+
+/* ---- the many-to-one task: classify by a rule over distant positions ---- */
+
+/* A sequence of `len` symbols 0..alphabet-1 whose label is 1 when its first
+ * symbol equals its last, else 0, half of each (a model must remember the
+ * first symbol across the whole sequence). len in [min_len, max_len]. */
+struct memtask {
+    int alphabet, min_len, max_len;
+};
+/* Draw one example: writes len symbols to seq (room for max_len), returns the label.
+ * Draws the label (rng_below(r, 2)), the length, the symbols, then sets the
+ * last symbol equal to the first (label 1) or, when equal, to a uniform other
+ * one (label 0). Needs alphabet >= 2 and min_len >= 2; otherwise the label
+ * returned is 1, as the first symbol then always equals the last. */
+int memtask_draw(const struct memtask *m, struct rng *r, int32_t *seq, int *len);
+
+/* ---- the encoder-decoder task: dates in human formats to ISO 8601 ---- */
+
+#define DATE_SRC_MAX 40 /* longest human-format date, bytes, without NUL */
+#define DATE_ISO_LEN 10 /* "1998-03-03" */
+
+/* A random date between 1950-01-01 and 2049-12-31 in one of many human
+ * formats ("3rd of March 1998", "tue 3/3/98", "March 3, 1998", "03.03.1998",
+ * "3 mar 98", ...), lower or mixed case; src gets the text (NUL-terminated),
+ * iso its ISO form (NUL-terminated). */
+void date_draw(struct rng *r, char src[DATE_SRC_MAX + 1], char iso[DATE_ISO_LEN + 1]);
+/* date_draw's formats, one drawn uniformly for each date (for 1998-03-03,
+ * a Tuesday): "3rd of March 1998", "tue 3/3/98", "March 3, 1998",
+ * "3 March 1998", "03.03.1998", "3 mar 98", "Tuesday, March 3, 1998",
+ * "mar 3 1998", "3-Mar-1998", "03/03/1998", "3/3/1998",
+ * "Tuesday 3 March 1998", "3.3.98", "March 3rd, 1998", "tue, 3 mar 1998",
+ * "Tue Mar 3 1998", "03-Mar-98", "the 3rd of March, 1998",
+ * "3rd March 1998", "Tuesday, 3.3.1998". '/' is always month/day/year (US),
+ * '.' always day.month.year; a two-digit year 50-99 is 19xx, 00-49 20xx.
+ * Each month or weekday name is in lower, Title or UPPER case at random;
+ * "the", "of" and the ordinal suffixes are lower case. At most 29 bytes. */
+#define DATE_N_FORMATS 20
+/* The byte vocabularies both sides can use: every byte date_draw can put in
+ * src (plus ' '), and the ISO side's "0123456789-". */
+void date_vocab_src(struct vocab *v);
+void date_vocab_iso(struct vocab *v);
+
+/* ---- the loss curve ---- */
+
+struct curve {
+    double *x, *y; /* step, loss */
+    size_t n, cap;
+};
+int curve_add(struct curve *c, double x, double y); /* 0, or -1 out of memory */
+void curve_free(struct curve *c);
+/* A self-contained SVG (axes, ticks, grid, legend; training in one colour,
+ * validation in another with markers) of both curves, written atomically
+ * (temporary file + rename). 0, or -1 with errno set. */
+/* (train, val or title may be NULL; NaN and Inf points are left out; at
+ * most about 2000 points of a curve are drawn, evenly spaced, and its last
+ * one; the temporary file is "<path>.tmp.<pid>".) */
+int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val);
+
+/* ---- progress on stderr ---- */
+
+struct progress {
+    FILE *f;
+    int tty;          /* a terminal: one bar redrawn in place with '\r'; else plain lines */
+    long long total;  /* steps */
+    double t0, last;  /* seconds (monotonic) at start and at the last print */
+    double every;     /* seconds between plain lines (default 5) */
+    /* (progress.c's own state, set by progress_begin) */
+    long long first;  /* the steps done before this run (a resumed run's start); the rate counts step - first */
+    long long updates; /* progress_update calls so far */
+    int shown;        /* a bar is on the terminal's current line */
+};
+void progress_begin(struct progress *p, FILE *f, long long total, long long first);
+/* epoch, step (1-based), the latest loss, tokens/s, ETA from the rate so far. */
+void progress_update(struct progress *p, int epoch, long long step, double loss, double tokens_per_s);
+/* A message on a line of its own (clears the bar first on a tty). */
+void progress_note(struct progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void progress_end(struct progress *p);
+/* Monotonic seconds. */
+double now_seconds(void);
+
+#endif
