@@ -66,4 +66,8 @@ recur_status recur_net_desc_check(recur_ctx *ctx, const recur_net_desc *d);
 const char *recur_net_input_name(recur_input i);
 const char *recur_net_head_name(recur_head h);
 
+/* recur_file_open on a buffer in memory; `name` stands for the file in
+ * messages (trainfile.c; the fuzz target calls it). */
+recur_status recur_file_open_memory(const char *name, const void *buf, size_t len, recur_file **out);
+
 #endif

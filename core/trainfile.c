@@ -45,6 +45,19 @@ recur_status recur_file_open(const char *path, recur_file **out) {
     return RECUR_OK;
 }
 
+recur_status recur_file_open_memory(const char *name, const void *buf, size_t len, recur_file **out) {
+    *out = NULL;
+    recur_file *f = calloc(1, sizeof *f);
+    RETURN_IF(!f, NULL, RECUR_ERR_NO_MEMORY, "recur_file_open: out of memory");
+    recur_status st = recur_sf_doc_parse(NULL, name, buf, len, 0, &f->doc);
+    if (st != RECUR_OK) {
+        free(f);
+        return st;
+    }
+    *out = f;
+    return RECUR_OK;
+}
+
 void recur_file_free(recur_file *f) {
     if (!f) return;
     recur_sf_doc_free(&f->doc);
@@ -330,8 +343,15 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
 
     recur_net *net;
     recur_status st = recur_net_create(ctx, &d, &net);
-    if (st != RECUR_OK)
-        return FERR(st, "training file: the net under '%s' cannot be made: %s", prefix, recur_ctx_error(ctx));
+    if (st != RECUR_OK) {
+        /* A missing plugin keeps its status; anything else is the file's settings. */
+        if (st != RECUR_ERR_UNKNOWN_CELL && st != RECUR_ERR_UNKNOWN_NAME && st != RECUR_ERR_NO_MEMORY &&
+            st != RECUR_ERR_DEVICE_MEMORY)
+            st = RECUR_ERR_FILE_METADATA;
+        char msg[RECUR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", recur_ctx_error(ctx));
+        return FERR(st, "training file: the net under '%s' cannot be made: %s", prefix, msg);
+    }
     size_t np = recur_net_param_count(net), matched = 0;
     for (size_t i = 0; i < np && st == RECUR_OK; i++) {
         recur_param_info info;

@@ -6,6 +6,10 @@
  * file's bytes), with and without RECUR_LOAD_CHECK_FINITE:
  *   - recur_model_load onto a context with the build's real plugins;
  *   - recur_model_load_weights into a fixed 2-layer bidirectional lstm.
+ * Then as a training file (recur-train.h): recur_file_open from memory, and
+ * when that succeeds, recur_file_get_net of the net under "" and under
+ * "encoder.", which must fail with a file status (or a missing plugin's)
+ * and make no net, or make one.
  * Besides the sanitizers' findings, it aborts when a call breaks the
  * contract: a status other than RECUR_OK, RECUR_ERR_NO_MEMORY or a
  * RECUR_ERR_FILE_* code (so a file the checks let through cannot fail
@@ -32,6 +36,7 @@
 /* core/model.h declares the loaders on a buffer: internal, reached by
  * linking the library's objects (they are hidden in librecur.so). */
 #include "model.h"
+#include "net.h"
 
 #define NAME "fuzz-input.safetensors"
 
@@ -111,6 +116,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (m) die("a failed load left *out set", st);
             if (!file_status(st)) die("recur_model_load: unexpected status", st);
             if (!strstr(recur_ctx_error(ctx), NAME)) die("the message does not name the file", st);
+        }
+
+        recur_file *tf = (recur_file *)&ctx;
+        st = recur_file_open_memory(NAME, data, size, &tf);
+        if (st != RECUR_OK) {
+            if (tf) die("a failed recur_file_open left *out set", st);
+            if (!file_status(st)) die("recur_file_open: unexpected status", st);
+            if (!strstr(recur_last_error(), NAME)) die("the message does not name the file", st);
+        } else {
+            for (int p = 0; p < 2; p++) {
+                recur_net *net = (recur_net *)&ctx;
+                st = recur_file_get_net(tf, p ? "encoder." : "", ctx, flags, &net);
+                if (st == RECUR_OK) {
+                    if (!net || net == (recur_net *)&ctx) die("RECUR_OK without a net", st);
+                    recur_net_free(net);
+                } else {
+                    if (net) die("a failed recur_file_get_net left *out set", st);
+                    if (!file_status(st) && st != RECUR_ERR_UNKNOWN_CELL && st != RECUR_ERR_UNKNOWN_NAME)
+                        die("recur_file_get_net: unexpected status", st);
+                }
+            }
+            recur_file_free(tf);
         }
 
         st = recur_model_load_weights_memory(target, NAME, data, size, flags);
