@@ -100,7 +100,8 @@ RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name
  *   targets  XENT: class ids, [T, N] (HEAD_ALL) or [N] (HEAD_LAST); -1 = no target
  *   values   MSE: [T, N, K] or [N, K]; with lengths, padded steps do not count
  *   h0, c0   [L*D, N, H] initial states; NULL: zeros
- *   hT, cT   [L*D, N, H] written: final states; NULL: not wanted
+ *   hT, cT   [L*D, N, H] written: final states; NULL: not wanted; may be h0, c0
+ *            themselves (a state carried from chunk to chunk in place)
  *   logits   [T, N, K] or [N, K] written: the head's output; NULL: not wanted
  */
 typedef struct recur_net_batch {
