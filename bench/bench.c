@@ -10,7 +10,8 @@
  * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  *
- * usage: recur-bench [--quick] [--cell NAME] [--reps N]
+ * usage: recur-bench [--quick] [--cell NAME] [--reps N], or recur bench ... (the same code,
+ * built into the tool with -DRECUR_BENCH_NO_MAIN)
  */
 #include <math.h>
 #include <stdio.h>
@@ -227,10 +228,18 @@ static int bench_opencl(int quick) {
     return rc;
 }
 
-int main(int argc, char **argv) {
+/* The benchmark's entry: recur-bench's main, and `recur bench` (tools/benchcmd.c). */
+int recur_bench_main(int argc, char **argv);
+int recur_bench_main(int argc, char **argv) {
     int quick = 0, reps = 7;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N]   (also: recur bench ...)\n"
+                   "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
+                   "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --quick a short run.\n");
+            return 0;
+        }
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cell") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -300,3 +309,9 @@ int main(int argc, char **argv) {
 #endif
     return rc;
 }
+
+#ifndef RECUR_BENCH_NO_MAIN
+int main(int argc, char **argv) {
+    return recur_bench_main(argc, argv);
+}
+#endif

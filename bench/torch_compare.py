@@ -104,11 +104,12 @@ def val_loss(net, val, N, T):
     cols, cl = columns(val, N)
     total, count, state = 0.0, 0, None
     with torch.no_grad():
-        for p in range(0, ((cl - 1) // T) * T, T):
-            z, state = net(cols[p:p + T], state)
-            total += torch.nn.functional.cross_entropy(z.reshape(-1, z.shape[-1]), cols[p + 1:p + T + 1].reshape(-1),
+        for p in range(0, cl - 1, T):  # every target, the last chunk shorter (tools/task.c)
+            t = min(T, cl - 1 - p)
+            z, state = net(cols[p:p + t], state)
+            total += torch.nn.functional.cross_entropy(z.reshape(-1, z.shape[-1]), cols[p + 1:p + t + 1].reshape(-1),
                                                        reduction="sum").item()
-            count += T * N
+            count += t * N
     return total / count
 
 

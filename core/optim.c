@@ -59,6 +59,12 @@ static recur_status add_group(recur_optim *o, int net, const char *name, struct 
     return RECUR_OK;
 }
 
+recur_optim_desc recur_optim_defaults(recur_optim_kind kind, float lr) {
+    recur_optim_desc d = {.kind = kind, .lr = lr};
+    if (kind == RECUR_OPTIM_ADAM) d.beta1 = 0.9f, d.beta2 = 0.999f, d.eps = 1e-8f;
+    return d;
+}
+
 recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim_desc *desc, recur_optim **out) {
     RETURN_IF(!nets || !desc || !out, NULL, RECUR_ERR_NULL, "recur_optim_create: %s is NULL",
               !nets ? "nets" : !desc ? "desc" : "out");

@@ -33,8 +33,8 @@ int main(void) {
                         .head = RECUR_HEAD_ALL, .output_size = V, .loss = RECUR_LOSS_XENT};
     recur_net *net;
     recur_optim *opt;
-    recur_optim_desc od = {.kind = RECUR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                           .clip_norm = 5.0f};
+    recur_optim_desc od = recur_optim_defaults(RECUR_OPTIM_ADAM, 0.01f);
+    od.clip_norm = 5.0f;
     if (check(recur_net_create(ctx, &d, &net), "recur_net_create") ||
         check(recur_net_init(net, RECUR_INIT_UNIFORM, 42), "recur_net_init") ||
         check(recur_optim_create(&net, 1, &od, &opt), "recur_optim_create"))

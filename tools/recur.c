@@ -1,11 +1,17 @@
 /*
  * recur.c: the recur command-line tool.
  *
- *   recur [demo]      forward and BPTT of every cell on a default batch,
- *                     checked against finite differences (the default job)
+ *   recur demo        forward and BPTT of every cell on a default batch,
+ *                     checked against finite differences (demo.c)
  *   recur devices     every backend and device, with the string that selects it
  *   recur cells       the loaded cell plugins, and any that were rejected
  *   recur gradcheck   finite-difference check of a cell's BPTT (gradcheck.c)
+ *   recur train       train a net: lm, classify, dates (train.c, docs/tasks.md)
+ *   recur sample      generate from a checkpoint (sample.c)
+ *   recur eval        the quality of a checkpoint (eval.c)
+ *   recur bench       the benchmark of bench/ (benchcmd.c)
+ *
+ * Without a command it prints its usage and exits 2.
  *
  * Run from a build tree, it finds the build's plugins by itself.
  */
@@ -85,13 +91,16 @@ static int cmd_cells(int argc, char **argv) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: recur [COMMAND] [OPTIONS]\n\n"
+    fprintf(f, "usage: recur COMMAND [OPTIONS]\n\n"
                "commands:\n"
-               "  demo       forward and BPTT of each cell on a default batch, checked by finite\n"
-               "             differences (the default when no command is given)\n"
+               "  train      train a net: --task lm (language model), classify, dates (encoder-decoder)\n"
+               "  sample     generate from a checkpoint of train (text, translations, classes)\n"
+               "  eval       loss and accuracy of a checkpoint of train\n"
+               "  demo       forward and BPTT of each cell on a default batch, checked by finite differences\n"
                "  devices    list every device and the RECUR_DEVICE string that selects it\n"
                "  cells      list the loaded cell plugins\n"
                "  gradcheck  check a cell's gradients (any cell, layers, directions) by finite differences\n"
+               "  bench      the benchmark: recur against oneDNN and the GEMM ceiling\n"
                "  help       this text\n\n"
                "'recur COMMAND --help' describes a command's options.\n"
                "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (plugin dirs), RECUR_LOG (error|warn|info|debug)\n");
@@ -100,7 +109,10 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     find_build_plugins();
     if (!getenv("RECUR_LOG")) recur_log_set(NULL, NULL, RECUR_LOG_WARN);
-    if (argc < 2) return cmd_demo(1, (char *[]){"demo", NULL});
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
@@ -117,6 +129,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "cells")) return cmd_cells(argc - 1, argv + 1);
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "recur: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

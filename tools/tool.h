@@ -18,6 +18,10 @@ static inline int tool_usage_error(const char *cmd, const char *fmt, ...) {
 
 int cmd_demo(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+int cmd_train(int argc, char **argv);  /* train.c */
+int cmd_sample(int argc, char **argv); /* sample.c */
+int cmd_eval(int argc, char **argv);   /* eval.c */
+int cmd_bench(int argc, char **argv);  /* bench.c through benchcmd.c */
 
 #include <stdint.h>
 
@@ -48,5 +52,166 @@ struct gradcheck_result {
  * (gradcheck.c). 0: all within tol; 1: some are not; -1: a library error,
  * already printed. */
 int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradcheck_result *res);
+
+/* ---- option tables (opts.c) ---- */
+
+enum opt_kind {
+    OPT_FLAG,   /* int *: set to 1 */
+    OPT_INT,    /* int *, integer in [lo, hi] */
+    OPT_LLONG,  /* long long *, integer in [lo, hi] */
+    OPT_U64,    /* uint64_t * */
+    OPT_DOUBLE, /* double *, in the range lo..hi (flags: open ends) */
+    OPT_STRING, /* const char **, not empty */
+    OPT_TEXT,   /* const char **, may be empty */
+    OPT_CHOICE, /* int *: the index in choices (NULL-terminated) */
+};
+enum { OPT_LO_OPEN = 1, OPT_HI_OPEN = 2 };
+
+struct opt {
+    const char *name; /* "--hidden"; NULL ends a table */
+    enum opt_kind kind;
+    void *dst;
+    double lo, hi;
+    int flags;
+    const char *const *choices;
+    int given; /* set by opts_parse */
+};
+
+/* Parse argv[1..argc-1] ("--name VALUE", "--name=VALUE"). 0: parsed; 1: --help
+ * was asked for; 2: a usage error, already printed (naming the option). */
+int opts_parse(const char *cmd, int argc, char **argv, struct opt *opts);
+struct opt *opts_find(struct opt *opts, const char *name);
+int opt_given(const struct opt *opts, const char *name);
+
+/* ---- the training tasks, shared by train.c, sample.c and eval.c (task.c) ---- */
+
+#include "data.h"
+#include "recur/recur-train.h"
+
+enum task { TASK_LM, TASK_CLASSIFY, TASK_DATES };
+extern const char *const task_names[];  /* lm, classify, dates */
+extern const char *const direction_names[];   /* forward, reverse, bidi, bidi-sum: recur_direction order */
+extern const char *const optim_names[]; /* sgd, adam: recur_optim_kind order */
+extern const char *const init_names[];  /* uniform, orthogonal: recur_init order */
+
+#define CHECKPOINT_NAME "checkpoint.safetensors"
+#define CHECKPOINT_FORMAT "recur-train-1"
+
+/* Every setting of a training run (what a checkpoint must hold to rebuild it). */
+struct run {
+    int task;
+    char cell[64], variant[64]; /* variant: resolved to the cell's default when not given */
+    int hidden, layers, embed, dir;
+    double dropout;
+    int batch, bptt;
+    int optim;
+    double lr, momentum, clip;
+    int init;
+    uint64_t seed;
+    char corpus[4096]; /* lm: the corpus's real path */
+    int shuffle;
+    double val_frac;
+    int alphabet, min_len, max_len; /* classify */
+    int val_size;                   /* classify, dates: the held-out set */
+    long long steps;                /* the target */
+    int eval_every, checkpoint_every;
+};
+
+/* A setting as metadata "recur.<key>" and its option. `runtime`: restored from
+ * a checkpoint unless given, never a mismatch (steps, eval/checkpoint cadence). */
+enum setting_type { SET_INT, SET_LLONG, SET_U64, SET_DOUBLE, SET_STR, SET_CHOICE };
+struct setting {
+    const char *key, *flag;
+    enum setting_type type;
+    size_t off;
+    const char *const *choices;
+    int runtime;
+};
+extern const struct setting run_settings[];
+extern const size_t n_run_settings;
+void run_defaults(struct run *r, int task);
+void setting_format(const struct setting *s, const struct run *r, char *buf, size_t len);
+int setting_equal(const struct setting *s, const struct run *a, const struct run *b);
+/* Copy one setting's value from src to dst. */
+void setting_copy(const struct setting *s, struct run *dst, const struct run *src);
+
+/* Seeds derived from --seed, one per use. */
+enum { SEED_INIT0, SEED_INIT1, SEED_DATA, SEED_HELDOUT, SEED_SAMPLE, SEED_SHUFFLE };
+uint64_t run_seed(const struct run *r, int which);
+
+/* The number of states (1 or 2) of a cell; 0 when no plugin has it. */
+int cell_states(const char *cell);
+/* The cell's default variant ("" when it has none). */
+const char *cell_default_variant(const char *cell);
+
+/* A model: its nets (lm, classify: one; dates: encoder and decoder), vocabularies and shapes. */
+struct model {
+    struct run r;
+    recur_ctx *ctx;
+    recur_net *net[2];
+    int n_nets;
+    int states, D, LD, H;
+    struct vocab v;    /* lm: the corpus's bytes; classify: unused; dates: the ISO side */
+    struct vocab vsrc; /* dates: the source side */
+    int V;             /* lm: v.size; classify: alphabet; dates: v.size (decoder vocab V+1, start = V) */
+};
+extern const char *const prefixes_one[], *const prefixes_dates[];
+static inline const char *const *model_prefixes(const struct model *m) {
+    return m->r.task == TASK_DATES ? prefixes_dates : prefixes_one;
+}
+/* New nets for a run, initialised from its seed. v: lm's vocabulary (NULL otherwise).
+ * -1 after printing "recur CMD: ...". */
+int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v);
+/* Open a checkpoint of recur train and its nets (checked finite) on ctx.
+ * *file (may be NULL) keeps the open file. -1 after printing a message naming path. */
+int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *path, recur_file **file);
+/* Only the settings of an open checkpoint (no nets). -1 with err set. */
+int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen);
+/* Write the settings, the vocabularies and the format tag to f. */
+recur_status run_to_file(recur_file *f, const struct model *m);
+void model_free(struct model *m);
+/* "recur CMD: what: <the context's message>", returns -1. */
+int model_fail(const struct model *m, const char *cmd, const char *what);
+
+/* FNV-1a over the text of a corpus's training then validation tokens (as bytes). */
+uint64_t corpus_hash(const struct corpus *c);
+/* Load the run's corpus (lm). -1 after printing. */
+int run_corpus(const struct run *r, const char *cmd, struct corpus *c);
+
+/* lm: mean cross-entropy over every target of stream s of n tokens in N
+ * columns, chunks of T, state carried (the training's validation scheme). */
+recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, int T, double *loss, long long *count);
+/* lm: n samples, one per line, from '\n' + start; each ends at '\n' or maxlen bytes. */
+int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temperature, int top_k, struct rng *r,
+              const char *start, FILE *out);
+/* Draw from logits[V] with a temperature (0: argmax) among the top_k (0: all). */
+int sample_logits(const float *logits, int V, double temperature, int top_k, struct rng *r);
+
+/* classify and dates: one batch of examples. */
+struct examples {
+    int n, T;          /* T: the longest source */
+    int32_t *tok;      /* [T, n] time-major, padded with 0 */
+    int *len;          /* [n] */
+    int32_t *label;    /* classify: [n] */
+    int32_t *din, *dtgt; /* dates: decoder inputs and targets [DATE_ISO_LEN, n] */
+    char (*src)[DATE_SRC_MAX + 1]; /* dates: the text */
+    char (*iso)[DATE_ISO_LEN + 1];
+};
+int examples_alloc(struct examples *e, const struct model *m, int n);
+void examples_free(struct examples *e);
+/* Fill e with n fresh examples from r. */
+void examples_draw(struct examples *e, const struct model *m, struct rng *r);
+/* dates: put texts src (the human forms) into e; -1 and *bad the first byte not
+ * in the source vocabulary. iso may be NULL (no targets). */
+int examples_from_text(struct examples *e, const struct model *m, const char *const *src, int n, int *bad);
+/* Mean loss (teacher-forced for dates) and accuracy (dates: exact match of the
+ * greedy decoding) over e, in inference mode, in batches of at most e->n. */
+recur_status examples_eval(struct model *m, const struct examples *e, double *loss, double *accuracy);
+/* classify: the logits [n, 2] of e. dates: the greedy translations of e. */
+recur_status classify_logits(struct model *m, const struct examples *e, float *logits);
+recur_status dates_greedy(struct model *m, const struct examples *e, char (*out)[DATE_ISO_LEN + 1]);
+
+/* mkdir -p. 0, or -1 with errno set. */
+int mkdir_p(const char *path);
 
 #endif

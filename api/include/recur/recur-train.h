@@ -97,7 +97,9 @@ RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name
  * One batch, time-major. L*D as for models (recur_model_io).
  *   tokens   [T, N] int32 (EMBEDDING, ONEHOT)     x [T, N, I] floats (VECTOR)
  *   lengths  [N] in 1..T, any order; NULL: all T
- *   targets  XENT: class ids, [T, N] (HEAD_ALL) or [N] (HEAD_LAST); -1 = no target
+ *   targets  XENT: class ids, [T, N] (HEAD_ALL) or [N] (HEAD_LAST); -1 = no target;
+ *            NULL (and values NULL): no loss, logits only; backward then
+ *            carries only dhT/dcT
  *   values   MSE: [T, N, K] or [N, K]; with lengths, padded steps do not count
  *   h0, c0   [L*D, N, H] initial states; NULL: zeros
  *   hT, cT   [L*D, N, H] written: final states; NULL: not wanted; may be h0, c0
@@ -157,6 +159,10 @@ typedef struct recur_optim_desc {
 
 typedef struct recur_optim recur_optim;
 
+/* PyTorch's defaults for a kind with learning rate lr: SGD momentum 0; Adam
+ * betas 0.9, 0.999, eps 1e-8; no weight decay, no clipping. */
+RECUR_API recur_optim_desc recur_optim_defaults(recur_optim_kind kind, float lr);
+
 /* An optimizer over every parameter of nets[0..n-1] (same context). The nets
  * must outlive it; freeing the context frees it. */
 RECUR_API recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim_desc *desc,
@@ -203,9 +209,10 @@ RECUR_API recur_status recur_file_save(const recur_file *f, const char *path);
 
 /* A metadata value, or NULL. */
 RECUR_API const char *recur_file_meta(const recur_file *f, const char *key);
-/* A tensor: its shape and element count; data (may be NULL) gets a copy of
- * `count` floats, which must equal the tensor's. RECUR_ERR_FILE_MISSING when
- * absent, RECUR_ERR_FILE_SHAPE when count differs. */
+/* A tensor: *ndim and shape[0..ndim) (each may be NULL); data (may be NULL,
+ * to ask for the shape only) gets a copy of `count` floats, which must equal
+ * the tensor's element count. RECUR_ERR_FILE_MISSING when absent,
+ * RECUR_ERR_FILE_SHAPE when count differs. */
 RECUR_API recur_status recur_file_tensor(const recur_file *f, const char *name, int *ndim, int64_t shape[4],
                                          float *data, size_t count);
 /* Create a net on ctx from the settings and parameters under `prefix`

@@ -1,0 +1,221 @@
+#!/bin/sh
+# tests/tool/tool-test.sh RECUR DATADIR CASE: one behaviour test of recur
+# train, sample and eval (tests/tool/meson.build lists the cases). Runs in a
+# scratch directory that it removes; exit 0 pass, 1 fail, 77 skip.
+recur=$1
+data=$2
+case=$3
+case $recur in /*) ;; *) recur=$PWD/$recur ;; esac
+case $data in /*) ;; *) data=$PWD/$data ;; esac
+work=$(mktemp -d "${TMPDIR:-/tmp}/recur-tool-XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+fail() {
+    echo "FAIL ($case): $*"
+    exit 1
+}
+# run ARGS...: recur ARGS must exit 0; its output in $out
+run() {
+    echo "+ recur $*"
+    out=$("$recur" "$@" 2>&1)
+    got=$?
+    printf '%s\n' "$out"
+    [ $got -eq 0 ] || fail "recur $1 exited $got"
+}
+# expect RC NEEDLE ARGS...: recur ARGS exits RC and its output contains NEEDLE
+expect() {
+    rc=$1
+    needle=$2
+    shift 2
+    echo "+ recur $*"
+    out=$("$recur" "$@" 2>&1)
+    got=$?
+    printf '%s\n' "$out"
+    echo "exit status $got, expected $rc"
+    [ $got -eq "$rc" ] || fail "exit status $got, expected $rc"
+    case "$out" in
+    *"$needle"*) ;;
+    *) fail "the output does not contain '$needle'" ;;
+    esac
+}
+# value TEXT KEY: the number after the last "KEY " in TEXT
+value() {
+    printf '%s\n' "$1" | sed -n "s/.*$2 \([0-9][0-9.e+-]*\).*/\1/p" | tail -n 1
+}
+# below A B: A < B as numbers
+below() {
+    awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'
+}
+atleast() {
+    awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'
+}
+
+words=$data/words.txt
+tiny="--corpus $words --hidden 32 --embed 16 --batch 8 --bptt 16 --quiet --samples 0"
+ck=checkpoint.safetensors
+
+case $case in
+# ---- failures at run time: exit 1, naming what was wrong ----
+missing-corpus)
+    expect 1 "$work/nosuch.txt" train --corpus "$work/nosuch.txt" --out o
+    ;;
+empty-corpus)
+    expect 1 "empty.txt" train --corpus "$data/empty.txt" --out o
+    ;;
+binary-corpus)
+    expect 1 "binary.dat" train --corpus "$data/binary.dat" --out o
+    ;;
+short-corpus)
+    printf 'ab\ncd\nef\n' > short.txt
+    expect 1 "short.txt" train --corpus short.txt --out o
+    ;;
+unwritable-out)
+    # a directory inside a regular file cannot be made, not even by root
+    expect 1 "--out $words/run" train $tiny --out "$words/run"
+    [ -e o ] && fail "created something"
+    ;;
+resume-missing)
+    expect 1 "no checkpoint" train --resume --out "$work/none"
+    ;;
+resume-different)
+    run train $tiny --steps 0 --out a
+    expect 1 "is a different model" train --resume --out a --hidden 64
+    expect 1 "is a different model" train --resume --out a --cell gru
+    expect 1 "is a different model" train --resume --out a --task classify
+    sed 's/a/e/g' "$words" > other.txt
+    expect 1 "is a different model" train --resume --out a --corpus other.txt
+    # the same settings given again are fine
+    run train --resume --out a --hidden 32 --corpus "$words" --steps 2 --quiet --samples 0
+    ;;
+sample-missing)
+    expect 1 "$work/nosuch.safetensors" sample --model "$work/nosuch.safetensors"
+    ;;
+eval-missing)
+    expect 1 "$work/nosuch.safetensors" eval --model "$work/nosuch.safetensors"
+    ;;
+sample-not-checkpoint)
+    expect 1 "$words" sample --model "$words"
+    # a model file of recur, but not a training checkpoint
+    expect 1 "not a checkpoint of recur train" sample --model "$data/../fixtures/safetensors/recur-lstm.safetensors"
+    ;;
+eval-not-checkpoint)
+    expect 1 "$words" eval --model "$words"
+    expect 1 "not a checkpoint of recur train" eval --model "$data/../fixtures/safetensors/recur-lstm.safetensors"
+    ;;
+
+# ---- training ----
+lower-loss)
+    # RECUR_DEVICE from the test's environment (cpu, or opencl: skipped without a device)
+    case "$RECUR_DEVICE" in
+    opencl*) "$recur" devices 2>/dev/null | grep -q '^opencl' || { echo "no OpenCL device: skipped"; exit 77; } ;;
+    esac
+    run train $tiny --lr 0.01 --steps 0 --out a
+    run eval --model a/$ck
+    l0=$(value "$out" loss)
+    run train --resume --out a --steps 60 --quiet --samples 0
+    run eval --model a/$ck
+    l1=$(value "$out" loss)
+    echo "loss at step 0: $l0, at step 60: $l1"
+    below "$l1" "$(awk -v a="$l0" 'BEGIN { print a - 0.5 }')" || fail "the loss went from $l0 to $l1"
+    ;;
+resume-equal-lm)
+    args="$tiny --eval-every 15 --checkpoint-every 25"
+    run train $args --steps 40 --out a
+    run train --resume --out a --steps 80 --quiet --samples 0
+    run train $args --steps 80 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    ;;
+resume-equal-classify)
+    args="--task classify --cell gru --direction bidi --hidden 16 --embed 8 --batch 8 --layers 2 --dropout 0.2 --val-size 50 --quiet"
+    run train $args --eval-every 15 --checkpoint-every 25 --steps 40 --out a
+    run train --resume --out a --steps 80 --quiet
+    run train $args --eval-every 15 --checkpoint-every 25 --steps 80 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    ;;
+resume-equal-dates)
+    args="--task dates --hidden 16 --embed 8 --batch 8 --val-size 20 --quiet --eval-every 15"
+    run train $args --steps 30 --out a
+    run train --resume --out a --steps 60 --quiet
+    run train $args --steps 60 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    ;;
+quality-lm)
+    # many-to-many at a reduced size: the validation loss of the word sample
+    run train --corpus "$words" --hidden 64 --embed 16 --batch 16 --bptt 32 --steps 300 --lr 0.01 \
+        --eval-every 100 --samples 4 --quiet --out a
+    v=$(value "$out" "val loss")
+    echo "val loss $v (threshold 2.45; a uniform guess is ln 27 = 3.30)"
+    below "$v" 2.45 || fail "val loss $v"
+    [ -s a/loss.svg ] || fail "no loss.svg"
+    run eval --model a/$ck
+    e=$(value "$out" loss)
+    [ "$e" = "$v" ] || fail "recur eval says $e, training said $v"
+    ;;
+sample-lm)
+    # one-to-many: temperature, top-k, --start, seeds
+    run train --corpus "$words" --hidden 32 --embed 16 --batch 16 --bptt 32 --steps 80 --lr 0.01 --quiet \
+        --samples 0 --out a
+    run sample --model a/$ck --n 6 --temperature 0.7 --top-k 5 --seed 3
+    s1=$out
+    [ "$(printf '%s\n' "$s1" | grep -c '^[a-z]*$')" -eq 6 ] || fail "expected 6 lines of letters"
+    [ "$(printf '%s\n' "$s1" | tr -d '\n' | wc -c)" -gt 6 ] || fail "the samples are (almost) empty"
+    run sample --model a/$ck --n 6 --temperature 0.7 --top-k 5 --seed 3
+    [ "$out" = "$s1" ] || fail "the same seed gave other samples"
+    run sample --model a/$ck --n 3 --start th --length 12
+    [ "$(printf '%s\n' "$out" | grep -c '^th[a-z]*$')" -eq 3 ] || fail "expected 3 samples starting with th"
+    run sample --model a/$ck --n 3 --temperature 0
+    [ "$(printf '%s\n' "$out" | sort -u | wc -l)" -eq 1 ] || fail "greedy samples differ"
+    expect 1 "--start" sample --model a/$ck --start "TH"
+    ;;
+quality-classify)
+    # many-to-one: remembering the first symbol over up to 8 steps
+    run train --task classify --cell gru --hidden 32 --embed 8 --alphabet 4 --min-len 3 --max-len 8 --batch 32 --steps 300 \
+        --lr 0.01 --val-size 400 --eval-every 100 --quiet --out a
+    acc=$(value "$out" "accuracy")
+    echo "held-out accuracy $acc (threshold 0.9; chance 0.5)"
+    atleast "$acc" 0.9 || fail "accuracy $acc"
+    run eval --model a/$ck
+    [ "$(value "$out" accuracy)" = "$acc" ] || fail "recur eval disagrees"
+    run sample --model a/$ck --input "2 1 3 0 2"
+    case "$out" in "class "*) ;; *) fail "no class printed" ;; esac
+    expect 2 "--input" sample --model a/$ck --input "0 9"
+    ;;
+quality-dates)
+    # encoder-decoder at a reduced size
+    run train --task dates --hidden 128 --embed 32 --batch 64 --steps 600 --val-size 200 --eval-every 300 --quiet \
+        --out a
+    em=$(value "$out" "exact match")
+    echo "held-out exact match $em (threshold 0.6; about 0.95 measured)"
+    atleast "$em" 0.6 || fail "exact match $em"
+    run sample --model a/$ck --input "3rd of March 1998"
+    printf '%s\n' "$out" | grep -qx '[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]' || fail "not an ISO date"
+    run eval --model a/$ck --size 100 --seed 5
+    ;;
+sigint)
+    "$recur" train $tiny --steps 100000000 --eval-every 100000000 --checkpoint-every 100000000 --out s \
+        > log 2>&1 &
+    pid=$!
+    i=0
+    until grep -q 'steps 0 ->' log; do
+        sleep 0.2
+        i=$((i + 1))
+        [ $i -lt 300 ] || { kill $pid; fail "training did not start"; }
+    done
+    sleep 1
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    cat log
+    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+    grep -q "resume with: recur train --resume --out s" log || fail "no resume hint"
+    grep -q "s/$ck" log || fail "the checkpoint's path is not printed"
+    run sample --model s/$ck --n 2
+    step=$(sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' log)
+    run train --resume --out s --steps $((step + 3)) --quiet --samples 0
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+echo "ok ($case)"

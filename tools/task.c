@@ -1,0 +1,785 @@
+/*
+ * task.c: what recur train, sample and eval share: the settings of a run and
+ * their metadata in a checkpoint, building or loading a task's nets, the
+ * examples of the classify and dates tasks, the lm's validation loss over a
+ * stream and its sampler, and dates' greedy decoding.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tool.h"
+
+const char *const task_names[] = {"lm", "classify", "dates", NULL};
+const char *const direction_names[] = {"forward", "reverse", "bidi", "bidi-sum", NULL};
+const char *const optim_names[] = {"sgd", "adam", NULL};
+const char *const init_names[] = {"uniform", "orthogonal", NULL};
+const char *const prefixes_one[] = {""};
+const char *const prefixes_dates[] = {"encoder.", "decoder."};
+
+#define S(key, flag, type, field, choices, runtime) {key, flag, type, offsetof(struct run, field), choices, runtime}
+const struct setting run_settings[] = {
+    S("recur.task", "--task", SET_CHOICE, task, task_names, 0),
+    S("recur.cell", "--cell", SET_STR, cell, NULL, 0),
+    S("recur.variant", "--variant", SET_STR, variant, NULL, 0),
+    S("recur.hidden", "--hidden", SET_INT, hidden, NULL, 0),
+    S("recur.layers", "--layers", SET_INT, layers, NULL, 0),
+    S("recur.embed", "--embed", SET_INT, embed, NULL, 0),
+    S("recur.direction", "--direction", SET_CHOICE, dir, direction_names, 0),
+    S("recur.dropout", "--dropout", SET_DOUBLE, dropout, NULL, 0),
+    S("recur.batch", "--batch", SET_INT, batch, NULL, 0),
+    S("recur.bptt", "--bptt", SET_INT, bptt, NULL, 0),
+    S("recur.optim", "--optim", SET_CHOICE, optim, optim_names, 0),
+    S("recur.lr", "--lr", SET_DOUBLE, lr, NULL, 0),
+    S("recur.momentum", "--momentum", SET_DOUBLE, momentum, NULL, 0),
+    S("recur.clip", "--clip", SET_DOUBLE, clip, NULL, 0),
+    S("recur.init", "--init", SET_CHOICE, init, init_names, 0),
+    S("recur.seed", "--seed", SET_U64, seed, NULL, 0),
+    S("recur.corpus", "--corpus", SET_STR, corpus, NULL, 0),
+    S("recur.shuffle", "--shuffle", SET_INT, shuffle, NULL, 0),
+    S("recur.val_frac", "--val-frac", SET_DOUBLE, val_frac, NULL, 0),
+    S("recur.alphabet", "--alphabet", SET_INT, alphabet, NULL, 0),
+    S("recur.min_len", "--min-len", SET_INT, min_len, NULL, 0),
+    S("recur.max_len", "--max-len", SET_INT, max_len, NULL, 0),
+    S("recur.val_size", "--val-size", SET_INT, val_size, NULL, 0),
+    S("recur.steps", "--steps", SET_LLONG, steps, NULL, 1),
+    S("recur.eval_every", "--eval-every", SET_INT, eval_every, NULL, 1),
+    S("recur.checkpoint_every", "--checkpoint-every", SET_INT, checkpoint_every, NULL, 1),
+};
+#undef S
+const size_t n_run_settings = sizeof run_settings / sizeof run_settings[0];
+
+/*
+ * The defaults of each task. lm: `recur train` with no arguments, about 2.5
+ * minutes on 2 cores (docs/tasks.md has the measurements).
+ */
+void run_defaults(struct run *r, int task) {
+    memset(r, 0, sizeof *r);
+    r->task = task;
+    snprintf(r->cell, sizeof r->cell, "lstm");
+    r->layers = 1;
+    r->dir = RECUR_DIR_FORWARD;
+    r->optim = RECUR_OPTIM_ADAM;
+    r->momentum = 0;
+    r->clip = 5;
+    r->init = RECUR_INIT_UNIFORM;
+    r->seed = 1;
+    r->val_frac = 0.05;
+    r->alphabet = 8;
+    r->min_len = 2;
+    r->max_len = 30;
+    r->val_size = 1000;
+    switch (task) {
+    case TASK_LM:
+        r->hidden = 256, r->embed = 32, r->batch = 32, r->bptt = 64, r->lr = 2e-3;
+        r->steps = 7000, r->eval_every = 250, r->checkpoint_every = 1000;
+        snprintf(r->corpus, sizeof r->corpus, "%s", CORPUS_DEFAULT);
+        r->shuffle = 1;
+        break;
+    case TASK_CLASSIFY:
+        r->hidden = 64, r->embed = 16, r->batch = 32, r->bptt = 0, r->lr = 3e-3;
+        r->steps = 5000, r->eval_every = 500, r->checkpoint_every = 1000;
+        break;
+    default:
+        r->hidden = 128, r->embed = 32, r->batch = 64, r->bptt = 0, r->lr = 3e-3;
+        r->steps = 3000, r->eval_every = 250, r->checkpoint_every = 1000;
+        break;
+    }
+}
+
+void setting_format(const struct setting *s, const struct run *r, char *buf, size_t len) {
+    const char *p = (const char *)r + s->off;
+    switch (s->type) {
+    case SET_INT: snprintf(buf, len, "%d", *(const int *)p); break;
+    case SET_LLONG: snprintf(buf, len, "%lld", *(const long long *)p); break;
+    case SET_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
+    case SET_DOUBLE: snprintf(buf, len, "%.17g", *(const double *)p); break;
+    case SET_STR: snprintf(buf, len, "%s", p); break;
+    case SET_CHOICE: snprintf(buf, len, "%s", s->choices[*(const int *)p]); break;
+    }
+}
+
+int setting_equal(const struct setting *s, const struct run *a, const struct run *b) {
+    char x[4200], y[4200];
+    setting_format(s, a, x, sizeof x);
+    setting_format(s, b, y, sizeof y);
+    return !strcmp(x, y);
+}
+
+static size_t setting_size(const struct setting *s) {
+    switch (s->type) {
+    case SET_INT: case SET_CHOICE: return sizeof(int);
+    case SET_LLONG: return sizeof(long long);
+    case SET_U64: return sizeof(uint64_t);
+    case SET_DOUBLE: return sizeof(double);
+    case SET_STR: return s->off == offsetof(struct run, corpus) ? sizeof ((struct run *)0)->corpus : 64;
+    }
+    return 0;
+}
+
+void setting_copy(const struct setting *s, struct run *dst, const struct run *src) {
+    memcpy((char *)dst + s->off, (const char *)src + s->off, setting_size(s));
+}
+
+static int setting_parse(const struct setting *s, struct run *r, const char *v) {
+    char *p = (char *)r + s->off, *end;
+    errno = 0;
+    switch (s->type) {
+    case SET_INT: {
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || errno || n < INT_MIN || n > INT_MAX) return -1;
+        *(int *)p = (int)n;
+        return 0;
+    }
+    case SET_LLONG: {
+        long long n = strtoll(v, &end, 10);
+        if (!*v || *end || errno) return -1;
+        *(long long *)p = n;
+        return 0;
+    }
+    case SET_U64: {
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || errno || *v == '-') return -1;
+        *(uint64_t *)p = n;
+        return 0;
+    }
+    case SET_DOUBLE: {
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(d)) return -1;
+        *(double *)p = d;
+        return 0;
+    }
+    case SET_STR:
+        if (strlen(v) >= setting_size(s)) return -1;
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    case SET_CHOICE:
+        for (int i = 0; s->choices[i]; i++)
+            if (!strcmp(s->choices[i], v)) {
+                *(int *)p = i;
+                return 0;
+            }
+        return -1;
+    }
+    return -1;
+}
+
+uint64_t run_seed(const struct run *r, int which) {
+    struct rng g = {r->seed};
+    uint64_t x = 0;
+    for (int i = 0; i <= which; i++) x = rng_next(&g);
+    return x;
+}
+
+int cell_states(const char *cell) {
+    size_t n = recur_cell_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        if (recur_cell_get(i, &c) == RECUR_OK && !strcmp(c.name, cell)) return c.n_states;
+    }
+    return 0;
+}
+
+const char *cell_default_variant(const char *cell) {
+    size_t n = recur_cell_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        if (recur_cell_get(i, &c) == RECUR_OK && !strcmp(c.name, cell)) return c.n_variants ? c.variants[0] : "";
+    }
+    return "";
+}
+
+int mkdir_p(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        errno = n ? ENAMETOOLONG : ENOENT;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        struct stat st;
+        if (stat(buf, &st) != 0) return -1;
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        buf[i] = c;
+    }
+    return 0;
+}
+
+/* ---- models ---- */
+
+int model_fail(const struct model *m, const char *cmd, const char *what) {
+    const char *e = m && m->ctx ? recur_ctx_error(m->ctx) : "";
+    fprintf(stderr, "recur %s: %s: %s\n", cmd, what, e && *e ? e : recur_last_error());
+    return -1;
+}
+
+static void model_shapes(struct model *m) {
+    m->states = cell_states(m->r.cell);
+    if (m->states < 1) m->states = 1;
+    m->D = m->r.dir >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
+    m->LD = m->r.layers * m->D;
+    m->H = m->r.hidden;
+}
+
+static recur_net_desc net_desc(const struct model *m, int which) {
+    const struct run *r = &m->r;
+    recur_net_desc d = {
+        .model = {.cell = r->cell, .variant = r->variant[0] ? r->variant : NULL, .input_size = r->embed,
+                  .hidden_size = r->hidden, .num_layers = r->layers, .direction = (recur_direction)r->dir,
+                  .dropout = (float)r->dropout, .seed = run_seed(r, SEED_INIT0 + which)},
+        .input = RECUR_INPUT_EMBEDDING,
+        .loss = RECUR_LOSS_XENT,
+    };
+    switch (r->task) {
+    case TASK_LM: d.vocab = m->V, d.head = RECUR_HEAD_ALL, d.output_size = m->V; break;
+    case TASK_CLASSIFY: d.vocab = r->alphabet, d.head = RECUR_HEAD_LAST, d.output_size = 2; break;
+    default:
+        if (which == 0) d.vocab = m->vsrc.size, d.head = RECUR_HEAD_NONE, d.output_size = 0;
+        else d.vocab = m->V + 1, d.head = RECUR_HEAD_ALL, d.output_size = m->V;
+    }
+    return d;
+}
+
+static void model_vocabs(struct model *m, const struct vocab *v) {
+    if (m->r.task == TASK_LM) {
+        m->v = *v;
+        m->V = v->size;
+    } else if (m->r.task == TASK_CLASSIFY) {
+        m->V = m->r.alphabet;
+    } else {
+        date_vocab_src(&m->vsrc);
+        date_vocab_iso(&m->v);
+        m->V = m->v.size;
+    }
+}
+
+int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v) {
+    memset(m, 0, sizeof *m);
+    m->r = *r;
+    m->ctx = ctx;
+    model_shapes(m);
+    model_vocabs(m, v);
+    m->n_nets = r->task == TASK_DATES ? 2 : 1;
+    for (int i = 0; i < m->n_nets; i++) {
+        recur_net_desc d = net_desc(m, i);
+        if (recur_net_create(ctx, &d, &m->net[i]) != RECUR_OK) return model_fail(m, cmd, "creating the net");
+        if (recur_net_init(m->net[i], (recur_init)r->init, run_seed(r, SEED_INIT0 + i)) != RECUR_OK)
+            return model_fail(m, cmd, "initialising the net");
+    }
+    return 0;
+}
+
+void model_free(struct model *m) {
+    for (int i = 0; i < 2; i++) recur_net_free(m->net[i]);
+    m->net[0] = m->net[1] = NULL;
+}
+
+recur_status run_to_file(recur_file *f, const struct model *m) {
+    recur_status st = recur_file_put_meta(f, "recur.format", CHECKPOINT_FORMAT);
+    for (size_t i = 0; st == RECUR_OK && i < n_run_settings; i++) {
+        char buf[4200];
+        setting_format(&run_settings[i], &m->r, buf, sizeof buf);
+        st = recur_file_put_meta(f, run_settings[i].key, buf);
+    }
+    char hex[2 * 256 + 1];
+    if (st == RECUR_OK && m->r.task != TASK_CLASSIFY) {
+        vocab_to_hex(&m->v, hex);
+        st = recur_file_put_meta(f, "recur.vocab", hex);
+    }
+    if (st == RECUR_OK && m->r.task == TASK_DATES) {
+        vocab_to_hex(&m->vsrc, hex);
+        st = recur_file_put_meta(f, "recur.vocab_src", hex);
+    }
+    return st;
+}
+
+static int run_check(const struct run *r, char *err, size_t errlen) {
+#define BAD(...) return snprintf(err, errlen, __VA_ARGS__), -1
+    if (r->task < 0 || r->task > TASK_DATES) BAD("recur.task out of range");
+    if (r->hidden < 1 || r->layers < 1 || r->embed < 1 || r->batch < 1) BAD("a size below 1");
+    if (r->task == TASK_LM && r->bptt < 1) BAD("recur.bptt below 1");
+    if (r->task == TASK_CLASSIFY && (r->alphabet < 2 || r->min_len < 1 || r->max_len < r->min_len))
+        BAD("the classify task's alphabet or lengths are out of range");
+    if (r->task != TASK_LM && r->val_size < 1) BAD("recur.val_size below 1");
+    if (r->eval_every < 1 || r->checkpoint_every < 1 || r->steps < 0) BAD("a step count out of range");
+    return 0;
+#undef BAD
+}
+
+int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen) {
+    const char *fmt = recur_file_meta(f, "recur.format");
+    if (!fmt) return snprintf(err, errlen, "no metadata 'recur.format' (a plain model file?)"), -1;
+    if (strcmp(fmt, CHECKPOINT_FORMAT))
+        return snprintf(err, errlen, "format '%s', this recur reads '%s'", fmt, CHECKPOINT_FORMAT), -1;
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const char *v = recur_file_meta(f, run_settings[i].key);
+        if (!v) return snprintf(err, errlen, "no metadata '%s'", run_settings[i].key), -1;
+        if (setting_parse(&run_settings[i], r, v))
+            return snprintf(err, errlen, "metadata '%s' = '%.64s' is malformed", run_settings[i].key, v), -1;
+    }
+    return run_check(r, err, errlen);
+}
+
+int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *path, recur_file **file) {
+    memset(m, 0, sizeof *m);
+    m->ctx = ctx;
+    recur_file *f;
+    if (recur_file_open(path, &f) != RECUR_OK) {
+        fprintf(stderr, "recur %s: cannot read checkpoint %s: %s\n", cmd, path, recur_last_error());
+        return -1;
+    }
+    char err[256];
+    if (run_from_file(f, &m->r, err, sizeof err)) {
+        fprintf(stderr, "recur %s: %s is not a checkpoint of recur train: %s\n", cmd, path, err);
+        recur_file_free(f);
+        return -1;
+    }
+    model_shapes(m);
+    struct vocab v = {0};
+    if (m->r.task == TASK_LM) {
+        const char *hex = recur_file_meta(f, "recur.vocab");
+        if (!hex || vocab_from_hex(hex, &v) || v.size < 1) {
+            fprintf(stderr, "recur %s: %s is not a checkpoint of recur train: metadata 'recur.vocab' is %s\n", cmd,
+                    path, hex ? "malformed" : "missing");
+            recur_file_free(f);
+            return -1;
+        }
+    }
+    model_vocabs(m, &v);
+    m->n_nets = m->r.task == TASK_DATES ? 2 : 1;
+    for (int i = 0; i < m->n_nets; i++) {
+        if (recur_file_get_net(f, model_prefixes(m)[i], ctx, RECUR_LOAD_CHECK_FINITE, &m->net[i]) != RECUR_OK) {
+            char what[4200];
+            snprintf(what, sizeof what, "checkpoint %s%s%s%s", path, m->n_nets > 1 ? " (" : "",
+                     m->n_nets > 1 ? model_prefixes(m)[i] : "", m->n_nets > 1 ? "..)" : "");
+            model_fail(m, cmd, what);
+            model_free(m);
+            recur_file_free(f);
+            return -1;
+        }
+        /* The net must be the one the settings describe. */
+        recur_net_desc got, want = net_desc(m, i);
+        recur_net_desc_get(m->net[i], &got);
+        if (got.vocab != want.vocab || got.head != want.head || got.output_size != want.output_size ||
+            got.model.hidden_size != want.model.hidden_size || got.model.num_layers != want.model.num_layers ||
+            got.model.input_size != want.model.input_size || got.model.direction != want.model.direction ||
+            strcmp(got.model.cell, want.model.cell)) {
+            fprintf(stderr, "recur %s: checkpoint %s is inconsistent: its net%s%s does not match its recur.* settings\n",
+                    cmd, path, m->n_nets > 1 ? " " : "", m->n_nets > 1 ? model_prefixes(m)[i] : "");
+            model_free(m);
+            recur_file_free(f);
+            return -1;
+        }
+    }
+    if (file) *file = f;
+    else recur_file_free(f);
+    return 0;
+}
+
+/* ---- corpus ---- */
+
+uint64_t corpus_hash(const struct corpus *c) {
+    uint64_t h = 1469598103934665603ull;
+    for (int part = 0; part < 2; part++) {
+        const int32_t *s = part ? c->val : c->train;
+        size_t n = part ? c->n_val : c->n_train;
+        for (size_t i = 0; i < n; i++) h = (h ^ c->v.sym[s[i]]) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return h;
+}
+
+int run_corpus(const struct run *r, const char *cmd, struct corpus *c) {
+    char err[1024];
+    uint64_t shuffle = 0;
+    if (r->shuffle) {
+        shuffle = run_seed(r, SEED_SHUFFLE);
+        if (!shuffle) shuffle = 1;
+    }
+    if (corpus_load(r->corpus, shuffle, r->val_frac, 2, c, err, sizeof err)) {
+        fprintf(stderr, "recur %s: %s\n", cmd, err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- lm ---- */
+
+struct states {
+    float *h, *c, *h2, *c2;
+};
+static int states_alloc(struct states *s, const struct model *m, int N) {
+    size_t n = (size_t)m->LD * N * m->H;
+    memset(s, 0, sizeof *s);
+    s->h = calloc(n, sizeof(float));
+    s->h2 = calloc(n, sizeof(float));
+    if (m->states == 2) {
+        s->c = calloc(n, sizeof(float));
+        s->c2 = calloc(n, sizeof(float));
+    }
+    return s->h && s->h2 && (m->states < 2 || (s->c && s->c2)) ? 0 : -1;
+}
+static void states_free(struct states *s) {
+    free(s->h), free(s->c), free(s->h2), free(s->c2);
+}
+static void states_swap(struct states *s) {
+    float *t = s->h;
+    s->h = s->h2, s->h2 = t;
+    t = s->c, s->c = s->c2, s->c2 = t;
+}
+
+recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, int T, double *loss,
+                            long long *count) {
+    size_t cl = n / (size_t)N;
+    *loss = 0, *count = 0;
+    if (cl < 2) return RECUR_ERR_ARG;
+    struct states st;
+    int32_t *tok = malloc((size_t)T * N * sizeof *tok), *tgt = malloc((size_t)T * N * sizeof *tgt);
+    recur_status rs = RECUR_ERR_NO_MEMORY;
+    if (states_alloc(&st, m, N) || !tok || !tgt) goto out;
+    double sum = 0;
+    long long total = 0;
+    rs = RECUR_OK;
+    for (size_t p = 0; p < cl - 1 && rs == RECUR_OK; p += (size_t)T) {
+        int t = (int)(cl - 1 - p < (size_t)T ? cl - 1 - p : (size_t)T);
+        for (int i = 0; i < t; i++)
+            for (int b = 0; b < N; b++) {
+                tok[i * N + b] = s[(size_t)b * cl + p + i];
+                tgt[i * N + b] = s[(size_t)b * cl + p + i + 1];
+            }
+        recur_net_batch batch = {.T = t, .N = N, .tokens = tok, .targets = tgt, .h0 = st.h, .c0 = st.c,
+                                 .hT = st.h2, .cT = st.c2};
+        double l;
+        long long c;
+        rs = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, &l, &c);
+        sum += l * (double)c;
+        total += c;
+        states_swap(&st);
+    }
+    if (rs == RECUR_OK) {
+        *loss = total ? sum / (double)total : 0;
+        *count = total;
+    }
+out:
+    states_free(&st);
+    free(tok), free(tgt);
+    return rs;
+}
+
+static int cmp_float_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+int sample_logits(const float *l, int V, double temperature, int top_k, struct rng *r) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (l[i] > l[best]) best = i;
+    if (temperature <= 0 || top_k == 1) return best;
+    float thr = -INFINITY;
+    if (top_k > 0 && top_k < V) {
+        float sorted[256];
+        memcpy(sorted, l, (size_t)V * sizeof *sorted);
+        qsort(sorted, (size_t)V, sizeof *sorted, cmp_float_desc);
+        thr = sorted[top_k - 1];
+    }
+    double w[256], sum = 0;
+    for (int i = 0; i < V; i++) {
+        w[i] = l[i] >= thr ? exp(((double)l[i] - l[best]) / temperature) : 0;
+        sum += w[i];
+    }
+    double u = rng_unit(r) * sum;
+    for (int i = 0; i < V; i++) {
+        if (u < w[i]) return i;
+        u -= w[i];
+    }
+    return best;
+}
+
+int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temperature, int top_k, struct rng *r,
+              const char *start, FILE *out) {
+    size_t P = 1 + strlen(start);
+    int V = m->V, rc = -1;
+    for (size_t i = 0; i < P; i++) {
+        unsigned char ch = i ? (unsigned char)start[i - 1] : '\n';
+        if (m->v.id[ch] < 0) {
+            if (ch == '\n') fprintf(stderr, "recur %s: the model's vocabulary has no newline to start from\n", cmd);
+            else fprintf(stderr, "recur %s: --start: byte 0x%02x ('%c') is not in the model's vocabulary\n", cmd, ch,
+                         ch >= 32 && ch < 127 ? ch : '?');
+            return -1;
+        }
+    }
+    struct states st;
+    int32_t *tok = malloc(P * n * sizeof *tok), *tgt = malloc(P * n * sizeof *tgt);
+    float *logits = malloc(P * n * V * sizeof *logits);
+    char *text = calloc((size_t)n, (size_t)maxlen + 1);
+    char *done = calloc((size_t)n, 1);
+    if (states_alloc(&st, m, n) || !tok || !tgt || !logits || !text || !done) {
+        fprintf(stderr, "recur %s: out of memory\n", cmd);
+        goto out;
+    }
+    for (size_t i = 0; i < P; i++)
+        for (int b = 0; b < n; b++) {
+            tok[i * n + b] = m->v.id[i ? (unsigned char)start[i - 1] : '\n'];
+            tgt[i * n + b] = -1;
+        }
+    recur_net_batch batch = {.T = (int)P, .N = n, .tokens = tok, .targets = tgt, .h0 = NULL, .c0 = NULL,
+                             .hT = st.h2, .cT = st.c2, .logits = logits};
+    if (recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL) != RECUR_OK) {
+        model_fail(m, cmd, "sampling");
+        goto out;
+    }
+    states_swap(&st);
+    const float *last = logits + (P - 1) * n * V;
+    int left = n;
+    for (int i = 0; i < maxlen && left; i++) {
+        for (int b = 0; b < n; b++) {
+            int k = sample_logits(last + (size_t)b * V, V, temperature, top_k, r);
+            tok[b] = k;
+            if (done[b]) continue;
+            if (m->v.sym[k] == '\n') {
+                done[b] = 1;
+                left--;
+            } else {
+                text[(size_t)b * (maxlen + 1) + i] = (char)m->v.sym[k];
+            }
+        }
+        if (!left || i + 1 == maxlen) break;
+        batch = (recur_net_batch){.T = 1, .N = n, .tokens = tok, .targets = tgt, .h0 = st.h, .c0 = st.c,
+                                  .hT = st.h2, .cT = st.c2, .logits = logits};
+        if (recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL) != RECUR_OK) {
+            model_fail(m, cmd, "sampling");
+            goto out;
+        }
+        states_swap(&st);
+        last = logits;
+    }
+    for (int b = 0; b < n; b++) {
+        const char *t = text + (size_t)b * (maxlen + 1);
+        /* A sample may hold a NUL only if the vocabulary does, which corpus_load refuses. */
+        fprintf(out, "%s%s\n", start, t);
+    }
+    rc = 0;
+out:
+    states_free(&st);
+    free(tok), free(tgt), free(logits), free(text), free(done);
+    return rc;
+}
+
+/* ---- classify and dates ---- */
+
+int examples_alloc(struct examples *e, const struct model *m, int n) {
+    memset(e, 0, sizeof *e);
+    e->n = n;
+    int T = m->r.task == TASK_CLASSIFY ? m->r.max_len : DATE_SRC_MAX;
+    e->tok = calloc((size_t)T * n, sizeof *e->tok);
+    e->len = calloc((size_t)n, sizeof *e->len);
+    if (m->r.task == TASK_CLASSIFY) {
+        e->label = calloc((size_t)n, sizeof *e->label);
+        return e->tok && e->len && e->label ? 0 : -1;
+    }
+    e->din = calloc((size_t)DATE_ISO_LEN * n, sizeof *e->din);
+    e->dtgt = calloc((size_t)DATE_ISO_LEN * n, sizeof *e->dtgt);
+    e->src = calloc((size_t)n, sizeof *e->src);
+    e->iso = calloc((size_t)n, sizeof *e->iso);
+    return e->tok && e->len && e->din && e->dtgt && e->src && e->iso ? 0 : -1;
+}
+
+void examples_free(struct examples *e) {
+    free(e->tok), free(e->len), free(e->label), free(e->din), free(e->dtgt), free(e->src), free(e->iso);
+    memset(e, 0, sizeof *e);
+}
+
+/* dates: tokens of e->src[*] and, when iso is set, decoder inputs and targets. */
+static int dates_tokens(struct examples *e, const struct model *m, int with_iso, int *bad) {
+    int n = e->n, T = 1;
+    for (int b = 0; b < n; b++) {
+        e->len[b] = (int)strlen(e->src[b]);
+        if (e->len[b] > T) T = e->len[b];
+    }
+    e->T = T;
+    for (int b = 0; b < n; b++)
+        for (int t = 0; t < T; t++) {
+            int id = 0;
+            if (t < e->len[b]) {
+                id = m->vsrc.id[(unsigned char)e->src[b][t]];
+                if (id < 0) {
+                    if (bad) *bad = (unsigned char)e->src[b][t];
+                    return -1;
+                }
+            }
+            e->tok[t * n + b] = id;
+        }
+    if (!with_iso) return 0;
+    for (int b = 0; b < n; b++)
+        for (int t = 0; t < DATE_ISO_LEN; t++) {
+            e->dtgt[t * n + b] = m->v.id[(unsigned char)e->iso[b][t]];
+            e->din[t * n + b] = t ? m->v.id[(unsigned char)e->iso[b][t - 1]] : m->V;
+        }
+    return 0;
+}
+
+void examples_draw(struct examples *e, const struct model *m, struct rng *r) {
+    int n = e->n;
+    if (m->r.task == TASK_CLASSIFY) {
+        struct memtask mt = {.alphabet = m->r.alphabet, .min_len = m->r.min_len, .max_len = m->r.max_len};
+        int32_t seq[4096];
+        int T = 1;
+        /* Drawn in order, then laid out time-major over the longest. */
+        int32_t *rows = malloc((size_t)n * mt.max_len * sizeof *rows);
+        for (int b = 0; b < n; b++) {
+            int32_t *row = rows ? rows + (size_t)b * mt.max_len : seq;
+            e->label[b] = memtask_draw(&mt, r, row, &e->len[b]);
+            if (e->len[b] > T) T = e->len[b];
+            if (!rows) /* out of memory: pad this one alone (never in practice) */
+                for (int t = 0; t < mt.max_len; t++) e->tok[t * n + b] = t < e->len[b] ? row[t] : 0;
+        }
+        e->T = rows ? T : mt.max_len;
+        if (rows)
+            for (int t = 0; t < T; t++)
+                for (int b = 0; b < n; b++) e->tok[t * n + b] = t < e->len[b] ? rows[(size_t)b * mt.max_len + t] : 0;
+        free(rows);
+        return;
+    }
+    for (int b = 0; b < n; b++) date_draw(r, e->src[b], e->iso[b]);
+    dates_tokens(e, m, 1, NULL);
+}
+
+int examples_from_text(struct examples *e, const struct model *m, const char *const *src, int n, int *bad) {
+    if (n > e->n) return -1;
+    e->n = n;
+    for (int b = 0; b < n; b++) {
+        if (strlen(src[b]) > DATE_SRC_MAX || !*src[b]) {
+            if (bad) *bad = -1;
+            return -1;
+        }
+        snprintf(e->src[b], sizeof e->src[b], "%s", src[b]);
+        memset(e->iso[b], 0, sizeof e->iso[b]);
+    }
+    return dates_tokens(e, m, 0, bad);
+}
+
+/* Columns [i, i+k) of e into out (allocated for at least k). */
+static void examples_slice(const struct examples *e, const struct model *m, int i, int k, struct examples *out) {
+    out->n = k;
+    out->T = 1;
+    for (int b = 0; b < k; b++)
+        if (e->len[i + b] > out->T) out->T = e->len[i + b];
+    for (int t = 0; t < out->T; t++)
+        for (int b = 0; b < k; b++) out->tok[t * k + b] = e->tok[t * e->n + i + b];
+    memcpy(out->len, e->len + i, (size_t)k * sizeof *out->len);
+    if (m->r.task == TASK_CLASSIFY) {
+        memcpy(out->label, e->label + i, (size_t)k * sizeof *out->label);
+        return;
+    }
+    for (int t = 0; t < DATE_ISO_LEN; t++)
+        for (int b = 0; b < k; b++) {
+            out->din[t * k + b] = e->din[t * e->n + i + b];
+            out->dtgt[t * k + b] = e->dtgt[t * e->n + i + b];
+        }
+    memcpy(out->src, e->src + i, (size_t)k * sizeof *out->src);
+    memcpy(out->iso, e->iso + i, (size_t)k * sizeof *out->iso);
+}
+
+recur_status classify_logits(struct model *m, const struct examples *e, float *logits) {
+    int32_t *tgt = malloc((size_t)e->n * sizeof *tgt);
+    if (!tgt) return RECUR_ERR_NO_MEMORY;
+    for (int b = 0; b < e->n; b++) tgt[b] = -1;
+    recur_net_batch batch = {.T = e->T, .N = e->n, .tokens = e->tok, .lengths = e->len, .targets = tgt,
+                             .logits = logits};
+    recur_status st = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL);
+    free(tgt);
+    return st;
+}
+
+static recur_status dates_encode(struct model *m, const struct examples *e, struct states *s) {
+    recur_net_batch enc = {.T = e->T, .N = e->n, .tokens = e->tok, .lengths = e->len, .hT = s->h, .cT = s->c};
+    return recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &enc, NULL, NULL);
+}
+
+recur_status dates_greedy(struct model *m, const struct examples *e, char (*out)[DATE_ISO_LEN + 1]) {
+    int n = e->n, V = m->V;
+    struct states s;
+    int32_t *tok = malloc((size_t)n * sizeof *tok), *tgt = malloc((size_t)n * sizeof *tgt);
+    float *logits = malloc((size_t)n * V * sizeof *logits);
+    recur_status st = RECUR_ERR_NO_MEMORY;
+    if (states_alloc(&s, m, n) || !tok || !tgt || !logits) goto done;
+    st = dates_encode(m, e, &s);
+    for (int b = 0; b < n; b++) tok[b] = V, tgt[b] = -1;
+    for (int t = 0; t < DATE_ISO_LEN && st == RECUR_OK; t++) {
+        recur_net_batch dec = {.T = 1, .N = n, .tokens = tok, .targets = tgt, .h0 = s.h, .c0 = s.c, .hT = s.h2,
+                               .cT = s.c2, .logits = logits};
+        st = recur_net_forward(m->net[1], RECUR_MODE_INFERENCE, &dec, NULL, NULL);
+        states_swap(&s);
+        for (int b = 0; b < n; b++) {
+            int k = sample_logits(logits + (size_t)b * V, V, 0, 0, NULL);
+            tok[b] = k;
+            out[b][t] = (char)m->v.sym[k];
+        }
+    }
+    for (int b = 0; b < n; b++) out[b][DATE_ISO_LEN] = 0;
+done:
+    states_free(&s);
+    free(tok), free(tgt), free(logits);
+    return st;
+}
+
+#define EVAL_BATCH 256
+
+recur_status examples_eval(struct model *m, const struct examples *e, double *loss, double *accuracy) {
+    int B = e->n < EVAL_BATCH ? e->n : EVAL_BATCH;
+    struct examples s;
+    struct states st;
+    float *logits = malloc((size_t)B * (m->r.task == TASK_CLASSIFY ? 2 : m->V) * sizeof *logits);
+    char(*got)[DATE_ISO_LEN + 1] = calloc((size_t)B, sizeof *got);
+    recur_status rs = RECUR_ERR_NO_MEMORY;
+    memset(&st, 0, sizeof st);
+    if (examples_alloc(&s, m, B) || !logits || !got || states_alloc(&st, m, B)) goto done;
+    double sum = 0;
+    long long count = 0, right = 0;
+    rs = RECUR_OK;
+    for (int i = 0; i < e->n && rs == RECUR_OK; i += B) {
+        int k = e->n - i < B ? e->n - i : B;
+        examples_slice(e, m, i, k, &s);
+        double l = 0;
+        long long c = 0;
+        if (m->r.task == TASK_CLASSIFY) {
+            recur_net_batch batch = {.T = s.T, .N = k, .tokens = s.tok, .lengths = s.len, .targets = s.label,
+                                     .logits = logits};
+            rs = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, &l, &c);
+            for (int b = 0; b < k && rs == RECUR_OK; b++)
+                right += (logits[2 * b + 1] > logits[2 * b]) == (s.label[b] == 1);
+        } else {
+            rs = dates_encode(m, &s, &st);
+            recur_net_batch dec = {.T = DATE_ISO_LEN, .N = k, .tokens = s.din, .targets = s.dtgt, .h0 = st.h,
+                                   .c0 = st.c};
+            if (rs == RECUR_OK) rs = recur_net_forward(m->net[1], RECUR_MODE_INFERENCE, &dec, &l, &c);
+            if (rs == RECUR_OK) rs = dates_greedy(m, &s, got);
+            for (int b = 0; b < k && rs == RECUR_OK; b++) right += !memcmp(got[b], s.iso[b], DATE_ISO_LEN);
+        }
+        sum += l * (double)c;
+        count += c;
+    }
+    *loss = count ? sum / (double)count : 0;
+    *accuracy = (double)right / e->n;
+done:
+    examples_free(&s);
+    states_free(&st);
+    free(logits), free(got);
+    return rs;
+}

@@ -1,0 +1,770 @@
+/*
+ * train.c: `recur train`, training a recurrent net on one of three tasks
+ * (docs/tasks.md):
+ *
+ *   lm        many-to-many: a character-level language model of a text
+ *             (default: Debian's word list, lines shuffled)
+ *   classify  many-to-one: is the first symbol of a sequence its last one?
+ *   dates     encoder-decoder: dates in human formats to ISO 8601
+ *
+ * with checkpoints that resume bit for bit (on the CPU backend, training
+ * --steps 40 then --resume --steps 80 writes the same file as --steps 80):
+ * a checkpoint holds the nets, the optimizer's state, every setting, the
+ * data generator's state, the lm's carried state and the loss histories, and
+ * nothing that depends on when or where it was written. Evaluation runs in
+ * inference mode on its own buffers and draws from its own generator, so
+ * when it runs changes nothing of the training.
+ *
+ * The lm's batching (bench/torch_compare.py reproduces it): the training
+ * stream S of n tokens is cut into N = --batch columns of cl = n / N tokens
+ * (the rest dropped); chunks = (cl - 1) / T with T = --bptt; step k reads
+ * tokens[t][b] = col_b[p + t], targets[t][b] = col_b[p + t + 1] with
+ * p = (k % chunks) * T, carries the final states into the next step and
+ * starts from zeros when k % chunks == 0 (truncated BPTT). Validation: the
+ * same columns over the validation stream, every target counted (the last
+ * chunk may be shorter), state carried from zeros.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+#define CMD "train"
+#define SAMPLE_MAXLEN 100
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+struct trainer {
+    struct model m;
+    recur_optim *opt;
+    char out[4096], ckpt[4200], svg[4200];
+    long long step; /* steps done */
+    struct rng data;
+    /* lm */
+    struct corpus corp;
+    int have_corpus;
+    size_t cl, chunks;
+    uint64_t hash;
+    int32_t *tok, *tgt;
+    /* lm: the carried state; dates: the encoder's final states */
+    float *h, *c, *hT, *cT;
+    float *dh, *dc; /* dates: the decoder's dh0, dc0 */
+    struct examples ex, held;
+    struct curve loss, val, acc;
+    int val_final; /* the last val point is the end-of-run one, off the schedule */
+    double train_s, tokens;
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: recur train [OPTIONS]\n"
+            "Train a recurrent net on RECUR_DEVICE; checkpoints, a loss curve and (lm) samples in --out.\n\n"
+            "the task:\n"
+            "  --task lm|classify|dates  lm: character-level language model (many-to-many, default);\n"
+            "                        classify: is the first symbol the last one (many-to-one);\n"
+            "                        dates: human dates to ISO 8601 (encoder-decoder)\n"
+            "  --corpus FILE         lm: the text (default %s, lines shuffled)\n"
+            "  --shuffle             lm: shuffle the lines of --corpus too\n"
+            "  --val-frac F          lm: the last F of the lines are the validation text (0.05)\n"
+            "  --alphabet A, --min-len N, --max-len N   classify: symbols and lengths (8, 2, 30)\n"
+            "  --val-size N          classify, dates: the held-out set (1000)\n"
+            "the net:\n"
+            "  --cell NAME           any loaded cell plugin (lstm); --variant NAME its variant\n"
+            "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; dates 128 1 32)\n"
+            "  --direction forward|reverse|bidi|bidi-sum   (lm and dates: forward only)\n"
+            "  --dropout P           between layers (0)\n"
+            "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
+            "training:\n"
+            "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
+            "                        classify 5000, dates 3000)\n"
+            "  --batch N             sequences per step (lm 32, classify 32, dates 64)\n"
+            "  --bptt T              lm: steps per chunk (64)\n"
+            "  --optim adam|sgd, --lr X, --momentum M (sgd), --clip G (global norm, 0: off; 5)\n"
+            "                        lr: lm 2e-3, classify 3e-3, dates 3e-3\n"
+            "  --eval-every N, --checkpoint-every N   (lm 250 1000, classify 500 1000, dates 250 1000)\n"
+            "  --out DIR             (runs/TASK): checkpoint.safetensors and loss.svg\n"
+            "  --resume              continue DIR's checkpoint to --steps, with its settings\n"
+            "  --samples K, --temperature X, --top-k K   lm: samples printed at the end (8, 0.8, 0: all)\n"
+            "  --quiet               no progress on stderr\n"
+            "Ctrl-C saves a checkpoint after the current step (exit 130); --resume continues it.\n",
+            CORPUS_DEFAULT);
+}
+
+/* ---- histories as tensors [n, 2] ---- */
+
+static recur_status put_curve(recur_file *f, const char *name, const struct curve *c) {
+    if (c->n == 0) return RECUR_OK;
+    float *d = malloc(c->n * 2 * sizeof *d);
+    if (!d) return RECUR_ERR_NO_MEMORY;
+    for (size_t i = 0; i < c->n; i++) d[2 * i] = (float)c->x[i], d[2 * i + 1] = (float)c->y[i];
+    int64_t shape[2] = {(int64_t)c->n, 2};
+    recur_status st = recur_file_put_tensor(f, name, 2, shape, d);
+    free(d);
+    return st;
+}
+
+static int get_curve(const recur_file *f, const char *name, struct curve *c) {
+    int nd;
+    int64_t shape[4];
+    if (recur_file_tensor(f, name, &nd, shape, NULL, 0) != RECUR_OK) return 0; /* absent: empty */
+    if (nd != 2 || shape[1] != 2 || shape[0] < 0 || shape[0] > (int64_t)1 << 30) return -1;
+    size_t n = (size_t)shape[0];
+    float *d = malloc((n ? n : 1) * 2 * sizeof *d);
+    if (!d || recur_file_tensor(f, name, &nd, shape, d, n * 2) != RECUR_OK) {
+        free(d);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (curve_add(c, d[2 * i], d[2 * i + 1])) {
+            free(d);
+            return -1;
+        }
+    free(d);
+    return 0;
+}
+
+static size_t state_count(const struct trainer *t) {
+    return (size_t)t->m.LD * t->m.r.batch * t->m.H;
+}
+
+static int save_checkpoint(struct trainer *t, const char *path) {
+    recur_file *f;
+    if (recur_file_create(&f) != RECUR_OK) {
+        fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
+        return -1;
+    }
+    const char *const *pre = model_prefixes(&t->m);
+    recur_status st = RECUR_OK;
+    for (int i = 0; i < t->m.n_nets && st == RECUR_OK; i++) st = recur_file_put_net(f, pre[i], t->m.net[i]);
+    if (st == RECUR_OK) st = recur_file_put_optim(f, t->opt, pre);
+    if (st == RECUR_OK) st = run_to_file(f, &t->m);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%lld", t->step);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.step", buf);
+    snprintf(buf, sizeof buf, "%016" PRIx64, t->data.s);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.rng", buf);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.val_final", t->val_final ? "1" : "0");
+    if (t->m.r.task == TASK_LM) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
+        if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
+        int64_t shape[3] = {t->m.LD, t->m.r.batch, t->m.H};
+        if (st == RECUR_OK) st = recur_file_put_tensor(f, "train.h", 3, shape, t->h);
+        if (st == RECUR_OK && t->m.states == 2) st = recur_file_put_tensor(f, "train.c", 3, shape, t->c);
+    }
+    if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
+    if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
+    if (st == RECUR_OK && t->m.r.task != TASK_LM) st = put_curve(f, "train.accuracy", &t->acc);
+    if (st == RECUR_OK) st = recur_file_save(f, path);
+    if (st != RECUR_OK) fprintf(stderr, "recur %s: saving the checkpoint %s: %s\n", CMD, path, recur_last_error());
+    recur_file_free(f);
+    return st == RECUR_OK ? 0 : -1;
+}
+
+/* Restore what a checkpoint holds beyond the nets. -1 after printing. */
+static int restore(struct trainer *t, const recur_file *f) {
+    const char *path = t->ckpt;
+    if (recur_file_get_optim(f, t->opt, model_prefixes(&t->m)) != RECUR_OK) {
+        fprintf(stderr, "recur %s: checkpoint %s: the optimizer state: %s\n", CMD, path, recur_last_error());
+        return -1;
+    }
+    const char *s = recur_file_meta(f, "recur.step"), *r = recur_file_meta(f, "recur.rng"),
+               *vf = recur_file_meta(f, "recur.val_final");
+    char *end;
+    if (!s || !r || !vf) goto bad;
+    t->step = strtoll(s, &end, 10);
+    if (*end || t->step < 0) goto bad;
+    t->data.s = strtoull(r, &end, 16);
+    if (*end || strlen(r) != 16) goto bad;
+    t->val_final = !strcmp(vf, "1");
+    if (recur_optim_steps(t->opt) != t->step) {
+        fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps\n",
+                CMD, path, t->step, recur_optim_steps(t->opt));
+        return -1;
+    }
+    if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
+        (t->m.r.task != TASK_LM && get_curve(f, "train.accuracy", &t->acc)))
+        goto bad;
+    /* An end-of-run evaluation off the schedule: a run that had gone on would not have it. */
+    if (t->val_final) {
+        if (t->val.n) t->val.n--;
+        if (t->acc.n) t->acc.n--;
+        t->val_final = 0;
+    }
+    if (t->m.r.task == TASK_LM) {
+        size_t n = state_count(t);
+        int nd;
+        int64_t shape[4];
+        if (recur_file_tensor(f, "train.h", &nd, shape, t->h, n) != RECUR_OK ||
+            (t->m.states == 2 && recur_file_tensor(f, "train.c", &nd, shape, t->c, n) != RECUR_OK)) {
+            fprintf(stderr, "recur %s: checkpoint %s: the carried state: %s\n", CMD, path, recur_last_error());
+            return -1;
+        }
+    }
+    return 0;
+bad:
+    fprintf(stderr, "recur %s: checkpoint %s: recur.step, recur.rng or the loss histories are missing or malformed\n",
+            CMD, path);
+    return -1;
+}
+
+/* ---- one step of each task ---- */
+
+static void swap(float **a, float **b) {
+    float *t = *a;
+    *a = *b, *b = t;
+}
+
+static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
+    struct run *r = &t->m.r;
+    int N = r->batch, T = r->bptt;
+    size_t chunk = (size_t)(t->step % (long long)t->chunks), p = chunk * T;
+    if (chunk == 0) {
+        memset(t->h, 0, state_count(t) * sizeof *t->h);
+        if (t->c) memset(t->c, 0, state_count(t) * sizeof *t->c);
+    }
+    for (int i = 0; i < T; i++)
+        for (int b = 0; b < N; b++) {
+            const int32_t *col = t->corp.train + (size_t)b * t->cl;
+            t->tok[i * N + b] = col[p + i];
+            t->tgt[i * N + b] = col[p + i + 1];
+        }
+    recur_net_batch batch = {.T = T, .N = N, .tokens = t->tok, .targets = t->tgt, .h0 = t->h, .c0 = t->c,
+                             .hT = t->hT, .cT = t->cT};
+    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    if (st != RECUR_OK) return st;
+    swap(&t->h, &t->hT);
+    swap(&t->c, &t->cT);
+    *tokens = (double)T * N;
+    return RECUR_OK;
+}
+
+static recur_status classify_step(struct trainer *t, double *loss, double *tokens) {
+    examples_draw(&t->ex, &t->m, &t->data);
+    recur_net_batch batch = {.T = t->ex.T, .N = t->ex.n, .tokens = t->ex.tok, .lengths = t->ex.len,
+                             .targets = t->ex.label};
+    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    *tokens = 0;
+    for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
+    return st;
+}
+
+static recur_status dates_step(struct trainer *t, double *loss, double *tokens) {
+    examples_draw(&t->ex, &t->m, &t->data);
+    int N = t->ex.n;
+    recur_net_batch enc = {.T = t->ex.T, .N = N, .tokens = t->ex.tok, .lengths = t->ex.len, .hT = t->h,
+                           .cT = t->c};
+    recur_net_batch dec = {.T = DATE_ISO_LEN, .N = N, .tokens = t->ex.din, .targets = t->ex.dtgt, .h0 = t->h,
+                           .c0 = t->c};
+    recur_net_grad gdec = {.dh0 = t->dh, .dc0 = t->dc}, genc = {.dhT = t->dh, .dcT = t->dc};
+    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &enc, NULL, NULL);
+    if (st == RECUR_OK) st = recur_net_forward(t->m.net[1], RECUR_MODE_TRAINING, &dec, loss, NULL);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, RECUR_GRAD_OVERWRITE);
+    *tokens = 0;
+    for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + DATE_ISO_LEN;
+    return st;
+}
+
+/* ---- evaluation ---- */
+
+/* Validation at the current step: the loss into t->val (and accuracy), a line. */
+static int evaluate(struct trainer *t, double *vloss, double *vacc) {
+    recur_status st;
+    *vacc = NAN;
+    if (t->m.r.task == TASK_LM) {
+        long long count;
+        st = lm_stream_loss(&t->m, t->corp.val, t->corp.n_val, t->m.r.batch, t->m.r.bptt, vloss, &count);
+    } else {
+        st = examples_eval(&t->m, &t->held, vloss, vacc);
+    }
+    if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation");
+    if (curve_add(&t->val, (double)t->step, *vloss) ||
+        (t->m.r.task != TASK_LM && curve_add(&t->acc, (double)t->step, *vacc))) {
+        fprintf(stderr, "recur %s: out of memory\n", CMD);
+        return -1;
+    }
+    return 0;
+}
+
+static void eval_text(const struct trainer *t, double vloss, double vacc, char *buf, size_t len) {
+    switch (t->m.r.task) {
+    case TASK_LM: snprintf(buf, len, "val loss %.4f (%.3f bits/char)", vloss, vloss / log(2)); break;
+    case TASK_CLASSIFY: snprintf(buf, len, "val loss %.4f, held-out accuracy %.4f", vloss, vacc); break;
+    default: snprintf(buf, len, "val loss %.4f, held-out exact match %.4f", vloss, vacc);
+    }
+}
+
+static void write_svg(const struct trainer *t) {
+    char title[256];
+    const struct run *r = &t->m.r;
+    snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
+             r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, optim_names[r->optim], r->lr);
+    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val))
+        fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
+}
+
+/* ---- setup ---- */
+
+static int check_out_dir(const char *out) {
+    if (mkdir_p(out)) {
+        fprintf(stderr, "recur %s: --out %s: cannot create the directory: %s\n", CMD, out, strerror(errno));
+        return -1;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.recur-write-test-%ld", out, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "recur %s: --out %s: the directory is not writable: %s\n", CMD, out, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+static int check_cell(const char *cell, const char *variant) {
+    size_t n = recur_cell_count();
+    char names[512] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        if (recur_cell_get(i, &c) != RECUR_OK) continue;
+        k += (size_t)snprintf(names + k, k < sizeof names ? sizeof names - k : 0, "%s%s", i ? ", " : "", c.name);
+        if (strcmp(c.name, cell)) continue;
+        if (!variant || !*variant) return 0;
+        if (c.n_variants == 0) return tool_usage_error(CMD, "--variant '%s': cell %s has no variants", variant, cell);
+        char vs[256] = "";
+        size_t j = 0;
+        for (int v = 0; v < c.n_variants; v++) {
+            if (!strcmp(c.variants[v], variant)) return 0;
+            j += (size_t)snprintf(vs + j, j < sizeof vs ? sizeof vs - j : 0, "%s%s", v ? ", " : "", c.variants[v]);
+        }
+        return tool_usage_error(CMD, "--variant '%s': cell %s has variants %s", variant, cell, vs);
+    }
+    if (n == 0) {
+        fprintf(stderr, "recur %s: no cell plugins found; set RECUR_PLUGIN_PATH\n", CMD);
+        return 1;
+    }
+    return tool_usage_error(CMD, "--cell '%s': no such cell (loaded: %s)", cell, names);
+}
+
+static void trainer_free(struct trainer *t) {
+    recur_optim_free(t->opt);
+    model_free(&t->m);
+    if (t->have_corpus) corpus_free(&t->corp);
+    free(t->tok), free(t->tgt), free(t->h), free(t->c), free(t->hT), free(t->cT), free(t->dh), free(t->dc);
+    examples_free(&t->ex);
+    examples_free(&t->held);
+    curve_free(&t->loss), curve_free(&t->val), curve_free(&t->acc);
+}
+
+static long long param_total(const struct model *m) {
+    long long n = 0;
+    for (int i = 0; i < m->n_nets; i++)
+        for (size_t k = 0; k < recur_net_param_count(m->net[i]); k++) {
+            recur_param_info pi;
+            if (recur_net_param_info(m->net[i], k, &pi) == RECUR_OK) n += (long long)pi.count;
+        }
+    return n;
+}
+
+static void fmt_duration(double s, char *buf, size_t len) {
+    if (s < 60) snprintf(buf, len, "%.1f s", s);
+    else snprintf(buf, len, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
+}
+
+int cmd_train(int argc, char **argv) {
+    struct run cli;
+    memset(&cli, 0, sizeof cli);
+    const char *cell = NULL, *variant = NULL, *corpus = NULL, *out = NULL;
+    int resume = 0, quiet = 0, samples = 8, top_k = 0;
+    double temperature = 0.8;
+    struct opt opts[] = {
+        {.name = "--task", .kind = OPT_CHOICE, .dst = &cli.task, .choices = task_names},
+        {.name = "--cell", .kind = OPT_STRING, .dst = &cell},
+        {.name = "--variant", .kind = OPT_STRING, .dst = &variant},
+        {.name = "--hidden", .kind = OPT_INT, .dst = &cli.hidden, .lo = 1, .hi = 8192},
+        {.name = "--layers", .kind = OPT_INT, .dst = &cli.layers, .lo = 1, .hi = 16},
+        {.name = "--embed", .kind = OPT_INT, .dst = &cli.embed, .lo = 1, .hi = 8192},
+        {.name = "--direction", .kind = OPT_CHOICE, .dst = &cli.dir, .choices = direction_names},
+        {.name = "--dropout", .kind = OPT_DOUBLE, .dst = &cli.dropout, .lo = 0, .hi = 1, .flags = OPT_HI_OPEN},
+        {.name = "--steps", .kind = OPT_LLONG, .dst = &cli.steps, .lo = 0, .hi = 1e12},
+        {.name = "--batch", .kind = OPT_INT, .dst = &cli.batch, .lo = 1, .hi = 65536},
+        {.name = "--bptt", .kind = OPT_INT, .dst = &cli.bptt, .lo = 1, .hi = 100000},
+        {.name = "--optim", .kind = OPT_CHOICE, .dst = &cli.optim, .choices = optim_names},
+        {.name = "--lr", .kind = OPT_DOUBLE, .dst = &cli.lr, .lo = 0, .hi = 100, .flags = OPT_LO_OPEN},
+        {.name = "--momentum", .kind = OPT_DOUBLE, .dst = &cli.momentum, .lo = 0, .hi = 1, .flags = OPT_HI_OPEN},
+        {.name = "--clip", .kind = OPT_DOUBLE, .dst = &cli.clip, .lo = 0, .hi = 1e9},
+        {.name = "--init", .kind = OPT_CHOICE, .dst = &cli.init, .choices = init_names},
+        {.name = "--seed", .kind = OPT_U64, .dst = &cli.seed},
+        {.name = "--corpus", .kind = OPT_STRING, .dst = &corpus},
+        {.name = "--shuffle", .kind = OPT_FLAG, .dst = &cli.shuffle},
+        {.name = "--val-frac", .kind = OPT_DOUBLE, .dst = &cli.val_frac, .lo = 0, .hi = 0.9, .flags = OPT_LO_OPEN},
+        {.name = "--alphabet", .kind = OPT_INT, .dst = &cli.alphabet, .lo = 2, .hi = 256},
+        {.name = "--min-len", .kind = OPT_INT, .dst = &cli.min_len, .lo = 2, .hi = 1000},
+        {.name = "--max-len", .kind = OPT_INT, .dst = &cli.max_len, .lo = 2, .hi = 1000},
+        {.name = "--val-size", .kind = OPT_INT, .dst = &cli.val_size, .lo = 1, .hi = 1000000},
+        {.name = "--eval-every", .kind = OPT_INT, .dst = &cli.eval_every, .lo = 1, .hi = 1e9},
+        {.name = "--checkpoint-every", .kind = OPT_INT, .dst = &cli.checkpoint_every, .lo = 1, .hi = 1e9},
+        {.name = "--out", .kind = OPT_STRING, .dst = &out},
+        {.name = "--resume", .kind = OPT_FLAG, .dst = &resume},
+        {.name = "--samples", .kind = OPT_INT, .dst = &samples, .lo = 0, .hi = 10000},
+        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &temperature, .lo = 0, .hi = 100},
+        {.name = "--top-k", .kind = OPT_INT, .dst = &top_k, .lo = 0, .hi = 256},
+        {.name = "--quiet", .kind = OPT_FLAG, .dst = &quiet},
+        {.name = NULL},
+    };
+    int prc = opts_parse(CMD, argc, argv, opts);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (prc) return prc;
+    if (cell && strlen(cell) >= sizeof cli.cell) return tool_usage_error(CMD, "--cell '%s': name too long", cell);
+    if (variant && strlen(variant) >= sizeof cli.variant)
+        return tool_usage_error(CMD, "--variant '%s': name too long", variant);
+    if (cell) snprintf(cli.cell, sizeof cli.cell, "%s", cell);
+    if (variant) snprintf(cli.variant, sizeof cli.variant, "%s", variant);
+    if (corpus) {
+        char real[PATH_MAX];
+        if (strlen(corpus) >= sizeof cli.corpus) return tool_usage_error(CMD, "--corpus: path too long");
+        snprintf(cli.corpus, sizeof cli.corpus, "%s", realpath(corpus, real) ? real : corpus);
+    }
+
+    int task = opt_given(opts, "--task") ? cli.task : TASK_LM;
+    struct trainer T0, *t = &T0;
+    memset(t, 0, sizeof *t);
+    snprintf(t->out, sizeof t->out, "%s", out ? out : "");
+    if (!out) snprintf(t->out, sizeof t->out, "runs/%s", task_names[task]);
+    if (strlen(t->out) > 4000) return tool_usage_error(CMD, "--out: path too long");
+    snprintf(t->ckpt, sizeof t->ckpt, "%s/%s", t->out, CHECKPOINT_NAME);
+    snprintf(t->svg, sizeof t->svg, "%s/loss.svg", t->out);
+
+    /* The run's settings: defaults of the task, then the options given. */
+    recur_file *ck = NULL;
+    struct run ckr;
+    if (resume) {
+        struct stat sb;
+        if (stat(t->ckpt, &sb) != 0) {
+            fprintf(stderr, "recur %s: --resume: no checkpoint at %s: %s\n", CMD, t->ckpt, strerror(errno));
+            return 1;
+        }
+        if (recur_file_open(t->ckpt, &ck) != RECUR_OK) {
+            fprintf(stderr, "recur %s: --resume: cannot read checkpoint %s: %s\n", CMD, t->ckpt, recur_last_error());
+            return 1;
+        }
+        char err[256];
+        if (run_from_file(ck, &ckr, err, sizeof err)) {
+            fprintf(stderr, "recur %s: --resume: %s is not a checkpoint of recur train: %s\n", CMD, t->ckpt, err);
+            recur_file_free(ck);
+            return 1;
+        }
+        if (!opt_given(opts, "--task")) task = ckr.task;
+    }
+    struct run want;
+    run_defaults(&want, task);
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const struct setting *s = &run_settings[i];
+        if (opt_given(opts, s->flag)) setting_copy(s, &want, &cli);
+    }
+    if (!corpus && task == TASK_LM) {
+        char real[PATH_MAX];
+        if (realpath(CORPUS_DEFAULT, real)) snprintf(want.corpus, sizeof want.corpus, "%s", real);
+    }
+    if (task != TASK_LM) want.corpus[0] = 0, want.shuffle = 0, want.bptt = 0;
+    if (task == TASK_LM && corpus && !opt_given(opts, "--shuffle")) want.shuffle = 0;
+
+    /* Options that do not belong to the task. */
+    static const char *const lm_only[] = {"--corpus", "--shuffle", "--val-frac", "--bptt", "--samples",
+                                          "--temperature", "--top-k", NULL};
+    static const char *const classify_only[] = {"--alphabet", "--min-len", "--max-len", NULL};
+    for (int i = 0; lm_only[i]; i++)
+        if (task != TASK_LM && opt_given(opts, lm_only[i]))
+            return recur_file_free(ck), tool_usage_error(CMD, "%s is an option of --task lm, not %s", lm_only[i],
+                                                         task_names[task]);
+    for (int i = 0; classify_only[i]; i++)
+        if (task != TASK_CLASSIFY && opt_given(opts, classify_only[i]))
+            return recur_file_free(ck), tool_usage_error(CMD, "%s is an option of --task classify, not %s",
+                                                         classify_only[i], task_names[task]);
+    if (task == TASK_LM && opt_given(opts, "--val-size"))
+        return recur_file_free(ck), tool_usage_error(CMD, "--val-size is an option of --task classify and dates");
+
+    struct run *r = &want;
+    if (resume) {
+        /* The checkpoint's settings; an option given that disagrees is another model. */
+        for (size_t i = 0; i < n_run_settings; i++) {
+            const struct setting *s = &run_settings[i];
+            if (s->runtime || !opt_given(opts, s->flag) || setting_equal(s, &want, &ckr)) continue;
+            char a[4200], b[4200];
+            setting_format(s, &want, a, sizeof a);
+            setting_format(s, &ckr, b, sizeof b);
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: %s %s, but the checkpoint has %s\n", CMD,
+                    t->ckpt, s->flag, a, b);
+            recur_file_free(ck);
+            return 1;
+        }
+        for (size_t i = 0; i < n_run_settings; i++) {
+            const struct setting *s = &run_settings[i];
+            if (!s->runtime || !opt_given(opts, s->flag)) setting_copy(s, &want, &ckr);
+        }
+    }
+
+    /* Combinations. */
+    if ((r->task == TASK_LM || r->task == TASK_DATES) && r->dir != RECUR_DIR_FORWARD)
+        return recur_file_free(ck), tool_usage_error(CMD, "--direction %s: --task %s needs forward", direction_names[r->dir],
+                                                     task_names[r->task]);
+    if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
+        return recur_file_free(ck), tool_usage_error(CMD, "--min-len %d is above --max-len %d", r->min_len, r->max_len);
+
+    /* The cell (plugins load here) and the output directory, before anything is trained. */
+    int crc = check_cell(r->cell, r->variant);
+    if (crc) return recur_file_free(ck), crc;
+    if (!r->variant[0]) snprintf(r->variant, sizeof r->variant, "%s", cell_default_variant(r->cell));
+    if (check_out_dir(t->out)) return recur_file_free(ck), 1;
+
+    int rc = 1;
+    recur_ctx *ctx = NULL;
+    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
+        fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
+        recur_file_free(ck);
+        return 1;
+    }
+
+    /* The data. */
+    if (r->task == TASK_LM) {
+        if (run_corpus(r, CMD, &t->corp)) {
+            if (!corpus)
+                fprintf(stderr, "recur %s: (the default corpus is Debian's wamerican word list; give --corpus FILE "
+                                "for another text)\n", CMD);
+            goto out;
+        }
+        t->have_corpus = 1;
+        t->hash = corpus_hash(&t->corp);
+        int N = r->batch, T = r->bptt;
+        t->cl = t->corp.n_train / (size_t)N;
+        if (t->cl < (size_t)T + 1) {
+            fprintf(stderr,
+                    "recur %s: corpus %s: its training text (%zu bytes) is too short for --batch %d --bptt %d "
+                    "(at least %zu bytes)\n", CMD, r->corpus, t->corp.n_train, N, T, (size_t)N * (T + 1));
+            goto out;
+        }
+        if (t->corp.n_val / (size_t)N < 2) {
+            fprintf(stderr,
+                    "recur %s: corpus %s: its validation text (%zu bytes) is too short for --batch %d (at least %d "
+                    "bytes); raise --val-frac or lower --batch\n", CMD, r->corpus, t->corp.n_val, N, 2 * N);
+            goto out;
+        }
+        t->chunks = (t->cl - 1) / (size_t)T;
+        if (resume) {
+            const char *h = recur_file_meta(ck, "recur.corpus_hash");
+            char mine[32];
+            snprintf(mine, sizeof mine, "%016" PRIx64, t->hash);
+            if (!h || strcmp(h, mine)) {
+                fprintf(stderr, "recur %s: checkpoint %s is a different model: the text of corpus %s is not the one "
+                                "it was trained on\n", CMD, t->ckpt, r->corpus);
+                goto out;
+            }
+        }
+    }
+
+    /* The nets: new, or the checkpoint's. */
+    if (resume) {
+        recur_file_free(ck);
+        ck = NULL;
+        struct run keep = *r;
+        if (model_load(&t->m, CMD, ctx, t->ckpt, &ck)) goto out;
+        t->m.r = keep; /* the same model settings, the runtime ones of this invocation */
+        if (r->task == TASK_LM && memcmp(&t->m.v, &t->corp.v, sizeof t->m.v)) {
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: its vocabulary is not corpus %s's\n", CMD,
+                    t->ckpt, r->corpus);
+            goto out;
+        }
+    } else if (model_build(&t->m, CMD, ctx, r, t->have_corpus ? &t->corp.v : NULL)) {
+        goto out;
+    }
+    r = &t->m.r;
+    recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
+                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .clip_norm = (float)r->clip};
+    if (recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt) != RECUR_OK) {
+        model_fail(&t->m, CMD, "creating the optimizer");
+        goto out;
+    }
+
+    /* Buffers. */
+    int N = r->batch;
+    size_t ns = state_count(t);
+    t->h = calloc(ns, sizeof(float));
+    t->hT = calloc(ns, sizeof(float));
+    if (t->m.states == 2) t->c = calloc(ns, sizeof(float)), t->cT = calloc(ns, sizeof(float));
+    int ok = t->h && t->hT && (t->m.states < 2 || (t->c && t->cT));
+    if (r->task == TASK_LM) {
+        t->tok = malloc((size_t)r->bptt * N * sizeof *t->tok);
+        t->tgt = malloc((size_t)r->bptt * N * sizeof *t->tgt);
+        ok = ok && t->tok && t->tgt;
+    } else {
+        ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, r->val_size);
+        if (r->task == TASK_DATES) {
+            t->dh = calloc(ns, sizeof(float));
+            if (t->m.states == 2) t->dc = calloc(ns, sizeof(float));
+            ok = ok && t->dh && (t->m.states < 2 || t->dc);
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "recur %s: out of host memory for --batch %d --hidden %d\n", CMD, N, r->hidden);
+        goto out;
+    }
+    t->data.s = run_seed(r, SEED_DATA);
+    if (resume && restore(t, ck)) goto out;
+    recur_file_free(ck);
+    ck = NULL;
+    if (r->task != TASK_LM) {
+        struct rng hr = {run_seed(r, SEED_HELDOUT)};
+        examples_draw(&t->held, &t->m, &hr);
+    }
+    /* The dropout masks follow each net's count of training forwards (recur.h);
+     * recur_file_get_net restores the count with the net. */
+    recur_device_info dev;
+    recur_ctx_device(ctx, &dev);
+    if (resume && t->step >= r->steps) {
+        printf("recur %s: %s is at step %lld already (--steps %lld): nothing to do\n", CMD, t->ckpt, t->step, r->steps);
+        rc = 0;
+        goto out;
+    }
+    printf("recur train: %s on %s, %s%s%s H=%d L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
+           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, r->embed, direction_names[r->dir],
+           param_total(&t->m));
+    if (r->task == TASK_LM)
+        printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
+               r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size, N,
+               r->bptt, t->chunks);
+    else if (r->task == TASK_CLASSIFY)
+        printf("  sequences of %d..%d symbols of %d, label: first == last; batch %d, held-out %d\n", r->min_len,
+               r->max_len, r->alphabet, N, r->val_size);
+    else
+        printf("  dates 1950..2049 in human formats -> ISO 8601; batch %d, held-out %d\n", N, r->val_size);
+    printf("  %s lr %g%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
+           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", r->clip, t->step, r->steps,
+           resume ? " (resumed)" : "");
+    fflush(stdout);
+
+    if (r->steps == 0) {
+        if (save_checkpoint(t, t->ckpt)) goto out;
+        printf("checkpoint: %s (the initial net, step 0)\n", t->ckpt);
+        rc = 0;
+        goto out;
+    }
+
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_sa);
+
+    struct progress pg;
+    if (!quiet) progress_begin(&pg, stderr, r->steps, t->step);
+    double t_start = now_seconds(), last_loss = NAN, vloss = NAN, vacc = NAN;
+    long long first = t->step;
+    char line[160];
+    while (t->step < r->steps && !interrupted) {
+        double t0 = now_seconds(), loss = 0, tokens = 0, norm = 0;
+        recur_status st = r->task == TASK_LM ? lm_step(t, &loss, &tokens)
+                        : r->task == TASK_CLASSIFY ? classify_step(t, &loss, &tokens)
+                                                   : dates_step(t, &loss, &tokens);
+        if (st != RECUR_OK) {
+            if (!quiet) progress_end(&pg);
+            model_fail(&t->m, CMD, "training step");
+            goto out;
+        }
+        if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
+            if (!quiet) progress_end(&pg);
+            fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
+                            "or --clip\n", CMD, t->step + 1, loss, norm);
+            goto out;
+        }
+        t->step++;
+        t->train_s += now_seconds() - t0;
+        t->tokens += tokens;
+        last_loss = loss;
+        if (curve_add(&t->loss, (double)t->step, loss)) {
+            fprintf(stderr, "recur %s: out of memory\n", CMD);
+            goto out;
+        }
+        int epoch = r->task == TASK_LM ? (int)((t->step - 1) / (long long)t->chunks) + 1 : 1;
+        if (!quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
+        if (t->step % r->eval_every == 0) {
+            if (evaluate(t, &vloss, &vacc)) goto out;
+            t->val_final = 0;
+            eval_text(t, vloss, vacc, line, sizeof line);
+            if (!quiet) progress_note(&pg, "step %lld: train loss %.4f, %s", t->step, loss, line);
+            write_svg(t);
+        }
+        if (t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted &&
+            save_checkpoint(t, t->ckpt))
+            goto out;
+    }
+    if (!quiet) progress_end(&pg);
+    sigaction(SIGINT, &old_sa, NULL);
+
+    if (interrupted) {
+        write_svg(t);
+        if (save_checkpoint(t, t->ckpt)) goto out;
+        fprintf(stderr, "recur %s: interrupted at step %lld of %lld; checkpoint saved: %s\n", CMD, t->step, r->steps,
+                t->ckpt);
+        fprintf(stderr, "resume with: recur train --resume --out %s\n", t->out);
+        rc = 130;
+        goto out;
+    }
+    if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
+        if (evaluate(t, &vloss, &vacc)) goto out;
+        t->val_final = 1;
+    }
+    write_svg(t);
+    if (save_checkpoint(t, t->ckpt)) goto out;
+    eval_text(t, vloss, vacc, line, sizeof line);
+    char dur[64];
+    fmt_duration(now_seconds() - t_start, dur, sizeof dur);
+    printf("step %lld: train loss %.4f, %s\n", t->step, last_loss, line);
+    printf("%lld steps in %s, %.0f tokens/s\n", t->step - first, dur, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
+    printf("loss curve: %s\ncheckpoint: %s\n", t->svg, t->ckpt);
+    if (r->task == TASK_LM && samples > 0) {
+        printf("samples (temperature %g%s):\n", temperature, top_k ? ", top-k" : "");
+        struct rng sr = {run_seed(r, SEED_SAMPLE)};
+        fflush(stdout);
+        if (lm_sample(&t->m, CMD, samples, SAMPLE_MAXLEN, temperature, top_k, &sr, "", stdout)) goto out;
+    } else if (r->task == TASK_DATES) {
+        char(*got)[DATE_ISO_LEN + 1] = calloc(5, sizeof *got);
+        struct examples few;
+        if (got && !examples_alloc(&few, &t->m, 5)) {
+            struct rng fr = {run_seed(r, SEED_SAMPLE)};
+            examples_draw(&few, &t->m, &fr);
+            if (dates_greedy(&t->m, &few, got) == RECUR_OK)
+                for (int b = 0; b < 5; b++)
+                    printf("  %-28s -> %s%s\n", few.src[b], got[b], strcmp(got[b], few.iso[b]) ? "  (wrong)" : "");
+            examples_free(&few);
+        }
+        free(got);
+    }
+    rc = 0;
+out:
+    recur_file_free(ck);
+    trainer_free(t);
+    recur_ctx_free(ctx);
+    return rc;
+}
