@@ -119,7 +119,9 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--out", default="/tmp/recur-vs-torch")
     ap.add_argument("extra", nargs="*")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads (recur uses OpenMP's default)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     init_dir, run_dir = os.path.join(a.out, "init"), os.path.join(a.out, "recur")
     base = [a.recur, "train", "--quiet", "--samples", "0"] + a.extra
     subprocess.run(base + ["--steps", "0", "--out", init_dir], check=True)
