@@ -54,11 +54,8 @@ int cmd_demo(int argc, char **argv) {
         if (*end || n < 1 || n > 4096) return tool_usage_error("demo", "%s '%s': expected an integer 1..4096", a, v);
         *dst = (int)n;
     }
-    recur_ctx *ctx;
-    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
-        fprintf(stderr, "recur demo: %s\n", recur_last_error());
-        return 1;
-    }
+    recur_ctx *ctx = tool_ctx("demo");
+    if (!ctx) return 1;
     recur_device_info info;
     recur_ctx_device(ctx, &info);
     printf("recur %s on %s (%s)\n%d-layer bidirectional models, T=%d N=%d (lengths 1..T, unsorted) I=%d H=%d;\n"

@@ -42,11 +42,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (prc) return prc;
     if (!model) return tool_usage_error(CMD, "--model FILE is required");
-    recur_ctx *ctx;
-    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
-        fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
-        return 1;
-    }
+    recur_ctx *ctx = tool_ctx(CMD);
+    if (!ctx) return 1;
     struct model m;
     int rc = 1;
     recur_file *f = NULL;

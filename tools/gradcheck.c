@@ -367,11 +367,8 @@ int cmd_gradcheck(int argc, char **argv) {
     } else if (ci.n_variants > 0) {
         variant = ci.variants[0];
     }
-    recur_ctx *ctx = NULL;
-    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
-        fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
-        return 1;
-    }
+    recur_ctx *ctx = tool_ctx(CMD);
+    if (!ctx) return 1;
     struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
                                .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol,
                                .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1};

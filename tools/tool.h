@@ -16,6 +16,17 @@ static inline int tool_usage_error(const char *cmd, const char *fmt, ...) {
     return 2;
 }
 
+#include "recur/recur.h"
+
+/* A context on the device RECUR_DEVICE names (the default device when unset),
+ * or NULL after printing "recur CMD: why" (a bad RECUR_DEVICE names the choices). */
+static inline recur_ctx *tool_ctx(const char *cmd) {
+    recur_ctx *ctx;
+    if (recur_ctx_create(&ctx, NULL) == RECUR_OK) return ctx;
+    fprintf(stderr, "recur %s: %s\n", cmd, recur_last_error());
+    return NULL;
+}
+
 int cmd_demo(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
 int cmd_train(int argc, char **argv);  /* train.c */

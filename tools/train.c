@@ -539,8 +539,7 @@ int cmd_train(int argc, char **argv) {
 
     int rc = 1;
     recur_ctx *ctx = NULL;
-    if (recur_ctx_create(&ctx, NULL) != RECUR_OK) {
-        fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
+    if (!(ctx = tool_ctx(CMD))) {
         recur_file_free(ck);
         return 1;
     }
