@@ -609,21 +609,28 @@ static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, fl
 /* Floats per launch of the 1-D kernel, far below any device's limit. */
 #define ADD_CHUNK ((size_t)1 << 28)
 
-static recur_status cl_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
+/* A 1-D elementwise kernel over `count` floats whose buffer arguments are
+ * mems[i] at argument 2i (buffer, then offset) and whose count is argument
+ * 2*n_mems, launched in chunks of ADD_CHUNK (the caller sets the rest). */
+static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared which, const char *name,
+                                       const struct recur_mem *mems, cl_uint n_mems, size_t count) {
     struct cl_dev *d = DEV(be);
-    cl_kernel k = d->k[K_ADD];
-    const char *name = "recur_add";
-    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_ADD])));
+    cl_kernel k = d->k[which];
+    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[which])));
     if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
     for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
         cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
-        TRY(set_mem(be, k, name, 0, y, i0));
-        TRY(set_mem(be, k, name, 2, x, i0));
-        TRY(set_arg(be, k, name, 4, sizeof n, &n));
+        for (cl_uint i = 0; i < n_mems; i++) TRY(set_mem(be, k, name, 2 * i, mems[i], i0));
+        TRY(set_arg(be, k, name, 2 * n_mems, sizeof n, &n));
         size_t global = round_up((size_t)n, local);
         TRY(enqueue(be, k, name, 1, &global, &local));
     }
     return RECUR_OK;
+}
+
+static recur_status cl_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
+    const struct recur_mem mems[2] = {y, x};
+    return launch_elementwise(be, K_ADD, "recur_add", mems, 2, count);
 }
 
 /* A (width, rows) launch of a row kernel in chunks of rows; set_chunk sets
@@ -873,49 +880,24 @@ static recur_status cl_sum(struct recur_backend *be, struct recur_mem x, size_t 
 
 static recur_status cl_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
                            size_t count, float lr, float momentum, float wd, float gscale) {
-    struct cl_dev *d = DEV(be);
-    cl_kernel k = d->k[K_SGD];
+    cl_kernel k = DEV(be)->k[K_SGD];
     const char *name = "recur_sgd";
-    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_SGD])));
     if (momentum == 0.0f) v.buf = NULL; /* not touched: the kernel gets NULL */
-    TRY(set_arg(be, k, name, 7, sizeof(float), &lr));
-    TRY(set_arg(be, k, name, 8, sizeof(float), &momentum));
-    TRY(set_arg(be, k, name, 9, sizeof(float), &wd));
-    TRY(set_arg(be, k, name, 10, sizeof(float), &gscale));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
-        TRY(set_mem(be, k, name, 0, w, i0));
-        TRY(set_mem(be, k, name, 2, g, i0));
-        TRY(set_mem(be, k, name, 4, v, i0));
-        TRY(set_arg(be, k, name, 6, sizeof n, &n));
-        size_t global = round_up((size_t)n, local);
-        TRY(enqueue(be, k, name, 1, &global, &local));
-    }
-    return RECUR_OK;
+    const float args[4] = {lr, momentum, wd, gscale};
+    for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 7 + i, sizeof(float), &args[i]));
+    const struct recur_mem mems[3] = {w, g, v};
+    return launch_elementwise(be, K_SGD, name, mems, 3, count);
 }
 
 static recur_status cl_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
                             struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
                             float bc2_sqrt, float wd, float gscale) {
-    struct cl_dev *d = DEV(be);
-    cl_kernel k = d->k[K_ADAM];
+    cl_kernel k = DEV(be)->k[K_ADAM];
     const char *name = "recur_adam";
-    size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_ADAM])));
     const float args[7] = {step_size, b1, b2, eps, bc2_sqrt, wd, gscale};
     for (cl_uint i = 0; i < 7; i++) TRY(set_arg(be, k, name, 9 + i, sizeof(float), &args[i]));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
-        TRY(set_mem(be, k, name, 0, w, i0));
-        TRY(set_mem(be, k, name, 2, g, i0));
-        TRY(set_mem(be, k, name, 4, m, i0));
-        TRY(set_mem(be, k, name, 6, v, i0));
-        TRY(set_arg(be, k, name, 8, sizeof n, &n));
-        size_t global = round_up((size_t)n, local);
-        TRY(enqueue(be, k, name, 1, &global, &local));
-    }
-    return RECUR_OK;
+    const struct recur_mem mems[4] = {w, g, m, v};
+    return launch_elementwise(be, K_ADAM, name, mems, 4, count);
 }
 
 /* ---- cells ---- */
