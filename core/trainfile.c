@@ -300,6 +300,34 @@ static int is_net_tensor(const char *name, const char *prefix) {
     return !strncmp(name, "embedding.", 10) || !strncmp(name, "rnn.", 4) || !strncmp(name, "head.", 5);
 }
 
+/* Tensor prefix+name must exist, 2-D, with `cols` columns (and `rows` rows when rows > 0). */
+static recur_status want2(const recur_file *f, const char *prefix, const char *name, int64_t rows, int64_t cols) {
+    char full[160], need[48];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const struct recur_sf_tensor *t = find(f, full);
+    RETURN_IF(!t, NULL, RECUR_ERR_FILE_MISSING, "training file: no tensor '%s' (the net's settings need it)", full);
+    if (t->ndim == 2 && t->shape[1] == cols && (rows <= 0 || t->shape[0] == rows)) return RECUR_OK;
+    if (rows > 0) snprintf(need, sizeof need, "[%" PRId64 ", %" PRId64 "]", rows, cols);
+    else snprintf(need, sizeof need, "[*, %" PRId64 "]", cols);
+    return FERR(RECUR_ERR_FILE_SHAPE, "training file: tensor '%s' has %d dimensions ([%" PRId64 ", ...]), the settings need %s",
+                full, t->ndim, t->shape[0], need);
+}
+
+static recur_status check_sizes(const recur_file *f, const char *prefix, const recur_net_desc *d) {
+    if (d->input == RECUR_INPUT_EMBEDDING)
+        TRY(want2(f, prefix, "embedding.weight", d->vocab, d->model.input_size));
+    int F = d->model.hidden_size * (d->model.direction == RECUR_DIR_BIDI_CONCAT ? 2 : 1);
+    if (d->head != RECUR_HEAD_NONE) TRY(want2(f, prefix, "head.weight", d->output_size, F));
+    for (int l = 0; l < d->model.num_layers; l++) {
+        char name[48];
+        snprintf(name, sizeof name, "rnn.weight_hh_l%d", l);
+        TRY(want2(f, prefix, name, 0, d->model.hidden_size));
+        snprintf(name, sizeof name, "rnn.weight_ih_l%d", l);
+        TRY(want2(f, prefix, name, 0, l == 0 ? d->model.input_size : F));
+    }
+    return RECUR_OK;
+}
+
 recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_ctx *ctx, uint32_t flags,
                                 recur_net **out) {
     RETURN_IF(!f || !ctx || !out, NULL, RECUR_ERR_NULL, "recur_file_get_net: %s is NULL",
@@ -341,6 +369,10 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
     TRY(need_name(f, prefix, "loss", loss_names, 2, &e));
     d.loss = (recur_loss)e;
 
+    /* The metadata decides how much the net allocates: before making it,
+     * check that the file holds its big tensors, so a small file cannot
+     * claim a huge net. */
+    TRY(check_sizes(f, prefix, &d));
     recur_net *net;
     recur_status st = recur_net_create(ctx, &d, &net);
     if (st != RECUR_OK) {

@@ -448,7 +448,10 @@ Test(file, bad_files) {
         recur_status want;
     } cases[] = {{"missing", RECUR_ERR_FILE_MISSING}, {"extra", RECUR_ERR_FILE_EXTRA},
                  {"shape", RECUR_ERR_FILE_SHAPE},     {"meta", RECUR_ERR_FILE_METADATA},
-                 {"nan", RECUR_ERR_FILE_NONFINITE},   {"format", RECUR_ERR_FILE_METADATA}};
+                 {"nan", RECUR_ERR_FILE_NONFINITE},   {"format", RECUR_ERR_FILE_METADATA},
+                 /* settings that claim a net far larger than the file's tensors: refused
+                  * before anything is allocated (making it would fail on memory first) */
+                 {"huge", RECUR_ERR_FILE_SHAPE}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         recur_file *f;
         recur_file_create(&f);
@@ -478,6 +481,9 @@ Test(file, bad_files) {
         } else if (!strcmp(cases[c].what, "nan")) {
             float nanv[5] = {0, 0, NAN, 0, 0};
             recur_file_put_tensor(f, "head.bias", 1, s1, nanv);
+        } else if (!strcmp(cases[c].what, "huge")) {
+            recur_file_put_meta(f, "vocab", "16777216");
+            recur_file_put_meta(f, "input_size", "16777216");
         } else {
             recur_file_put_meta(f, "format", "recur");
         }
@@ -620,4 +626,35 @@ Test(ref, encoder_decoder_gradient_flows) {
     cr_assert(best < 2e-3, "encoder gradient through the decoder's initial state off by %.3g", best);
     free(w), free(g), free(wp);
     recur_ctx_free(ctx); /* frees both nets with it */
+}
+
+/* Optimizer state from another kind of optimizer, or over other nets: named, and
+ * the optimizer keeps its own state. */
+Test(file, optimizer_state_mismatch) {
+    struct toy t, u;
+    toy_make(&t, "lstm", RECUR_HEAD_ALL, RECUR_DIR_FORWARD, 1, 31);
+    toy_make(&u, "lstm", RECUR_HEAD_ALL, RECUR_DIR_FORWARD, 2, 31);
+    recur_optim *adam, *sgd, *two;
+    recur_optim_desc ad = recur_optim_defaults(RECUR_OPTIM_ADAM, 0.01f), sd = recur_optim_defaults(RECUR_OPTIM_SGD, 0.1f);
+    cr_assert_eq(recur_optim_create(&t.net, 1, &ad, &adam), RECUR_OK);
+    cr_assert_eq(recur_optim_create(&t.net, 1, &sd, &sgd), RECUR_OK);
+    cr_assert_eq(recur_optim_create(&u.net, 1, &ad, &two), RECUR_OK);
+    train_steps(&t, adam, 2, &(double){0});
+    recur_file *f;
+    recur_file_create(&f);
+    cr_assert_eq(recur_file_put_optim(f, adam, NULL), RECUR_OK);
+    cr_assert_eq(recur_file_get_optim(f, sgd, NULL), RECUR_ERR_FILE_METADATA);
+    cr_assert(strstr(recur_last_error(), "adam"), "%s", recur_last_error());
+    cr_assert_eq(recur_file_get_optim(f, two, NULL), RECUR_ERR_FILE_METADATA); /* 2 layers: 3 groups, not 2 */
+    cr_assert_eq(recur_optim_steps(two), 0);
+    recur_file_put_meta(f, "optim.steps", "-3");
+    cr_assert_eq(recur_file_get_optim(f, adam, NULL), RECUR_ERR_FILE_METADATA);
+    cr_assert_eq(recur_optim_steps(adam), 2);
+    recur_file_free(f);
+    recur_net *nets[2] = {t.net, t.net};
+    recur_optim *o = (recur_optim *)&t;
+    cr_assert_eq(recur_optim_create(nets, 2, &ad, &o), RECUR_ERR_ARG); /* the same net twice */
+    cr_assert_null(o);
+    toy_free(&u); /* freeing a context frees its optimizers (ASan checks) */
+    toy_free(&t);
 }
