@@ -11,6 +11,41 @@
 
 static const char *const block_names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
 
+static const char *const dir_names[] = {"forward", "reverse", "bidi-concat", "bidi-sum"};
+
+const char *recur_direction_name(recur_direction dir) {
+    return dir >= RECUR_DIR_FORWARD && dir <= RECUR_DIR_BIDI_SUM ? dir_names[dir] : NULL;
+}
+
+recur_status recur_direction_parse(const char *name, recur_direction *out) {
+    recur_err_clear(NULL);
+    RETURN_IF(!name || !out, NULL, RECUR_ERR_NULL, "recur_direction_parse: %s is NULL", name ? "out" : "name");
+    static const struct {
+        const char *name;
+        recur_direction dir;
+    } names[] = {
+        {"forward", RECUR_DIR_FORWARD},          {"reverse", RECUR_DIR_REVERSE},
+        {"bidi-concat", RECUR_DIR_BIDI_CONCAT},  {"bidi-sum", RECUR_DIR_BIDI_SUM},
+        {"bidi", RECUR_DIR_BIDI_CONCAT},         {"bidirectional", RECUR_DIR_BIDI_CONCAT},
+        {"concat", RECUR_DIR_BIDI_CONCAT},       {"sum", RECUR_DIR_BIDI_SUM},
+    };
+    char norm[32];
+    size_t n = strlen(name);
+    if (n < sizeof norm) {
+        for (size_t i = 0; i <= n; i++) {
+            char c = name[i];
+            norm[i] = c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcmp(norm, names[i].name)) {
+                *out = names[i].dir;
+                return RECUR_OK;
+            }
+    }
+    return recur_err(NULL, RECUR_ERR_ARG, "direction '%.40s%s': expected forward, reverse, bidi-concat or bidi-sum",
+                     name, n > 40 ? "..." : "");
+}
+
 recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, recur_model **out) {
     recur_err_clear(ctx);
     RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_model_create: ctx is NULL");

@@ -908,3 +908,33 @@ Test(api, c0_on_single_state_cell_status) {
     run_free(&r);
     recur_ctx_free(ctx);
 }
+
+/* One direction vocabulary: every name round-trips, the older spellings map, bad names are named. */
+Test(api, direction_names) {
+    for (int d = RECUR_DIR_FORWARD; d <= RECUR_DIR_BIDI_SUM; d++) {
+        recur_direction back = (recur_direction)-1;
+        const char *name = recur_direction_name((recur_direction)d);
+        cr_assert(name);
+        cr_assert_eq(recur_direction_parse(name, &back), RECUR_OK);
+        cr_assert_eq((int)back, d);
+    }
+    cr_assert_null(recur_direction_name((recur_direction)4));
+    cr_assert_null(recur_direction_name((recur_direction)-1));
+    const struct {
+        const char *name;
+        recur_direction dir;
+    } old[] = {{"bidi_concat", RECUR_DIR_BIDI_CONCAT}, {"bidi_sum", RECUR_DIR_BIDI_SUM},
+               {"bidi", RECUR_DIR_BIDI_CONCAT},        {"concat", RECUR_DIR_BIDI_CONCAT},
+               {"sum", RECUR_DIR_BIDI_SUM},            {"Forward", RECUR_DIR_FORWARD}};
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
+        recur_direction back = (recur_direction)-1;
+        cr_assert_eq(recur_direction_parse(old[i].name, &back), RECUR_OK, "%s", old[i].name);
+        cr_assert_eq(back, old[i].dir, "%s", old[i].name);
+    }
+    recur_direction keep = RECUR_DIR_REVERSE;
+    cr_assert_eq(recur_direction_parse("sideways", &keep), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_last_error(), "'sideways'"));
+    cr_assert_eq(keep, RECUR_DIR_REVERSE);
+    cr_assert_eq(recur_direction_parse("", &keep), RECUR_ERR_ARG);
+    cr_assert_eq(recur_direction_parse(NULL, &keep), RECUR_ERR_NULL);
+}

@@ -355,6 +355,15 @@ typedef enum recur_direction {
     RECUR_DIR_BIDI_SUM = 3,    /* both; outputs a-> + a<-, H wide (oneDNN's bidirectional_sum) */
 } recur_direction;
 
+/* A direction's name, the one vocabulary of files, the tool's flags and messages:
+ * "forward", "reverse", "bidi-concat", "bidi-sum"; NULL for a value out of range. */
+RECUR_API const char *recur_direction_name(recur_direction dir);
+/* The direction a name stands for: the names above, case-insensitive, with '_' and '-'
+ * alike ("bidi_concat" as files before 0.2 wrote it); the older spellings "bidi",
+ * "bidirectional" and "concat" (= bidi-concat) and "sum" (= bidi-sum) are accepted too.
+ * RECUR_ERR_ARG (message naming the name) for anything else. */
+RECUR_API recur_status recur_direction_parse(const char *name, recur_direction *out);
+
 typedef struct recur_model_desc {
     const char *cell;    /* as for a layer */
     const char *variant; /* NULL for the cell's default */
