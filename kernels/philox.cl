@@ -4,9 +4,15 @@
  * i of stream s under key k draws word i % 4 of
  * philox(counter = {i / 4, (i / 4) >> 32, s, s >> 32}, key = {k, k >> 32}),
  * so every backend draws the same mask, element by element, in any order.
+ *
+ * This file opens the shared program (philox.cl + shared.cl + train.cl), so
+ * the contraction policy of every shared kernel is set here, as
+ * recur-cell-cl.h sets it for the cells: no a*b+c fused unless written as
+ * fma()/mad(), so a GPU rounds as the CPU backend does.
  */
+#pragma OPENCL FP_CONTRACT OFF
 
-inline uint4 recur_philox4x32(uint4 c, uint k0, uint k1) {
+static inline uint4 recur_philox4x32(uint4 c, uint k0, uint k1) {
     for (int r = 0; r < 10; r++) {
         const uint hi0 = mul_hi(0xD2511F53u, c.x), lo0 = 0xD2511F53u * c.x;
         const uint hi1 = mul_hi(0xCD9E8D57u, c.z), lo1 = 0xCD9E8D57u * c.z;

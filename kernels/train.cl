@@ -14,7 +14,7 @@
 /* Sum (max 0) or maximum (max 1) of the n floats of s[0..n), n a power of two,
  * in a fixed pairwise tree; every work-item of the group must call it, and s
  * is the work-item's own row of lanes. The result is left in s[0]. */
-inline void recur_tree(__local float *s, const int lane, const int n, const int max) {
+static inline void recur_tree(__local float *s, const int lane, const int n, const int max) {
     for (int step = n / 2; step > 0; step /= 2) {
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lane < step) {
