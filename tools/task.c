@@ -408,7 +408,7 @@ int run_corpus(const struct run *r, const char *cmd, struct corpus *c) {
         if (!shuffle) shuffle = 1;
     }
     if (corpus_load(r->corpus, shuffle, r->val_frac, 2, c, err, sizeof err)) {
-        fprintf(stderr, "recur %s: %s\n", cmd, err);
+        fprintf(stderr, "recur %s: corpus %s\n", cmd, err);
         return -1;
     }
     return 0;
