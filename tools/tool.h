@@ -208,7 +208,9 @@ int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *pat
  * nothing left to free. */
 int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *),
                     const char *const *model, recur_ctx **ctx, struct model *m, recur_file **file);
-/* Only the settings of an open checkpoint (no nets). -1 with err set. */
+/* Only the settings of an open checkpoint (no nets), each checked against its
+ * flag's range (run_settings); another task's settings are that task's defaults.
+ * -1 with err set, naming the key, the value and the range. */
 int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen);
 /* Write the settings, the vocabularies and the format tag to f. */
 recur_status run_to_file(recur_file *f, const struct model *m);

@@ -414,6 +414,26 @@ static int check_task_option(const struct opt *o, int task) {
     return tool_usage_error(CMD, "%s is an option of --task %s, not %s", o->name, list, task_names[task]);
 }
 
+/* --resume: the checkpoint's settings into t->run, the runtime ones given kept.
+ * -1 after a message when an option given disagrees (another model). */
+static int take_checkpoint_settings(struct trainer *t, const struct opt *opts, const struct run *ckr) {
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const struct setting *s = &run_settings[i];
+        if (s->runtime || !opt_given(opts, s->opt.name) || setting_equal(s, &t->run, ckr)) continue;
+        char a[4200], b[4200];
+        setting_format(s, &t->run, a, sizeof a);
+        setting_format(s, ckr, b, sizeof b);
+        fprintf(stderr, "recur %s: checkpoint %s is a different model: %s %s, but the checkpoint has %s\n", CMD,
+                t->ckpt, s->opt.name, a, b);
+        return -1;
+    }
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const struct setting *s = &run_settings[i];
+        if (!s->runtime || !opt_given(opts, s->opt.name)) setting_copy(s, &t->run, ckr);
+    }
+    return 0;
+}
+
 /*
  * The run's settings into t->run: the task's defaults, then (--resume) the
  * checkpoint's, then the options given; and the cell checked. -1: go on;
@@ -487,23 +507,7 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     for (const struct opt *o = opts; o->name; o++)
         if ((rc = check_task_option(o, task))) return rc;
 
-    if (t->resume) {
-        /* The checkpoint's settings; an option given that disagrees is another model. */
-        for (size_t i = 0; i < n_run_settings; i++) {
-            const struct setting *s = &run_settings[i];
-            if (s->runtime || !opt_given(opts, s->opt.name) || setting_equal(s, r, &ckr)) continue;
-            char a[4200], b[4200];
-            setting_format(s, r, a, sizeof a);
-            setting_format(s, &ckr, b, sizeof b);
-            fprintf(stderr, "recur %s: checkpoint %s is a different model: %s %s, but the checkpoint has %s\n", CMD,
-                    t->ckpt, s->opt.name, a, b);
-            return 1;
-        }
-        for (size_t i = 0; i < n_run_settings; i++) {
-            const struct setting *s = &run_settings[i];
-            if (!s->runtime || !opt_given(opts, s->opt.name)) setting_copy(s, r, &ckr);
-        }
-    }
+    if (t->resume && take_checkpoint_settings(t, opts, &ckr)) return 1;
 
     /* Combinations. */
     if ((r->task == TASK_LM || r->task == TASK_DATES) && r->dir != RECUR_DIR_FORWARD)
