@@ -5,10 +5,12 @@
 #include "data.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- the generator ---- */
 
@@ -25,8 +27,6 @@ uint64_t rng_below(struct rng *r, uint64_t n) {
 double rng_unit(struct rng *r) { return (double)(rng_next(r) >> 11) * 0x1p-53; }
 
 /* ---- the corpus ---- */
-
-#define CORPUS_MAX_BYTES ((size_t)1 << 30)
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
@@ -71,58 +71,74 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n) {
     return n;
 }
 
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+int open_regular(const char *path, size_t max_bytes, size_t *size, char *err, size_t errlen) {
+    /* O_NONBLOCK: opening a FIFO does not wait for a writer; a regular file ignores it. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        set_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        set_err(err, errlen, "%s: %lld bytes, over the limit of %zu MiB", path, (long long)st.st_size, max_bytes >> 20);
+        close(fd);
+        return -1;
+    }
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
 /* The whole file into *buf (with room for one more byte), its length in *n. */
 static int read_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t errlen) {
     *buf = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    size_t size;
+    int fd = open_regular(path, CORPUS_MAX_BYTES, &size, err, errlen);
+    if (fd < 0) return -1;
+    /* size + 2: a file that grew since fstat shows as one byte more than it had, and is refused */
+    unsigned char *b = malloc(size + 2);
+    size_t len = 0;
+    if (!b) {
+        set_err(err, errlen, "%s: out of memory reading the file (%zu bytes)", path, size);
+        close(fd);
         return -1;
     }
-    size_t cap = 1 << 16;
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
-        if ((unsigned long long)st.st_size > CORPUS_MAX_BYTES) {
-            set_err(err, errlen, "%s: over 1 GiB (%lld bytes); a corpus may have at most %zu bytes", path,
-                    (long long)st.st_size, CORPUS_MAX_BYTES);
-            fclose(f);
-            return -1;
-        }
-        cap = (size_t)st.st_size + 2;
-    }
-    unsigned char *b = malloc(cap);
-    size_t len = 0;
-    if (!b) goto oom;
     for (;;) {
-        if (cap - len < 2) {
-            size_t ncap = cap * 2;
-            unsigned char *nb = realloc(b, ncap);
-            if (!nb) goto oom;
-            b = nb;
-            cap = ncap;
-        }
-        size_t got = fread(b + len, 1, cap - len - 1, f);
-        len += got;
-        if (len > CORPUS_MAX_BYTES) {
-            set_err(err, errlen, "%s: over 1 GiB; a corpus may have at most %zu bytes", path, CORPUS_MAX_BYTES);
+        ssize_t got = read(fd, b + len, size + 1 - len);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
             goto fail;
         }
         if (got == 0) break;
+        len += (size_t)got;
+        if (len > size) {
+            set_err(err, errlen, "%s: the file grew while it was read (past %zu bytes)", path, size);
+            goto fail;
+        }
     }
-    if (ferror(f)) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-        goto fail;
-    }
-    fclose(f);
+    close(fd);
     *buf = b;
     *n = len;
     return 0;
-oom:
-    set_err(err, errlen, "%s: out of memory reading the file", path);
 fail:
     free(b);
-    fclose(f);
+    close(fd);
     return -1;
 }
 

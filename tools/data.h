@@ -32,6 +32,15 @@ double rng_unit(struct rng *r);
 /* The default corpus: Debian's wamerican word list. */
 #define CORPUS_DEFAULT "/usr/share/dict/words"
 
+/* The largest corpus: 256 MiB (training holds the text, 4 bytes a token and
+ * 16 bytes a line besides: about 1.5 GB at most). */
+#define CORPUS_MAX_BYTES ((size_t)256 << 20)
+
+/* Open path read-only when it is a regular file of at most max_bytes, without
+ * blocking on a FIFO: the descriptor and *size (may be NULL), or -1 with a
+ * message in err naming path and why (its kind, its size and the limit). */
+int open_regular(const char *path, size_t max_bytes, size_t *size, char *err, size_t errlen);
+
 struct vocab {
     int size;           /* distinct bytes, at most 256 */
     unsigned char sym[256]; /* token id -> byte, increasing byte order */
@@ -51,9 +60,10 @@ struct corpus {
  * last val_frac of the lines (at least one) is the validation text, the rest
  * training text. The vocabulary is every byte that occurs in the file.
  * Fails, with a message in err naming the file and the reason, when the file
- * is missing or unreadable, empty, not text (a NUL byte, or not valid
- * UTF-8), too short to split (fewer than 2 lines or a part shorter than
- * min_tokens), or over 1 GiB. 0 on success, -1 on failure.
+ * is missing or unreadable, not a regular file (a FIFO, a device, a
+ * directory: refused before anything is read), over CORPUS_MAX_BYTES, empty,
+ * not text (a NUL byte, or not valid UTF-8), or too short to split (fewer
+ * than 2 lines or a part shorter than min_tokens). 0 on success, -1 on failure.
  */
 int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t min_tokens, struct corpus *c,
                 char *err, size_t errlen);

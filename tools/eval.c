@@ -31,23 +31,16 @@ int cmd_eval(int argc, char **argv) {
     struct opt opts[] = {
         {.name = "--model", .kind = OPT_STRING, .dst = &model},
         {.name = "--corpus", .kind = OPT_STRING, .dst = &corpus},
-        {.name = "--size", .kind = OPT_INT, .dst = &size, .lo = 1, .hi = 10000000},
+        {.name = "--size", .kind = OPT_INT, .dst = &size, .lo = 1, .hi = 1000000}, /* --val-size's range */
         {.name = "--seed", .kind = OPT_U64, .dst = &seed},
         {.name = NULL},
     };
-    int prc = opts_parse(CMD, argc, argv, opts);
-    if (prc == 1) {
-        usage(stdout);
-        return 0;
-    }
-    if (prc) return prc;
-    if (!model) return tool_usage_error(CMD, "--model FILE is required");
-    recur_ctx *ctx = tool_ctx(CMD);
-    if (!ctx) return 1;
+    recur_ctx *ctx;
     struct model m;
-    int rc = 1;
     recur_file *f = NULL;
-    if (model_load(&m, CMD, ctx, model, &f)) goto out;
+    int rc = cmd_begin_model(CMD, argc, argv, opts, usage, &model, &ctx, &m, &f);
+    if (rc >= 0) return rc;
+    rc = 1;
     if (m.r.task == TASK_LM) {
         if (opt_given(opts, "--size") || opt_given(opts, "--seed")) {
             rc = tool_usage_error(CMD, "--size and --seed are for classify and dates models; %s is an lm", model);
@@ -79,7 +72,7 @@ int cmd_eval(int argc, char **argv) {
             n = c.n_train + c.n_val;
             s = malloc((n ? n : 1) * sizeof *s);
             if (!s) {
-                fprintf(stderr, "recur %s: out of memory\n", CMD);
+                fprintf(stderr, "recur %s: corpus %s: out of memory for %zu tokens\n", CMD, corpus, n);
                 corpus_free(&c);
                 goto out;
             }
@@ -102,8 +95,8 @@ int cmd_eval(int argc, char **argv) {
         long long count = 0;
         recur_status st = N >= 1 ? lm_stream_loss(&m, s, n, N, m.r.bptt, &loss, &count) : RECUR_ERR_ARG;
         if (st != RECUR_OK) {
-            if (N < 1) fprintf(stderr, "recur %s: %s is too short to evaluate\n", CMD, what);
-            else model_fail(&m, CMD, "evaluating");
+            if (N < 1) fprintf(stderr, "recur %s: %s is too short to evaluate (%zu bytes)\n", CMD, what, n);
+            else model_fail(&m, CMD, "evaluating", st);
         } else {
             printf("loss %.4f nats, %.4f bits per char over %lld targets (%s)\n", loss, loss / log(2), count, what);
             rc = 0;
@@ -125,8 +118,9 @@ int cmd_eval(int argc, char **argv) {
     struct rng r = {opt_given(opts, "--seed") ? seed : run_seed(&m.r, SEED_HELDOUT)};
     examples_draw(&e, &m, &r);
     double loss, acc;
-    if (examples_eval(&m, &e, &loss, &acc) != RECUR_OK) {
-        model_fail(&m, CMD, "evaluating");
+    recur_status st = examples_eval(&m, &e, &loss, &acc);
+    if (st != RECUR_OK) {
+        model_fail(&m, CMD, "evaluating", st);
     } else {
         int right = (int)lround(acc * n);
         if (m.r.task == TASK_CLASSIFY)

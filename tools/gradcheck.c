@@ -198,7 +198,7 @@ out:
 static void usage(FILE *f) {
     fprintf(f,
             "usage: recur gradcheck --cell NAME [--variant V] [--layers L]\n"
-            "                       [--direction forward|reverse|concat|sum] [--bidirectional]\n"
+            "                       [--direction forward|reverse|bidi-concat|bidi-sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
             "                       [--seed S] [--tol X] [--eps E[,E...]]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
@@ -214,8 +214,9 @@ static void usage(FILE *f) {
             "  --cell NAME        the cell (see 'recur cells'); required\n"
             "  --variant V        the cell's variant (rnn: tanh, relu); default the cell's first\n"
             "  --layers L         stacked layers, 1..64 (default 1)\n"
-            "  --direction D      forward, reverse, concat or sum (default forward)\n"
-            "  --bidirectional    the same as --direction concat\n"
+            "  --direction D      forward, reverse, bidi-concat or bidi-sum (default forward;\n"
+            "                     the older concat, sum and bidi are accepted too)\n"
+            "  --bidirectional    the same as --direction bidi-concat\n"
             "  --input I          input size, 1..4096 (default 4)\n"
             "  --hidden H         hidden size, 1..4096 (default 6)\n"
             "  --steps T          time steps, 1..100000 (default 5)\n"
@@ -272,8 +273,6 @@ static void fixed_lengths(int *len, int N, int T) {
     }
 }
 
-static const char *dir_names[] = {"forward", "reverse", "concat", "sum"};
-
 int cmd_gradcheck(int argc, char **argv) {
     const char *cell = NULL, *variant = NULL, *direction = NULL;
     long L = 1, I = 4, H = 6, T = 5, N = 3;
@@ -327,13 +326,13 @@ int cmd_gradcheck(int argc, char **argv) {
 
     recur_direction dir = bidirectional ? RECUR_DIR_BIDI_CONCAT : RECUR_DIR_FORWARD;
     if (direction) {
-        int d = -1;
-        for (int k = 0; k < 4; k++)
-            if (!strcmp(direction, dir_names[k])) d = k;
-        if (d < 0) return tool_usage_error(CMD, "--direction '%s': expected forward, reverse, concat or sum", direction);
+        recur_direction d;
+        if (recur_direction_parse(direction, &d) != RECUR_OK)
+            return tool_usage_error(CMD, "--direction '%s': expected forward, reverse, bidi-concat or bidi-sum",
+                                    direction);
         if (bidirectional && d != RECUR_DIR_BIDI_CONCAT)
-            return tool_usage_error(CMD, "--bidirectional (concat) conflicts with --direction '%s'", direction);
-        dir = (recur_direction)d;
+            return tool_usage_error(CMD, "--bidirectional (bidi-concat) conflicts with --direction '%s'", direction);
+        dir = d;
     }
 
     /* The cell and variant, by name, before anything runs. */
@@ -495,7 +494,7 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     recur_ctx_device(ctx, &info);
     if (verbose)
         printf("recur gradcheck: %s%s%s on %s, %ld layer%s, %s, I=%ld H=%ld T=%ld N=%ld, seed %llu\n", cell,
-           variant ? ":" : "", variant ? variant : "", info.selector, L, L == 1 ? "" : "s", dir_names[dir], I, H,
+           variant ? ":" : "", variant ? variant : "", info.selector, L, L == 1 ? "" : "s", recur_direction_name(dir), I, H,
            T, N, (unsigned long long)seed);
     if (verbose && use_lengths) {
         printf("lengths");

@@ -1,5 +1,6 @@
 /*
- * opts.c: the option tables of recur train, sample and eval.
+ * opts.c: the option tables of recur train, sample and eval, and the check
+ * of a value against its option (also of the settings a checkpoint holds).
  *
  * Every option is "--name VALUE" or "--name=VALUE" (flags take no value).
  * A bad option or value prints "recur CMD: ..." naming the option and what
@@ -26,45 +27,38 @@ int opt_given(const struct opt *opts, const char *name) {
     return 0;
 }
 
-static int choice_error(const char *cmd, const struct opt *o, const char *v) {
-    char list[256] = "";
-    size_t n = 0;
-    for (int i = 0; o->choices[i]; i++)
-        n += (size_t)snprintf(list + n, n < sizeof list ? sizeof list - n : 0, "%s%s", i ? ", " : "", o->choices[i]);
-    return tool_usage_error(cmd, "%s '%s': expected one of %s", o->name, v, list);
+static void range_text(const struct opt *o, char *buf, size_t len) {
+    snprintf(buf, len, "%s%g, %g%s", o->flags & OPT_LO_OPEN ? "(" : "[", o->lo, o->hi,
+             o->flags & OPT_HI_OPEN ? ")" : "]");
 }
 
-static int range_text(const struct opt *o, char *buf, size_t len) {
-    return snprintf(buf, len, "%s%g, %g%s", o->flags & OPT_LO_OPEN ? "(" : "[", o->lo, o->hi,
-                    o->flags & OPT_HI_OPEN ? ")" : "]");
-}
+#define WHY(...) return snprintf(why, whylen, __VA_ARGS__), -1
 
-static int set_value(const char *cmd, struct opt *o, const char *v) {
+int opt_value(const struct opt *o, const char *v, void *dst, int empty_ok, char *why, size_t whylen) {
     char *end;
+    errno = 0;
     switch (o->kind) {
     case OPT_FLAG:
-        *(int *)o->dst = 1;
+        if (!v) return *(int *)dst = 1, 0;
+        if (strcmp(v, "0") && strcmp(v, "1")) WHY("expected 0 or 1");
+        *(int *)dst = *v == '1';
         return 0;
     case OPT_INT:
     case OPT_LLONG: {
-        errno = 0;
         long long n = strtoll(v, &end, 10);
         if (!*v || *end || errno || (double)n < o->lo || (double)n > o->hi)
-            return tool_usage_error(cmd, "%s '%s': expected an integer in %.0f..%.0f", o->name, v, o->lo, o->hi);
-        if (o->kind == OPT_INT) *(int *)o->dst = (int)n;
-        else *(long long *)o->dst = n;
+            WHY("expected an integer in %.0f..%.0f", o->lo, o->hi);
+        if (o->kind == OPT_INT) *(int *)dst = (int)n;
+        else *(long long *)dst = n;
         return 0;
     }
     case OPT_U64: {
-        errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
-        if (!*v || *end || errno || *v == '-')
-            return tool_usage_error(cmd, "%s '%s': expected an unsigned 64-bit integer", o->name, v);
-        *(uint64_t *)o->dst = (uint64_t)n;
+        if (!*v || *end || errno || *v == '-') WHY("expected an unsigned 64-bit integer");
+        *(uint64_t *)dst = (uint64_t)n;
         return 0;
     }
     case OPT_DOUBLE: {
-        errno = 0;
         double d = strtod(v, &end);
         int ok = *v && !*end && !errno && isfinite(d);
         if (ok) ok = (o->flags & OPT_LO_OPEN) ? d > o->lo : d >= o->lo;
@@ -72,28 +66,42 @@ static int set_value(const char *cmd, struct opt *o, const char *v) {
         if (!ok) {
             char r[96];
             range_text(o, r, sizeof r);
-            return tool_usage_error(cmd, "%s '%s': expected a number in %s", o->name, v, r);
+            WHY("expected a number in %s", r);
         }
-        *(double *)o->dst = d;
+        *(double *)dst = d;
         return 0;
     }
     case OPT_STRING:
-        if (!*v) return tool_usage_error(cmd, "%s: the value is empty", o->name);
-        *(const char **)o->dst = v;
+    case OPT_TEXT:
+        if (!*v && o->kind == OPT_STRING) WHY("the value is empty");
+        *(const char **)dst = v;
         return 0;
-    case OPT_TEXT: /* may be empty */
-        *(const char **)o->dst = v;
+    case OPT_BUF:
+        if (!*v && !empty_ok) WHY("the value is empty");
+        if (strlen(v) >= o->cap) WHY("longer than %zu bytes", o->cap - 1);
+        memcpy(dst, v, strlen(v) + 1);
         return 0;
-    case OPT_CHOICE:
-        for (int i = 0; o->choices[i]; i++)
-            if (!strcmp(o->choices[i], v)) {
-                *(int *)o->dst = i;
-                return 0;
-            }
-        return choice_error(cmd, o, v);
+    case OPT_CHOICE: {
+        char list[256] = "";
+        size_t n = 0;
+        for (int i = 0; o->choices[i]; i++) {
+            if (!strcmp(o->choices[i], v)) return *(int *)dst = i, 0;
+            n += (size_t)snprintf(list + n, n < sizeof list ? sizeof list - n : 0, "%s%s", i ? ", " : "",
+                                  o->choices[i]);
+        }
+        WHY("expected one of %s", list);
     }
-    return tool_usage_error(cmd, "%s: internal error (option kind)", o->name);
+    case OPT_DIRECTION: {
+        recur_direction d;
+        if (recur_direction_parse(v, &d) != RECUR_OK) WHY("expected forward, reverse, bidi-concat or bidi-sum");
+        *(int *)dst = (int)d;
+        return 0;
+    }
+    }
+    WHY("internal error (option kind %d)", (int)o->kind);
 }
+
+#undef WHY
 
 int opts_parse(const char *cmd, int argc, char **argv, struct opt *opts) {
     for (int i = 1; i < argc; i++) {
@@ -118,9 +126,21 @@ int opts_parse(const char *cmd, int argc, char **argv, struct opt *opts) {
             if (i + 1 >= argc) return tool_usage_error(cmd, "option '%s' needs a value", name);
             v = argv[++i];
         }
-        int rc = set_value(cmd, o, v);
-        if (rc) return rc;
+        char why[300];
+        if (opt_value(o, v, o->dst, 0, why, sizeof why)) {
+            if (v) return tool_usage_error(cmd, "%s '%s': %s", name, v, why);
+            return tool_usage_error(cmd, "%s: %s", name, why);
+        }
         o->given = 1;
     }
     return 0;
+}
+
+int cmd_begin(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *)) {
+    int rc = opts_parse(cmd, argc, argv, opts);
+    if (rc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    return rc ? rc : -1;
 }

@@ -61,18 +61,11 @@ int cmd_sample(int argc, char **argv) {
         {.name = "--input", .kind = OPT_STRING, .dst = &input},
         {.name = NULL},
     };
-    int prc = opts_parse(CMD, argc, argv, opts);
-    if (prc == 1) {
-        usage(stdout);
-        return 0;
-    }
-    if (prc) return prc;
-    if (!model) return tool_usage_error(CMD, "--model FILE is required");
-    recur_ctx *ctx = tool_ctx(CMD);
-    if (!ctx) return 1;
+    recur_ctx *ctx;
     struct model m;
-    int rc = 1;
-    if (model_load(&m, CMD, ctx, model, NULL)) goto out;
+    int rc = cmd_begin_model(CMD, argc, argv, opts, usage, &model, &ctx, &m, NULL);
+    if (rc >= 0) return rc;
+    rc = 1;
     struct rng r = {seed};
     const char *task = task_names[m.r.task];
     if (m.r.task == TASK_LM) {
@@ -91,7 +84,7 @@ int cmd_sample(int argc, char **argv) {
     }
     struct examples e;
     if (examples_alloc(&e, &m, input ? 1 : n)) {
-        fprintf(stderr, "recur %s: out of memory\n", CMD);
+        fprintf(stderr, "recur %s: out of memory for --n %d examples\n", CMD, input ? 1 : n);
         goto out;
     }
     if (m.r.task == TASK_CLASSIFY) {
@@ -99,7 +92,7 @@ int cmd_sample(int argc, char **argv) {
         float *logits = malloc((size_t)e.n * 2 * sizeof *logits);
         int len = 0;
         if (!seq || !logits) {
-            fprintf(stderr, "recur %s: out of memory\n", CMD);
+            fprintf(stderr, "recur %s: out of memory for --n %d sequences\n", CMD, e.n);
         } else if (input && parse_symbols(input, m.r.alphabet, seq, 4096, &len)) {
             rc = tool_usage_error(CMD, "--input '%s': expected 1..4096 symbols 0..%d separated by spaces", input,
                                   m.r.alphabet - 1);
@@ -111,8 +104,9 @@ int cmd_sample(int argc, char **argv) {
             } else {
                 examples_draw(&e, &m, &r);
             }
-            if (classify_logits(&m, &e, logits) != RECUR_OK) {
-                model_fail(&m, CMD, "classifying");
+            recur_status st = classify_logits(&m, &e, logits);
+            if (st != RECUR_OK) {
+                model_fail(&m, CMD, "classifying", st);
             } else {
                 for (int b = 0; b < e.n; b++) {
                     double z = (double)logits[2 * b + 1] - logits[2 * b], p1 = 1 / (1 + exp(-z));
@@ -137,7 +131,7 @@ int cmd_sample(int argc, char **argv) {
     char(*got)[DATE_ISO_LEN + 1] = calloc((size_t)e.n, sizeof *got);
     int bad = 0;
     if (!got) {
-        fprintf(stderr, "recur %s: out of memory\n", CMD);
+        fprintf(stderr, "recur %s: out of memory for --n %d dates\n", CMD, e.n);
     } else if (input && examples_from_text(&e, &m, &input, 1, &bad)) {
         if (bad < 0)
             rc = tool_usage_error(CMD, "--input '%s': expected 1..%d bytes", input, DATE_SRC_MAX);
@@ -146,8 +140,9 @@ int cmd_sample(int argc, char **argv) {
                                        "vocabulary", input, bad >= 32 && bad < 127 ? bad : '?', bad);
     } else {
         if (!input) examples_draw(&e, &m, &r);
-        if (dates_greedy(&m, &e, got) != RECUR_OK) {
-            model_fail(&m, CMD, "translating");
+        recur_status st = dates_greedy(&m, &e, got);
+        if (st != RECUR_OK) {
+            model_fail(&m, CMD, "translating", st);
         } else {
             for (int b = 0; b < e.n; b++) {
                 if (input) printf("%s\n", got[b]);

@@ -13,46 +13,57 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tool.h"
 
 const char *const task_names[] = {"lm", "classify", "dates", NULL};
-const char *const direction_names[] = {"forward", "reverse", "bidi", "bidi-sum", NULL};
 const char *const optim_names[] = {"sgd", "adam", NULL};
 const char *const init_names[] = {"uniform", "orthogonal", NULL};
 const char *const prefixes_one[] = {""};
 const char *const prefixes_dates[] = {"encoder.", "decoder."};
 
-#define S(key, flag, type, field, choices, runtime) {key, flag, type, offsetof(struct run, field), choices, runtime}
+#define LM TASK_BIT(TASK_LM)
+#define CLASSIFY TASK_BIT(TASK_CLASSIFY)
+#define DATES TASK_BIT(TASK_DATES)
+#define S(k, flag, kd, field, low, high, tk, rt, ...)                                                             \
+    {.key = k, .opt = {.name = flag, .kind = kd, .lo = low, .hi = high, .tasks = tk, __VA_ARGS__},               \
+     .off = offsetof(struct run, field), .runtime = rt}
+#define BUF(field) .cap = sizeof ((struct run *)0)->field
+/* The flags' ranges, and so the largest sizes a checkpoint may ask for. */
 const struct setting run_settings[] = {
-    S("recur.task", "--task", SET_CHOICE, task, task_names, 0),
-    S("recur.cell", "--cell", SET_STR, cell, NULL, 0),
-    S("recur.variant", "--variant", SET_STR, variant, NULL, 0),
-    S("recur.hidden", "--hidden", SET_INT, hidden, NULL, 0),
-    S("recur.layers", "--layers", SET_INT, layers, NULL, 0),
-    S("recur.embed", "--embed", SET_INT, embed, NULL, 0),
-    S("recur.direction", "--direction", SET_CHOICE, dir, direction_names, 0),
-    S("recur.dropout", "--dropout", SET_DOUBLE, dropout, NULL, 0),
-    S("recur.batch", "--batch", SET_INT, batch, NULL, 0),
-    S("recur.bptt", "--bptt", SET_INT, bptt, NULL, 0),
-    S("recur.optim", "--optim", SET_CHOICE, optim, optim_names, 0),
-    S("recur.lr", "--lr", SET_DOUBLE, lr, NULL, 0),
-    S("recur.momentum", "--momentum", SET_DOUBLE, momentum, NULL, 0),
-    S("recur.clip", "--clip", SET_DOUBLE, clip, NULL, 0),
-    S("recur.init", "--init", SET_CHOICE, init, init_names, 0),
-    S("recur.seed", "--seed", SET_U64, seed, NULL, 0),
-    S("recur.corpus", "--corpus", SET_STR, corpus, NULL, 0),
-    S("recur.shuffle", "--shuffle", SET_INT, shuffle, NULL, 0),
-    S("recur.val_frac", "--val-frac", SET_DOUBLE, val_frac, NULL, 0),
-    S("recur.alphabet", "--alphabet", SET_INT, alphabet, NULL, 0),
-    S("recur.min_len", "--min-len", SET_INT, min_len, NULL, 0),
-    S("recur.max_len", "--max-len", SET_INT, max_len, NULL, 0),
-    S("recur.val_size", "--val-size", SET_INT, val_size, NULL, 0),
-    S("recur.steps", "--steps", SET_LLONG, steps, NULL, 1),
-    S("recur.eval_every", "--eval-every", SET_INT, eval_every, NULL, 1),
-    S("recur.checkpoint_every", "--checkpoint-every", SET_INT, checkpoint_every, NULL, 1),
+    S("recur.task", "--task", OPT_CHOICE, task, 0, 0, 0, 0, .choices = task_names),
+    S("recur.cell", "--cell", OPT_BUF, cell, 0, 0, 0, 0, BUF(cell)),
+    S("recur.variant", "--variant", OPT_BUF, variant, 0, 0, 0, 0, BUF(variant)),
+    S("recur.hidden", "--hidden", OPT_INT, hidden, 1, 8192, 0, 0),
+    S("recur.layers", "--layers", OPT_INT, layers, 1, 16, 0, 0),
+    S("recur.embed", "--embed", OPT_INT, embed, 1, 8192, 0, 0),
+    S("recur.direction", "--direction", OPT_DIRECTION, dir, 0, 0, 0, 0),
+    S("recur.dropout", "--dropout", OPT_DOUBLE, dropout, 0, 1, 0, 0, .flags = OPT_HI_OPEN),
+    S("recur.batch", "--batch", OPT_INT, batch, 1, 65536, 0, 0),
+    S("recur.bptt", "--bptt", OPT_INT, bptt, 1, 100000, LM, 0),
+    S("recur.optim", "--optim", OPT_CHOICE, optim, 0, 0, 0, 0, .choices = optim_names),
+    S("recur.lr", "--lr", OPT_DOUBLE, lr, 0, 100, 0, 0, .flags = OPT_LO_OPEN),
+    S("recur.momentum", "--momentum", OPT_DOUBLE, momentum, 0, 1, 0, 0, .flags = OPT_HI_OPEN),
+    S("recur.clip", "--clip", OPT_DOUBLE, clip, 0, 1e9, 0, 0),
+    S("recur.init", "--init", OPT_CHOICE, init, 0, 0, 0, 0, .choices = init_names),
+    S("recur.seed", "--seed", OPT_U64, seed, 0, 0, 0, 0),
+    S("recur.corpus", "--corpus", OPT_BUF, corpus, 0, 0, LM, 0, BUF(corpus)),
+    S("recur.shuffle", "--shuffle", OPT_FLAG, shuffle, 0, 0, LM, 0),
+    S("recur.val_frac", "--val-frac", OPT_DOUBLE, val_frac, 0, 0.9, LM, 0, .flags = OPT_LO_OPEN),
+    S("recur.alphabet", "--alphabet", OPT_INT, alphabet, 2, 256, CLASSIFY, 0),
+    S("recur.min_len", "--min-len", OPT_INT, min_len, 2, 1000, CLASSIFY, 0),
+    S("recur.max_len", "--max-len", OPT_INT, max_len, 2, 1000, CLASSIFY, 0),
+    S("recur.val_size", "--val-size", OPT_INT, val_size, 1, 1000000, CLASSIFY | DATES, 0),
+    S("recur.steps", "--steps", OPT_LLONG, steps, 0, 1e12, 0, 1),
+    S("recur.eval_every", "--eval-every", OPT_INT, eval_every, 1, 1e9, 0, 1),
+    S("recur.checkpoint_every", "--checkpoint-every", OPT_INT, checkpoint_every, 1, 1e9, 0, 1),
 };
 #undef S
+#undef BUF
+#undef LM
+#undef CLASSIFY
+#undef DATES
 const size_t n_run_settings = sizeof run_settings / sizeof run_settings[0];
 
 /*
@@ -95,13 +106,15 @@ void run_defaults(struct run *r, int task) {
 
 void setting_format(const struct setting *s, const struct run *r, char *buf, size_t len) {
     const char *p = (const char *)r + s->off;
-    switch (s->type) {
-    case SET_INT: snprintf(buf, len, "%d", *(const int *)p); break;
-    case SET_LLONG: snprintf(buf, len, "%lld", *(const long long *)p); break;
-    case SET_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
-    case SET_DOUBLE: snprintf(buf, len, "%.17g", *(const double *)p); break;
-    case SET_STR: snprintf(buf, len, "%s", p); break;
-    case SET_CHOICE: snprintf(buf, len, "%s", s->choices[*(const int *)p]); break;
+    switch (s->opt.kind) {
+    case OPT_FLAG: case OPT_INT: snprintf(buf, len, "%d", *(const int *)p); break;
+    case OPT_LLONG: snprintf(buf, len, "%lld", *(const long long *)p); break;
+    case OPT_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p); break;
+    case OPT_DOUBLE: snprintf(buf, len, "%.17g", *(const double *)p); break;
+    case OPT_BUF: snprintf(buf, len, "%s", p); break;
+    case OPT_CHOICE: snprintf(buf, len, "%s", s->opt.choices[*(const int *)p]); break;
+    case OPT_DIRECTION: snprintf(buf, len, "%s", recur_direction_name((recur_direction) * (const int *)p)); break;
+    default: snprintf(buf, len, "?"); /* no setting has another kind */
     }
 }
 
@@ -113,61 +126,17 @@ int setting_equal(const struct setting *s, const struct run *a, const struct run
 }
 
 static size_t setting_size(const struct setting *s) {
-    switch (s->type) {
-    case SET_INT: case SET_CHOICE: return sizeof(int);
-    case SET_LLONG: return sizeof(long long);
-    case SET_U64: return sizeof(uint64_t);
-    case SET_DOUBLE: return sizeof(double);
-    case SET_STR: return s->off == offsetof(struct run, corpus) ? sizeof ((struct run *)0)->corpus : 64;
+    switch (s->opt.kind) {
+    case OPT_LLONG: return sizeof(long long);
+    case OPT_U64: return sizeof(uint64_t);
+    case OPT_DOUBLE: return sizeof(double);
+    case OPT_BUF: return s->opt.cap;
+    default: return sizeof(int);
     }
-    return 0;
 }
 
 void setting_copy(const struct setting *s, struct run *dst, const struct run *src) {
     memcpy((char *)dst + s->off, (const char *)src + s->off, setting_size(s));
-}
-
-static int setting_parse(const struct setting *s, struct run *r, const char *v) {
-    char *p = (char *)r + s->off, *end;
-    errno = 0;
-    switch (s->type) {
-    case SET_INT: {
-        long n = strtol(v, &end, 10);
-        if (!*v || *end || errno || n < INT_MIN || n > INT_MAX) return -1;
-        *(int *)p = (int)n;
-        return 0;
-    }
-    case SET_LLONG: {
-        long long n = strtoll(v, &end, 10);
-        if (!*v || *end || errno) return -1;
-        *(long long *)p = n;
-        return 0;
-    }
-    case SET_U64: {
-        unsigned long long n = strtoull(v, &end, 10);
-        if (!*v || *end || errno || *v == '-') return -1;
-        *(uint64_t *)p = n;
-        return 0;
-    }
-    case SET_DOUBLE: {
-        double d = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(d)) return -1;
-        *(double *)p = d;
-        return 0;
-    }
-    case SET_STR:
-        if (strlen(v) >= setting_size(s)) return -1;
-        memcpy(p, v, strlen(v) + 1);
-        return 0;
-    case SET_CHOICE:
-        for (int i = 0; s->choices[i]; i++)
-            if (!strcmp(s->choices[i], v)) {
-                *(int *)p = i;
-                return 0;
-            }
-        return -1;
-    }
-    return -1;
 }
 
 uint64_t run_seed(const struct run *r, int which) {
@@ -221,9 +190,13 @@ int mkdir_p(const char *path) {
 
 /* ---- models ---- */
 
-int model_fail(const struct model *m, const char *cmd, const char *what) {
-    const char *e = m && m->ctx ? recur_ctx_error(m->ctx) : "";
-    fprintf(stderr, "recur %s: %s: %s\n", cmd, what, e && *e ? e : recur_last_error());
+int model_fail(const struct model *m, const char *cmd, const char *what, recur_status st) {
+    const char *e = m->ctx ? recur_ctx_error(m->ctx) : "";
+    if (!e || !*e) e = recur_last_error();
+    if (e && *e) fprintf(stderr, "recur %s: %s: %s\n", cmd, what, e);
+    else /* the tool's own buffers */
+        fprintf(stderr, "recur %s: %s: %s (batch %d, hidden %d, layers %d)\n", cmd, what, recur_status_str(st),
+                m->r.batch, m->r.hidden, m->r.layers);
     return -1;
 }
 
@@ -276,9 +249,10 @@ int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct r
     m->n_nets = r->task == TASK_DATES ? 2 : 1;
     for (int i = 0; i < m->n_nets; i++) {
         recur_net_desc d = net_desc(m, i);
-        if (recur_net_create(ctx, &d, &m->net[i]) != RECUR_OK) return model_fail(m, cmd, "creating the net");
-        if (recur_net_init(m->net[i], (recur_init)r->init, run_seed(r, SEED_INIT0 + i)) != RECUR_OK)
-            return model_fail(m, cmd, "initialising the net");
+        recur_status st = recur_net_create(ctx, &d, &m->net[i]);
+        if (st != RECUR_OK) return model_fail(m, cmd, "creating the net", st);
+        if ((st = recur_net_init(m->net[i], (recur_init)r->init, run_seed(r, SEED_INIT0 + i))) != RECUR_OK)
+            return model_fail(m, cmd, "initialising the net", st);
     }
     return 0;
 }
@@ -307,43 +281,51 @@ recur_status run_to_file(recur_file *f, const struct model *m) {
     return st;
 }
 
-static int run_check(const struct run *r, char *err, size_t errlen) {
-#define BAD(...) return snprintf(err, errlen, __VA_ARGS__), -1
-    if (r->task < 0 || r->task > TASK_DATES) BAD("recur.task out of range");
-    if (r->hidden < 1 || r->layers < 1 || r->embed < 1 || r->batch < 1) BAD("a size below 1");
-    if (r->task == TASK_LM && r->bptt < 1) BAD("recur.bptt below 1");
-    if (r->task == TASK_CLASSIFY && (r->alphabet < 2 || r->min_len < 1 || r->max_len < r->min_len))
-        BAD("the classify task's alphabet or lengths are out of range");
-    if (r->task != TASK_LM && r->val_size < 1) BAD("recur.val_size below 1");
-    if (r->eval_every < 1 || r->checkpoint_every < 1 || r->steps < 0) BAD("a step count out of range");
-    return 0;
-#undef BAD
-}
-
 int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen) {
     const char *fmt = recur_file_meta(f, "recur.format");
     if (!fmt) return snprintf(err, errlen, "no metadata 'recur.format' (a plain model file?)"), -1;
     if (strcmp(fmt, CHECKPOINT_FORMAT))
-        return snprintf(err, errlen, "format '%s', this recur reads '%s'", fmt, CHECKPOINT_FORMAT), -1;
-    memset(r, 0, sizeof *r);
+        return snprintf(err, errlen, "format '%.64s', this recur reads '%s'", fmt, CHECKPOINT_FORMAT), -1;
+    /* The task first (run_settings[0]): its defaults stand for the settings of other tasks. */
+    int task = 0;
     for (size_t i = 0; i < n_run_settings; i++) {
-        const char *v = recur_file_meta(f, run_settings[i].key);
-        if (!v) return snprintf(err, errlen, "no metadata '%s'", run_settings[i].key), -1;
-        if (setting_parse(&run_settings[i], r, v))
-            return snprintf(err, errlen, "metadata '%s' = '%.64s' is malformed", run_settings[i].key, v), -1;
+        const struct setting *s = &run_settings[i];
+        if (i > 0 && s->opt.tasks && !(s->opt.tasks & TASK_BIT(task))) continue;
+        const char *v = recur_file_meta(f, s->key);
+        if (!v) return snprintf(err, errlen, "no metadata '%s'", s->key), -1;
+        char why[300];
+        if (opt_value(&s->opt, v, (char *)r + s->off, s->off == offsetof(struct run, variant), why, sizeof why))
+            return snprintf(err, errlen, "metadata '%s' = '%.64s%s': %s (as %s)", s->key, v,
+                            strlen(v) > 64 ? "..." : "", why, s->opt.name), -1;
+        if (i == 0) run_defaults(r, task = r->task);
     }
-    return run_check(r, err, errlen);
+    if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
+        return snprintf(err, errlen, "metadata 'recur.min_len' = '%d' is above 'recur.max_len' = '%d'", r->min_len,
+                        r->max_len), -1;
+    return 0;
+}
+
+int checkpoint_open(const char *cmd, const char *path, recur_file **f) {
+    char err[4400];
+    int fd = open_regular(path, SIZE_MAX, NULL, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "recur %s: cannot read checkpoint %s\n", cmd, err);
+        return -1;
+    }
+    close(fd);
+    if (recur_file_open(path, f) != RECUR_OK) {
+        fprintf(stderr, "recur %s: cannot read checkpoint %s: %s\n", cmd, path, recur_last_error());
+        return -1;
+    }
+    return 0;
 }
 
 int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *path, recur_file **file) {
     memset(m, 0, sizeof *m);
     m->ctx = ctx;
     recur_file *f;
-    if (recur_file_open(path, &f) != RECUR_OK) {
-        fprintf(stderr, "recur %s: cannot read checkpoint %s: %s\n", cmd, path, recur_last_error());
-        return -1;
-    }
-    char err[256];
+    if (checkpoint_open(cmd, path, &f)) return -1;
+    char err[512];
     if (run_from_file(f, &m->r, err, sizeof err)) {
         fprintf(stderr, "recur %s: %s is not a checkpoint of recur train: %s\n", cmd, path, err);
         recur_file_free(f);
@@ -363,11 +345,12 @@ int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *pat
     model_vocabs(m, &v);
     m->n_nets = m->r.task == TASK_DATES ? 2 : 1;
     for (int i = 0; i < m->n_nets; i++) {
-        if (recur_file_get_net(f, model_prefixes(m)[i], ctx, RECUR_LOAD_CHECK_FINITE, &m->net[i]) != RECUR_OK) {
+        recur_status st = recur_file_get_net(f, model_prefixes(m)[i], ctx, RECUR_LOAD_CHECK_FINITE, &m->net[i]);
+        if (st != RECUR_OK) {
             char what[4200];
             snprintf(what, sizeof what, "checkpoint %s%s%s%s", path, m->n_nets > 1 ? " (" : "",
                      m->n_nets > 1 ? model_prefixes(m)[i] : "", m->n_nets > 1 ? "..)" : "");
-            model_fail(m, cmd, what);
+            model_fail(m, cmd, what, st);
             model_free(m);
             recur_file_free(f);
             return -1;
@@ -391,6 +374,19 @@ int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *pat
     return 0;
 }
 
+int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *),
+                    const char *const *model, recur_ctx **ctx, struct model *m, recur_file **file) {
+    int rc = cmd_begin(cmd, argc, argv, opts, usage);
+    if (rc >= 0) return rc;
+    if (!*model) return tool_usage_error(cmd, "--model FILE is required");
+    if (!(*ctx = tool_ctx(cmd))) return 1;
+    if (model_load(m, cmd, *ctx, *model, file)) {
+        recur_ctx_free(*ctx);
+        return 1;
+    }
+    return -1;
+}
+
 /* ---- corpus ---- */
 
 uint64_t corpus_hash(const struct corpus *c) {
@@ -412,7 +408,7 @@ int run_corpus(const struct run *r, const char *cmd, struct corpus *c) {
         if (!shuffle) shuffle = 1;
     }
     if (corpus_load(r->corpus, shuffle, r->val_frac, 2, c, err, sizeof err)) {
-        fprintf(stderr, "recur %s: %s\n", cmd, err);
+        fprintf(stderr, "recur %s: corpus %s\n", cmd, err);
         return -1;
     }
     return 0;
@@ -449,7 +445,7 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
     *loss = 0, *count = 0;
     if (cl < 2) return RECUR_ERR_ARG;
     struct states st;
-    int32_t *tok = malloc((size_t)T * N * sizeof *tok), *tgt = malloc((size_t)T * N * sizeof *tgt);
+    int32_t *tok = calloc2((size_t)T, (size_t)N, sizeof *tok), *tgt = calloc2((size_t)T, (size_t)N, sizeof *tgt);
     recur_status rs = RECUR_ERR_NO_MEMORY;
     if (states_alloc(&st, m, N) || !tok || !tgt) goto out;
     double sum = 0;
@@ -459,8 +455,8 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
         int t = (int)(cl - 1 - p < (size_t)T ? cl - 1 - p : (size_t)T);
         for (int i = 0; i < t; i++)
             for (int b = 0; b < N; b++) {
-                tok[i * N + b] = s[(size_t)b * cl + p + i];
-                tgt[i * N + b] = s[(size_t)b * cl + p + i + 1];
+                tok[(size_t)i * N + b] = s[(size_t)b * cl + p + i];
+                tgt[(size_t)i * N + b] = s[(size_t)b * cl + p + i + 1];
             }
         recur_net_batch batch = {.T = t, .N = N, .tokens = tok, .targets = tgt, .h0 = st.h, .c0 = st.c,
                                  .hT = st.h2, .cT = st.c2};
@@ -525,8 +521,8 @@ int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temper
         }
     }
     struct states st;
-    int32_t *tok = malloc(P * n * sizeof *tok), *tgt = malloc(P * n * sizeof *tgt);
-    float *logits = malloc(P * n * V * sizeof *logits);
+    int32_t *tok = calloc2(P, (size_t)n, sizeof *tok), *tgt = calloc2(P, (size_t)n, sizeof *tgt);
+    float *logits = calloc2(P * (size_t)n, (size_t)V, sizeof *logits);
     char *text = calloc((size_t)n, (size_t)maxlen + 1);
     char *done = calloc((size_t)n, 1);
     if (states_alloc(&st, m, n) || !tok || !tgt || !logits || !text || !done) {
@@ -535,13 +531,14 @@ int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temper
     }
     for (size_t i = 0; i < P; i++)
         for (int b = 0; b < n; b++) {
-            tok[i * n + b] = m->v.id[i ? (unsigned char)start[i - 1] : '\n'];
-            tgt[i * n + b] = -1;
+            tok[i * (size_t)n + b] = m->v.id[i ? (unsigned char)start[i - 1] : '\n'];
+            tgt[i * (size_t)n + b] = -1;
         }
     recur_net_batch batch = {.T = (int)P, .N = n, .tokens = tok, .targets = tgt, .h0 = NULL, .c0 = NULL,
                              .hT = st.h2, .cT = st.c2, .logits = logits};
-    if (recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL) != RECUR_OK) {
-        model_fail(m, cmd, "sampling");
+    recur_status fst = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL);
+    if (fst != RECUR_OK) {
+        model_fail(m, cmd, "sampling", fst);
         goto out;
     }
     states_swap(&st);
@@ -562,8 +559,8 @@ int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temper
         if (!left || i + 1 == maxlen) break;
         batch = (recur_net_batch){.T = 1, .N = n, .tokens = tok, .targets = tgt, .h0 = st.h, .c0 = st.c,
                                   .hT = st.h2, .cT = st.c2, .logits = logits};
-        if (recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL) != RECUR_OK) {
-            model_fail(m, cmd, "sampling");
+        if ((fst = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL, NULL)) != RECUR_OK) {
+            model_fail(m, cmd, "sampling", fst);
             goto out;
         }
         states_swap(&st);
@@ -587,21 +584,25 @@ int examples_alloc(struct examples *e, const struct model *m, int n) {
     memset(e, 0, sizeof *e);
     e->n = n;
     int T = m->r.task == TASK_CLASSIFY ? m->r.max_len : DATE_SRC_MAX;
-    e->tok = calloc((size_t)T * n, sizeof *e->tok);
+    e->tok = calloc2((size_t)T, (size_t)n, sizeof *e->tok);
     e->len = calloc((size_t)n, sizeof *e->len);
     if (m->r.task == TASK_CLASSIFY) {
         e->label = calloc((size_t)n, sizeof *e->label);
-        return e->tok && e->len && e->label ? 0 : -1;
+        e->row = calloc((size_t)T, sizeof *e->row);
+        if (e->tok && e->len && e->label && e->row) return 0;
+    } else {
+        e->din = calloc2(DATE_ISO_LEN, (size_t)n, sizeof *e->din);
+        e->dtgt = calloc2(DATE_ISO_LEN, (size_t)n, sizeof *e->dtgt);
+        e->src = calloc((size_t)n, sizeof *e->src);
+        e->iso = calloc((size_t)n, sizeof *e->iso);
+        if (e->tok && e->len && e->din && e->dtgt && e->src && e->iso) return 0;
     }
-    e->din = calloc((size_t)DATE_ISO_LEN * n, sizeof *e->din);
-    e->dtgt = calloc((size_t)DATE_ISO_LEN * n, sizeof *e->dtgt);
-    e->src = calloc((size_t)n, sizeof *e->src);
-    e->iso = calloc((size_t)n, sizeof *e->iso);
-    return e->tok && e->len && e->din && e->dtgt && e->src && e->iso ? 0 : -1;
+    examples_free(e);
+    return -1;
 }
 
 void examples_free(struct examples *e) {
-    free(e->tok), free(e->len), free(e->label), free(e->din), free(e->dtgt), free(e->src), free(e->iso);
+    free(e->tok), free(e->len), free(e->label), free(e->row), free(e->din), free(e->dtgt), free(e->src), free(e->iso);
     memset(e, 0, sizeof *e);
 }
 
@@ -623,40 +624,34 @@ static int dates_tokens(struct examples *e, const struct model *m, int with_iso,
                     return -1;
                 }
             }
-            e->tok[t * n + b] = id;
+            e->tok[(size_t)t * n + b] = id;
         }
     if (!with_iso) return 0;
     for (int b = 0; b < n; b++)
         for (int t = 0; t < DATE_ISO_LEN; t++) {
-            e->dtgt[t * n + b] = m->v.id[(unsigned char)e->iso[b][t]];
-            e->din[t * n + b] = t ? m->v.id[(unsigned char)e->iso[b][t - 1]] : m->V;
+            e->dtgt[(size_t)t * n + b] = m->v.id[(unsigned char)e->iso[b][t]];
+            e->din[(size_t)t * n + b] = t ? m->v.id[(unsigned char)e->iso[b][t - 1]] : m->V;
         }
     return 0;
 }
 
 void examples_draw(struct examples *e, const struct model *m, struct rng *r) {
-    int n = e->n;
+    size_t n = (size_t)e->n;
     if (m->r.task == TASK_CLASSIFY) {
         struct memtask mt = {.alphabet = m->r.alphabet, .min_len = m->r.min_len, .max_len = m->r.max_len};
-        int32_t seq[4096];
+        /* Drawn in order into e->row (max_len long), laid out time-major, padded to the longest. */
         int T = 1;
-        /* Drawn in order, then laid out time-major over the longest. */
-        int32_t *rows = malloc((size_t)n * mt.max_len * sizeof *rows);
-        for (int b = 0; b < n; b++) {
-            int32_t *row = rows ? rows + (size_t)b * mt.max_len : seq;
-            e->label[b] = memtask_draw(&mt, r, row, &e->len[b]);
+        for (size_t b = 0; b < n; b++) {
+            e->label[b] = memtask_draw(&mt, r, e->row, &e->len[b]);
+            for (int t = 0; t < e->len[b]; t++) e->tok[(size_t)t * n + b] = e->row[t];
             if (e->len[b] > T) T = e->len[b];
-            if (!rows) /* out of memory: pad this one alone (never in practice) */
-                for (int t = 0; t < mt.max_len; t++) e->tok[t * n + b] = t < e->len[b] ? row[t] : 0;
         }
-        e->T = rows ? T : mt.max_len;
-        if (rows)
-            for (int t = 0; t < T; t++)
-                for (int b = 0; b < n; b++) e->tok[t * n + b] = t < e->len[b] ? rows[(size_t)b * mt.max_len + t] : 0;
-        free(rows);
+        for (size_t b = 0; b < n; b++)
+            for (int t = e->len[b]; t < T; t++) e->tok[(size_t)t * n + b] = 0;
+        e->T = T;
         return;
     }
-    for (int b = 0; b < n; b++) date_draw(r, e->src[b], e->iso[b]);
+    for (size_t b = 0; b < n; b++) date_draw(r, e->src[b], e->iso[b]);
     dates_tokens(e, m, 1, NULL);
 }
 
@@ -681,7 +676,7 @@ static void examples_slice(const struct examples *e, const struct model *m, int 
     for (int b = 0; b < k; b++)
         if (e->len[i + b] > out->T) out->T = e->len[i + b];
     for (int t = 0; t < out->T; t++)
-        for (int b = 0; b < k; b++) out->tok[t * k + b] = e->tok[t * e->n + i + b];
+        for (int b = 0; b < k; b++) out->tok[(size_t)t * k + b] = e->tok[(size_t)t * e->n + i + b];
     memcpy(out->len, e->len + i, (size_t)k * sizeof *out->len);
     if (m->r.task == TASK_CLASSIFY) {
         memcpy(out->label, e->label + i, (size_t)k * sizeof *out->label);
@@ -689,8 +684,8 @@ static void examples_slice(const struct examples *e, const struct model *m, int 
     }
     for (int t = 0; t < DATE_ISO_LEN; t++)
         for (int b = 0; b < k; b++) {
-            out->din[t * k + b] = e->din[t * e->n + i + b];
-            out->dtgt[t * k + b] = e->dtgt[t * e->n + i + b];
+            out->din[(size_t)t * k + b] = e->din[(size_t)t * e->n + i + b];
+            out->dtgt[(size_t)t * k + b] = e->dtgt[(size_t)t * e->n + i + b];
         }
     memcpy(out->src, e->src + i, (size_t)k * sizeof *out->src);
     memcpy(out->iso, e->iso + i, (size_t)k * sizeof *out->iso);

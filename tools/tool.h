@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Print "recur CMD: ..." to stderr and return the exit code of a usage error (2). */
 static inline int tool_usage_error(const char *cmd, const char *fmt, ...) {
@@ -67,7 +68,7 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
 /* ---- option tables (opts.c) ---- */
 
 enum opt_kind {
-    OPT_FLAG,   /* int *: set to 1 */
+    OPT_FLAG,   /* int *: set to 1 (a value, as in a checkpoint's metadata: 0 or 1) */
     OPT_INT,    /* int *, integer in [lo, hi] */
     OPT_LLONG,  /* long long *, integer in [lo, hi] */
     OPT_U64,    /* uint64_t * */
@@ -75,6 +76,8 @@ enum opt_kind {
     OPT_STRING, /* const char **, not empty */
     OPT_TEXT,   /* const char **, may be empty */
     OPT_CHOICE, /* int *: the index in choices (NULL-terminated) */
+    OPT_DIRECTION, /* int *: a recur_direction, by recur_direction_parse (old spellings too) */
+    OPT_BUF,    /* char[cap]: a copy, not empty, shorter than cap */
 };
 enum { OPT_LO_OPEN = 1, OPT_HI_OPEN = 2 };
 
@@ -85,14 +88,30 @@ struct opt {
     double lo, hi;
     int flags;
     const char *const *choices;
+    size_t cap;      /* OPT_BUF */
+    unsigned tasks;  /* train: the tasks it belongs to (TASK_BIT), 0: all */
     int given; /* set by opts_parse */
 };
 
 /* Parse argv[1..argc-1] ("--name VALUE", "--name=VALUE"). 0: parsed; 1: --help
  * was asked for; 2: a usage error, already printed (naming the option). */
 int opts_parse(const char *cmd, int argc, char **argv, struct opt *opts);
+/* Parse v as o's value into dst (not o->dst), in o's range; the one check of
+ * flags and of the same settings read from a checkpoint. 0, or -1 with why
+ * ("expected an integer in 1..65536"). An OPT_BUF may be empty when empty_ok. */
+int opt_value(const struct opt *o, const char *v, void *dst, int empty_ok, char *why, size_t whylen);
 struct opt *opts_find(struct opt *opts, const char *name);
 int opt_given(const struct opt *opts, const char *name);
+/* The start of a command: parse argv by opts; --help prints usage on stdout.
+ * -1: go on; otherwise the exit code (0 after --help, 2 after a usage error). */
+int cmd_begin(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *));
+
+/* calloc of a * b elements of size bytes; NULL when the sizes overflow or memory is short. */
+static inline void *calloc2(size_t a, size_t b, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) return NULL;
+    return calloc(n, size);
+}
 
 /* ---- the training tasks, shared by train.c, sample.c and eval.c (task.c) ---- */
 
@@ -100,8 +119,8 @@ int opt_given(const struct opt *opts, const char *name);
 #include "recur/recur-train.h"
 
 enum task { TASK_LM, TASK_CLASSIFY, TASK_DATES };
+#define TASK_BIT(t) (1u << (t))
 extern const char *const task_names[];  /* lm, classify, dates */
-extern const char *const direction_names[];   /* forward, reverse, bidi, bidi-sum: recur_direction order */
 extern const char *const optim_names[]; /* sgd, adam: recur_optim_kind order */
 extern const char *const init_names[];  /* uniform, orthogonal: recur_init order */
 
@@ -128,14 +147,18 @@ struct run {
     int eval_every, checkpoint_every;
 };
 
-/* A setting as metadata "recur.<key>" and its option. `runtime`: restored from
- * a checkpoint unless given, never a mismatch (steps, eval/checkpoint cadence). */
-enum setting_type { SET_INT, SET_LLONG, SET_U64, SET_DOUBLE, SET_STR, SET_CHOICE };
+/*
+ * A setting: metadata "recur.<key>" and its option of recur train, with the
+ * option's kind and range (opt.dst unused: off is the field in struct run).
+ * The range holds for a flag and for a checkpoint's value alike. opt.tasks:
+ * the tasks it belongs to; a checkpoint's value of another task's setting is
+ * not read (the task's default stands). `runtime`: restored from a checkpoint
+ * unless given, never a mismatch (steps, eval/checkpoint cadence).
+ */
 struct setting {
-    const char *key, *flag;
-    enum setting_type type;
+    const char *key;
+    struct opt opt;
     size_t off;
-    const char *const *choices;
     int runtime;
 };
 extern const struct setting run_settings[];
@@ -173,16 +196,28 @@ static inline const char *const *model_prefixes(const struct model *m) {
 /* New nets for a run, initialised from its seed. v: lm's vocabulary (NULL otherwise).
  * -1 after printing "recur CMD: ...". */
 int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v);
+/* Open the file of a checkpoint: a regular file (a FIFO or a device is refused
+ * before the library opens it). -1 after printing "recur CMD: ..." naming path. */
+int checkpoint_open(const char *cmd, const char *path, recur_file **f);
 /* Open a checkpoint of recur train and its nets (checked finite) on ctx.
  * *file (may be NULL) keeps the open file. -1 after printing a message naming path. */
 int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *path, recur_file **file);
-/* Only the settings of an open checkpoint (no nets). -1 with err set. */
+/* The start of recur eval and sample: cmd_begin, then --model FILE (*model,
+ * opts' destination) required, a context (tool_ctx) and the checkpoint's model
+ * (model_load). -1: go on (free m, *file and *ctx); otherwise the exit code,
+ * nothing left to free. */
+int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *),
+                    const char *const *model, recur_ctx **ctx, struct model *m, recur_file **file);
+/* Only the settings of an open checkpoint (no nets), each checked against its
+ * flag's range (run_settings); another task's settings are that task's defaults.
+ * -1 with err set, naming the key, the value and the range. */
 int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen);
 /* Write the settings, the vocabularies and the format tag to f. */
 recur_status run_to_file(recur_file *f, const struct model *m);
 void model_free(struct model *m);
-/* "recur CMD: what: <the context's message>", returns -1. */
-int model_fail(const struct model *m, const char *cmd, const char *what);
+/* "recur CMD: what: <the context's message>" (without one, as from the tool's
+ * own buffers: st's text and the run's sizes), returns -1. */
+int model_fail(const struct model *m, const char *cmd, const char *what, recur_status st);
 
 /* FNV-1a over the text of a corpus's training then validation tokens (as bytes). */
 uint64_t corpus_hash(const struct corpus *c);
@@ -204,10 +239,12 @@ struct examples {
     int32_t *tok;      /* [T, n] time-major, padded with 0 */
     int *len;          /* [n] */
     int32_t *label;    /* classify: [n] */
+    int32_t *row;      /* classify: [max_len], examples_draw's room for one sequence */
     int32_t *din, *dtgt; /* dates: decoder inputs and targets [DATE_ISO_LEN, n] */
     char (*src)[DATE_SRC_MAX + 1]; /* dates: the text */
     char (*iso)[DATE_ISO_LEN + 1];
 };
+/* Room for n examples; -1 (nothing left allocated) when memory is short. */
 int examples_alloc(struct examples *e, const struct model *m, int n);
 void examples_free(struct examples *e);
 /* Fill e with n fresh examples from r. */

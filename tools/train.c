@@ -47,10 +47,19 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+/* A run of recur train: the invocation, the nets, the data and the histories. */
 struct trainer {
+    /* the invocation (train_settings) */
+    int resume, quiet, samples, top_k;
+    double temperature;
+    int corpus_given; /* --corpus given: not the default corpus */
+    struct run run;   /* the settings, until train_open makes m (then m.r) */
+    recur_file *ck;   /* --resume: the checkpoint, open until restored */
+    char out[4096], ckpt[4200], svg[4200];
+    /* the model (train_open) */
+    recur_ctx *ctx;
     struct model m;
     recur_optim *opt;
-    char out[4096], ckpt[4200], svg[4200];
     long long step; /* steps done */
     struct rng data;
     /* lm */
@@ -63,9 +72,12 @@ struct trainer {
     float *h, *c, *hT, *cT;
     float *dh, *dc; /* dates: the decoder's dh0, dc0 */
     struct examples ex, held;
+    /* the loop (train_loop) */
     struct curve loss, val, acc;
     int val_final; /* the last val point is the end-of-run one, off the schedule */
     double train_s, tokens;
+    double t_start, last_loss, vloss, vacc;
+    long long first; /* the step this invocation started from */
 };
 
 static void usage(FILE *f) {
@@ -76,7 +88,8 @@ static void usage(FILE *f) {
             "  --task lm|classify|dates  lm: character-level language model (many-to-many, default);\n"
             "                        classify: is the first symbol the last one (many-to-one);\n"
             "                        dates: human dates to ISO 8601 (encoder-decoder)\n"
-            "  --corpus FILE         lm: the text (default %s, lines shuffled)\n"
+            "  --corpus FILE         lm: the text, a regular file of at most 256 MiB (default %s,\n"
+            "                        lines shuffled)\n"
             "  --shuffle             lm: shuffle the lines of --corpus too\n"
             "  --val-frac F          lm: the last F of the lines are the validation text (0.05)\n"
             "  --alphabet A, --min-len N, --max-len N   classify: symbols and lengths (8, 2, 30)\n"
@@ -84,7 +97,8 @@ static void usage(FILE *f) {
             "the net:\n"
             "  --cell NAME           any loaded cell plugin (lstm); --variant NAME its variant\n"
             "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; dates 128 1 32)\n"
-            "  --direction forward|reverse|bidi|bidi-sum   (lm and dates: forward only)\n"
+            "  --direction forward|reverse|bidi-concat|bidi-sum   (lm and dates: forward only;\n"
+            "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
@@ -238,8 +252,8 @@ static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
     for (int i = 0; i < T; i++)
         for (int b = 0; b < N; b++) {
             const int32_t *col = t->corp.train + (size_t)b * t->cl;
-            t->tok[i * N + b] = col[p + i];
-            t->tgt[i * N + b] = col[p + i + 1];
+            t->tok[(size_t)i * N + b] = col[p + i];
+            t->tgt[(size_t)i * N + b] = col[p + i + 1];
         }
     recur_net_batch batch = {.T = T, .N = N, .tokens = t->tok, .targets = t->tgt, .h0 = t->h, .c0 = t->c,
                              .hT = t->hT, .cT = t->cT};
@@ -292,10 +306,10 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
     } else {
         st = examples_eval(&t->m, &t->held, vloss, vacc);
     }
-    if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation");
+    if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation", st);
     if (curve_add(&t->val, (double)t->step, *vloss) ||
         (t->m.r.task != TASK_LM && curve_add(&t->acc, (double)t->step, *vacc))) {
-        fprintf(stderr, "recur %s: out of memory\n", CMD);
+        fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
         return -1;
     }
     return 0;
@@ -363,16 +377,6 @@ static int check_cell(const char *cell, const char *variant) {
     return tool_usage_error(CMD, "--cell '%s': no such cell (loaded: %s)", cell, names);
 }
 
-static void trainer_free(struct trainer *t) {
-    recur_optim_free(t->opt);
-    model_free(&t->m);
-    if (t->have_corpus) corpus_free(&t->corp);
-    free(t->tok), free(t->tgt), free(t->h), free(t->c), free(t->hT), free(t->cT), free(t->dh), free(t->dc);
-    examples_free(&t->ex);
-    examples_free(&t->held);
-    curve_free(&t->loss), curve_free(&t->val), curve_free(&t->acc);
-}
-
 static long long param_total(const struct model *m) {
     long long n = 0;
     for (int i = 0; i < m->n_nets; i++)
@@ -388,223 +392,178 @@ static void fmt_duration(double s, char *buf, size_t len) {
     else snprintf(buf, len, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
 }
 
-int cmd_train(int argc, char **argv) {
+static void trainer_free(struct trainer *t) {
+    recur_optim_free(t->opt);
+    model_free(&t->m);
+    if (t->have_corpus) corpus_free(&t->corp);
+    free(t->tok), free(t->tgt), free(t->h), free(t->c), free(t->hT), free(t->cT), free(t->dh), free(t->dc);
+    examples_free(&t->ex);
+    examples_free(&t->held);
+    curve_free(&t->loss), curve_free(&t->val), curve_free(&t->acc);
+    recur_file_free(t->ck);
+    recur_ctx_free(t->ctx);
+}
+
+/* "--x is an option of --task lm" when o does not belong to task. */
+static int check_task_option(const struct opt *o, int task) {
+    if (!o->given || !o->tasks || (o->tasks & TASK_BIT(task))) return 0;
+    char list[64] = "";
+    for (int k = 0, n = 0; task_names[k]; k++)
+        if (o->tasks & TASK_BIT(k))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", n++ ? " and " : "", task_names[k]);
+    return tool_usage_error(CMD, "%s is an option of --task %s, not %s", o->name, list, task_names[task]);
+}
+
+/* --resume: the checkpoint's settings into t->run, the runtime ones given kept.
+ * -1 after a message when an option given disagrees (another model). */
+static int take_checkpoint_settings(struct trainer *t, const struct opt *opts, const struct run *ckr) {
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const struct setting *s = &run_settings[i];
+        if (s->runtime || !opt_given(opts, s->opt.name) || setting_equal(s, &t->run, ckr)) continue;
+        char a[4200], b[4200];
+        setting_format(s, &t->run, a, sizeof a);
+        setting_format(s, ckr, b, sizeof b);
+        fprintf(stderr, "recur %s: checkpoint %s is a different model: %s %s, but the checkpoint has %s\n", CMD,
+                t->ckpt, s->opt.name, a, b);
+        return -1;
+    }
+    for (size_t i = 0; i < n_run_settings; i++) {
+        const struct setting *s = &run_settings[i];
+        if (!s->runtime || !opt_given(opts, s->opt.name)) setting_copy(s, &t->run, ckr);
+    }
+    return 0;
+}
+
+/*
+ * The run's settings into t->run: the task's defaults, then (--resume) the
+ * checkpoint's, then the options given; and the cell checked. -1: go on;
+ * otherwise the exit code, after a message.
+ */
+static int train_settings(struct trainer *t, int argc, char **argv) {
     struct run cli;
     memset(&cli, 0, sizeof cli);
-    const char *cell = NULL, *variant = NULL, *corpus = NULL, *out = NULL;
-    int resume = 0, quiet = 0, samples = 8, top_k = 0;
-    double temperature = 0.8;
-    struct opt opts[] = {
-        {.name = "--task", .kind = OPT_CHOICE, .dst = &cli.task, .choices = task_names},
-        {.name = "--cell", .kind = OPT_STRING, .dst = &cell},
-        {.name = "--variant", .kind = OPT_STRING, .dst = &variant},
-        {.name = "--hidden", .kind = OPT_INT, .dst = &cli.hidden, .lo = 1, .hi = 8192},
-        {.name = "--layers", .kind = OPT_INT, .dst = &cli.layers, .lo = 1, .hi = 16},
-        {.name = "--embed", .kind = OPT_INT, .dst = &cli.embed, .lo = 1, .hi = 8192},
-        {.name = "--direction", .kind = OPT_CHOICE, .dst = &cli.dir, .choices = direction_names},
-        {.name = "--dropout", .kind = OPT_DOUBLE, .dst = &cli.dropout, .lo = 0, .hi = 1, .flags = OPT_HI_OPEN},
-        {.name = "--steps", .kind = OPT_LLONG, .dst = &cli.steps, .lo = 0, .hi = 1e12},
-        {.name = "--batch", .kind = OPT_INT, .dst = &cli.batch, .lo = 1, .hi = 65536},
-        {.name = "--bptt", .kind = OPT_INT, .dst = &cli.bptt, .lo = 1, .hi = 100000},
-        {.name = "--optim", .kind = OPT_CHOICE, .dst = &cli.optim, .choices = optim_names},
-        {.name = "--lr", .kind = OPT_DOUBLE, .dst = &cli.lr, .lo = 0, .hi = 100, .flags = OPT_LO_OPEN},
-        {.name = "--momentum", .kind = OPT_DOUBLE, .dst = &cli.momentum, .lo = 0, .hi = 1, .flags = OPT_HI_OPEN},
-        {.name = "--clip", .kind = OPT_DOUBLE, .dst = &cli.clip, .lo = 0, .hi = 1e9},
-        {.name = "--init", .kind = OPT_CHOICE, .dst = &cli.init, .choices = init_names},
-        {.name = "--seed", .kind = OPT_U64, .dst = &cli.seed},
-        {.name = "--corpus", .kind = OPT_STRING, .dst = &corpus},
-        {.name = "--shuffle", .kind = OPT_FLAG, .dst = &cli.shuffle},
-        {.name = "--val-frac", .kind = OPT_DOUBLE, .dst = &cli.val_frac, .lo = 0, .hi = 0.9, .flags = OPT_LO_OPEN},
-        {.name = "--alphabet", .kind = OPT_INT, .dst = &cli.alphabet, .lo = 2, .hi = 256},
-        {.name = "--min-len", .kind = OPT_INT, .dst = &cli.min_len, .lo = 2, .hi = 1000},
-        {.name = "--max-len", .kind = OPT_INT, .dst = &cli.max_len, .lo = 2, .hi = 1000},
-        {.name = "--val-size", .kind = OPT_INT, .dst = &cli.val_size, .lo = 1, .hi = 1000000},
-        {.name = "--eval-every", .kind = OPT_INT, .dst = &cli.eval_every, .lo = 1, .hi = 1e9},
-        {.name = "--checkpoint-every", .kind = OPT_INT, .dst = &cli.checkpoint_every, .lo = 1, .hi = 1e9},
+    const char *out = NULL;
+    t->samples = 8;
+    t->temperature = 0.8;
+    /* The settings' options (their ranges: task.c's run_settings), then the invocation's. */
+    struct opt opts[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n_run_settings; i++) {
+        opts[k] = run_settings[i].opt;
+        opts[k++].dst = (char *)&cli + run_settings[i].off;
+    }
+    const struct opt more[] = {
         {.name = "--out", .kind = OPT_STRING, .dst = &out},
-        {.name = "--resume", .kind = OPT_FLAG, .dst = &resume},
-        {.name = "--samples", .kind = OPT_INT, .dst = &samples, .lo = 0, .hi = 10000},
-        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &temperature, .lo = 0, .hi = 100},
-        {.name = "--top-k", .kind = OPT_INT, .dst = &top_k, .lo = 0, .hi = 256},
-        {.name = "--quiet", .kind = OPT_FLAG, .dst = &quiet},
+        {.name = "--resume", .kind = OPT_FLAG, .dst = &t->resume},
+        {.name = "--samples", .kind = OPT_INT, .dst = &t->samples, .lo = 0, .hi = 10000, .tasks = TASK_BIT(TASK_LM)},
+        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &t->temperature, .lo = 0, .hi = 100,
+         .tasks = TASK_BIT(TASK_LM)},
+        {.name = "--top-k", .kind = OPT_INT, .dst = &t->top_k, .lo = 0, .hi = 256, .tasks = TASK_BIT(TASK_LM)},
+        {.name = "--quiet", .kind = OPT_FLAG, .dst = &t->quiet},
         {.name = NULL},
     };
-    int prc = opts_parse(CMD, argc, argv, opts);
-    if (prc == 1) {
-        usage(stdout);
-        return 0;
-    }
-    if (prc) return prc;
-    if (cell && strlen(cell) >= sizeof cli.cell) return tool_usage_error(CMD, "--cell '%s': name too long", cell);
-    if (variant && strlen(variant) >= sizeof cli.variant)
-        return tool_usage_error(CMD, "--variant '%s': name too long", variant);
-    if (cell) snprintf(cli.cell, sizeof cli.cell, "%s", cell);
-    if (variant) snprintf(cli.variant, sizeof cli.variant, "%s", variant);
-    if (corpus) {
+    memcpy(opts + k, more, sizeof more);
+    int rc = cmd_begin(CMD, argc, argv, opts, usage);
+    if (rc >= 0) return rc;
+    t->corpus_given = opt_given(opts, "--corpus");
+    if (t->corpus_given) {
         char real[PATH_MAX];
-        if (strlen(corpus) >= sizeof cli.corpus) return tool_usage_error(CMD, "--corpus: path too long");
-        snprintf(cli.corpus, sizeof cli.corpus, "%s", realpath(corpus, real) ? real : corpus);
+        if (realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
     }
 
     int task = opt_given(opts, "--task") ? cli.task : TASK_LM;
-    struct trainer T0, *t = &T0;
-    memset(t, 0, sizeof *t);
-    snprintf(t->out, sizeof t->out, "%s", out ? out : "");
     if (!out) snprintf(t->out, sizeof t->out, "runs/%s", task_names[task]);
-    if (strlen(t->out) > 4000) return tool_usage_error(CMD, "--out: path too long");
+    else if (strlen(out) >= 4000) return tool_usage_error(CMD, "--out: path too long (%zu bytes)", strlen(out));
+    else snprintf(t->out, sizeof t->out, "%s", out);
     snprintf(t->ckpt, sizeof t->ckpt, "%s/%s", t->out, CHECKPOINT_NAME);
     snprintf(t->svg, sizeof t->svg, "%s/loss.svg", t->out);
 
-    /* The run's settings: defaults of the task, then the options given. */
-    recur_file *ck = NULL;
     struct run ckr;
-    if (resume) {
+    if (t->resume) {
         struct stat sb;
         if (stat(t->ckpt, &sb) != 0) {
             fprintf(stderr, "recur %s: --resume: no checkpoint at %s: %s\n", CMD, t->ckpt, strerror(errno));
             return 1;
         }
-        if (recur_file_open(t->ckpt, &ck) != RECUR_OK) {
-            fprintf(stderr, "recur %s: --resume: cannot read checkpoint %s: %s\n", CMD, t->ckpt, recur_last_error());
-            return 1;
-        }
-        char err[256];
-        if (run_from_file(ck, &ckr, err, sizeof err)) {
+        if (checkpoint_open(CMD, t->ckpt, &t->ck)) return 1;
+        char err[512];
+        if (run_from_file(t->ck, &ckr, err, sizeof err)) {
             fprintf(stderr, "recur %s: --resume: %s is not a checkpoint of recur train: %s\n", CMD, t->ckpt, err);
-            recur_file_free(ck);
             return 1;
         }
         if (!opt_given(opts, "--task")) task = ckr.task;
     }
-    struct run want;
-    run_defaults(&want, task);
-    for (size_t i = 0; i < n_run_settings; i++) {
-        const struct setting *s = &run_settings[i];
-        if (opt_given(opts, s->flag)) setting_copy(s, &want, &cli);
-    }
-    if (!corpus && task == TASK_LM) {
+    struct run *r = &t->run;
+    run_defaults(r, task);
+    for (size_t i = 0; i < n_run_settings; i++)
+        if (opt_given(opts, run_settings[i].opt.name)) setting_copy(&run_settings[i], r, &cli);
+    if (!t->corpus_given && task == TASK_LM) {
         char real[PATH_MAX];
-        if (realpath(CORPUS_DEFAULT, real)) snprintf(want.corpus, sizeof want.corpus, "%s", real);
+        if (realpath(CORPUS_DEFAULT, real)) snprintf(r->corpus, sizeof r->corpus, "%s", real);
     }
-    if (task != TASK_LM) want.corpus[0] = 0, want.shuffle = 0, want.bptt = 0;
-    if (task == TASK_LM && corpus && !opt_given(opts, "--shuffle")) want.shuffle = 0;
+    if (task == TASK_LM && t->corpus_given && !opt_given(opts, "--shuffle")) r->shuffle = 0;
 
     /* Options that do not belong to the task. */
-    static const char *const lm_only[] = {"--corpus", "--shuffle", "--val-frac", "--bptt", "--samples",
-                                          "--temperature", "--top-k", NULL};
-    static const char *const classify_only[] = {"--alphabet", "--min-len", "--max-len", NULL};
-    for (int i = 0; lm_only[i]; i++)
-        if (task != TASK_LM && opt_given(opts, lm_only[i]))
-            return recur_file_free(ck), tool_usage_error(CMD, "%s is an option of --task lm, not %s", lm_only[i],
-                                                         task_names[task]);
-    for (int i = 0; classify_only[i]; i++)
-        if (task != TASK_CLASSIFY && opt_given(opts, classify_only[i]))
-            return recur_file_free(ck), tool_usage_error(CMD, "%s is an option of --task classify, not %s",
-                                                         classify_only[i], task_names[task]);
-    if (task == TASK_LM && opt_given(opts, "--val-size"))
-        return recur_file_free(ck), tool_usage_error(CMD, "--val-size is an option of --task classify and dates");
+    for (const struct opt *o = opts; o->name; o++)
+        if ((rc = check_task_option(o, task))) return rc;
 
-    struct run *r = &want;
-    if (resume) {
-        /* The checkpoint's settings; an option given that disagrees is another model. */
-        for (size_t i = 0; i < n_run_settings; i++) {
-            const struct setting *s = &run_settings[i];
-            if (s->runtime || !opt_given(opts, s->flag) || setting_equal(s, &want, &ckr)) continue;
-            char a[4200], b[4200];
-            setting_format(s, &want, a, sizeof a);
-            setting_format(s, &ckr, b, sizeof b);
-            fprintf(stderr, "recur %s: checkpoint %s is a different model: %s %s, but the checkpoint has %s\n", CMD,
-                    t->ckpt, s->flag, a, b);
-            recur_file_free(ck);
-            return 1;
-        }
-        for (size_t i = 0; i < n_run_settings; i++) {
-            const struct setting *s = &run_settings[i];
-            if (!s->runtime || !opt_given(opts, s->flag)) setting_copy(s, &want, &ckr);
-        }
-    }
+    if (t->resume && take_checkpoint_settings(t, opts, &ckr)) return 1;
 
     /* Combinations. */
     if ((r->task == TASK_LM || r->task == TASK_DATES) && r->dir != RECUR_DIR_FORWARD)
-        return recur_file_free(ck), tool_usage_error(CMD, "--direction %s: --task %s needs forward", direction_names[r->dir],
-                                                     task_names[r->task]);
+        return tool_usage_error(CMD, "--direction %s: --task %s needs forward", recur_direction_name(r->dir),
+                                task_names[r->task]);
     if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
-        return recur_file_free(ck), tool_usage_error(CMD, "--min-len %d is above --max-len %d", r->min_len, r->max_len);
+        return tool_usage_error(CMD, "--min-len %d is above --max-len %d", r->min_len, r->max_len);
 
-    /* The cell (plugins load here) and the output directory, before anything is trained. */
-    int crc = check_cell(r->cell, r->variant);
-    if (crc) return recur_file_free(ck), crc;
+    /* The cell (plugins load here), before anything is trained. */
+    if ((rc = check_cell(r->cell, r->variant))) return rc;
     if (!r->variant[0]) snprintf(r->variant, sizeof r->variant, "%s", cell_default_variant(r->cell));
-    if (check_out_dir(t->out)) return recur_file_free(ck), 1;
+    return -1;
+}
 
-    int rc = 1;
-    recur_ctx *ctx = NULL;
-    if (!(ctx = tool_ctx(CMD))) {
-        recur_file_free(ck);
-        return 1;
+/* lm: the corpus, its columns, and (--resume) the check that it is the checkpoint's. -1 after printing. */
+static int open_corpus(struct trainer *t) {
+    const struct run *r = &t->run;
+    if (run_corpus(r, CMD, &t->corp)) {
+        if (!t->corpus_given)
+            fprintf(stderr, "recur %s: (the default corpus is Debian's wamerican word list; give --corpus FILE "
+                            "for another text)\n", CMD);
+        return -1;
     }
-
-    /* The data. */
-    if (r->task == TASK_LM) {
-        if (run_corpus(r, CMD, &t->corp)) {
-            if (!corpus)
-                fprintf(stderr, "recur %s: (the default corpus is Debian's wamerican word list; give --corpus FILE "
-                                "for another text)\n", CMD);
-            goto out;
-        }
-        t->have_corpus = 1;
-        t->hash = corpus_hash(&t->corp);
-        int N = r->batch, T = r->bptt;
-        t->cl = t->corp.n_train / (size_t)N;
-        if (t->cl < (size_t)T + 1) {
-            fprintf(stderr,
-                    "recur %s: corpus %s: its training text (%zu bytes) is too short for --batch %d --bptt %d "
-                    "(at least %zu bytes)\n", CMD, r->corpus, t->corp.n_train, N, T, (size_t)N * (T + 1));
-            goto out;
-        }
-        if (t->corp.n_val / (size_t)N < 2) {
-            fprintf(stderr,
-                    "recur %s: corpus %s: its validation text (%zu bytes) is too short for --batch %d (at least %d "
-                    "bytes); raise --val-frac or lower --batch\n", CMD, r->corpus, t->corp.n_val, N, 2 * N);
-            goto out;
-        }
-        t->chunks = (t->cl - 1) / (size_t)T;
-        if (resume) {
-            const char *h = recur_file_meta(ck, "recur.corpus_hash");
-            char mine[32];
-            snprintf(mine, sizeof mine, "%016" PRIx64, t->hash);
-            if (!h || strcmp(h, mine)) {
-                fprintf(stderr, "recur %s: checkpoint %s is a different model: the text of corpus %s is not the one "
-                                "it was trained on\n", CMD, t->ckpt, r->corpus);
-                goto out;
-            }
+    t->have_corpus = 1;
+    t->hash = corpus_hash(&t->corp);
+    int N = r->batch, T = r->bptt;
+    t->cl = t->corp.n_train / (size_t)N;
+    if (t->cl < (size_t)T + 1) {
+        fprintf(stderr,
+                "recur %s: corpus %s: its training text (%zu bytes) is too short for --batch %d --bptt %d "
+                "(at least %zu bytes)\n", CMD, r->corpus, t->corp.n_train, N, T, (size_t)N * ((size_t)T + 1));
+        return -1;
+    }
+    if (t->corp.n_val / (size_t)N < 2) {
+        fprintf(stderr,
+                "recur %s: corpus %s: its validation text (%zu bytes) is too short for --batch %d (at least %zu "
+                "bytes); raise --val-frac or lower --batch\n", CMD, r->corpus, t->corp.n_val, N, 2 * (size_t)N);
+        return -1;
+    }
+    t->chunks = (t->cl - 1) / (size_t)T;
+    if (t->resume) {
+        const char *h = recur_file_meta(t->ck, "recur.corpus_hash");
+        char mine[32];
+        snprintf(mine, sizeof mine, "%016" PRIx64, t->hash);
+        if (!h || strcmp(h, mine)) {
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: the text of corpus %s is not the one "
+                            "it was trained on\n", CMD, t->ckpt, r->corpus);
+            return -1;
         }
     }
+    return 0;
+}
 
-    /* The nets: new, or the checkpoint's. */
-    if (resume) {
-        recur_file_free(ck);
-        ck = NULL;
-        struct run keep = *r;
-        if (model_load(&t->m, CMD, ctx, t->ckpt, &ck)) goto out;
-        t->m.r = keep; /* the same model settings, the runtime ones of this invocation */
-        if (r->task == TASK_LM && memcmp(&t->m.v, &t->corp.v, sizeof t->m.v)) {
-            fprintf(stderr, "recur %s: checkpoint %s is a different model: its vocabulary is not corpus %s's\n", CMD,
-                    t->ckpt, r->corpus);
-            goto out;
-        }
-    } else if (model_build(&t->m, CMD, ctx, r, t->have_corpus ? &t->corp.v : NULL)) {
-        goto out;
-    }
-    r = &t->m.r;
-    recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
-                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .clip_norm = (float)r->clip};
-    if (recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt) != RECUR_OK) {
-        model_fail(&t->m, CMD, "creating the optimizer");
-        goto out;
-    }
-
-    /* Buffers. */
+/* The host buffers of a step and of the held-out set. -1 after printing. */
+static int alloc_buffers(struct trainer *t) {
+    const struct run *r = &t->m.r;
     int N = r->batch;
     size_t ns = state_count(t);
     t->h = calloc(ns, sizeof(float));
@@ -612,8 +571,8 @@ int cmd_train(int argc, char **argv) {
     if (t->m.states == 2) t->c = calloc(ns, sizeof(float)), t->cT = calloc(ns, sizeof(float));
     int ok = t->h && t->hT && (t->m.states < 2 || (t->c && t->cT));
     if (r->task == TASK_LM) {
-        t->tok = malloc((size_t)r->bptt * N * sizeof *t->tok);
-        t->tgt = malloc((size_t)r->bptt * N * sizeof *t->tgt);
+        t->tok = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tok);
+        t->tgt = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tgt);
         ok = ok && t->tok && t->tgt;
     } else {
         ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, r->val_size);
@@ -623,51 +582,95 @@ int cmd_train(int argc, char **argv) {
             ok = ok && t->dh && (t->m.states < 2 || t->dc);
         }
     }
-    if (!ok) {
-        fprintf(stderr, "recur %s: out of host memory for --batch %d --hidden %d\n", CMD, N, r->hidden);
-        goto out;
+    if (!ok)
+        fprintf(stderr, "recur %s: out of host memory for --batch %d --hidden %d --layers %d%s%.0d\n", CMD, N,
+                r->hidden, r->layers, r->task == TASK_LM ? " --bptt " : r->task == TASK_CLASSIFY ? " --max-len " : "",
+                r->task == TASK_LM ? r->bptt : r->task == TASK_CLASSIFY ? r->max_len : 0);
+    return ok ? 0 : -1;
+}
+
+static void print_banner(const struct trainer *t) {
+    const struct run *r = &t->m.r;
+    recur_device_info dev;
+    recur_ctx_device(t->ctx, &dev);
+    printf("recur train: %s on %s, %s%s%s H=%d L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
+           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, r->embed,
+           recur_direction_name(r->dir), param_total(&t->m));
+    if (r->task == TASK_LM)
+        printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
+               r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size,
+               r->batch, r->bptt, t->chunks);
+    else if (r->task == TASK_CLASSIFY)
+        printf("  sequences of %d..%d symbols of %d, label: first == last; batch %d, held-out %d\n", r->min_len,
+               r->max_len, r->alphabet, r->batch, r->val_size);
+    else
+        printf("  dates 1950..2049 in human formats -> ISO 8601; batch %d, held-out %d\n", r->batch, r->val_size);
+    printf("  %s lr %g%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
+           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", r->clip, t->step, r->steps,
+           t->resume ? " (resumed)" : "");
+    fflush(stdout);
+}
+
+/*
+ * The output directory, a context, the data, the nets (new, or the
+ * checkpoint's with the optimizer's state and histories), the buffers. -1:
+ * go on to train; 0: nothing to train (--steps 0: the initial net saved; a
+ * checkpoint at --steps already); 1 after a message.
+ */
+static int train_open(struct trainer *t) {
+    struct run *r = &t->run;
+    if (check_out_dir(t->out) || !(t->ctx = tool_ctx(CMD))) return 1;
+    if (r->task == TASK_LM && open_corpus(t)) return 1;
+
+    /* The nets: new, or the checkpoint's. */
+    if (t->resume) {
+        recur_file_free(t->ck);
+        t->ck = NULL;
+        if (model_load(&t->m, CMD, t->ctx, t->ckpt, &t->ck)) return 1;
+        t->m.r = *r; /* the same model settings, the runtime ones of this invocation */
+        if (r->task == TASK_LM && memcmp(&t->m.v, &t->corp.v, sizeof t->m.v)) {
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: its vocabulary is not corpus %s's\n", CMD,
+                    t->ckpt, r->corpus);
+            return 1;
+        }
+    } else if (model_build(&t->m, CMD, t->ctx, r, t->have_corpus ? &t->corp.v : NULL)) {
+        return 1;
     }
+    r = &t->m.r;
+    recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
+                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .clip_norm = (float)r->clip};
+    recur_status st = recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt);
+    if (st != RECUR_OK) return model_fail(&t->m, CMD, "creating the optimizer", st), 1;
+    if (alloc_buffers(t)) return 1;
     t->data.s = run_seed(r, SEED_DATA);
-    if (resume && restore(t, ck)) goto out;
-    recur_file_free(ck);
-    ck = NULL;
+    if (t->resume && restore(t, t->ck)) return 1;
+    recur_file_free(t->ck);
+    t->ck = NULL;
     if (r->task != TASK_LM) {
         struct rng hr = {run_seed(r, SEED_HELDOUT)};
         examples_draw(&t->held, &t->m, &hr);
     }
     /* The dropout masks follow each net's count of training forwards (recur.h);
      * recur_file_get_net restores the count with the net. */
-    recur_device_info dev;
-    recur_ctx_device(ctx, &dev);
-    if (resume && t->step >= r->steps) {
+    if (t->resume && t->step >= r->steps) {
         printf("recur %s: %s is at step %lld already (--steps %lld): nothing to do\n", CMD, t->ckpt, t->step, r->steps);
-        rc = 0;
-        goto out;
+        return 0;
     }
-    printf("recur train: %s on %s, %s%s%s H=%d L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
-           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, r->embed, direction_names[r->dir],
-           param_total(&t->m));
-    if (r->task == TASK_LM)
-        printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
-               r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size, N,
-               r->bptt, t->chunks);
-    else if (r->task == TASK_CLASSIFY)
-        printf("  sequences of %d..%d symbols of %d, label: first == last; batch %d, held-out %d\n", r->min_len,
-               r->max_len, r->alphabet, N, r->val_size);
-    else
-        printf("  dates 1950..2049 in human formats -> ISO 8601; batch %d, held-out %d\n", N, r->val_size);
-    printf("  %s lr %g%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
-           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", r->clip, t->step, r->steps,
-           resume ? " (resumed)" : "");
-    fflush(stdout);
-
+    print_banner(t);
     if (r->steps == 0) {
-        if (save_checkpoint(t, t->ckpt)) goto out;
+        if (save_checkpoint(t, t->ckpt)) return 1;
         printf("checkpoint: %s (the initial net, step 0)\n", t->ckpt);
-        rc = 0;
-        goto out;
+        return 0;
     }
+    return -1;
+}
 
+/*
+ * Steps to --steps, evaluating and saving on their schedules. -1: go on to
+ * finish; 130: interrupted, the checkpoint saved; 1 after a message.
+ */
+static int train_loop(struct trainer *t) {
+    const struct run *r = &t->m.r;
     struct sigaction sa, old_sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
@@ -677,76 +680,88 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, &old_sa);
 
     struct progress pg;
-    if (!quiet) progress_begin(&pg, stderr, r->steps, t->step);
-    double t_start = now_seconds(), last_loss = NAN, vloss = NAN, vacc = NAN;
-    long long first = t->step;
+    if (!t->quiet) progress_begin(&pg, stderr, r->steps, t->step);
+    t->t_start = now_seconds();
+    t->last_loss = t->vloss = t->vacc = NAN;
+    t->first = t->step;
     char line[160];
-    while (t->step < r->steps && !interrupted) {
+    int rc = -1;
+    while (rc < 0 && t->step < r->steps && !interrupted) {
         double t0 = now_seconds(), loss = 0, tokens = 0, norm = 0;
         recur_status st = r->task == TASK_LM ? lm_step(t, &loss, &tokens)
                         : r->task == TASK_CLASSIFY ? classify_step(t, &loss, &tokens)
                                                    : dates_step(t, &loss, &tokens);
         if (st != RECUR_OK) {
-            if (!quiet) progress_end(&pg);
-            model_fail(&t->m, CMD, "training step");
-            goto out;
+            if (!t->quiet) progress_end(&pg);
+            model_fail(&t->m, CMD, "training step", st);
+            rc = 1;
+            break;
         }
         if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
-            if (!quiet) progress_end(&pg);
+            if (!t->quiet) progress_end(&pg);
             fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
                             "or --clip\n", CMD, t->step + 1, loss, norm);
-            goto out;
+            rc = 1;
+            break;
         }
         t->step++;
         t->train_s += now_seconds() - t0;
         t->tokens += tokens;
-        last_loss = loss;
+        t->last_loss = loss;
         if (curve_add(&t->loss, (double)t->step, loss)) {
-            fprintf(stderr, "recur %s: out of memory\n", CMD);
-            goto out;
+            fprintf(stderr, "recur %s: out of memory for the loss history (%lld steps)\n", CMD, t->step);
+            rc = 1;
+            break;
         }
         int epoch = r->task == TASK_LM ? (int)((t->step - 1) / (long long)t->chunks) + 1 : 1;
-        if (!quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
+        if (!t->quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
         if (t->step % r->eval_every == 0) {
-            if (evaluate(t, &vloss, &vacc)) goto out;
+            if (evaluate(t, &t->vloss, &t->vacc)) {
+                rc = 1;
+                break;
+            }
             t->val_final = 0;
-            eval_text(t, vloss, vacc, line, sizeof line);
-            if (!quiet) progress_note(&pg, "step %lld: train loss %.4f, %s", t->step, loss, line);
+            eval_text(t, t->vloss, t->vacc, line, sizeof line);
+            if (!t->quiet) progress_note(&pg, "step %lld: train loss %.4f, %s", t->step, loss, line);
             write_svg(t);
         }
-        if (t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted &&
-            save_checkpoint(t, t->ckpt))
-            goto out;
+        if (t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted && save_checkpoint(t, t->ckpt))
+            rc = 1;
     }
-    if (!quiet) progress_end(&pg);
+    if (!t->quiet && rc < 0) progress_end(&pg);
     sigaction(SIGINT, &old_sa, NULL);
-
-    if (interrupted) {
+    if (rc < 0 && interrupted) {
         write_svg(t);
-        if (save_checkpoint(t, t->ckpt)) goto out;
+        if (save_checkpoint(t, t->ckpt)) return 1;
         fprintf(stderr, "recur %s: interrupted at step %lld of %lld; checkpoint saved: %s\n", CMD, t->step, r->steps,
                 t->ckpt);
         fprintf(stderr, "resume with: recur train --resume --out %s\n", t->out);
-        rc = 130;
-        goto out;
+        return 130;
     }
+    return rc;
+}
+
+/* The end of a run: the last evaluation, the checkpoint, the summary and samples. 0, or 1 after a message. */
+static int train_finish(struct trainer *t) {
+    const struct run *r = &t->m.r;
     if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
-        if (evaluate(t, &vloss, &vacc)) goto out;
+        if (evaluate(t, &t->vloss, &t->vacc)) return 1;
         t->val_final = 1;
     }
     write_svg(t);
-    if (save_checkpoint(t, t->ckpt)) goto out;
-    eval_text(t, vloss, vacc, line, sizeof line);
-    char dur[64];
-    fmt_duration(now_seconds() - t_start, dur, sizeof dur);
-    printf("step %lld: train loss %.4f, %s\n", t->step, last_loss, line);
-    printf("%lld steps in %s, %.0f tokens/s\n", t->step - first, dur, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
+    if (save_checkpoint(t, t->ckpt)) return 1;
+    char line[160], dur[64];
+    eval_text(t, t->vloss, t->vacc, line, sizeof line);
+    fmt_duration(now_seconds() - t->t_start, dur, sizeof dur);
+    printf("step %lld: train loss %.4f, %s\n", t->step, t->last_loss, line);
+    printf("%lld steps in %s, %.0f tokens/s\n", t->step - t->first, dur,
+           t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
     printf("loss curve: %s\ncheckpoint: %s\n", t->svg, t->ckpt);
-    if (r->task == TASK_LM && samples > 0) {
-        printf("samples (temperature %g%s):\n", temperature, top_k ? ", top-k" : "");
+    if (r->task == TASK_LM && t->samples > 0) {
+        printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
         struct rng sr = {run_seed(r, SEED_SAMPLE)};
         fflush(stdout);
-        if (lm_sample(&t->m, CMD, samples, SAMPLE_MAXLEN, temperature, top_k, &sr, "", stdout)) goto out;
+        if (lm_sample(&t->m, CMD, t->samples, SAMPLE_MAXLEN, t->temperature, t->top_k, &sr, "", stdout)) return 1;
     } else if (r->task == TASK_DATES) {
         char(*got)[DATE_ISO_LEN + 1] = calloc(5, sizeof *got);
         struct examples few;
@@ -760,10 +775,20 @@ int cmd_train(int argc, char **argv) {
         }
         free(got);
     }
-    rc = 0;
-out:
-    recur_file_free(ck);
+    return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    struct trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        fprintf(stderr, "recur %s: out of memory (%zu bytes)\n", CMD, sizeof *t);
+        return 1;
+    }
+    int rc = train_settings(t, argc, argv);
+    if (rc < 0) rc = train_open(t);
+    if (rc < 0) rc = train_loop(t);
+    if (rc < 0) rc = train_finish(t);
     trainer_free(t);
-    recur_ctx_free(ctx);
+    free(t);
     return rc;
 }

@@ -51,6 +51,37 @@ atleast() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'
 }
 
+# set_meta FILE KEY VALUE [KEY VALUE...]: FILE (safetensors) with its metadata
+# "KEY" set to VALUE, rewritten in place: a crafted checkpoint.
+set_meta() {
+    sm_f=$1
+    shift
+    sm_n=$(od -An -tu8 -N8 "$sm_f" | tr -d ' ')
+    tail -c +9 "$sm_f" | head -c "$sm_n" > "$sm_f.hdr"
+    tail -c +$((sm_n + 9)) "$sm_f" > "$sm_f.body"
+    while [ $# -ge 2 ]; do
+        grep -q "\"$1\":\"" "$sm_f.hdr" || fail "set_meta: no key $1 in $sm_f"
+        sed "s|\"$1\":\"[^\"]*\"|\"$1\":\"$2\"|" "$sm_f.hdr" > "$sm_f.tmp" && mv "$sm_f.tmp" "$sm_f.hdr"
+        shift 2
+    done
+    sed 's/ *$//' "$sm_f.hdr" | tr -d '\n' > "$sm_f.tmp"
+    sm_n=$(wc -c < "$sm_f.tmp")
+    while [ $((sm_n % 8)) -ne 0 ]; do
+        printf ' ' >> "$sm_f.tmp"
+        sm_n=$((sm_n + 1))
+    done
+    : > "$sm_f"
+    for sm_i in 0 1 2 3 4 5 6 7; do
+        printf "\\$(printf %03o $(((sm_n >> (8 * sm_i)) & 255)))" >> "$sm_f"
+    done
+    cat "$sm_f.tmp" "$sm_f.body" >> "$sm_f"
+    rm -f "$sm_f.hdr" "$sm_f.body" "$sm_f.tmp"
+}
+# meta FILE KEY: the value of metadata KEY in FILE
+meta() {
+    grep -a -o "\"$2\":\"[^\"]*\"" "$1" | head -n 1 | sed 's/.*:"\(.*\)"/\1/'
+}
+
 words=$data/words.txt
 tiny="--corpus $words --hidden 32 --embed 16 --batch 8 --bptt 16 --quiet --samples 0"
 ck=checkpoint.safetensors
@@ -102,6 +133,81 @@ sample-not-checkpoint)
 eval-not-checkpoint)
     expect 1 "$words" eval --model "$words"
     expect 1 "not a checkpoint of recur train" eval --model "$data/../fixtures/safetensors/recur-lstm.safetensors"
+    ;;
+
+# ---- a checkpoint's settings are input: the flags' ranges hold for them ----
+crafted-settings)
+    # crafted/: the crafted checkpoints (tests/fuzz does not cover the tool; these are its seeds)
+    run train --task classify --hidden 8 --embed 4 --batch 4 --val-size 4 --steps 0 --quiet --out c
+    run train $tiny --steps 0 --out l
+    [ "$(meta c/$ck recur.max_len)" = 30 ] || fail "set_meta cannot read the checkpoint"
+    mkdir crafted
+    craft() { # craft NAME BASE KEY VALUE...: crafted/NAME
+        cr_name=$1
+        cp "$2/$ck" "crafted/$cr_name"
+        shift 2
+        set_meta "crafted/$cr_name" "$@"
+        [ "$(meta "crafted/$cr_name" "$1")" = "$2" ] || fail "set_meta did not set $1"
+    }
+    # a stack array of 4096 overflowed for max_len above it; 2e9 grew sample to 23.7 GB
+    craft max-len-1e8 c recur.max_len 100000000
+    expect 1 "metadata 'recur.max_len' = '100000000': expected an integer in 2..1000 (as --max-len)" \
+        sample --model crafted/max-len-1e8 --n 2
+    craft max-len-2e9 c recur.max_len 2000000000
+    expect 1 "'recur.max_len' = '2000000000'" sample --model crafted/max-len-2e9 --n 2
+    expect 1 "'recur.max_len' = '2000000000'" eval --model crafted/max-len-2e9
+    # about 210 TB asked for, and "evaluating: " with no reason
+    craft batch-max c recur.batch 2147483647
+    expect 1 "metadata 'recur.batch' = '2147483647': expected an integer in 1..65536 (as --batch)" \
+        eval --model crafted/batch-max
+    craft val-size-2e9 c recur.val_size 2000000000
+    expect 1 "metadata 'recur.val_size' = '2000000000': expected an integer in 1..1000000" eval --model crafted/val-size-2e9
+    craft min-above-max c recur.min_len 50 recur.max_len 10
+    expect 1 "'recur.min_len' = '50' is above 'recur.max_len' = '10'" eval --model crafted/min-above-max
+    craft bad-direction c recur.direction sideways
+    expect 1 "metadata 'recur.direction' = 'sideways'" eval --model crafted/bad-direction
+    # train --resume: signed overflow in the corpus-length check with bptt 2^31-1
+    craft bptt-max l recur.bptt 2147483647
+    mkdir r
+    cp crafted/bptt-max r/$ck
+    expect 1 "metadata 'recur.bptt' = '2147483647': expected an integer in 1..100000 (as --bptt)" \
+        train --resume --out r --steps 1 --quiet --samples 0
+    craft lm-batch-max l recur.batch 2147483647
+    expect 1 "'recur.batch' = '2147483647'" eval --model crafted/lm-batch-max
+    # a setting of another task is not read: bptt of a classify checkpoint
+    craft classify-bptt c recur.bptt 2147483647
+    run eval --model crafted/classify-bptt
+    ;;
+corpus-not-regular)
+    # --corpus and a checkpoint's recur.corpus: regular files only, refused before reading
+    mkfifo fifo
+    expect 1 "fifo: not a regular file (a FIFO)" train --corpus fifo --out o
+    expect 1 "/dev/zero: not a regular file (a character device)" train --corpus /dev/zero --out o
+    run train $tiny --steps 0 --out l
+    cp l/$ck fifo.st
+    set_meta fifo.st recur.corpus "$work/fifo"
+    expect 1 "$work/fifo: not a regular file (a FIFO)" eval --model fifo.st
+    cp l/$ck zero.st
+    set_meta zero.st recur.corpus /dev/zero
+    expect 1 "/dev/zero: not a regular file (a character device)" eval --model zero.st
+    # the checkpoint itself
+    expect 1 "fifo: not a regular file (a FIFO)" sample --model fifo
+    expect 1 "/dev/zero: not a regular file" eval --model /dev/zero
+    ;;
+old-direction)
+    # one vocabulary: --direction and recur.direction say bidi-concat; the old spellings still work
+    run train --task classify --direction bidi --hidden 8 --embed 4 --batch 4 --val-size 4 --steps 0 --quiet --out a
+    case "$out" in *" bidi-concat, "*) ;; *) fail "the banner does not say bidi-concat" ;; esac
+    [ "$(meta a/$ck recur.direction)" = bidi-concat ] || fail "recur.direction is $(meta a/$ck recur.direction)"
+    # a checkpoint written before: "bidi" resumes, and is written back in the new spelling
+    set_meta a/$ck recur.direction bidi
+    run train --resume --out a --steps 2 --quiet
+    [ "$(meta a/$ck recur.direction)" = bidi-concat ] || fail "resumed: recur.direction $(meta a/$ck recur.direction)"
+    set_meta a/$ck recur.direction bidi_concat
+    run eval --model a/$ck
+    # the same model named either way on --resume
+    run train --resume --out a --steps 3 --direction BIDI-CONCAT --quiet
+    expect 1 "--direction bidi-sum, but the checkpoint has bidi-concat" train --resume --out a --direction sum --quiet
     ;;
 
 # ---- training ----
