@@ -69,8 +69,11 @@ static void isa_list(uint32_t isa, char *buf, size_t len) {
     size_t used = 0;
     buf[0] = 0;
 #define ISA_NAME(u, ID, name, bit, arch, implies, flags)                                   \
-    if ((!(bit) || (isa & (bit))) && used < len)                                              \
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "," : "", #name);
+    {                                                                                      \
+        uint32_t b_ = (bit);                                                               \
+        if ((b_ == 0 || (isa & b_)) && used < len)                                         \
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "," : "", #name); \
+    }
     RECUR_ISA_LIST(ISA_NAME, )
 #undef ISA_NAME
 }
