@@ -3,8 +3,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 
 #include "context.h"
 #include "recur/recur-train.h"
