@@ -3,17 +3,18 @@
  *
  * A backend is a vtable (struct recur_backend_i) plus an object
  * (struct recur_backend: iface, the backend's private context, the owning
- * recur context). The engine never asks which backend it runs on; it calls
- * the recur_be_* wrappers in core/dispatch.c, the only code that calls
- * through these pointers. Optional slots say so and give the default that
- * the wrapper applies.
+ * recur context). The engine never asks which backend it runs on: core
+ * reaches the backends only through the registry and the recur_be_*
+ * wrappers below (backends/dispatch.c), the only code that calls through
+ * these pointers. Optional slots say so and give the default that the
+ * wrapper applies.
  *
  * Memory is addressed as (buffer, byte offset), struct recur_mem, so that a
  * host pointer and an OpenCL cl_mem look the same to the engine. All
  * matrices are row-major floats.
  *
  * Errors: a slot returns a recur_status and, on failure, sets the message on
- * be->ctx with recur_err() (core/error.h) naming what failed.
+ * be->ctx with recur_err() (backend-host.h) naming what failed.
  */
 #ifndef RECUR_BACKEND_IMPL_H
 #define RECUR_BACKEND_IMPL_H
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend-host.h"
 #include "recur/recur-cell.h"
 #include "recur/recur.h"
 
@@ -203,19 +205,34 @@ struct recur_backend {
     recur_device_info info; /* what was opened */
 };
 
-/* The backends compiled in, in order of preference (core/dispatch.c). */
-extern const struct recur_backend_i *const recur_backends[];
-extern const size_t recur_backend_count;
+/* ---- the registry (backends/dispatch.c): what core asks of the backends ---- */
 
+/* Append every device of every backend compiled in to out[0..cap) and set
+ * *count to their number (even those that did not fit). */
+void recur_be_devices(recur_device_info *out, size_t cap, size_t *count);
+/* The backend that a device selector "name[:rest]" names (case-insensitive),
+ * with *rest the part after its ':' ("" when none); NULL when no backend has
+ * that name. sel NULL or "": the default, the first backend with a preferred
+ * device (an OpenCL GPU), else the CPU; *rest is then "". */
+const struct recur_backend_i *recur_be_find(const char *sel, const char **rest);
+/* Open the device `spec` selects on backend `iface` into *be, for context
+ * ctx. RECUR_ERR_BACKEND naming the slot when iface lacks a mandatory one;
+ * else what the backend's open says. The message is on ctx. */
+recur_status recur_be_open(struct recur_backend *be, const struct recur_backend_i *iface, recur_ctx *ctx,
+                           const char *spec);
+/* Release what recur_be_open made. */
+void recur_be_close(struct recur_backend *be);
+/* The instruction sets (enum recur_isa bits) this machine's CPU and OS run,
+ * found once (backends/cpu/cpuid.c): what a cell plugin is told. */
+uint32_t recur_be_cpu_isa(void);
+
+/* The backends' own tables, for the registry only. */
 extern const struct recur_backend_i recur_cpu_backend;
 #ifdef RECUR_HAVE_OPENCL
 extern const struct recur_backend_i recur_opencl_backend;
 #endif
 
-/* ---- wrappers: the only callers of the slots (core/dispatch.c) ---- */
-
-/* The name of the first mandatory slot `iface` lacks, or NULL. */
-const char *recur_be_missing_slot(const struct recur_backend_i *iface);
+/* ---- wrappers: the only callers of the slots ---- */
 
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);

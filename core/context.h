@@ -23,9 +23,4 @@ const struct recur_cell *recur_cell_find(const char *name);
 /* A comma-separated list of the registered cell names, for messages. */
 void recur_cell_names(char *buf, size_t len);
 
-/* The ISAs the running CPU supports (recur_isa bits; backends/cpu/cpuid.c). */
-uint32_t recur_cpu_isa_supported(void);
-/* The ISAs compiled into the CPU backend's own kernels. */
-uint32_t recur_cpu_isa_compiled(void);
-
 #endif /* RECUR_CONTEXT_H */

@@ -285,7 +285,7 @@ static void scan_dir(const char *dir, int depth, int installed) {
 }
 
 static void load_all(void) {
-    host.cpu_isa = recur_cpu_isa_supported();
+    host.cpu_isa = recur_be_cpu_isa();
     const char *env = getenv("RECUR_PLUGIN_PATH");
     if (env && *env) {
         char *copy = strdup(env);

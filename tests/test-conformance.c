@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "recur/recur-cell.h"
 #include "recur/recur.h"
 #include "ref/ref-cell.h"
 
@@ -203,7 +204,9 @@ static void check_cell(const char *device, const char *cell, const char *variant
     Test(conformance_##isa, gru_lbr) { check_cell("cpu:" #isa, "gru-lbr", NULL, 0); }                       \
     Test(conformance_##isa, lstm) { check_cell("cpu:" #isa, "lstm", NULL, 0); }
 
-CONFORMANCE(scalar)
+/* Every ISA of the architecture compiled (RECUR_ISA_LIST); one this CPU lacks is skipped. */
+#define CONFORMANCE_ISA(u, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(CONFORMANCE(name))
+RECUR_ISA_LIST(CONFORMANCE_ISA, )
 
 /* The OpenCL backend, on the first OpenCL device (PoCL in CI). */
 #define CONFORMANCE_OPENCL(tag, dev)                                                                         \
@@ -215,12 +218,6 @@ CONFORMANCE(scalar)
 /* "opencl": the first GPU, else the first OpenCL device; RECUR_TEST_OPENCL overrides. */
 #define OPENCL_DEVICE (getenv("RECUR_TEST_OPENCL") ? getenv("RECUR_TEST_OPENCL") : "opencl")
 CONFORMANCE_OPENCL(opencl, OPENCL_DEVICE)
-#if defined(__x86_64__)
-CONFORMANCE(avx2)
-CONFORMANCE(avx512)
-#elif defined(__aarch64__)
-CONFORMANCE(neon)
-#endif
 
 /* Large enough that the CPU backend splits rows across threads. */
 Test(conformance_threads, lstm_wide_batch) {

@@ -245,6 +245,32 @@ Test(loader, real_cells_still_registered) {
     cr_assert_eq(recur_cell_get(n, &c), RECUR_ERR_ARG);
 }
 
+/* RECUR_CELL_CPU_TABLES gives every built-in cell one CPU variant per ISA of
+ * the architecture compiled: the bits RECUR_ISA_LIST lists for it. */
+Test(loader, real_cells_have_every_isa_of_the_architecture) {
+    uint32_t want = 0;
+#define ISA_BIT(u, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(want |= (bit);)
+    RECUR_ISA_LIST(ISA_BIT, )
+#undef ISA_BIT
+#if defined(__x86_64__)
+    cr_assert_eq(want, RECUR_ISA_AVX2 | RECUR_ISA_AVX512, "x86-64 ISAs 0x%x", want);
+#endif
+    static const char *const real[] = {"rnn", "gru", "gru-lbr", "lstm"};
+    for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
+        recur_cell_info c;
+        cr_assert(cell_by_name(real[i], &c), "cell '%s' is not registered", real[i]);
+        cr_expect_eq(c.cpu_isa, want, "%s: CPU variants 0x%x, expected 0x%x", real[i], c.cpu_isa, want);
+    }
+}
+
+/* The ISA bits are part of the cell ABI: plugins built against older headers store them. */
+Test(loader, isa_bits_are_fixed) {
+    cr_assert_eq(RECUR_ISA_SCALAR, 0);
+    cr_assert_eq(RECUR_ISA_AVX2, 1u << 0);
+    cr_assert_eq(RECUR_ISA_AVX512, 1u << 1);
+    cr_assert_eq(RECUR_ISA_NEON, 1u << 2);
+}
+
 Test(loader, lstm_is_the_real_one) {
     recur_cell_info c;
     cr_assert(cell_by_name("lstm", &c));

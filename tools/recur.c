@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recur/recur-cell.h"
 #include "recur/recur.h"
 #include "tool.h"
 
@@ -63,8 +64,18 @@ static int cmd_devices(int argc, char **argv) {
     return 0;
 }
 
+/* The names of the ISA bits `isa` and scalar, as "avx2,scalar" (RECUR_ISA_LIST's order). */
 static void isa_list(uint32_t isa, char *buf, size_t len) {
-    snprintf(buf, len, "scalar%s%s%s", isa & 1 ? ",avx2" : "", isa & 2 ? ",avx512" : "", isa & 4 ? ",neon" : "");
+    size_t used = 0;
+    buf[0] = 0;
+#define ISA_NAME(u, ID, name, bit, arch, implies, flags)                                   \
+    {                                                                                      \
+        uint32_t b_ = (bit);                                                               \
+        if ((b_ == 0 || (isa & b_)) && used < len)                                         \
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "," : "", #name); \
+    }
+    RECUR_ISA_LIST(ISA_NAME, )
+#undef ISA_NAME
 }
 
 static int cmd_cells(int argc, char **argv) {

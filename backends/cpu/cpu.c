@@ -20,19 +20,20 @@
 #include <cblas.h>
 #endif
 
-#include "context.h"
+#include "backend-impl.h"
 #include "philox.h"
 
-/* Instruction sets, most preferred first. One table: name, bit. */
+/* Every instruction set, most preferred first (RECUR_ISA_LIST, recur-cell.h):
+ * name, bit, the bits the kernels it may run need (itself and what it
+ * implies: an AVX-512 machine also runs AVX2 kernels), whether this build
+ * targets its architecture. */
+#define ISA_ROW(u, ID, name, bit, arch, implies, flags) {#name, (bit), (bit) | (implies), arch},
 static const struct {
     const char *name;
-    uint32_t isa;
-} isa_table[] = {
-    {"avx512", RECUR_ISA_AVX512},
-    {"avx2", RECUR_ISA_AVX2},
-    {"neon", RECUR_ISA_NEON},
-    {"scalar", RECUR_ISA_SCALAR},
-};
+    uint32_t isa, allowed;
+    int compiled;
+} isa_table[] = {RECUR_ISA_LIST(ISA_ROW, )};
+#undef ISA_ROW
 #define N_ISA (sizeof isa_table / sizeof isa_table[0])
 
 struct cpu_dev {
@@ -40,12 +41,13 @@ struct cpu_dev {
     uint32_t allowed; /* the set of ISA bits kernels may need */
 };
 
-/* What an ISA implies: AVX-512 kernels machines also run AVX2 ones. */
-static uint32_t implied(uint32_t isa) {
-    return isa == RECUR_ISA_AVX512 ? (RECUR_ISA_AVX512 | RECUR_ISA_AVX2) : isa;
+/* The ISAs this machine runs and this build compiles. */
+static uint32_t available(void) {
+    uint32_t compiled = 0;
+    for (size_t i = 0; i < N_ISA; i++)
+        if (isa_table[i].compiled) compiled |= isa_table[i].isa;
+    return recur_be_cpu_isa() & compiled;
 }
-
-static uint32_t available(void) { return recur_cpu_isa_supported() & recur_cpu_isa_compiled(); }
 
 static uint32_t best_isa(void) {
     uint32_t av = available();
@@ -113,16 +115,17 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
         size_t i = 0;
         while (i < N_ISA && strcasecmp(spec, isa_table[i].name) != 0) i++;
         RETURN_IF(i == N_ISA, be->ctx, RECUR_ERR_DEVICE, "unknown CPU ISA '%s'; valid choices: %s", spec, valid);
-        isa = isa_table[i].isa;
-        RETURN_IF(isa && !(recur_cpu_isa_compiled() & isa), be->ctx, RECUR_ERR_UNSUPPORTED,
+        RETURN_IF(!isa_table[i].compiled, be->ctx, RECUR_ERR_UNSUPPORTED,
                   "ISA '%s' is not compiled into this build; valid choices: %s", spec, valid);
-        RETURN_IF(isa && !(recur_cpu_isa_supported() & isa), be->ctx, RECUR_ERR_UNSUPPORTED,
+        isa = isa_table[i].isa;
+        RETURN_IF(isa && !(recur_be_cpu_isa() & isa), be->ctx, RECUR_ERR_UNSUPPORTED,
                   "this CPU does not support ISA '%s'; valid choices: %s", spec, valid);
     }
     struct cpu_dev *d = calloc(1, sizeof *d);
     RETURN_IF(!d, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     d->isa = isa;
-    d->allowed = implied(isa);
+    for (size_t i = 0; i < N_ISA; i++)
+        if (isa_table[i].isa == isa) d->allowed = isa_table[i].allowed;
     be->context = d;
     fill_info(&be->info, isa, !*spec);
     return RECUR_OK;

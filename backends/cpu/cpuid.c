@@ -4,13 +4,16 @@
  * On x86-64 a feature counts only when CPUID reports it AND the OS saves
  * its registers (XGETBV): AVX2 needs XMM|YMM state, AVX-512 also the opmask
  * and both ZMM halves. On arm64, NEON is architectural.
+ *
+ * Each ISA of RECUR_ISA_LIST (recur-cell.h) for the architecture compiled
+ * has a condition DETECT_<ID> here; a new ISA without one does not compile.
  */
 #include <pthread.h>
 #include <stdint.h>
 
-#include "context.h"
+#include "backend-impl.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 #include <cpuid.h>
 
 static uint64_t xgetbv0(void) {
@@ -19,44 +22,59 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-static uint32_t detect(void) {
+/* The feature bits the ISAs need; all 0 when the CPU or the OS lacks AVX. */
+struct features {
+    int fma, avx2, avx512f, avx512dq, avx512bw, avx512vl;
+    int os_avx;    /* XMM and YMM state */
+    int os_avx512; /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+};
+
+static struct features probe(void) {
+    struct features x = {0};
     unsigned a, b, c, d;
-    uint32_t isa = 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-    if (!osxsave || !avx) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return x;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return x;
+    x.fma = (c >> 12) & 1;
     uint64_t xcr0 = xgetbv0();
-    int os_avx = (xcr0 & 0x6) == 0x6;       /* XMM and YMM state */
-    int os_avx512 = (xcr0 & 0xe6) == 0xe6;  /* plus opmask, ZMM_Hi256, Hi16_ZMM */
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int avx2 = (b >> 5) & 1;
-    int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    if (os_avx && avx2 && fma) isa |= RECUR_ISA_AVX2;
-    if (os_avx512 && (isa & RECUR_ISA_AVX2) && f && dq && bw && vl) isa |= RECUR_ISA_AVX512;
+    x.os_avx = (xcr0 & 0x6) == 0x6;
+    x.os_avx512 = (xcr0 & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return x;
+    x.avx2 = (b >> 5) & 1;
+    x.avx512f = (b >> 16) & 1;
+    x.avx512dq = (b >> 17) & 1;
+    x.avx512bw = (b >> 30) & 1;
+    x.avx512vl = (b >> 31) & 1;
+    return x;
+}
+
+#define DETECT_AVX2(x) ((x).os_avx && (x).avx2 && (x).fma)
+#define DETECT_AVX512(x) ((x).os_avx512 && DETECT_AVX2(x) && (x).avx512f && (x).avx512dq && (x).avx512bw && (x).avx512vl)
+#else
+struct features {
+    int none;
+};
+static struct features probe(void) { return (struct features){0}; }
+#define DETECT_NEON(x) 1 /* architectural on arm64 */
+#endif
+#define DETECT_SCALAR(x) 1
+
+static uint32_t detect(void) {
+    struct features x = probe();
+    uint32_t isa = 0;
+#define DETECT_ROW(u, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(if (DETECT_##ID(x)) isa |= (bit);)
+    RECUR_ISA_LIST(DETECT_ROW, )
+#undef DETECT_ROW
+    (void)x;
     return isa;
 }
-#elif defined(__aarch64__)
-static uint32_t detect(void) { return RECUR_ISA_NEON; }
-#else
-static uint32_t detect(void) { return 0; }
-#endif
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static uint32_t supported;
 
 static void init(void) { supported = detect(); }
 
-uint32_t recur_cpu_isa_supported(void) {
+uint32_t recur_be_cpu_isa(void) {
     pthread_once(&once, init);
     return supported;
-}
-
-uint32_t recur_cpu_isa_compiled(void) {
-#if defined(__x86_64__)
-    return RECUR_ISA_AVX2 | RECUR_ISA_AVX512;
-#elif defined(__aarch64__)
-    return RECUR_ISA_NEON;
-#else
-    return 0;
-#endif
 }

@@ -11,7 +11,7 @@
 #include <CL/cl.h>
 #include <stdatomic.h>
 
-#include "context.h"
+#include "backend-impl.h"
 #include "opencl-impl.h"
 
 /* The shared kernels (kernels/philox.cl, kernels/shared.cl, kernels/train.cl), by slot. */

@@ -6,12 +6,8 @@
  */
 #include "recur/recur-cell.h"
 
-extern const struct recur_cell_cpu gru_lbr_cpu_scalar;
-#if defined(__x86_64__)
-extern const struct recur_cell_cpu gru_lbr_cpu_avx2, gru_lbr_cpu_avx512;
-#elif defined(__aarch64__)
-extern const struct recur_cell_cpu gru_lbr_cpu_neon;
-#endif
+/* gru_lbr_cpu[]: the kernel tables gru-lbr-kernels.c makes, one per ISA of this architecture. */
+RECUR_CELL_CPU_TABLES(gru_lbr)
 extern const char gru_lbr_opencl[];
 
 static const struct recur_cell_gate gates[] = {
@@ -21,8 +17,6 @@ static const struct recur_cell_gate gates[] = {
 };
 
 static const struct recur_cell_stage stages[] = {{0, 3}};
-
-static struct recur_cell_cpu cpu[3];
 
 static struct recur_cell_desc desc = {
     .abi_version = RECUR_CELL_ABI_VERSION,
@@ -37,22 +31,14 @@ static struct recur_cell_desc desc = {
     .n_stages = 1,
     .stages = stages,
     .flags = RECUR_CELL_SPLIT_RECURRENT_GRAD,
-    .cpu = cpu,
+    .cpu = gru_lbr_cpu,
     .opencl_source = gru_lbr_opencl,
 };
 
 RECUR_CELL_ENTRY {
     (void)host;
     if ((host_abi >> 16) != RECUR_CELL_ABI_MAJOR) return -1;
-    int n = 0;
-    cpu[n++] = gru_lbr_cpu_scalar;
-#if defined(__x86_64__)
-    cpu[n++] = gru_lbr_cpu_avx2;
-    cpu[n++] = gru_lbr_cpu_avx512;
-#elif defined(__aarch64__)
-    cpu[n++] = gru_lbr_cpu_neon;
-#endif
-    desc.n_cpu = n;
+    desc.n_cpu = gru_lbr_cpu_fill();
     *out = &desc;
     return 0;
 }

@@ -10,12 +10,8 @@
  */
 #include "recur/recur-cell.h"
 
-extern const struct recur_cell_cpu gru_cpu_scalar;
-#if defined(__x86_64__)
-extern const struct recur_cell_cpu gru_cpu_avx2, gru_cpu_avx512;
-#elif defined(__aarch64__)
-extern const struct recur_cell_cpu gru_cpu_neon;
-#endif
+/* gru_cpu[]: the kernel tables gru-kernels.c makes, one per ISA of this architecture. */
+RECUR_CELL_CPU_TABLES(gru)
 extern const char gru_opencl[];
 
 static const struct recur_cell_gate gates[] = {
@@ -25,8 +21,6 @@ static const struct recur_cell_gate gates[] = {
 };
 
 static const struct recur_cell_stage stages[] = {{0, 2}, {2, 3}};
-
-static struct recur_cell_cpu cpu[3];
 
 static struct recur_cell_desc desc = {
     .abi_version = RECUR_CELL_ABI_VERSION,
@@ -40,22 +34,14 @@ static struct recur_cell_desc desc = {
     .n_save = 3,
     .n_stages = 2,
     .stages = stages,
-    .cpu = cpu,
+    .cpu = gru_cpu,
     .opencl_source = gru_opencl,
 };
 
 RECUR_CELL_ENTRY {
     (void)host;
     if ((host_abi >> 16) != RECUR_CELL_ABI_MAJOR) return -1;
-    int n = 0;
-    cpu[n++] = gru_cpu_scalar;
-#if defined(__x86_64__)
-    cpu[n++] = gru_cpu_avx2;
-    cpu[n++] = gru_cpu_avx512;
-#elif defined(__aarch64__)
-    cpu[n++] = gru_cpu_neon;
-#endif
-    desc.n_cpu = n;
+    desc.n_cpu = gru_cpu_fill();
     *out = &desc;
     return 0;
 }

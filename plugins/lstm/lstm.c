@@ -5,12 +5,8 @@
  */
 #include "recur/recur-cell.h"
 
-extern const struct recur_cell_cpu lstm_cpu_scalar;
-#if defined(__x86_64__)
-extern const struct recur_cell_cpu lstm_cpu_avx2, lstm_cpu_avx512;
-#elif defined(__aarch64__)
-extern const struct recur_cell_cpu lstm_cpu_neon;
-#endif
+/* lstm_cpu[]: the kernel tables lstm-kernels.c makes, one per ISA of this architecture. */
+RECUR_CELL_CPU_TABLES(lstm)
 extern const char lstm_opencl[];
 
 static const struct recur_cell_gate gates[] = {
@@ -21,8 +17,6 @@ static const struct recur_cell_gate gates[] = {
 };
 
 static const struct recur_cell_stage stages[] = {{0, 4}};
-
-static struct recur_cell_cpu cpu[3];
 
 static struct recur_cell_desc desc = {
     .abi_version = RECUR_CELL_ABI_VERSION,
@@ -36,22 +30,14 @@ static struct recur_cell_desc desc = {
     .n_save = 5,
     .n_stages = 1,
     .stages = stages,
-    .cpu = cpu,
+    .cpu = lstm_cpu,
     .opencl_source = lstm_opencl,
 };
 
 RECUR_CELL_ENTRY {
     (void)host;
     if ((host_abi >> 16) != RECUR_CELL_ABI_MAJOR) return -1;
-    int n = 0;
-    cpu[n++] = lstm_cpu_scalar;
-#if defined(__x86_64__)
-    cpu[n++] = lstm_cpu_avx2;
-    cpu[n++] = lstm_cpu_avx512;
-#elif defined(__aarch64__)
-    cpu[n++] = lstm_cpu_neon;
-#endif
-    desc.n_cpu = n;
+    desc.n_cpu = lstm_cpu_fill();
     *out = &desc;
     return 0;
 }

@@ -5,19 +5,13 @@
  */
 #include "recur/recur-cell.h"
 
-extern const struct recur_cell_cpu rnn_cpu_scalar;
-#if defined(__x86_64__)
-extern const struct recur_cell_cpu rnn_cpu_avx2, rnn_cpu_avx512;
-#elif defined(__aarch64__)
-extern const struct recur_cell_cpu rnn_cpu_neon;
-#endif
+/* rnn_cpu[]: the kernel tables rnn-kernels.c makes, one per ISA of this architecture. */
+RECUR_CELL_CPU_TABLES(rnn)
 extern const char rnn_opencl[];
 
 static const struct recur_cell_gate gates[] = {{.name = "a", .torch_index = 0}};
 static const struct recur_cell_stage stages[] = {{0, 1}};
 static const char *const variants[] = {"tanh", "relu"};
-static struct recur_cell_cpu cpu[3];
-
 static struct recur_cell_desc desc = {
     .abi_version = RECUR_CELL_ABI_VERSION,
     .struct_size = sizeof(struct recur_cell_desc),
@@ -32,22 +26,14 @@ static struct recur_cell_desc desc = {
     .stages = stages,
     .n_variants = 2,
     .variants = variants,
-    .cpu = cpu,
+    .cpu = rnn_cpu,
     .opencl_source = rnn_opencl,
 };
 
 RECUR_CELL_ENTRY {
     (void)host;
     if ((host_abi >> 16) != RECUR_CELL_ABI_MAJOR) return -1;
-    int n = 0;
-    cpu[n++] = rnn_cpu_scalar;
-#if defined(__x86_64__)
-    cpu[n++] = rnn_cpu_avx2;
-    cpu[n++] = rnn_cpu_avx512;
-#elif defined(__aarch64__)
-    cpu[n++] = rnn_cpu_neon;
-#endif
-    desc.n_cpu = n;
+    desc.n_cpu = rnn_cpu_fill();
     *out = &desc;
     return 0;
 }

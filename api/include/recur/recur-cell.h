@@ -68,13 +68,53 @@ extern "C" {
 #define RECUR_CELL_EXPORT __attribute__((visibility("default")))
 #endif
 
+/*
+ * The instruction sets a CPU kernel variant may need: the one list of them,
+ * most preferred first. Everything else follows from it: enum recur_isa,
+ * the CPU backend's choice (RECUR_DEVICE=cpu:NAME), the kernel variants the
+ * build compiles (meson.build reads the rows of the target architecture
+ * through the preprocessor) and RECUR_CELL_CPU_TABLES below. A row is
+ *   X(u, ID, name, bit, arch, implies, flags)
+ *     ID, name  RECUR_ISA_<ID>; NAME in RECUR_DEVICE=cpu:NAME and in the
+ *               names of kernel tables (<cell>_cpu_<name>)
+ *     bit       its enum recur_isa value: one bit, 0 for scalar; never
+ *               changed, as plugins store it
+ *     arch      RECUR_ISA_ARCH_*: 1 when the compiler targets the
+ *               architecture the ISA belongs to
+ *     implies   the other ISAs a CPU with this one runs, so their kernels
+ *               may be chosen on it
+ *     flags     the GCC/Clang flags that compile kernels for it
+ * and u is the caller's argument, passed through.
+ */
+#define RECUR_ISA_LIST(X, u)                                                                   \
+    X(u, AVX512, avx512, 1u << 1, RECUR_ISA_ARCH_X86_64, RECUR_ISA_AVX2,                      \
+      "-mavx512f -mavx512bw -mavx512dq -mavx512vl -mfma") /* AVX-512 F, BW, DQ, VL */         \
+    X(u, AVX2, avx2, 1u << 0, RECUR_ISA_ARCH_X86_64, 0, "-mavx2 -mfma") /* AVX2 + FMA */      \
+    X(u, NEON, neon, 1u << 2, RECUR_ISA_ARCH_AARCH64, 0, "") /* Advanced SIMD */              \
+    X(u, SCALAR, scalar, 0, RECUR_ISA_ARCH_ANY, 0, "") /* plain C: the reference */
+
+#if defined(__x86_64__)
+#define RECUR_ISA_ARCH_X86_64 1
+#else
+#define RECUR_ISA_ARCH_X86_64 0
+#endif
+#if defined(__aarch64__)
+#define RECUR_ISA_ARCH_AARCH64 1
+#else
+#define RECUR_ISA_ARCH_AARCH64 0
+#endif
+#define RECUR_ISA_ARCH_ANY 1
+
+/* RECUR_ISA_IF(arch)(tokens): the tokens when arch expands to 1, nothing when to 0. */
+#define RECUR_ISA_IF(arch) RECUR_ISA_IF_(arch)
+#define RECUR_ISA_IF_(arch) RECUR_ISA_IF_##arch
+#define RECUR_ISA_IF_1(...) __VA_ARGS__
+#define RECUR_ISA_IF_0(...)
+
 /* Instruction sets a CPU kernel variant may need (bit flags, one per variant). */
-enum recur_isa {
-    RECUR_ISA_SCALAR = 0,        /* plain C: the reference every variant is checked against */
-    RECUR_ISA_AVX2 = 1u << 0,    /* AVX2 + FMA (x86-64) */
-    RECUR_ISA_AVX512 = 1u << 1,  /* AVX-512 F, BW, DQ, VL (x86-64) */
-    RECUR_ISA_NEON = 1u << 2,    /* Advanced SIMD (arm64) */
-};
+#define RECUR_ISA_ENUM_(u, ID, name, bit, arch, implies, flags) RECUR_ISA_##ID = (bit),
+enum recur_isa { RECUR_ISA_LIST(RECUR_ISA_ENUM_, ) };
+#undef RECUR_ISA_ENUM_
 
 /*
  * The arguments of one kernel call: n rows of one time step.
@@ -138,6 +178,33 @@ struct recur_cell_cpu {
     recur_cell_fn forward[RECUR_CELL_MAX_STAGES];  /* one per stage, all non-NULL */
     recur_cell_fn backward[RECUR_CELL_MAX_STAGES]; /* one per stage, all non-NULL */
 };
+
+/*
+ * A cell's CPU kernel tables, one per ISA of the architecture being compiled.
+ * The cell's kernel file is compiled once per such ISA, with the ISA's flags,
+ * and defines the table <p>_cpu_<name> (plugins/meson.build shows the
+ * build). In the file with the descriptor,
+ *     RECUR_CELL_CPU_TABLES(gru)
+ * (no semicolon) declares those tables and defines
+ *     static struct recur_cell_cpu gru_cpu[];  the variants: recur_cell_desc.cpu
+ *     static int gru_cpu_fill(void);           copies the tables into gru_cpu and
+ *                                              returns their number: recur_cell_desc.n_cpu
+ * for the entry point to call (a static initialiser cannot copy an object).
+ * A cell with only scalar kernels needs none of this.
+ */
+#define RECUR_CELL_CPU_TABLES(p)                                                               \
+    RECUR_ISA_LIST(RECUR_CELL_CPU_EXTERN_, p)                                                  \
+    static struct recur_cell_cpu p##_cpu[0 RECUR_ISA_LIST(RECUR_CELL_CPU_ONE_, p)];            \
+    static int p##_cpu_fill(void) {                                                            \
+        int n = 0;                                                                             \
+        RECUR_ISA_LIST(RECUR_CELL_CPU_COPY_, p)                                                \
+        return n;                                                                              \
+    }
+#define RECUR_CELL_CPU_EXTERN_(p, ID, name, bit, arch, implies, flags)                        \
+    RECUR_ISA_IF(arch)(extern const struct recur_cell_cpu p##_cpu_##name;)
+#define RECUR_CELL_CPU_ONE_(p, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(+1)
+#define RECUR_CELL_CPU_COPY_(p, ID, name, bit, arch, implies, flags)                          \
+    RECUR_ISA_IF(arch)(p##_cpu[n++] = p##_cpu_##name;)
 
 /* A gate: a block of H rows in W_ih, W_hh, b_ih and b_hh. */
 struct recur_cell_gate {

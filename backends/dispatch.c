@@ -1,19 +1,46 @@
 /*
- * dispatch.c: the backend list and the only calls through the dispatch table.
- * Wrappers apply the defaults of optional slots, so no caller tests for NULL.
+ * dispatch.c: the backend registry and the only calls through the dispatch
+ * table. Core reaches the backends through these functions alone; the
+ * wrappers apply the defaults of optional slots, so no caller tests for NULL.
  */
-#include "context.h"
+#include <string.h>
+#include <strings.h>
 
-const struct recur_backend_i *const recur_backends[] = {
+#include "backend-impl.h"
+
+/* The backends compiled in, in order of preference. */
+static const struct recur_backend_i *const backends[] = {
 #ifdef RECUR_HAVE_OPENCL
     &recur_opencl_backend,
 #endif
     &recur_cpu_backend,
 };
-const size_t recur_backend_count = sizeof recur_backends / sizeof recur_backends[0];
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+void recur_be_devices(recur_device_info *out, size_t cap, size_t *count) {
+    *count = 0;
+    for (size_t b = 0; b < N_BACKENDS; b++) backends[b]->devices(out, cap, count);
+}
+
+const struct recur_backend_i *recur_be_find(const char *sel, const char **rest) {
+    *rest = "";
+    if (!sel || !*sel) {
+        /* The default: a preferred device (an OpenCL GPU) if any, else the CPU. */
+        for (size_t b = 0; b < N_BACKENDS; b++)
+            if (backends[b]->preferred && backends[b]->preferred()) return backends[b];
+        return &recur_cpu_backend;
+    }
+    size_t len = strcspn(sel, ":");
+    *rest = sel[len] == ':' ? sel + len + 1 : sel + len;
+    for (size_t b = 0; b < N_BACKENDS; b++) {
+        const char *name = backends[b]->name;
+        if (strlen(name) == len && strncasecmp(name, sel, len) == 0) return backends[b];
+    }
+    return NULL;
+}
 
 /* The first mandatory slot a backend left NULL, or NULL when none. */
-const char *recur_be_missing_slot(const struct recur_backend_i *i) {
+static const char *missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
     SLOT(fill); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
@@ -22,6 +49,18 @@ const char *recur_be_missing_slot(const struct recur_backend_i *i) {
 #undef SLOT
     return NULL;
 }
+
+recur_status recur_be_open(struct recur_backend *be, const struct recur_backend_i *iface, recur_ctx *ctx,
+                           const char *spec) {
+    const char *missing = missing_slot(iface);
+    RETURN_IF(missing, ctx, RECUR_ERR_BACKEND, "backend '%s' lacks the mandatory slot '%s'", iface->name, missing);
+    memset(be, 0, sizeof *be);
+    be->iface = iface;
+    be->ctx = ctx;
+    return iface->open(be, spec);
+}
+
+void recur_be_close(struct recur_backend *be) { be->iface->close(be); }
 
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out) {
     out->off = 0;
