@@ -188,7 +188,7 @@ static recur_status check_tensor(gc *g, const target *t, const float *w, const f
         if (!(best <= worst)) worst = best;
     }
     *worst_out = worst;
-out:
+out:;
     recur_status put = target_set(g, t, w); /* always put the values back */
     if (st == RECUR_OK) st = put;
     free(v), free(wp), free(wm);
