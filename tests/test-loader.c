@@ -16,6 +16,7 @@
  * rejection naming it; an accepted one must run the plugin.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -472,20 +473,6 @@ static const char *rejected(recur_status status, const char *a, const char *b) {
     return NULL;
 }
 
-/* The control: an absolute directory of ours, mode 0755, a 0755 file: the plugin runs and registers. */
-Test(loader, path_allowed_directory_runs_the_plugin) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "ok"), 0755);
-    copy_marker(at(&s, "ok/marker.so"), 0755);
-    load_with_path(at(&s, "ok"));
-    cr_expect(marker_ran(&s), "marker.so in %s did not run", at(&s, "ok"));
-    recur_cell_info c;
-    cr_expect(cell_by_name("marker-test", &c), "marker-test is not registered");
-    cr_expect_eq(recur_plugin_error_count(), 0, "a good directory gave a rejection");
-    scratch_remove(&s);
-}
-
 /* Relative and empty entries would mean the current directory: refused and named, though it holds plugins. */
 Test(loader, path_relative_and_empty_entries_refused) {
     struct scratch s;
@@ -503,104 +490,69 @@ Test(loader, path_relative_and_empty_entries_refused) {
     scratch_remove(&s);
 }
 
-Test(loader, path_world_writable_directory_refused) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "ww"), 0777);
-    copy_marker(at(&s, "ww/marker.so"), 0755);
-    load_with_path(at(&s, "ww"));
-    cr_expect(!marker_ran(&s), "marker.so of a world-writable directory ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "ww"), "world-writable");
-    scratch_remove(&s);
+/* One search directory holding marker.so, and what the loader must make of it. Arrays, not pointers:
+ * Criterion hands a test's parameters to a process of its own, where the addresses differ. */
+struct place {
+    char dir[16];         /* the search directory, under the scratch directory */
+    mode_t parent_mode;   /* of its parent, when that is not the scratch directory itself (else 0) */
+    mode_t dir_mode, file_mode;
+    char nobody[8];       /* "dir" or "file": given to uid 65534 (root only), or "" */
+    char trust[4];        /* RECUR_PLUGIN_TRUST_ANY, or "" for unset */
+    char named[16];       /* "": marker.so must run; else a refusal names <scratch>/named ... */
+    char why[48];         /* ... and says this */
+};
+
+ParameterizedTestParameters(loader, path_place) {
+    static struct place places[] = {
+        /* the controls: ours, not world-writable; a sticky ancestor (as /tmp); RECUR_PLUGIN_TRUST_ANY=1 */
+        {"ok", 0, 0755, 0755, "", "", "", ""},
+        {"tmp/plugins", 01777, 0755, 0755, "", "", "", ""},
+        {"ww", 0, 0777, 0777, "", "1", "", ""},
+        /* world-writable: the directory (the sticky bit does not help: anyone can add a file), the file, an
+         * ancestor without the sticky bit (anyone can swap the directory) */
+        {"ww", 0, 0777, 0755, "", "", "ww", "the directory is world-writable"},
+        {"sticky", 0, 01777, 0755, "", "", "sticky", "the directory is world-writable"},
+        {"d", 0, 0755, 0777, "", "", "d/marker.so", "the file is world-writable"},
+        {"open/plugins", 0777, 0755, 0755, "", "", "open/plugins", "is world-writable without the sticky bit"},
+        {"ww", 0, 0777, 0755, "", "0", "ww", "the directory is world-writable"},
+        /* another user's */
+        {"d", 0, 0755, 0755, "file", "", "d/marker.so", "the file is owned by uid 65534"},
+        {"d", 0, 0755, 0755, "dir", "", "d", "the directory is owned by uid 65534"},
+    };
+    return cr_make_param_array(struct place, places, sizeof places / sizeof places[0]);
 }
 
-/* The sticky bit does not make the searched directory itself trusted: anyone may still add a file. */
-Test(loader, path_world_writable_sticky_directory_refused) {
+ParameterizedTest(struct place *p, loader, path_place) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "sticky"), 01777);
-    copy_marker(at(&s, "sticky/marker.so"), 0755);
-    load_with_path(at(&s, "sticky"));
-    cr_expect(!marker_ran(&s), "marker.so of a world-writable sticky directory ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "sticky"), "world-writable");
-    scratch_remove(&s);
-}
-
-Test(loader, path_world_writable_file_refused) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "d"), 0755);
-    copy_marker(at(&s, "d/marker.so"), 0777);
-    load_with_path(at(&s, "d"));
-    cr_expect(!marker_ran(&s), "a world-writable marker.so ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "d/marker.so"), "world-writable");
-    scratch_remove(&s);
-}
-
-/* An ancestor others can write to lets them swap the directory: refused, unless it has the sticky bit. */
-Test(loader, path_world_writable_ancestor_refused) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "open"), 0777);
-    make_dir(at(&s, "open/plugins"), 0755);
-    copy_marker(at(&s, "open/plugins/marker.so"), 0755);
-    load_with_path(at(&s, "open/plugins"));
-    cr_expect(!marker_ran(&s), "marker.so under a world-writable ancestor ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "open/plugins"), "ancestor");
-    scratch_remove(&s);
-}
-
-Test(loader, path_sticky_ancestor_allowed) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "tmp"), 01777);
-    make_dir(at(&s, "tmp/plugins"), 0755);
-    copy_marker(at(&s, "tmp/plugins/marker.so"), 0755);
-    load_with_path(at(&s, "tmp/plugins"));
-    cr_expect(marker_ran(&s), "marker.so under a sticky world-writable ancestor (like /tmp) did not run");
-    cr_expect_eq(recur_plugin_error_count(), 0);
-    scratch_remove(&s);
-}
-
-/* Files and directories of another user (nobody): only root can make them. */
-static void chown_nobody(const char *path) {
-    if (geteuid() != 0) cr_skip_test("not root: cannot give %s to another user", path);
-    cr_assert_eq(chown(path, 65534, 65534), 0, "chown %s: %s", path, strerror(errno));
-}
-
-Test(loader, path_file_of_another_user_refused) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "d"), 0755);
-    copy_marker(at(&s, "d/marker.so"), 0755);
-    chown_nobody(at(&s, "d/marker.so"));
-    load_with_path(at(&s, "d"));
-    cr_expect(!marker_ran(&s), "a marker.so of uid 65534 ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "d/marker.so"), "owned by uid 65534");
-    scratch_remove(&s);
-}
-
-Test(loader, path_directory_of_another_user_refused) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "d"), 0755);
-    copy_marker(at(&s, "d/marker.so"), 0755);
-    chown_nobody(at(&s, "d"));
-    load_with_path(at(&s, "d"));
-    cr_expect(!marker_ran(&s), "marker.so in a directory of uid 65534 ran");
-    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "d"), "owned by uid 65534");
-    scratch_remove(&s);
-}
-
-Test(loader, path_trust_any_loads_world_writable) {
-    struct scratch s;
-    scratch_make(&s);
-    make_dir(at(&s, "ww"), 0777);
-    copy_marker(at(&s, "ww/marker.so"), 0777);
-    cr_assert_eq(setenv("RECUR_PLUGIN_TRUST_ANY", "1", 1), 0);
-    load_with_path(at(&s, "ww"));
-    cr_expect(marker_ran(&s), "RECUR_PLUGIN_TRUST_ANY=1 did not load the world-writable marker.so");
-    cr_expect_eq(recur_plugin_error_count(), 0);
+    if (p->parent_mode) {
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s", p->dir);
+        *strrchr(parent, '/') = 0;
+        make_dir(at(&s, parent), p->parent_mode);
+    }
+    make_dir(at(&s, p->dir), p->dir_mode);
+    char file[1024];
+    snprintf(file, sizeof file, "%s/marker.so", p->dir);
+    copy_marker(at(&s, file), p->file_mode);
+    if (*p->nobody) {
+        const char *who = at(&s, strcmp(p->nobody, "dir") == 0 ? p->dir : file);
+        if (geteuid() != 0) cr_skip_test("not root: cannot give %s to another user", who);
+        cr_assert_eq(chown(who, 65534, 65534), 0, "chown %s: %s", who, strerror(errno));
+    }
+    if (*p->trust) cr_assert_eq(setenv("RECUR_PLUGIN_TRUST_ANY", p->trust, 1), 0);
+    load_with_path(at(&s, p->dir));
+    if (*p->named) {
+        cr_expect(!marker_ran(&s), "%s (mode %o, file mode %o): marker.so ran", p->dir, (unsigned)p->dir_mode,
+                  (unsigned)p->file_mode);
+        rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, p->named), p->why);
+    } else {
+        recur_cell_info c;
+        cr_expect(marker_ran(&s), "%s (mode %o, file mode %o): marker.so did not run", p->dir,
+                  (unsigned)p->dir_mode, (unsigned)p->file_mode);
+        cr_expect(cell_by_name("marker-test", &c), "%s: marker-test is not registered", p->dir);
+        cr_expect_eq(recur_plugin_error_count(), 0, "%s: a trusted directory gave a rejection", p->dir);
+    }
     scratch_remove(&s);
 }
 
