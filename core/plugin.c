@@ -403,9 +403,36 @@ static int searched_before(const struct stat *st) {
 
 static void search_dir(int dirfd, const char *name, const char *path, int depth, enum origin origin);
 
-/* Load the *.so of the open directory fd, the directory `path`, and search its subdirectories when depth > 0,
- * in name order. Every name ending in .so that is not a regular file, and every entry that is neither a
- * regular file nor a directory, is recorded and never opened. */
+/* The entry `name` of the open directory fd, the directory `path`: load it if it is a *.so file, search it if
+ * it is a directory and depth > 0. A name ending in .so that is not a regular file, and an entry that is
+ * neither a regular file nor a directory, is recorded and never opened. */
+static void scan_entry(int fd, const char *path, const char *name, int depth, enum origin origin) {
+    char file[PATH_MAX];
+    struct stat st, link;
+    if (snprintf(file, sizeof file, "%s/%s", path, name) >= (int)sizeof file) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s/%s: the path is too long", path, name);
+    } else if (fstatat(fd, name, &st, 0) != 0) {
+        int e = errno;
+        int is_link = fstatat(fd, name, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode);
+        if (is_link && e == ENOENT)
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a dangling symbolic link; not loaded", file);
+        else if (e == ELOOP)
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a symbolic link loop; not loaded", file);
+        else if (e != ENOENT) /* ENOENT and no link: removed since the directory was read */
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s; not loaded", file, strerror(e));
+    } else if (S_ISDIR(st.st_mode)) {
+        if (ends_with_so(name))
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a directory, not a shared object; neither loaded nor searched", file);
+        else if (depth > 0)
+            search_dir(fd, name, file, depth - 1, origin);
+    } else if (!S_ISREG(st.st_mode)) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s, not a shared object; not opened", file, file_kind(st.st_mode));
+    } else if (ends_with_so(name)) {
+        load_file(fd, name, file, origin);
+    }
+}
+
+/* Every entry of the open directory fd, the directory `path`, in name order, but hidden ones. */
 static void scan_dir(int fd, const char *path, int depth, enum origin origin) {
     struct dirent **list;
     int n = scandirat(fd, ".", &list, NULL, sort_names);
@@ -414,32 +441,7 @@ static void scan_dir(int fd, const char *path, int depth, enum origin origin) {
         return;
     }
     for (int i = 0; i < n; i++) {
-        const char *name = list[i]->d_name;
-        char file[PATH_MAX];
-        struct stat st, link;
-        if (name[0] == '.') {
-        } else if (snprintf(file, sizeof file, "%s/%s", path, name) >= (int)sizeof file) {
-            reject(RECUR_ERR_PLUGIN_OPEN, "%s/%s: the path is too long", path, name);
-        } else if (fstatat(fd, name, &st, 0) != 0) {
-            int e = errno;
-            int is_link = fstatat(fd, name, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode);
-            if (is_link && e == ENOENT)
-                reject(RECUR_ERR_PLUGIN_OPEN, "%s: a dangling symbolic link; not loaded", file);
-            else if (e == ELOOP)
-                reject(RECUR_ERR_PLUGIN_OPEN, "%s: a symbolic link loop; not loaded", file);
-            else if (e != ENOENT) /* ENOENT and no link: removed since the directory was read */
-                reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s; not loaded", file, strerror(e));
-        } else if (S_ISDIR(st.st_mode)) {
-            if (ends_with_so(name))
-                reject(RECUR_ERR_PLUGIN_OPEN, "%s: a directory, not a shared object; neither loaded nor searched",
-                       file);
-            else if (depth > 0)
-                search_dir(fd, name, file, depth - 1, origin);
-        } else if (!S_ISREG(st.st_mode)) {
-            reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s, not a shared object; not opened", file, file_kind(st.st_mode));
-        } else if (ends_with_so(name)) {
-            load_file(fd, name, file, origin);
-        }
+        if (list[i]->d_name[0] != '.') scan_entry(fd, path, list[i]->d_name, depth, origin);
         free(list[i]);
     }
     free(list);
@@ -474,8 +476,8 @@ static void search_root(const char *dir, const char *where, int depth, enum orig
     char real[PATH_MAX], why[PATH_MAX + 128];
     const char *bad;
     if (dir[0] != '/') {
-        reject(RECUR_ERR_PLUGIN_PATH, "%s '%s' is relative: only absolute directories are searched; not searched",
-               where, dir);
+        reject(RECUR_ERR_PLUGIN_PATH, "%s '%s' is relative (to whatever the current directory is): only absolute "
+               "directories are searched", where, dir);
     } else if (!realpath(dir, real)) {
         if (errno != ENOENT)
             reject(RECUR_ERR_PLUGIN_PATH, "%s %s: %s; not searched", where, dir, strerror(errno));
@@ -506,12 +508,12 @@ static void load_all(void) {
     /* Every entry, empty ones too (strtok would skip them): by PATH's rule an empty one is the current directory. */
     const char *env = getenv("RECUR_PLUGIN_PATH");
     const char *p = env && *env ? env : NULL;
-    while (p) {
+    for (int k = 1; p; k++) {
         char dir[PATH_MAX];
         int n = (int)strcspn(p, ":");
         if (n == 0)
-            reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_PATH '%s' has an empty entry: it would mean the current "
-                   "directory, which is never searched; name it by its absolute path", env);
+            reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_PATH '%s': entry %d is empty, which would mean the current "
+                   "directory; only absolute directories are searched", env, k);
         else if (n >= (int)sizeof dir)
             reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_PATH entry '%.*s': longer than %d bytes; not searched", n, p,
                    PATH_MAX - 1);
@@ -531,16 +533,19 @@ recur_status recur_plugin_dir_add(const char *dir) {
     RETURN_IF(dir[0] != '/', NULL, RECUR_ERR_ARG, "recur_plugin_dir_add: '%s' is not an absolute path", dir);
     recur_status st = RECUR_OK;
     pthread_mutex_lock(&added_lock);
-    char **a = started ? NULL : grow(added, &cap_added, n_added, sizeof *a);
-    char *copy = a ? strdup(dir) : NULL;
-    if (started)
+    if (started) {
         st = recur_err(NULL, RECUR_ERR_STATE,
                        "recur_plugin_dir_add: '%s': the plugins are loaded already (by the first call that needed "
                        "a cell); add directories before that", dir);
-    else if (!copy)
-        st = recur_err(NULL, RECUR_ERR_NO_MEMORY, "recur_plugin_dir_add: '%s': out of memory", dir);
-    if (a) added = a;
-    if (copy) added[n_added++] = copy;
+    } else {
+        char **a = grow(added, &cap_added, n_added, sizeof *a);
+        if (a) added = a;
+        char *copy = a ? strdup(dir) : NULL;
+        if (copy)
+            added[n_added++] = copy;
+        else
+            st = recur_err(NULL, RECUR_ERR_NO_MEMORY, "recur_plugin_dir_add: '%s': out of memory", dir);
+    }
     pthread_mutex_unlock(&added_lock);
     return st;
 }

@@ -90,7 +90,7 @@ relative-listed)
     not_ran "a relative RECUR_PLUGIN_PATH entry was searched"
     has "rejected: RECUR_ERR_PLUGIN_PATH: RECUR_PLUGIN_PATH entry 'rel' is relative"
     has "rejected: RECUR_ERR_PLUGIN_PATH: RECUR_PLUGIN_PATH entry '.' is relative"
-    has "rejected: RECUR_ERR_PLUGIN_PATH: RECUR_PLUGIN_PATH 'rel:.:' has an empty entry"
+    has "rejected: RECUR_ERR_PLUGIN_PATH: RECUR_PLUGIN_PATH 'rel:.:': entry 3 is empty"
     ;;
 world-writable-listed)
     mkdir ww && cp "$marker_so" ww/ && chmod 777 ww || exit 1
