@@ -442,6 +442,15 @@ static void copy_marker(const char *path, mode_t mode) {
     cr_assert_eq(chmod(path, mode), 0, "chmod %s: %s", path, strerror(errno));
 }
 
+/* <scratch>/rel with `mode`, holding a copy of marker.so (0755); its path. */
+static const char *marker_dir(const struct scratch *s, const char *rel, mode_t mode) {
+    char file[1024];
+    snprintf(file, sizeof file, "%s/marker.so", rel);
+    make_dir(at(s, rel), mode);
+    copy_marker(at(s, file), 0755);
+    return at(s, rel);
+}
+
 /* Load the plugins with RECUR_PLUGIN_PATH = path (the first call of the process that loads them). */
 static void load_with_path(const char *path) {
     cr_assert_eq(setenv("RECUR_PLUGIN_PATH", path, 1), 0);
@@ -477,8 +486,7 @@ static const char *rejected(recur_status status, const char *a, const char *b) {
 Test(loader, path_relative_and_empty_entries_refused) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "rel"), 0755);
-    copy_marker(at(&s, "rel/marker.so"), 0755);
+    marker_dir(&s, "rel", 0755);
     copy_marker(at(&s, "marker.so"), 0755);
     cr_assert_eq(chdir(s.dir), 0);
     load_with_path("rel:.::");
@@ -560,8 +568,7 @@ ParameterizedTest(struct place *p, loader, path_place) {
 Test(loader, path_trust_any_other_value_named_and_checks_stay) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "ww"), 0777);
-    copy_marker(at(&s, "ww/marker.so"), 0755);
+    marker_dir(&s, "ww", 0777);
     cr_assert_eq(setenv("RECUR_PLUGIN_TRUST_ANY", "yes", 1), 0);
     load_with_path(at(&s, "ww"));
     cr_expect(!marker_ran(&s), "RECUR_PLUGIN_TRUST_ANY=yes turned the checks off");
@@ -577,8 +584,7 @@ Test(loader, path_names_that_are_not_plugins_listed, .timeout = 20) {
     struct scratch s;
     scratch_make(&s);
     make_dir(at(&s, "d"), 0755);
-    make_dir(at(&s, "d/x.so"), 0755);
-    copy_marker(at(&s, "d/x.so/marker.so"), 0755);
+    marker_dir(&s, "d/x.so", 0755);
     cr_assert_eq(mkfifo(at(&s, "d/fifo.so"), 0644), 0, "mkfifo: %s", strerror(errno));
     cr_assert_eq(mkfifo(at(&s, "d/pipe"), 0644), 0, "mkfifo: %s", strerror(errno));
     cr_assert_eq(symlink(at(&s, "d/none"), at(&s, "d/dangling.so")), 0);
@@ -598,8 +604,7 @@ Test(loader, path_names_that_are_not_plugins_listed, .timeout = 20) {
 Test(loader, path_directory_named_twice_searched_once) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "d"), 0755);
-    copy_marker(at(&s, "d/marker.so"), 0755);
+    marker_dir(&s, "d", 0755);
     cr_assert_eq(symlink(at(&s, "d"), at(&s, "link")), 0);
     char path[4096];
     snprintf(path, sizeof path, "%s:%s:%s", at(&s, "d"), at(&s, "link"), at(&s, "d"));
@@ -615,10 +620,8 @@ Test(loader, path_directory_named_twice_searched_once) {
 Test(loader, dir_add_searches_after_the_path) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "added"), 0755);
-    copy_marker(at(&s, "added/marker.so"), 0755);
-    make_dir(at(&s, "path"), 0755);
-    copy_marker(at(&s, "path/marker.so"), 0755);
+    marker_dir(&s, "added", 0755);
+    marker_dir(&s, "path", 0755);
     cr_assert_eq(recur_plugin_dir_add(NULL), RECUR_ERR_NULL);
     cr_assert_eq(recur_plugin_dir_add("plugins"), RECUR_ERR_ARG);
     cr_assert(strstr(recur_last_error(), "'plugins'"), "the relative path is not named: %s", recur_last_error());
@@ -638,8 +641,7 @@ Test(loader, dir_add_searches_after_the_path) {
 Test(loader, dir_add_cells_load_beside_the_path) {
     struct scratch s;
     scratch_make(&s);
-    make_dir(at(&s, "added"), 0755);
-    copy_marker(at(&s, "added/marker.so"), 0755);
+    marker_dir(&s, "added", 0755);
     char good[2048];
     path_dir(0, good, sizeof good);
     cr_assert_eq(recur_plugin_dir_add(at(&s, "added")), RECUR_OK, "%s", recur_last_error());
