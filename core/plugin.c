@@ -577,7 +577,10 @@ void recur_cell_names(char *buf, size_t len) {
     buf[0] = 0;
     for (size_t i = 0; i < n_cells && used < len; i++)
         used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", cells[i].desc.name);
-    if (!n_cells) snprintf(buf, len, "none (no plugin found; set RECUR_PLUGIN_PATH)");
+    if (!n_cells) used = (size_t)snprintf(buf, len, "none (no plugin found; set RECUR_PLUGIN_PATH)");
+    if (n_rejects && used < len)
+        snprintf(buf + used, len - used, "; refused: %zu (recur_plugin_error_get or `recur cells` says why)",
+                 n_rejects);
 }
 
 size_t recur_cell_count(void) { return recur_cells_loaded(); }

@@ -555,6 +555,14 @@ ParameterizedTest(struct place *p, loader, path_place) {
         cr_expect(!marker_ran(&s), "%s (mode %o, file mode %o): marker.so ran", p->dir, (unsigned)p->dir_mode,
                   (unsigned)p->file_mode);
         rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, p->named), p->why);
+        /* asking for the refused cell says that something was refused */
+        recur_ctx *ctx = NULL;
+        cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+        recur_layer *l = NULL;
+        recur_layer_desc d = {.cell = "marker-test", .input_size = 3, .hidden_size = 4};
+        cr_expect_eq(recur_layer_create(ctx, &d, &l), RECUR_ERR_UNKNOWN_CELL);
+        cr_expect(strstr(recur_ctx_error(ctx), "; refused: 1 ("), "%s", recur_ctx_error(ctx));
+        recur_ctx_free(ctx);
     } else {
         recur_cell_info c;
         cr_expect(marker_ran(&s), "%s (mode %o, file mode %o): marker.so did not run", p->dir,
