@@ -1,22 +1,43 @@
 /*
  * plugin.c: the cell plugin loader and registry (contract 2).
  *
- * Plugins are found in the directories of RECUR_PLUGIN_PATH (colon-separated)
- * and then in the installed plugin directory, RECUR_PLUGIN_DIR. In each
- * directory every *.so file is loaded, and so is every *.so one level down
- * (so a meson build tree's plugins/ works as one entry). Each file goes
- * through the checks below in order; a file that fails one is recorded with
- * its own status and a message naming it, and skipped. Loaded plugins are
+ * Plugins are found in three kinds of directory, in this order: those of
+ * RECUR_PLUGIN_PATH (colon-separated), those a program added with
+ * recur_plugin_dir_add() (the tool adds a build tree's plugins/), and the
+ * installed plugin directory, RECUR_PLUGIN_DIR. A cell of a later kind is
+ * shadowed by one of an earlier kind with the same name; two of the same kind
+ * are a duplicate. In each directory every *.so file is loaded, and so is
+ * every *.so one level down (so a meson build tree's plugins/ works as one
+ * entry), in name order; a directory is searched once however often it is
+ * named.
+ *
+ * A plugin is code that runs in this process as soon as it is dlopened (its
+ * constructors run before any check of ours can look at it), so the loader
+ * decides whom to trust before it opens anything, by place and owner, never by
+ * content: a search directory must be absolute (a relative or empty
+ * RECUR_PLUGIN_PATH entry would mean "whatever the current directory holds");
+ * it, each of its ancestors and each file must be owned by this user or root;
+ * it and each file must not be world-writable, nor may an ancestor be unless
+ * it has the sticky bit (as /tmp has). RECUR_PLUGIN_TRUST_ANY=1 turns the
+ * owner and writability checks off. A name ending in .so that is not a regular
+ * file (a directory, FIFO, dangling link, link loop, ...) is never opened.
+ *
+ * Every refusal, and every file that fails a check after dlopen, is recorded
+ * with its own status and a message naming it, and skipped. Loaded plugins are
  * never dlclosed: their descriptors and kernels live as long as the process.
  */
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "context.h"
 
@@ -27,9 +48,17 @@
 /* ABI 1.0's descriptor ends after opencl_source: the smallest we accept. */
 #define DESC_MIN_SIZE (offsetof(struct recur_cell_desc, opencl_source) + sizeof(const char *))
 
+/* Limits on a descriptor's counts that have no limit of the ABI's own. */
+#define MAX_VARIANTS 64
+#define MAX_CPU 32
+
+/* Where a search directory comes from, in search order. */
+enum origin { FROM_PATH, FROM_ADDED, FROM_INSTALLED };
+
 struct loaded {
     struct recur_cell cell;
     struct recur_cell_desc desc; /* our copy, zero past the plugin's struct_size */
+    enum origin origin;
 };
 
 struct rejected {
@@ -37,11 +66,35 @@ struct rejected {
     char *message;
 };
 
+struct dir_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static struct loaded *cells;
 static size_t n_cells, cap_cells;
 static struct rejected *rejects;
 static size_t n_rejects, cap_rejects;
+static struct dir_id *searched; /* every directory searched, to search each once */
+static size_t n_searched, cap_searched;
+static int trust_any;           /* RECUR_PLUGIN_TRUST_ANY=1 */
+
+/* recur_plugin_dir_add's directories; `started` once the loader has begun. */
+static pthread_mutex_t added_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **added;
+static size_t n_added, cap_added;
+static int started;
+
+/* `arr` (n of *cap elements of `size` bytes used) with room for one more: arr
+ * itself, or a larger copy, or NULL when out of memory (arr is then kept). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return arr;
+    size_t c = *cap ? 2 * *cap : 8;
+    void *p = realloc(arr, c * size);
+    if (p) *cap = c;
+    return p;
+}
 
 static void host_log(int level, const char *fmt, ...) {
     if (level < RECUR_LOG_ERROR || level > RECUR_LOG_DEBUG) level = RECUR_LOG_DEBUG;
@@ -68,13 +121,9 @@ static void reject(recur_status st, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     recur_log(RECUR_LOG_WARN, "%s: %s", recur_status_str(st), buf);
-    if (n_rejects == cap_rejects) {
-        size_t cap = cap_rejects ? 2 * cap_rejects : 8;
-        struct rejected *r = realloc(rejects, cap * sizeof *r);
-        if (!r) return;
-        rejects = r;
-        cap_rejects = cap;
-    }
+    struct rejected *r = grow(rejects, &cap_rejects, n_rejects, sizeof *r);
+    if (!r) return;
+    rejects = r;
     char *m = strdup(buf);
     if (!m) return;
     rejects[n_rejects].status = st;
@@ -153,10 +202,16 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         snprintf(why, len, "stages cover %d of %d gates", next, d->n_gates);
         return why;
     }
-    if (d->n_variants < 0 || (d->n_variants > 0 && !d->variants)) return "variants missing";
+    if (d->n_variants < 0 || d->n_variants > MAX_VARIANTS || (d->n_variants > 0 && !d->variants)) {
+        snprintf(why, len, "n_variants %d: must be 0..%d, with variants set when above 0", d->n_variants, MAX_VARIANTS);
+        return why;
+    }
     for (int v = 0; v < d->n_variants; v++)
         if (!d->variants[v] || !*d->variants[v]) return "every variant needs a name";
-    if (d->n_cpu < 1 || !d->cpu) return "n_cpu must be at least 1 with cpu set";
+    if (d->n_cpu < 1 || d->n_cpu > MAX_CPU || !d->cpu) {
+        snprintf(why, len, "n_cpu %d: must be 1..%d with cpu set", d->n_cpu, MAX_CPU);
+        return why;
+    }
     for (int i = 0; i < d->n_cpu; i++)
         if (d->cpu[i].isa & (d->cpu[i].isa - 1)) {
             snprintf(why, len, "cpu variant %d: isa 0x%x names more than one instruction set", i, d->cpu[i].isa);
@@ -171,7 +226,73 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
     return NULL;
 }
 
-static void load_file(const char *path, int installed) {
+/* Why the directory or file `st` is not to be trusted, or NULL. */
+static const char *distrust(const struct stat *st, char *why, size_t len) {
+    if (trust_any) return NULL;
+    uid_t me = geteuid();
+    if (st->st_uid != me && st->st_uid != 0) {
+        snprintf(why, len, "is owned by uid %u, neither this user (uid %u) nor root", (unsigned)st->st_uid,
+                 (unsigned)me);
+        return why;
+    }
+    return st->st_mode & S_IWOTH ? "is world-writable" : NULL;
+}
+
+/* What ends a refusal by owner or mode. */
+#define TRUST_HINT "(RECUR_PLUGIN_TRUST_ANY=1 trusts it)"
+
+/* Why an ancestor of the canonical directory `real` lets someone else replace
+ * it, or NULL: one owned by another user, or world-writable without the sticky
+ * bit (the rule of ssh's StrictModes). */
+static const char *distrust_ancestors(const char *real, char *why, size_t len) {
+    char up[PATH_MAX];
+    size_t n = strlen(real);
+    if (trust_any || n >= sizeof up) return NULL;
+    memcpy(up, real, n + 1);
+    while (n > 1) {
+        char *slash = strrchr(up, '/');
+        n = slash == up ? 1 : (size_t)(slash - up);
+        up[n] = 0;
+        struct stat st;
+        uid_t me = geteuid();
+        if (stat(up, &st) != 0)
+            snprintf(why, len, "its ancestor %s cannot be checked: %s", up, strerror(errno));
+        else if (st.st_uid != me && st.st_uid != 0)
+            snprintf(why, len, "its ancestor %s is owned by uid %u, neither this user (uid %u) nor root", up,
+                     (unsigned)st.st_uid, (unsigned)me);
+        else if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+            snprintf(why, len, "its ancestor %s is world-writable without the sticky bit", up);
+        else
+            continue;
+        return why;
+    }
+    return NULL;
+}
+
+/* Load `name` of the directory dirfd, the file `path`, found in a directory of `origin`. */
+static void load_file(int dirfd, const char *name, const char *path, enum origin origin) {
+    recur_log(RECUR_LOG_DEBUG, "trying plugin %s", path);
+    /* Check the file we are about to dlopen. O_NONBLOCK: a FIFO put in its place since the directory was read
+     * opens at once instead of waiting for a writer. */
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s: cannot open: %s", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    int is_file = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    char why[256];
+    const char *bad;
+    if (!is_file) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s: not a regular file (it changed while the directory was read); not loaded",
+               path);
+        return;
+    }
+    if ((bad = distrust(&st, why, sizeof why))) {
+        reject(RECUR_ERR_PLUGIN_UNTRUSTED, "%s: the file %s; not loaded " TRUST_HINT, path, bad);
+        return;
+    }
     dlerror();
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -209,8 +330,7 @@ static void load_file(const char *path, int installed) {
     struct recur_cell_desc copy;
     memset(&copy, 0, sizeof copy);
     memcpy(&copy, d, d->struct_size < sizeof copy ? d->struct_size : sizeof copy);
-    char why[256];
-    const char *bad = invalid_fields(&copy, why, sizeof why);
+    bad = invalid_fields(&copy, why, sizeof why);
     if (bad) {
         reject(RECUR_ERR_PLUGIN_INVALID, "%s: invalid descriptor: %s", path, bad);
         goto fail;
@@ -222,7 +342,7 @@ static void load_file(const char *path, int installed) {
     }
     for (size_t i = 0; i < n_cells; i++)
         if (strcmp(cells[i].desc.name, copy.name) == 0) {
-            if (installed) { /* RECUR_PLUGIN_PATH overrides the installed copy */
+            if (origin > cells[i].origin) { /* e.g. RECUR_PLUGIN_PATH overrides the installed copy */
                 recur_log(RECUR_LOG_DEBUG, "%s: cell '%s' shadowed by %s", path, copy.name, cells[i].cell.path);
                 goto fail;
             }
@@ -230,17 +350,14 @@ static void load_file(const char *path, int installed) {
                    cells[i].cell.path);
             goto fail;
         }
-    if (n_cells == cap_cells) {
-        size_t cap = cap_cells ? 2 * cap_cells : 8;
-        struct loaded *c = realloc(cells, cap * sizeof *c);
-        if (!c) goto oom;
-        /* Fix up the self-pointers of the cells already there. */
-        for (size_t i = 0; i < n_cells; i++) c[i].cell.desc = &c[i].desc;
-        cells = c;
-        cap_cells = cap;
-    }
+    struct loaded *c = grow(cells, &cap_cells, n_cells, sizeof *c);
+    if (!c) goto oom;
+    /* Fix up the self-pointers of the cells already there. */
+    for (size_t i = 0; i < n_cells; i++) c[i].cell.desc = &c[i].desc;
+    cells = c;
     char *p = strdup(path);
     if (!p) goto oom;
+    cells[n_cells].origin = origin;
     cells[n_cells].desc = copy;
     cells[n_cells].cell.desc = &cells[n_cells].desc;
     cells[n_cells].cell.path = p;
@@ -263,39 +380,174 @@ static int sort_names(const struct dirent **a, const struct dirent **b) {
     return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* Load the *.so of dir, and of its subdirectories when depth > 0, in name order. */
-static void scan_dir(const char *dir, int depth, int installed) {
+/* What a file that is neither a regular file nor a directory is. */
+static const char *file_kind(mode_t m) {
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    return "not a regular file";
+}
+
+/* Whether the directory `st` was searched before; if not, remember it. */
+static int searched_before(const struct stat *st) {
+    for (size_t i = 0; i < n_searched; i++)
+        if (searched[i].dev == st->st_dev && searched[i].ino == st->st_ino) return 1;
+    struct dir_id *d = grow(searched, &cap_searched, n_searched, sizeof *d);
+    if (d) {
+        searched = d;
+        searched[n_searched++] = (struct dir_id){st->st_dev, st->st_ino};
+    }
+    return 0;
+}
+
+static void search_dir(int dirfd, const char *name, const char *path, int depth, enum origin origin);
+
+/* The entry `name` of the open directory fd, the directory `path`: load it if it is a *.so file, search it if
+ * it is a directory and depth > 0. A name ending in .so that is not a regular file, and an entry that is
+ * neither a regular file nor a directory, is recorded and never opened. */
+static void scan_entry(int fd, const char *path, const char *name, int depth, enum origin origin) {
+    char file[PATH_MAX];
+    struct stat st, link;
+    if (snprintf(file, sizeof file, "%s/%s", path, name) >= (int)sizeof file) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s/%s: the path is too long", path, name);
+    } else if (fstatat(fd, name, &st, 0) != 0) {
+        int e = errno;
+        int is_link = fstatat(fd, name, &link, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(link.st_mode);
+        if (is_link && e == ENOENT)
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a dangling symbolic link; not loaded", file);
+        else if (e == ELOOP)
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a symbolic link loop; not loaded", file);
+        else if (e != ENOENT) /* ENOENT and no link: removed since the directory was read */
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s; not loaded", file, strerror(e));
+    } else if (S_ISDIR(st.st_mode)) {
+        if (ends_with_so(name))
+            reject(RECUR_ERR_PLUGIN_OPEN, "%s: a directory, not a shared object; neither loaded nor searched", file);
+        else if (depth > 0)
+            search_dir(fd, name, file, depth - 1, origin);
+    } else if (!S_ISREG(st.st_mode)) {
+        reject(RECUR_ERR_PLUGIN_OPEN, "%s: %s, not a shared object; not opened", file, file_kind(st.st_mode));
+    } else if (ends_with_so(name)) {
+        load_file(fd, name, file, origin);
+    }
+}
+
+/* Every entry of the open directory fd, the directory `path`, in name order, but hidden ones. */
+static void scan_dir(int fd, const char *path, int depth, enum origin origin) {
     struct dirent **list;
-    int n = scandir(dir, &list, NULL, sort_names);
-    if (n < 0) return; /* a missing directory is not an error: the path may name optional ones */
+    int n = scandirat(fd, ".", &list, NULL, sort_names);
+    if (n < 0) {
+        reject(RECUR_ERR_PLUGIN_PATH, "%s: cannot read the directory: %s", path, strerror(errno));
+        return;
+    }
     for (int i = 0; i < n; i++) {
-        const char *name = list[i]->d_name;
-        char path[4096];
-        struct stat sb;
-        if (name[0] != '.' && snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
-            stat(path, &sb) == 0) {
-            if (S_ISDIR(sb.st_mode) && depth > 0)
-                scan_dir(path, depth - 1, installed);
-            else if (S_ISREG(sb.st_mode) && ends_with_so(name))
-                load_file(path, installed);
-        }
+        if (list[i]->d_name[0] != '.') scan_entry(fd, path, list[i]->d_name, depth, origin);
         free(list[i]);
     }
     free(list);
 }
 
+/* Open `name` of dirfd (AT_FDCWD for an absolute name), the directory `path`; check it and scan it. */
+static void search_dir(int dirfd, const char *name, const char *path, int depth, enum origin origin) {
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        reject(RECUR_ERR_PLUGIN_PATH, "%s: cannot open the directory: %s", path, strerror(errno));
+        return;
+    }
+    struct stat st;
+    char why[256];
+    const char *bad;
+    if (fstat(fd, &st) != 0)
+        reject(RECUR_ERR_PLUGIN_PATH, "%s: cannot stat the directory: %s", path, strerror(errno));
+    else if (searched_before(&st))
+        recur_log(RECUR_LOG_DEBUG, "plugin directory %s: searched already", path);
+    else if ((bad = distrust(&st, why, sizeof why)))
+        reject(RECUR_ERR_PLUGIN_UNTRUSTED, "%s: the directory %s; not searched " TRUST_HINT, path, bad);
+    else {
+        recur_log(RECUR_LOG_DEBUG, "searching plugin directory %s", path);
+        scan_dir(fd, path, depth, origin);
+    }
+    close(fd);
+}
+
+/* Search the search directory `dir`, from `where` (for messages); a missing one is skipped, as a path may name
+ * optional directories. */
+static void search_root(const char *dir, const char *where, int depth, enum origin origin) {
+    char real[PATH_MAX], why[PATH_MAX + 128];
+    const char *bad;
+    if (dir[0] != '/') {
+        reject(RECUR_ERR_PLUGIN_PATH, "%s '%s' is relative (to whatever the current directory is): only absolute "
+               "directories are searched", where, dir);
+    } else if (!realpath(dir, real)) {
+        if (errno != ENOENT)
+            reject(RECUR_ERR_PLUGIN_PATH, "%s %s: %s; not searched", where, dir, strerror(errno));
+        else
+            recur_log(RECUR_LOG_DEBUG, "%s %s: no such directory", where, dir);
+    } else if ((bad = distrust_ancestors(real, why, sizeof why))) {
+        reject(RECUR_ERR_PLUGIN_UNTRUSTED, "%s: %s; not searched " TRUST_HINT, dir, bad);
+    } else {
+        search_dir(AT_FDCWD, real, dir, depth, origin);
+    }
+}
+
 static void load_all(void) {
     host.cpu_isa = recur_be_cpu_isa();
-    const char *env = getenv("RECUR_PLUGIN_PATH");
-    if (env && *env) {
-        char *copy = strdup(env);
-        if (copy) {
-            char *save = NULL;
-            for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) scan_dir(d, 1, 0);
-            free(copy);
+    pthread_mutex_lock(&added_lock);
+    started = 1; /* from here on `added` does not change */
+    pthread_mutex_unlock(&added_lock);
+    const char *any = getenv("RECUR_PLUGIN_TRUST_ANY");
+    if (any && *any && strcmp(any, "0") != 0) {
+        if (strcmp(any, "1") == 0) {
+            trust_any = 1;
+            recur_log(RECUR_LOG_INFO, "RECUR_PLUGIN_TRUST_ANY=1: plugins of any owner, and world-writable ones, load");
+        } else {
+            reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_TRUST_ANY '%s': must be 0 or 1; the owner and mode checks stay on",
+                   any);
         }
     }
-    scan_dir(RECUR_PLUGIN_DIR, 0, 1);
+    /* Every entry, empty ones too (strtok would skip them): by PATH's rule an empty one is the current directory. */
+    const char *env = getenv("RECUR_PLUGIN_PATH");
+    const char *p = env && *env ? env : NULL;
+    for (int k = 1; p; k++) {
+        char dir[PATH_MAX];
+        int n = (int)strcspn(p, ":");
+        if (n == 0)
+            reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_PATH '%s': entry %d is empty, which would mean the current "
+                   "directory; only absolute directories are searched", env, k);
+        else if (n >= (int)sizeof dir)
+            reject(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_PATH entry '%.*s': longer than %d bytes; not searched", n, p,
+                   PATH_MAX - 1);
+        else {
+            snprintf(dir, sizeof dir, "%.*s", n, p);
+            search_root(dir, "RECUR_PLUGIN_PATH entry", 1, FROM_PATH);
+        }
+        p = p[n] ? p + n + 1 : NULL;
+    }
+    for (size_t i = 0; i < n_added; i++) search_root(added[i], "plugin directory", 1, FROM_ADDED);
+    search_root(RECUR_PLUGIN_DIR, "installed plugin directory", 0, FROM_INSTALLED);
+}
+
+recur_status recur_plugin_dir_add(const char *dir) {
+    recur_err_clear(NULL);
+    RETURN_IF(!dir, NULL, RECUR_ERR_NULL, "recur_plugin_dir_add: dir is NULL");
+    RETURN_IF(dir[0] != '/', NULL, RECUR_ERR_ARG, "recur_plugin_dir_add: '%s' is not an absolute path", dir);
+    recur_status st = RECUR_OK;
+    pthread_mutex_lock(&added_lock);
+    if (started) {
+        st = recur_err(NULL, RECUR_ERR_STATE,
+                       "recur_plugin_dir_add: '%s': the plugins are loaded already (by the first call that needed "
+                       "a cell); add directories before that", dir);
+    } else {
+        char **a = grow(added, &cap_added, n_added, sizeof *a);
+        if (a) added = a;
+        char *copy = a ? strdup(dir) : NULL;
+        if (copy)
+            added[n_added++] = copy;
+        else
+            st = recur_err(NULL, RECUR_ERR_NO_MEMORY, "recur_plugin_dir_add: '%s': out of memory", dir);
+    }
+    pthread_mutex_unlock(&added_lock);
+    return st;
 }
 
 static void ensure_loaded(void) {
@@ -325,7 +577,10 @@ void recur_cell_names(char *buf, size_t len) {
     buf[0] = 0;
     for (size_t i = 0; i < n_cells && used < len; i++)
         used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", cells[i].desc.name);
-    if (!n_cells) snprintf(buf, len, "none (no plugin found; set RECUR_PLUGIN_PATH)");
+    if (!n_cells) used = (size_t)snprintf(buf, len, "none (no plugin found; set RECUR_PLUGIN_PATH)");
+    if (n_rejects && used < len)
+        snprintf(buf + used, len - used, "; refused: %zu (recur_plugin_error_get or `recur cells` says why)",
+                 n_rejects);
 }
 
 size_t recur_cell_count(void) { return recur_cells_loaded(); }

@@ -144,6 +144,8 @@ Test(api, status_str_every_status) {
         {RECUR_ERR_PLUGIN_INVALID, "RECUR_ERR_PLUGIN_INVALID"},
         {RECUR_ERR_PLUGIN_NO_CPU, "RECUR_ERR_PLUGIN_NO_CPU"},
         {RECUR_ERR_PLUGIN_DUPLICATE, "RECUR_ERR_PLUGIN_DUPLICATE"},
+        {RECUR_ERR_PLUGIN_PATH, "RECUR_ERR_PLUGIN_PATH"},
+        {RECUR_ERR_PLUGIN_UNTRUSTED, "RECUR_ERR_PLUGIN_UNTRUSTED"},
         {RECUR_ERR_IO, "RECUR_ERR_IO"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {

@@ -7,13 +7,24 @@
  *
  * RECUR_PLUGIN_PATH (set by tests/meson.build) is "<plugins>:<bad-plugins>":
  * the good directory first, so the real lstm wins over dup-lstm.so.
+ *
+ * Then where plugins load from (the "path_" tests): each copies
+ * tests/marker-plugin's marker.so, whose constructor writes the file
+ * RECUR_TEST_MARKER names, into a scratch directory, sets its own
+ * RECUR_PLUGIN_PATH and loads (Criterion runs every test in a process of its
+ * own, so each loads afresh). A refused place must leave no marker and a
+ * rejection naming it; an accepted one must run the plugin.
  */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recur/recur-cell.h"
@@ -27,6 +38,7 @@ static const struct {
     {"no-entry.so", RECUR_ERR_PLUGIN_SYMBOL},  {"init-fails.so", RECUR_ERR_PLUGIN_INIT},
     {"abi-major.so", RECUR_ERR_PLUGIN_ABI},    {"too-small.so", RECUR_ERR_PLUGIN_SIZE},
     {"no-cpu.so", RECUR_ERR_PLUGIN_NO_CPU},    {"invalid.so", RECUR_ERR_PLUGIN_INVALID},
+    {"bad-variants.so", RECUR_ERR_PLUGIN_INVALID}, {"bad-cpu-count.so", RECUR_ERR_PLUGIN_INVALID},
     {"dup-lstm.so", RECUR_ERR_PLUGIN_DUPLICATE}, {"garbage.so", RECUR_ERR_PLUGIN_OPEN},
 };
 #define N_BROKEN (sizeof broken / sizeof broken[0])
@@ -177,10 +189,25 @@ Test(loader, no_cpu_and_invalid_are_not_registered) {
     find_reject("invalid.so", &st, &msg);
     cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
     cr_assert(strstr(msg, "stage") || strstr(msg, "gate"), "the message does not say what is invalid: %s", msg);
-    static const char *const refused[] = {"no-entry", "init-fails", "abi-major", "too-small", "no-cpu", "invalid"};
+    static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",
+                                          "no-cpu",   "invalid",    "bad-variants", "bad-cpu-count"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
                   refused[i], c.path);
+}
+
+/* A count out of range is named with its value, not reported as something missing. */
+Test(loader, bad_counts_name_the_value) {
+    static const struct {
+        const char *file, *text;
+    } cases[] = {{"bad-variants.so", "n_variants -1"}, {"bad-cpu-count.so", "n_cpu 1000000"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        recur_status st;
+        const char *msg;
+        find_reject(cases[i].file, &st, &msg);
+        cr_expect_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
+        cr_expect(strstr(msg, cases[i].text), "'%s' is not in: %s", cases[i].text, msg);
+    }
 }
 
 Test(loader, duplicate_names_both_files) {
@@ -387,4 +414,275 @@ Test(loader, echo_plugin_forward_and_backward) {
         }
         recur_ctx_free(ctx); /* frees the layer */
     }
+}
+
+/* ---- where plugins load from: marker.so in places refused and allowed ---- */
+
+/* A scratch directory (mode 0700, ours) under TMPDIR or /tmp, and its marker file's path. */
+struct scratch {
+    char dir[1024], marker[1100];
+};
+
+static void scratch_make(struct scratch *s) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s->dir, sizeof s->dir, "%s/recur-loader-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert(mkdtemp(s->dir), "mkdtemp %s: %s", s->dir, strerror(errno));
+    snprintf(s->marker, sizeof s->marker, "%s/marker-ran", s->dir);
+    cr_assert_eq(setenv("RECUR_TEST_MARKER", s->marker, 1), 0);
+    unsetenv("RECUR_PLUGIN_TRUST_ANY");
+}
+
+static void scratch_remove(const struct scratch *s) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    cr_expect_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+/* `rel` under the scratch directory, as an absolute path. */
+static const char *at(const struct scratch *s, const char *rel) {
+    static char buf[4][2048];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", s->dir, rel);
+    return p;
+}
+
+static void make_dir(const char *path, mode_t mode) {
+    cr_assert_eq(mkdir(path, 0700), 0, "mkdir %s: %s", path, strerror(errno));
+    cr_assert_eq(chmod(path, mode), 0, "chmod %s: %s", path, strerror(errno)); /* past the umask */
+}
+
+/* Copy tests/marker-plugin's marker.so to `path` with `mode`. */
+static void copy_marker(const char *path, mode_t mode) {
+    const char *from = getenv("RECUR_TEST_MARKER_PLUGIN");
+    cr_assert(from && *from, "RECUR_TEST_MARKER_PLUGIN is not set: run this test through meson test");
+    FILE *in = fopen(from, "rb");
+    cr_assert(in, "%s: %s", from, strerror(errno));
+    FILE *out = fopen(path, "wb");
+    cr_assert(out, "%s: %s", path, strerror(errno));
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) cr_assert_eq(fwrite(buf, 1, n, out), n, "writing %s", path);
+    fclose(in);
+    cr_assert_eq(fclose(out), 0, "writing %s", path);
+    cr_assert_eq(chmod(path, mode), 0, "chmod %s: %s", path, strerror(errno));
+}
+
+/* <scratch>/rel with `mode`, holding a copy of marker.so (0755); its path. */
+static const char *marker_dir(const struct scratch *s, const char *rel, mode_t mode) {
+    char file[1024];
+    snprintf(file, sizeof file, "%s/marker.so", rel);
+    make_dir(at(s, rel), mode);
+    copy_marker(at(s, file), 0755);
+    return at(s, rel);
+}
+
+/* Load the plugins with RECUR_PLUGIN_PATH = path (the first call of the process that loads them). */
+static void load_with_path(const char *path) {
+    cr_assert_eq(setenv("RECUR_PLUGIN_PATH", path, 1), 0);
+    (void)recur_cell_count();
+}
+
+static int marker_ran(const struct scratch *s) {
+    return access(s->marker, F_OK) == 0;
+}
+
+/* The message of the rejection with `status` whose message has `a` and `b` (b may be NULL); fails the test
+ * listing every rejection when there is none. */
+static const char *rejected(recur_status status, const char *a, const char *b) {
+    size_t n = recur_plugin_error_count();
+    for (size_t i = 0; i < n; i++) {
+        recur_status st;
+        const char *msg;
+        cr_assert_eq(recur_plugin_error_get(i, &st, &msg), RECUR_OK);
+        if (st == status && strstr(msg, a) && (!b || strstr(msg, b))) return msg;
+    }
+    for (size_t i = 0; i < n; i++) {
+        recur_status st;
+        const char *msg;
+        recur_plugin_error_get(i, &st, &msg);
+        cr_log_error("rejection %zu: %s %s", i, recur_status_str(st), msg);
+    }
+    cr_assert_fail("no %s rejection names '%s'%s%s (%zu rejections)", recur_status_str(status), a, b ? " and " : "",
+                   b ? b : "", n);
+    return NULL;
+}
+
+/* Relative and empty entries would mean the current directory: refused and named, though it holds plugins. */
+Test(loader, path_relative_and_empty_entries_refused) {
+    struct scratch s;
+    scratch_make(&s);
+    marker_dir(&s, "rel", 0755);
+    copy_marker(at(&s, "marker.so"), 0755);
+    cr_assert_eq(chdir(s.dir), 0);
+    load_with_path("rel:.::");
+    cr_expect(!marker_ran(&s), "a plugin of the current directory ran");
+    rejected(RECUR_ERR_PLUGIN_PATH, "'rel'", "relative");
+    rejected(RECUR_ERR_PLUGIN_PATH, "'.'", "relative");
+    rejected(RECUR_ERR_PLUGIN_PATH, "'rel:.::': entry 3 is empty", NULL);
+    rejected(RECUR_ERR_PLUGIN_PATH, "'rel:.::': entry 4 is empty", NULL);
+    cr_assert_eq(chdir("/"), 0);
+    scratch_remove(&s);
+}
+
+/* One search directory holding marker.so, and what the loader must make of it. Arrays, not pointers:
+ * Criterion hands a test's parameters to a process of its own, where the addresses differ. */
+struct place {
+    char dir[16];         /* the search directory, under the scratch directory */
+    mode_t parent_mode;   /* of its parent, when that is not the scratch directory itself (else 0) */
+    mode_t dir_mode, file_mode;
+    char nobody[8];       /* "dir" or "file": given to uid 65534 (root only), or "" */
+    char trust[4];        /* RECUR_PLUGIN_TRUST_ANY, or "" for unset */
+    char named[16];       /* "": marker.so must run; else a refusal names <scratch>/named ... */
+    char why[48];         /* ... and says this */
+};
+
+ParameterizedTestParameters(loader, path_place) {
+    static struct place places[] = {
+        /* the controls: ours, not world-writable; a sticky ancestor (as /tmp); RECUR_PLUGIN_TRUST_ANY=1 */
+        {"ok", 0, 0755, 0755, "", "", "", ""},
+        {"tmp/plugins", 01777, 0755, 0755, "", "", "", ""},
+        {"ww", 0, 0777, 0777, "", "1", "", ""},
+        /* world-writable: the directory (the sticky bit does not help: anyone can add a file), the file, an
+         * ancestor without the sticky bit (anyone can swap the directory) */
+        {"ww", 0, 0777, 0755, "", "", "ww", "the directory is world-writable"},
+        {"sticky", 0, 01777, 0755, "", "", "sticky", "the directory is world-writable"},
+        {"d", 0, 0755, 0777, "", "", "d/marker.so", "the file is world-writable"},
+        {"open/plugins", 0777, 0755, 0755, "", "", "open/plugins", "is world-writable without the sticky bit"},
+        {"ww", 0, 0777, 0755, "", "0", "ww", "the directory is world-writable"},
+        /* another user's */
+        {"d", 0, 0755, 0755, "file", "", "d/marker.so", "the file is owned by uid 65534"},
+        {"d", 0, 0755, 0755, "dir", "", "d", "the directory is owned by uid 65534"},
+    };
+    return cr_make_param_array(struct place, places, sizeof places / sizeof places[0]);
+}
+
+ParameterizedTest(struct place *p, loader, path_place) {
+    struct scratch s;
+    scratch_make(&s);
+    if (p->parent_mode) {
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s", p->dir);
+        *strrchr(parent, '/') = 0;
+        make_dir(at(&s, parent), p->parent_mode);
+    }
+    make_dir(at(&s, p->dir), p->dir_mode);
+    char file[1024];
+    snprintf(file, sizeof file, "%s/marker.so", p->dir);
+    copy_marker(at(&s, file), p->file_mode);
+    if (*p->nobody) {
+        const char *who = at(&s, strcmp(p->nobody, "dir") == 0 ? p->dir : file);
+        if (geteuid() != 0) cr_skip_test("not root: cannot give %s to another user", who);
+        cr_assert_eq(chown(who, 65534, 65534), 0, "chown %s: %s", who, strerror(errno));
+    }
+    if (*p->trust) cr_assert_eq(setenv("RECUR_PLUGIN_TRUST_ANY", p->trust, 1), 0);
+    load_with_path(at(&s, p->dir));
+    if (*p->named) {
+        cr_expect(!marker_ran(&s), "%s (mode %o, file mode %o): marker.so ran", p->dir, (unsigned)p->dir_mode,
+                  (unsigned)p->file_mode);
+        rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, p->named), p->why);
+        /* asking for the refused cell says that something was refused */
+        recur_ctx *ctx = NULL;
+        cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+        recur_layer *l = NULL;
+        recur_layer_desc d = {.cell = "marker-test", .input_size = 3, .hidden_size = 4};
+        cr_expect_eq(recur_layer_create(ctx, &d, &l), RECUR_ERR_UNKNOWN_CELL);
+        cr_expect(strstr(recur_ctx_error(ctx), "; refused: 1 ("), "%s", recur_ctx_error(ctx));
+        recur_ctx_free(ctx);
+    } else {
+        recur_cell_info c;
+        cr_expect(marker_ran(&s), "%s (mode %o, file mode %o): marker.so did not run", p->dir,
+                  (unsigned)p->dir_mode, (unsigned)p->file_mode);
+        cr_expect(cell_by_name("marker-test", &c), "%s: marker-test is not registered", p->dir);
+        cr_expect_eq(recur_plugin_error_count(), 0, "%s: a trusted directory gave a rejection", p->dir);
+    }
+    scratch_remove(&s);
+}
+
+Test(loader, path_trust_any_other_value_named_and_checks_stay) {
+    struct scratch s;
+    scratch_make(&s);
+    marker_dir(&s, "ww", 0777);
+    cr_assert_eq(setenv("RECUR_PLUGIN_TRUST_ANY", "yes", 1), 0);
+    load_with_path(at(&s, "ww"));
+    cr_expect(!marker_ran(&s), "RECUR_PLUGIN_TRUST_ANY=yes turned the checks off");
+    rejected(RECUR_ERR_PLUGIN_PATH, "RECUR_PLUGIN_TRUST_ANY 'yes'", NULL);
+    rejected(RECUR_ERR_PLUGIN_UNTRUSTED, at(&s, "ww"), "world-writable");
+    scratch_remove(&s);
+}
+
+/* x.so that is a directory (holding a plugin), a FIFO, a dangling link and a link loop: each is listed with
+ * its reason and none is opened (a FIFO would block the open; the test's timeout catches that), and the good
+ * plugin beside them still loads. */
+Test(loader, path_names_that_are_not_plugins_listed, .timeout = 20) {
+    struct scratch s;
+    scratch_make(&s);
+    make_dir(at(&s, "d"), 0755);
+    marker_dir(&s, "d/x.so", 0755);
+    cr_assert_eq(mkfifo(at(&s, "d/fifo.so"), 0644), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(mkfifo(at(&s, "d/pipe"), 0644), 0, "mkfifo: %s", strerror(errno));
+    cr_assert_eq(symlink(at(&s, "d/none"), at(&s, "d/dangling.so")), 0);
+    cr_assert_eq(symlink("loop.so", at(&s, "d/loop.so")), 0);
+    load_with_path(at(&s, "d"));
+    cr_expect(!marker_ran(&s), "the marker.so inside the directory x.so ran: x.so was searched");
+    rejected(RECUR_ERR_PLUGIN_OPEN, at(&s, "d/x.so"), "a directory, not a shared object");
+    rejected(RECUR_ERR_PLUGIN_OPEN, at(&s, "d/fifo.so"), "a FIFO");
+    rejected(RECUR_ERR_PLUGIN_OPEN, at(&s, "d/pipe"), "a FIFO");
+    rejected(RECUR_ERR_PLUGIN_OPEN, at(&s, "d/dangling.so"), "dangling symbolic link");
+    rejected(RECUR_ERR_PLUGIN_OPEN, at(&s, "d/loop.so"), "symbolic link loop");
+    cr_expect_eq(recur_plugin_error_count(), 5);
+    scratch_remove(&s);
+}
+
+/* A directory named twice (also through a link) is searched once: no duplicate of its own cells. */
+Test(loader, path_directory_named_twice_searched_once) {
+    struct scratch s;
+    scratch_make(&s);
+    marker_dir(&s, "d", 0755);
+    cr_assert_eq(symlink(at(&s, "d"), at(&s, "link")), 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s:%s:%s", at(&s, "d"), at(&s, "link"), at(&s, "d"));
+    load_with_path(path);
+    recur_cell_info c;
+    cr_expect(cell_by_name("marker-test", &c), "marker-test is not registered");
+    cr_expect_eq(recur_plugin_error_count(), 0, "searching a directory again gave a rejection");
+    scratch_remove(&s);
+}
+
+/* recur_plugin_dir_add: searched after RECUR_PLUGIN_PATH (whose cells shadow its own, silently), before
+ * the first load only. */
+Test(loader, dir_add_searches_after_the_path) {
+    struct scratch s;
+    scratch_make(&s);
+    marker_dir(&s, "added", 0755);
+    marker_dir(&s, "path", 0755);
+    cr_assert_eq(recur_plugin_dir_add(NULL), RECUR_ERR_NULL);
+    cr_assert_eq(recur_plugin_dir_add("plugins"), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_last_error(), "'plugins'"), "the relative path is not named: %s", recur_last_error());
+    cr_assert_eq(recur_plugin_dir_add(at(&s, "added")), RECUR_OK, "%s", recur_last_error());
+    cr_assert_eq(recur_plugin_dir_add(at(&s, "missing")), RECUR_OK, "%s", recur_last_error());
+    load_with_path(at(&s, "path"));
+    recur_cell_info c;
+    cr_assert(cell_by_name("marker-test", &c), "marker-test is not registered");
+    cr_expect(strstr(c.path, "/path/marker.so"), "marker-test comes from %s, not RECUR_PLUGIN_PATH's copy", c.path);
+    cr_expect_eq(recur_plugin_error_count(), 0, "the shadowed copy in the added directory gave a rejection");
+    cr_assert_eq(recur_plugin_dir_add(at(&s, "later")), RECUR_ERR_STATE);
+    cr_assert(strstr(recur_last_error(), "later"), "the directory is not named: %s", recur_last_error());
+    scratch_remove(&s);
+}
+
+/* Setting RECUR_PLUGIN_PATH does not hide an added directory's cells (the tool adds a build tree's plugins). */
+Test(loader, dir_add_cells_load_beside_the_path) {
+    struct scratch s;
+    scratch_make(&s);
+    marker_dir(&s, "added", 0755);
+    char good[2048];
+    path_dir(0, good, sizeof good);
+    cr_assert_eq(recur_plugin_dir_add(at(&s, "added")), RECUR_OK, "%s", recur_last_error());
+    load_with_path(good);
+    recur_cell_info c;
+    cr_expect(marker_ran(&s), "marker.so of the added directory did not run");
+    cr_expect(cell_by_name("marker-test", &c), "the added directory's cell is hidden by RECUR_PLUGIN_PATH");
+    cr_expect(cell_by_name("lstm", &c), "RECUR_PLUGIN_PATH's lstm is missing");
+    scratch_remove(&s);
 }

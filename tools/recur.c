@@ -13,12 +13,15 @@
  *
  * Without a command it prints its usage and exits 2.
  *
- * Run from a build tree, it finds the build's plugins by itself.
+ * Run as <build>/tools/recur of a build tree (marked by <build>/recur-build-tree),
+ * it searches the build's plugins/ too, after RECUR_PLUGIN_PATH.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recur/recur-cell.h"
@@ -26,19 +29,38 @@
 #include "tool.h"
 
 
-/* From a build tree (this binary in build/tools/), use build/plugins. */
+/* The whole of <build>/recur-build-tree, which meson.build writes from tools/build-tree.in. */
+#define BUILD_TREE_MARK "recur " RECUR_VERSION_STRING " build tree: its tools/recur loads its plugins/ (written by meson.build)\n"
+
+/* Whether `root` is a recur build tree: its recur-build-tree is a regular file that says so. */
+static int is_build_tree(const char *root) {
+    char path[PATH_MAX + 32], text[sizeof BUILD_TREE_MARK + 1];
+    snprintf(path, sizeof path, "%s/recur-build-tree", root);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* O_NONBLOCK: a FIFO must not hang us */
+    if (fd < 0) return 0;
+    struct stat st;
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof text) : -1;
+    close(fd);
+    return n == (ssize_t)strlen(BUILD_TREE_MARK) && memcmp(text, BUILD_TREE_MARK, (size_t)n) == 0;
+}
+
+/* Run as <build>/tools/recur of a build tree, search <build>/plugins too (after RECUR_PLUGIN_PATH, so that
+ * setting it adds cells without hiding the build's own). */
 static void find_build_plugins(void) {
-    if (getenv("RECUR_PLUGIN_PATH")) return;
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return;
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (!slash) return;
-    *slash = 0;
+    *slash = 0; /* exe: the directory of this binary */
+    slash = strrchr(exe, '/');
+    if (!slash || strcmp(slash, "/tools") != 0) return;
+    *slash = 0; /* exe: the build tree, if it is one */
+    if (!is_build_tree(exe)) return;
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/../plugins", exe);
-    if (access(dir, R_OK) == 0 && strstr(exe, "/tools")) setenv("RECUR_PLUGIN_PATH", dir, 0);
+    snprintf(dir, sizeof dir, "%s/plugins", exe);
+    if (recur_plugin_dir_add(dir) != RECUR_OK) fprintf(stderr, "recur: %s\n", recur_last_error());
 }
 
 static int cmd_devices(int argc, char **argv) {
@@ -114,7 +136,8 @@ static void usage(FILE *f) {
                "  bench      the benchmark: recur against oneDNN and the GEMM ceiling\n"
                "  help       this text\n\n"
                "'recur COMMAND --help' describes a command's options.\n"
-               "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (plugin dirs), RECUR_LOG (error|warn|info|debug)\n");
+               "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (absolute plugin dirs), RECUR_PLUGIN_TRUST_ANY=1\n"
+               "(load plugins of any owner or mode), RECUR_LOG (error|warn|info|debug)\n");
 }
 
 int main(int argc, char **argv) {

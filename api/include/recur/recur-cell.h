@@ -35,6 +35,15 @@
  * subset of rows (the engine splits a batch across threads), so it must treat
  * rows independently. It never allocates and never keeps pointers.
  *
+ * Trust: a plugin is not data. dlopen runs its constructors, and the host
+ * then calls its entry and kernels, inside the host process with all of its
+ * rights: a plugin can print, exit, read and write anything the process can,
+ * and no check of the loader can stop it, as with SQLite's extensions. The
+ * loader only decides where it loads from (recur.h, recur_cell_count: absolute
+ * search directories, owned by the user or root, not world-writable; every
+ * *.so a regular file); those checks are about who could have put a file
+ * there, never about its code.
+ *
  * Versioning: RECUR_CELL_ABI_VERSION is (major << 16) | minor. The host loads
  * a plugin whose major equals its own, and whose descriptor is at least as
  * large as the one of ABI 1.0. Structs only ever grow at the end; a minor

@@ -72,7 +72,7 @@ typedef enum recur_status {
     RECUR_ERR_BACKEND = -104,     /* a backend library (BLAS, CLBlast) failed */
 
     /* plugins: -200 .. -299, in the order the loader checks them */
-    RECUR_ERR_PLUGIN_OPEN = -200,      /* dlopen failed (not a shared object, missing file) */
+    RECUR_ERR_PLUGIN_OPEN = -200,      /* dlopen failed, or a *.so is no regular file (a directory, FIFO, bad link) */
     RECUR_ERR_PLUGIN_SYMBOL = -201,    /* no RECUR_CELL_ENTRY symbol */
     RECUR_ERR_PLUGIN_INIT = -202,      /* the entry function returned an error or no descriptor */
     RECUR_ERR_PLUGIN_ABI = -203,       /* ABI major version differs from the host's */
@@ -80,6 +80,9 @@ typedef enum recur_status {
     RECUR_ERR_PLUGIN_INVALID = -205,   /* descriptor fields are inconsistent */
     RECUR_ERR_PLUGIN_NO_CPU = -206,    /* no scalar CPU implementation */
     RECUR_ERR_PLUGIN_DUPLICATE = -207, /* another plugin already registered the name */
+    /* ... and the search before any of them: nothing of these is opened */
+    RECUR_ERR_PLUGIN_PATH = -208,      /* a search directory that is relative, empty or unreadable */
+    RECUR_ERR_PLUGIN_UNTRUSTED = -209, /* a directory or file that is world-writable or another user's */
 
     /* files: -300 .. -399 (model files); reading never trusts the file */
     RECUR_ERR_IO = -300,              /* open, read, write, fsync or rename failed */
@@ -182,19 +185,44 @@ typedef struct recur_cell_info {
 
 /*
  * The cells the plugin loader registered, loading plugins on first use from
- * RECUR_PLUGIN_PATH (colon-separated directories) then the installed plugin
- * directory. Strings stay valid for the life of the process. `i` counts from
- * 0; RECUR_ERR_ARG when i >= recur_cell_count().
+ * RECUR_PLUGIN_PATH (colon-separated absolute directories), then the
+ * directories of recur_plugin_dir_add(), then the installed plugin directory;
+ * in each, every *.so and every *.so one subdirectory down. A cell found
+ * earlier shadows one of the same name from a later kind of directory.
+ * Strings stay valid for the life of the process. `i` counts from 0;
+ * RECUR_ERR_ARG when i >= recur_cell_count().
+ *
+ * Trust: a plugin is code that runs inside this process from the moment it
+ * is dlopened (its constructors run before recur can check anything), with
+ * all of the process's rights. The loader cannot make a plugin safe; it only
+ * loads from where you meant: it refuses relative and empty
+ * RECUR_PLUGIN_PATH entries, directories and files that are world-writable or
+ * owned by neither this user nor root, directories with such an ancestor
+ * (a world-writable one with the sticky bit, like /tmp, is fine), and every
+ * *.so that is not a regular file. RECUR_PLUGIN_TRUST_ANY=1 turns the owner
+ * and mode checks off. These checks are about who could have put the file
+ * there, never about what its code does: load only plugins you would run as
+ * programs. docs/plugins.md has the details.
  */
 RECUR_API size_t recur_cell_count(void);
 RECUR_API recur_status recur_cell_get(size_t i, recur_cell_info *out);
 
 /*
- * Plugins the loader rejected, with the reason (status and a message naming
- * the file). The loader skips a bad plugin and loads the others.
+ * Plugins and directories the loader rejected, with the reason (status and a
+ * message naming the file, directory or RECUR_PLUGIN_PATH entry). The loader
+ * skips each and loads the others.
  */
 RECUR_API size_t recur_plugin_error_count(void);
 RECUR_API recur_status recur_plugin_error_get(size_t i, recur_status *status, const char **message);
+
+/*
+ * Search the absolute directory `dir` for plugins too, after RECUR_PLUGIN_PATH
+ * and before the installed directory, with the same checks (a missing one is
+ * skipped). Only before the plugins are loaded, that is before the first call
+ * that needs a cell (recur_cell_count, a layer's creation, ...):
+ * RECUR_ERR_STATE afterwards. RECUR_ERR_ARG for a relative path.
+ */
+RECUR_API recur_status recur_plugin_dir_add(const char *dir);
 
 /* ------------------------------------------------------------------------ */
 /* Layers: one recurrent layer, one direction                               */
