@@ -4,7 +4,7 @@
 #ifndef RECUR_LAYER_H
 #define RECUR_LAYER_H
 
-#include "context.h"
+#include "arena.h"
 
 struct recur_layer {
     recur_ctx *ctx;
@@ -19,15 +19,13 @@ struct recur_layer {
      * Rebuilt when w_version moves past wt_version. */
     struct recur_mem wt;
     unsigned w_version, wt_version;
-    /* scratch and saved activations, grown (outside the time loop) as needed */
-    struct recur_mem ws, rs;
-    size_t ws_floats, rs_floats;
+    /* the engine's scratch (workspace) and saved activations (reserve) */
+    struct recur_arena ws, rs;
     /* shape of the training forward whose activations the reserve holds; 0: none */
     int trained_T, trained_N, trained_R; /* R: the sum of its lengths */
     int *trained_len;                    /* its lengths ([trained_N]; NULL: all T) */
     int trained_reverse;
-    struct recur_mem io;                 /* staging for host arrays on non-host devices */
-    size_t io_floats;
+    struct recur_arena io;               /* the public calls' host arrays on a non-host device */
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
 };
