@@ -1,5 +1,7 @@
 /*
- * layer.h: the layer object shared by layer.c (the engine) and weights.c.
+ * layer.h: the layer object, shared by layer.c (creation, the public calls),
+ * engine.c (forward and backward), weights.c (the weights by block and gate)
+ * and the models that own layers (model.c, stack.c, modelfile.c, nets).
  */
 #ifndef RECUR_LAYER_H
 #define RECUR_LAYER_H

@@ -43,9 +43,9 @@ recur_status recur_model_load_memory(recur_ctx *ctx, const char *name, const voi
 recur_status recur_model_load_weights_memory(recur_model *model, const char *name, const void *buf, size_t len,
                                              uint32_t flags);
 
-/* A model call on device memory (stack.c), for the public calls (which stage
- * the caller's host arrays) and for nets (core/net.c), whose tensors live on
- * the device. A mem whose buf is NULL means zeros (inputs) or not wanted.
+/* A model call on device memory (stack.c), for the public calls (which copy
+ * the caller's host arrays through host I/O, arena.h) and for nets
+ * (core/net.c), whose tensors live on the device. A mem whose buf is NULL means zeros (inputs) or not wanted.
  * The shapes are recur_model_io's. */
 struct recur_stack_io {
     int T, N, batch_first;

@@ -1,6 +1,6 @@
 /*
- * net.c: nets (recur-train.h): an input stage, a model and a dense head with
- * a loss, all on the context's device.
+ * net.c: nets (recur-train.h): an input (embedding, one-hot or vectors), a
+ * model and a dense head with a loss, all on the context's device.
  *
  *   forward:  x = E[tokens] (gather; one-hot reads an identity table)
  *             y, hT = model(x, h0)                          (stack.c)
