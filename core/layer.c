@@ -142,14 +142,33 @@ size_t recur_layer_weight_count(const recur_layer *l) { return l ? l->n_weights 
 
 /* ---- forward and backward over host arrays ---- */
 
+recur_status recur_check_mode(recur_ctx *ctx, const char *fn, recur_mode mode) {
+    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, ctx, RECUR_ERR_ARG,
+              "%s: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", fn, (int)mode);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_check_c(const recur_layer *l, const char *fn, const void *a, const char *a_name, const void *b,
+                                 const char *b_name) {
+    RETURN_IF(l->n_states < 2 && (a || b), l->ctx, RECUR_ERR_SHAPE, "%s: %s given, but cell '%s' has no cell state",
+              fn, a ? a_name : b_name, l->cell->desc->name);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_check_grad(const recur_layer *l, const char *fn, recur_grad_mode mode, const float *dcT,
+                                    const float *dc0) {
+    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, l->ctx, RECUR_ERR_ARG,
+              "%s: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", fn, (int)mode);
+    return recur_layer_check_c(l, fn, dcT, "grad->dcT", dc0, "grad->dc0");
+}
+
 /* Check the shape of a run and that the sizes fit GEMM's int dimensions. */
 static recur_status check_io(recur_layer *l, const recur_io *io, const char *fn) {
     RETURN_IF(!io, l->ctx, RECUR_ERR_NULL, "%s: io is NULL", fn);
     RETURN_IF(io->T < 1 || io->N < 1, l->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn,
               io->T, io->N);
     RETURN_IF(!io->x || !io->y, l->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
-    RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_SHAPE,
-              "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", l->cell->desc->name);
+    TRY(recur_layer_check_c(l, fn, io->c0, "io->c0", io->cT, "io->cT"));
     return recur_layer_check_size(l, io->T, io->N, fn);
 }
 
@@ -162,8 +181,7 @@ static struct recur_seqview dense(struct recur_mem m, int T, int N, int width) {
 recur_status recur_layer_forward(recur_layer *l, recur_mode mode, const recur_io *io) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_forward: layer is NULL");
     recur_err_clear(l->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, l->ctx, RECUR_ERR_ARG,
-              "recur_layer_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(l->ctx, "recur_layer_forward", mode));
     TRY(check_io(l, io, "recur_layer_forward"));
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
     struct recur_mem x, y, h0, c0, hT, cT;
@@ -171,31 +189,34 @@ recur_status recur_layer_forward(recur_layer *l, recur_mode mode, const recur_io
         {"x", io->x, NULL, TN * l->I, &x},   {"y", NULL, io->y, TN * l->H, &y}, {"h0", io->h0, NULL, NH, &h0},
         {"c0", io->c0, NULL, NH, &c0},       {"hT", NULL, io->hT, NH, &hT},     {"cT", NULL, io->cT, NH, &cT},
     };
-    int n = (int)(sizeof h / sizeof h[0]);
-    TRY(recur_hostio_in(l->ctx, &l->io, h, n));
+    TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .y = dense(y, io->T, io->N, l->H), .h0 = h0, .c0 = c0, .hT = hT, .cT = cT};
     TRY(recur_engine_forward(l, mode, &r));
-    return recur_hostio_out(l->ctx, h, n);
+    return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));
+}
+
+/* Backward's arguments: io as forward's, the grads and the mode, and a
+ * training forward of the same shape to go back through. */
+static recur_status check_backward(recur_layer *l, const recur_io *io, const recur_grad_io *g, recur_grad_mode mode) {
+    const char *fn = "recur_layer_backward";
+    TRY(check_io(l, io, fn));
+    RETURN_IF(!g, l->ctx, RECUR_ERR_NULL, "%s: grad is NULL", fn);
+    TRY(recur_layer_check_grad(l, fn, mode, g->dcT, g->dc0));
+    RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE,
+              "%s: no training forward to go back through (run recur_layer_forward with RECUR_MODE_TRAINING first)",
+              fn);
+    RETURN_IF(l->trained_T != io->T || l->trained_N != io->N, l->ctx, RECUR_ERR_STATE,
+              "%s: io has T %d, N %d but the training forward had T %d, N %d", fn, io->T, io->N, l->trained_T,
+              l->trained_N);
+    return RECUR_OK;
 }
 
 recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recur_grad_io *g,
                                   recur_grad_mode mode) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_backward: layer is NULL");
     recur_err_clear(l->ctx);
-    TRY(check_io(l, io, "recur_layer_backward"));
-    RETURN_IF(!g, l->ctx, RECUR_ERR_NULL, "recur_layer_backward: grad is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, l->ctx, RECUR_ERR_ARG,
-              "recur_layer_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(l->n_states < 2 && (g->dcT || g->dc0), l->ctx, RECUR_ERR_SHAPE,
-              "recur_layer_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              l->cell->desc->name);
-    RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE,
-              "recur_layer_backward: no training forward to go back through (run recur_layer_forward "
-              "with RECUR_MODE_TRAINING first)");
-    RETURN_IF(l->trained_T != io->T || l->trained_N != io->N, l->ctx, RECUR_ERR_STATE,
-              "recur_layer_backward: io has T %d, N %d but the training forward had T %d, N %d", io->T, io->N,
-              l->trained_T, l->trained_N);
+    TRY(check_backward(l, io, g, mode));
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
     struct recur_mem x, dy, dhT, dcT, dx, dh0, dc0;
     const struct recur_hostio h[] = {
@@ -203,11 +224,10 @@ recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recu
         {"dcT", g->dcT, NULL, NH, &dcT},      {"dx", NULL, g->dx, TN * l->I, &dx}, {"dh0", NULL, g->dh0, NH, &dh0},
         {"dc0", NULL, g->dc0, NH, &dc0},
     };
-    int n = (int)(sizeof h / sizeof h[0]);
-    TRY(recur_hostio_in(l->ctx, &l->io, h, n));
+    TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .dy = dense(dy, io->T, io->N, l->H), .dhT = dhT, .dcT = dcT,
                           .dx = dense(dx, io->T, io->N, l->I), .dh0 = dh0, .dc0 = dc0};
     TRY(recur_engine_backward(l, &r, mode));
-    return recur_hostio_out(l->ctx, h, n);
+    return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));
 }

@@ -39,6 +39,20 @@ static inline void recur_layer_touch(recur_layer *l) { l->w_version++; }
  * dimensions or a buffer's size_t. */
 recur_status recur_layer_check_size(const recur_layer *l, int T, int N, const char *fn);
 
+/* Checks the public calls of layers, models and nets share, each an error
+ * naming fn and the value: a mode outside its enum (RECUR_ERR_ARG); an
+ * array of the cell state (a or b, named as the caller spells them,
+ * "io->c0") given to a cell without one (RECUR_ERR_SHAPE); and a backward's
+ * mode and dcT, dc0 (l: the first layer). */
+recur_status recur_check_mode(recur_ctx *ctx, const char *fn, recur_mode mode);
+recur_status recur_layer_check_c(const recur_layer *l, const char *fn, const void *a, const char *a_name, const void *b,
+                                 const char *b_name);
+recur_status recur_layer_check_grad(const recur_layer *l, const char *fn, recur_grad_mode mode, const float *dcT,
+                                    const float *dc0);
+
+/* The number of entries of an array. */
+#define RECUR_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 /* Take a layer off its context's list of live layers (a model adopts it). */
 void recur_layer_unlink(recur_layer *l);
 

@@ -361,8 +361,7 @@ static recur_status check_batch(recur_net *n, const recur_net_batch *b, const ch
                           "%s: tokens[%d][%d] is %d: must be 0..%d (the vocabulary)", fn, t, i, (int)v, n->V - 1);
             }
     }
-    RETURN_IF(n->S < 2 && (b->c0 || b->cT), n->ctx, RECUR_ERR_SHAPE, "%s: batch->%s given, but cell '%s' has no cell state",
-              fn, b->c0 ? "c0" : "cT", n->desc.model.cell);
+    TRY(recur_layer_check_c(n->model->layers[0], fn, b->c0, "batch->c0", b->cT, "batch->cT"));
     *count = 0;
     if (n->desc.head == RECUR_HEAD_NONE) {
         RETURN_IF(b->targets || b->values || b->logits, n->ctx, RECUR_ERR_ARG,
@@ -415,8 +414,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
                                long long *count) {
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_forward: net is NULL");
     recur_err_clear(n->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, n->ctx, RECUR_ERR_ARG,
-              "recur_net_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(n->ctx, "recur_net_forward", mode));
     long long cnt = 0;
     TRY(check_batch(n, b, "recur_net_forward", &cnt));
     TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
@@ -518,8 +516,9 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_backward: net is NULL");
     recur_err_clear(n->ctx);
     RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "recur_net_backward: batch is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, n->ctx, RECUR_ERR_ARG,
-              "recur_net_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
+    recur_net_grad none_g = {0};
+    if (!g) g = &none_g;
+    TRY(recur_layer_check_grad(n->model->layers[0], "recur_net_backward", mode, g->dcT, g->dc0));
     RETURN_IF(n->trained_T == 0, n->ctx, RECUR_ERR_STATE,
               "recur_net_backward: no training forward to go back through (run recur_net_forward with "
               "RECUR_MODE_TRAINING first; any forward in between replaces it)");
@@ -529,11 +528,6 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     int bad = recur_lengths_differ(b->lengths, n->trained_len, b->N, b->T);
     RETURN_IF(bad >= 0, n->ctx, RECUR_ERR_STATE, "recur_net_backward: lengths[%d] differs from the training forward's",
               bad);
-    recur_net_grad none_g = {0};
-    if (!g) g = &none_g;
-    RETURN_IF(n->S < 2 && (g->dcT || g->dc0), n->ctx, RECUR_ERR_SHAPE,
-              "recur_net_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              n->desc.model.cell);
     struct recur_backend *be = &n->ctx->be;
     const struct net_plan *p = &n->pl;
     int T = b->T, N = b->N, K = n->K, H = n->H;

@@ -75,8 +75,7 @@ static recur_status check_model_io(recur_model *m, const recur_model_io *io, con
     RETURN_IF(!io->x || !io->y, m->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
     RETURN_IF(io->batch_first != 0 && io->batch_first != 1, m->ctx, RECUR_ERR_ARG,
               "%s: io->batch_first is %d: expected 0 or 1", fn, io->batch_first);
-    RETURN_IF(m->layers[0]->n_states < 2 && (io->c0 || io->cT), m->ctx, RECUR_ERR_SHAPE,
-              "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", m->desc.cell);
+    TRY(recur_layer_check_c(m->layers[0], fn, io->c0, "io->c0", io->cT, "io->cT"));
     return check_shape(m, io->T, io->N, io->lengths, fn);
 }
 
@@ -242,8 +241,7 @@ static struct recur_stack_io user_io(const recur_model_io *io) {
 recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_model_io *io) {
     RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_forward: model is NULL");
     recur_err_clear(m->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, m->ctx, RECUR_ERR_ARG,
-              "recur_model_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(m->ctx, "recur_model_forward", mode));
     TRY(check_model_io(m, io, "recur_model_forward"));
     size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
     struct recur_stack_io d = user_io(io);
@@ -252,10 +250,9 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
         {"h0", io->h0, NULL, LDNH, &d.h0},                  {"c0", io->c0, NULL, LDNH, &d.c0},
         {"hT", NULL, io->hT, LDNH, &d.hT},                  {"cT", NULL, io->cT, LDNH, &d.cT},
     };
-    int n = (int)(sizeof h / sizeof h[0]);
-    TRY(recur_hostio_in(m->ctx, &m->io, h, n));
+    TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
     TRY(recur_stack_forward(m, mode, &d));
-    return recur_hostio_out(m->ctx, h, n);
+    return recur_hostio_out(m->ctx, h, RECUR_COUNT(h));
 }
 
 recur_status recur_model_backward(recur_model *m, const recur_model_io *io, const recur_model_grad_io *g,
@@ -264,11 +261,7 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     recur_err_clear(m->ctx);
     TRY(check_model_io(m, io, "recur_model_backward"));
     RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, m->ctx, RECUR_ERR_ARG,
-              "recur_model_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(m->layers[0]->n_states < 2 && (g->dcT || g->dc0), m->ctx, RECUR_ERR_SHAPE,
-              "recur_model_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              m->desc.cell);
+    TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward", mode, g->dcT, g->dc0));
     size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
     size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
     struct recur_stack_io d = user_io(io);
@@ -279,8 +272,7 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
         {"dx", NULL, g->dx, TNI, &dg.dx},       {"dh0", NULL, g->dh0, LDNH, &dg.dh0},
         {"dc0", NULL, g->dc0, LDNH, &dg.dc0},
     };
-    int n = (int)(sizeof h / sizeof h[0]);
-    TRY(recur_hostio_in(m->ctx, &m->io, h, n));
+    TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
     TRY(recur_stack_backward(m, &d, &dg, mode));
-    return recur_hostio_out(m->ctx, h, n);
+    return recur_hostio_out(m->ctx, h, RECUR_COUNT(h));
 }
