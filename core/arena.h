@@ -57,5 +57,7 @@ struct recur_hostio {
 recur_status recur_hostio_in(recur_ctx *ctx, struct recur_arena *a, const struct recur_hostio *io, int n);
 /* Wait for the device, then read the outputs back. */
 recur_status recur_hostio_out(recur_ctx *ctx, const struct recur_hostio *io, int n);
+/* The entries of a table of them (any array). */
+#define RECUR_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #endif /* RECUR_ARENA_H */

@@ -50,9 +50,6 @@ recur_status recur_layer_check_c(const recur_layer *l, const char *fn, const voi
 recur_status recur_layer_check_grad(const recur_layer *l, const char *fn, recur_grad_mode mode, const float *dcT,
                                     const float *dc0);
 
-/* The number of entries of an array. */
-#define RECUR_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* Take a layer off its context's list of live layers (a model adopts it). */
 void recur_layer_unlink(recur_layer *l);
 
