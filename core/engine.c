@@ -126,53 +126,47 @@ struct plan {
     size_t ints;                                   /* both: the index arrays (int32 in float slots) */
     size_t x, xw, hw, bx, yp, h0, cs, src, fin;    /* forward */
     size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev; /* backward */
-    size_t ws_fwd, ws_bwd;
+    size_t ws;                                     /* workspace: the larger of the two */
     size_t hs, save, srcs, rs;                     /* reserve */
 };
 
-static size_t take(size_t *top, size_t n) {
-    size_t at = *top;
-    *top += (n + 15) & ~(size_t)15; /* keep each region 64-byte aligned */
-    return at;
-}
-
 /* Regions for R packed rows of N sequences; direct_* say which caller
  * views are used in place (no region needed). */
-static void plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int direct_x, int direct_y,
-                      int contiguous_prev, struct plan *p) {
-    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, I = (size_t)l->I;
+static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int direct_x, int direct_y,
+                              int contiguous_prev, struct plan *p) {
+    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, I = (size_t)l->I, NN = (size_t)N;
     size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
-    size_t top = 0;
-    p->ints = take(&top, n_ints);
-    p->x = direct_x ? NONE : take(&top, R * I);
-    size_t after_x = top;
-    p->xw = take(&top, R * GH);
-    p->hw = take(&top, (size_t)N * GH);
-    p->bx = take(&top, GH);
-    p->yp = direct_y ? NONE : take(&top, R * H);
-    p->h0 = take(&top, (size_t)N * H);
-    p->cs = S > 1 ? take(&top, 2 * (size_t)N * H) : NONE;
-    p->src = extra ? take(&top, (size_t)N * H) : NONE;
-    p->fin = take(&top, (size_t)N * H);
-    p->ws_fwd = top;
+    struct recur_plan f = recur_plan_start(l->ctx, "layer workspace");
+    p->ints = recur_plan_take(&f, "index arrays", n_ints, 1, 1);
+    p->x = direct_x ? NONE : recur_plan_take(&f, "x", R, I, 1);
+    struct recur_plan b = f; /* backward reuses everything after X (which it needs again for dW_ih) */
+    p->xw = recur_plan_take(&f, "xw", R, GH, 1);
+    p->hw = recur_plan_take(&f, "hw", NN, GH, 1);
+    p->bx = recur_plan_take(&f, "bx", GH, 1, 1);
+    p->yp = direct_y ? NONE : recur_plan_take(&f, "y", R, H, 1);
+    p->h0 = recur_plan_take(&f, "h0", NN, H, 1);
+    p->cs = S > 1 ? recur_plan_take(&f, "c", 2, NN, H) : NONE;
+    p->src = extra ? recur_plan_take(&f, "src", NN, H, 1) : NONE;
+    p->fin = recur_plan_take(&f, "finals", NN, H, 1);
 
-    /* Backward reuses everything after X (which it needs again for dW_ih). */
-    top = after_x;
-    p->dyp = direct_y ? NONE : take(&top, R * H);
-    p->dxw = take(&top, R * GH);
-    p->dhw = l->split_grad ? take(&top, R * GH) : p->dxw;
-    p->carry = take(&top, S * N * H);
-    p->other = take(&top, S * N * H);
-    p->dsrc = extra ? take(&top, (size_t)N * H) : NONE;
-    p->dxp = direct_x ? NONE : take(&top, R * I);
-    p->hprev = contiguous_prev ? NONE : take(&top, R * H);
-    p->ws_bwd = top;
+    p->dyp = direct_y ? NONE : recur_plan_take(&b, "dy", R, H, 1);
+    p->dxw = recur_plan_take(&b, "dxw", R, GH, 1);
+    p->dhw = l->split_grad ? recur_plan_take(&b, "dhw", R, GH, 1) : p->dxw;
+    p->carry = recur_plan_take(&b, "carry", S, NN, H);
+    p->other = recur_plan_take(&b, "other", S, NN, H);
+    p->dsrc = extra ? recur_plan_take(&b, "dsrc", NN, H, 1) : NONE;
+    p->dxp = direct_x ? NONE : recur_plan_take(&b, "dx", R, I, 1);
+    p->hprev = contiguous_prev ? NONE : recur_plan_take(&b, "previous states", R, H, 1);
+    p->ws = f.top > b.top ? f.top : b.top;
 
-    top = 0;
-    p->hs = take(&top, S * ((size_t)N + R) * H);
-    p->save = take(&top, R * (size_t)l->n_save * H);
-    p->srcs = extra ? take(&top, extra * R * H) : NONE;
-    p->rs = top;
+    struct recur_plan r = recur_plan_start(l->ctx, "layer reserve");
+    p->hs = recur_plan_take(&r, "states", S, NN + R, H);
+    p->save = recur_plan_take(&r, "saved", R, (size_t)l->n_save, H);
+    p->srcs = extra ? recur_plan_take(&r, "srcs", extra, R, H) : NONE;
+    p->rs = r.top;
+    TRY(f.st);
+    TRY(b.st);
+    return r.st;
 }
 
 int recur_lengths_keep(int **keep, const int *lengths, int N) {
@@ -191,24 +185,18 @@ int recur_lengths_differ(const int *a, const int *b, int N, int T) {
     return -1;
 }
 
-void recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
+recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
     struct plan p;
     size_t R = (size_t)T * N;
-    plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, &p);
-    *ws_floats = p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd;
+    TRY(plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, &p));
+    *ws_floats = p.ws;
     *rs_floats = p.rs;
-}
-
-static recur_status ensure(recur_layer *l, struct recur_mem *m, size_t *have, size_t floats) {
-    if (*have >= floats) return RECUR_OK;
-    recur_be_free(&l->ctx->be, m);
-    *have = 0;
-    TRY(recur_be_alloc(&l->ctx->be, floats * sizeof(float), m));
-    *have = floats;
     return RECUR_OK;
 }
 
 static struct recur_mem at(struct recur_mem m, size_t floats) { return recur_mem_at(m, floats); }
+#define WS (l->ws.mem) /* the workspace and the reserve */
+#define RS (l->rs.mem)
 static struct recur_mem view_base(const struct recur_seqview *v) { return recur_mem_at(v->m, (size_t)v->col); }
 static const struct recur_mem no_mem = {0};
 
@@ -246,7 +234,7 @@ static recur_status finals_out(recur_layer *l, const struct pack *pk, struct rec
                                struct recur_mem dst, struct recur_mem src, int which) {
     if (!dst.buf) return RECUR_OK;
     struct recur_backend *be = &l->ctx->be;
-    struct recur_mem fin = at(l->ws, p->fin);
+    struct recur_mem fin = at(WS, p->fin);
     TRY(recur_be_gather(be, fin, l->H, src, l->H, at(ints, ints_at(pk, which)), pk->N, l->H));
     return recur_be_scatter(be, dst, l->H, fin, l->H, at(ints, ints_at(pk, IX_PERM)), pk->N, l->H, 0);
 }
@@ -268,22 +256,22 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     /* In training the outputs come from the state sequence, never in place. */
     int direct_y = !training && !r->y_add && view_direct(&pk, &r->y, H);
     struct plan p;
-    plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, &p);
     recur_status st = RECUR_OK;
-    /* A training run overwrites the reserve: invalid until it ends well.
-     * An inference run leaves it (and a pending backward) alone. */
-    if (training) l->trained_T = l->trained_N = 0;
-    if ((st = ensure(l, &l->ws, &l->ws_floats, p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd)) != RECUR_OK) goto out;
-    if (training && (st = ensure(l, &l->rs, &l->rs_floats, p.rs)) != RECUR_OK) goto out;
-
-    struct recur_mem ints = at(l->ws, p.ints);
-    if ((st = recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t))) != RECUR_OK) goto out;
 #define DO(call)                                                                                               \
     do {                                                                                                       \
         if ((st = (call)) != RECUR_OK) goto out;                                                               \
     } while (0)
+    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, &p));
+    /* A training run overwrites the reserve: invalid until it ends well.
+     * An inference run leaves it (and a pending backward) alone. */
+    if (training) l->trained_T = l->trained_N = 0;
+    DO(recur_arena_grow(l->ctx, &l->ws, p.ws, 0));
+    if (training) DO(recur_arena_grow(l->ctx, &l->rs, p.rs, 0));
+
+    struct recur_mem ints = at(WS, p.ints);
+    DO(recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t)));
     size_t R = (size_t)pk.R, NH = (size_t)N * H;
-    struct recur_mem x = direct_x ? view_base(&r->x) : at(l->ws, p.x);
+    struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
 
     if (l->wt_version != l->w_version) {
@@ -291,7 +279,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         l->wt_version = l->w_version;
     }
     /* XW = X W_ih^T + bx, all steps at once. */
-    struct recur_mem xw = at(l->ws, p.xw), hw = at(l->ws, p.hw), bx = at(l->ws, p.bx);
+    struct recur_mem xw = at(WS, p.xw), hw = at(WS, p.hw), bx = at(WS, p.bx);
     DO(make_bx(l, bx));
     DO(recur_be_rows_set(be, xw, pk.R, GH, GH, bx));
     DO(recur_be_gemm(be, 0, 1, pk.R, GH, I, 1.0f, x, I, l->w, I, 1.0f, xw, GH));
@@ -301,10 +289,10 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
      * c in two alternating buffers (sorted row k of step t reads buffer t%2
      * and writes (t+1)%2, so its last value stays in buffer len%2). */
     struct recur_mem init[2] = {r->h0, r->c0}, seq[2] = {{0}, {0}};
-    struct recur_mem yp = direct_y ? view_base(&r->y) : at(l->ws, p.yp);
+    struct recur_mem yp = direct_y ? view_base(&r->y) : at(WS, p.yp);
     for (int k = 0; k < S; k++) {
-        if (training) seq[k] = at(l->rs, p.hs + (size_t)k * (N + R) * H);
-        struct recur_mem first = training ? seq[k] : k == 0 ? at(l->ws, p.h0) : at(l->ws, p.cs);
+        if (training) seq[k] = at(RS, p.hs + (size_t)k * (N + R) * H);
+        struct recur_mem first = training ? seq[k] : k == 0 ? at(WS, p.h0) : at(WS, p.cs);
         DO(initials_in(l, &pk, ints, first, init[k]));
     }
 
@@ -324,16 +312,16 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
                 step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
                 step.next[k] = at(seq[k], (N + row) * H);
             } else if (k == 0) {
-                step.prev[0] = t ? at(yp, prow * H) : at(l->ws, p.h0);
+                step.prev[0] = t ? at(yp, prow * H) : at(WS, p.h0);
                 step.next[0] = at(yp, row * H);
             } else {
-                step.prev[k] = at(l->ws, p.cs + (size_t)(t % 2) * NH);
-                step.next[k] = at(l->ws, p.cs + (size_t)((t + 1) % 2) * NH);
+                step.prev[k] = at(WS, p.cs + (size_t)(t % 2) * NH);
+                step.next[k] = at(WS, p.cs + (size_t)((t + 1) % 2) * NH);
             }
         }
-        step.save = training && l->n_save ? at(l->rs, p.save + row * l->n_save * H) : no_mem;
+        step.save = training && l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         struct recur_mem src = no_mem;
-        if (l->n_stages > 1) src = training ? at(l->rs, p.srcs + row * H) : at(l->ws, p.src);
+        if (l->n_stages > 1) src = training ? at(RS, p.srcs + row * H) : at(WS, p.src);
         DO(forward_step(l, &step, hw, src));
     }
 
@@ -346,7 +334,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(seq[1], NH), IX_LAST));
     } else {
         DO(finals_out(l, &pk, ints, &p, r->hT, yp, IX_LAST));
-        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(l->ws, p.cs), IX_CLAST));
+        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(WS, p.cs), IX_CLAST));
     }
     if (training) {
         if (recur_lengths_keep(&l->trained_len, r->lengths, N) != 0) {
@@ -384,23 +372,23 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, H);
     int direct_dx = !r->dx_add && view_direct(&pk, &r->dx, I);
     struct plan p;
-    plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, &p);
-    DO(ensure(l, &l->ws, &l->ws_floats, p.ws_fwd > p.ws_bwd ? p.ws_fwd : p.ws_bwd));
+    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, &p));
+    DO(recur_arena_grow(l->ctx, &l->ws, p.ws, 0));
     size_t R = (size_t)pk.R, NH = (size_t)N * H;
-    struct recur_mem ints = at(l->ws, p.ints);
+    struct recur_mem ints = at(WS, p.ints);
     DO(recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t)));
 
-    struct recur_mem x = direct_x ? view_base(&r->x) : at(l->ws, p.x);
+    struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
     struct recur_mem dy = no_mem;
     if (r->dy.m.buf) {
-        dy = direct_dy ? view_base(&r->dy) : at(l->ws, p.dyp);
+        dy = direct_dy ? view_base(&r->dy) : at(WS, p.dyp);
         if (!direct_dy)
             DO(recur_be_gather(be, dy, H, view_base(&r->dy), r->dy.ld, at(ints, ints_at(&pk, IX_Y)), pk.R, H));
     }
-    struct recur_mem dxw = at(l->ws, p.dxw), dhw = at(l->ws, p.dhw);
-    struct recur_mem carry = at(l->ws, p.carry), other = at(l->ws, p.other);
-    struct recur_mem dsrc = p.dsrc == NONE ? no_mem : at(l->ws, p.dsrc);
+    struct recur_mem dxw = at(WS, p.dxw), dhw = at(WS, p.dhw);
+    struct recur_mem carry = at(WS, p.carry), other = at(WS, p.other);
+    struct recur_mem dsrc = p.dsrc == NONE ? no_mem : at(WS, p.dsrc);
     struct recur_mem w_hh = at(l->w, (size_t)GH * I);
 
     /* carry[k] holds dL/d state k for the sorted rows. A sequence joins the
@@ -414,7 +402,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     }
 
     struct recur_mem seq[2];
-    for (int k = 0; k < S; k++) seq[k] = at(l->rs, p.hs + (size_t)k * (N + R) * H);
+    for (int k = 0; k < S; k++) seq[k] = at(RS, p.hs + (size_t)k * (N + R) * H);
     struct recur_step step;
     memset(&step, 0, sizeof step);
     step.H = H;
@@ -432,12 +420,12 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
             step.dnext[k] = at(carry, (size_t)k * NH);
             step.dprev[k] = at(other, (size_t)k * NH);
         }
-        step.save = l->n_save ? at(l->rs, p.save + row * l->n_save * H) : no_mem;
+        step.save = l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         step.dxw = at(dxw, row * GH);
         step.dhw = at(dhw, row * GH);
         for (int s = l->n_stages - 1; s >= 0; s--) {
             int last = s == l->n_stages - 1;
-            step.src = last ? no_mem : at(l->rs, p.srcs + ((size_t)s * R + row) * H);
+            step.src = last ? no_mem : at(RS, p.srcs + ((size_t)s * R + row) * H);
             step.dsrc = last ? no_mem : dsrc;
             if (!last) {
                 /* dsrc = dhw[stage s+1] W_hh[stage s+1] */
@@ -462,12 +450,12 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     DO(recur_be_gemm(be, 1, 0, GH, I, pk.R, 1.0f, dxw, GH, x, I, beta, dw_ih, I));
     struct recur_mem hprev = seq[0]; /* dense batches: the previous states are one block */
     if (p.hprev != NONE) {
-        hprev = at(l->ws, p.hprev);
+        hprev = at(WS, p.hprev);
         DO(recur_be_gather(be, hprev, H, seq[0], H, at(ints, ints_at(&pk, IX_PREV)), pk.R, H));
     }
     for (int s = 0; s < l->n_stages; s++) {
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
-        struct recur_mem a = s == 0 ? hprev : at(l->rs, p.srcs + (size_t)(s - 1) * R * H);
+        struct recur_mem a = s == 0 ? hprev : at(RS, p.srcs + (size_t)(s - 1) * R * H);
         DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
                          at(dw_hh, (size_t)g0 * H * H), H));
     }
@@ -478,7 +466,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         DO(recur_be_colsum(be, at(db_hh, (size_t)gi * H), beta, at(from, (size_t)gi * H), pk.R, H, GH));
     }
     if (r->dx.m.buf) {
-        struct recur_mem dx = direct_dx ? view_base(&r->dx) : at(l->ws, p.dxp);
+        struct recur_mem dx = direct_dx ? view_base(&r->dx) : at(WS, p.dxp);
         DO(recur_be_gemm(be, 0, 0, pk.R, I, GH, 1.0f, dxw, GH, l->w, I, 0.0f, dx, I));
         if (!direct_dx)
             DO(recur_be_scatter(be, view_base(&r->dx), r->dx.ld, dx, I, at(ints, ints_at(&pk, IX_X)), pk.R, I,

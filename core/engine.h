@@ -31,20 +31,6 @@ struct recur_run {
     struct recur_mem dhT, dcT, dh0, dc0;
 };
 
-/* Host arrays as device memory for one call: in place on a host-memory
- * device, else slices of a staging buffer (grown as needed) that stage_in
- * fills (copy 1) and stage_out reads back. */
-struct recur_stage {
-    struct recur_backend *be;
-    struct recur_mem *buf;
-    size_t top;
-    int direct;
-};
-recur_status recur_stage_begin(struct recur_stage *s, struct recur_backend *be, struct recur_mem *buf, size_t *have,
-                               size_t floats);
-recur_status recur_stage_in(struct recur_stage *s, const float *host, size_t floats, int copy, struct recur_mem *out);
-recur_status recur_stage_out(struct recur_stage *s, float *host, struct recur_mem m, size_t floats);
-
 /* Keep a copy of lengths (NULL: all T) in *keep; 0 on success. */
 int recur_lengths_keep(int **keep, const int *lengths, int N);
 /* The first n where two length arrays differ (NULL meaning all T), or -1. */
@@ -54,7 +40,8 @@ int recur_lengths_differ(const int *a, const int *b, int N, int T);
 recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r);
 /* BPTT over the layer's last training forward, which had the same T, N and lengths. */
 recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, recur_grad_mode mode);
-/* Workspace and reserve floats of a dense batch, for recur_layer_sizes. */
-void recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats);
+/* Workspace and reserve floats of a dense batch, for recur_layer_sizes
+ * (the forward and backward plan their buffers the same way). */
+recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats);
 
 #endif

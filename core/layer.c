@@ -1,7 +1,8 @@
 /*
  * layer.c: the public layer API: creation, sizes, and forward and backward
- * over host arrays, which it hands to the engine (engine.c) in place on a
- * host-memory device and through a staging buffer on any other.
+ * over host arrays, which it hands to the engine (engine.c) through host I/O
+ * (arena.h): in place on a host-memory device, copied once each way on any
+ * other.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -105,9 +106,9 @@ void recur_layer_destroy(recur_layer *l) {
     recur_be_free(be, &l->w);
     recur_be_free(be, &l->dw);
     recur_be_free(be, &l->wt);
-    recur_be_free(be, &l->ws);
-    recur_be_free(be, &l->rs);
-    recur_be_free(be, &l->io);
+    recur_arena_free(l->ctx, &l->ws);
+    recur_arena_free(l->ctx, &l->rs);
+    recur_arena_free(l->ctx, &l->io);
     free(l->trained_len);
     if (l->kern) recur_be_cell_close(be, l->kern);
     recur_layer_unlink(l);
@@ -130,7 +131,7 @@ recur_status recur_layer_sizes(const recur_layer *l, int T, int N, recur_sizes *
     RETURN_IF(T < 1 || N < 1, l->ctx, RECUR_ERR_ARG, "T %d, N %d: both must be at least 1", T, N);
     TRY(recur_layer_check_size(l, T, N, "recur_layer_sizes"));
     size_t ws, rs;
-    recur_engine_sizes(l, T, N, &ws, &rs);
+    TRY(recur_engine_sizes(l, T, N, &ws, &rs));
     out->weights = l->n_weights * sizeof(float);
     out->workspace = ws * sizeof(float);
     out->reserve = rs * sizeof(float);
@@ -141,14 +142,33 @@ size_t recur_layer_weight_count(const recur_layer *l) { return l ? l->n_weights 
 
 /* ---- forward and backward over host arrays ---- */
 
+recur_status recur_check_mode(recur_ctx *ctx, const char *fn, recur_mode mode) {
+    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, ctx, RECUR_ERR_ARG,
+              "%s: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", fn, (int)mode);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_check_c(const recur_layer *l, const char *fn, const void *a, const char *a_name, const void *b,
+                                 const char *b_name) {
+    RETURN_IF(l->n_states < 2 && (a || b), l->ctx, RECUR_ERR_SHAPE, "%s: %s given, but cell '%s' has no cell state",
+              fn, a ? a_name : b_name, l->cell->desc->name);
+    return RECUR_OK;
+}
+
+recur_status recur_layer_check_grad(const recur_layer *l, const char *fn, recur_grad_mode mode, const float *dcT,
+                                    const float *dc0) {
+    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, l->ctx, RECUR_ERR_ARG,
+              "%s: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", fn, (int)mode);
+    return recur_layer_check_c(l, fn, dcT, "grad->dcT", dc0, "grad->dc0");
+}
+
 /* Check the shape of a run and that the sizes fit GEMM's int dimensions. */
 static recur_status check_io(recur_layer *l, const recur_io *io, const char *fn) {
     RETURN_IF(!io, l->ctx, RECUR_ERR_NULL, "%s: io is NULL", fn);
     RETURN_IF(io->T < 1 || io->N < 1, l->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn,
               io->T, io->N);
     RETURN_IF(!io->x || !io->y, l->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
-    RETURN_IF(l->n_states < 2 && (io->c0 || io->cT), l->ctx, RECUR_ERR_SHAPE,
-              "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", l->cell->desc->name);
+    TRY(recur_layer_check_c(l, fn, io->c0, "io->c0", io->cT, "io->cT"));
     return recur_layer_check_size(l, io->T, io->N, fn);
 }
 
@@ -158,97 +178,56 @@ static struct recur_seqview dense(struct recur_mem m, int T, int N, int width) {
     return v;
 }
 
-recur_status recur_stage_in(struct recur_stage *s, const float *host, size_t floats, int copy, struct recur_mem *out) {
-    struct recur_mem none = {0};
-    *out = none;
-    if (!host) return RECUR_OK;
-    if (s->direct) {
-        out->buf = (void *)host;
-        return RECUR_OK;
-    }
-    *out = recur_mem_at(*s->buf, s->top);
-    s->top += floats;
-    return copy ? recur_be_write(s->be, *out, host, floats * sizeof(float)) : RECUR_OK;
-}
-
-recur_status recur_stage_out(struct recur_stage *s, float *host, struct recur_mem m, size_t floats) {
-    if (!host || s->direct) return RECUR_OK;
-    return recur_be_read(s->be, host, m, floats * sizeof(float));
-}
-
-recur_status recur_stage_begin(struct recur_stage *s, struct recur_backend *be, struct recur_mem *buf, size_t *have,
-                               size_t floats) {
-    s->be = be;
-    s->buf = buf;
-    s->top = 0;
-    s->direct = be->iface->host_memory;
-    if (s->direct || *have >= floats) return RECUR_OK;
-    recur_be_free(be, buf);
-    *have = 0;
-    TRY(recur_be_alloc(be, floats * sizeof(float), buf));
-    *have = floats;
-    return RECUR_OK;
-}
-
 recur_status recur_layer_forward(recur_layer *l, recur_mode mode, const recur_io *io) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_forward: layer is NULL");
     recur_err_clear(l->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, l->ctx, RECUR_ERR_ARG,
-              "recur_layer_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(l->ctx, "recur_layer_forward", mode));
     TRY(check_io(l, io, "recur_layer_forward"));
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
-    struct recur_stage s;
-    TRY(recur_stage_begin(&s, &l->ctx->be, &l->io, &l->io_floats, TN * (l->I + l->H) + 4 * NH));
     struct recur_mem x, y, h0, c0, hT, cT;
-    TRY(recur_stage_in(&s, io->x, TN * l->I, 1, &x));
-    TRY(recur_stage_in(&s, io->y, TN * l->H, 0, &y));
-    TRY(recur_stage_in(&s, io->h0, NH, 1, &h0));
-    TRY(recur_stage_in(&s, io->c0, NH, 1, &c0));
-    TRY(recur_stage_in(&s, io->hT, NH, 0, &hT));
-    TRY(recur_stage_in(&s, io->cT, NH, 0, &cT));
+    const struct recur_hostio h[] = {
+        {"x", io->x, NULL, TN * l->I, &x},   {"y", NULL, io->y, TN * l->H, &y}, {"h0", io->h0, NULL, NH, &h0},
+        {"c0", io->c0, NULL, NH, &c0},       {"hT", NULL, io->hT, NH, &hT},     {"cT", NULL, io->cT, NH, &cT},
+    };
+    TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .y = dense(y, io->T, io->N, l->H), .h0 = h0, .c0 = c0, .hT = hT, .cT = cT};
     TRY(recur_engine_forward(l, mode, &r));
-    TRY(recur_be_sync(&l->ctx->be));
-    TRY(recur_stage_out(&s, io->y, y, TN * l->H));
-    TRY(recur_stage_out(&s, io->hT, hT, NH));
-    return recur_stage_out(&s, io->cT, cT, NH);
+    return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));
+}
+
+/* Backward's arguments: io as forward's, the grads and the mode, and a
+ * training forward of the same shape to go back through. */
+static recur_status check_backward(recur_layer *l, const recur_io *io, const recur_grad_io *g, recur_grad_mode mode) {
+    const char *fn = "recur_layer_backward";
+    TRY(check_io(l, io, fn));
+    RETURN_IF(!g, l->ctx, RECUR_ERR_NULL, "%s: grad is NULL", fn);
+    TRY(recur_layer_check_grad(l, fn, mode, g->dcT, g->dc0));
+    RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE,
+              "%s: no training forward to go back through (run recur_layer_forward with RECUR_MODE_TRAINING first)",
+              fn);
+    RETURN_IF(l->trained_T != io->T || l->trained_N != io->N, l->ctx, RECUR_ERR_STATE,
+              "%s: io has T %d, N %d but the training forward had T %d, N %d", fn, io->T, io->N, l->trained_T,
+              l->trained_N);
+    return RECUR_OK;
 }
 
 recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recur_grad_io *g,
                                   recur_grad_mode mode) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_backward: layer is NULL");
     recur_err_clear(l->ctx);
-    TRY(check_io(l, io, "recur_layer_backward"));
-    RETURN_IF(!g, l->ctx, RECUR_ERR_NULL, "recur_layer_backward: grad is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, l->ctx, RECUR_ERR_ARG,
-              "recur_layer_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(l->n_states < 2 && (g->dcT || g->dc0), l->ctx, RECUR_ERR_SHAPE,
-              "recur_layer_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              l->cell->desc->name);
-    RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE,
-              "recur_layer_backward: no training forward to go back through (run recur_layer_forward "
-              "with RECUR_MODE_TRAINING first)");
-    RETURN_IF(l->trained_T != io->T || l->trained_N != io->N, l->ctx, RECUR_ERR_STATE,
-              "recur_layer_backward: io has T %d, N %d but the training forward had T %d, N %d", io->T, io->N,
-              l->trained_T, l->trained_N);
+    TRY(check_backward(l, io, g, mode));
     size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
-    struct recur_stage s;
-    TRY(recur_stage_begin(&s, &l->ctx->be, &l->io, &l->io_floats, TN * (2 * l->I + l->H) + 4 * NH));
     struct recur_mem x, dy, dhT, dcT, dx, dh0, dc0;
-    TRY(recur_stage_in(&s, io->x, TN * l->I, 1, &x));
-    TRY(recur_stage_in(&s, g->dy, TN * l->H, 1, &dy));
-    TRY(recur_stage_in(&s, g->dhT, NH, 1, &dhT));
-    TRY(recur_stage_in(&s, g->dcT, NH, 1, &dcT));
-    TRY(recur_stage_in(&s, g->dx, TN * l->I, 0, &dx));
-    TRY(recur_stage_in(&s, g->dh0, NH, 0, &dh0));
-    TRY(recur_stage_in(&s, g->dc0, NH, 0, &dc0));
+    const struct recur_hostio h[] = {
+        {"x", io->x, NULL, TN * l->I, &x},    {"dy", g->dy, NULL, TN * l->H, &dy}, {"dhT", g->dhT, NULL, NH, &dhT},
+        {"dcT", g->dcT, NULL, NH, &dcT},      {"dx", NULL, g->dx, TN * l->I, &dx}, {"dh0", NULL, g->dh0, NH, &dh0},
+        {"dc0", NULL, g->dc0, NH, &dc0},
+    };
+    TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
                           .dy = dense(dy, io->T, io->N, l->H), .dhT = dhT, .dcT = dcT,
                           .dx = dense(dx, io->T, io->N, l->I), .dh0 = dh0, .dc0 = dc0};
     TRY(recur_engine_backward(l, &r, mode));
-    TRY(recur_be_sync(&l->ctx->be));
-    TRY(recur_stage_out(&s, g->dx, dx, TN * l->I));
-    TRY(recur_stage_out(&s, g->dh0, dh0, NH));
-    return recur_stage_out(&s, g->dc0, dc0, NH);
+    return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));
 }

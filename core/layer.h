@@ -1,10 +1,12 @@
 /*
- * layer.h: the layer object shared by layer.c (the engine) and weights.c.
+ * layer.h: the layer object, shared by layer.c (creation, the public calls),
+ * engine.c (forward and backward), weights.c (the weights by block and gate)
+ * and the models that own layers (model.c, stack.c, modelfile.c, nets).
  */
 #ifndef RECUR_LAYER_H
 #define RECUR_LAYER_H
 
-#include "context.h"
+#include "arena.h"
 
 struct recur_layer {
     recur_ctx *ctx;
@@ -19,15 +21,13 @@ struct recur_layer {
      * Rebuilt when w_version moves past wt_version. */
     struct recur_mem wt;
     unsigned w_version, wt_version;
-    /* scratch and saved activations, grown (outside the time loop) as needed */
-    struct recur_mem ws, rs;
-    size_t ws_floats, rs_floats;
+    /* the engine's scratch (workspace) and saved activations (reserve) */
+    struct recur_arena ws, rs;
     /* shape of the training forward whose activations the reserve holds; 0: none */
     int trained_T, trained_N, trained_R; /* R: the sum of its lengths */
     int *trained_len;                    /* its lengths ([trained_N]; NULL: all T) */
     int trained_reverse;
-    struct recur_mem io;                 /* staging for host arrays on non-host devices */
-    size_t io_floats;
+    struct recur_arena io;               /* the public calls' host arrays on a non-host device */
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
 };
@@ -38,6 +38,17 @@ static inline void recur_layer_touch(recur_layer *l) { l->w_version++; }
 /* RECUR_ERR_ARG when T x N rows of this layer would not fit GEMM's int
  * dimensions or a buffer's size_t. */
 recur_status recur_layer_check_size(const recur_layer *l, int T, int N, const char *fn);
+
+/* Checks the public calls of layers, models and nets share, each an error
+ * naming fn and the value: a mode outside its enum (RECUR_ERR_ARG); an
+ * array of the cell state (a or b, named as the caller spells them,
+ * "io->c0") given to a cell without one (RECUR_ERR_SHAPE); and a backward's
+ * mode and dcT, dc0 (l: the first layer). */
+recur_status recur_check_mode(recur_ctx *ctx, const char *fn, recur_mode mode);
+recur_status recur_layer_check_c(const recur_layer *l, const char *fn, const void *a, const char *a_name, const void *b,
+                                 const char *b_name);
+recur_status recur_layer_check_grad(const recur_layer *l, const char *fn, recur_grad_mode mode, const float *dcT,
+                                    const float *dc0);
 
 /* Take a layer off its context's list of live layers (a model adopts it). */
 void recur_layer_unlink(recur_layer *l);

@@ -93,15 +93,33 @@ fail:
 
 void recur_model_free(recur_model *m) {
     if (!m) return;
-    for (int i = 0; m->layers && i < m->L * m->D; i++)
-        if (m->layers[i]) recur_layer_destroy(m->layers[i]);
-    free(m->layers);
-    recur_be_free(&m->ctx->be, &m->acts);
-    recur_be_free(&m->ctx->be, &m->stage);
-    free(m->trained_len);
+    if (m->owned) { /* a net's model: the net frees it */
+        recur_log(RECUR_LOG_WARN, "recur_model_free: the model belongs to a net; free the net instead");
+        return;
+    }
+    recur_model_destroy(m);
+}
+
+static void unlink_model(recur_model *m) {
     if (m->prev) m->prev->next = m->next;
     else if (m->ctx->models == m) m->ctx->models = m->next;
     if (m->next) m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
+void recur_model_adopt(recur_model *m) {
+    unlink_model(m);
+    m->owned = 1;
+}
+
+void recur_model_destroy(recur_model *m) {
+    for (int i = 0; m->layers && i < m->L * m->D; i++)
+        if (m->layers[i]) recur_layer_destroy(m->layers[i]);
+    free(m->layers);
+    recur_arena_free(m->ctx, &m->acts);
+    recur_arena_free(m->ctx, &m->io);
+    free(m->trained_len);
+    unlink_model(m);
     free(m);
 }
 

@@ -1,7 +1,7 @@
 /*
  * model.h: the model object (a stack of layers and directions), shared by
- * model.c (creation, parameters, the stack's forward and backward) and
- * modelfile.c (safetensors files).
+ * model.c (creation, parameters), stack.c (forward and backward),
+ * modelfile.c (model files) and the nets (net.c, optim.c, trainfile.c).
  */
 #ifndef RECUR_MODEL_H
 #define RECUR_MODEL_H
@@ -16,16 +16,19 @@ struct recur_model {
     int L, D, O;           /* layers, directions, output width */
     recur_layer **layers;  /* [L*D], index l*D + d */
     uint64_t calls;        /* training forwards so far: the dropout RNG's call number */
-    /* device buffers of the stack's last training forward, grown as needed */
-    struct recur_mem acts;  /* every layer's output (and dropped-out input) */
-    size_t acts_floats;
-    struct recur_mem stage; /* the caller's arrays on a non-host device */
-    size_t stage_floats;
+    struct recur_arena acts; /* every layer's output (and dropped-out input) and two gradients */
+    struct recur_arena io;   /* the public calls' host arrays on a non-host device */
     int trained_T, trained_N, trained_batch_first;
-    int *trained_len; /* the lengths of the last training forward (NULL: all T) */
-    uint64_t trained_stream; /* the call number of the last training forward */
-    struct recur_model *prev, *next; /* the context's live models */
+    int *trained_len;        /* the lengths of the last training forward (NULL: all T) */
+    uint64_t trained_call;   /* the call number of the last training forward */
+    struct recur_model *prev, *next; /* the context's live models (not a net's) */
+    int owned;                       /* 1: part of a net, which frees it */
 };
+
+/* A net adopts a model: off the context's list, and recur_model_free
+ * leaves it to the net, which frees it with recur_model_destroy. */
+void recur_model_adopt(recur_model *m);
+void recur_model_destroy(recur_model *m);
 
 /* The param info of tensor i (PyTorch order) and the layer it belongs to;
  * *block is 0..3 for weight_ih, weight_hh, bias_ih, bias_hh. */
@@ -40,9 +43,9 @@ recur_status recur_model_load_memory(recur_ctx *ctx, const char *name, const voi
 recur_status recur_model_load_weights_memory(recur_model *model, const char *name, const void *buf, size_t len,
                                              uint32_t flags);
 
-/* A model call on device memory (stack.c), for the public calls (which stage
- * the caller's host arrays) and for nets (core/net.c), whose tensors live on
- * the device. A mem whose buf is NULL means zeros (inputs) or not wanted.
+/* A model call on device memory (stack.c), for the public calls (which copy
+ * the caller's host arrays through host I/O, arena.h) and for nets
+ * (core/net.c), whose tensors live on the device. A mem whose buf is NULL means zeros (inputs) or not wanted.
  * The shapes are recur_model_io's. */
 struct recur_stack_io {
     int T, N, batch_first;

@@ -1,6 +1,6 @@
 /*
- * net.c: nets (recur-train.h): an input stage, a model and a dense head with
- * a loss, all on the context's device.
+ * net.c: nets (recur-train.h): an input (embedding, one-hot or vectors), a
+ * model and a dense head with a loss, all on the context's device.
  *
  *   forward:  x = E[tokens] (gather; one-hot reads an identity table)
  *             y, hT = model(x, h0)                          (stack.c)
@@ -67,6 +67,7 @@ recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_
         free(n);
         return st;
     }
+    recur_model_adopt(n->model); /* recur_model_free of it is ignored: the net frees it */
     n->desc = *desc;
     n->desc.model = n->model->desc;
     recur_model *m = n->model;
@@ -116,11 +117,11 @@ fail:
 void recur_net_free(recur_net *n) {
     if (!n) return;
     struct recur_backend *be = &n->ctx->be;
-    recur_model_free(n->model);
+    if (n->model) recur_model_destroy(n->model);
     recur_be_free(be, &n->p);
     recur_be_free(be, &n->dp);
     recur_be_free(be, &n->eye);
-    recur_be_free(be, &n->buf);
+    recur_arena_free(n->ctx, &n->buf);
     free(n->host);
     free(n->trained_len);
     if (n->prev) n->prev->next = n->next;
@@ -300,38 +301,39 @@ static size_t rows_of(const recur_net *n, int T, int N) {
     return n->desc.head == RECUR_HEAD_ALL ? (size_t)T * N : n->desc.head == RECUR_HEAD_LAST ? (size_t)N : 0;
 }
 
-static void plan(const recur_net *n, int T, int N, int training, struct net_plan *p) {
+static recur_status plan(const recur_net *n, int T, int N, int training, struct net_plan *p) {
     size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K, st = (size_t)n->L * n->D * N * n->H;
-    size_t at = 0;
-#define TAKE(field, count) (p->field = at, at += (count))
+    size_t S2 = n->S > 1, tok = n->desc.input != RECUR_INPUT_VECTOR, emb = n->n_emb != 0;
+    size_t mse = n->desc.loss == RECUR_LOSS_MSE, all = n->desc.head == RECUR_HEAD_ALL;
+    struct recur_plan pl = recur_plan_start(n->ctx, "net scratch");
     memset(p, 0, sizeof *p);
-    TAKE(gidx, n->desc.input == RECUR_INPUT_VECTOR ? 0 : TN);
-    TAKE(aidx, n->n_emb ? TN : 0);
-    TAKE(tgt, R);
-    TAKE(x, TN * n->I);
-    TAKE(y, TN * n->O);
-    TAKE(h0, st);
-    TAKE(c0, n->S > 1 ? st : 0);
-    TAKE(hT, st);
-    TAKE(cT, n->S > 1 ? st : 0);
-    TAKE(logits, R * K);
-    TAKE(dz, R * K);
-    TAKE(vals, n->desc.loss == RECUR_LOSS_MSE ? R * K : 0);
-    TAKE(loss, R);
-    TAKE(parts, RECUR_SUM_PARTS);
+    p->gidx = recur_plan_take(&pl, "token indices", tok, TN, 1);
+    p->aidx = recur_plan_take(&pl, "embedding rows", emb, TN, 1);
+    p->tgt = recur_plan_take(&pl, "targets", R, 1, 1);
+    p->x = recur_plan_take(&pl, "x", TN, (size_t)n->I, 1);
+    p->y = recur_plan_take(&pl, "y", TN, (size_t)n->O, 1);
+    p->h0 = recur_plan_take(&pl, "h0", st, 1, 1);
+    p->c0 = recur_plan_take(&pl, "c0", S2, st, 1);
+    p->hT = recur_plan_take(&pl, "hT", st, 1, 1);
+    p->cT = recur_plan_take(&pl, "cT", S2, st, 1);
+    p->logits = recur_plan_take(&pl, "logits", R, K, 1);
+    p->dz = recur_plan_take(&pl, "dz", R, K, 1);
+    p->vals = recur_plan_take(&pl, "values", mse, R, K);
+    p->loss = recur_plan_take(&pl, "loss rows", R, 1, 1);
+    p->parts = recur_plan_take(&pl, "loss parts", RECUR_SUM_PARTS, 1, 1);
     if (training) {
-        TAKE(dy, n->desc.head == RECUR_HEAD_ALL ? TN * n->O : 0);
-        TAKE(dx, n->n_emb ? TN * n->I : 0);
-        TAKE(dhT, st);
-        TAKE(dcT, n->S > 1 ? st : 0);
-        TAKE(dh0, st);
-        TAKE(dc0, n->S > 1 ? st : 0);
+        p->dy = recur_plan_take(&pl, "dy", all, TN, (size_t)n->O);
+        p->dx = recur_plan_take(&pl, "dx", emb, TN, (size_t)n->I);
+        p->dhT = recur_plan_take(&pl, "dhT", st, 1, 1);
+        p->dcT = recur_plan_take(&pl, "dcT", S2, st, 1);
+        p->dh0 = recur_plan_take(&pl, "dh0", st, 1, 1);
+        p->dc0 = recur_plan_take(&pl, "dc0", S2, st, 1);
     }
-#undef TAKE
-    p->total = at;
+    p->total = pl.top;
+    return pl.st;
 }
 
-static struct recur_mem at_(const recur_net *n, size_t off) { return recur_mem_at(n->buf, off); }
+static struct recur_mem at_(const recur_net *n, size_t off) { return recur_mem_at(n->buf.mem, off); }
 static const struct recur_mem none_mem;
 
 /* The position of sequence n's step t is valid (inside its length). */
@@ -347,8 +349,11 @@ static recur_status check_batch(recur_net *n, const recur_net_batch *b, const ch
                       "%s: lengths[%d] is %d: each length must be 1..T (T = %d)", fn, i, b->lengths[i], T);
     if (n->desc.input == RECUR_INPUT_VECTOR) {
         RETURN_IF(!b->x, n->ctx, RECUR_ERR_NULL, "%s: batch->x is NULL (the net takes vectors)", fn);
+        RETURN_IF(b->tokens, n->ctx, RECUR_ERR_ARG, "%s: batch->tokens given, but the net takes vectors (x)", fn);
     } else {
         RETURN_IF(!b->tokens, n->ctx, RECUR_ERR_NULL, "%s: batch->tokens is NULL (the net takes tokens)", fn);
+        RETURN_IF(b->x, n->ctx, RECUR_ERR_ARG, "%s: batch->x given, but the net takes tokens (%s input)", fn,
+                  input_names[n->desc.input]);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < N; i++) {
                 int32_t v = b->tokens[(size_t)t * N + i];
@@ -356,8 +361,7 @@ static recur_status check_batch(recur_net *n, const recur_net_batch *b, const ch
                           "%s: tokens[%d][%d] is %d: must be 0..%d (the vocabulary)", fn, t, i, (int)v, n->V - 1);
             }
     }
-    RETURN_IF(n->S < 2 && (b->c0 || b->cT), n->ctx, RECUR_ERR_SHAPE, "%s: batch->%s given, but cell '%s' has no cell state",
-              fn, b->c0 ? "c0" : "cT", n->desc.model.cell);
+    TRY(recur_layer_check_c(n->model->layers[0], fn, b->c0, "batch->c0", b->cT, "batch->cT"));
     *count = 0;
     if (n->desc.head == RECUR_HEAD_NONE) {
         RETURN_IF(b->targets || b->values || b->logits, n->ctx, RECUR_ERR_ARG,
@@ -391,17 +395,6 @@ static recur_status check_batch(recur_net *n, const recur_net_batch *b, const ch
     return RECUR_OK;
 }
 
-static recur_status grow(recur_net *n, size_t floats) {
-    if (n->buf_floats >= floats) return RECUR_OK;
-    struct recur_backend *be = &n->ctx->be;
-    recur_be_free(be, &n->buf);
-    n->buf_floats = 0;
-    TRY(recur_be_alloc(be, floats * sizeof(float), &n->buf));
-    n->buf_floats = floats;
-    /* Padded positions of y are never read; keep them from ever being garbage. */
-    return recur_be_fill(be, n->buf, 0.0f, floats);
-}
-
 static recur_status host_room(recur_net *n, size_t count) {
     if (n->host_cap >= count) return RECUR_OK;
     int32_t *h = realloc(n->host, count * sizeof *h);
@@ -421,8 +414,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
                                long long *count) {
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_forward: net is NULL");
     recur_err_clear(n->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, n->ctx, RECUR_ERR_ARG,
-              "recur_net_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(n->ctx, "recur_net_forward", mode));
     long long cnt = 0;
     TRY(check_batch(n, b, "recur_net_forward", &cnt));
     TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
@@ -431,8 +423,10 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->H;
     n->trained_T = 0;
     struct net_plan p;
-    plan(n, T, N, training, &p);
-    TRY(grow(n, p.total));
+    TRY(plan(n, T, N, training, &p));
+    /* Padded positions of y are never read; a new buffer starts as zeros so
+     * they never hold garbage. */
+    TRY(recur_arena_grow(n->ctx, &n->buf, p.total, 1));
     n->pl = p;
 
     /* indices and targets, through one host scratch */
@@ -522,8 +516,9 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_backward: net is NULL");
     recur_err_clear(n->ctx);
     RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "recur_net_backward: batch is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, n->ctx, RECUR_ERR_ARG,
-              "recur_net_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
+    recur_net_grad none_g = {0};
+    if (!g) g = &none_g;
+    TRY(recur_layer_check_grad(n->model->layers[0], "recur_net_backward", mode, g->dcT, g->dc0));
     RETURN_IF(n->trained_T == 0, n->ctx, RECUR_ERR_STATE,
               "recur_net_backward: no training forward to go back through (run recur_net_forward with "
               "RECUR_MODE_TRAINING first; any forward in between replaces it)");
@@ -533,11 +528,6 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     int bad = recur_lengths_differ(b->lengths, n->trained_len, b->N, b->T);
     RETURN_IF(bad >= 0, n->ctx, RECUR_ERR_STATE, "recur_net_backward: lengths[%d] differs from the training forward's",
               bad);
-    recur_net_grad none_g = {0};
-    if (!g) g = &none_g;
-    RETURN_IF(n->S < 2 && (g->dcT || g->dc0), n->ctx, RECUR_ERR_SHAPE,
-              "recur_net_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              n->desc.model.cell);
     struct recur_backend *be = &n->ctx->be;
     const struct net_plan *p = &n->pl;
     int T = b->T, N = b->N, K = n->K, H = n->H;

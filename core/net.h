@@ -8,8 +8,9 @@
 #include "recur/recur-train.h"
 #include "model.h"
 
-/* Where one call's tensors live in the net's scratch buffer (floats; the
- * int32 arrays take one float's room per entry). 0-sized ones are unused. */
+/* Where one call's tensors live in the net's scratch arena (offsets in
+ * floats; the int32 arrays take one float's room per entry). 0-sized ones
+ * are unused. */
 struct net_plan {
     size_t gidx, aidx, tgt, x, y, h0, c0, hT, cT, logits, dz, vals, loss, parts;
     size_t dy, dx, dhT, dcT, dh0, dc0, total;
@@ -25,9 +26,7 @@ struct recur_net {
     size_t n_emb, n_hw, n_hb, n_own;
     struct recur_mem p, dp;
     struct recur_mem eye; /* RECUR_INPUT_ONEHOT: the [V, V] identity the lookup reads */
-    /* scratch of the last forward, grown as needed */
-    struct recur_mem buf;
-    size_t buf_floats;
+    struct recur_arena buf; /* scratch of the last forward, laid out by pl */
     struct net_plan pl;
     int32_t *host; /* host scratch for indices and targets */
     size_t host_cap;

@@ -1,7 +1,8 @@
 /*
  * stack.c: a model's forward and backward through its layers and
  * directions (contract 3). Everything runs through the layer engine on
- * device memory; the caller's host arrays are staged in and out once.
+ * device memory; the public calls copy the caller's host arrays in and out
+ * once (host I/O, arena.h).
  *
  *   layer 0 reads x; layer l > 0 reads A_{l-1} (after dropout in training);
  *   direction d of layer l writes A_l: columns [d*H, (d+1)*H) for
@@ -18,22 +19,21 @@
 #include "engine.h"
 #include "model.h"
 
-/* Floats of one [T, N, O] activation. */
-static size_t act_floats(const recur_model *m, int T, int N) { return (size_t)T * N * m->O; }
-
 /* Activations: A_0 .. A_{L-2}, then the dropped-out inputs D_1 .. D_{L-1}
- * (training with dropout), then two gradient buffers. */
+ * (training with dropout), then two gradient buffers; each [T, N, O]. */
 struct acts {
     size_t a, d, g0, g1, total;
 };
 
-static void acts_plan(const recur_model *m, int T, int N, struct acts *p) {
-    size_t one = act_floats(m, T, N), inner = (size_t)(m->L - 1);
-    p->a = 0;
-    p->d = inner * one;
-    p->g0 = p->d + (m->desc.dropout > 0 ? inner * one : 0);
-    p->g1 = p->g0 + (m->L > 1 ? one : 0);
-    p->total = p->g1 + (m->L > 2 ? one : 0);
+static recur_status acts_plan(const recur_model *m, int T, int N, struct acts *p) {
+    size_t TN = (size_t)T * N, inner = (size_t)(m->L - 1), O = (size_t)m->O;
+    struct recur_plan pl = recur_plan_start(m->ctx, "model activations");
+    p->a = recur_plan_take(&pl, "outputs", inner, TN, O);
+    p->d = recur_plan_take(&pl, "dropped-out inputs", m->desc.dropout > 0 ? inner : 0, TN, O);
+    p->g0 = recur_plan_take(&pl, "gradient 0", m->L > 1 ? 1 : 0, TN, O);
+    p->g1 = recur_plan_take(&pl, "gradient 1", m->L > 2 ? 1 : 0, TN, O);
+    p->total = pl.top;
+    return pl.st;
 }
 
 recur_status recur_model_sizes(const recur_model *m, int T, int N, recur_sizes *out) {
@@ -49,7 +49,7 @@ recur_status recur_model_sizes(const recur_model *m, int T, int N, recur_sizes *
         if (s.workspace > total.workspace) total.workspace = s.workspace;
     }
     struct acts ap;
-    acts_plan(m, T, N, &ap);
+    TRY(acts_plan(m, T, N, &ap));
     total.workspace += ap.total * sizeof(float);
     *out = total;
     return RECUR_OK;
@@ -73,8 +73,9 @@ static recur_status check_model_io(recur_model *m, const recur_model_io *io, con
     RETURN_IF(io->T < 1 || io->N < 1, m->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, io->T,
               io->N);
     RETURN_IF(!io->x || !io->y, m->ctx, RECUR_ERR_NULL, "%s: io->%s is NULL", fn, io->x ? "y" : "x");
-    RETURN_IF(m->layers[0]->n_states < 2 && (io->c0 || io->cT), m->ctx, RECUR_ERR_SHAPE,
-              "%s: io->%s given, but cell '%s' has no cell state", fn, io->c0 ? "c0" : "cT", m->desc.cell);
+    RETURN_IF(io->batch_first != 0 && io->batch_first != 1, m->ctx, RECUR_ERR_ARG,
+              "%s: io->batch_first is %d: expected 0 or 1", fn, io->batch_first);
+    TRY(recur_layer_check_c(m->layers[0], fn, io->c0, "io->c0", io->cT, "io->cT"));
     return check_shape(m, io->T, io->N, io->lengths, fn);
 }
 
@@ -97,7 +98,14 @@ static int out_col(const recur_model *m, int d) {
     return m->desc.direction == RECUR_DIR_BIDI_CONCAT ? d * m->desc.hidden_size : 0;
 }
 
-static uint64_t dropout_stream(const recur_model *m, int layer) { return m->calls * RECUR_MAX_LAYERS + (uint64_t)layer; }
+/* dst = dropout(src) as drawn for layer `layer`'s input by training call
+ * `call`: forward draws with the call's own number, backward with that of
+ * the forward it goes back through, so both apply the same mask. */
+static recur_status dropout(recur_model *m, uint64_t call, int layer, struct recur_mem dst, struct recur_mem src,
+                            size_t count) {
+    uint64_t stream = call * RECUR_MAX_LAYERS + (uint64_t)layer;
+    return recur_be_dropout(&m->ctx->be, dst, src, count, m->desc.dropout, m->desc.seed, stream);
+}
 
 static struct recur_mem state_at(struct recur_mem m, size_t off) {
     struct recur_mem none = {0};
@@ -114,16 +122,10 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
     m->trained_T = m->trained_N = 0;
 
     struct acts ap;
-    acts_plan(m, T, N, &ap);
-    if (m->acts_floats < ap.total) {
-        recur_be_free(be, &m->acts);
-        m->acts_floats = 0;
-        TRY(recur_be_alloc(be, ap.total * sizeof(float), &m->acts));
-        m->acts_floats = ap.total;
-        /* Padded positions of activations are never read; zero them once so
-         * they never hold garbage. */
-        TRY(recur_be_fill(be, m->acts, 0.0f, ap.total));
-    }
+    TRY(acts_plan(m, T, N, &ap));
+    /* Padded positions of activations are never read; a new buffer starts
+     * as zeros so they never hold garbage. */
+    TRY(recur_arena_grow(m->ctx, &m->acts, ap.total, 1));
     if (io->lengths) TRY(recur_be_fill(be, io->y, io->pad, TN * m->O));
 
     float p = training ? m->desc.dropout : 0.0f;
@@ -132,10 +134,10 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
         if (l == 0) {
             x = user_view(io, io->x, 0, m->desc.input_size);
         } else {
-            struct recur_mem in = recur_mem_at(m->acts, ap.a + (size_t)(l - 1) * TN * m->O);
+            struct recur_mem in = recur_mem_at(m->acts.mem, ap.a + (size_t)(l - 1) * TN * m->O);
             if (p > 0) {
-                struct recur_mem dropped = recur_mem_at(m->acts, ap.d + (size_t)(l - 1) * TN * m->O);
-                TRY(recur_be_dropout(be, dropped, in, TN * m->O, p, m->desc.seed, dropout_stream(m, l)));
+                struct recur_mem dropped = recur_mem_at(m->acts.mem, ap.d + (size_t)(l - 1) * TN * m->O);
+                TRY(dropout(m, m->calls, l, dropped, in, TN * m->O));
                 in = dropped;
             }
             x = act_view(io, in, m->O, 0);
@@ -146,7 +148,7 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
             if (l == L - 1)
                 r.y = user_view(io, io->y, out_col(m, d), m->O);
             else
-                r.y = act_view(io, recur_mem_at(m->acts, ap.a + (size_t)l * TN * m->O), m->O, out_col(m, d));
+                r.y = act_view(io, recur_mem_at(m->acts.mem, ap.a + (size_t)l * TN * m->O), m->O, out_col(m, d));
             r.y_add = m->desc.direction == RECUR_DIR_BIDI_SUM && d == 1;
             struct recur_mem none = {0};
             r.h0 = state_at(io->h0, sd);
@@ -162,7 +164,7 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
         m->trained_T = T;
         m->trained_N = N;
         m->trained_batch_first = io->batch_first;
-        m->trained_stream = m->calls;
+        m->trained_call = m->calls;
         m->calls++;
     }
     return RECUR_OK;
@@ -187,28 +189,25 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
     int S = m->layers[0]->n_states;
     size_t TN = (size_t)T * N, NH = (size_t)N * H, one = TN * m->O;
     struct acts ap;
-    acts_plan(m, T, N, &ap);
+    TRY(acts_plan(m, T, N, &ap));
     /* dx at padded positions is zero; valid ones are written below. */
     if (g->dx.buf && io->lengths) TRY(recur_be_fill(be, g->dx, 0.0f, TN * I));
 
     float p = m->desc.dropout;
-    uint64_t calls = m->calls;
-    m->calls = m->trained_stream; /* dropout_stream() of the forward */
-    recur_status st = RECUR_OK;
     struct recur_seqview dy = user_view(io, g->dy, 0, m->O);
-    for (int l = L - 1; l >= 0 && st == RECUR_OK; l--) {
+    for (int l = L - 1; l >= 0; l--) {
         struct recur_seqview x, dx;
         struct recur_mem gbuf = {0};
         if (l == 0) {
             x = user_view(io, io->x, 0, I);
             dx = user_view(io, g->dx, 0, I);
         } else {
-            struct recur_mem in = recur_mem_at(m->acts, (p > 0 ? ap.d : ap.a) + (size_t)(l - 1) * one);
+            struct recur_mem in = recur_mem_at(m->acts.mem, (p > 0 ? ap.d : ap.a) + (size_t)(l - 1) * one);
             x = act_view(io, in, m->O, 0);
-            gbuf = recur_mem_at(m->acts, (L - 1 - l) % 2 ? ap.g1 : ap.g0);
+            gbuf = recur_mem_at(m->acts.mem, (L - 1 - l) % 2 ? ap.g1 : ap.g0);
             dx = act_view(io, gbuf, m->O, 0);
         }
-        for (int d = 0; d < D && st == RECUR_OK; d++) {
+        for (int d = 0; d < D; d++) {
             size_t sd = (size_t)(l * D + d) * NH;
             struct recur_mem none = {0};
             struct recur_run r = {.T = T, .N = N, .lengths = io->lengths, .reverse = is_reverse(m, d), .x = x,
@@ -220,56 +219,40 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
             r.dcT = S > 1 ? state_at(g->dcT, sd) : none;
             r.dh0 = state_at(g->dh0, sd);
             r.dc0 = S > 1 ? state_at(g->dc0, sd) : none;
-            st = recur_engine_backward(m->layers[l * D + d], &r, mode);
+            TRY(recur_engine_backward(m->layers[l * D + d], &r, mode));
         }
-        if (st == RECUR_OK && l > 0) {
-            /* Through the dropout mask of layer l's input: the same Philox draw. */
-            if (p > 0) st = recur_be_dropout(be, gbuf, gbuf, one, p, m->desc.seed, dropout_stream(m, l));
+        if (l > 0) {
+            /* Through the dropout mask of layer l's input: the forward's draw. */
+            if (p > 0) TRY(dropout(m, m->trained_call, l, gbuf, gbuf, one));
             dy = act_view(io, gbuf, m->O, 0);
         }
     }
-    m->calls = calls;
-    return st;
+    return RECUR_OK;
 }
 
-/* ---- the public calls: host arrays staged through device memory ---- */
+/* ---- the public calls: host arrays through host I/O (arena.h) ---- */
 
-struct user {
-    struct recur_stage s;
-    struct recur_stack_io io;
-    struct recur_stack_grad g;
-};
-
-static void user_io(const recur_model_io *io, struct recur_stack_io *d) {
-    d->T = io->T;
-    d->N = io->N;
-    d->batch_first = io->batch_first;
-    d->lengths = io->lengths;
-    d->pad = io->pad;
+static struct recur_stack_io user_io(const recur_model_io *io) {
+    struct recur_stack_io d = {.T = io->T, .N = io->N, .batch_first = io->batch_first, .lengths = io->lengths,
+                               .pad = io->pad};
+    return d;
 }
 
 recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_model_io *io) {
     RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_forward: model is NULL");
     recur_err_clear(m->ctx);
-    RETURN_IF(mode != RECUR_MODE_INFERENCE && mode != RECUR_MODE_TRAINING, m->ctx, RECUR_ERR_ARG,
-              "recur_model_forward: mode %d: expected RECUR_MODE_INFERENCE or RECUR_MODE_TRAINING", (int)mode);
+    TRY(recur_check_mode(m->ctx, "recur_model_forward", mode));
     TRY(check_model_io(m, io, "recur_model_forward"));
-    struct recur_backend *be = &m->ctx->be;
     size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
-    struct user u = {0};
-    user_io(io, &u.io);
-    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (m->desc.input_size + m->O) + 4 * LDNH));
-    TRY(recur_stage_in(&u.s, io->x, TN * m->desc.input_size, 1, &u.io.x));
-    TRY(recur_stage_in(&u.s, io->y, TN * m->O, 0, &u.io.y));
-    TRY(recur_stage_in(&u.s, io->h0, LDNH, 1, &u.io.h0));
-    TRY(recur_stage_in(&u.s, io->c0, LDNH, 1, &u.io.c0));
-    TRY(recur_stage_in(&u.s, io->hT, LDNH, 0, &u.io.hT));
-    TRY(recur_stage_in(&u.s, io->cT, LDNH, 0, &u.io.cT));
-    TRY(recur_stack_forward(m, mode, &u.io));
-    TRY(recur_be_sync(be));
-    TRY(recur_stage_out(&u.s, io->y, u.io.y, TN * m->O));
-    TRY(recur_stage_out(&u.s, io->hT, u.io.hT, LDNH));
-    return recur_stage_out(&u.s, io->cT, u.io.cT, LDNH);
+    struct recur_stack_io d = user_io(io);
+    const struct recur_hostio h[] = {
+        {"x", io->x, NULL, TN * m->desc.input_size, &d.x}, {"y", NULL, io->y, TN * m->O, &d.y},
+        {"h0", io->h0, NULL, LDNH, &d.h0},                  {"c0", io->c0, NULL, LDNH, &d.c0},
+        {"hT", NULL, io->hT, LDNH, &d.hT},                  {"cT", NULL, io->cT, LDNH, &d.cT},
+    };
+    TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
+    TRY(recur_stack_forward(m, mode, &d));
+    return recur_hostio_out(m->ctx, h, RECUR_COUNT(h));
 }
 
 recur_status recur_model_backward(recur_model *m, const recur_model_io *io, const recur_model_grad_io *g,
@@ -278,27 +261,18 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     recur_err_clear(m->ctx);
     TRY(check_model_io(m, io, "recur_model_backward"));
     RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
-    RETURN_IF(mode != RECUR_GRAD_OVERWRITE && mode != RECUR_GRAD_ADD, m->ctx, RECUR_ERR_ARG,
-              "recur_model_backward: mode %d: expected RECUR_GRAD_OVERWRITE or RECUR_GRAD_ADD", (int)mode);
-    RETURN_IF(m->layers[0]->n_states < 2 && (g->dcT || g->dc0), m->ctx, RECUR_ERR_SHAPE,
-              "recur_model_backward: grad->%s given, but cell '%s' has no cell state", g->dcT ? "dcT" : "dc0",
-              m->desc.cell);
-    struct recur_backend *be = &m->ctx->be;
-    int I = m->desc.input_size;
-    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
-    struct user u = {0};
-    user_io(io, &u.io);
-    TRY(recur_stage_begin(&u.s, be, &m->stage, &m->stage_floats, TN * (2 * I + m->O) + 4 * LDNH));
-    TRY(recur_stage_in(&u.s, io->x, TN * I, 1, &u.io.x));
-    TRY(recur_stage_in(&u.s, g->dy, TN * m->O, 1, &u.g.dy));
-    TRY(recur_stage_in(&u.s, g->dhT, LDNH, 1, &u.g.dhT));
-    TRY(recur_stage_in(&u.s, g->dcT, LDNH, 1, &u.g.dcT));
-    TRY(recur_stage_in(&u.s, g->dx, TN * I, 0, &u.g.dx));
-    TRY(recur_stage_in(&u.s, g->dh0, LDNH, 0, &u.g.dh0));
-    TRY(recur_stage_in(&u.s, g->dc0, LDNH, 0, &u.g.dc0));
-    TRY(recur_stack_backward(m, &u.io, &u.g, mode));
-    TRY(recur_be_sync(be));
-    TRY(recur_stage_out(&u.s, g->dx, u.g.dx, TN * I));
-    TRY(recur_stage_out(&u.s, g->dh0, u.g.dh0, LDNH));
-    return recur_stage_out(&u.s, g->dc0, u.g.dc0, LDNH);
+    TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward", mode, g->dcT, g->dc0));
+    size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
+    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    struct recur_stack_io d = user_io(io);
+    struct recur_stack_grad dg;
+    const struct recur_hostio h[] = {
+        {"x", io->x, NULL, TNI, &d.x},          {"dy", g->dy, NULL, TN * m->O, &dg.dy},
+        {"dhT", g->dhT, NULL, LDNH, &dg.dhT},   {"dcT", g->dcT, NULL, LDNH, &dg.dcT},
+        {"dx", NULL, g->dx, TNI, &dg.dx},       {"dh0", NULL, g->dh0, LDNH, &dg.dh0},
+        {"dc0", NULL, g->dc0, LDNH, &dg.dc0},
+    };
+    TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
+    TRY(recur_stack_backward(m, &d, &dg, mode));
+    return recur_hostio_out(m->ctx, h, RECUR_COUNT(h));
 }

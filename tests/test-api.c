@@ -940,3 +940,30 @@ Test(api, direction_names) {
     cr_assert_eq(recur_direction_parse("", &keep), RECUR_ERR_ARG);
     cr_assert_eq(recur_direction_parse(NULL, &keep), RECUR_ERR_NULL);
 }
+
+/* batch_first is 0 or 1: another value is named and nothing runs (it was
+ * once taken as true). */
+Test(api, model_batch_first_is_0_or_1) {
+    recur_ctx *ctx = ctx_new("cpu");
+    recur_model_desc d = {.cell = "gru", .input_size = 2, .hidden_size = 3, .num_layers = 1};
+    recur_model *m = NULL;
+    EXPECT_OK(ctx, recur_model_create(ctx, &d, &m));
+    enum { T = 2, N = 3, NX = T * N * 2, NY = T * N * 3 };
+    float *x = randoms(NX, 1), *y = sentinels(NY), *dy = randoms(NY, 2), *dx = sentinels(NX);
+    recur_model_io io = {.T = T, .N = N, .batch_first = 7, .x = x, .y = y};
+    EXPECT_ERR(ctx, recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_ERR_ARG, "batch_first is 7");
+    expect_untouched(y, NY, "y");
+    io.batch_first = -1;
+    EXPECT_ERR(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io), RECUR_ERR_ARG, "batch_first is -1");
+    expect_untouched(y, NY, "y");
+    io.batch_first = 1;
+    EXPECT_OK(ctx, recur_model_forward(m, RECUR_MODE_TRAINING, &io));
+    recur_model_grad_io g = {.dy = dy, .dx = dx};
+    io.batch_first = 2;
+    EXPECT_ERR(ctx, recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_ERR_ARG, "batch_first is 2");
+    expect_untouched(dx, NX, "dx");
+    io.batch_first = 1;
+    EXPECT_OK(ctx, recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE));
+    free(x), free(y), free(dy), free(dx);
+    recur_ctx_free(ctx);
+}

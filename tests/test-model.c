@@ -104,7 +104,8 @@ static double *masks_of(const struct mcase *c, int O, uint64_t seed, uint64_t ca
     return mk;
 }
 
-static void check_model(const struct mcase *c) {
+/* After `warm` training forwards (so the checked one is dropout call number warm). */
+static void check_model_after(const struct mcase *c, int warm) {
     ref_model rm = {c->cell, c->ref_variant, c->I, c->H, c->L, c->dir};
     int D = ref_model_dirs(&rm), O = ref_model_out(&rm), two = strcmp(c->cell, "lstm") == 0;
     int T = c->T, N = c->N;
@@ -145,7 +146,8 @@ static void check_model(const struct mcase *c) {
     }
     recur_model_io io = {.T = T, .N = N, .batch_first = c->batch_first, .lengths = c->lengths, .pad = PAD,
                          .x = xin, .h0 = h0, .c0 = two ? c0 : NULL, .y = yb, .hT = hT, .cT = two ? cT : NULL};
-    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    for (int k = 0; k <= warm; k++)
+        cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
     recur_model_grad_io g = {.dy = dyin, .dhT = dhT, .dcT = two ? dcT : NULL, .dx = dxb, .dh0 = dh0,
                              .dc0 = two ? dc0 : NULL};
     cr_assert_eq(recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
@@ -155,7 +157,7 @@ static void check_model(const struct mcase *c) {
     }
     get_grads(m, &rm, dw);
 
-    double *masks = c->dropout > 0 ? masks_of(c, O, seed, 0) : NULL;
+    double *masks = c->dropout > 0 ? masks_of(c, O, seed, (uint64_t)warm) : NULL;
     double *yd = test_doubles(ny), *hTd = test_doubles(ns), *cTd = test_doubles(ns), *dxd = test_doubles(nx);
     double *dh0d = test_doubles(ns), *dc0d = test_doubles(ns), *dwd = test_doubles(nw);
     ref_model_forward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, yd, hTd, cTd);
@@ -218,6 +220,8 @@ static void check_model(const struct mcase *c) {
     if (c->batch_first) free(xin), free(dyin), free(yb), free(dxb), free(yb2);
 }
 
+static void check_model(const struct mcase *c) { check_model_after(c, 0); }
+
 static const int lens5[] = {5, 2, 4, 1};
 
 static void check_cell_models(const char *cell, const char *variant, int rv) {
@@ -244,6 +248,10 @@ Test(model, dropout_matches_reference_with_its_masks) {
     check_model(&c);
     struct mcase g = {"gru", NULL, 0, RECUR_DIR_FORWARD, 2, 6, 3, 4, 6, 1, NULL, 0.25f};
     check_model(&g);
+    /* Backward after the third training forward goes back through call 2's
+     * masks (the call number it is given, not the model's counter). */
+    struct mcase w = {"rnn", NULL, 0, RECUR_DIR_BIDI_SUM, 3, 5, 4, 3, 5, 0, lens5, 0.3f};
+    check_model_after(&w, 2);
 }
 
 Test(model, dropout_is_repeatable_and_changes_per_call) {

@@ -658,3 +658,52 @@ Test(file, optimizer_state_mismatch) {
     toy_free(&u); /* freeing a context frees its optimizers (ASan checks) */
     toy_free(&t);
 }
+
+/* A net's model belongs to the net, as a model's layer belongs to the model:
+ * recur_model_free ignores it. Without that, the forward below reads the
+ * freed model and toy_free frees it again (ASan: heap-use-after-free). */
+Test(errors, freeing_a_nets_model_is_ignored) {
+    struct toy t;
+    toy_make(&t, "gru", RECUR_HEAD_ALL, RECUR_DIR_BIDI_CONCAT, 2, 12);
+    double before = toy_loss(&t, RECUR_HEAD_ALL);
+    recur_model *m = recur_net_model(t.net);
+    cr_assert_not_null(m);
+    recur_model_free(m);
+    cr_assert_eq(recur_net_model(t.net), m);
+    recur_model_desc d;
+    cr_assert_eq(recur_model_desc_get(m, &d), RECUR_OK);
+    cr_assert_eq(d.num_layers, 2);
+    double after = toy_loss(&t, RECUR_HEAD_ALL);
+    cr_assert_eq(before, after, "the loss changed from %.9g to %.9g", before, after);
+    toy_free(&t); /* frees the model with the net, once */
+}
+
+/* A net takes either tokens or vectors: the other one given is refused and
+ * named, not silently ignored. */
+Test(errors, the_other_input_is_refused) {
+    struct toy t;
+    toy_make(&t, "lstm", RECUR_HEAD_ALL, RECUR_DIR_FORWARD, 1, 13);
+    float *x = calloc((size_t)t.T * t.N * 3, sizeof *x);
+    cr_assert(x);
+    recur_net_batch b = {.T = t.T, .N = t.N, .tokens = t.tokens, .x = x, .targets = t.targets};
+    double loss = -1;
+    cr_assert_eq(recur_net_forward(t.net, RECUR_MODE_TRAINING, &b, &loss, NULL), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "batch->x given"), "%s", recur_ctx_error(t.ctx));
+    cr_assert(strstr(recur_ctx_error(t.ctx), "embedding"), "%s", recur_ctx_error(t.ctx));
+    cr_assert_eq(loss, -1, "a refused batch wrote the loss");
+    b.x = NULL;
+    cr_assert_eq(recur_net_forward(t.net, RECUR_MODE_TRAINING, &b, &loss, NULL), RECUR_OK, "%s",
+                 recur_ctx_error(t.ctx));
+
+    recur_net_desc d = {.model = {.cell = "rnn", .input_size = 3, .hidden_size = 4, .num_layers = 1},
+                        .input = RECUR_INPUT_VECTOR, .head = RECUR_HEAD_ALL, .output_size = 5};
+    recur_net *v;
+    cr_assert_eq(recur_net_create(t.ctx, &d, &v), RECUR_OK, "%s", recur_ctx_error(t.ctx));
+    recur_net_batch vb = {.T = t.T, .N = t.N, .x = x, .tokens = t.tokens, .targets = t.targets};
+    cr_assert_eq(recur_net_forward(v, RECUR_MODE_INFERENCE, &vb, NULL, NULL), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "batch->tokens given"), "%s", recur_ctx_error(t.ctx));
+    vb.tokens = NULL;
+    cr_assert_eq(recur_net_forward(v, RECUR_MODE_INFERENCE, &vb, NULL, NULL), RECUR_OK, "%s", recur_ctx_error(t.ctx));
+    free(x);
+    toy_free(&t); /* frees v with the context */
+}

@@ -70,7 +70,8 @@ typedef struct recur_net recur_net;
 RECUR_API recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_net **out);
 RECUR_API void recur_net_free(recur_net *net);
 RECUR_API recur_status recur_net_desc_get(const recur_net *net, recur_net_desc *out);
-/* The recurrent stack (owned by the net). */
+/* The recurrent stack, owned by the net: it lives as long as the net, and
+ * recur_model_free ignores it (free the net instead). */
 RECUR_API recur_model *recur_net_model(const recur_net *net);
 
 typedef enum recur_init {
@@ -96,6 +97,7 @@ RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name
 /*
  * One batch, time-major. L*D as for models (recur_model_io).
  *   tokens   [T, N] int32 (EMBEDDING, ONEHOT)     x [T, N, I] floats (VECTOR)
+ *            (exactly the one the net takes; the other given: RECUR_ERR_ARG)
  *   lengths  [N] in 1..T, any order; NULL: all T
  *   targets  XENT: class ids, [T, N] (HEAD_ALL) or [N] (HEAD_LAST); -1 = no target;
  *            NULL (and values NULL): no loss, logits only; backward then

@@ -409,6 +409,7 @@ typedef struct recur_model_desc {
 typedef struct recur_model recur_model;
 
 /* Create a model (weights zero). The model belongs to ctx, like a layer.
+ * recur_model_free ignores a net's model (recur_net_model): the net frees it.
  * Errors as recur_layer_create, plus RECUR_ERR_ARG for num_layers < 1, an
  * unknown direction, or dropout outside [0, 1). *out is NULL on failure. */
 RECUR_API recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, recur_model **out);
@@ -461,6 +462,7 @@ RECUR_API recur_status recur_model_grads_zero(recur_model *model);
 
 /*
  * One batch. L = num_layers, D = directions, O = output size (H or 2H).
+ *   batch_first  0: time-major arrays; 1: [N, T, ...]; any other value: RECUR_ERR_ARG
  *   x    [T, N, I]  ([N, T, I] when batch_first)
  *   lengths  [N]    each sequence's length T_x in 1..T, in any order; NULL: all T
  *   h0   [L*D, N, H] initial a per layer and direction (index l*D + d); NULL: zeros
