@@ -23,6 +23,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,7 +37,7 @@
 
 #include "common.h"
 #include "fixtures/fixture.h"
-#include "recur/recur.h"
+#include "recur/recur-train.h"
 /* the writer's failure injection, in this test's private copy of the library */
 #include "safetensors.h"
 
@@ -72,10 +73,10 @@ static void drop_tmpdir(void) {
 }
 
 static const char *tmp_path(const char *name) {
-    static char buf[4][512];
+    static char buf[4][1024];
     static int k;
     char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
+    snprintf(p, 1024, "%s/%s", tmpdir, name);
     return p;
 }
 
@@ -1089,6 +1090,147 @@ Test(atomic, killed_save, .timeout = 120) {
         closedir(d);
     }
     cr_log_info("killed saves (one save %ld us): %d left the old file, %d the new one", save_us, saw_old, saw_new);
+    recur_ctx_free(ctx);
+}
+
+/* A file (or with dir set, a directory) in tmpdir, last changed age_s ago. */
+static void make_old(const char *name, long age_s, int dir) {
+    if (dir) cr_assert_eq(mkdir(tmp_path(name), 0755), 0);
+    else write_bytes(tmp_path(name), "x", 1);
+    struct timespec ts[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmp_path(name), ts, AT_SYMLINK_NOFOLLOW), 0, "%s", strerror(errno));
+}
+
+static int exists(const char *name) {
+    struct stat sb;
+    return lstat(tmp_path(name), &sb) == 0;
+}
+
+/* A pid no process has (one that just exited). */
+static pid_t dead_pid(void) {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+/* What a save killed by SIGKILL leaves ("<path>.tmp-<pid>-<6 characters>")
+ * goes at the next save of that path when its writer is gone and it has not
+ * changed for a minute, or when it has not changed for a day; nothing else
+ * does: a live writer's, a fresh one (maybe a writer on another machine of a
+ * shared disk), other names, other targets, directories and symlinks. */
+Test(atomic, stale_temporaries_removed) {
+    recur_ctx *ctx = new_ctx();
+    recur_model *a = make_model(ctx, "gru", NULL, 2, 3, 1, RECUR_DIR_FORWARD, 0, 0, 1);
+    long dead = (long)dead_pid(), live = (long)getpid();
+    static const struct {
+        const char *fmt;
+        int use_dead;
+        long age;
+        int dir, gone;
+    } c[] = {
+        {"m.safetensors.tmp-%ld-aB3dE9", 1, 120, 0, 1},         /* killed: gone */
+        {"m.safetensors.tmp-%ld-Zz0000", 0, 2 * 86400, 0, 1},   /* a day old, its pid reused: gone */
+        {"m.safetensors.tmp-%ld-qwerty", 0, 120, 0, 0},         /* its writer still runs */
+        {"m.safetensors.tmp-%ld-fresh1", 1, 0, 0, 0},           /* just written */
+        {"m.safetensors.tmp-backup", 1, 2 * 86400, 0, 0},       /* not a name the writer makes */
+        {"m.safetensors.tmp-%ld-aB3dE9x", 1, 2 * 86400, 0, 0},  /* nor this */
+        {"other.safetensors.tmp-%ld-aB3dE9", 1, 120, 0, 0},     /* another target's */
+        {"m.safetensors.tmp-%ld-dir000", 1, 2 * 86400, 1, 0},   /* a directory */
+    };
+    char names[8][96];
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        snprintf(names[i], sizeof names[i], c[i].fmt, c[i].use_dead ? dead : live);
+        make_old(names[i], c[i].age, c[i].dir);
+    }
+    /* a symlink of the writer's name to a file of the user's */
+    char link[96];
+    snprintf(link, sizeof link, "m.safetensors.tmp-%ld-sym000", dead);
+    write_bytes(tmp_path("precious"), "y", 1);
+    cr_assert_eq(symlink(tmp_path("precious"), tmp_path(link)), 0);
+    struct timespec ts[2] = {{time(NULL) - 2 * 86400, 0}, {time(NULL) - 2 * 86400, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmp_path(link), ts, AT_SYMLINK_NOFOLLOW), 0);
+
+    cr_assert_eq(recur_model_save(a, tmp_path("m.safetensors")), RECUR_OK, "%s", recur_ctx_error(ctx));
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        cr_assert_eq(!exists(names[i]), c[i].gone, "after the save '%s' is %s", names[i],
+                     c[i].gone ? "still there" : "gone");
+    cr_assert(exists(link) && exists("precious"), "the save removed a symlink or what it points to");
+
+    /* training files save through the same writer */
+    char stale[96];
+    snprintf(stale, sizeof stale, "t.safetensors.tmp-%ld-aB3dE9", dead);
+    make_old(stale, 120, 0);
+    recur_file *f;
+    cr_assert_eq(recur_file_create(&f), RECUR_OK);
+    cr_assert_eq(recur_file_put_meta(f, "app.note", "x"), RECUR_OK);
+    cr_assert_eq(recur_file_save(f, tmp_path("t.safetensors")), RECUR_OK, "%s", recur_last_error());
+    recur_file_free(f);
+    cr_assert(!exists(stale), "recur_file_save left '%s'", stale);
+    recur_ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* training files: optimizer state                                           */
+
+TestSuite(trainfile, .init = make_tmpdir, .fini = drop_tmpdir);
+
+/* NaN or Inf in optimizer state (or a negative Adam second moment) is
+ * refused when loaded, naming the tensor, and the optimizer is untouched;
+ * before, it loaded and the next steps made the loss NaN. */
+Test(trainfile, bad_optimizer_state_refused) {
+    recur_ctx *ctx = new_ctx();
+    recur_net_desc d = {.model = {.cell = "lstm", .input_size = 3, .hidden_size = 4, .num_layers = 1},
+                        .input = RECUR_INPUT_EMBEDDING, .vocab = 5, .head = RECUR_HEAD_ALL, .output_size = 5};
+    recur_net *net;
+    cr_assert_eq(recur_net_create(ctx, &d, &net), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_optim_desc od = {.kind = RECUR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    recur_optim *opt;
+    cr_assert_eq(recur_optim_create(&net, 1, &od, &opt), RECUR_OK, "%s", recur_ctx_error(ctx));
+    static const struct {
+        const char *tensor;
+        size_t at;
+        float v;
+        const char *needle;
+    } c[] = {
+        {"optim.rnn.l0.m", 2, NAN, "tensor 'optim.rnn.l0.m' element 2 is NaN"},
+        {"optim.own.v", 0, INFINITY, "tensor 'optim.own.v' element 0 is +Inf"},
+        {"optim.own.m", 7, -INFINITY, "tensor 'optim.own.m' element 7 is -Inf"},
+        {"optim.rnn.l0.v", 5, -1.0f, "tensor 'optim.rnn.l0.v' element 5 is negative"},
+    };
+    const char *path = tmp_path("t.safetensors");
+    for (size_t i = 0; i <= sizeof c / sizeof c[0]; i++) {
+        recur_file *f;
+        cr_assert_eq(recur_file_create(&f), RECUR_OK);
+        cr_assert_eq(recur_file_put_optim(f, opt, NULL), RECUR_OK, "%s", recur_last_error());
+        cr_assert_eq(recur_file_put_meta(f, "optim.steps", "3"), RECUR_OK);
+        if (i < sizeof c / sizeof c[0]) {
+            int64_t shape[4];
+            cr_assert_eq(recur_file_tensor(f, c[i].tensor, NULL, shape, NULL, 0), RECUR_OK, "%s", c[i].tensor);
+            float *v = test_floats((size_t)shape[0]);
+            cr_assert_eq(recur_file_tensor(f, c[i].tensor, NULL, NULL, v, (size_t)shape[0]), RECUR_OK);
+            v[c[i].at] = c[i].v;
+            cr_assert_eq(recur_file_put_tensor(f, c[i].tensor, 1, shape, v), RECUR_OK);
+            free(v);
+        }
+        cr_assert_eq(recur_file_save(f, path), RECUR_OK, "%s", recur_last_error());
+        recur_file_free(f);
+        cr_assert_eq(recur_file_open(path, &f), RECUR_OK, "%s", recur_last_error());
+        recur_status st = recur_file_get_optim(f, opt, NULL);
+        recur_file_free(f);
+        if (i == sizeof c / sizeof c[0]) { /* the same file unharmed loads */
+            cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
+            cr_assert_eq(recur_optim_steps(opt), 3);
+            break;
+        }
+        cr_assert_eq(st, RECUR_ERR_FILE_NONFINITE, "%s: %s: %s", c[i].tensor, recur_status_str(st), recur_last_error());
+        cr_assert(strstr(recur_last_error(), c[i].needle) && strstr(recur_last_error(), path),
+                  "the message does not say '%s' and the file: %s", c[i].needle, recur_last_error());
+        cr_assert_eq(recur_optim_steps(opt), 0, "a refused state changed the optimizer");
+    }
+    recur_optim_free(opt);
+    recur_net_free(net);
     recur_ctx_free(ctx);
 }
 
