@@ -1539,7 +1539,55 @@ static const struct {
     {"bad-offsets-overlap", RECUR_ERR_FILE_OFFSETS, RECUR_ERR_FILE_OFFSETS},
     {"bad-metadata", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
     {"bad-nan", RECUR_OK, RECUR_ERR_FILE_NONFINITE},
+    {"bad-metadata-decimal-comma", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
+    {"valid-lstm-bidi-dash", RECUR_OK, RECUR_OK},
 };
+
+/* The crafted training checkpoints of the corpus (make_corpus.py's
+ * training()): what recur_file_get_net and then recur_file_get_optim (Adam)
+ * say of each. */
+static const struct {
+    const char *name;
+    recur_status net, optim;
+    const char *needle;
+} train_seeds[] = {
+    {"train-adam-state.safetensors", RECUR_OK, RECUR_OK, NULL},
+    {"train-nan-optim-state.safetensors", RECUR_OK, RECUR_ERR_FILE_NONFINITE, "'optim.rnn.l0.m' element 3 is NaN"},
+    {"train-negative-adam-v.safetensors", RECUR_OK, RECUR_ERR_FILE_NONFINITE, "'optim.own.v' element 0 is negative"},
+    {"train-decimal-comma.safetensors", RECUR_ERR_FILE_METADATA, RECUR_OK, "dropout '0,25'"},
+};
+
+Test(corpus, training_checkpoints) {
+    const char *root = getenv("RECUR_SOURCE_ROOT");
+    cr_assert(root, "RECUR_SOURCE_ROOT is not set (meson test sets it)");
+    recur_ctx *ctx = new_ctx();
+    recur_optim_desc od = {.kind = RECUR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    for (size_t i = 0; i < sizeof train_seeds / sizeof train_seeds[0]; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/tests/fuzz/corpus/%s", root, train_seeds[i].name);
+        recur_file *f;
+        cr_assert_eq(recur_file_open(p, &f), RECUR_OK, "%s", recur_last_error());
+        recur_net *net = NULL;
+        recur_status st = recur_file_get_net(f, "", ctx, RECUR_LOAD_CHECK_FINITE, &net);
+        cr_assert_eq(st, train_seeds[i].net, "%s: recur_file_get_net: %s: %s", p, recur_status_str(st),
+                     recur_last_error());
+        if (st == RECUR_OK) {
+            recur_optim *o;
+            cr_assert_eq(recur_optim_create(&net, 1, &od, &o), RECUR_OK, "%s", recur_ctx_error(ctx));
+            st = recur_file_get_optim(f, o, NULL);
+            cr_assert_eq(st, train_seeds[i].optim, "%s: recur_file_get_optim: %s: %s", p, recur_status_str(st),
+                         recur_last_error());
+            cr_assert_eq(recur_optim_steps(o), st == RECUR_OK ? 4 : 0);
+            recur_optim_free(o);
+            recur_net_free(net);
+        }
+        if (train_seeds[i].needle)
+            cr_assert(strstr(recur_last_error(), train_seeds[i].needle) && strstr(recur_last_error(), p),
+                      "the message does not name '%s' and the file: %s", train_seeds[i].needle, recur_last_error());
+        recur_file_free(f);
+    }
+    recur_ctx_free(ctx);
+}
 
 Test(corpus, loads_without_crash) {
     const char *root = getenv("RECUR_SOURCE_ROOT");
