@@ -137,14 +137,26 @@ static void save_checkpoint(recur_net *net, recur_optim *opt, const char *path) 
     recur_file_free(f);
 }
 
-/* Open path, make a net and an Adam from it on ctx. */
-static void load_checkpoint(recur_ctx *ctx, const char *path, recur_net **net, recur_optim **opt) {
+/* Open path, make a net and an Adam from it on t's context; the net's
+ * dropout is 0.3 again, bit for bit. */
+static void load_checkpoint(const struct trained *t, const char *path, struct trained *out) {
+    out->ctx = t->ctx;
     recur_file *f;
     cr_assert_eq(recur_file_open(path, &f), RECUR_OK, "%s", recur_last_error());
-    cr_assert_eq(recur_file_get_net(f, "", ctx, RECUR_LOAD_CHECK_FINITE, net), RECUR_OK, "%s", recur_last_error());
-    cr_assert_eq(recur_optim_create(net, 1, &adam, opt), RECUR_OK, "%s", recur_ctx_error(ctx));
-    cr_assert_eq(recur_file_get_optim(f, *opt, NULL), RECUR_OK, "%s", recur_last_error());
+    cr_assert_eq(recur_file_get_net(f, "", out->ctx, RECUR_LOAD_CHECK_FINITE, &out->net), RECUR_OK, "%s",
+                 recur_last_error());
+    cr_assert_eq(recur_optim_create(&out->net, 1, &adam, &out->opt), RECUR_OK, "%s", recur_ctx_error(out->ctx));
+    cr_assert_eq(recur_file_get_optim(f, out->opt, NULL), RECUR_OK, "%s", recur_last_error());
     recur_file_free(f);
+    recur_net_desc d;
+    cr_assert_eq(recur_net_desc_get(out->net, &d), RECUR_OK);
+    cr_assert(d.model.dropout == 0.3f, "dropout came back as %a", (double)d.model.dropout);
+}
+
+static void trained_free(struct trained *t, int with_ctx) {
+    recur_optim_free(t->opt);
+    recur_net_free(t->net);
+    if (with_ctx) recur_ctx_free(t->ctx);
 }
 
 static size_t file_size(const char *path) {
@@ -186,26 +198,19 @@ Test(training, checkpoint_round_trips_with_points) {
     recur_file_free(f);
 
     /* load it into a new net and optimizer and save those: the same file */
-    recur_net *net2;
-    recur_optim *opt2;
-    load_checkpoint(t.ctx, a, &net2, &opt2);
-    recur_net_desc d;
-    cr_assert_eq(recur_net_desc_get(net2, &d), RECUR_OK);
-    cr_assert(d.model.dropout == 0.3f, "dropout came back as %a", (double)d.model.dropout);
-    save_checkpoint(net2, opt2, b);
+    struct trained t2;
+    load_checkpoint(&t, a, &t2);
+    save_checkpoint(t2.net, t2.opt, b);
     size_t na = file_size(a), nb = file_size(b);
     void *ba = bytes_of(a, na), *bb = bytes_of(b, nb);
     cr_assert(na == nb && !memcmp(ba, bb, na), "a checkpoint saved, loaded and saved again differs (%zu, %zu bytes)",
               na, nb);
     free(ba);
     free(bb);
-    recur_optim_free(opt2);
-    recur_net_free(net2);
     unlink(a);
     unlink(b);
-    recur_optim_free(t.opt);
-    recur_net_free(t.net);
-    recur_ctx_free(t.ctx);
+    trained_free(&t2, 0);
+    trained_free(&t, 1);
 }
 
 /* Written where '.' is the point, read where ',' is. */
@@ -215,16 +220,9 @@ Test(training, c_locale_file_reads_under_decimal_comma) {
     const char *path = tmp_file();
     save_checkpoint(t.net, t.opt, path);
     decimal_comma();
-    recur_net *net2;
-    recur_optim *opt2;
-    load_checkpoint(t.ctx, path, &net2, &opt2);
-    recur_net_desc d;
-    cr_assert_eq(recur_net_desc_get(net2, &d), RECUR_OK);
-    cr_assert(d.model.dropout == 0.3f, "dropout came back as %a", (double)d.model.dropout);
+    struct trained t2;
+    load_checkpoint(&t, path, &t2);
     unlink(path);
-    recur_optim_free(opt2);
-    recur_net_free(net2);
-    recur_optim_free(t.opt);
-    recur_net_free(t.net);
-    recur_ctx_free(t.ctx);
+    trained_free(&t2, 0);
+    trained_free(&t, 1);
 }
