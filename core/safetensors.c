@@ -502,8 +502,6 @@ recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *what, const char *pa
         else if (t->ndim < 1 || t->ndim > 4)
             st = recur_sf_err(ctx, &f, RECUR_ERR_FILE_SHAPE, "tensor '%s' has %d dimensions; training files hold 1 to 4",
                               recur_sf_clean(t->name, nb), t->ndim);
-        else if (t->count == UINT64_MAX)
-            st = recur_sf_err(ctx, &f, RECUR_ERR_FILE_SHAPE, "tensor '%s' is absurdly large", t->name);
     }
     if (st == RECUR_OK) st = recur_sf_check_data(ctx, &f, flags);
     if (st != RECUR_OK) goto done;
@@ -526,17 +524,6 @@ recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *what, const char *pa
 done:
     if (st != RECUR_OK) recur_sf_doc_free(out);
     recur_sf_close(&f);
-    return st;
-}
-
-recur_status recur_sf_doc_read(recur_ctx *ctx, const char *what, const char *path, uint32_t flags,
-                               struct recur_sf_doc *out) {
-    memset(out, 0, sizeof *out);
-    uint8_t *buf;
-    size_t len;
-    TRY(recur_sf_read_all(ctx, what, path, &buf, &len));
-    recur_status st = recur_sf_doc_parse(ctx, what, path, buf, len, flags, out);
-    free(buf);
     return st;
 }
 

@@ -97,11 +97,10 @@ struct recur_sf_doc {
     size_t n;
     struct recur_sf_meta meta;
 };
-/* Read and check a file as the model loaders do, whatever its tensors (each
- * F32 with 1..4 dimensions, names under RECUR_SF_NAME_MAX bytes). */
+/* Check a file's bytes as the model loaders do, whatever its tensors (each
+ * F32 with 1..4 dimensions, names under RECUR_SF_NAME_MAX bytes), and copy
+ * them out. */
 #define RECUR_SF_NAME_MAX 96
-recur_status recur_sf_doc_read(recur_ctx *ctx, const char *what, const char *path, uint32_t flags,
-                               struct recur_sf_doc *out);
 recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *what, const char *path, const void *buf, size_t len,
                                 uint32_t flags, struct recur_sf_doc *out);
 void recur_sf_doc_free(struct recur_sf_doc *d);

@@ -29,6 +29,9 @@ struct recur_file {
 
 #define FERR(st, ...) recur_err(NULL, (st), __VA_ARGS__)
 
+/* How messages name the file. */
+static const char *name_of(const recur_file *f) { return f->name ? f->name : "(not saved)"; }
+
 /* A message "training file '<name>': <detail>". */
 static recur_status ferr(const recur_file *f, recur_status st, const char *fmt, ...) RECUR_PRINTF(3, 4);
 static recur_status ferr(const recur_file *f, recur_status st, const char *fmt, ...) {
@@ -37,12 +40,12 @@ static recur_status ferr(const recur_file *f, recur_status st, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    return recur_err(NULL, st, WHAT " '%s': %s", f->name ? f->name : "(not saved)", detail);
+    return recur_err(NULL, st, WHAT " '%s': %s", name_of(f), detail);
 }
 
 /* The metadata under prefix, for core/schema.h's readers. */
 static struct recur_meta_in meta_in(const recur_file *f, const char *prefix) {
-    return (struct recur_meta_in){NULL, &f->doc.meta, WHAT, f->name ? f->name : "(not saved)", prefix};
+    return (struct recur_meta_in){NULL, &f->doc.meta, WHAT, name_of(f), prefix};
 }
 
 recur_status recur_file_create(recur_file **out) {
