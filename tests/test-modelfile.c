@@ -1,5 +1,6 @@
 /*
- * test-modelfile.c: model files (core/modelfile.c, safetensors).
+ * test-modelfile.c: model files (core/modelfile.c on core/safetensors.c and
+ * core/schema.c), and what training files share with them.
  *
  *   roundtrip   save -> load for every cell, direction and 1-3 layers: the
  *               same settings, bit-exact weights, byte-identical re-saves
@@ -8,13 +9,16 @@
  *               good one here, and must give its own status, a message
  *               naming the file, no model, and untouched weights
  *   atomic      a save that fails (or is killed) part way leaves the previous
- *               file byte for byte; a missing directory is RECUR_ERR_IO
+ *               file byte for byte; a missing directory is RECUR_ERR_IO; the
+ *               next save removes a killed save's temporary file, nothing else
+ *   trainfile   optimizer state with NaN, Inf or a negative Adam v is refused
  *   torch       files written by docs/pytorch.md's export_module (through
  *               tests/fixtures/gen_safetensors.py) load and reproduce
  *               PyTorch's outputs and gradients on a packed batch; recur still
  *               writes byte for byte the recur-*.safetensors files whose
  *               outputs gen_safetensors.py --check reproduced in PyTorch
- *   corpus      the fuzz target's seed corpus loads without a crash
+ *   corpus      the fuzz target's seed corpus loads without a crash, each
+ *               seed with its status; the crafted training checkpoints too
  *
  * Environment (meson test sets it): RECUR_PLUGIN_PATH, RECUR_MODELFILE_FIXTURES
  * (tests/fixtures/safetensors), RECUR_SOURCE_ROOT. RECUR_MODELFILE_REGEN=1
@@ -1050,7 +1054,8 @@ Test(atomic, rename_fails) {
 }
 
 /* A process killed at a random point of a save: the file is the old one or
- * the new one, whole; a temporary file may stay behind (nobody removed it). */
+ * the new one, whole; a temporary file may stay behind (too fresh for the next
+ * save to remove: stale_temporaries_removed). */
 Test(atomic, killed_save, .timeout = 120) {
     recur_ctx *ctx = new_ctx();
     recur_model *a = make_model(ctx, "lstm", NULL, 16, 8, 1, RECUR_DIR_FORWARD, 0, 0, 1);
