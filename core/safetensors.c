@@ -30,7 +30,7 @@
 #define STALE_IDLE_S 60           /* a dead writer's temporary, untouched this long, is stale */
 #define STALE_MAX_S 86400         /* any temporary untouched this long is stale */
 
-uint64_t recur_sf_test_fail_after = UINT64_MAX;
+size_t (*recur_sf_fwrite)(const void *p, size_t size, size_t n, FILE *fp) = fwrite;
 
 /* ------------------------------------------------------------------------ */
 /* messages                                                                  */
@@ -624,23 +624,16 @@ static recur_status build_header(recur_ctx *ctx, const char *fn, const struct re
     return RECUR_OK;
 }
 
-/* The output file; recur_sf_test_fail_after makes it fail part way. */
+/* The output file and how many bytes went into it. */
 struct out {
     FILE *fp;
     uint64_t written;
 };
 
 static int out_write(struct out *o, const void *p, size_t n) {
-    uint64_t fail_after = recur_sf_test_fail_after;
-    size_t allowed = n;
-    if (fail_after != UINT64_MAX && o->written + n > fail_after) allowed = (size_t)(fail_after - o->written);
-    if (allowed && fwrite(p, 1, allowed, o->fp) != allowed) return -1;
-    o->written += allowed;
-    if (allowed < n) {
-        errno = ENOSPC; /* as a full disk would */
-        return -1;
-    }
-    return 0;
+    size_t w = recur_sf_fwrite(p, 1, n, o->fp);
+    o->written += w;
+    return w == n ? 0 : -1;
 }
 
 /* The directory of path ("." when it has none) and the name in it. */

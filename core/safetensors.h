@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 
@@ -132,9 +133,10 @@ recur_status recur_sf_write(recur_ctx *ctx, const char *fn, const char *path, co
                             size_t n, recur_sf_source src, void *user);
 recur_status recur_sf_doc_write(recur_ctx *ctx, const char *fn, const char *path, const struct recur_sf_doc *d);
 
-/* Test builds only: tests/ link a private copy of the library's objects and
- * set this to make the writer fail (ENOSPC, as a full disk) after that many
- * bytes of the temporary file. librecur.so hides it and never changes it. */
-extern uint64_t recur_sf_test_fail_after;
+/* The writer's one write call, fwrite. Only tests change it: they link a
+ * private copy of the library's objects and put a write that fails part way
+ * here (tests/test-modelfile.c); librecur.so hides it, so no application or
+ * environment variable can. */
+extern size_t (*recur_sf_fwrite)(const void *p, size_t size, size_t n, FILE *fp);
 
 #endif

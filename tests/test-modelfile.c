@@ -986,6 +986,17 @@ Test(bad, io_and_arguments) {
 
 TestSuite(atomic, .init = make_tmpdir, .fini = drop_tmpdir);
 
+/* The writer's write (recur_sf_fwrite) as on a full disk: ENOSPC once the
+ * file (new, so its position is what was written) reaches fail_after bytes. */
+static long fail_after;
+static size_t full_disk_fwrite(const void *p, size_t size, size_t n, FILE *fp) {
+    long at = ftell(fp);
+    size_t bytes = size * n, allowed = at + (long)bytes > fail_after ? (size_t)(fail_after - at) : bytes;
+    size_t w = fwrite(p, 1, allowed, fp);
+    if (w < bytes) errno = ENOSPC;
+    return w / size;
+}
+
 Test(atomic, failed_write_keeps_previous_file) {
     recur_ctx *ctx = new_ctx();
     recur_model *a = make_model(ctx, "lstm", NULL, 3, 4, 2, RECUR_DIR_BIDI_CONCAT, 0, 0, 1);
@@ -995,10 +1006,11 @@ Test(atomic, failed_write_keeps_previous_file) {
     size_t n;
     uint8_t *before = read_bytes(p, &n);
     write_bytes(ref, before, n);
+    recur_sf_fwrite = full_disk_fwrite;
     /* fail at the length, inside it, in the header, at the data, at the last byte */
     const size_t at[] = {0, 1, 7, 8, 9, 100, n / 2, n - 4, n - 1};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
-        recur_sf_test_fail_after = at[i];
+        fail_after = (long)at[i];
         recur_status st = recur_model_save(b, p);
         cr_assert_eq(st, RECUR_ERR_IO, "failing after %zu bytes: %s", at[i], recur_status_str(st));
         expect_msg(ctx, p, "No space left on device", "failed save");
@@ -1013,9 +1025,9 @@ Test(atomic, failed_write_keeps_previous_file) {
         recur_model_free(c);
     }
     /* exactly as many bytes as the file: it succeeds */
-    recur_sf_test_fail_after = n;
+    fail_after = (long)n;
     cr_assert_eq(recur_model_save(b, p), RECUR_OK, "%s", recur_ctx_error(ctx));
-    recur_sf_test_fail_after = UINT64_MAX;
+    recur_sf_fwrite = fwrite;
     cr_assert(!same_file(p, ref));
     recur_model *c;
     cr_assert_eq(recur_model_load(ctx, p, 0, &c), RECUR_OK);
