@@ -507,8 +507,8 @@ recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *what, const char *pa
     if (st != RECUR_OK) goto done;
     out->t = calloc(f.n ? f.n : 1, sizeof *out->t);
     GOTO_IF(!out->t, ctx, st, RECUR_ERR_NO_MEMORY, done, "%s '%s': out of memory", what, path);
-    for (size_t i = 0; i < f.n; i++, out->n++) {
-        struct recur_sf_tensor *t = &out->t[i];
+    for (size_t i = 0; i < f.n; i++) {
+        struct recur_sf_tensor *t = &out->t[out->n++]; /* counted first: freed on failure */
         t->name = strdup(f.t[i].name);
         t->ndim = f.t[i].ndim;
         for (int k = 0; k < t->ndim; k++) t->shape[k] = (int64_t)f.t[i].dims[k];
@@ -518,9 +518,18 @@ recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *what, const char *pa
                 what, path, recur_sf_clean(f.t[i].name, nb));
         recur_sf_decode(&f, &f.t[i], t->data);
     }
-    for (size_t i = 0; i < f.meta.n && st == RECUR_OK; i++)
-        if (recur_sf_meta_put(&out->meta, f.meta.k[i], f.meta.v[i]) != RECUR_OK)
-            st = recur_sf_err(ctx, &f, RECUR_ERR_NO_MEMORY, "out of memory");
+    /* (the keys are distinct: copied as they are, not put one by one, which
+     * would search the others each time) */
+    out->meta.k = calloc(f.meta.n ? f.meta.n : 1, sizeof *out->meta.k);
+    out->meta.v = calloc(f.meta.n ? f.meta.n : 1, sizeof *out->meta.v);
+    GOTO_IF(!out->meta.k || !out->meta.v, ctx, st, RECUR_ERR_NO_MEMORY, done, "%s '%s': out of memory", what, path);
+    while (out->meta.n < f.meta.n) {
+        size_t i = out->meta.n++;
+        out->meta.k[i] = strdup(f.meta.k[i]);
+        out->meta.v[i] = strdup(f.meta.v[i]);
+        GOTO_IF(!out->meta.k[i] || !out->meta.v[i], ctx, st, RECUR_ERR_NO_MEMORY, done, "%s '%s': out of memory", what,
+                path);
+    }
 done:
     if (st != RECUR_OK) recur_sf_doc_free(out);
     recur_sf_close(&f);
