@@ -62,29 +62,4 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
 recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *io, const struct recur_stack_grad *g,
                                   recur_grad_mode mode);
 
-/* A whole safetensors document in memory: every tensor F32 with 1..4
- * dimensions, and the __metadata__ strings (modelfile.c; recur_file of
- * recur-train.h is one). */
-struct recur_sf_tensor {
-    char *name;
-    int ndim;
-    int64_t shape[4];
-    size_t count;
-    float *data;
-};
-struct recur_sf_doc {
-    struct recur_sf_tensor *t;
-    size_t n;
-    char **meta_k, **meta_v;
-    size_t n_meta;
-};
-/* Read and check a file as recur_model_load does (header, JSON, dtypes,
- * offsets tiling the data; RECUR_LOAD_CHECK_FINITE), whatever its tensors. */
-recur_status recur_sf_doc_read(recur_ctx *ctx, const char *path, uint32_t flags, struct recur_sf_doc *out);
-recur_status recur_sf_doc_parse(recur_ctx *ctx, const char *path, const void *buf, size_t len, uint32_t flags,
-                                struct recur_sf_doc *out);
-/* Write atomically, tensors in the document's order. */
-recur_status recur_sf_doc_write(recur_ctx *ctx, const char *path, const struct recur_sf_doc *d);
-void recur_sf_doc_free(struct recur_sf_doc *d);
-
 #endif

@@ -1,14 +1,15 @@
 /*
  * trainfile.c: training files (recur-train.h): nets, optimizer state and
  * the caller's extra tensors in one safetensors document, read and written
- * by modelfile.c's checked reader and atomic writer.
+ * by core/safetensors.c's checked reader and atomic writer.
  *
- *   metadata  "<prefix>cell", "<prefix>hidden_size", ... (a net's settings),
+ *   metadata  "<prefix>cell", "<prefix>hidden_size", ... (a net's model, in
+ *             the keys of core/schema.h, "<prefix>format" "recur-train"),
+ *             "<prefix>dropout_calls", "<prefix>input", ... (the rest of it),
  *             "optim.kind", "optim.steps", ..., and the caller's keys
  *   tensors   "<prefix>embedding.weight", "<prefix>rnn.weight_ih_l0", ...,
  *             "optim.<prefix><group>.m" / ".v", and the caller's
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -17,12 +18,35 @@
 #include <string.h>
 
 #include "net.h"
+#include "schema.h"
+
+#define WHAT "training file"
 
 struct recur_file {
     struct recur_sf_doc doc;
+    char *name; /* the file it was read from, for messages */
 };
 
 #define FERR(st, ...) recur_err(NULL, (st), __VA_ARGS__)
+
+/* How messages name the file. */
+static const char *name_of(const recur_file *f) { return f->name ? f->name : "(not saved)"; }
+
+/* A message "training file '<name>': <detail>". */
+static recur_status ferr(const recur_file *f, recur_status st, const char *fmt, ...) RECUR_PRINTF(3, 4);
+static recur_status ferr(const recur_file *f, recur_status st, const char *fmt, ...) {
+    char detail[RECUR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return recur_err(NULL, st, WHAT " '%s': %s", name_of(f), detail);
+}
+
+/* The metadata under prefix, for core/schema.h's readers. */
+static struct recur_meta_in meta_in(const recur_file *f, const char *prefix) {
+    return (struct recur_meta_in){NULL, &f->doc.meta, WHAT, name_of(f), prefix};
+}
 
 recur_status recur_file_create(recur_file **out) {
     RETURN_IF(!out, NULL, RECUR_ERR_NULL, "recur_file_create: out is NULL");
@@ -34,24 +58,25 @@ recur_status recur_file_create(recur_file **out) {
 recur_status recur_file_open(const char *path, recur_file **out) {
     RETURN_IF(!path || !out, NULL, RECUR_ERR_NULL, "recur_file_open: %s is NULL", path ? "out" : "path");
     *out = NULL;
-    recur_file *f = calloc(1, sizeof *f);
-    RETURN_IF(!f, NULL, RECUR_ERR_NO_MEMORY, "recur_file_open: out of memory");
-    recur_status st = recur_sf_doc_read(NULL, path, 0, &f->doc);
-    if (st != RECUR_OK) {
-        free(f);
-        return st;
-    }
-    *out = f;
-    return RECUR_OK;
+    uint8_t *buf;
+    size_t len;
+    TRY(recur_sf_read_all(NULL, WHAT, path, &buf, &len));
+    recur_status st = recur_file_open_memory(path, buf, len, out);
+    free(buf);
+    return st;
 }
 
 recur_status recur_file_open_memory(const char *name, const void *buf, size_t len, recur_file **out) {
     *out = NULL;
     recur_file *f = calloc(1, sizeof *f);
-    RETURN_IF(!f, NULL, RECUR_ERR_NO_MEMORY, "recur_file_open: out of memory");
-    recur_status st = recur_sf_doc_parse(NULL, name, buf, len, 0, &f->doc);
-    if (st != RECUR_OK) {
+    if (f) f->name = strdup(name);
+    if (!f || !f->name) {
         free(f);
+        return FERR(RECUR_ERR_NO_MEMORY, "recur_file_open: out of memory");
+    }
+    recur_status st = recur_sf_doc_parse(NULL, WHAT, name, buf, len, 0, &f->doc);
+    if (st != RECUR_OK) {
+        recur_file_free(f);
         return st;
     }
     *out = f;
@@ -61,63 +86,27 @@ recur_status recur_file_open_memory(const char *name, const void *buf, size_t le
 void recur_file_free(recur_file *f) {
     if (!f) return;
     recur_sf_doc_free(&f->doc);
+    free(f->name);
     free(f);
 }
 
 recur_status recur_file_save(const recur_file *f, const char *path) {
     RETURN_IF(!f || !path, NULL, RECUR_ERR_NULL, "recur_file_save: %s is NULL", f ? "path" : "file");
     RETURN_IF(!*path, NULL, RECUR_ERR_ARG, "recur_file_save: path is empty");
-    return recur_sf_doc_write(NULL, path, &f->doc);
+    return recur_sf_doc_write(NULL, "recur_file_save", path, &f->doc);
 }
 
 /* ---- metadata ---- */
 
 const char *recur_file_meta(const recur_file *f, const char *key) {
-    if (!f || !key) return NULL;
-    for (size_t i = 0; i < f->doc.n_meta; i++)
-        if (!strcmp(f->doc.meta_k[i], key)) return f->doc.meta_v[i];
-    return NULL;
+    return f && key ? recur_sf_meta_get(&f->doc.meta, key) : NULL;
 }
 
 recur_status recur_file_put_meta(recur_file *f, const char *key, const char *value) {
     RETURN_IF(!f || !key || !value, NULL, RECUR_ERR_NULL, "recur_file_put_meta: %s is NULL",
               !f ? "file" : !key ? "key" : "value");
     RETURN_IF(!*key, NULL, RECUR_ERR_ARG, "recur_file_put_meta: key is empty");
-    struct recur_sf_doc *d = &f->doc;
-    char *v = strdup(value);
-    RETURN_IF(!v, NULL, RECUR_ERR_NO_MEMORY, "recur_file_put_meta: out of memory");
-    for (size_t i = 0; i < d->n_meta; i++)
-        if (!strcmp(d->meta_k[i], key)) {
-            free(d->meta_v[i]);
-            d->meta_v[i] = v;
-            return RECUR_OK;
-        }
-    char *k = strdup(key);
-    char **nk = realloc(d->meta_k, (d->n_meta + 1) * sizeof *nk);
-    if (nk) d->meta_k = nk;
-    char **nv = nk ? realloc(d->meta_v, (d->n_meta + 1) * sizeof *nv) : NULL;
-    if (nv) d->meta_v = nv;
-    if (!k || !nk || !nv) {
-        free(k);
-        free(v);
-        return FERR(RECUR_ERR_NO_MEMORY, "recur_file_put_meta: out of memory");
-    }
-    d->meta_k[d->n_meta] = k;
-    d->meta_v[d->n_meta] = v;
-    d->n_meta++;
-    return RECUR_OK;
-}
-
-static recur_status put_metaf(recur_file *f, const char *prefix, const char *key, const char *fmt, ...)
-    RECUR_PRINTF(4, 5);
-static recur_status put_metaf(recur_file *f, const char *prefix, const char *key, const char *fmt, ...) {
-    char k[160], v[160];
-    snprintf(k, sizeof k, "%s%s", prefix, key);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    return recur_file_put_meta(f, k, v);
+    return recur_sf_meta_put(&f->doc.meta, key, value);
 }
 
 /* ---- tensors ---- */
@@ -171,7 +160,7 @@ recur_status recur_file_tensor(const recur_file *f, const char *name, int *ndim,
                                size_t count) {
     RETURN_IF(!f || !name, NULL, RECUR_ERR_NULL, "recur_file_tensor: %s is NULL", f ? "name" : "file");
     const struct recur_sf_tensor *t = find(f, name);
-    RETURN_IF(!t, NULL, RECUR_ERR_FILE_MISSING, "training file: no tensor '%s'", name);
+    if (!t) return ferr(f, RECUR_ERR_FILE_MISSING, "no tensor '%s'", name);
     if (ndim) *ndim = t->ndim;
     if (shape)
         for (int k = 0; k < 4; k++) shape[k] = t->shape[k];
@@ -185,7 +174,6 @@ recur_status recur_file_tensor(const recur_file *f, const char *name, int *ndim,
 
 /* ---- nets ---- */
 
-static const char *const dir_names[] = {"forward", "reverse", "bidi_concat", "bidi_sum"};
 static const char *const loss_names[] = {"xent", "mse"};
 
 static const char *pfx(const char *prefix) { return prefix ? prefix : ""; }
@@ -195,22 +183,14 @@ recur_status recur_file_put_net(recur_file *f, const char *prefix, const recur_n
     prefix = pfx(prefix);
     RETURN_IF(strlen(prefix) > 40, NULL, RECUR_ERR_ARG, "recur_file_put_net: prefix '%s' is over 40 bytes", prefix);
     const recur_net_desc *d = &net->desc;
-    TRY(put_metaf(f, prefix, "format", "recur-train"));
-    TRY(put_metaf(f, prefix, "recur_version", "%s", RECUR_VERSION_STRING));
-    TRY(put_metaf(f, prefix, "cell", "%s", d->model.cell));
-    TRY(put_metaf(f, prefix, "variant", "%s", d->model.variant ? d->model.variant : ""));
-    TRY(put_metaf(f, prefix, "input_size", "%d", d->model.input_size));
-    TRY(put_metaf(f, prefix, "hidden_size", "%d", d->model.hidden_size));
-    TRY(put_metaf(f, prefix, "num_layers", "%d", d->model.num_layers));
-    TRY(put_metaf(f, prefix, "direction", "%s", dir_names[d->model.direction]));
-    TRY(put_metaf(f, prefix, "dropout", "%.9g", (double)d->model.dropout));
-    TRY(put_metaf(f, prefix, "seed", "%" PRIu64, d->model.seed));
-    TRY(put_metaf(f, prefix, "dropout_calls", "%" PRIu64, net->model->calls));
-    TRY(put_metaf(f, prefix, "input", "%s", recur_net_input_name(d->input)));
-    TRY(put_metaf(f, prefix, "vocab", "%d", d->vocab));
-    TRY(put_metaf(f, prefix, "head", "%s", recur_net_head_name(d->head)));
-    TRY(put_metaf(f, prefix, "output_size", "%d", d->output_size));
-    TRY(put_metaf(f, prefix, "loss", "%s", loss_names[d->loss]));
+    struct recur_sf_meta *m = &f->doc.meta;
+    TRY(recur_schema_put_model(m, prefix, "recur-train", &d->model));
+    TRY(recur_meta_put_uint(m, prefix, "dropout_calls", net->model->calls));
+    TRY(recur_meta_put(m, prefix, "input", recur_net_input_name(d->input)));
+    TRY(recur_meta_put_uint(m, prefix, "vocab", (uint64_t)d->vocab));
+    TRY(recur_meta_put(m, prefix, "head", recur_net_head_name(d->head)));
+    TRY(recur_meta_put_uint(m, prefix, "output_size", (uint64_t)d->output_size));
+    TRY(recur_meta_put(m, prefix, "loss", loss_names[d->loss]));
     size_t np = recur_net_param_count(net), maxc = 1;
     for (size_t i = 0; i < np; i++) {
         recur_param_info info;
@@ -233,63 +213,16 @@ recur_status recur_file_put_net(recur_file *f, const char *prefix, const recur_n
     return st;
 }
 
-/* A metadata value under the prefix, required. */
-static recur_status need(const recur_file *f, const char *prefix, const char *key, const char **out) {
-    char k[160];
-    snprintf(k, sizeof k, "%s%s", prefix, key);
-    *out = recur_file_meta(f, k);
-    RETURN_IF(!*out, NULL, RECUR_ERR_FILE_METADATA, "training file: no __metadata__ key '%s'", k);
+/* NaN or Inf in a tensor, or (nonneg) a negative value: FILE_NONFINITE naming it. */
+static recur_status check_values(const recur_file *f, const struct recur_sf_tensor *t, int nonneg) {
+    for (size_t k = 0; k < t->count; k++) {
+        float v = t->data[k];
+        if (isfinite(v) && (!nonneg || v >= 0)) continue;
+        return ferr(f, RECUR_ERR_FILE_NONFINITE, "tensor '%s' element %zu is %s%s", t->name, k,
+                    isnan(v) ? "NaN" : isinf(v) ? (v > 0 ? "+Inf" : "-Inf") : "negative",
+                    isfinite(v) ? " (Adam's second moment cannot be)" : "");
+    }
     return RECUR_OK;
-}
-
-static recur_status need_int(const recur_file *f, const char *prefix, const char *key, long long lo, long long hi,
-                             long long *out) {
-    const char *s;
-    TRY(need(f, prefix, key, &s));
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    RETURN_IF(!*s || *end || errno || v < lo || v > hi, NULL, RECUR_ERR_FILE_METADATA,
-              "training file: __metadata__ '%s%s' is '%.40s', not an integer in %lld..%lld", prefix, key, s, lo, hi);
-    *out = v;
-    return RECUR_OK;
-}
-
-static recur_status need_u64(const recur_file *f, const char *prefix, const char *key, uint64_t *out) {
-    const char *s;
-    TRY(need(f, prefix, key, &s));
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    RETURN_IF(!*s || *s == '-' || *end || errno, NULL, RECUR_ERR_FILE_METADATA,
-              "training file: __metadata__ '%s%s' is '%.40s', not an unsigned integer", prefix, key, s);
-    *out = v;
-    return RECUR_OK;
-}
-
-static recur_status need_float(const recur_file *f, const char *prefix, const char *key, float *out) {
-    const char *s;
-    TRY(need(f, prefix, key, &s));
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    RETURN_IF(!*s || *end || errno || !isfinite(v), NULL, RECUR_ERR_FILE_METADATA,
-              "training file: __metadata__ '%s%s' is '%.40s', not a finite number", prefix, key, s);
-    *out = v;
-    return RECUR_OK;
-}
-
-static recur_status need_name(const recur_file *f, const char *prefix, const char *key, const char *const *names,
-                              int n, int *out) {
-    const char *s;
-    TRY(need(f, prefix, key, &s));
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) {
-            *out = i;
-            return RECUR_OK;
-        }
-    return FERR(RECUR_ERR_FILE_METADATA, "training file: __metadata__ '%s%s' is '%.40s', not one recur knows", prefix,
-                key, s);
 }
 
 /* Whether a tensor name, after the prefix, is a net's (embedding., rnn., head.). */
@@ -305,11 +238,11 @@ static recur_status want2(const recur_file *f, const char *prefix, const char *n
     char full[160], need[48];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     const struct recur_sf_tensor *t = find(f, full);
-    RETURN_IF(!t, NULL, RECUR_ERR_FILE_MISSING, "training file: no tensor '%s' (the net's settings need it)", full);
+    if (!t) return ferr(f, RECUR_ERR_FILE_MISSING, "no tensor '%s' (the net's settings need it)", full);
     if (t->ndim == 2 && t->shape[1] == cols && (rows <= 0 || t->shape[0] == rows)) return RECUR_OK;
     if (rows > 0) snprintf(need, sizeof need, "[%" PRId64 ", %" PRId64 "]", rows, cols);
     else snprintf(need, sizeof need, "[*, %" PRId64 "]", cols);
-    return FERR(RECUR_ERR_FILE_SHAPE, "training file: tensor '%s' has %d dimensions ([%" PRId64 ", ...]), the settings need %s",
+    return ferr(f, RECUR_ERR_FILE_SHAPE, "tensor '%s' has %d dimensions ([%" PRId64 ", ...]), the settings need %s",
                 full, t->ndim, t->shape[0], need);
 }
 
@@ -334,39 +267,26 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
               !f ? "file" : !ctx ? "ctx" : "out");
     *out = NULL;
     prefix = pfx(prefix);
-    const char *fmt, *cell, *variant;
-    TRY(need(f, prefix, "format", &fmt));
+    struct recur_meta_in in = meta_in(f, prefix);
+    const char *fmt;
+    TRY(recur_meta_str(&in, "format", &fmt));
     RETURN_IF(strcmp(fmt, "recur-train"), NULL, RECUR_ERR_FILE_METADATA,
-              "training file: '%sformat' is '%.40s', not 'recur-train'", prefix, fmt);
-    TRY(need(f, prefix, "cell", &cell));
-    TRY(need(f, prefix, "variant", &variant));
+              WHAT " '%s': __metadata__ %sformat '%.40s' is not 'recur-train'", in.path, prefix, fmt);
     recur_net_desc d = {0};
-    long long v = 0;
+    TRY(recur_schema_get_model(&in, &d.model));
+    uint64_t calls, v;
     int e = 0;
-    d.model.cell = cell;
-    d.model.variant = *variant ? variant : NULL;
-    TRY(need_int(f, prefix, "input_size", 1, 1 << 24, &v));
-    d.model.input_size = (int)v;
-    TRY(need_int(f, prefix, "hidden_size", 1, 1 << 24, &v));
-    d.model.hidden_size = (int)v;
-    TRY(need_int(f, prefix, "num_layers", 1, 64, &v));
-    d.model.num_layers = (int)v;
-    TRY(need_name(f, prefix, "direction", dir_names, 4, &e));
-    d.model.direction = (recur_direction)e;
-    TRY(need_float(f, prefix, "dropout", &d.model.dropout));
-    TRY(need_u64(f, prefix, "seed", &d.model.seed));
-    uint64_t calls;
-    TRY(need_u64(f, prefix, "dropout_calls", &calls));
+    TRY(recur_meta_uint(&in, "dropout_calls", 0, UINT64_MAX, &calls));
     static const char *const inputs[] = {"vector", "embedding", "onehot"}, *const heads[] = {"all", "last", "none"};
-    TRY(need_name(f, prefix, "input", inputs, 3, &e));
+    TRY(recur_meta_name(&in, "input", inputs, 3, &e));
     d.input = (recur_input)e;
-    TRY(need_int(f, prefix, "vocab", 0, 1 << 24, &v));
+    TRY(recur_meta_uint(&in, "vocab", 0, 1 << 24, &v));
     d.vocab = (int)v;
-    TRY(need_name(f, prefix, "head", heads, 3, &e));
+    TRY(recur_meta_name(&in, "head", heads, 3, &e));
     d.head = (recur_head)e;
-    TRY(need_int(f, prefix, "output_size", 0, 1 << 24, &v));
+    TRY(recur_meta_uint(&in, "output_size", 0, 1 << 24, &v));
     d.output_size = (int)v;
-    TRY(need_name(f, prefix, "loss", loss_names, 2, &e));
+    TRY(recur_meta_name(&in, "loss", loss_names, 2, &e));
     d.loss = (recur_loss)e;
 
     /* The metadata decides how much the net allocates: before making it,
@@ -382,7 +302,7 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
             st = RECUR_ERR_FILE_METADATA;
         char msg[RECUR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", recur_ctx_error(ctx));
-        return FERR(st, "training file: the net under '%s' cannot be made: %s", prefix, msg);
+        return ferr(f, st, "the net under '%s' cannot be made: %s", prefix, msg);
     }
     size_t np = recur_net_param_count(net), matched = 0;
     for (size_t i = 0; i < np && st == RECUR_OK; i++) {
@@ -392,23 +312,17 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
         snprintf(name, sizeof name, "%s%s", prefix, info.name);
         const struct recur_sf_tensor *t = find(f, name);
         if (!t) {
-            st = FERR(RECUR_ERR_FILE_MISSING, "training file: no tensor '%s' (the net needs it)", name);
+            st = ferr(f, RECUR_ERR_FILE_MISSING, "no tensor '%s' (the net needs it)", name);
             break;
         }
         int ok = t->ndim == info.ndim && t->shape[0] == info.rows && (info.ndim == 1 || t->shape[1] == info.cols);
         if (!ok) {
-            st = FERR(RECUR_ERR_FILE_SHAPE, "training file: tensor '%s' has shape [%" PRId64 "%s%" PRId64 "], the net's is [%d%s%d]",
+            st = ferr(f, RECUR_ERR_FILE_SHAPE, "tensor '%s' has shape [%" PRId64 "%s%" PRId64 "], the net's is [%d%s%d]",
                       name, t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? t->shape[1] : (int64_t)0, info.rows,
                       info.ndim > 1 ? ", " : "", info.ndim > 1 ? info.cols : 0);
             break;
         }
-        if (flags & RECUR_LOAD_CHECK_FINITE)
-            for (size_t k = 0; k < t->count; k++)
-                if (!isfinite(t->data[k])) {
-                    st = FERR(RECUR_ERR_FILE_NONFINITE, "training file: tensor '%s' element %zu is %s", name, k,
-                              isnan(t->data[k]) ? "NaN" : "infinite");
-                    break;
-                }
+        if (flags & RECUR_LOAD_CHECK_FINITE) st = check_values(f, t, 0);
         if (st == RECUR_OK) st = recur_net_param_set(net, info.name, t->data, t->count);
         matched++;
     }
@@ -429,7 +343,7 @@ recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_c
                 if (!known && !extra) extra = f->doc.t[i].name;
             }
         if (extra || under != matched)
-            st = FERR(RECUR_ERR_FILE_EXTRA, "training file: tensor '%s' is not one of the net's", extra ? extra : "?");
+            st = ferr(f, RECUR_ERR_FILE_EXTRA, "tensor '%s' is not one of the net's", extra ? extra : "?");
     }
     if (st != RECUR_OK) {
         recur_net_free(net);
@@ -451,16 +365,13 @@ recur_status recur_file_put_optim(recur_file *f, const recur_optim *o, const cha
     RETURN_IF(!prefixes && o->n_nets > 1, NULL, RECUR_ERR_NULL,
               "recur_file_put_optim: prefixes is NULL, but the optimizer has %d nets", o->n_nets);
     const recur_optim_desc *d = &o->d;
-    TRY(put_metaf(f, "optim.", "kind", "%s", optim_names[d->kind]));
-    TRY(put_metaf(f, "optim.", "lr", "%.9g", (double)d->lr));
-    TRY(put_metaf(f, "optim.", "momentum", "%.9g", (double)d->momentum));
-    TRY(put_metaf(f, "optim.", "beta1", "%.9g", (double)d->beta1));
-    TRY(put_metaf(f, "optim.", "beta2", "%.9g", (double)d->beta2));
-    TRY(put_metaf(f, "optim.", "eps", "%.9g", (double)d->eps));
-    TRY(put_metaf(f, "optim.", "weight_decay", "%.9g", (double)d->weight_decay));
-    TRY(put_metaf(f, "optim.", "clip_norm", "%.9g", (double)d->clip_norm));
-    TRY(put_metaf(f, "optim.", "steps", "%lld", o->steps));
-    TRY(put_metaf(f, "optim.", "groups", "%zu", o->n_groups));
+    struct recur_sf_meta *m = &f->doc.meta;
+    TRY(recur_meta_put(m, "optim.", "kind", optim_names[d->kind]));
+    const char *const keys[] = {"lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "clip_norm"};
+    const float vals[] = {d->lr, d->momentum, d->beta1, d->beta2, d->eps, d->weight_decay, d->clip_norm};
+    for (int k = 0; k < 7; k++) TRY(recur_meta_put_f32(m, "optim.", keys[k], vals[k]));
+    TRY(recur_meta_put_uint(m, "optim.", "steps", (uint64_t)o->steps));
+    TRY(recur_meta_put_uint(m, "optim.", "groups", o->n_groups));
     struct recur_backend *be = &o->ctx->be;
     recur_status st = RECUR_OK;
     for (size_t i = 0; i < o->n_groups && st == RECUR_OK; i++) {
@@ -484,16 +395,18 @@ recur_status recur_file_get_optim(const recur_file *f, recur_optim *o, const cha
     RETURN_IF(!f || !o, NULL, RECUR_ERR_NULL, "recur_file_get_optim: %s is NULL", f ? "optimizer" : "file");
     RETURN_IF(!prefixes && o->n_nets > 1, NULL, RECUR_ERR_NULL,
               "recur_file_get_optim: prefixes is NULL, but the optimizer has %d nets", o->n_nets);
+    struct recur_meta_in in = meta_in(f, "optim.");
     int kind = 0;
-    long long steps = 0, groups = 0;
-    TRY(need_name(f, "optim.", "kind", optim_names, 2, &kind));
-    RETURN_IF(kind != (int)o->d.kind, NULL, RECUR_ERR_FILE_METADATA,
-              "training file: the optimizer state is %s's, this optimizer is %s", optim_names[kind],
-              optim_names[o->d.kind]);
-    TRY(need_int(f, "optim.", "steps", 0, INT64_MAX, &steps));
-    TRY(need_int(f, "optim.", "groups", 0, 1 << 20, &groups));
-    RETURN_IF((size_t)groups != o->n_groups, NULL, RECUR_ERR_FILE_METADATA,
-              "training file: the optimizer state has %lld parameter groups, this optimizer %zu", groups, o->n_groups);
+    uint64_t steps = 0, groups = 0;
+    TRY(recur_meta_name(&in, "kind", optim_names, 2, &kind));
+    if (kind != (int)o->d.kind)
+        return ferr(f, RECUR_ERR_FILE_METADATA, "the optimizer state is %s's, this optimizer is %s", optim_names[kind],
+                    optim_names[o->d.kind]);
+    TRY(recur_meta_uint(&in, "steps", 0, INT64_MAX, &steps));
+    TRY(recur_meta_uint(&in, "groups", 0, 1 << 20, &groups));
+    if (groups != o->n_groups)
+        return ferr(f, RECUR_ERR_FILE_METADATA, "the optimizer state has %" PRIu64 " parameter groups, this optimizer %zu",
+                    groups, o->n_groups);
     /* Check everything before writing anything. */
     const struct recur_sf_tensor **t = calloc(o->n_groups * 2 + 1, sizeof *t);
     RETURN_IF(!t, NULL, RECUR_ERR_NO_MEMORY, "recur_file_get_optim: out of memory");
@@ -504,10 +417,12 @@ recur_status recur_file_get_optim(const recur_file *f, recur_optim *o, const cha
             char name[160];
             snprintf(name, sizeof name, "optim.%s%s.%s", net_prefix(prefixes, g->net), g->name, k ? "v" : "m");
             t[2 * i + k] = find(f, name);
-            if (!t[2 * i + k]) st = FERR(RECUR_ERR_FILE_MISSING, "training file: no tensor '%s'", name);
+            if (!t[2 * i + k]) st = ferr(f, RECUR_ERR_FILE_MISSING, "no tensor '%s'", name);
             else if (t[2 * i + k]->count != g->count)
-                st = FERR(RECUR_ERR_FILE_SHAPE, "training file: tensor '%s' has %zu values, the optimizer's %zu", name,
+                st = ferr(f, RECUR_ERR_FILE_SHAPE, "tensor '%s' has %zu values, the optimizer's %zu", name,
                           t[2 * i + k]->count, g->count);
+            /* a NaN moment would only show later, as a diverged loss */
+            else st = check_values(f, t[2 * i + k], k == 1);
         }
     struct recur_backend *be = &o->ctx->be;
     for (size_t i = 0; i < o->n_groups && st == RECUR_OK; i++)
@@ -515,6 +430,6 @@ recur_status recur_file_get_optim(const recur_file *f, recur_optim *o, const cha
             if (t[2 * i + k])
                 st = recur_be_write(be, k ? o->g[i].v : o->g[i].m, t[2 * i + k]->data, o->g[i].count * sizeof(float));
     free(t);
-    if (st == RECUR_OK) o->steps = steps;
+    if (st == RECUR_OK) o->steps = (long long)steps;
     return st;
 }

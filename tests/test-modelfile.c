@@ -1,5 +1,6 @@
 /*
- * test-modelfile.c: model files (core/modelfile.c, safetensors).
+ * test-modelfile.c: model files (core/modelfile.c on core/safetensors.c and
+ * core/schema.c), and what training files share with them.
  *
  *   roundtrip   save -> load for every cell, direction and 1-3 layers: the
  *               same settings, bit-exact weights, byte-identical re-saves
@@ -8,13 +9,16 @@
  *               good one here, and must give its own status, a message
  *               naming the file, no model, and untouched weights
  *   atomic      a save that fails (or is killed) part way leaves the previous
- *               file byte for byte; a missing directory is RECUR_ERR_IO
+ *               file byte for byte; a missing directory is RECUR_ERR_IO; the
+ *               next save removes a killed save's temporary file, nothing else
+ *   trainfile   optimizer state with NaN, Inf or a negative Adam v is refused
  *   torch       files written by docs/pytorch.md's export_module (through
  *               tests/fixtures/gen_safetensors.py) load and reproduce
  *               PyTorch's outputs and gradients on a packed batch; recur still
  *               writes byte for byte the recur-*.safetensors files whose
  *               outputs gen_safetensors.py --check reproduced in PyTorch
- *   corpus      the fuzz target's seed corpus loads without a crash
+ *   corpus      the fuzz target's seed corpus loads without a crash, each
+ *               seed with its status; the crafted training checkpoints too
  *
  * Environment (meson test sets it): RECUR_PLUGIN_PATH, RECUR_MODELFILE_FIXTURES
  * (tests/fixtures/safetensors), RECUR_SOURCE_ROOT. RECUR_MODELFILE_REGEN=1
@@ -23,6 +27,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,7 +41,9 @@
 
 #include "common.h"
 #include "fixtures/fixture.h"
-#include "recur/recur.h"
+#include "recur/recur-train.h"
+/* the writer's failure injection, in this test's private copy of the library */
+#include "safetensors.h"
 
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
@@ -70,10 +77,10 @@ static void drop_tmpdir(void) {
 }
 
 static const char *tmp_path(const char *name) {
-    static char buf[4][512];
+    static char buf[4][1024];
     static int k;
     char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
+    snprintf(p, 1024, "%s/%s", tmpdir, name);
     return p;
 }
 
@@ -905,8 +912,8 @@ Test(bad, metadata_disagrees) {
         {"\"input_size\":\"3\"", "\"input_size\":\"2\"", "input_size is 2, the tensors' 3"},
         {"\"num_layers\":\"2\"", "\"num_layers\":\"3\"", "num_layers is 3, the tensors have 2"},
         {"\"num_layers\":\"2\"", "\"num_layers\":\"1\"", "num_layers is 1, the tensors have 2"},
-        {"\"direction\":\"bidi_concat\"", "\"direction\":\"bidi_sum\"", "direction is bidi_sum, the tensors are bidi_concat"},
-        {"\"direction\":\"bidi_concat\"", "\"direction\":\"forward\"", "direction is forward, the tensors are bidi_concat"},
+        {"\"direction\":\"bidi_concat\"", "\"direction\":\"bidi_sum\"", "direction is bidi-sum, the tensors are bidi-concat"},
+        {"\"direction\":\"bidi_concat\"", "\"direction\":\"forward\"", "direction is forward, the tensors are bidi-concat"},
         {"\"cell\":\"lstm\"", "\"cell\":\"gru\"", "cell gru has 3 gates, the tensors 4"},
         {"\"cell\":\"lstm\"", "\"cell\":\"rnn\"", "cell rnn has 1 gates, the tensors 4"},
     };
@@ -979,6 +986,17 @@ Test(bad, io_and_arguments) {
 
 TestSuite(atomic, .init = make_tmpdir, .fini = drop_tmpdir);
 
+/* The writer's write (recur_sf_fwrite) as on a full disk: ENOSPC once the
+ * file (new, so its position is what was written) reaches fail_after bytes. */
+static long fail_after;
+static size_t full_disk_fwrite(const void *p, size_t size, size_t n, FILE *fp) {
+    long at = ftell(fp);
+    size_t bytes = size * n, allowed = at + (long)bytes > fail_after ? (size_t)(fail_after - at) : bytes;
+    size_t w = fwrite(p, 1, allowed, fp);
+    if (w < bytes) errno = ENOSPC;
+    return w / size;
+}
+
 Test(atomic, failed_write_keeps_previous_file) {
     recur_ctx *ctx = new_ctx();
     recur_model *a = make_model(ctx, "lstm", NULL, 3, 4, 2, RECUR_DIR_BIDI_CONCAT, 0, 0, 1);
@@ -988,12 +1006,11 @@ Test(atomic, failed_write_keeps_previous_file) {
     size_t n;
     uint8_t *before = read_bytes(p, &n);
     write_bytes(ref, before, n);
+    recur_sf_fwrite = full_disk_fwrite;
     /* fail at the length, inside it, in the header, at the data, at the last byte */
     const size_t at[] = {0, 1, 7, 8, 9, 100, n / 2, n - 4, n - 1};
     for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
-        char v[32];
-        snprintf(v, sizeof v, "%zu", at[i]);
-        setenv("RECUR_TEST_FAIL_WRITE_AFTER", v, 1);
+        fail_after = (long)at[i];
         recur_status st = recur_model_save(b, p);
         cr_assert_eq(st, RECUR_ERR_IO, "failing after %zu bytes: %s", at[i], recur_status_str(st));
         expect_msg(ctx, p, "No space left on device", "failed save");
@@ -1008,11 +1025,9 @@ Test(atomic, failed_write_keeps_previous_file) {
         recur_model_free(c);
     }
     /* exactly as many bytes as the file: it succeeds */
-    char v[32];
-    snprintf(v, sizeof v, "%zu", n);
-    setenv("RECUR_TEST_FAIL_WRITE_AFTER", v, 1);
+    fail_after = (long)n;
     cr_assert_eq(recur_model_save(b, p), RECUR_OK, "%s", recur_ctx_error(ctx));
-    unsetenv("RECUR_TEST_FAIL_WRITE_AFTER");
+    recur_sf_fwrite = fwrite;
     cr_assert(!same_file(p, ref));
     recur_model *c;
     cr_assert_eq(recur_model_load(ctx, p, 0, &c), RECUR_OK);
@@ -1051,7 +1066,8 @@ Test(atomic, rename_fails) {
 }
 
 /* A process killed at a random point of a save: the file is the old one or
- * the new one, whole; a temporary file may stay behind (nobody removed it). */
+ * the new one, whole; a temporary file may stay behind (too fresh for the next
+ * save to remove: stale_temporaries_removed). */
 Test(atomic, killed_save, .timeout = 120) {
     recur_ctx *ctx = new_ctx();
     recur_model *a = make_model(ctx, "lstm", NULL, 16, 8, 1, RECUR_DIR_FORWARD, 0, 0, 1);
@@ -1091,6 +1107,147 @@ Test(atomic, killed_save, .timeout = 120) {
         closedir(d);
     }
     cr_log_info("killed saves (one save %ld us): %d left the old file, %d the new one", save_us, saw_old, saw_new);
+    recur_ctx_free(ctx);
+}
+
+/* A file (or with dir set, a directory) in tmpdir, last changed age_s ago. */
+static void make_old(const char *name, long age_s, int dir) {
+    if (dir) cr_assert_eq(mkdir(tmp_path(name), 0755), 0);
+    else write_bytes(tmp_path(name), "x", 1);
+    struct timespec ts[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmp_path(name), ts, AT_SYMLINK_NOFOLLOW), 0, "%s", strerror(errno));
+}
+
+static int exists(const char *name) {
+    struct stat sb;
+    return lstat(tmp_path(name), &sb) == 0;
+}
+
+/* A pid no process has (one that just exited). */
+static pid_t dead_pid(void) {
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+    return pid;
+}
+
+/* What a save killed by SIGKILL leaves ("<path>.tmp-<pid>-<6 characters>")
+ * goes at the next save of that path when its writer is gone and it has not
+ * changed for a minute, or when it has not changed for a day; nothing else
+ * does: a live writer's, a fresh one (maybe a writer on another machine of a
+ * shared disk), other names, other targets, directories and symlinks. */
+Test(atomic, stale_temporaries_removed) {
+    recur_ctx *ctx = new_ctx();
+    recur_model *a = make_model(ctx, "gru", NULL, 2, 3, 1, RECUR_DIR_FORWARD, 0, 0, 1);
+    long dead = (long)dead_pid(), live = (long)getpid();
+    static const struct {
+        const char *fmt;
+        int use_dead;
+        long age;
+        int dir, gone;
+    } c[] = {
+        {"m.safetensors.tmp-%ld-aB3dE9", 1, 120, 0, 1},         /* killed: gone */
+        {"m.safetensors.tmp-%ld-Zz0000", 0, 2 * 86400, 0, 1},   /* a day old, its pid reused: gone */
+        {"m.safetensors.tmp-%ld-qwerty", 0, 120, 0, 0},         /* its writer still runs */
+        {"m.safetensors.tmp-%ld-fresh1", 1, 0, 0, 0},           /* just written */
+        {"m.safetensors.tmp-backup", 1, 2 * 86400, 0, 0},       /* not a name the writer makes */
+        {"m.safetensors.tmp-%ld-aB3dE9x", 1, 2 * 86400, 0, 0},  /* nor this */
+        {"other.safetensors.tmp-%ld-aB3dE9", 1, 120, 0, 0},     /* another target's */
+        {"m.safetensors.tmp-%ld-dir000", 1, 2 * 86400, 1, 0},   /* a directory */
+    };
+    char names[8][96];
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        snprintf(names[i], sizeof names[i], c[i].fmt, c[i].use_dead ? dead : live);
+        make_old(names[i], c[i].age, c[i].dir);
+    }
+    /* a symlink of the writer's name to a file of the user's */
+    char link[96];
+    snprintf(link, sizeof link, "m.safetensors.tmp-%ld-sym000", dead);
+    write_bytes(tmp_path("precious"), "y", 1);
+    cr_assert_eq(symlink(tmp_path("precious"), tmp_path(link)), 0);
+    struct timespec ts[2] = {{time(NULL) - 2 * 86400, 0}, {time(NULL) - 2 * 86400, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmp_path(link), ts, AT_SYMLINK_NOFOLLOW), 0);
+
+    cr_assert_eq(recur_model_save(a, tmp_path("m.safetensors")), RECUR_OK, "%s", recur_ctx_error(ctx));
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        cr_assert_eq(!exists(names[i]), c[i].gone, "after the save '%s' is %s", names[i],
+                     c[i].gone ? "still there" : "gone");
+    cr_assert(exists(link) && exists("precious"), "the save removed a symlink or what it points to");
+
+    /* training files save through the same writer */
+    char stale[96];
+    snprintf(stale, sizeof stale, "t.safetensors.tmp-%ld-aB3dE9", dead);
+    make_old(stale, 120, 0);
+    recur_file *f;
+    cr_assert_eq(recur_file_create(&f), RECUR_OK);
+    cr_assert_eq(recur_file_put_meta(f, "app.note", "x"), RECUR_OK);
+    cr_assert_eq(recur_file_save(f, tmp_path("t.safetensors")), RECUR_OK, "%s", recur_last_error());
+    recur_file_free(f);
+    cr_assert(!exists(stale), "recur_file_save left '%s'", stale);
+    recur_ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* training files: optimizer state                                           */
+
+TestSuite(trainfile, .init = make_tmpdir, .fini = drop_tmpdir);
+
+/* NaN or Inf in optimizer state (or a negative Adam second moment) is
+ * refused when loaded, naming the tensor, and the optimizer is untouched;
+ * before, it loaded and the next steps made the loss NaN. */
+Test(trainfile, bad_optimizer_state_refused) {
+    recur_ctx *ctx = new_ctx();
+    recur_net_desc d = {.model = {.cell = "lstm", .input_size = 3, .hidden_size = 4, .num_layers = 1},
+                        .input = RECUR_INPUT_EMBEDDING, .vocab = 5, .head = RECUR_HEAD_ALL, .output_size = 5};
+    recur_net *net;
+    cr_assert_eq(recur_net_create(ctx, &d, &net), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_optim_desc od = {.kind = RECUR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    recur_optim *opt;
+    cr_assert_eq(recur_optim_create(&net, 1, &od, &opt), RECUR_OK, "%s", recur_ctx_error(ctx));
+    static const struct {
+        const char *tensor;
+        size_t at;
+        float v;
+        const char *needle;
+    } c[] = {
+        {"optim.rnn.l0.m", 2, NAN, "tensor 'optim.rnn.l0.m' element 2 is NaN"},
+        {"optim.own.v", 0, INFINITY, "tensor 'optim.own.v' element 0 is +Inf"},
+        {"optim.own.m", 7, -INFINITY, "tensor 'optim.own.m' element 7 is -Inf"},
+        {"optim.rnn.l0.v", 5, -1.0f, "tensor 'optim.rnn.l0.v' element 5 is negative"},
+    };
+    const char *path = tmp_path("t.safetensors");
+    for (size_t i = 0; i <= sizeof c / sizeof c[0]; i++) {
+        recur_file *f;
+        cr_assert_eq(recur_file_create(&f), RECUR_OK);
+        cr_assert_eq(recur_file_put_optim(f, opt, NULL), RECUR_OK, "%s", recur_last_error());
+        cr_assert_eq(recur_file_put_meta(f, "optim.steps", "3"), RECUR_OK);
+        if (i < sizeof c / sizeof c[0]) {
+            int64_t shape[4];
+            cr_assert_eq(recur_file_tensor(f, c[i].tensor, NULL, shape, NULL, 0), RECUR_OK, "%s", c[i].tensor);
+            float *v = test_floats((size_t)shape[0]);
+            cr_assert_eq(recur_file_tensor(f, c[i].tensor, NULL, NULL, v, (size_t)shape[0]), RECUR_OK);
+            v[c[i].at] = c[i].v;
+            cr_assert_eq(recur_file_put_tensor(f, c[i].tensor, 1, shape, v), RECUR_OK);
+            free(v);
+        }
+        cr_assert_eq(recur_file_save(f, path), RECUR_OK, "%s", recur_last_error());
+        recur_file_free(f);
+        cr_assert_eq(recur_file_open(path, &f), RECUR_OK, "%s", recur_last_error());
+        recur_status st = recur_file_get_optim(f, opt, NULL);
+        recur_file_free(f);
+        if (i == sizeof c / sizeof c[0]) { /* the same file unharmed loads */
+            cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
+            cr_assert_eq(recur_optim_steps(opt), 3);
+            break;
+        }
+        cr_assert_eq(st, RECUR_ERR_FILE_NONFINITE, "%s: %s: %s", c[i].tensor, recur_status_str(st), recur_last_error());
+        cr_assert(strstr(recur_last_error(), c[i].needle) && strstr(recur_last_error(), path),
+                  "the message does not say '%s' and the file: %s", c[i].needle, recur_last_error());
+        cr_assert_eq(recur_optim_steps(opt), 0, "a refused state changed the optimizer");
+    }
+    recur_optim_free(opt);
+    recur_net_free(net);
     recur_ctx_free(ctx);
 }
 
@@ -1399,7 +1556,55 @@ static const struct {
     {"bad-offsets-overlap", RECUR_ERR_FILE_OFFSETS, RECUR_ERR_FILE_OFFSETS},
     {"bad-metadata", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
     {"bad-nan", RECUR_OK, RECUR_ERR_FILE_NONFINITE},
+    {"bad-metadata-decimal-comma", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
+    {"valid-lstm-bidi-dash", RECUR_OK, RECUR_OK},
 };
+
+/* The crafted training checkpoints of the corpus (make_corpus.py's
+ * training()): what recur_file_get_net and then recur_file_get_optim (Adam)
+ * say of each. */
+static const struct {
+    const char *name;
+    recur_status net, optim;
+    const char *needle;
+} train_seeds[] = {
+    {"train-adam-state.safetensors", RECUR_OK, RECUR_OK, NULL},
+    {"train-nan-optim-state.safetensors", RECUR_OK, RECUR_ERR_FILE_NONFINITE, "'optim.rnn.l0.m' element 3 is NaN"},
+    {"train-negative-adam-v.safetensors", RECUR_OK, RECUR_ERR_FILE_NONFINITE, "'optim.own.v' element 0 is negative"},
+    {"train-decimal-comma.safetensors", RECUR_ERR_FILE_METADATA, RECUR_OK, "dropout '0,25'"},
+};
+
+Test(corpus, training_checkpoints) {
+    const char *root = getenv("RECUR_SOURCE_ROOT");
+    cr_assert(root, "RECUR_SOURCE_ROOT is not set (meson test sets it)");
+    recur_ctx *ctx = new_ctx();
+    recur_optim_desc od = {.kind = RECUR_OPTIM_ADAM, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    for (size_t i = 0; i < sizeof train_seeds / sizeof train_seeds[0]; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/tests/fuzz/corpus/%s", root, train_seeds[i].name);
+        recur_file *f;
+        cr_assert_eq(recur_file_open(p, &f), RECUR_OK, "%s", recur_last_error());
+        recur_net *net = NULL;
+        recur_status st = recur_file_get_net(f, "", ctx, RECUR_LOAD_CHECK_FINITE, &net);
+        cr_assert_eq(st, train_seeds[i].net, "%s: recur_file_get_net: %s: %s", p, recur_status_str(st),
+                     recur_last_error());
+        if (st == RECUR_OK) {
+            recur_optim *o;
+            cr_assert_eq(recur_optim_create(&net, 1, &od, &o), RECUR_OK, "%s", recur_ctx_error(ctx));
+            st = recur_file_get_optim(f, o, NULL);
+            cr_assert_eq(st, train_seeds[i].optim, "%s: recur_file_get_optim: %s: %s", p, recur_status_str(st),
+                         recur_last_error());
+            cr_assert_eq(recur_optim_steps(o), st == RECUR_OK ? 4 : 0);
+            recur_optim_free(o);
+            recur_net_free(net);
+        }
+        if (train_seeds[i].needle)
+            cr_assert(strstr(recur_last_error(), train_seeds[i].needle) && strstr(recur_last_error(), p),
+                      "the message does not name '%s' and the file: %s", train_seeds[i].needle, recur_last_error());
+        recur_file_free(f);
+    }
+    recur_ctx_free(ctx);
+}
 
 Test(corpus, loads_without_crash) {
     const char *root = getenv("RECUR_SOURCE_ROOT");

@@ -1,5 +1,6 @@
 /*
- * fuzz-load.c: libFuzzer target of the model-file loader (core/modelfile.c).
+ * fuzz-load.c: libFuzzer target of the file readers (core/modelfile.c and
+ * core/trainfile.c, on core/safetensors.c and core/schema.c).
  *
  * Each input is a whole file. It goes through the loader twice, from memory
  * (the same parser recur_model_load and recur_model_load_weights run on a
@@ -9,7 +10,9 @@
  * Then as a training file (recur-train.h): recur_file_open from memory, and
  * when that succeeds, recur_file_get_net of the net under "" and under
  * "encoder.", which must fail with a file status (or a missing plugin's)
- * and make no net, or make one.
+ * and make no net, or make one; for the net under "", an optimizer of the
+ * kind "optim.kind" names (Adam unless "sgd") and recur_file_get_optim,
+ * which must succeed or fail with a file status.
  * Besides the sanitizers' findings, it aborts when a call breaks the
  * contract: a status other than RECUR_OK, RECUR_ERR_NO_MEMORY or a
  * RECUR_ERR_FILE_* code (so a file the checks let through cannot fail
@@ -102,6 +105,20 @@ static int file_status(recur_status st) {
     return st == RECUR_ERR_NO_MEMORY || (st <= RECUR_ERR_FILE_TRUNCATED && st >= RECUR_ERR_FILE_NONFINITE);
 }
 
+/* The optimizer state of a file whose net loaded. */
+static void get_optim(const recur_file *tf, recur_net *net) {
+    const char *kind = recur_file_meta(tf, "optim.kind");
+    recur_optim_desc d = {.kind = kind && !strcmp(kind, "sgd") ? RECUR_OPTIM_SGD : RECUR_OPTIM_ADAM, .lr = 0.01f,
+                          .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    recur_optim *o;
+    recur_status st = recur_optim_create(&net, 1, &d, &o);
+    if (st == RECUR_ERR_NO_MEMORY) return;
+    if (st != RECUR_OK) die("recur_optim_create", st);
+    st = recur_file_get_optim(tf, o, NULL);
+    if (st != RECUR_OK && !file_status(st)) die("recur_file_get_optim: unexpected status", st);
+    recur_optim_free(o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (uint32_t flags = 0; flags <= RECUR_LOAD_CHECK_FINITE; flags += RECUR_LOAD_CHECK_FINITE) {
         recur_model *m = (recur_model *)&ctx; /* must be overwritten */
@@ -130,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 st = recur_file_get_net(tf, p ? "encoder." : "", ctx, flags, &net);
                 if (st == RECUR_OK) {
                     if (!net || net == (recur_net *)&ctx) die("RECUR_OK without a net", st);
+                    if (p == 0) get_optim(tf, net);
                     recur_net_free(net);
                 } else {
                     if (net) die("a failed recur_file_get_net left *out set", st);

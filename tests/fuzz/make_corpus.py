@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Write the seed corpus of fuzz-load (tests/fuzz/corpus/): small valid recur
-model files of every cell and direction, and a few corrupt ones. Uses
+model files of every cell and direction, and a few corrupt ones; a training
+checkpoint with Adam state (from tests/fixtures/train/) and crafted ones. Uses
 save_safetensors() of tests/fixtures/recur_safetensors.py (docs/pytorch.md).
+(train-lstm-embed.safetensors and train-gru-lbr-last.safetensors are copies
+of tests/fixtures/train/ files, not written here.)
 
     /usr/bin/python3 tests/fuzz/make_corpus.py
 """
@@ -12,7 +15,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
-from recur_safetensors import save_safetensors  # noqa: E402
+from recur_safetensors import load_safetensors, save_safetensors  # noqa: E402
 
 OUT = os.path.join(HERE, "corpus")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3, "gru-lbr": 3}
@@ -43,6 +46,39 @@ def meta(cell, I, H, L, direction, variant="", full=True, dropout="0", seed="0")
 def write(name, data):
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(data)
+
+
+def training(rng):
+    """A training checkpoint: the net of tests/fixtures/train/lstm-embed-all-
+    xent-adam (V 7, I 5, H 6, 2 layers, head K 7) with Adam state, groups as
+    recur_file_put_optim writes them ("own": embedding and head; "rnn.l<k>":
+    a layer's [W_ih, W_hh, b_ih, b_hh]); then the same with state that cannot
+    be (NaN, a negative second moment) and with a decimal-comma dropout."""
+    src = os.path.join(HERE, "..", "fixtures", "train", "lstm-embed-all-xent-adam.safetensors")
+    tensors, meta = load_safetensors(src)
+    meta = {k: v for k, v in meta.items() if not k.startswith("test.")}
+    tensors = {k: v for k, v in tensors.items() if k.split(".")[0] in ("embedding", "rnn", "head")}
+    V, I, H, K, G = 7, 5, 6, 7, 4
+    groups = {"own": V * I + K * H + K, "rnn.l0": G * H * (I + H + 2), "rnn.l1": G * H * (H + H + 2)}
+    state = {}
+    for g, count in groups.items():
+        state["optim.%s.m" % g] = rng.uniform(-0.01, 0.01, (count,))
+        state["optim.%s.v" % g] = rng.uniform(0, 1e-4, (count,))
+    meta.update({"optim.kind": "adam", "optim.lr": "0.01", "optim.momentum": "0", "optim.beta1": "0.9",
+                 "optim.beta2": "0.999", "optim.eps": "1e-08", "optim.weight_decay": "0", "optim.clip_norm": "0.5",
+                 "optim.steps": "4", "optim.groups": str(len(groups))})
+
+    def save(name, state, meta):
+        save_safetensors(os.path.join(OUT, name), dict(tensors, **state), meta)
+
+    save("train-adam-state.safetensors", state, meta)
+    nan = dict(state, **{"optim.rnn.l0.m": state["optim.rnn.l0.m"].copy()})
+    nan["optim.rnn.l0.m"][3] = np.nan
+    save("train-nan-optim-state.safetensors", nan, meta)
+    neg = dict(state, **{"optim.own.v": state["optim.own.v"].copy()})
+    neg["optim.own.v"][0] = -1.0
+    save("train-negative-adam-v.safetensors", neg, meta)
+    save("train-decimal-comma.safetensors", state, dict(meta, dropout="0,25"))
 
 
 def main():
@@ -79,6 +115,13 @@ def main():
     nan = bytearray(good)
     nan[8 + n + 12:8 + n + 16] = np.array([np.nan], dtype="<f4").tobytes()
     write("bad-nan", bytes(nan))
+    # what an application under a decimal-comma locale (de_DE.UTF-8) wrote
+    # before recur's numbers ignored the locale: refused, naming the value
+    write("bad-metadata-decimal-comma", with_header(header.replace(b'"dropout":"0"', b'"dropout":"0,5"', 1)))
+    # the direction in recur_direction_name's spelling: read as bidi_concat
+    save_safetensors(os.path.join(OUT, "valid-lstm-bidi-dash"), tensors("lstm", 2, 3, 2, "bidi_concat", rng),
+                     meta("lstm", 2, 3, 2, "bidi-concat"))
+    training(rng)
     for f in sorted(os.listdir(OUT)):
         print("%-34s %5d bytes" % (f, os.path.getsize(os.path.join(OUT, f))))
 

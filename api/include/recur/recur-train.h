@@ -228,8 +228,9 @@ RECUR_API recur_status recur_file_get_net(const recur_file *f, const char *prefi
                                           recur_net **out);
 /* Restore an optimizer's state (its step count and every group's tensors)
  * saved by recur_file_put_optim with the same prefixes over nets of the same
- * shapes. Its settings (lr, ...) stay the caller's. On a file error the
- * optimizer is untouched. */
+ * shapes. Its settings (lr, ...) stay the caller's. State that cannot be
+ * (NaN, Inf, a negative Adam second moment) is RECUR_ERR_FILE_NONFINITE,
+ * naming the tensor. On a file error the optimizer is untouched. */
 RECUR_API recur_status recur_file_get_optim(const recur_file *f, recur_optim *opt, const char *const *prefixes);
 
 #ifdef __cplusplus

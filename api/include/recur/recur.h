@@ -97,7 +97,8 @@ typedef enum recur_status {
                                        * leave bytes that belong to no tensor, or run past the end */
     RECUR_ERR_FILE_METADATA = -309,   /* __metadata__ is missing, malformed or disagrees with the shapes,
                                        * or (load_weights) names another cell, variant or direction */
-    RECUR_ERR_FILE_NONFINITE = -310,  /* NaN or Inf in a weight (only when the caller asks for the check) */
+    RECUR_ERR_FILE_NONFINITE = -310,  /* NaN or Inf in a weight (when the caller asks for the check) or
+                                       * in optimizer state (always) */
 } recur_status;
 
 /* The name of a status code ("RECUR_ERR_SHAPE"); never NULL. */
@@ -387,7 +388,7 @@ typedef enum recur_direction {
  * "forward", "reverse", "bidi-concat", "bidi-sum"; NULL for a value out of range. */
 RECUR_API const char *recur_direction_name(recur_direction dir);
 /* The direction a name stands for: the names above, case-insensitive, with '_' and '-'
- * alike ("bidi_concat" as files before 0.2 wrote it); the older spellings "bidi",
+ * alike ("bidi_concat", as files write it); the older spellings "bidi",
  * "bidirectional" and "concat" (= bidi-concat) and "sum" (= bidi-sum) are accepted too.
  * RECUR_ERR_ARG (message naming the name) for anything else. */
 RECUR_API recur_status recur_direction_parse(const char *name, recur_direction *out);
