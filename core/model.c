@@ -11,7 +11,7 @@
 
 static const char *const block_names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
 
-static const char *const dir_names[] = {"forward", "reverse", "bidi-concat", "bidi-sum"};
+static const char *const dir_names[] = {"forward", "reverse", "bidi_concat", "bidi_sum"};
 
 const char *recur_direction_name(recur_direction dir) {
     return dir >= RECUR_DIR_FORWARD && dir <= RECUR_DIR_BIDI_SUM ? dir_names[dir] : NULL;
@@ -25,7 +25,7 @@ recur_status recur_direction_parse(const char *name, recur_direction *out) {
         recur_direction dir;
     } names[] = {
         {"forward", RECUR_DIR_FORWARD},          {"reverse", RECUR_DIR_REVERSE},
-        {"bidi-concat", RECUR_DIR_BIDI_CONCAT},  {"bidi-sum", RECUR_DIR_BIDI_SUM},
+        {"bidi_concat", RECUR_DIR_BIDI_CONCAT},  {"bidi_sum", RECUR_DIR_BIDI_SUM},
         {"bidi", RECUR_DIR_BIDI_CONCAT},         {"bidirectional", RECUR_DIR_BIDI_CONCAT},
         {"concat", RECUR_DIR_BIDI_CONCAT},       {"sum", RECUR_DIR_BIDI_SUM},
     };
@@ -34,7 +34,7 @@ recur_status recur_direction_parse(const char *name, recur_direction *out) {
     if (n < sizeof norm) {
         for (size_t i = 0; i <= n; i++) {
             char c = name[i];
-            norm[i] = c == '_' ? '-' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+            norm[i] = c == '-' ? '_' : (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
         }
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (!strcmp(norm, names[i].name)) {
@@ -42,7 +42,7 @@ recur_status recur_direction_parse(const char *name, recur_direction *out) {
                 return RECUR_OK;
             }
     }
-    return recur_err(NULL, RECUR_ERR_ARG, "direction '%.40s%s': expected forward, reverse, bidi-concat or bidi-sum",
+    return recur_err(NULL, RECUR_ERR_ARG, "direction '%.40s%s': expected forward, reverse, bidi_concat or bidi_sum",
                      name, n > 40 ? "..." : "");
 }
 

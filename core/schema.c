@@ -139,7 +139,7 @@ recur_status recur_schema_get_model(const struct recur_meta_in *in, recur_model_
     }
     const char *dir = recur_meta_get(in, "direction");
     if (recur_direction_parse(dir, &d->direction) != RECUR_OK)
-        return bad(in, "direction", dir, "forward, reverse, bidi-concat or bidi-sum");
+        return bad(in, "direction", dir, "forward, reverse, bidi_concat or bidi_sum");
     const char *p = recur_meta_get(in, "dropout");
     if (p && (!recur_parse_f32(p, &d->dropout) || !(d->dropout >= 0.0f && d->dropout < 1.0f)))
         return bad(in, "dropout", p, "a number in [0, 1)");
@@ -170,13 +170,6 @@ recur_status recur_meta_put_f32(struct recur_sf_meta *m, const char *prefix, con
     return recur_meta_put(m, prefix, key, s);
 }
 
-void recur_schema_direction(recur_direction dir, char buf[16]) {
-    const char *name = recur_direction_name(dir);
-    size_t k = 0;
-    for (; name && name[k] && k < 15; k++) buf[k] = name[k] == '-' ? '_' : name[k];
-    buf[k] = 0;
-}
-
 recur_status recur_schema_put_model(struct recur_sf_meta *m, const char *prefix, const char *format,
                                     const recur_model_desc *d) {
     TRY(recur_meta_put(m, prefix, "format", format));
@@ -186,9 +179,7 @@ recur_status recur_schema_put_model(struct recur_sf_meta *m, const char *prefix,
     TRY(recur_meta_put_uint(m, prefix, "input_size", (uint64_t)d->input_size));
     TRY(recur_meta_put_uint(m, prefix, "hidden_size", (uint64_t)d->hidden_size));
     TRY(recur_meta_put_uint(m, prefix, "num_layers", (uint64_t)d->num_layers));
-    char dir[16];
-    recur_schema_direction(d->direction, dir);
-    TRY(recur_meta_put(m, prefix, "direction", dir));
+    TRY(recur_meta_put(m, prefix, "direction", recur_direction_name(d->direction)));
     TRY(recur_meta_put_f32(m, prefix, "dropout", d->dropout));
     return recur_meta_put_uint(m, prefix, "seed", d->seed);
 }

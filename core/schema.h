@@ -70,8 +70,5 @@ recur_status recur_meta_put_f32(struct recur_sf_meta *m, const char *prefix, con
 recur_status recur_schema_put_model(struct recur_sf_meta *m, const char *prefix, const char *format,
                                     const recur_model_desc *d);
 
-/* A direction as files write it: recur_direction_name's word with '_' for
- * '-' ("bidi_concat"); "" out of range. */
-void recur_schema_direction(recur_direction dir, char buf[16]);
 
 #endif

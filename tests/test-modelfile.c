@@ -912,8 +912,8 @@ Test(bad, metadata_disagrees) {
         {"\"input_size\":\"3\"", "\"input_size\":\"2\"", "input_size is 2, the tensors' 3"},
         {"\"num_layers\":\"2\"", "\"num_layers\":\"3\"", "num_layers is 3, the tensors have 2"},
         {"\"num_layers\":\"2\"", "\"num_layers\":\"1\"", "num_layers is 1, the tensors have 2"},
-        {"\"direction\":\"bidi_concat\"", "\"direction\":\"bidi_sum\"", "direction is bidi-sum, the tensors are bidi-concat"},
-        {"\"direction\":\"bidi_concat\"", "\"direction\":\"forward\"", "direction is forward, the tensors are bidi-concat"},
+        {"\"direction\":\"bidi_concat\"", "\"direction\":\"bidi_sum\"", "direction is bidi_sum, the tensors are bidi_concat"},
+        {"\"direction\":\"bidi_concat\"", "\"direction\":\"forward\"", "direction is forward, the tensors are bidi_concat"},
         {"\"cell\":\"lstm\"", "\"cell\":\"gru\"", "cell gru has 3 gates, the tensors 4"},
         {"\"cell\":\"lstm\"", "\"cell\":\"rnn\"", "cell rnn has 1 gates, the tensors 4"},
     };

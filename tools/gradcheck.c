@@ -198,7 +198,7 @@ out:;
 static void usage(FILE *f) {
     fprintf(f,
             "usage: recur gradcheck --cell NAME [--variant V] [--layers L]\n"
-            "                       [--direction forward|reverse|bidi-concat|bidi-sum] [--bidirectional]\n"
+            "                       [--direction forward|reverse|bidi_concat|bidi_sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
             "                       [--seed S] [--tol X] [--eps E[,E...]]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
@@ -214,9 +214,9 @@ static void usage(FILE *f) {
             "  --cell NAME        the cell (see 'recur cells'); required\n"
             "  --variant V        the cell's variant (rnn: tanh, relu); default the cell's first\n"
             "  --layers L         stacked layers, 1..64 (default 1)\n"
-            "  --direction D      forward, reverse, bidi-concat or bidi-sum (default forward;\n"
+            "  --direction D      forward, reverse, bidi_concat or bidi_sum (default forward;\n"
             "                     the older concat, sum and bidi are accepted too)\n"
-            "  --bidirectional    the same as --direction bidi-concat\n"
+            "  --bidirectional    the same as --direction bidi_concat\n"
             "  --input I          input size, 1..4096 (default 4)\n"
             "  --hidden H         hidden size, 1..4096 (default 6)\n"
             "  --steps T          time steps, 1..100000 (default 5)\n"
@@ -328,10 +328,10 @@ int cmd_gradcheck(int argc, char **argv) {
     if (direction) {
         recur_direction d;
         if (recur_direction_parse(direction, &d) != RECUR_OK)
-            return tool_usage_error(CMD, "--direction '%s': expected forward, reverse, bidi-concat or bidi-sum",
+            return tool_usage_error(CMD, "--direction '%s': expected forward, reverse, bidi_concat or bidi_sum",
                                     direction);
         if (bidirectional && d != RECUR_DIR_BIDI_CONCAT)
-            return tool_usage_error(CMD, "--bidirectional (bidi-concat) conflicts with --direction '%s'", direction);
+            return tool_usage_error(CMD, "--bidirectional (bidi_concat) conflicts with --direction '%s'", direction);
         dir = d;
     }
 

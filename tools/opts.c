@@ -93,7 +93,7 @@ int opt_value(const struct opt *o, const char *v, void *dst, int empty_ok, char 
     }
     case OPT_DIRECTION: {
         recur_direction d;
-        if (recur_direction_parse(v, &d) != RECUR_OK) WHY("expected forward, reverse, bidi-concat or bidi-sum");
+        if (recur_direction_parse(v, &d) != RECUR_OK) WHY("expected forward, reverse, bidi_concat or bidi_sum");
         *(int *)dst = (int)d;
         return 0;
     }

@@ -97,7 +97,7 @@ static void usage(FILE *f) {
             "the net:\n"
             "  --cell NAME           any loaded cell plugin (lstm); --variant NAME its variant\n"
             "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; dates 128 1 32)\n"
-            "  --direction forward|reverse|bidi-concat|bidi-sum   (lm and dates: forward only;\n"
+            "  --direction forward|reverse|bidi_concat|bidi_sum   (lm and dates: forward only;\n"
             "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"

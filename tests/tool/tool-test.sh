@@ -195,19 +195,19 @@ corpus-not-regular)
     expect 1 "/dev/zero: not a regular file" eval --model /dev/zero
     ;;
 old-direction)
-    # one vocabulary: --direction and recur.direction say bidi-concat; the old spellings still work
+    # one vocabulary: --direction and recur.direction say bidi_concat; the old spellings still work
     run train --task classify --direction bidi --hidden 8 --embed 4 --batch 4 --val-size 4 --steps 0 --quiet --out a
-    case "$out" in *" bidi-concat, "*) ;; *) fail "the banner does not say bidi-concat" ;; esac
-    [ "$(meta a/$ck recur.direction)" = bidi-concat ] || fail "recur.direction is $(meta a/$ck recur.direction)"
+    case "$out" in *" bidi_concat, "*) ;; *) fail "the banner does not say bidi_concat" ;; esac
+    [ "$(meta a/$ck recur.direction)" = bidi_concat ] || fail "recur.direction is $(meta a/$ck recur.direction)"
     # a checkpoint written before: "bidi" resumes, and is written back in the new spelling
     set_meta a/$ck recur.direction bidi
     run train --resume --out a --steps 2 --quiet
-    [ "$(meta a/$ck recur.direction)" = bidi-concat ] || fail "resumed: recur.direction $(meta a/$ck recur.direction)"
-    set_meta a/$ck recur.direction bidi_concat
+    [ "$(meta a/$ck recur.direction)" = bidi_concat ] || fail "resumed: recur.direction $(meta a/$ck recur.direction)"
+    set_meta a/$ck recur.direction bidi-concat
     run eval --model a/$ck
     # the same model named either way on --resume
     run train --resume --out a --steps 3 --direction BIDI-CONCAT --quiet
-    expect 1 "--direction bidi-sum, but the checkpoint has bidi-concat" train --resume --out a --direction sum --quiet
+    expect 1 "--direction bidi_sum, but the checkpoint has bidi_concat" train --resume --out a --direction sum --quiet
     ;;
 
 # ---- training ----

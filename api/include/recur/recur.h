@@ -385,11 +385,11 @@ typedef enum recur_direction {
 } recur_direction;
 
 /* A direction's name, the one vocabulary of files, the tool's flags and messages:
- * "forward", "reverse", "bidi-concat", "bidi-sum"; NULL for a value out of range. */
+ * "forward", "reverse", "bidi_concat", "bidi_sum"; NULL for a value out of range. */
 RECUR_API const char *recur_direction_name(recur_direction dir);
-/* The direction a name stands for: the names above, case-insensitive, with '_' and '-'
- * alike ("bidi_concat", as files write it); the older spellings "bidi",
- * "bidirectional" and "concat" (= bidi-concat) and "sum" (= bidi-sum) are accepted too.
+/* The direction a name stands for: the names above, case-insensitive, with '-' and '_'
+ * alike ("bidi-concat" too); the older spellings "bidi", "bidirectional" and "concat"
+ * (= bidi_concat) and "sum" (= bidi_sum) are accepted too.
  * RECUR_ERR_ARG (message naming the name) for anything else. */
 RECUR_API recur_status recur_direction_parse(const char *name, recur_direction *out);
 
