@@ -256,18 +256,22 @@ static void orthogonal(float *dst, int ld, int h, uint64_t seed, uint64_t s, uin
         for (int j = 0; j < h; j++) dst[(size_t)i * ld + j] = (float)a[(size_t)i * h + j];
 }
 
+float *recur_net_param_buffer(const recur_net *n) {
+    size_t np = recur_net_param_count(n), maxc = 1;
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        if (recur_net_param_info(n, i, &info) == RECUR_OK && info.count > maxc) maxc = info.count;
+    }
+    return malloc(maxc * sizeof(float));
+}
+
 recur_status recur_net_init(recur_net *n, recur_init init, uint64_t seed) {
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_init: net is NULL");
     recur_err_clear(n->ctx);
     RETURN_IF(init != RECUR_INIT_UNIFORM && init != RECUR_INIT_ORTHOGONAL, n->ctx, RECUR_ERR_ARG,
               "recur_net_init: init %d: expected RECUR_INIT_UNIFORM or RECUR_INIT_ORTHOGONAL", (int)init);
-    size_t np = recur_net_param_count(n), maxc = 1;
-    for (size_t i = 0; i < np; i++) {
-        recur_param_info info;
-        TRY(recur_net_param_info(n, i, &info));
-        if (info.count > maxc) maxc = info.count;
-    }
-    float *v = malloc(maxc * sizeof *v);
+    size_t np = recur_net_param_count(n);
+    float *v = recur_net_param_buffer(n);
     double *a = init == RECUR_INIT_ORTHOGONAL ? malloc((size_t)n->H * n->H * sizeof *a) : NULL;
     recur_status st = RECUR_OK;
     GOTO_IF(!v || (init == RECUR_INIT_ORTHOGONAL && !a), n->ctx, st, RECUR_ERR_NO_MEMORY, done,

@@ -64,6 +64,10 @@ recur_status recur_net_desc_check(recur_ctx *ctx, const recur_net_desc *d);
 /* "vector", "embedding", "onehot"; "all", "last", "none" (file metadata). */
 const char *recur_net_input_name(recur_input i);
 const char *recur_net_head_name(recur_head h);
+/* A float buffer as large as the net's largest parameter tensor (at least 1
+ * float), for moving parameters one tensor at a time; NULL when out of
+ * memory. The caller frees it. */
+float *recur_net_param_buffer(const recur_net *n);
 
 /* recur_file_open on a buffer in memory; `name` stands for the file in
  * messages (trainfile.c; the fuzz target calls it). */

@@ -191,13 +191,8 @@ recur_status recur_file_put_net(recur_file *f, const char *prefix, const recur_n
     TRY(recur_meta_put(m, prefix, "head", recur_net_head_name(d->head)));
     TRY(recur_meta_put_uint(m, prefix, "output_size", (uint64_t)d->output_size));
     TRY(recur_meta_put(m, prefix, "loss", loss_names[d->loss]));
-    size_t np = recur_net_param_count(net), maxc = 1;
-    for (size_t i = 0; i < np; i++) {
-        recur_param_info info;
-        TRY(recur_net_param_info(net, i, &info));
-        if (info.count > maxc) maxc = info.count;
-    }
-    float *v = malloc(maxc * sizeof *v);
+    size_t np = recur_net_param_count(net);
+    float *v = recur_net_param_buffer(net);
     RETURN_IF(!v, NULL, RECUR_ERR_NO_MEMORY, "recur_file_put_net: out of memory");
     recur_status st = RECUR_OK;
     for (size_t i = 0; i < np && st == RECUR_OK; i++) {
