@@ -272,11 +272,12 @@ recur_status recur_sf_parse(recur_ctx *ctx, const char *what, const char *path, 
     uint64_t hl = get_le64(buf);
     if (hl > HEADER_MAX)
         return recur_sf_err(ctx, f, RECUR_ERR_FILE_HEADER,
-                            "header length %" PRIu64 " is absurdly large (the limit is %u)", hl, HEADER_MAX);
+                            "not a safetensors file: its first 8 bytes give a header length of %" PRIu64
+                            ", over the limit of %u", hl, HEADER_MAX);
     if (hl > len - 8)
         return recur_sf_err(ctx, f, RECUR_ERR_FILE_HEADER,
-                            "header length %" PRIu64 " runs past the end of the file (%zu bytes after the length)",
-                            hl, len - 8);
+                            "not a safetensors file, or a truncated one: its first 8 bytes give a header length of %"
+                            PRIu64 ", past the end of the file (%zu bytes after the length)", hl, len - 8);
     const uint8_t *h = buf + 8;
     for (size_t i = 0; i < hl; i++)
         if (h[i] < 0x20 && h[i] != '\t' && h[i] != '\n' && h[i] != '\r')
@@ -430,7 +431,8 @@ void recur_sf_decode(const struct recur_sf_file *f, const struct recur_sf_entry 
 recur_status recur_sf_read_all(recur_ctx *ctx, const char *what, const char *path, uint8_t **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not wait for a writer; it is refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return perr(ctx, what, path, RECUR_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat sb;
     recur_status st = RECUR_OK;
@@ -441,7 +443,13 @@ recur_status recur_sf_read_all(recur_ctx *ctx, const char *what, const char *pat
         goto fail;
     }
     if (!S_ISREG(sb.st_mode)) {
-        st = perr(ctx, what, path, RECUR_ERR_IO, "not a regular file%s", S_ISDIR(sb.st_mode) ? " (a directory)" : "");
+        st = perr(ctx, what, path, RECUR_ERR_IO, "not a regular file (%s)",
+                  S_ISDIR(sb.st_mode)    ? "a directory"
+                  : S_ISFIFO(sb.st_mode) ? "a FIFO"
+                  : S_ISCHR(sb.st_mode)  ? "a character device"
+                  : S_ISBLK(sb.st_mode)  ? "a block device"
+                  : S_ISSOCK(sb.st_mode) ? "a socket"
+                                         : "not a file");
         goto fail;
     }
     if ((uint64_t)sb.st_size > SIZE_MAX - 1) {

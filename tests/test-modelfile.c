@@ -604,7 +604,7 @@ Test(bad, header_length) {
         for (int i = 0; i < 8; i++) b[i] = (uint8_t)(lens[k] >> (8 * i));
         write_bytes(B.bad_path, b, n);
         EXPECT_BAD(B.bad_path, 0, RECUR_ERR_FILE_HEADER, RECUR_ERR_FILE_HEADER,
-                   lens[k] > 100000000 ? "absurdly large" : "past the end");
+                   lens[k] > 100000000 ? "not a safetensors file: its first 8 bytes give a header length of" : "past the end");
     }
     /* the file cut inside its header */
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hl >> (8 * i));
@@ -964,7 +964,17 @@ Test(bad, nonfinite) {
 Test(bad, io_and_arguments) {
     const char *none = tmp_path("no-such-file.safetensors");
     EXPECT_BAD(none, 0, RECUR_ERR_IO, RECUR_ERR_IO, "No such file or directory");
-    EXPECT_BAD(tmpdir, 0, RECUR_ERR_IO, RECUR_ERR_IO, "not a regular file");
+    EXPECT_BAD(tmpdir, 0, RECUR_ERR_IO, RECUR_ERR_IO, "not a regular file (a directory)");
+    /* a FIFO with no writer: refused at once, never waited on */
+    const char *fifo = tmp_path("fifo.safetensors");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    EXPECT_BAD(fifo, 0, RECUR_ERR_IO, RECUR_ERR_IO, "not a regular file (a FIFO)");
+    recur_file *tf = NULL;
+    cr_assert_eq(recur_file_open(fifo, &tf), RECUR_ERR_IO);
+    cr_assert(strstr(recur_last_error(), "a FIFO"), "%s", recur_last_error());
+    cr_assert_null(tf);
+    unlink(fifo);
+    EXPECT_BAD("/dev/zero", 0, RECUR_ERR_IO, RECUR_ERR_IO, "not a regular file (a character device)");
     recur_model *m = NULL;
     cr_assert_eq(recur_model_load(NULL, B.path, 0, &m), RECUR_ERR_NULL);
     cr_assert_eq(recur_model_load(B.ctx, NULL, 0, &m), RECUR_ERR_NULL);
