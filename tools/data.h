@@ -126,12 +126,16 @@ struct curve {
 int curve_add(struct curve *c, double x, double y); /* 0, or -1 out of memory */
 void curve_free(struct curve *c);
 /* A self-contained SVG (axes, ticks, grid, legend; training in one colour,
- * validation in another with markers) of both curves, written atomically
- * (temporary file + rename). 0, or -1 with errno set. */
-/* (train, val or title may be NULL; NaN and Inf points are left out; at
+ * validation in another with markers; acc, when given, on its own axis 0..1
+ * on the right) of the curves, written atomically (temporary file + rename).
+ * The loss axis says its unit (nats per symbol) and, with 20 points or more
+ * of training, spans the points after the first 5% of the steps (the spike
+ * at the start is cut off, and the plot says so). 0, or -1 with errno set.
+ * (train, val, acc or title may be NULL; NaN and Inf points are left out; at
  * most about 2000 points of a curve are drawn, evenly spaced, and its last
  * one; the temporary file is "<path>.tmp.<pid>".) */
-int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val);
+int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val,
+                   const struct curve *acc);
 
 /* ---- progress on stderr ---- */
 
@@ -145,10 +149,15 @@ struct progress {
     long long first;  /* the steps done before this run (a resumed run's start); the rate counts step - first */
     long long updates; /* progress_update calls so far */
     int shown;        /* a bar is on the terminal's current line */
+    double loss_sum;  /* the step losses since the last print, and their count */
+    long long loss_n;
 };
 void progress_begin(struct progress *p, FILE *f, long long total, long long first);
-/* epoch, step (1-based), the latest loss, tokens/s, ETA from the rate so far. */
-void progress_update(struct progress *p, int epoch, long long step, double loss, double tokens_per_s);
+/* After each step: its loss, tokens/s, the epoch (0: a task without epochs).
+ * Prints (at most every few seconds, or 0.1 s on a terminal) "epoch E  step
+ * S/TOTAL" (or "step S/TOTAL"), the mean loss of the steps since the last
+ * print, tokens/s and the ETA from the rate so far. */
+void progress_update(struct progress *p, int epoch, long long step, double step_loss, double tokens_per_s);
 /* A message on a line of its own (clears the bar first on a tty). */
 void progress_note(struct progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_end(struct progress *p);

@@ -20,6 +20,7 @@
 const char *const task_names[] = {"lm", "classify", "dates", NULL};
 const char *const optim_names[] = {"sgd", "adam", NULL};
 const char *const init_names[] = {"uniform", "orthogonal", NULL};
+const char *const schedule_names[] = {"constant", "cosine", "step", NULL};
 const char *const prefixes_one[] = {""};
 const char *const prefixes_dates[] = {"encoder.", "decoder."};
 
@@ -58,6 +59,12 @@ const struct setting run_settings[] = {
     S("recur.steps", "--steps", OPT_LLONG, steps, 0, 1e12, 0, 1),
     S("recur.eval_every", "--eval-every", OPT_INT, eval_every, 1, 1e9, 0, 1),
     S("recur.checkpoint_every", "--checkpoint-every", OPT_INT, checkpoint_every, 1, 1e9, 0, 1),
+    S("recur.lr_schedule", "--lr-schedule", OPT_CHOICE, schedule, 0, 0, 0, 1, .choices = schedule_names),
+    S("recur.warmup", "--warmup", OPT_LLONG, warmup, 0, 1e12, 0, 1),
+    S("recur.lr_decay_every", "--lr-decay-every", OPT_LLONG, decay_every, 1, 1e12, 0, 1),
+    S("recur.lr_gamma", "--lr-gamma", OPT_DOUBLE, gamma, 0, 1, 0, 1, .flags = OPT_LO_OPEN),
+    S("recur.patience", "--patience", OPT_INT, patience, 0, 1e9, 0, 1),
+    S("recur.accum", "--accum", OPT_INT, accum, 1, 1024, 0, 1),
 };
 #undef S
 #undef BUF
@@ -86,6 +93,10 @@ void run_defaults(struct run *r, int task) {
     r->min_len = 2;
     r->max_len = 30;
     r->val_size = 1000;
+    r->schedule = SCHEDULE_CONSTANT;
+    r->decay_every = 1000;
+    r->gamma = 0.5;
+    r->accum = 1;
     switch (task) {
     case TASK_LM:
         r->hidden = 256, r->embed = 32, r->batch = 32, r->bptt = 64, r->lr = 2e-3;
@@ -137,6 +148,21 @@ static size_t setting_size(const struct setting *s) {
 
 void setting_copy(const struct setting *s, struct run *dst, const struct run *src) {
     memcpy((char *)dst + s->off, (const char *)src + s->off, setting_size(s));
+}
+
+double run_lr(const struct run *r, long long k) {
+    double lr = r->lr;
+    if (k < r->warmup) return lr * (double)(k + 1) / (double)r->warmup;
+    long long k0 = k - r->warmup, span = r->steps - r->warmup;
+    if (r->schedule == SCHEDULE_COSINE && span > 0) {
+        double x = (double)(k0 < span ? k0 : span) / (double)span;
+        return lr * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + cos(M_PI * x)));
+    }
+    if (r->schedule == SCHEDULE_STEP) {
+        double f = pow(r->gamma, (double)(k0 / r->decay_every));
+        return lr * (f > LR_FLOOR ? f : LR_FLOOR);
+    }
+    return lr;
 }
 
 uint64_t run_seed(const struct run *r, int which) {
@@ -292,6 +318,7 @@ int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen) 
         const struct setting *s = &run_settings[i];
         if (i > 0 && s->opt.tasks && !(s->opt.tasks & TASK_BIT(task))) continue;
         const char *v = recur_file_meta(f, s->key);
+        if (!v && s->runtime && s->off >= offsetof(struct run, schedule)) continue; /* older: the default */
         if (!v) return snprintf(err, errlen, "no metadata '%s'", s->key), -1;
         char why[300];
         if (opt_value(&s->opt, v, (char *)r + s->off, s->off == offsetof(struct run, variant), why, sizeof why))

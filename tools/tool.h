@@ -123,6 +123,8 @@ enum task { TASK_LM, TASK_CLASSIFY, TASK_DATES };
 extern const char *const task_names[];  /* lm, classify, dates */
 extern const char *const optim_names[]; /* sgd, adam: recur_optim_kind order */
 extern const char *const init_names[];  /* uniform, orthogonal: recur_init order */
+enum { SCHEDULE_CONSTANT, SCHEDULE_COSINE, SCHEDULE_STEP };
+extern const char *const schedule_names[]; /* constant, cosine, step */
 
 #define CHECKPOINT_NAME "checkpoint.safetensors"
 #define CHECKPOINT_FORMAT "recur-train-1"
@@ -145,6 +147,13 @@ struct run {
     int val_size;                   /* classify, dates: the held-out set */
     long long steps;                /* the target */
     int eval_every, checkpoint_every;
+    /* (the settings from here on may be missing in an older checkpoint: their defaults stand) */
+    int schedule;            /* the learning rate's schedule after warmup */
+    long long warmup;        /* steps of linear warm-up from lr/warmup to lr */
+    long long decay_every;   /* step: lr times gamma every this many steps */
+    double gamma;
+    int patience;            /* stop after this many evaluations without a better validation loss; 0: never */
+    int accum;               /* batches of gradient accumulated per optimizer step */
 };
 
 /*
@@ -168,6 +177,13 @@ void setting_format(const struct setting *s, const struct run *r, char *buf, siz
 int setting_equal(const struct setting *s, const struct run *a, const struct run *b);
 /* Copy one setting's value from src to dst. */
 void setting_copy(const struct setting *s, struct run *dst, const struct run *src);
+
+/* The learning rate of step k (0-based: steps done before it): warm-up from
+ * lr/warmup to lr over the first `warmup` steps, then constant, cosine down to
+ * LR_FLOOR * lr at --steps, or times gamma every decay_every steps (never below
+ * LR_FLOOR * lr: the optimizer takes only a positive rate). */
+#define LR_FLOOR 0.01
+double run_lr(const struct run *r, long long k);
 
 /* Seeds derived from --seed, one per use. */
 enum { SEED_INIT0, SEED_INIT1, SEED_DATA, SEED_HELDOUT, SEED_SAMPLE, SEED_SHUFFLE };

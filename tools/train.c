@@ -55,7 +55,7 @@ struct trainer {
     int corpus_given; /* --corpus given: not the default corpus */
     struct run run;   /* the settings, until train_open makes m (then m.r) */
     recur_file *ck;   /* --resume: the checkpoint, open until restored */
-    char out[4096], ckpt[4200], svg[4200];
+    char out[4096], ckpt[4200], svg[4200], best[4200], metrics[4200];
     /* the model (train_open) */
     recur_ctx *ctx;
     struct model m;
@@ -78,6 +78,10 @@ struct trainer {
     double train_s, tokens;
     double t_start, last_loss, vloss, vacc;
     long long first; /* the step this invocation started from */
+    /* early stopping and the best checkpoint (in the checkpoint: recur.best_loss, best_step, bad_evals) */
+    double best_loss;   /* the lowest scheduled validation loss so far (INFINITY: none yet) */
+    long long best_step;
+    int bad_evals;      /* scheduled evaluations since best_step */
 };
 
 static void usage(FILE *f) {
@@ -109,10 +113,17 @@ static void usage(FILE *f) {
             "  --optim adam|sgd, --lr X, --momentum M (sgd), --clip G (global norm, 0: off; 5)\n"
             "                        lr: lm 2e-3, classify 3e-3, dates 3e-3\n"
             "  --eval-every N, --checkpoint-every N   (lm 250 1000, classify 500 1000, dates 250 1000)\n"
-            "  --out DIR             (runs/TASK): checkpoint.safetensors and loss.svg\n"
+            "  --lr-schedule constant|cosine|step   after --warmup N steps of linear warm-up (0):\n"
+            "                        constant; cosine down to lr/100 at --steps; step: times --lr-gamma G\n"
+            "                        (0.5) every --lr-decay-every N steps (1000)\n"
+            "  --patience P          stop when P evaluations in a row do not lower the validation loss\n"
+            "                        (0: never)\n"
+            "  --accum K             add the gradients of K batches before each step (1)\n"
+            "  --out DIR             (runs/TASK): checkpoint.safetensors (the last), best.safetensors (the\n"
+            "                        lowest validation loss), loss.svg and metrics.jsonl (a line an evaluation)\n"
             "  --resume              continue DIR's checkpoint to --steps, with its settings\n"
             "  --samples K, --temperature X, --top-k K   lm: samples printed at the end (8, 0.8, 0: all)\n"
-            "  --quiet               no progress on stderr\n"
+            "  --quiet               no progress line on stderr (validation lines stay)\n"
             "Ctrl-C saves a checkpoint after the current step (exit 130); --resume continues it.\n",
             CORPUS_DEFAULT);
 }
@@ -171,6 +182,12 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     snprintf(buf, sizeof buf, "%016" PRIx64, t->data.s);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.rng", buf);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.val_final", t->val_final ? "1" : "0");
+    snprintf(buf, sizeof buf, "%.17g", t->best_loss);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_loss", buf);
+    snprintf(buf, sizeof buf, "%lld", t->best_step);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_step", buf);
+    snprintf(buf, sizeof buf, "%d", t->bad_evals);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.bad_evals", buf);
     if (t->m.r.task == TASK_LM) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
@@ -203,6 +220,19 @@ static int restore(struct trainer *t, const recur_file *f) {
     t->data.s = strtoull(r, &end, 16);
     if (*end || strlen(r) != 16) goto bad;
     t->val_final = !strcmp(vf, "1");
+    /* early stopping's state (absent in an older checkpoint: none yet) */
+    const char *bl = recur_file_meta(f, "recur.best_loss"), *bs = recur_file_meta(f, "recur.best_step"),
+               *be = recur_file_meta(f, "recur.bad_evals");
+    if (bl || bs || be) {
+        if (!bl || !bs || !be) goto bad_best;
+        t->best_loss = strtod(bl, &end);
+        if (*end || !(t->best_loss >= 0)) goto bad_best; /* inf: no evaluation yet */
+        t->best_step = strtoll(bs, &end, 10);
+        if (*end || t->best_step < 0 || t->best_step > t->step) goto bad_best;
+        long bad = strtol(be, &end, 10);
+        if (*end || bad < 0 || bad > 1000000000) goto bad_best;
+        t->bad_evals = (int)bad;
+    }
     if (recur_optim_steps(t->opt) != t->step) {
         fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps\n",
                 CMD, path, t->step, recur_optim_steps(t->opt));
@@ -232,6 +262,11 @@ bad:
     fprintf(stderr, "recur %s: checkpoint %s: recur.step, recur.rng or the loss histories are missing or malformed\n",
             CMD, path);
     return -1;
+bad_best:
+    fprintf(stderr, "recur %s: checkpoint %s: recur.best_loss '%.40s', recur.best_step '%.40s', recur.bad_evals "
+                    "'%.40s': expected a loss >= 0 (or inf), a step in 0..%lld and a count in 0..1000000000\n",
+            CMD, path, bl ? bl : "(missing)", bs ? bs : "(missing)", be ? be : "(missing)", t->step);
+    return -1;
 }
 
 /* ---- one step of each task ---- */
@@ -241,10 +276,12 @@ static void swap(float **a, float **b) {
     *a = *b, *b = t;
 }
 
-static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
+/* One batch's forward and backward: k, the batch's index over the run (step * accum + j);
+ * gm, RECUR_GRAD_ADD for all but a step's first batch. */
+static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     struct run *r = &t->m.r;
     int N = r->batch, T = r->bptt;
-    size_t chunk = (size_t)(t->step % (long long)t->chunks), p = chunk * T;
+    size_t chunk = (size_t)(k % (long long)t->chunks), p = chunk * T;
     if (chunk == 0) {
         memset(t->h, 0, state_count(t) * sizeof *t->h);
         if (t->c) memset(t->c, 0, state_count(t) * sizeof *t->c);
@@ -258,7 +295,7 @@ static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
     recur_net_batch batch = {.T = T, .N = N, .tokens = t->tok, .targets = t->tgt, .h0 = t->h, .c0 = t->c,
                              .hT = t->hT, .cT = t->cT};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
     if (st != RECUR_OK) return st;
     swap(&t->h, &t->hT);
     swap(&t->c, &t->cT);
@@ -266,18 +303,20 @@ static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
     return RECUR_OK;
 }
 
-static recur_status classify_step(struct trainer *t, double *loss, double *tokens) {
+static recur_status classify_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+    (void)k;
     examples_draw(&t->ex, &t->m, &t->data);
     recur_net_batch batch = {.T = t->ex.T, .N = t->ex.n, .tokens = t->ex.tok, .lengths = t->ex.len,
                              .targets = t->ex.label};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
     *tokens = 0;
     for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
     return st;
 }
 
-static recur_status dates_step(struct trainer *t, double *loss, double *tokens) {
+static recur_status dates_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+    (void)k;
     examples_draw(&t->ex, &t->m, &t->data);
     int N = t->ex.n;
     recur_net_batch enc = {.T = t->ex.T, .N = N, .tokens = t->ex.tok, .lengths = t->ex.len, .hT = t->h,
@@ -287,8 +326,8 @@ static recur_status dates_step(struct trainer *t, double *loss, double *tokens) 
     recur_net_grad gdec = {.dh0 = t->dh, .dc0 = t->dc}, genc = {.dhT = t->dh, .dcT = t->dc};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &enc, NULL, NULL);
     if (st == RECUR_OK) st = recur_net_forward(t->m.net[1], RECUR_MODE_TRAINING, &dec, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, RECUR_GRAD_OVERWRITE);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, gm);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, gm);
     *tokens = 0;
     for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + DATE_ISO_LEN;
     return st;
@@ -328,8 +367,47 @@ static void write_svg(const struct trainer *t) {
     const struct run *r = &t->m.r;
     snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
              r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, optim_names[r->optim], r->lr);
-    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val))
+    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, r->task == TASK_LM ? NULL : &t->acc))
         fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
+}
+
+/* The mean training loss of steps after+1..upto (NaN when none): the loss
+ * history holds step k at index k - 1. */
+static double train_mean(const struct curve *loss, long long after, long long upto) {
+    double sum = 0;
+    long long n = 0;
+    for (long long k = after; k < upto && k < (long long)loss->n; k++) sum += loss->y[k], n++;
+    return n ? sum / (double)n : NAN;
+}
+
+/* A number for JSON: NaN and Inf are not numbers there. */
+static void json_num(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ",\"%s\":%.6g", key, v);
+    else fprintf(f, ",\"%s\":null", key);
+}
+
+/* Evaluation i of the histories as a line of metrics.jsonl. */
+static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
+    const struct run *r = &t->m.r;
+    long long step = (long long)t->val.x[i], prev = i ? (long long)t->val.x[i - 1] : 0;
+    fprintf(f, "{\"step\":%lld", step);
+    if (r->task == TASK_LM) fprintf(f, ",\"epoch\":%lld", (step - 1) * r->accum / (long long)t->chunks + 1);
+    json_num(f, "lr", run_lr(r, step > 0 ? step - 1 : 0));
+    json_num(f, "train_loss", train_mean(&t->loss, prev, step));
+    json_num(f, "val_loss", t->val.y[i]);
+    if (r->task != TASK_LM && i < t->acc.n) json_num(f, "accuracy", t->acc.y[i]);
+    fputs("}\n", f);
+}
+
+/* metrics.jsonl: all: written anew from the histories (a resumed run's lines
+ * are then the uninterrupted run's); otherwise the last evaluation appended. */
+static void write_metrics(const struct trainer *t, int all) {
+    FILE *f = fopen(t->metrics, all ? "w" : "a");
+    if (f) {
+        for (size_t i = all ? 0 : t->val.n - 1; i < t->val.n; i++) metrics_line(f, t, i);
+        if (fclose(f) == 0) return;
+    }
+    fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->metrics, strerror(errno));
 }
 
 /* ---- setup ---- */
@@ -477,6 +555,9 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     else snprintf(t->out, sizeof t->out, "%s", out);
     snprintf(t->ckpt, sizeof t->ckpt, "%s/%s", t->out, CHECKPOINT_NAME);
     snprintf(t->svg, sizeof t->svg, "%s/loss.svg", t->out);
+    snprintf(t->best, sizeof t->best, "%s/best.safetensors", t->out);
+    snprintf(t->metrics, sizeof t->metrics, "%s/metrics.jsonl", t->out);
+    t->best_loss = INFINITY;
 
     struct run ckr;
     if (t->resume) {
@@ -605,8 +686,17 @@ static void print_banner(const struct trainer *t) {
                r->max_len, r->alphabet, r->batch, r->val_size);
     else
         printf("  dates 1950..2049 in human formats -> ISO 8601; batch %d, held-out %d\n", r->batch, r->val_size);
-    printf("  %s lr %g%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
-           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", r->clip, t->step, r->steps,
+    char sched[128] = "";
+    if (r->warmup) snprintf(sched, sizeof sched, ", warm-up %lld steps", r->warmup);
+    if (r->schedule == SCHEDULE_COSINE) snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", cosine");
+    if (r->schedule == SCHEDULE_STEP)
+        snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", x%g every %lld steps", r->gamma,
+                 r->decay_every);
+    if (r->accum > 1) snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", %d batches a step", r->accum);
+    if (r->patience)
+        snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", patience %d evaluations", r->patience);
+    printf("  %s lr %g%s%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
+           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", sched, r->clip, t->step, r->steps,
            t->resume ? " (resumed)" : "");
     fflush(stdout);
 }
@@ -638,7 +728,8 @@ static int train_open(struct trainer *t) {
     }
     r = &t->m.r;
     recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
-                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .clip_norm = (float)r->clip};
+                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                           .clip_norm = (float)(r->clip * r->accum) /* on the sum of accum batches' gradients */};
     recur_status st = recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt);
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "creating the optimizer", st), 1;
     if (alloc_buffers(t)) return 1;
@@ -656,6 +747,12 @@ static int train_open(struct trainer *t) {
         printf("recur %s: %s is at step %lld already (--steps %lld): nothing to do\n", CMD, t->ckpt, t->step, r->steps);
         return 0;
     }
+    if (t->resume && r->patience && t->bad_evals >= r->patience) {
+        printf("recur %s: %s stopped early at step %lld already (--patience %d; best: step %lld); a larger "
+               "--patience goes on\n", CMD, t->ckpt, t->step, r->patience, t->best_step);
+        return 0;
+    }
+    write_metrics(t, 1); /* a resumed run's: its checkpoint's evaluations */
     print_banner(t);
     if (r->steps == 0) {
         if (save_checkpoint(t, t->ckpt)) return 1;
@@ -663,6 +760,52 @@ static int train_open(struct trainer *t) {
         return 0;
     }
     return -1;
+}
+
+/* One optimizer step: accum batches' gradients added, the schedule's rate, the
+ * update. *loss: the batches' mean. 0, or 1 after a message. */
+static int train_step(struct trainer *t, double *loss, double *tokens) {
+    const struct run *r = &t->m.r;
+    *loss = 0, *tokens = 0;
+    for (int j = 0; j < r->accum; j++) {
+        long long k = t->step * r->accum + j;
+        recur_grad_mode gm = j ? RECUR_GRAD_ADD : RECUR_GRAD_OVERWRITE;
+        double l = 0, n = 0;
+        recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, &l, &n)
+                        : r->task == TASK_CLASSIFY ? classify_step(t, k, gm, &l, &n)
+                                                   : dates_step(t, k, gm, &l, &n);
+        if (st != RECUR_OK) return model_fail(&t->m, CMD, "training step", st), 1;
+        *loss += l / r->accum;
+        *tokens += n;
+    }
+    /* The gradients are the sum of accum batches' means: SGD takes lr / accum (the
+     * mean's step); Adam is unchanged by the scale (up to its eps), and the
+     * clipping norm was scaled by accum when the optimizer was made. */
+    double lr = run_lr(r, t->step) / (r->optim == RECUR_OPTIM_SGD ? r->accum : 1), norm = 0;
+    if (recur_optim_set_lr(t->opt, (float)lr) != RECUR_OK) return model_fail(&t->m, CMD, "the learning rate", 0), 1;
+    if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
+        fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
+                        "or --clip\n", CMD, t->step + 1, *loss, norm);
+        return 1;
+    }
+    return 0;
+}
+
+/* After a scheduled evaluation: the best checkpoint and early stopping. 1: stop
+ * (patience run out), 0: go on, -1 after a message. */
+static int track_best(struct trainer *t, struct progress *pg) {
+    const struct run *r = &t->m.r;
+    if (t->vloss < t->best_loss) {
+        t->best_loss = t->vloss;
+        t->best_step = t->step;
+        t->bad_evals = 0;
+        return save_checkpoint(t, t->best) ? -1 : 0;
+    }
+    t->bad_evals++;
+    if (!r->patience || t->bad_evals < r->patience) return 0;
+    progress_note(pg, "early stop at step %lld: the validation loss has not gone below %.4f (step %lld) in %d "
+                      "evaluations", t->step, t->best_loss, t->best_step, t->bad_evals);
+    return 1;
 }
 
 /*
@@ -679,28 +822,18 @@ static int train_loop(struct trainer *t) {
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_sa);
 
+    /* --quiet: no progress line; the validation lines (progress_note) stay */
     struct progress pg;
-    if (!t->quiet) progress_begin(&pg, stderr, r->steps, t->step);
+    progress_begin(&pg, stderr, r->steps, t->step);
     t->t_start = now_seconds();
     t->last_loss = t->vloss = t->vacc = NAN;
     t->first = t->step;
     char line[160];
     int rc = -1;
     while (rc < 0 && t->step < r->steps && !interrupted) {
-        double t0 = now_seconds(), loss = 0, tokens = 0, norm = 0;
-        recur_status st = r->task == TASK_LM ? lm_step(t, &loss, &tokens)
-                        : r->task == TASK_CLASSIFY ? classify_step(t, &loss, &tokens)
-                                                   : dates_step(t, &loss, &tokens);
-        if (st != RECUR_OK) {
-            if (!t->quiet) progress_end(&pg);
-            model_fail(&t->m, CMD, "training step", st);
-            rc = 1;
-            break;
-        }
-        if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
-            if (!t->quiet) progress_end(&pg);
-            fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
-                            "or --clip\n", CMD, t->step + 1, loss, norm);
+        double t0 = now_seconds(), loss = 0, tokens = 0;
+        if (train_step(t, &loss, &tokens)) {
+            progress_end(&pg);
             rc = 1;
             break;
         }
@@ -713,22 +846,30 @@ static int train_loop(struct trainer *t) {
             rc = 1;
             break;
         }
-        int epoch = r->task == TASK_LM ? (int)((t->step - 1) / (long long)t->chunks) + 1 : 1;
+        /* lm: epochs of the training text; classify and dates draw fresh examples and have none */
+        int epoch = r->task == TASK_LM ? (int)((t->step - 1) * r->accum / (long long)t->chunks) + 1 : 0;
         if (!t->quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
         if (t->step % r->eval_every == 0) {
+            long long since = t->val.n ? (long long)t->val.x[t->val.n - 1] : 0;
             if (evaluate(t, &t->vloss, &t->vacc)) {
                 rc = 1;
                 break;
             }
             t->val_final = 0;
             eval_text(t, t->vloss, t->vacc, line, sizeof line);
-            if (!t->quiet) progress_note(&pg, "step %lld: train loss %.4f, %s", t->step, loss, line);
+            progress_note(&pg, "step %lld: train loss %.4f (mean since step %lld), %s", t->step,
+                          train_mean(&t->loss, since, t->step), since, line);
             write_svg(t);
+            write_metrics(t, 0);
+            int stop = track_best(t, &pg);
+            if (stop < 0) rc = 1;
+            if (stop > 0) break;
         }
-        if (t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted && save_checkpoint(t, t->ckpt))
+        if (rc < 0 && t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted &&
+            save_checkpoint(t, t->ckpt))
             rc = 1;
     }
-    if (!t->quiet && rc < 0) progress_end(&pg);
+    if (rc < 0) progress_end(&pg);
     sigaction(SIGINT, &old_sa, NULL);
     if (rc < 0 && interrupted) {
         write_svg(t);
@@ -745,18 +886,27 @@ static int train_loop(struct trainer *t) {
 static int train_finish(struct trainer *t) {
     const struct run *r = &t->m.r;
     if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
+        /* an evaluation off the schedule: its line on stderr, as the run's were */
         if (evaluate(t, &t->vloss, &t->vacc)) return 1;
         t->val_final = 1;
+        write_metrics(t, 0);
+        char line[160];
+        eval_text(t, t->vloss, t->vacc, line, sizeof line);
+        long long since = t->val.n > 1 ? (long long)t->val.x[t->val.n - 2] : 0;
+        fprintf(stderr, "step %lld: train loss %.4f (mean since step %lld), %s\n", t->step,
+                train_mean(&t->loss, since, t->step), since, line);
+        fflush(stderr);
     }
     write_svg(t);
     if (save_checkpoint(t, t->ckpt)) return 1;
-    char line[160], dur[64];
-    eval_text(t, t->vloss, t->vacc, line, sizeof line);
+    char dur[64];
     fmt_duration(now_seconds() - t->t_start, dur, sizeof dur);
-    printf("step %lld: train loss %.4f, %s\n", t->step, t->last_loss, line);
+    /* the summary, the paths and the samples on stdout */
     printf("%lld steps in %s, %.0f tokens/s\n", t->step - t->first, dur,
            t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
-    printf("loss curve: %s\ncheckpoint: %s\n", t->svg, t->ckpt);
+    printf("loss curve: %s\nmetrics: %s\ncheckpoint: %s\n", t->svg, t->metrics, t->ckpt);
+    if (isfinite(t->best_loss))
+        printf("best: %s (step %lld, val loss %.4f)\n", t->best, t->best_step, t->best_loss);
     if (r->task == TASK_LM && t->samples > 0) {
         printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
         struct rng sr = {run_seed(r, SEED_SAMPLE)};

@@ -771,7 +771,7 @@ TestSuite(svg, .init = make_tmpdir, .fini = remove_tmpdir);
 static char *svg_of(const struct curve *t, const struct curve *v, const char *title) {
     char path[600];
     snprintf(path, sizeof path, "%s/loss.svg", tmpdir);
-    cr_assert_eq(svg_loss_curve(path, title, t, v), 0, "svg_loss_curve: %s", strerror(errno));
+    cr_assert_eq(svg_loss_curve(path, title, t, v, NULL), 0, "svg_loss_curve: %s", strerror(errno));
     char *s = read_all(path, NULL);
     cr_assert(strstr(s, "<svg"), "no <svg");
     cr_assert(strstr(s, "</svg>"), "no </svg>");
@@ -846,6 +846,43 @@ Test(svg, thousand_points_and_validation_markers) {
     curve_free(&v);
 }
 
+/* The y tick labels ("<text ... text-anchor=\"end\">2.5</text>"): the largest. */
+static double top_tick(const char *s) {
+    double top = -INFINITY;
+    for (const char *p = s; (p = strstr(p, "text-anchor=\"end\">")) != NULL; p++) {
+        double y = strtod(p + 18, NULL);
+        if (y > top) top = y;
+    }
+    return top;
+}
+
+Test(svg, the_unit_the_start_spike_and_accuracy) {
+    struct curve t = {0}, v = {0}, a = {0};
+    cr_assert_eq(curve_add(&t, 1, 40.0), 0); /* the first step's spike */
+    for (int i = 2; i <= 400; i++) cr_assert_eq(curve_add(&t, i, 2.0 - i / 400.0), 0);
+    for (int i = 100; i <= 400; i += 100) {
+        cr_assert_eq(curve_add(&v, i, 2.1 - i / 400.0), 0);
+        cr_assert_eq(curve_add(&a, i, i / 500.0), 0);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/loss.svg", tmpdir);
+    cr_assert_eq(svg_loss_curve(path, "spike", &t, &v, &a), 0);
+    char *s = read_all(path, NULL);
+    cr_assert(strstr(s, "nats per symbol"), "the loss's unit is not stated");
+    cr_assert_lt(top_tick(s), 3, "the spike sets the range: top tick %g", top_tick(s));
+    cr_assert(strstr(s, "leaves out the first 5% of the steps"), "the cut is not said");
+    cr_assert(strstr(s, "held-out accuracy"), "no accuracy axis");
+    cr_assert_eq(polyline_points(s, 2), 4, "the accuracy curve");
+    free(s);
+    /* without a spike nothing is cut, and nothing said */
+    cr_assert_eq(svg_loss_curve(path, "calm", &v, NULL, NULL), 0);
+    s = read_all(path, NULL);
+    cr_assert_null(strstr(s, "leaves out"));
+    cr_assert_null(strstr(s, "accuracy"));
+    free(s);
+    curve_free(&t), curve_free(&v), curve_free(&a);
+}
+
 Test(svg, decimated) {
     struct curve t = {0};
     for (int i = 0; i < 100000; i++) cr_assert_eq(curve_add(&t, i, 1.0 / (1 + i)), 0);
@@ -897,7 +934,7 @@ Test(svg, unwritable_path) {
     char path[600];
     snprintf(path, sizeof path, "%s/no-such-folder/loss.svg", tmpdir);
     errno = 0;
-    cr_assert_eq(svg_loss_curve(path, "x", &t, NULL), -1);
+    cr_assert_eq(svg_loss_curve(path, "x", &t, NULL, NULL), -1);
     cr_assert_eq(errno, ENOENT);
     curve_free(&t);
 }
@@ -939,8 +976,9 @@ Test(progress, plain_lines_in_a_log) {
     free(t2);
     /* the first and the last step only: the 5 s did not pass */
     cr_assert_eq(count_char(t, '\n'), 3, "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 1 step 1/10 loss 1.900 48.2k tok/s ETA "), "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 1 step 10/10 loss 1.000 48.2k tok/s ETA 0s\n"), "output:\n%s", t);
+    cr_assert(strstr(t, "epoch 1  step 1/10  loss 1.900  48.2k tok/s  ETA "), "output:\n%s", t);
+    /* the mean of the steps since the last line (2..10: 1.8 down to 1.0), not the last step's 1.0 */
+    cr_assert(strstr(t, "epoch 1  step 10/10  loss 1.400  48.2k tok/s  ETA 0s\n"), "output:\n%s", t);
     cr_assert(strstr(t, "saved model.safetensors\n"), "output:\n%s", t);
     cr_assert_null(strchr(t, '\r'));
     cr_assert_null(strchr(t, '\033'));
@@ -957,7 +995,7 @@ Test(progress, every_line_and_a_resumed_run) {
     progress_end(&p);
     char *t = file_text(f);
     cr_assert_eq(count_char(t, '\n'), 10, "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 3 step 11/20 loss 0.500 1.5M tok/s ETA"), "output:\n%s", t);
+    cr_assert(strstr(t, "epoch 3  step 11/20  loss 0.500  1.5M tok/s  ETA"), "output:\n%s", t);
     cr_assert_eq(count_str(t, "step"), 10);
     cr_assert_eq(count_str(t, "loss"), 10);
     free(t);
@@ -970,9 +1008,11 @@ Test(progress, eta_from_the_rate) {
     progress_begin(&p, f, 1000, 100);
     p.t0 -= 30; /* 30 s ago */
     /* 100 steps in 30 s, 800 left: 240 s */
-    progress_update(&p, 1, 200, 1.25, 900);
+    progress_update(&p, 0, 200, 1.25, 900);
     char *t = file_text(f);
-    cr_assert(strstr(t, "step 200/1000 loss 1.250 900 tok/s ETA 4m00s\n"), "output:\n%s", t);
+    /* epoch 0: a task without epochs (classify, dates) says only the step */
+    cr_assert(strstr(t, "step 200/1000  loss 1.250  900 tok/s  ETA 4m00s\n"), "output:\n%s", t);
+    cr_assert_null(strstr(t, "epoch"), "output:\n%s", t);
     free(t);
     fclose(f);
     cr_assert(now_seconds() > 0);
