@@ -65,6 +65,10 @@ struct trainer {
     /* lm */
     struct corpus corp;
     int have_corpus;
+    /* --data: the examples; batch: room for a step's pointers into them */
+    struct dataset ds;
+    int have_data, data_given;
+    const struct example **batch;
     size_t cl, chunks;
     uint64_t hash;
     int32_t *tok, *tgt;
@@ -188,6 +192,10 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_step", buf);
     snprintf(buf, sizeof buf, "%d", t->bad_evals);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.bad_evals", buf);
+    if (t->have_data) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, t->ds.hash);
+        if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.data_hash", buf);
+    }
     if (t->m.r.task == TASK_LM) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
@@ -197,7 +205,7 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     }
     if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
     if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
-    if (st == RECUR_OK && t->m.r.task != TASK_LM) st = put_curve(f, "train.accuracy", &t->acc);
+    if (st == RECUR_OK && task_has_accuracy(t->m.r.task)) st = put_curve(f, "train.accuracy", &t->acc);
     if (st == RECUR_OK) st = recur_file_save(f, path);
     if (st != RECUR_OK) fprintf(stderr, "recur %s: saving the checkpoint %s: %s\n", CMD, path, recur_last_error());
     recur_file_free(f);
@@ -239,7 +247,7 @@ static int restore(struct trainer *t, const recur_file *f) {
         return -1;
     }
     if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
-        (t->m.r.task != TASK_LM && get_curve(f, "train.accuracy", &t->acc)))
+        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc)))
         goto bad;
     /* An end-of-run evaluation off the schedule: a run that had gone on would not have it. */
     if (t->val_final) {
@@ -303,9 +311,19 @@ static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, 
     return RECUR_OK;
 }
 
+/* A batch into t->ex: fresh synthetic examples, or --data's training examples drawn uniformly. */
+static void draw_batch(struct trainer *t) {
+    if (!t->have_data) {
+        examples_draw(&t->ex, &t->m, &t->data);
+        return;
+    }
+    for (int b = 0; b < t->m.r.batch; b++) t->batch[b] = &t->ds.ex[rng_below(&t->data, t->ds.n_train)];
+    examples_from_data(&t->ex, &t->m, t->batch, t->m.r.batch, NULL); /* checked by open_data */
+}
+
 static recur_status classify_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     (void)k;
-    examples_draw(&t->ex, &t->m, &t->data);
+    draw_batch(t);
     recur_net_batch batch = {.T = t->ex.T, .N = t->ex.n, .tokens = t->ex.tok, .lengths = t->ex.len,
                              .targets = t->ex.label};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
@@ -315,13 +333,26 @@ static recur_status classify_step(struct trainer *t, long long k, recur_grad_mod
     return st;
 }
 
+/* generate (one-to-many): the net reads the label, then the sequence; it predicts the sequence, then the end. */
+static recur_status generate_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+    (void)k;
+    draw_batch(t);
+    recur_net_batch batch = {.T = t->ex.Td, .N = t->ex.n, .tokens = t->ex.din, .targets = t->ex.dtgt};
+    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
+    *tokens = 0;
+    for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
+    return st;
+}
+
+/* dates and seq2seq: the encoder's final states start the decoder, teacher-forced. */
 static recur_status dates_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     (void)k;
-    examples_draw(&t->ex, &t->m, &t->data);
+    draw_batch(t);
     int N = t->ex.n;
     recur_net_batch enc = {.T = t->ex.T, .N = N, .tokens = t->ex.tok, .lengths = t->ex.len, .hT = t->h,
                            .cT = t->c};
-    recur_net_batch dec = {.T = DATE_ISO_LEN, .N = N, .tokens = t->ex.din, .targets = t->ex.dtgt, .h0 = t->h,
+    recur_net_batch dec = {.T = t->ex.Td, .N = N, .tokens = t->ex.din, .targets = t->ex.dtgt, .h0 = t->h,
                            .c0 = t->c};
     recur_net_grad gdec = {.dh0 = t->dh, .dc0 = t->dc}, genc = {.dhT = t->dh, .dcT = t->dc};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &enc, NULL, NULL);
@@ -329,7 +360,7 @@ static recur_status dates_step(struct trainer *t, long long k, recur_grad_mode g
     if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, gm);
     if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, gm);
     *tokens = 0;
-    for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + DATE_ISO_LEN;
+    for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + t->ex.Td;
     return st;
 }
 
@@ -347,7 +378,7 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
     }
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation", st);
     if (curve_add(&t->val, (double)t->step, *vloss) ||
-        (t->m.r.task != TASK_LM && curve_add(&t->acc, (double)t->step, *vacc))) {
+        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, *vacc))) {
         fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
         return -1;
     }
@@ -358,6 +389,7 @@ static void eval_text(const struct trainer *t, double vloss, double vacc, char *
     switch (t->m.r.task) {
     case TASK_LM: snprintf(buf, len, "val loss %.4f (%.3f bits/char)", vloss, vloss / log(2)); break;
     case TASK_CLASSIFY: snprintf(buf, len, "val loss %.4f, held-out accuracy %.4f", vloss, vacc); break;
+    case TASK_GENERATE: snprintf(buf, len, "val loss %.4f (%.3f bits/symbol)", vloss, vloss / log(2)); break;
     default: snprintf(buf, len, "val loss %.4f, held-out exact match %.4f", vloss, vacc);
     }
 }
@@ -367,7 +399,7 @@ static void write_svg(const struct trainer *t) {
     const struct run *r = &t->m.r;
     snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
              r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, optim_names[r->optim], r->lr);
-    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, r->task == TASK_LM ? NULL : &t->acc))
+    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, task_has_accuracy(r->task) ? &t->acc : NULL))
         fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
 }
 
@@ -395,7 +427,7 @@ static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
     json_num(f, "lr", run_lr(r, step > 0 ? step - 1 : 0));
     json_num(f, "train_loss", train_mean(&t->loss, prev, step));
     json_num(f, "val_loss", t->val.y[i]);
-    if (r->task != TASK_LM && i < t->acc.n) json_num(f, "accuracy", t->acc.y[i]);
+    if (task_has_accuracy(r->task) && i < t->acc.n) json_num(f, "accuracy", t->acc.y[i]);
     fputs("}\n", f);
 }
 
@@ -474,6 +506,8 @@ static void trainer_free(struct trainer *t) {
     recur_optim_free(t->opt);
     model_free(&t->m);
     if (t->have_corpus) corpus_free(&t->corp);
+    if (t->have_data) dataset_free(&t->ds);
+    free(t->batch);
     free(t->tok), free(t->tgt), free(t->h), free(t->c), free(t->hT), free(t->cT), free(t->dh), free(t->dc);
     examples_free(&t->ex);
     examples_free(&t->held);
@@ -517,6 +551,7 @@ static int take_checkpoint_settings(struct trainer *t, const struct opt *opts, c
  * checkpoint's, then the options given; and the cell checked. -1: go on;
  * otherwise the exit code, after a message.
  */
+#define SAMPLING (TASK_BIT(TASK_LM) | TASK_BIT(TASK_GENERATE)) /* the tasks that sample at the end */
 static int train_settings(struct trainer *t, int argc, char **argv) {
     struct run cli;
     memset(&cli, 0, sizeof cli);
@@ -533,10 +568,9 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     const struct opt more[] = {
         {.name = "--out", .kind = OPT_STRING, .dst = &out},
         {.name = "--resume", .kind = OPT_FLAG, .dst = &t->resume},
-        {.name = "--samples", .kind = OPT_INT, .dst = &t->samples, .lo = 0, .hi = 10000, .tasks = TASK_BIT(TASK_LM)},
-        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &t->temperature, .lo = 0, .hi = 100,
-         .tasks = TASK_BIT(TASK_LM)},
-        {.name = "--top-k", .kind = OPT_INT, .dst = &t->top_k, .lo = 0, .hi = 256, .tasks = TASK_BIT(TASK_LM)},
+        {.name = "--samples", .kind = OPT_INT, .dst = &t->samples, .lo = 0, .hi = 10000, .tasks = SAMPLING},
+        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &t->temperature, .lo = 0, .hi = 100, .tasks = SAMPLING},
+        {.name = "--top-k", .kind = OPT_INT, .dst = &t->top_k, .lo = 0, .hi = 256, .tasks = SAMPLING},
         {.name = "--quiet", .kind = OPT_FLAG, .dst = &t->quiet},
         {.name = NULL},
     };
@@ -544,10 +578,10 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     int rc = cmd_begin(CMD, argc, argv, opts, usage);
     if (rc >= 0) return rc;
     t->corpus_given = opt_given(opts, "--corpus");
-    if (t->corpus_given) {
-        char real[PATH_MAX];
-        if (realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
-    }
+    t->data_given = opt_given(opts, "--data");
+    char real[PATH_MAX];
+    if (t->corpus_given && realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
+    if (t->data_given && realpath(cli.data, real)) snprintf(cli.data, sizeof cli.data, "%s", real);
 
     int task = opt_given(opts, "--task") ? cli.task : TASK_LM;
     if (!out) snprintf(t->out, sizeof t->out, "runs/%s", task_names[task]);
@@ -578,10 +612,8 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     run_defaults(r, task);
     for (size_t i = 0; i < n_run_settings; i++)
         if (opt_given(opts, run_settings[i].opt.name)) setting_copy(&run_settings[i], r, &cli);
-    if (!t->corpus_given && task == TASK_LM) {
-        char real[PATH_MAX];
-        if (realpath(CORPUS_DEFAULT, real)) snprintf(r->corpus, sizeof r->corpus, "%s", real);
-    }
+    if (!t->corpus_given && task == TASK_LM && realpath(CORPUS_DEFAULT, real))
+        snprintf(r->corpus, sizeof r->corpus, "%s", real);
     if (task == TASK_LM && t->corpus_given && !opt_given(opts, "--shuffle")) r->shuffle = 0;
 
     /* Options that do not belong to the task. */
@@ -591,7 +623,17 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     if (t->resume && take_checkpoint_settings(t, opts, &ckr)) return 1;
 
     /* Combinations. */
-    if ((r->task == TASK_LM || r->task == TASK_DATES) && r->dir != RECUR_DIR_FORWARD)
+    if ((r->task == TASK_SEQ2SEQ || r->task == TASK_GENERATE) && !run_has_data(r))
+        return tool_usage_error(CMD, "--task %s learns from a file: give --data FILE (docs/tasks.md)", task_names[r->task]);
+    static const char *const synthetic[] = {"--alphabet", "--min-len", "--max-len", "--val-size"};
+    for (size_t i = 0; r->task == TASK_CLASSIFY && run_has_data(r) && i < 4; i++)
+        if (opt_given(opts, synthetic[i]))
+            return tool_usage_error(CMD, "%s is an option of the generated classify task, not of --data (whose "
+                                         "held-out share is --val-frac)", synthetic[i]);
+    if (r->task == TASK_CLASSIFY && !run_has_data(r) && opt_given(opts, "--val-frac"))
+        return tool_usage_error(CMD, "--val-frac is for --task classify with --data; the generated task's held-out "
+                                     "set is --val-size");
+    if (r->task != TASK_CLASSIFY && r->dir != RECUR_DIR_FORWARD)
         return tool_usage_error(CMD, "--direction %s: --task %s needs forward", recur_direction_name(r->dir),
                                 task_names[r->task]);
     if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
@@ -642,6 +684,45 @@ static int open_corpus(struct trainer *t) {
     return 0;
 }
 
+/* --data: the examples and their held-out split, and (--resume) the check that
+ * they are the checkpoint's. -1 after printing. */
+static int open_data(struct trainer *t) {
+    const struct run *r = &t->run;
+    char err[1200];
+    if (dataset_load(r->data, r->task != TASK_SEQ2SEQ, run_seed(r, SEED_HELDOUT), r->val_frac, &t->ds, err,
+                     sizeof err)) {
+        fprintf(stderr, "recur %s: --data %s\n", CMD, err);
+        return -1;
+    }
+    t->have_data = 1;
+    if (t->resume) {
+        const char *h = recur_file_meta(t->ck, "recur.data_hash");
+        char mine[32];
+        snprintf(mine, sizeof mine, "%016" PRIx64, t->ds.hash);
+        if (!h || strcmp(h, mine)) {
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: data %s is not the file it was trained "
+                            "on\n", CMD, t->ckpt, r->data);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --data: the held-out examples into t->held. -1 after printing. */
+static int held_from_data(struct trainer *t) {
+    size_t n = t->ds.n - t->ds.n_train;
+    const struct example **p = calloc(n, sizeof *p);
+    if (!p) {
+        fprintf(stderr, "recur %s: out of memory for %zu held-out examples\n", CMD, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) p[i] = &t->ds.ex[t->ds.n_train + i];
+    int rc = examples_from_data(&t->held, &t->m, p, (int)n, NULL);
+    free(p);
+    if (rc) fprintf(stderr, "recur %s: --data %s: the held-out examples do not fit the model\n", CMD, t->run.data);
+    return rc;
+}
+
 /* The host buffers of a step and of the held-out set. -1 after printing. */
 static int alloc_buffers(struct trainer *t) {
     const struct run *r = &t->m.r;
@@ -656,8 +737,10 @@ static int alloc_buffers(struct trainer *t) {
         t->tgt = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tgt);
         ok = ok && t->tok && t->tgt;
     } else {
-        ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, r->val_size);
-        if (r->task == TASK_DATES) {
+        int held = t->have_data ? (int)(t->ds.n - t->ds.n_train) : r->val_size;
+        ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, held);
+        if (t->have_data) ok = ok && (t->batch = calloc((size_t)N, sizeof *t->batch));
+        if (task_encdec(r->task)) {
             t->dh = calloc(ns, sizeof(float));
             if (t->m.states == 2) t->dc = calloc(ns, sizeof(float));
             ok = ok && t->dh && (t->m.states < 2 || t->dc);
@@ -681,6 +764,12 @@ static void print_banner(const struct trainer *t) {
         printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
                r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size,
                r->batch, r->bptt, t->chunks);
+    else if (t->have_data && r->task == TASK_SEQ2SEQ)
+        printf("  data %s: %zu training and %zu held-out pairs, %d source and %d target symbols; batch %d\n", r->data,
+               t->ds.n_train, t->ds.n - t->ds.n_train, t->ds.v.size, t->ds.vt.size, r->batch);
+    else if (t->have_data)
+        printf("  data %s: %zu training and %zu held-out examples, %d symbols, %d labels; batch %d\n", r->data,
+               t->ds.n_train, t->ds.n - t->ds.n_train, t->ds.v.size, t->ds.labels.n, r->batch);
     else if (r->task == TASK_CLASSIFY)
         printf("  sequences of %d..%d symbols of %d, label: first == last; batch %d, held-out %d\n", r->min_len,
                r->max_len, r->alphabet, r->batch, r->val_size);
@@ -711,6 +800,7 @@ static int train_open(struct trainer *t) {
     struct run *r = &t->run;
     if (check_out_dir(t->out) || !(t->ctx = tool_ctx(CMD))) return 1;
     if (r->task == TASK_LM && open_corpus(t)) return 1;
+    if (run_has_data(r) && open_data(t)) return 1;
 
     /* The nets: new, or the checkpoint's. */
     if (t->resume) {
@@ -723,10 +813,23 @@ static int train_open(struct trainer *t) {
                     t->ckpt, r->corpus);
             return 1;
         }
-    } else if (model_build(&t->m, CMD, t->ctx, r, t->have_corpus ? &t->corp.v : NULL)) {
+        const struct vocab *dv = r->task == TASK_SEQ2SEQ ? &t->ds.vt : &t->ds.v;
+        if (t->have_data && (memcmp(&t->m.v, dv, sizeof *dv) || (r->task == TASK_SEQ2SEQ && memcmp(&t->m.vsrc, &t->ds.v, sizeof t->ds.v)) ||
+                             (r->task != TASK_SEQ2SEQ && memcmp(&t->m.labels, &t->ds.labels, sizeof t->ds.labels)))) {
+            fprintf(stderr, "recur %s: checkpoint %s is inconsistent: its vocabulary or labels are not those of data "
+                            "%s\n", CMD, t->ckpt, r->data);
+            return 1;
+        }
+    } else if (model_build(&t->m, CMD, t->ctx, r,
+                           t->have_corpus ? &t->corp.v : r->task == TASK_SEQ2SEQ ? &t->ds.vt : &t->ds.v, &t->ds.v,
+                           &t->ds.labels)) {
         return 1;
     }
     r = &t->m.r;
+    if (t->have_data) { /* the examples' room: the data's longest */
+        t->m.Ta = r->task == TASK_SEQ2SEQ ? t->ds.max_a : t->ds.max_b;
+        t->m.Tb = t->ds.max_b + 1;
+    }
     recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
                            .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
                            .clip_norm = (float)(r->clip * r->accum) /* on the sum of accum batches' gradients */};
@@ -737,7 +840,9 @@ static int train_open(struct trainer *t) {
     if (t->resume && restore(t, t->ck)) return 1;
     recur_file_free(t->ck);
     t->ck = NULL;
-    if (r->task != TASK_LM) {
+    if (t->have_data) {
+        if (held_from_data(t)) return 1;
+    } else if (r->task != TASK_LM) {
         struct rng hr = {run_seed(r, SEED_HELDOUT)};
         examples_draw(&t->held, &t->m, &hr);
     }
@@ -773,6 +878,7 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
         double l = 0, n = 0;
         recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, &l, &n)
                         : r->task == TASK_CLASSIFY ? classify_step(t, k, gm, &l, &n)
+                        : r->task == TASK_GENERATE ? generate_step(t, k, gm, &l, &n)
                                                    : dates_step(t, k, gm, &l, &n);
         if (st != RECUR_OK) return model_fail(&t->m, CMD, "training step", st), 1;
         *loss += l / r->accum;
@@ -924,6 +1030,22 @@ static int train_finish(struct trainer *t) {
             examples_free(&few);
         }
         free(got);
+    } else if (r->task == TASK_SEQ2SEQ) { /* the first few held-out pairs */
+        size_t n = t->ds.n - t->ds.n_train;
+        printf("held-out examples (greedy):\n");
+        fflush(stdout);
+        if (data_decode_print(&t->m, CMD, t->ds.ex + t->ds.n_train, n < 5 ? (int)n : 5, t->m.Tb, 0, 0, NULL, stdout))
+            return 1;
+    } else if (r->task == TASK_GENERATE && t->samples > 0) { /* the labels in turn */
+        struct example *ex = calloc((size_t)t->samples, sizeof *ex);
+        if (!ex) return 1;
+        for (int i = 0; i < t->samples; i++) ex[i].a = t->m.labels.name[i % t->m.labels.n];
+        printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
+        fflush(stdout);
+        struct rng sr = {run_seed(r, SEED_SAMPLE)};
+        int rc = data_decode_print(&t->m, CMD, ex, t->samples, t->m.Tb, t->temperature, t->top_k, &sr, stdout);
+        free(ex);
+        if (rc) return 1;
     }
     return 0;
 }
