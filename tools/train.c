@@ -377,8 +377,9 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
         st = examples_eval(&t->m, &t->held, vloss, vacc);
     }
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation", st);
-    if (curve_add(&t->val, (double)t->step, *vloss) ||
-        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, *vacc))) {
+    /* The histories hold what a checkpoint keeps (floats), so that a resumed run's are the same. */
+    if (curve_add(&t->val, (double)t->step, (float)*vloss) ||
+        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc))) {
         fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
         return -1;
     }
@@ -947,7 +948,7 @@ static int train_loop(struct trainer *t) {
         t->train_s += now_seconds() - t0;
         t->tokens += tokens;
         t->last_loss = loss;
-        if (curve_add(&t->loss, (double)t->step, loss)) {
+        if (curve_add(&t->loss, (double)t->step, (float)loss)) {
             fprintf(stderr, "recur %s: out of memory for the loss history (%lld steps)\n", CMD, t->step);
             rc = 1;
             break;
