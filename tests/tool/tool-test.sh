@@ -545,6 +545,21 @@ resume-equal-data)
     cp "$examples/parity.tsv" other.tsv
     expect 1 "is not the file it was trained on" train --resume --out o --steps 4 --quiet
     ;;
+readme)
+    # README says what recur is before any command, and its main job installs only the run packages
+    root=$data/../..
+    r=$root/README.md
+    first_apt=$(grep -n 'apt-get' "$r" | head -n 1 | cut -d: -f1)
+    what=$(grep -n '^recur is a C11 library' "$r" | head -n 1 | cut -d: -f1)
+    [ -n "$what" ] && [ -n "$first_apt" ] && [ "$what" -lt "$first_apt" ] || fail "README: apt-get before what recur is"
+    main=$(grep -m 1 'recur train$' "$r")
+    case "$main" in *'$(cat .ci/packages-run)'*'-Dtests=false'*) ;; *) fail "README's main job: $main" ;; esac
+    for p in libcriterion-dev clang libclang-rt-14-dev pocl-opencl-icd; do
+        grep -qx "$p" "$root/.ci/packages-run" && fail ".ci/packages-run has $p, which the main job does not need"
+        grep -qx "$p" "$root/.ci/packages" || fail ".ci/packages lacks $p"
+    done
+    grep -q 'cat .ci/packages-run .ci/packages' "$root/.ci/run" || fail ".ci/run does not install both lists"
+    ;;
 *)
     fail "unknown case"
     ;;
