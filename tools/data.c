@@ -147,6 +147,19 @@ struct line {
     size_t off, len; /* len includes the '\n' */
 };
 
+/* Fisher-Yates over n items of `size` bytes (at most 64), from the last down:
+ * item i swaps with item rng_below(i + 1), the generator seeded {seed}. */
+static void shuffle(void *items, size_t n, size_t size, uint64_t seed) {
+    struct rng r = {seed};
+    unsigned char *p = items, t[64];
+    for (size_t i = n - 1; n > 1 && i >= 1; i--) {
+        size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
+        memcpy(t, p + i * size, size);
+        memcpy(p + i * size, p + j * size, size);
+        memcpy(p + j * size, t, size);
+    }
+}
+
 /* The vocabulary of the bytes x with seen[x] set, in increasing order. */
 static void vocab_build(const int seen[256], struct vocab *v) {
     v->size = 0;
@@ -209,15 +222,7 @@ int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t
             start = i + 1;
         }
     }
-    if (shuffle_seed != 0) {
-        struct rng r = {shuffle_seed};
-        for (size_t i = n_lines - 1; i >= 1; i--) {
-            size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
-            struct line t = lines[i];
-            lines[i] = lines[j];
-            lines[j] = t;
-        }
-    }
+    if (shuffle_seed != 0) shuffle(lines, n_lines, sizeof *lines, shuffle_seed);
     size_t nv_lines = (size_t)((double)n_lines * val_frac);
     if (nv_lines < 1) nv_lines = 1;
     if (nv_lines >= n_lines) { /* not with val_frac < 1 and 2 lines or more, but cheap to say */
@@ -619,13 +624,8 @@ int dataset_load(const char *path, int labeled, uint64_t shuffle_seed, double va
         }
     }
     /* The held-out split: the last val_frac of the examples after a seeded shuffle. */
-    struct rng r = {shuffle_seed};
-    for (size_t i = d->n - 1; i >= 1; i--) {
-        size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
-        struct example t = d->ex[i];
-        d->ex[i] = d->ex[j];
-        d->ex[j] = t;
-    }
+    _Static_assert(sizeof *d->ex <= 64, "shuffle's room");
+    shuffle(d->ex, d->n, sizeof *d->ex, shuffle_seed);
     size_t held = (size_t)((double)d->n * val_frac);
     if (held < 1) held = 1;
     if (held >= d->n) held = d->n - 1;

@@ -321,27 +321,20 @@ static void draw_batch(struct trainer *t) {
     examples_from_data(&t->ex, &t->m, t->batch, t->m.r.batch, NULL); /* checked by open_data */
 }
 
-static recur_status classify_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+/* classify (the head reads each sequence's last step) and generate (one-to-many:
+ * the net reads the label, then the sequence; it predicts the sequence, then the end). */
+static recur_status one_net_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     (void)k;
     draw_batch(t);
-    recur_net_batch batch = {.T = t->ex.T, .N = t->ex.n, .tokens = t->ex.tok, .lengths = t->ex.len,
-                             .targets = t->ex.label};
+    const struct examples *e = &t->ex;
+    recur_net_batch batch = t->m.r.task == TASK_GENERATE
+                                ? (recur_net_batch){.T = e->Td, .N = e->n, .tokens = e->din, .targets = e->dtgt}
+                                : (recur_net_batch){.T = e->T, .N = e->n, .tokens = e->tok, .lengths = e->len,
+                                                    .targets = e->label};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
     if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
     *tokens = 0;
-    for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
-    return st;
-}
-
-/* generate (one-to-many): the net reads the label, then the sequence; it predicts the sequence, then the end. */
-static recur_status generate_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
-    (void)k;
-    draw_batch(t);
-    recur_net_batch batch = {.T = t->ex.Td, .N = t->ex.n, .tokens = t->ex.din, .targets = t->ex.dtgt};
-    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
-    *tokens = 0;
-    for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
+    for (int b = 0; b < e->n; b++) *tokens += e->len[b];
     return st;
 }
 
@@ -878,9 +871,8 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
         recur_grad_mode gm = j ? RECUR_GRAD_ADD : RECUR_GRAD_OVERWRITE;
         double l = 0, n = 0;
         recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, &l, &n)
-                        : r->task == TASK_CLASSIFY ? classify_step(t, k, gm, &l, &n)
-                        : r->task == TASK_GENERATE ? generate_step(t, k, gm, &l, &n)
-                                                   : dates_step(t, k, gm, &l, &n);
+                        : task_encdec(r->task) ? dates_step(t, k, gm, &l, &n)
+                                               : one_net_step(t, k, gm, &l, &n);
         if (st != RECUR_OK) return model_fail(&t->m, CMD, "training step", st), 1;
         *loss += l / r->accum;
         *tokens += n;

@@ -51,6 +51,27 @@ atleast() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'
 }
 
+# interrupt SECONDS ARGS...: recur ARGS in the background, Ctrl-C (SIGINT) SECONDS after
+# its banner; it must exit 130. Its output in the file log.
+interrupt() {
+    in_wait=$1
+    shift
+    "$recur" "$@" > log 2>&1 &
+    pid=$!
+    i=0
+    until grep -q 'steps 0 ->' log; do
+        sleep 0.1
+        i=$((i + 1))
+        [ $i -lt 600 ] || { kill $pid; fail "training did not start"; }
+    done
+    sleep "$in_wait"
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    cat log
+    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+}
+
 # set_meta FILE KEY VALUE [KEY VALUE...]: FILE (safetensors) with its metadata
 # "KEY" set to VALUE, rewritten in place: a crafted checkpoint.
 set_meta() {
@@ -300,21 +321,7 @@ quality-dates)
     run eval --model a/$ck --size 100 --seed 5
     ;;
 sigint)
-    "$recur" train $tiny --steps 100000000 --eval-every 100000000 --checkpoint-every 100000000 --out s \
-        > log 2>&1 &
-    pid=$!
-    i=0
-    until grep -q 'steps 0 ->' log; do
-        sleep 0.2
-        i=$((i + 1))
-        [ $i -lt 300 ] || { kill $pid; fail "training did not start"; }
-    done
-    sleep 1
-    kill -INT $pid
-    wait $pid
-    rc=$?
-    cat log
-    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+    interrupt 1 train $tiny --steps 100000000 --eval-every 100000000 --checkpoint-every 100000000 --out s
     grep -q "resume with: recur train --resume --out s" log || fail "no resume hint"
     grep -q "s/$ck" log || fail "the checkpoint's path is not printed"
     run sample --model s/$ck --n 2
@@ -401,20 +408,7 @@ resume-equal-conveniences)
     # cosine follows --steps: a run interrupted (Ctrl-C) and resumed to the same --steps is the whole run
     args="--task classify --hidden 8 --embed 4 --batch 4 --val-size 20 --eval-every 50 --quiet --lr-schedule cosine
           --warmup 100 --accum 2 --patience 50 --steps 20000"
-    "$recur" train $args --out c > log 2>&1 &
-    pid=$!
-    i=0
-    until grep -q 'steps 0 ->' log; do
-        sleep 0.1
-        i=$((i + 1))
-        [ $i -lt 300 ] || { kill $pid; fail "training did not start"; }
-    done
-    sleep 0.3
-    kill -INT $pid
-    wait $pid
-    rc=$?
-    cat log
-    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+    interrupt 0.3 train $args --out c
     echo "interrupted at step $(meta c/$ck recur.step)"
     run train --resume --out c --quiet
     run train $args --out d
