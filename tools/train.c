@@ -1005,7 +1005,7 @@ static int train_finish(struct trainer *t) {
            t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
     printf("loss curve: %s\nmetrics: %s\ncheckpoint: %s\n", t->svg, t->metrics, t->ckpt);
     if (isfinite(t->best_loss))
-        printf("best: %s (step %lld, val loss %.4f)\n", t->best, t->best_step, t->best_loss);
+        printf("best: %s (step %lld, validation loss %.4f)\n", t->best, t->best_step, t->best_loss);
     if (r->task == TASK_LM && t->samples > 0) {
         printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
         struct rng sr = {run_seed(r, SEED_SAMPLE)};
