@@ -6,7 +6,8 @@
  *   recur devices     every backend and device, with the string that selects it
  *   recur cells       the loaded cell plugins, and any that were rejected
  *   recur gradcheck   finite-difference check of a cell's BPTT (gradcheck.c)
- *   recur train       train a net: lm, classify, dates (train.c, docs/tasks.md)
+ *   recur train       train a net: lm, classify, generate, seq2seq, dates (train.c,
+ *                     docs/tasks.md)
  *   recur sample      generate from a checkpoint (sample.c)
  *   recur eval        the quality of a checkpoint (eval.c)
  *   recur bench       the benchmark of bench/ (benchcmd.c)
@@ -112,7 +113,8 @@ static int cmd_cells(int argc, char **argv) {
 static void usage(FILE *f) {
     fprintf(f, "usage: recur COMMAND [OPTIONS]\n\n"
                "commands:\n"
-               "  train      train a net: --task lm (language model), classify, dates (encoder-decoder)\n"
+               "  train      train a net: --task lm (language model), classify, generate, seq2seq, dates;\n"
+               "             --data FILE for your own examples (docs/tasks.md)\n"
                "  sample     generate from a checkpoint of train (text, translations, classes)\n"
                "  eval       loss and accuracy of a checkpoint of train\n"
                "  demo       forward and BPTT of each cell on a default batch, checked by finite differences\n"

@@ -1,13 +1,19 @@
 /*
- * train.c: `recur train`, training a recurrent net on one of three tasks
+ * train.c: `recur train`, training a recurrent net on one of five tasks
  * (docs/tasks.md):
  *
  *   lm        many-to-many: a character-level language model of a text
  *             (default: Debian's word list, lines shuffled)
  *   classify  many-to-one: is the first symbol of a sequence its last one?
+ *             or, with --data FILE, the label of each LABEL<TAB>SEQUENCE line
+ *   generate  one-to-many: a sequence from its label (--data, LABEL<TAB>SEQUENCE)
+ *   seq2seq   encoder-decoder: SOURCE<TAB>TARGET lines (--data)
  *   dates     encoder-decoder: dates in human formats to ISO 8601
  *
- * with checkpoints that resume bit for bit (on the CPU backend, training
+ * with a learning-rate schedule (warm-up, then constant, cosine or step),
+ * early stopping on the validation loss, the best checkpoint kept beside the
+ * last, gradient accumulation, and a metrics file (a JSON line per evaluation);
+ * and checkpoints that resume bit for bit (on the CPU backend, training
  * --steps 40 then --resume --steps 80 writes the same file as --steps 80):
  * a checkpoint holds the nets, the optimizer's state, every setting, the
  * data generator's state, the lm's carried state and the loss histories, and
@@ -93,30 +99,37 @@ static void usage(FILE *f) {
             "usage: recur train [OPTIONS]\n"
             "Train a recurrent net on RECUR_DEVICE; checkpoints, a loss curve and (lm) samples in --out.\n\n"
             "the task:\n"
-            "  --task lm|classify|dates  lm: character-level language model (many-to-many, default);\n"
-            "                        classify: is the first symbol the last one (many-to-one);\n"
+            "  --task lm|classify|generate|seq2seq|dates\n"
+            "                        lm: character-level language model (many-to-many, default);\n"
+            "                        classify: a label for a sequence (many-to-one; without --data: is\n"
+            "                        the first symbol the last one); generate: a sequence from a label\n"
+            "                        (one-to-many); seq2seq: a sequence to another (encoder-decoder);\n"
             "                        dates: human dates to ISO 8601 (encoder-decoder)\n"
+            "  --data FILE           classify, generate: LABEL<TAB>SEQUENCE a line; seq2seq:\n"
+            "                        SOURCE<TAB>TARGET; a regular file of at most 64 MiB (docs/tasks.md)\n"
             "  --corpus FILE         lm: the text, a regular file of at most 256 MiB (default %s,\n"
             "                        lines shuffled)\n"
             "  --shuffle             lm: shuffle the lines of --corpus too\n"
-            "  --val-frac F          lm: the last F of the lines are the validation text (0.05)\n"
-            "  --alphabet A, --min-len N, --max-len N   classify: symbols and lengths (8, 2, 30)\n"
-            "  --val-size N          classify, dates: the held-out set (1000)\n"
+            "  --val-frac F          lm: the last F of the lines are the validation text; --data: the\n"
+            "                        share of the examples held out (0.05)\n"
+            "  --alphabet A, --min-len N, --max-len N   classify without --data: symbols and lengths\n"
+            "                        (8, 2, 30)\n"
+            "  --val-size N          classify without --data, dates: the held-out set (1000)\n"
             "the net:\n"
             "  --cell NAME           any loaded cell plugin (lstm); --variant NAME its variant\n"
-            "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; dates 128 1 32)\n"
-            "  --direction forward|reverse|bidi-concat|bidi-sum   (lm and dates: forward only;\n"
+            "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; others 128 1 32)\n"
+            "  --direction forward|reverse|bidi-concat|bidi-sum   (all but classify: forward only;\n"
             "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
-            "                        classify 5000, dates 3000)\n"
-            "  --batch N             sequences per step (lm 32, classify 32, dates 64)\n"
+            "                        classify 5000, generate 2000, seq2seq and dates 3000)\n"
+            "  --batch N             sequences per step (lm 32, classify 32, generate 32, others 64)\n"
             "  --bptt T              lm: steps per chunk (64)\n"
             "  --optim adam|sgd, --lr X, --momentum M (sgd), --clip G (global norm, 0: off; 5)\n"
-            "                        lr: lm 2e-3, classify 3e-3, dates 3e-3\n"
-            "  --eval-every N, --checkpoint-every N   (lm 250 1000, classify 500 1000, dates 250 1000)\n"
+            "                        lr: lm 2e-3, the others 3e-3\n"
+            "  --eval-every N, --checkpoint-every N   (classify 500 1000, the others 250 1000)\n"
             "  --lr-schedule constant|cosine|step   after --warmup N steps of linear warm-up (0):\n"
             "                        constant; cosine down to lr/100 at --steps; step: times --lr-gamma G\n"
             "                        (0.5) every --lr-decay-every N steps (1000)\n"
@@ -126,7 +139,8 @@ static void usage(FILE *f) {
             "  --out DIR             (runs/TASK): checkpoint.safetensors (the last), best.safetensors (the\n"
             "                        lowest validation loss), loss.svg and metrics.jsonl (a line an evaluation)\n"
             "  --resume              continue DIR's checkpoint to --steps, with its settings\n"
-            "  --samples K, --temperature X, --top-k K   lm: samples printed at the end (8, 0.8, 0: all)\n"
+            "  --samples K, --temperature X, --top-k K   lm, generate: samples printed at the end (8, 0.8,\n"
+            "                        0: all)\n"
             "  --quiet               no progress line on stderr (validation lines stay)\n"
             "Ctrl-C saves a checkpoint after the current step (exit 130); --resume continues it.\n",
             CORPUS_DEFAULT);
