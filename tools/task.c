@@ -552,12 +552,12 @@ int sample_logits(const float *l, int V, double temperature, int top_k, struct r
     if (temperature <= 0 || top_k == 1) return best;
     float thr = -INFINITY;
     if (top_k > 0 && top_k < V) {
-        float sorted[256];
+        float sorted[257]; /* V: at most 256 bytes and an end symbol */
         memcpy(sorted, l, (size_t)V * sizeof *sorted);
         qsort(sorted, (size_t)V, sizeof *sorted, cmp_float_desc);
         thr = sorted[top_k - 1];
     }
-    double w[256], sum = 0;
+    double w[257], sum = 0;
     for (int i = 0; i < V; i++) {
         w[i] = l[i] >= thr ? exp(((double)l[i] - l[best]) / temperature) : 0;
         sum += w[i];

@@ -262,7 +262,7 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
 /* lm: n samples, one per line, from '\n' + start; each ends at '\n' or maxlen bytes. */
 int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temperature, int top_k, struct rng *r,
               const char *start, FILE *out);
-/* Draw from logits[V] with a temperature (0: argmax) among the top_k (0: all). */
+/* Draw from logits[V], V <= 257, with a temperature (0: argmax) among the top_k (0: all). */
 int sample_logits(const float *logits, int V, double temperature, int top_k, struct rng *r);
 
 /* classify and dates: one batch of examples. */

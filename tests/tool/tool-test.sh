@@ -555,6 +555,14 @@ readme)
     done
     grep -q 'cat .ci/packages-run .ci/packages' "$root/.ci/run" || fail ".ci/run does not install both lists"
     ;;
+demo)
+    # demo says up front how many runs it makes, then a line as each is done (it was silent for 15 s)
+    out=$("$recur" demo --cell rnn | cat) || fail "recur demo exited $?"
+    printf '%s\n' "$out"
+    printf '%s\n' "$out" | sed -n 4p | grep -qx '2 cells and variants to check, a line each (times after a warm-up run)' ||
+        fail "no count of the runs before them"
+    [ "$(printf '%s\n' "$out" | grep -c '^rnn:\(tanh\|relu\) .* ok$')" -eq 2 ] || fail "expected a line per variant"
+    ;;
 *)
     fail "unknown case"
     ;;
