@@ -40,10 +40,7 @@ static int eval_data(struct model *m, const recur_file *f, const char *model, co
     }
     size_t from = d.n_train;
     if (!data) {
-        char mine[32];
-        snprintf(mine, sizeof mine, "%016llx", (unsigned long long)d.hash);
-        const char *h = recur_file_meta(f, "recur.data_hash");
-        if (!h || strcmp(h, mine)) {
+        if (!meta_hash_is(f, "recur.data_hash", d.hash)) {
             fprintf(stderr, "recur %s: data %s is not the file %s was trained on; give --data FILE\n", CMD, path,
                     model);
             dataset_free(&d);
@@ -124,10 +121,7 @@ int cmd_eval(int argc, char **argv) {
         char what[4200];
         if (!corpus) {
             if (run_corpus(&m.r, CMD, &c)) goto out;
-            char mine[32];
-            snprintf(mine, sizeof mine, "%016llx", (unsigned long long)corpus_hash(&c));
-            const char *h = recur_file_meta(f, "recur.corpus_hash");
-            if (!h || strcmp(h, mine) || memcmp(&c.v, &m.v, sizeof c.v)) {
+            if (!meta_hash_is(f, "recur.corpus_hash", corpus_hash(&c)) || memcmp(&c.v, &m.v, sizeof c.v)) {
                 fprintf(stderr, "recur %s: corpus %s is not the text %s was trained on; give --corpus FILE\n", CMD,
                         m.r.corpus, model);
                 corpus_free(&c);

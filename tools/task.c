@@ -450,6 +450,13 @@ int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, vo
     return -1;
 }
 
+int meta_hash_is(const recur_file *f, const char *key, uint64_t hash) {
+    char mine[32];
+    snprintf(mine, sizeof mine, "%016" PRIx64, hash);
+    const char *h = recur_file_meta(f, key);
+    return h && !strcmp(h, mine);
+}
+
 /* ---- corpus ---- */
 
 uint64_t corpus_hash(const struct corpus *c) {

@@ -251,6 +251,8 @@ void model_free(struct model *m);
  * own buffers: st's text and the run's sizes), returns -1. */
 int model_fail(const struct model *m, const char *cmd, const char *what, recur_status st);
 
+/* Whether f's metadata `key` is hash as 16 hex digits (how train writes a corpus's or data's hash). */
+int meta_hash_is(const recur_file *f, const char *key, uint64_t hash);
 /* FNV-1a over the text of a corpus's training then validation tokens (as bytes). */
 uint64_t corpus_hash(const struct corpus *c);
 /* Load the run's corpus (lm). -1 after printing. */

@@ -680,10 +680,7 @@ static int open_corpus(struct trainer *t) {
     }
     t->chunks = (t->cl - 1) / (size_t)T;
     if (t->resume) {
-        const char *h = recur_file_meta(t->ck, "recur.corpus_hash");
-        char mine[32];
-        snprintf(mine, sizeof mine, "%016" PRIx64, t->hash);
-        if (!h || strcmp(h, mine)) {
+        if (!meta_hash_is(t->ck, "recur.corpus_hash", t->hash)) {
             fprintf(stderr, "recur %s: checkpoint %s is a different model: the text of corpus %s is not the one "
                             "it was trained on\n", CMD, t->ckpt, r->corpus);
             return -1;
@@ -704,10 +701,7 @@ static int open_data(struct trainer *t) {
     }
     t->have_data = 1;
     if (t->resume) {
-        const char *h = recur_file_meta(t->ck, "recur.data_hash");
-        char mine[32];
-        snprintf(mine, sizeof mine, "%016" PRIx64, t->ds.hash);
-        if (!h || strcmp(h, mine)) {
+        if (!meta_hash_is(t->ck, "recur.data_hash", t->ds.hash)) {
             fprintf(stderr, "recur %s: checkpoint %s is a different model: data %s is not the file it was trained "
                             "on\n", CMD, t->ckpt, r->data);
             return -1;

@@ -448,18 +448,18 @@ early-stop)
 
 # ---- the user's own data (examples/data) ----
 data-errors)
-    printf 'even\tone\nodd\n' > notab.tsv
-    expect 1 "notab.tsv:2: no tab (expected LABEL<TAB>SEQUENCE)" train --task classify --data notab.tsv --out o
-    printf 'a\tb\tc\nb\tx\n' > tabs.tsv
-    expect 1 "tabs.tsv:1: more than one tab" train --task classify --data tabs.tsv --out o
-    printf 'a\tx\n\tx\n' > nolabel.tsv
-    expect 1 "nolabel.tsv:2: an empty label" train --task generate --data nolabel.tsv --out o
-    printf 'one\t1\ntwo\t\n' > notarget.tsv
-    expect 1 "notarget.tsv:2: an empty target" train --task seq2seq --data notarget.tsv --out o
-    printf 'a\tx\na\ty\n' > onelabel.tsv
-    expect 1 "every example has the label 'a'" train --task classify --data onelabel.tsv --out o
-    printf 'a\tx\nb\t\377\n' > utf.tsv
-    expect 1 "utf.tsv:2: not valid UTF-8" train --task classify --data utf.tsv --out o
+    # TASK|FILE'S TEXT (printf)|what the message says after "bad.tsv"
+    while IFS='|' read -r task text said; do
+        printf "$text" > bad.tsv
+        expect 1 "bad.tsv$said" train --task $task --data bad.tsv --out o
+    done <<'LINES'
+classify|even\tone\nodd\n|:2: no tab (expected LABEL<TAB>SEQUENCE)
+classify|a\tb\tc\nb\tx\n|:1: more than one tab
+generate|a\tx\n\tx\n|:2: an empty label
+seq2seq|one\t1\ntwo\t\n|:2: an empty target
+classify|a\tx\na\ty\n|: every example has the label 'a'
+classify|a\tx\nb\t\377\n|:2: not valid UTF-8
+LINES
     mkfifo fifo
     expect 1 "fifo: not a regular file (a FIFO)" train --task classify --data fifo --out o
     truncate -s 65M big.tsv
