@@ -51,6 +51,15 @@ atleast() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'
 }
 
+# held_out KEY MIN: the last "KEY X" of training's output ($out) is at least MIN, and
+# recur eval of a/checkpoint.safetensors says the same X
+held_out() {
+    ho=$(value "$out" "$1")
+    echo "held-out $1 $ho (threshold $2)"
+    atleast "$ho" "$2" || fail "$1 $ho"
+    run eval --model a/$ck
+    [ "$(value "$out" "$1")" = "$ho" ] || fail "recur eval disagrees"
+}
 # interrupt SECONDS ARGS...: recur ARGS in the background, Ctrl-C (SIGINT) SECONDS after
 # its banner; it must exit 130. Its output in the file log.
 interrupt() {
@@ -300,11 +309,7 @@ quality-classify)
     # many-to-one: remembering the first symbol over up to 8 steps
     run train --task classify --cell gru --hidden 32 --embed 8 --alphabet 4 --min-len 3 --max-len 8 --batch 32 --steps 300 \
         --lr 0.01 --val-size 400 --eval-every 100 --quiet --out a
-    acc=$(value "$out" "accuracy")
-    echo "held-out accuracy $acc (threshold 0.9; chance 0.5)"
-    atleast "$acc" 0.9 || fail "accuracy $acc"
-    run eval --model a/$ck
-    [ "$(value "$out" accuracy)" = "$acc" ] || fail "recur eval disagrees"
+    held_out accuracy 0.9
     run sample --model a/$ck --input "2 1 3 0 2"
     case "$out" in "class "*) ;; *) fail "no class printed" ;; esac
     expect 2 "--input" sample --model a/$ck --input "0 9"
@@ -480,11 +485,7 @@ data-classify)
     # many-to-one from a file: the parity of a number in words (examples/data/parity.tsv)
     run train --task classify --data "$examples/parity.tsv" --val-frac 0.2 --hidden 32 --embed 16 --steps 150 \
         --eval-every 50 --quiet --out a
-    acc=$(value "$out" "accuracy")
-    echo "held-out accuracy $acc (threshold 0.95; chance 0.5)"
-    atleast "$acc" 0.95 || fail "accuracy $acc"
-    run eval --model a/$ck
-    [ "$(value "$out" accuracy)" = "$acc" ] || fail "recur eval disagrees"
+    held_out accuracy 0.95
     run eval --model a/$ck --data "$examples/parity.tsv"
     case "$out" in *"/1000 examples of --data"*) ;; *) fail "eval --data did not read the 1000 examples" ;; esac
     run sample --model a/$ck --input "three hundred seventy-one"
