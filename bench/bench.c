@@ -249,6 +249,32 @@ int recur_bench_main(int argc, char **argv) {
         }
     }
     if (reps < 1) reps = 1;
+    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl"));
+    for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) known |= !strcmp(only, cells[c].label);
+    if (only && !known) {
+        fprintf(stderr, "recur-bench: --cell '%s': no such part; parts: rnn, lstm, gru, gru-lbr, lengths, opencl\n",
+                only);
+        return 2;
+    }
+#ifdef RECUR_BENCH_PLUGIN_DIR
+    /* recur-bench runs from the build tree: its plugins unless RECUR_PLUGIN_PATH says otherwise. */
+    setenv("RECUR_PLUGIN_PATH", RECUR_BENCH_PLUGIN_DIR, 0);
+#endif
+    /* Every cell the run needs, before any table: a missing plugin is one message, not empty rows. */
+    for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
+        if (only && strcmp(only, cells[c].label) && strcmp(only, "lengths") && strcmp(only, "opencl")) continue;
+        size_t k = 0, n = recur_cell_count();
+        while (k < n) {
+            recur_cell_info ci;
+            if (recur_cell_get(k, &ci) == RECUR_OK && !strcmp(ci.name, cells[c].cell)) break;
+            k++;
+        }
+        if (k == n) {
+            fprintf(stderr, "recur-bench: cell '%s' is not registered (%zu cell plugins loaded%s)\n", cells[c].cell,
+                    n, getenv("RECUR_PLUGIN_PATH") ? "" : "; set RECUR_PLUGIN_PATH to the plugins' directory");
+            return 1;
+        }
+    }
     int all = 1;
 #ifdef _OPENMP
     all = omp_get_max_threads();

@@ -163,6 +163,13 @@ Test(api, status_str_every_status) {
     }
 }
 
+Test(api, version_is_the_headers) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", RECUR_VERSION_MAJOR, RECUR_VERSION_MINOR, RECUR_VERSION_PATCH);
+    cr_assert_str_eq(recur_version(), want);
+    cr_assert_str_eq(recur_version(), RECUR_VERSION_STRING);
+}
+
 Test(api, last_error_never_null) {
     cr_assert_not_null(recur_last_error());
     cr_assert_not_null(recur_ctx_error(NULL));

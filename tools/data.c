@@ -103,12 +103,13 @@ int open_regular(const char *path, size_t max_bytes, size_t *size, char *err, si
     return fd;
 }
 
-/* The whole file into *buf (with room for one more byte), its length in *n. */
-static int read_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t errlen) {
+/* The whole file (a regular file of at most max bytes) into *buf (with room
+ * for one more byte), its length in *n. */
+static int read_file(const char *path, size_t max, unsigned char **buf, size_t *n, char *err, size_t errlen) {
     *buf = NULL;
     *n = 0;
     size_t size;
-    int fd = open_regular(path, CORPUS_MAX_BYTES, &size, err, errlen);
+    int fd = open_regular(path, max, &size, err, errlen);
     if (fd < 0) return -1;
     /* size + 2: a file that grew since fstat shows as one byte more than it had, and is refused */
     unsigned char *b = malloc(size + 2);
@@ -146,6 +147,32 @@ struct line {
     size_t off, len; /* len includes the '\n' */
 };
 
+/* Fisher-Yates over n items of `size` bytes (at most 64), from the last down:
+ * item i swaps with item rng_below(i + 1), the generator seeded {seed}. */
+static void shuffle(void *items, size_t n, size_t size, uint64_t seed) {
+    struct rng r = {seed};
+    unsigned char *p = items, t[64];
+    for (size_t i = n - 1; n > 1 && i >= 1; i--) {
+        size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
+        memcpy(t, p + i * size, size);
+        memcpy(p + i * size, p + j * size, size);
+        memcpy(p + j * size, t, size);
+    }
+}
+
+/* The vocabulary of the bytes x with seen[x] set, in increasing order. */
+static void vocab_build(const int seen[256], struct vocab *v) {
+    v->size = 0;
+    for (int x = 0; x < 256; x++) {
+        v->id[x] = -1;
+        if (seen[x]) {
+            v->sym[v->size] = (unsigned char)x;
+            v->id[x] = v->size++;
+        }
+    }
+    for (int i = v->size; i < 256; i++) v->sym[i] = 0;
+}
+
 int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t min_tokens, struct corpus *c,
                 char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
@@ -157,7 +184,7 @@ int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t
     }
     unsigned char *b;
     size_t n;
-    if (read_file(path, &b, &n, err, errlen) != 0) return -1;
+    if (read_file(path, CORPUS_MAX_BYTES, &b, &n, err, errlen) != 0) return -1;
     struct line *lines = NULL;
     int32_t *train = NULL, *val = NULL;
 
@@ -195,15 +222,7 @@ int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t
             start = i + 1;
         }
     }
-    if (shuffle_seed != 0) {
-        struct rng r = {shuffle_seed};
-        for (size_t i = n_lines - 1; i >= 1; i--) {
-            size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
-            struct line t = lines[i];
-            lines[i] = lines[j];
-            lines[j] = t;
-        }
-    }
+    if (shuffle_seed != 0) shuffle(lines, n_lines, sizeof *lines, shuffle_seed);
     size_t nv_lines = (size_t)((double)n_lines * val_frac);
     if (nv_lines < 1) nv_lines = 1;
     if (nv_lines >= n_lines) { /* not with val_frac < 1 and 2 lines or more, but cheap to say */
@@ -226,15 +245,7 @@ int corpus_load(const char *path, uint64_t shuffle_seed, double val_frac, size_t
     struct vocab *v = &c->v;
     int seen[256] = {0};
     for (size_t i = 0; i < n; i++) seen[b[i]] = 1;
-    v->size = 0;
-    for (int x = 0; x < 256; x++) {
-        v->id[x] = -1;
-        if (seen[x]) {
-            v->sym[v->size] = (unsigned char)x;
-            v->id[x] = v->size++;
-        }
-    }
-    for (int i = v->size; i < 256; i++) v->sym[i] = 0;
+    vocab_build(seen, v);
 
     train = malloc(n_train * sizeof *train);
     val = malloc(n_val * sizeof *val);
@@ -517,4 +528,160 @@ void date_vocab_iso(struct vocab *v) {
     int seen[256] = {0};
     for (const char *s = "0123456789-"; *s; s++) seen[(unsigned char)*s] = 1;
     vocab_from_set(seen, v);
+}
+
+/* ---- a file of examples: LEFT<TAB>RIGHT a line ---- */
+
+static int cmp_label(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int dataset_load(const char *path, int labeled, uint64_t shuffle_seed, double val_frac, struct dataset *d, char *err,
+                 size_t errlen) {
+    memset(d, 0, sizeof *d);
+    if (err && errlen) err[0] = '\0';
+    if (!(val_frac > 0 && val_frac < 1)) {
+        set_err(err, errlen, "%s: the held-out fraction %g is not in (0, 1)", path, val_frac);
+        return -1;
+    }
+    unsigned char *b;
+    size_t n;
+    if (read_file(path, DATA_MAX_BYTES, &b, &n, err, errlen) != 0) return -1;
+    if (n && b[n - 1] != '\n') b[n++] = '\n'; /* read_file left room for it */
+    d->text = (char *)b;
+    d->hash = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) d->hash = (d->hash ^ b[i]) * 1099511628211ull;
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++) lines += b[i] == '\n';
+    d->ex = calloc(lines ? lines : 1, sizeof *d->ex);
+    char **names = calloc(lines ? lines : 1, sizeof *names);
+    if (!d->ex || !names) {
+        set_err(err, errlen, "%s: out of memory for %zu lines", path, lines);
+        goto fail;
+    }
+    int seen_a[256] = {0}, seen_b[256] = {0};
+    size_t line = 0, start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != '\n') continue;
+        line++;
+        size_t end = i;
+        b[i] = '\0';
+        if (end > start && b[end - 1] == '\r') b[--end] = '\0'; /* a CRLF file */
+        const char *what = NULL;
+        char *s = (char *)b + start, *tab = memchr(s, '\t', end - start);
+        size_t len = end - start;
+        start = i + 1;
+        if (len == 0) continue; /* a blank line */
+        const char *left_name = labeled ? "label" : "source", *right_name = labeled ? "sequence" : "target";
+        char why[96];
+        if (memchr(s, '\0', len)) what = "a NUL byte (not a text file)";
+        else if (utf8_invalid_at((const unsigned char *)s, len) < len) what = "not valid UTF-8";
+        else if (!tab) what = labeled ? "no tab (expected LABEL<TAB>SEQUENCE)" : "no tab (expected SOURCE<TAB>TARGET)";
+        else if (memchr(tab + 1, '\t', (size_t)(s + len - tab - 1))) what = "more than one tab";
+        else if (tab == s) snprintf(why, sizeof why, "an empty %s", left_name), what = why;
+        else if (tab + 1 == s + len) snprintf(why, sizeof why, "an empty %s", right_name), what = why;
+        else if (labeled && tab - s > DATA_LABEL_MAX)
+            snprintf(why, sizeof why, "a label of %zu bytes (at most %d)", (size_t)(tab - s), DATA_LABEL_MAX), what = why;
+        else if (tab - s > DATA_FIELD_MAX || s + len - tab - 1 > DATA_FIELD_MAX)
+            snprintf(why, sizeof why, "a %s of %zu bytes (at most %d)", tab - s > DATA_FIELD_MAX ? left_name : right_name,
+                     (size_t)(tab - s > DATA_FIELD_MAX ? tab - s : s + len - tab - 1), DATA_FIELD_MAX), what = why;
+        if (what) {
+            set_err(err, errlen, "%s:%zu: %s", path, line, what);
+            goto fail;
+        }
+        *tab = '\0';
+        struct example *e = &d->ex[d->n++];
+        e->a = s, e->b = tab + 1;
+        e->la = (int)(tab - s), e->lb = (int)(s + len - tab - 1);
+        e->line = line;
+        if (labeled) names[d->n - 1] = s;
+        /* labeled: the sequences' bytes into seen_a; pairs: the sources' and the targets' */
+        for (int k = 0; !labeled && k < e->la; k++) seen_a[(unsigned char)e->a[k]] = 1;
+        for (int k = 0; k < e->lb; k++) (labeled ? seen_a : seen_b)[(unsigned char)e->b[k]] = 1;
+        if (e->la > d->max_a) d->max_a = e->la;
+        if (e->lb > d->max_b) d->max_b = e->lb;
+    }
+    if (d->n < 2) {
+        set_err(err, errlen, "%s: %zu example%s; at least 2 are needed (one to train on, one held out)", path, d->n,
+                d->n == 1 ? "" : "s");
+        goto fail;
+    }
+    vocab_build(seen_a, &d->v);
+    vocab_build(seen_b, &d->vt);
+    if (labeled) { /* the labels, sorted; each example's id */
+        qsort(names, d->n, sizeof *names, cmp_label);
+        for (size_t i = 0; i < d->n; i++) {
+            if (i && !strcmp(names[i], names[i - 1])) continue;
+            if (d->labels.n == DATA_LABELS_MAX) {
+                set_err(err, errlen, "%s: more than %d distinct labels", path, DATA_LABELS_MAX);
+                goto fail;
+            }
+            snprintf(d->labels.name[d->labels.n++], DATA_LABEL_MAX + 1, "%s", names[i]);
+        }
+        for (size_t i = 0; i < d->n; i++) d->ex[i].label = labels_find(&d->labels, d->ex[i].a);
+        if (d->labels.n < 2) {
+            set_err(err, errlen, "%s: every example has the label '%s'; at least 2 labels are needed", path,
+                    d->labels.name[0]);
+            goto fail;
+        }
+    }
+    /* The held-out split: the last val_frac of the examples after a seeded shuffle. */
+    _Static_assert(sizeof *d->ex <= 64, "shuffle's room");
+    shuffle(d->ex, d->n, sizeof *d->ex, shuffle_seed);
+    size_t held = (size_t)((double)d->n * val_frac);
+    if (held < 1) held = 1;
+    if (held >= d->n) held = d->n - 1;
+    d->n_train = d->n - held;
+    free(names);
+    return 0;
+fail:
+    free(names);
+    dataset_free(d);
+    return -1;
+}
+
+void dataset_free(struct dataset *d) {
+    free(d->text);
+    free(d->ex);
+    memset(d, 0, sizeof *d);
+}
+
+int labels_find(const struct labels *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->name[i], name)) return i;
+    return -1;
+}
+
+char *labels_to_hex(const struct labels *l) {
+    static const char hex[] = "0123456789abcdef";
+    char *out = malloc((size_t)l->n * 2 * (DATA_LABEL_MAX + 1) + 1), *p = out;
+    if (!out) return NULL;
+    for (int i = 0; i < l->n; i++)
+        for (const char *s = l->name[i];; s++) {
+            unsigned char c = *s ? (unsigned char)*s : '\n'; /* each name ends with a newline */
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+            if (!*s) break;
+        }
+    *p = '\0';
+    return out;
+}
+
+int labels_from_hex(const char *hex, struct labels *l) {
+    memset(l, 0, sizeof *l);
+    size_t len = strnlen(hex, (size_t)DATA_LABELS_MAX * 2 * (DATA_LABEL_MAX + 1) + 1), k = 0;
+    if (len == 0 || len % 2 || len > (size_t)DATA_LABELS_MAX * 2 * (DATA_LABEL_MAX + 1)) return -1;
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = hexval(hex[i]), lo = hexval(hex[i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        int c = hi * 16 + lo;
+        if (c == '\n') { /* a name ends: not empty, in increasing order */
+            if (k == 0 || l->n == DATA_LABELS_MAX) return -1;
+            l->name[l->n][k] = '\0';
+            if (l->n && strcmp(l->name[l->n - 1], l->name[l->n]) >= 0) return -1;
+            l->n++, k = 0;
+            continue;
+        }
+        if (c == 0 || c == '\t' || c == '\r' || k == DATA_LABEL_MAX || l->n == DATA_LABELS_MAX) return -1;
+        l->name[l->n][k++] = (char)c;
+    }
+    return k == 0 && l->n >= 2 ? 0 : -1;
 }

@@ -76,6 +76,57 @@ void corpus_free(struct corpus *c);
 void vocab_to_hex(const struct vocab *v, char *out /* 2*256+1 */);
 int vocab_from_hex(const char *hex, struct vocab *v);
 
+/* ---- a file of examples: LABEL<TAB>SEQUENCE or SOURCE<TAB>TARGET a line ---- */
+
+#define DATA_MAX_BYTES ((size_t)64 << 20) /* the largest file */
+#define DATA_FIELD_MAX 1000               /* bytes of a sequence, source or target */
+#define DATA_LABEL_MAX 63                 /* bytes of a label */
+#define DATA_LABELS_MAX 256               /* distinct labels */
+
+struct labels {
+    int n;
+    char name[DATA_LABELS_MAX][DATA_LABEL_MAX + 1]; /* in strcmp order; the index is the label's id */
+};
+struct example {
+    const char *a, *b; /* labeled: the label and the sequence; else the source and the target (in text) */
+    int la, lb;        /* their lengths in bytes */
+    int label;         /* labeled: the label's id */
+    size_t line;       /* 1-based, in the file */
+};
+struct dataset {
+    char *text;
+    struct example *ex; /* the training examples [0, n_train), then the held-out ones */
+    size_t n, n_train;
+    struct vocab v;     /* labeled: the sequences' bytes; else the sources' */
+    struct vocab vt;    /* pairs: the targets' bytes */
+    struct labels labels;
+    int max_a, max_b;   /* the longest left and right fields */
+    uint64_t hash;      /* FNV-1a over the file's bytes */
+};
+/*
+ * Read a file of examples, one a line: LABEL<TAB>SEQUENCE (labeled) or
+ * SOURCE<TAB>TARGET, every byte a symbol (UTF-8 text; a CRLF line end and
+ * blank lines are fine). The examples are shuffled (Fisher-Yates with
+ * rng_below from the last down, seeded {shuffle_seed}); the last val_frac of
+ * them (at least 1, at most all but 1) are held out. Fails, with a message
+ * in err naming the file (and for a bad line "FILE:LINE: what is wrong"),
+ * when the file is missing, not a regular file, over DATA_MAX_BYTES, has a
+ * line without exactly one tab, an empty field, a NUL byte, invalid UTF-8, a
+ * field over DATA_FIELD_MAX bytes or a label over DATA_LABEL_MAX, more than
+ * DATA_LABELS_MAX labels or only one, or fewer than 2 examples. 0 or -1.
+ */
+int dataset_load(const char *path, int labeled, uint64_t shuffle_seed, double val_frac, struct dataset *d, char *err,
+                 size_t errlen);
+void dataset_free(struct dataset *d);
+/* The id of a label, or -1. */
+int labels_find(const struct labels *l, const char *name);
+/* The labels as hex for a file's metadata (each name and a newline; malloc'd,
+ * NULL when memory is short), and back: -1 when malformed (an odd length, a
+ * non-hex digit, an empty name, a NUL, tab or CR, a name over DATA_LABEL_MAX,
+ * names not in strictly increasing order, fewer than 2 or over DATA_LABELS_MAX). */
+char *labels_to_hex(const struct labels *l);
+int labels_from_hex(const char *hex, struct labels *l);
+
 /* ---- the many-to-one task: classify by a rule over distant positions ---- */
 
 /* A sequence of `len` symbols 0..alphabet-1 whose label is 1 when its first
@@ -126,12 +177,16 @@ struct curve {
 int curve_add(struct curve *c, double x, double y); /* 0, or -1 out of memory */
 void curve_free(struct curve *c);
 /* A self-contained SVG (axes, ticks, grid, legend; training in one colour,
- * validation in another with markers) of both curves, written atomically
- * (temporary file + rename). 0, or -1 with errno set. */
-/* (train, val or title may be NULL; NaN and Inf points are left out; at
+ * validation in another with markers; acc, when given, on its own axis 0..1
+ * on the right) of the curves, written atomically (temporary file + rename).
+ * The loss axis says its unit (nats per symbol) and, with 20 points or more
+ * of training, spans the points after the first 5% of the steps (the spike
+ * at the start is cut off, and the plot says so). 0, or -1 with errno set.
+ * (train, val, acc or title may be NULL; NaN and Inf points are left out; at
  * most about 2000 points of a curve are drawn, evenly spaced, and its last
  * one; the temporary file is "<path>.tmp.<pid>".) */
-int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val);
+int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val,
+                   const struct curve *acc);
 
 /* ---- progress on stderr ---- */
 
@@ -145,10 +200,15 @@ struct progress {
     long long first;  /* the steps done before this run (a resumed run's start); the rate counts step - first */
     long long updates; /* progress_update calls so far */
     int shown;        /* a bar is on the terminal's current line */
+    double loss_sum;  /* the step losses since the last print, and their count */
+    long long loss_n;
 };
 void progress_begin(struct progress *p, FILE *f, long long total, long long first);
-/* epoch, step (1-based), the latest loss, tokens/s, ETA from the rate so far. */
-void progress_update(struct progress *p, int epoch, long long step, double loss, double tokens_per_s);
+/* After each step: its loss, tokens/s, the epoch (0: a task without epochs).
+ * Prints (at most every few seconds, or 0.1 s on a terminal) "epoch E  step
+ * S/TOTAL" (or "step S/TOTAL"), the mean loss of the steps since the last
+ * print, tokens/s and the ETA from the rate so far. */
+void progress_update(struct progress *p, int epoch, long long step, double step_loss, double tokens_per_s);
 /* A message on a line of its own (clears the bar first on a tty). */
 void progress_note(struct progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void progress_end(struct progress *p);

@@ -22,6 +22,7 @@ static int run_cell(recur_ctx *ctx, const char *cell, const char *variant, const
     snprintf(name, sizeof name, "%s%s%s", cell, variant ? ":" : "", variant ? variant : "");
     printf("%-10s L %11.5f  forward %7.3f ms  BPTT %7.3f ms  worst gradient error %.1e (%s)  %s\n", name, r.loss,
            r.forward_ms, r.backward_ms, r.worst, r.worst_name, rc == 0 ? "ok" : "FAILED");
+    fflush(stdout); /* a line as each cell is done, in a log too */
     return rc;
 }
 
@@ -62,7 +63,14 @@ int cmd_demo(int argc, char **argv) {
            "L = sum(y*dy) + sum(hT*dhT) (+ sum(cT*dcT)) with random dy, dhT, dcT\n",
            RECUR_VERSION_STRING, info.selector, info.detail, shape.L, shape.T, shape.N, shape.I, shape.H);
     int rc = 0;
-    size_t n = recur_cell_count();
+    size_t n = recur_cell_count(), runs = 0;
+    for (size_t i = 0; i < n; i++) {
+        recur_cell_info c;
+        recur_cell_get(i, &c);
+        if (!only || !strcmp(only, c.name)) runs += c.n_variants ? (size_t)c.n_variants : 1;
+    }
+    printf("%zu cell%s and variants to check, a line each (times after a warm-up run)\n", runs, runs == 1 ? "" : "s");
+    fflush(stdout);
     for (size_t i = 0; i < n; i++) {
         recur_cell_info c;
         recur_cell_get(i, &c);

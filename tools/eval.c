@@ -16,21 +16,90 @@
 #define CMD "eval"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: recur eval --model FILE [--corpus FILE] [--size N] [--seed S]\n"
+    fprintf(f, "usage: recur eval --model FILE [--corpus FILE] [--data FILE] [--size N] [--seed S]\n"
                "The quality of a checkpoint of recur train, on RECUR_DEVICE.\n"
                "  lm:             loss (nats) and bits per char over --corpus FILE, by default over the\n"
                "                  checkpoint's own validation text (its corpus, split as in training)\n"
                "  classify/dates: accuracy (dates: exact match) over N generated examples (default: the\n"
-               "                  held-out set of the training, N = its --val-size); --seed S draws another\n");
+               "                  held-out set of the training, N = its --val-size); --seed S draws another\n"
+               "  trained on --data: accuracy (classify), exact match (seq2seq) or loss (generate) over the\n"
+               "                  checkpoint's held-out examples (its data file, rebuilt), or every example\n"
+               "                  of --data FILE\n");
+}
+
+/* A model trained on --data: over the checkpoint's held-out examples (its data
+ * file, checked by its hash), or over every example of --data FILE. The exit code. */
+static int eval_data(struct model *m, const recur_file *f, const char *model, const char *data) {
+    struct dataset d;
+    char err[1200];
+    const char *path = data ? data : m->r.data;
+    if (dataset_load(path, m->r.task != TASK_SEQ2SEQ, run_seed(&m->r, SEED_HELDOUT), m->r.val_frac, &d, err,
+                     sizeof err)) {
+        fprintf(stderr, "recur %s: data %s\n", CMD, err);
+        return 1;
+    }
+    size_t from = d.n_train;
+    if (!data) {
+        if (!meta_hash_is(f, "recur.data_hash", d.hash)) {
+            fprintf(stderr, "recur %s: data %s is not the file %s was trained on; give --data FILE\n", CMD, path,
+                    model);
+            dataset_free(&d);
+            return 1;
+        }
+    } else {
+        from = 0;
+    }
+    int n = (int)(d.n - from), rc = 1, bad = 0;
+    const struct example **p = calloc((size_t)n, sizeof *p);
+    struct examples e;
+    m->Ta = m->r.task == TASK_SEQ2SEQ ? d.max_a : d.max_b;
+    m->Tb = d.max_b + 1;
+    if (!p || examples_alloc(&e, m, n)) {
+        fprintf(stderr, "recur %s: out of memory for %d examples\n", CMD, n);
+        free(p);
+        dataset_free(&d);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) p[i] = &d.ex[from + (size_t)i];
+    /* each example first, to name the line of one that does not fit the model */
+    const struct example *x = NULL;
+    for (int i = 0; i < n && !x; i++)
+        if (examples_from_data(&e, m, &p[i], 1, &bad)) x = p[i];
+    if (x || examples_from_data(&e, m, p, n, &bad)) {
+        if (!x) x = p[0];
+        if (bad == -2) fprintf(stderr, "recur %s: %s:%zu: the label '%s' is not one of the model's\n", CMD, path,
+                               x->line, x->a);
+        else if (bad >= 0) fprintf(stderr, "recur %s: %s:%zu: the byte 0x%02x is not in the model's vocabulary\n",
+                                   CMD, path, x->line, bad);
+        else fprintf(stderr, "recur %s: %s:%zu: longer than the model's examples\n", CMD, path, x->line);
+    } else {
+        double loss, acc;
+        recur_status st = examples_eval(m, &e, &loss, &acc);
+        if (st != RECUR_OK) model_fail(m, CMD, "evaluating", st);
+        else {
+            const char *what = data ? "examples of --data" : "held-out examples";
+            if (m->r.task == TASK_GENERATE)
+                printf("loss %.4f nats, %.4f bits per symbol (%d %s)\n", loss, loss / log(2), n, what);
+            else
+                printf("%s %.4f (%d/%d %s), loss %.4f\n", m->r.task == TASK_CLASSIFY ? "accuracy" : "exact match", acc,
+                       (int)lround(acc * n), n, what, loss);
+            rc = 0;
+        }
+    }
+    examples_free(&e);
+    free(p);
+    dataset_free(&d);
+    return rc;
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *corpus = NULL;
+    const char *model = NULL, *corpus = NULL, *data = NULL;
     int size = 0;
     uint64_t seed = 0;
     struct opt opts[] = {
         {.name = "--model", .kind = OPT_STRING, .dst = &model},
         {.name = "--corpus", .kind = OPT_STRING, .dst = &corpus},
+        {.name = "--data", .kind = OPT_STRING, .dst = &data},
         {.name = "--size", .kind = OPT_INT, .dst = &size, .lo = 1, .hi = 1000000}, /* --val-size's range */
         {.name = "--seed", .kind = OPT_U64, .dst = &seed},
         {.name = NULL},
@@ -52,10 +121,7 @@ int cmd_eval(int argc, char **argv) {
         char what[4200];
         if (!corpus) {
             if (run_corpus(&m.r, CMD, &c)) goto out;
-            char mine[32];
-            snprintf(mine, sizeof mine, "%016llx", (unsigned long long)corpus_hash(&c));
-            const char *h = recur_file_meta(f, "recur.corpus_hash");
-            if (!h || strcmp(h, mine) || memcmp(&c.v, &m.v, sizeof c.v)) {
+            if (!meta_hash_is(f, "recur.corpus_hash", corpus_hash(&c)) || memcmp(&c.v, &m.v, sizeof c.v)) {
                 fprintf(stderr, "recur %s: corpus %s is not the text %s was trained on; give --corpus FILE\n", CMD,
                         m.r.corpus, model);
                 corpus_free(&c);
@@ -107,6 +173,17 @@ int cmd_eval(int argc, char **argv) {
     }
     if (corpus) {
         rc = tool_usage_error(CMD, "--corpus is for lm models; %s is a %s model", model, task_names[m.r.task]);
+        goto out;
+    }
+    if (run_has_data(&m.r)) {
+        if (opt_given(opts, "--size") || opt_given(opts, "--seed"))
+            rc = tool_usage_error(CMD, "--size and --seed are for generated examples; %s was trained on --data", model);
+        else
+            rc = eval_data(&m, f, model, data);
+        goto out;
+    }
+    if (data) {
+        rc = tool_usage_error(CMD, "--data is for models trained on --data; %s is not", model);
         goto out;
     }
     struct examples e;

@@ -60,14 +60,22 @@ static int term_cols(FILE *f) {
     return 80;
 }
 
-void progress_update(struct progress *p, int epoch, long long step, double loss, double tokens_per_s) {
+void progress_update(struct progress *p, int epoch, long long step, double step_loss, double tokens_per_s) {
     double now = now_seconds();
     int final = p->total > 0 && step >= p->total;
+    p->loss_sum += step_loss;
+    p->loss_n++;
     if (p->updates++ > 0 && !final) {
         double gap = p->tty ? TTY_INTERVAL : p->every;
         if (now - p->last < gap) return;
     }
     p->last = now;
+    double loss = p->loss_sum / (double)p->loss_n;
+    p->loss_sum = 0;
+    p->loss_n = 0;
+    char where[64];
+    if (epoch > 0) snprintf(where, sizeof where, "epoch %d  step %lld/%lld", epoch, step, p->total);
+    else snprintf(where, sizeof where, "step %lld/%lld", step, p->total);
 
     long long done = step - p->first;
     double elapsed = now - p->t0;
@@ -77,7 +85,7 @@ void progress_update(struct progress *p, int epoch, long long step, double loss,
     fmt_eta(etas, sizeof etas, eta);
 
     if (!p->tty) {
-        fprintf(p->f, "epoch %d step %lld/%lld loss %.3f %s tok/s ETA %s\n", epoch, step, p->total, loss, rate, etas);
+        fprintf(p->f, "%s  loss %.3f  %s tok/s  ETA %s\n", where, loss, rate, etas);
         fflush(p->f);
         return;
     }
@@ -85,7 +93,7 @@ void progress_update(struct progress *p, int epoch, long long step, double loss,
     if (frac < 0) frac = 0;
     if (frac > 1) frac = 1;
     char head[64], tail[128], line[512];
-    snprintf(head, sizeof head, "epoch %d  step %lld/%lld", epoch, step, p->total);
+    snprintf(head, sizeof head, "%s", where);
     snprintf(tail, sizeof tail, "%3d%%  loss %.3f  %s tok/s  ETA %s", (int)(frac * 100), loss, rate, etas);
     /* The bar gets what the terminal's width leaves, so that the line never wraps (a wrapped line can't be redrawn). */
     int cols = term_cols(p->f) - 1;

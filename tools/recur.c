@@ -6,10 +6,12 @@
  *   recur devices     every backend and device, with the string that selects it
  *   recur cells       the loaded cell plugins, and any that were rejected
  *   recur gradcheck   finite-difference check of a cell's BPTT (gradcheck.c)
- *   recur train       train a net: lm, classify, dates (train.c, docs/tasks.md)
+ *   recur train       train a net: lm, classify, generate, seq2seq, dates (train.c,
+ *                     docs/tasks.md)
  *   recur sample      generate from a checkpoint (sample.c)
  *   recur eval        the quality of a checkpoint (eval.c)
  *   recur bench       the benchmark of bench/ (benchcmd.c)
+ *   recur version     the library's version (also --version)
  *
  * Without a command it prints its usage and exits 2.
  *
@@ -18,6 +20,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +66,16 @@ static void find_build_plugins(void) {
     if (recur_plugin_dir_add(dir) != RECUR_OK) fprintf(stderr, "recur: %s\n", recur_last_error());
 }
 
+/* The width of column `off` (a string field of each of n records of size sz) and its heading. */
+static int col_width(const void *recs, size_t n, size_t sz, size_t off, const char *head) {
+    size_t w = strlen(head);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = (const char *)recs + i * sz + off;
+        if (strlen(s) > w) w = strlen(s);
+    }
+    return (int)w;
+}
+
 static int cmd_devices(int argc, char **argv) {
     if (argc > 1) return tool_usage_error("devices", "takes no arguments, got '%s'", argv[1]);
     size_t n = 0;
@@ -70,14 +83,21 @@ static int cmd_devices(int argc, char **argv) {
     recur_device_info *d = calloc(n ? n : 1, sizeof *d);
     if (!d) return 1;
     recur_devices(d, n, &n);
-    printf("%-20s %-8s %-32s %s\n", "SELECTOR", "BACKEND", "NAME", "DETAIL");
-    for (size_t i = 0; i < n; i++) printf("%-20s %-8s %-32s %s\n", d[i].selector, d[i].backend, d[i].name, d[i].detail);
+    /* Each column as wide as its longest entry: device names run to 50 bytes and more. */
+    int ws = col_width(d, n, sizeof *d, offsetof(recur_device_info, selector), "SELECTOR"),
+        wb = col_width(d, n, sizeof *d, offsetof(recur_device_info, backend), "BACKEND"),
+        wn = col_width(d, n, sizeof *d, offsetof(recur_device_info, name), "NAME");
+    printf("%-*s  %-*s  %-*s  %s\n", ws, "SELECTOR", wb, "BACKEND", wn, "NAME", "DETAIL");
+    for (size_t i = 0; i < n; i++)
+        printf("%-*s  %-*s  %-*s  %s\n", ws, d[i].selector, wb, d[i].backend, wn, d[i].name, d[i].detail);
     free(d);
     recur_ctx *ctx;
+    const char *env = getenv("RECUR_DEVICE");
     if (recur_ctx_create(&ctx, NULL) == RECUR_OK) {
         recur_device_info info;
         recur_ctx_device(ctx, &info);
-        printf("\nchosen now (RECUR_DEVICE=%s): %s\n", getenv("RECUR_DEVICE") ? getenv("RECUR_DEVICE") : "", info.selector);
+        if (env) printf("\nchosen now (RECUR_DEVICE=%s): %s\n", env, info.selector);
+        else printf("\nchosen now (RECUR_DEVICE unset): %s\n", info.selector);
         recur_ctx_free(ctx);
     } else {
         printf("\nRECUR_DEVICE: %s\n", recur_last_error());
@@ -126,7 +146,8 @@ static int cmd_cells(int argc, char **argv) {
 static void usage(FILE *f) {
     fprintf(f, "usage: recur COMMAND [OPTIONS]\n\n"
                "commands:\n"
-               "  train      train a net: --task lm (language model), classify, dates (encoder-decoder)\n"
+               "  train      train a net: --task lm (language model), classify, generate, seq2seq, dates;\n"
+               "             --data FILE for your own examples (docs/tasks.md)\n"
                "  sample     generate from a checkpoint of train (text, translations, classes)\n"
                "  eval       loss and accuracy of a checkpoint of train\n"
                "  demo       forward and BPTT of each cell on a default batch, checked by finite differences\n"
@@ -134,6 +155,7 @@ static void usage(FILE *f) {
                "  cells      list the loaded cell plugins\n"
                "  gradcheck  check a cell's gradients (any cell, layers, directions) by finite differences\n"
                "  bench      the benchmark: recur against oneDNN and the GEMM ceiling\n"
+               "  version    the version (also: recur --version)\n"
                "  help       this text\n\n"
                "'recur COMMAND --help' describes a command's options.\n"
                "environment: RECUR_DEVICE (device), RECUR_PLUGIN_PATH (absolute plugin dirs), RECUR_PLUGIN_TRUST_ANY=1\n"
@@ -148,6 +170,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (argc > 2) return tool_usage_error(cmd, "takes no arguments, got '%s'", argv[2]);
+        printf("recur %s\n", recur_version());
+        return 0;
+    }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -5,6 +5,8 @@
  *   dates     --input "3rd of March 1998": the greedy ISO translation
  *             (without --input: --n random dates and their translations)
  *   classify  --input "0 1 2 1 0": the class (without: --n random sequences)
+ *   --data models: classify --input TEXT (its label), seq2seq --input SOURCE
+ *             (greedy), generate [--input LABEL] (--n sequences, sampled)
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,7 +26,12 @@ static void usage(FILE *f) {
                "  dates:    --input \"3rd of March 1998\" prints its ISO 8601 form (greedy decoding);\n"
                "            without --input, K random dates and their translations\n"
                "  classify: --input \"0 1 2 1 0\" prints the class (1: the first symbol is the last one);\n"
-               "            without --input, K random sequences\n");
+               "            without --input, K random sequences\n"
+               "  trained on --data (docs/tasks.md):\n"
+               "    classify: --input TEXT prints its label and probability\n"
+               "    seq2seq:  --input SOURCE prints the greedy decoding (at most L bytes)\n"
+               "    generate: K sequences (LABEL<TAB>TEXT), of --input LABEL or of each label in turn;\n"
+               "              temperature, top-k and seed as for lm\n");
 }
 
 /* "0 1 2, 3" -> symbols; -1 naming the bad one. */
@@ -43,6 +50,67 @@ static int parse_symbols(const char *s, int alphabet, int32_t *out, int cap, int
         if (*s && *s != ' ' && *s != ',' && *s != '\t') return -1;
     }
     return *n ? 0 : -1;
+}
+
+/* classify with --data: the label of TEXT. -1 after a message. */
+static int classify_text(struct model *m, const char *input) {
+    struct example x = {.b = input, .lb = (int)strlen(input)};
+    const struct example *p = &x;
+    struct examples e;
+    float *logits = malloc((size_t)m->K * sizeof *logits);
+    int bad = 0, rc = -1;
+    if (!logits || examples_alloc(&e, m, 1)) {
+        fprintf(stderr, "recur %s: out of memory\n", CMD);
+        free(logits);
+        return -1;
+    }
+    if (examples_from_data(&e, m, &p, 1, &bad)) {
+        if (bad < 0) fprintf(stderr, "recur %s: --input: expected 1..%d bytes\n", CMD, DATA_FIELD_MAX);
+        else fprintf(stderr, "recur %s: --input: the byte 0x%02x ('%c') is not in the model's vocabulary\n", CMD, bad,
+                     bad >= 32 && bad < 127 ? bad : '?');
+    } else {
+        recur_status st = classify_logits(m, &e, logits);
+        if (st != RECUR_OK) {
+            model_fail(m, CMD, "classifying", st);
+        } else { /* the softmax's largest */
+            int k = sample_logits(logits, m->K, 0, 0, NULL);
+            double sum = 0;
+            for (int i = 0; i < m->K; i++) sum += exp((double)logits[i] - logits[k]);
+            printf("%s (p %.3f)\n", m->labels.name[k], 1 / sum);
+            rc = 0;
+        }
+    }
+    examples_free(&e);
+    free(logits);
+    return rc;
+}
+
+/* A model trained on --data: classify --input TEXT; seq2seq --input SOURCE;
+ * generate [--input LABEL] --n K. The exit code. */
+static int sample_data(struct model *m, const struct opt *opts, const char *input, int n, int length,
+                       double temperature, int top_k, struct rng *r) {
+    int task = m->r.task;
+    const char *const not_classify[] = {"--start", "--length", "--temperature", "--top-k", "--n", NULL},
+                      *const not_seq2seq[] = {"--start", "--temperature", "--top-k", "--n", NULL},
+                      *const not_generate[] = {"--start", NULL};
+    const char *const *bad = task == TASK_CLASSIFY ? not_classify : task == TASK_SEQ2SEQ ? not_seq2seq : not_generate;
+    for (; *bad; bad++)
+        if (opt_given(opts, *bad))
+            return tool_usage_error(CMD, "%s is not an option of a %s model", *bad, task_names[task]);
+    if (task != TASK_GENERATE && !input)
+        return tool_usage_error(CMD, "--input %s is required for a %s model", task == TASK_CLASSIFY ? "TEXT" : "SOURCE",
+                                task_names[task]);
+    if (task == TASK_CLASSIFY) return classify_text(m, input) ? 1 : 0;
+    if (task == TASK_SEQ2SEQ) {
+        struct example x = {.a = input, .la = (int)strlen(input)};
+        return data_decode_print(m, CMD, &x, 1, length, 0, 0, NULL, stdout) ? 1 : 0;
+    }
+    struct example *ex = calloc((size_t)n, sizeof *ex);
+    if (!ex) return 1;
+    for (int i = 0; i < n; i++) ex[i].a = input ? input : m->labels.name[i % m->labels.n];
+    int rc = data_decode_print(m, CMD, ex, n, length, temperature, top_k, r, stdout) ? 1 : 0;
+    free(ex);
+    return rc;
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -75,6 +143,10 @@ int cmd_sample(int argc, char **argv) {
             goto out;
         }
         rc = lm_sample(&m, CMD, n, length, temperature, top_k, &r, start ? start : "", stdout) ? 1 : 0;
+        goto out;
+    }
+    if (run_has_data(&m.r)) {
+        rc = sample_data(&m, opts, input, n, length, temperature, top_k, &r);
         goto out;
     }
     if (start || opt_given(opts, "--top-k") || opt_given(opts, "--temperature") || opt_given(opts, "--length")) {

@@ -38,12 +38,14 @@ void curve_free(struct curve *c) {
 #define W 720
 #define H 420
 #define PLOT_L 74.0 /* the plot area inside the picture */
-#define PLOT_R 700.0
+#define PLOT_R 664.0 /* room on the right for the accuracy axis */
 #define PLOT_T 48.0
 #define PLOT_B 362.0
 #define MAX_POINTS 2000
 #define COLOR_TRAIN "#1f77b4"
 #define COLOR_VAL "#d62728"
+#define COLOR_ACC "#2ca02c"
+#define SKIP_FRAC 0.05 /* the y range leaves out the first 5% of the steps */
 
 struct range {
     double lo, hi;
@@ -51,10 +53,11 @@ struct range {
 
 static int finite_pt(const struct curve *c, size_t i) { return isfinite(c->x[i]) && isfinite(c->y[i]); }
 
-static void extend(struct range *rx, struct range *ry, const struct curve *c, int *any) {
+/* The ranges of c's finite points at steps x_from and on. */
+static void extend(struct range *rx, struct range *ry, const struct curve *c, double x_from, int *any) {
     if (!c) return;
     for (size_t i = 0; i < c->n; i++) {
-        if (!finite_pt(c, i)) continue;
+        if (!finite_pt(c, i) || c->x[i] < x_from) continue;
         if (!*any) {
             rx->lo = rx->hi = c->x[i];
             ry->lo = ry->hi = c->y[i];
@@ -155,11 +158,28 @@ static void polyline(FILE *f, const struct map *m, const struct curve *c, const 
     }
 }
 
-static void draw(FILE *f, const char *title, const struct curve *train, const struct curve *val) {
+/* Whether a finite point of c lies above y_hi. */
+static int above(const struct curve *c, double y_hi) {
+    for (size_t i = 0; c && i < c->n; i++)
+        if (finite_pt(c, i) && c->y[i] > y_hi) return 1;
+    return 0;
+}
+
+static void draw(FILE *f, const char *title, const struct curve *train, const struct curve *val,
+                 const struct curve *acc) {
     struct range rx = {0, 1}, ry = {0, 1};
     int any = 0;
-    extend(&rx, &ry, train, &any);
-    extend(&rx, &ry, val, &any);
+    extend(&rx, &ry, train, -INFINITY, &any);
+    extend(&rx, &ry, val, -INFINITY, &any);
+    /* The loss's range without the first steps: the spike at the start would squash the rest. */
+    double x_from = rx.lo + SKIP_FRAC * (rx.hi - rx.lo);
+    if (any && train && train->n >= 20) {
+        struct range skip_x, skip_y;
+        int some = 0;
+        extend(&skip_x, &skip_y, train, x_from, &some);
+        extend(&skip_x, &skip_y, val, x_from, &some);
+        if (some) ry = skip_y;
+    }
     if (!any) {
         rx = (struct range){0, 1};
         ry = (struct range){0, 1};
@@ -175,6 +195,7 @@ static void draw(FILE *f, const char *title, const struct curve *train, const st
     if (rx.lo >= 0 && rx.lo <= sx) rx.lo = 0; /* steps start at 0 when close to it */
     if (any && ry.lo < 0 && min_y(train) >= 0 && min_y(val) >= 0) ry.lo = 0; /* a loss axis from 0, not below */
     struct map m = {rx, ry};
+    int clipped = any && (above(train, ry.hi) || above(val, ry.hi));
 
     fprintf(f,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -225,8 +246,25 @@ static void draw(FILE *f, const char *title, const struct curve *train, const st
             (PLOT_L + PLOT_R) / 2, H - 12);
     fprintf(f,
             "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" "
-            "transform=\"rotate(-90 18 %.1f)\">loss</text>\n",
+            "transform=\"rotate(-90 18 %.1f)\">loss (cross-entropy, nats per symbol)</text>\n",
             (PLOT_T + PLOT_B) / 2, (PLOT_T + PLOT_B) / 2);
+    if (clipped)
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#888\">the loss axis leaves out the first %.0f%% of the "
+                   "steps; higher points are cut off</text>\n", PLOT_L + 6, PLOT_T - 6, SKIP_FRAC * 100);
+    /* held-out accuracy on its own axis, 0..1 on the right */
+    struct map ma = {rx, {0, 1}};
+    int with_acc = acc && acc->n;
+    if (with_acc) {
+        fprintf(f, "<g fill=\"%s\">\n", COLOR_ACC);
+        for (int i = 0; i <= 5; i++)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">%.1f</text>\n", PLOT_R + 6, py(&ma, i / 5.0) + 4, i / 5.0);
+        fprintf(f,
+                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"13\" "
+                "transform=\"rotate(90 %.1f %.1f)\">held-out accuracy</text>\n</g>\n",
+                PLOT_R + 40, (PLOT_T + PLOT_B) / 2, PLOT_R + 40, (PLOT_T + PLOT_B) / 2);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n", PLOT_R, PLOT_T,
+                PLOT_R, PLOT_B);
+    }
 
     /* the curves, clipped to the plot area */
     fprintf(f, "<clipPath id=\"plot\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath>\n",
@@ -234,6 +272,7 @@ static void draw(FILE *f, const char *title, const struct curve *train, const st
     fputs("<g clip-path=\"url(#plot)\">\n", f);
     if (train) polyline(f, &m, train, COLOR_TRAIN, 0);
     if (val) polyline(f, &m, val, COLOR_VAL, 1);
+    if (with_acc) polyline(f, &ma, acc, COLOR_ACC, 1);
     fputs("</g>\n", f);
     if (!any)
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#888\">no data yet</text>\n",
@@ -242,19 +281,26 @@ static void draw(FILE *f, const char *title, const struct curve *train, const st
     /* legend, top right inside the plot */
     double lx = PLOT_R - 130, ly = PLOT_T + 10;
     fprintf(f,
-            "<g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"122\" height=\"44\" fill=\"white\" fill-opacity=\"0.85\" "
+            "<g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"122\" height=\"%.0f\" fill=\"white\" fill-opacity=\"0.85\" "
             "stroke=\"#ccc\"/>\n"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n"
             "<text x=\"%.1f\" y=\"%.1f\">training</text>\n"
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\"/>\n"
             "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\" stroke=\"white\" stroke-width=\"0.8\"/>\n"
-            "<text x=\"%.1f\" y=\"%.1f\">validation</text>\n</g>\n",
-            lx, ly, lx + 8, ly + 14, lx + 32, ly + 14, COLOR_TRAIN, lx + 40, ly + 18, lx + 8, ly + 32, lx + 32,
-            ly + 32, COLOR_VAL, lx + 20, ly + 32, COLOR_VAL, lx + 40, ly + 36);
+            "<text x=\"%.1f\" y=\"%.1f\">validation</text>\n",
+            lx, ly, with_acc ? 62.0 : 44.0, lx + 8, ly + 14, lx + 32, ly + 14, COLOR_TRAIN, lx + 40, ly + 18, lx + 8,
+            ly + 32, lx + 32, ly + 32, COLOR_VAL, lx + 20, ly + 32, COLOR_VAL, lx + 40, ly + 36);
+    if (with_acc)
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1.5\"/>\n"
+                "<text x=\"%.1f\" y=\"%.1f\">accuracy (right)</text>\n",
+                lx + 8, ly + 50, lx + 32, ly + 50, COLOR_ACC, lx + 40, ly + 54);
+    fputs("</g>\n", f);
     fputs("</svg>\n", f);
 }
 
-int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val) {
+int svg_loss_curve(const char *path, const char *title, const struct curve *train, const struct curve *val,
+                   const struct curve *acc) {
     size_t len = strlen(path) + 32;
     char *tmp = malloc(len);
     if (!tmp) {
@@ -269,7 +315,7 @@ int svg_loss_curve(const char *path, const char *title, const struct curve *trai
         errno = e;
         return -1;
     }
-    draw(f, title, train, val);
+    draw(f, title, train, val, acc);
     int e = 0;
     if (fflush(f) != 0 || ferror(f)) e = errno ? errno : EIO;
     if (fclose(f) != 0 && !e) e = errno ? errno : EIO;

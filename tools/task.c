@@ -17,15 +17,17 @@
 
 #include "tool.h"
 
-const char *const task_names[] = {"lm", "classify", "dates", NULL};
+const char *const task_names[] = {"lm", "classify", "dates", "seq2seq", "generate", NULL};
 const char *const optim_names[] = {"sgd", "adam", NULL};
 const char *const init_names[] = {"uniform", "orthogonal", NULL};
+const char *const schedule_names[] = {"constant", "cosine", "step", NULL};
 const char *const prefixes_one[] = {""};
 const char *const prefixes_dates[] = {"encoder.", "decoder."};
 
 #define LM TASK_BIT(TASK_LM)
 #define CLASSIFY TASK_BIT(TASK_CLASSIFY)
 #define DATES TASK_BIT(TASK_DATES)
+#define DATA (TASK_BIT(TASK_CLASSIFY) | TASK_BIT(TASK_SEQ2SEQ) | TASK_BIT(TASK_GENERATE))
 #define S(k, flag, kd, field, low, high, tk, rt, ...)                                                             \
     {.key = k, .opt = {.name = flag, .kind = kd, .lo = low, .hi = high, .tasks = tk, __VA_ARGS__},               \
      .off = offsetof(struct run, field), .runtime = rt}
@@ -50,7 +52,7 @@ const struct setting run_settings[] = {
     S("recur.seed", "--seed", OPT_U64, seed, 0, 0, 0, 0),
     S("recur.corpus", "--corpus", OPT_BUF, corpus, 0, 0, LM, 0, BUF(corpus)),
     S("recur.shuffle", "--shuffle", OPT_FLAG, shuffle, 0, 0, LM, 0),
-    S("recur.val_frac", "--val-frac", OPT_DOUBLE, val_frac, 0, 0.9, LM, 0, .flags = OPT_LO_OPEN),
+    S("recur.val_frac", "--val-frac", OPT_DOUBLE, val_frac, 0, 0.9, LM | DATA, 0, .flags = OPT_LO_OPEN),
     S("recur.alphabet", "--alphabet", OPT_INT, alphabet, 2, 256, CLASSIFY, 0),
     S("recur.min_len", "--min-len", OPT_INT, min_len, 2, 1000, CLASSIFY, 0),
     S("recur.max_len", "--max-len", OPT_INT, max_len, 2, 1000, CLASSIFY, 0),
@@ -58,12 +60,20 @@ const struct setting run_settings[] = {
     S("recur.steps", "--steps", OPT_LLONG, steps, 0, 1e12, 0, 1),
     S("recur.eval_every", "--eval-every", OPT_INT, eval_every, 1, 1e9, 0, 1),
     S("recur.checkpoint_every", "--checkpoint-every", OPT_INT, checkpoint_every, 1, 1e9, 0, 1),
+    S("recur.lr_schedule", "--lr-schedule", OPT_CHOICE, schedule, 0, 0, 0, 1, .choices = schedule_names),
+    S("recur.warmup", "--warmup", OPT_LLONG, warmup, 0, 1e12, 0, 1),
+    S("recur.lr_decay_every", "--lr-decay-every", OPT_LLONG, decay_every, 1, 1e12, 0, 1),
+    S("recur.lr_gamma", "--lr-gamma", OPT_DOUBLE, gamma, 0, 1, 0, 1, .flags = OPT_LO_OPEN),
+    S("recur.patience", "--patience", OPT_INT, patience, 0, 1e9, 0, 1),
+    S("recur.accum", "--accum", OPT_INT, accum, 1, 1024, 0, 1),
+    S("recur.data", "--data", OPT_BUF, data, 0, 0, DATA, 0, BUF(data)),
 };
 #undef S
 #undef BUF
 #undef LM
 #undef CLASSIFY
 #undef DATES
+#undef DATA
 const size_t n_run_settings = sizeof run_settings / sizeof run_settings[0];
 
 /*
@@ -86,6 +96,10 @@ void run_defaults(struct run *r, int task) {
     r->min_len = 2;
     r->max_len = 30;
     r->val_size = 1000;
+    r->schedule = SCHEDULE_CONSTANT;
+    r->decay_every = 1000;
+    r->gamma = 0.5;
+    r->accum = 1;
     switch (task) {
     case TASK_LM:
         r->hidden = 256, r->embed = 32, r->batch = 32, r->bptt = 64, r->lr = 2e-3;
@@ -97,7 +111,11 @@ void run_defaults(struct run *r, int task) {
         r->hidden = 64, r->embed = 16, r->batch = 32, r->bptt = 0, r->lr = 3e-3;
         r->steps = 5000, r->eval_every = 500, r->checkpoint_every = 1000;
         break;
-    default:
+    case TASK_GENERATE:
+        r->hidden = 128, r->embed = 32, r->batch = 32, r->bptt = 0, r->lr = 3e-3;
+        r->steps = 2000, r->eval_every = 250, r->checkpoint_every = 1000;
+        break;
+    default: /* dates, seq2seq */
         r->hidden = 128, r->embed = 32, r->batch = 64, r->bptt = 0, r->lr = 3e-3;
         r->steps = 3000, r->eval_every = 250, r->checkpoint_every = 1000;
         break;
@@ -137,6 +155,21 @@ static size_t setting_size(const struct setting *s) {
 
 void setting_copy(const struct setting *s, struct run *dst, const struct run *src) {
     memcpy((char *)dst + s->off, (const char *)src + s->off, setting_size(s));
+}
+
+double run_lr(const struct run *r, long long k) {
+    double lr = r->lr;
+    if (k < r->warmup) return lr * (double)(k + 1) / (double)r->warmup;
+    long long k0 = k - r->warmup, span = r->steps - r->warmup;
+    if (r->schedule == SCHEDULE_COSINE && span > 0) {
+        double x = (double)(k0 < span ? k0 : span) / (double)span;
+        return lr * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + cos(M_PI * x)));
+    }
+    if (r->schedule == SCHEDULE_STEP) {
+        double f = pow(r->gamma, (double)(k0 / r->decay_every));
+        return lr * (f > LR_FLOOR ? f : LR_FLOOR);
+    }
+    return lr;
 }
 
 uint64_t run_seed(const struct run *r, int which) {
@@ -219,34 +252,39 @@ static recur_net_desc net_desc(const struct model *m, int which) {
     };
     switch (r->task) {
     case TASK_LM: d.vocab = m->V, d.head = RECUR_HEAD_ALL, d.output_size = m->V; break;
-    case TASK_CLASSIFY: d.vocab = r->alphabet, d.head = RECUR_HEAD_LAST, d.output_size = 2; break;
-    default:
+    case TASK_CLASSIFY: d.vocab = m->V, d.head = RECUR_HEAD_LAST, d.output_size = m->K; break;
+    case TASK_GENERATE: d.vocab = m->V + m->labels.n, d.head = RECUR_HEAD_ALL, d.output_size = m->K; break;
+    default: /* dates, seq2seq */
         if (which == 0) d.vocab = m->vsrc.size, d.head = RECUR_HEAD_NONE, d.output_size = 0;
-        else d.vocab = m->V + 1, d.head = RECUR_HEAD_ALL, d.output_size = m->V;
+        else d.vocab = m->V + 1, d.head = RECUR_HEAD_ALL, d.output_size = m->K;
     }
     return d;
 }
 
-static void model_vocabs(struct model *m, const struct vocab *v) {
-    if (m->r.task == TASK_LM) {
-        m->v = *v;
-        m->V = v->size;
-    } else if (m->r.task == TASK_CLASSIFY) {
-        m->V = m->r.alphabet;
-    } else {
+static void model_vocabs(struct model *m, const struct vocab *v, const struct vocab *vsrc, const struct labels *labels) {
+    int task = m->r.task;
+    if (task == TASK_DATES) {
         date_vocab_src(&m->vsrc);
         date_vocab_iso(&m->v);
-        m->V = m->v.size;
+    } else if (task != TASK_CLASSIFY || run_has_data(&m->r)) {
+        m->v = *v;
+        if (task == TASK_SEQ2SEQ) m->vsrc = *vsrc;
+        if (task == TASK_CLASSIFY || task == TASK_GENERATE) m->labels = *labels;
     }
+    m->V = task == TASK_CLASSIFY && !run_has_data(&m->r) ? m->r.alphabet : m->v.size;
+    m->K = task == TASK_CLASSIFY ? (run_has_data(&m->r) ? m->labels.n : 2)
+         : task == TASK_SEQ2SEQ || task == TASK_GENERATE ? m->V + 1 /* and the end */ : m->V;
+    m->Ta = m->Tb = DATA_FIELD_MAX + 1;
 }
 
-int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v) {
+int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v,
+                const struct vocab *vsrc, const struct labels *labels) {
     memset(m, 0, sizeof *m);
     m->r = *r;
     m->ctx = ctx;
     model_shapes(m);
-    model_vocabs(m, v);
-    m->n_nets = r->task == TASK_DATES ? 2 : 1;
+    model_vocabs(m, v, vsrc, labels);
+    m->n_nets = task_encdec(r->task) ? 2 : 1;
     for (int i = 0; i < m->n_nets; i++) {
         recur_net_desc d = net_desc(m, i);
         recur_status st = recur_net_create(ctx, &d, &m->net[i]);
@@ -270,13 +308,18 @@ recur_status run_to_file(recur_file *f, const struct model *m) {
         st = recur_file_put_meta(f, run_settings[i].key, buf);
     }
     char hex[2 * 256 + 1];
-    if (st == RECUR_OK && m->r.task != TASK_CLASSIFY) {
+    if (st == RECUR_OK && (m->r.task != TASK_CLASSIFY || run_has_data(&m->r))) {
         vocab_to_hex(&m->v, hex);
         st = recur_file_put_meta(f, "recur.vocab", hex);
     }
-    if (st == RECUR_OK && m->r.task == TASK_DATES) {
+    if (st == RECUR_OK && task_encdec(m->r.task)) {
         vocab_to_hex(&m->vsrc, hex);
         st = recur_file_put_meta(f, "recur.vocab_src", hex);
+    }
+    if (st == RECUR_OK && m->labels.n) {
+        char *lh = labels_to_hex(&m->labels);
+        st = lh ? recur_file_put_meta(f, "recur.labels", lh) : RECUR_ERR_NO_MEMORY;
+        free(lh);
     }
     return st;
 }
@@ -292,9 +335,11 @@ int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen) 
         const struct setting *s = &run_settings[i];
         if (i > 0 && s->opt.tasks && !(s->opt.tasks & TASK_BIT(task))) continue;
         const char *v = recur_file_meta(f, s->key);
+        if (!v && s->off >= offsetof(struct run, schedule)) continue; /* an older checkpoint: the default */
         if (!v) return snprintf(err, errlen, "no metadata '%s'", s->key), -1;
         char why[300];
-        if (opt_value(&s->opt, v, (char *)r + s->off, s->off == offsetof(struct run, variant), why, sizeof why))
+        int empty_ok = s->off == offsetof(struct run, variant) || s->off == offsetof(struct run, data);
+        if (opt_value(&s->opt, v, (char *)r + s->off, empty_ok, why, sizeof why))
             return snprintf(err, errlen, "metadata '%s' = '%.64s%s': %s (as %s)", s->key, v,
                             strlen(v) > 64 ? "..." : "", why, s->opt.name), -1;
         if (i == 0) run_defaults(r, task = r->task);
@@ -302,6 +347,9 @@ int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen) 
     if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
         return snprintf(err, errlen, "metadata 'recur.min_len' = '%d' is above 'recur.max_len' = '%d'", r->min_len,
                         r->max_len), -1;
+    if ((r->task == TASK_SEQ2SEQ || r->task == TASK_GENERATE) && !run_has_data(r))
+        return snprintf(err, errlen, "metadata 'recur.data' is empty; --task %s learns from a file", task_names[r->task]),
+               -1;
     return 0;
 }
 
@@ -332,18 +380,27 @@ int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *pat
         return -1;
     }
     model_shapes(m);
-    struct vocab v = {0};
-    if (m->r.task == TASK_LM) {
-        const char *hex = recur_file_meta(f, "recur.vocab");
-        if (!hex || vocab_from_hex(hex, &v) || v.size < 1) {
-            fprintf(stderr, "recur %s: %s is not a checkpoint of recur train: metadata 'recur.vocab' is %s\n", cmd,
-                    path, hex ? "malformed" : "missing");
-            recur_file_free(f);
-            return -1;
-        }
+    /* The vocabularies and labels the settings call for, each checked (data.h). */
+    struct vocab v = {0}, vsrc = {0};
+    struct labels *labels = calloc(1, sizeof *labels);
+    int task = m->r.task, data = run_has_data(&m->r);
+    const char *key = NULL, *hex = NULL;
+    if (!labels) {
+        fprintf(stderr, "recur %s: out of memory\n", cmd);
+        recur_file_free(f);
+        return -1;
     }
-    model_vocabs(m, &v);
-    m->n_nets = m->r.task == TASK_DATES ? 2 : 1;
+    if ((task == TASK_LM || data) && (!(hex = recur_file_meta(f, key = "recur.vocab")) || vocab_from_hex(hex, &v)))
+        goto bad_meta;
+    if (task == TASK_SEQ2SEQ && (!(hex = recur_file_meta(f, key = "recur.vocab_src")) || vocab_from_hex(hex, &vsrc)))
+        goto bad_meta;
+    if (((task == TASK_CLASSIFY && data) || task == TASK_GENERATE) &&
+        (!(hex = recur_file_meta(f, key = "recur.labels")) || labels_from_hex(hex, labels)))
+        goto bad_meta;
+    model_vocabs(m, &v, &vsrc, labels);
+    free(labels);
+    labels = NULL;
+    m->n_nets = task_encdec(m->r.task) ? 2 : 1;
     for (int i = 0; i < m->n_nets; i++) {
         recur_status st = recur_file_get_net(f, model_prefixes(m)[i], ctx, RECUR_LOAD_CHECK_FINITE, &m->net[i]);
         if (st != RECUR_OK) {
@@ -372,6 +429,12 @@ int model_load(struct model *m, const char *cmd, recur_ctx *ctx, const char *pat
     if (file) *file = f;
     else recur_file_free(f);
     return 0;
+bad_meta:
+    fprintf(stderr, "recur %s: %s is not a checkpoint of recur train: metadata '%s' is %s\n", cmd, path, key,
+            hex ? "malformed" : "missing");
+    free(labels);
+    recur_file_free(f);
+    return -1;
 }
 
 int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, void (*usage)(FILE *),
@@ -385,6 +448,13 @@ int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, vo
         return 1;
     }
     return -1;
+}
+
+int meta_hash_is(const recur_file *f, const char *key, uint64_t hash) {
+    char mine[32];
+    snprintf(mine, sizeof mine, "%016" PRIx64, hash);
+    const char *h = recur_file_meta(f, key);
+    return h && !strcmp(h, mine);
 }
 
 /* ---- corpus ---- */
@@ -489,12 +559,12 @@ int sample_logits(const float *l, int V, double temperature, int top_k, struct r
     if (temperature <= 0 || top_k == 1) return best;
     float thr = -INFINITY;
     if (top_k > 0 && top_k < V) {
-        float sorted[256];
+        float sorted[257]; /* V: at most 256 bytes and an end symbol */
         memcpy(sorted, l, (size_t)V * sizeof *sorted);
         qsort(sorted, (size_t)V, sizeof *sorted, cmp_float_desc);
         thr = sorted[top_k - 1];
     }
-    double w[256], sum = 0;
+    double w[257], sum = 0;
     for (int i = 0; i < V; i++) {
         w[i] = l[i] >= thr ? exp(((double)l[i] - l[best]) / temperature) : 0;
         sum += w[i];
@@ -583,22 +653,92 @@ out:
 int examples_alloc(struct examples *e, const struct model *m, int n) {
     memset(e, 0, sizeof *e);
     e->n = n;
-    int T = m->r.task == TASK_CLASSIFY ? m->r.max_len : DATE_SRC_MAX;
-    e->tok = calloc2((size_t)T, (size_t)n, sizeof *e->tok);
+    int task = m->r.task, data = run_has_data(&m->r);
+    int T = data ? m->Ta : task == TASK_CLASSIFY ? m->r.max_len : DATE_SRC_MAX;
+    int Td = task == TASK_DATES ? DATE_ISO_LEN : m->Tb;
+    e->Td = Td;
     e->len = calloc((size_t)n, sizeof *e->len);
-    if (m->r.task == TASK_CLASSIFY) {
+    if (task != TASK_GENERATE) e->tok = calloc2((size_t)T, (size_t)n, sizeof *e->tok);
+    int ok = e->len && (task == TASK_GENERATE || e->tok);
+    if (task == TASK_CLASSIFY || task == TASK_GENERATE) {
         e->label = calloc((size_t)n, sizeof *e->label);
+        ok = ok && e->label;
+    }
+    if (task == TASK_CLASSIFY && !data) {
         e->row = calloc((size_t)T, sizeof *e->row);
-        if (e->tok && e->len && e->label && e->row) return 0;
-    } else {
-        e->din = calloc2(DATE_ISO_LEN, (size_t)n, sizeof *e->din);
-        e->dtgt = calloc2(DATE_ISO_LEN, (size_t)n, sizeof *e->dtgt);
+        ok = ok && e->row;
+    }
+    if (task != TASK_CLASSIFY) {
+        e->din = calloc2((size_t)Td, (size_t)n, sizeof *e->din);
+        e->dtgt = calloc2((size_t)Td, (size_t)n, sizeof *e->dtgt);
+        ok = ok && e->din && e->dtgt;
+    }
+    if (task == TASK_DATES) {
         e->src = calloc((size_t)n, sizeof *e->src);
         e->iso = calloc((size_t)n, sizeof *e->iso);
-        if (e->tok && e->len && e->din && e->dtgt && e->src && e->iso) return 0;
+        ok = ok && e->src && e->iso;
     }
+    if (ok) return 0;
     examples_free(e);
     return -1;
+}
+
+/* s[0..n-1] as ids of v into out[t * stride]; -1 and *bad the first byte not in v. */
+static int text_ids(const struct vocab *v, const char *s, int n, int32_t *out, size_t stride, int *bad) {
+    for (int t = 0; t < n; t++) {
+        int id = v->id[(unsigned char)s[t]];
+        if (id < 0) {
+            if (bad) *bad = (unsigned char)s[t];
+            return -1;
+        }
+        out[(size_t)t * stride] = id;
+    }
+    return 0;
+}
+
+int examples_from_data(struct examples *e, const struct model *m, const struct example *const *ex, int n, int *bad) {
+    int task = m->r.task, T = 1, Td = 1;
+    size_t N = (size_t)n;
+    for (int b = 0; b < n; b++) {
+        /* classify, generate: the sequence is b (a: the label); seq2seq: the source a, the target b */
+        int la = task == TASK_CLASSIFY ? ex[b]->lb : task == TASK_SEQ2SEQ ? ex[b]->la : 0;
+        int lb = task == TASK_CLASSIFY ? 0 : ex[b]->lb + 1;
+        if (la > m->Ta || lb > m->Tb || (task != TASK_GENERATE && la < 1)) {
+            if (bad) *bad = -1;
+            return -1;
+        }
+        e->len[b] = task == TASK_GENERATE ? lb : la;
+        if (la > T) T = la;
+        if (lb > Td) Td = lb;
+    }
+    e->n = n, e->T = task == TASK_GENERATE ? Td : T, e->Td = Td;
+    if (e->tok) memset(e->tok, 0, (size_t)T * N * sizeof *e->tok);
+    if (e->din) {
+        memset(e->din, 0, (size_t)Td * N * sizeof *e->din);
+        for (size_t i = 0; i < (size_t)Td * N; i++) e->dtgt[i] = -1;
+    }
+    for (int b = 0; b < n; b++) {
+        const struct example *x = ex[b];
+        if (task == TASK_CLASSIFY || task == TASK_GENERATE) {
+            e->label[b] = x->a ? labels_find(&m->labels, x->a) : x->label;
+            if (e->label[b] < 0) {
+                if (bad) *bad = -2;
+                return -1;
+            }
+        }
+        if (task == TASK_CLASSIFY) {
+            if (text_ids(&m->v, x->b, x->lb, e->tok + b, N, bad)) return -1;
+            continue;
+        }
+        if (task == TASK_SEQ2SEQ && text_ids(&m->vsrc, x->a, x->la, e->tok + b, N, bad)) return -1;
+        /* the decoder (generate: the net) reads the start (the label) then the target; it
+         * predicts the target then the end (V) */
+        if (x->b && text_ids(&m->v, x->b, x->lb, e->dtgt + b, N, bad)) return -1;
+        e->din[b] = task == TASK_GENERATE ? m->V + e->label[b] : m->V;
+        for (int t = 0; t < x->lb; t++) e->din[(size_t)(t + 1) * N + b] = e->dtgt[(size_t)t * N + b];
+        if (x->b) e->dtgt[(size_t)x->lb * N + b] = m->V;
+    }
+    return 0;
 }
 
 void examples_free(struct examples *e) {
@@ -675,18 +815,18 @@ static void examples_slice(const struct examples *e, const struct model *m, int 
     out->T = 1;
     for (int b = 0; b < k; b++)
         if (e->len[i + b] > out->T) out->T = e->len[i + b];
-    for (int t = 0; t < out->T; t++)
+    for (int t = 0; e->tok && t < out->T; t++)
         for (int b = 0; b < k; b++) out->tok[(size_t)t * k + b] = e->tok[(size_t)t * e->n + i + b];
     memcpy(out->len, e->len + i, (size_t)k * sizeof *out->len);
-    if (m->r.task == TASK_CLASSIFY) {
-        memcpy(out->label, e->label + i, (size_t)k * sizeof *out->label);
-        return;
-    }
-    for (int t = 0; t < DATE_ISO_LEN; t++)
+    if (e->label) memcpy(out->label, e->label + i, (size_t)k * sizeof *out->label);
+    if (m->r.task == TASK_CLASSIFY) return;
+    out->Td = e->Td;
+    for (int t = 0; t < e->Td; t++)
         for (int b = 0; b < k; b++) {
             out->din[(size_t)t * k + b] = e->din[(size_t)t * e->n + i + b];
             out->dtgt[(size_t)t * k + b] = e->dtgt[(size_t)t * e->n + i + b];
         }
+    if (m->r.task != TASK_DATES) return;
     memcpy(out->src, e->src + i, (size_t)k * sizeof *out->src);
     memcpy(out->iso, e->iso + i, (size_t)k * sizeof *out->iso);
 }
@@ -707,41 +847,77 @@ static recur_status dates_encode(struct model *m, const struct examples *e, stru
     return recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &enc, NULL, NULL);
 }
 
-recur_status dates_greedy(struct model *m, const struct examples *e, char (*out)[DATE_ISO_LEN + 1]) {
-    int n = e->n, V = m->V;
+/* The first input of the decoder (generate: of the net) for example b: the start, or (generate) its label. */
+static int32_t decode_start(const struct model *m, const struct examples *e, int b) {
+    return m->r.task == TASK_GENERATE ? m->V + e->label[b] : m->V;
+}
+
+/* Decode e: ids[b * maxT + t], maxT steps (stopping early once every one has
+ * made the end, seq2seq and generate), each the argmax (r NULL) or drawn with a
+ * temperature among the top_k. */
+static recur_status decode_ids(struct model *m, const struct examples *e, int maxT, double temperature, int top_k,
+                               struct rng *r, int32_t *ids) {
+    int n = e->n, K = m->K, ends = m->r.task != TASK_DATES, encdec = task_encdec(m->r.task);
     struct states s;
     int32_t *tok = malloc((size_t)n * sizeof *tok), *tgt = malloc((size_t)n * sizeof *tgt);
-    float *logits = malloc((size_t)n * V * sizeof *logits);
+    float *logits = malloc((size_t)n * K * sizeof *logits);
+    char *done = calloc((size_t)n, 1);
     recur_status st = RECUR_ERR_NO_MEMORY;
-    if (states_alloc(&s, m, n) || !tok || !tgt || !logits) goto done;
-    st = dates_encode(m, e, &s);
-    for (int b = 0; b < n; b++) tok[b] = V, tgt[b] = -1;
-    for (int t = 0; t < DATE_ISO_LEN && st == RECUR_OK; t++) {
+    if (states_alloc(&s, m, n) || !tok || !tgt || !logits || !done) goto out;
+    st = encdec ? dates_encode(m, e, &s) : RECUR_OK;
+    for (int b = 0; b < n; b++) tok[b] = decode_start(m, e, b), tgt[b] = -1;
+    int left = n;
+    for (int t = 0; t < maxT && st == RECUR_OK && left; t++) {
         recur_net_batch dec = {.T = 1, .N = n, .tokens = tok, .targets = tgt, .h0 = s.h, .c0 = s.c, .hT = s.h2,
                                .cT = s.c2, .logits = logits};
-        st = recur_net_forward(m->net[1], RECUR_MODE_INFERENCE, &dec, NULL, NULL);
+        st = recur_net_forward(m->net[encdec], RECUR_MODE_INFERENCE, &dec, NULL, NULL);
         states_swap(&s);
-        for (int b = 0; b < n; b++) {
-            int k = sample_logits(logits + (size_t)b * V, V, 0, 0, NULL);
-            tok[b] = k;
-            out[b][t] = (char)m->v.sym[k];
+        for (int b = 0; b < n && st == RECUR_OK; b++) {
+            int k = sample_logits(logits + (size_t)b * K, K, r ? temperature : 0, top_k, r);
+            ids[(size_t)b * maxT + t] = k;
+            tok[b] = k < m->V ? k : decode_start(m, e, b);
+            if (ends && k == m->V && !done[b]) done[b] = 1, left--;
         }
     }
-    for (int b = 0; b < n; b++) out[b][DATE_ISO_LEN] = 0;
-done:
+out:
     states_free(&s);
-    free(tok), free(tgt), free(logits);
+    free(tok), free(tgt), free(logits), free(done);
+    return st;
+}
+
+recur_status dates_greedy(struct model *m, const struct examples *e, char (*out)[DATE_ISO_LEN + 1]) {
+    int32_t *ids = calloc2((size_t)e->n, DATE_ISO_LEN, sizeof *ids);
+    recur_status st = ids ? decode_ids(m, e, DATE_ISO_LEN, 0, 0, NULL, ids) : RECUR_ERR_NO_MEMORY;
+    for (int b = 0; b < e->n && st == RECUR_OK; b++) {
+        for (int t = 0; t < DATE_ISO_LEN; t++) out[b][t] = (char)m->v.sym[ids[(size_t)b * DATE_ISO_LEN + t]];
+        out[b][DATE_ISO_LEN] = 0;
+    }
+    free(ids);
+    return st;
+}
+
+recur_status decode(struct model *m, const struct examples *e, int maxT, double temperature, int top_k,
+                    struct rng *r, char *out) {
+    int32_t *ids = calloc2((size_t)e->n, (size_t)maxT, sizeof *ids);
+    recur_status st = ids ? decode_ids(m, e, maxT, temperature, top_k, r, ids) : RECUR_ERR_NO_MEMORY;
+    for (int b = 0; b < e->n && st == RECUR_OK; b++) {
+        char *o = out + (size_t)b * (maxT + 1);
+        int t = 0;
+        for (; t < maxT && ids[(size_t)b * maxT + t] < m->V; t++) o[t] = (char)m->v.sym[ids[(size_t)b * maxT + t]];
+        o[t] = 0;
+    }
+    free(ids);
     return st;
 }
 
 #define EVAL_BATCH 256
 
 recur_status examples_eval(struct model *m, const struct examples *e, double *loss, double *accuracy) {
-    int B = e->n < EVAL_BATCH ? e->n : EVAL_BATCH;
+    int B = e->n < EVAL_BATCH ? e->n : EVAL_BATCH, task = m->r.task, K = m->K, Td = e->Td;
     struct examples s;
     struct states st;
-    float *logits = malloc((size_t)B * (m->r.task == TASK_CLASSIFY ? 2 : m->V) * sizeof *logits);
-    char(*got)[DATE_ISO_LEN + 1] = calloc((size_t)B, sizeof *got);
+    float *logits = malloc((size_t)B * K * sizeof *logits);
+    int32_t *got = calloc2((size_t)B, (size_t)Td, sizeof *got);
     recur_status rs = RECUR_ERR_NO_MEMORY;
     memset(&st, 0, sizeof st);
     if (examples_alloc(&s, m, B) || !logits || !got || states_alloc(&st, m, B)) goto done;
@@ -753,28 +929,77 @@ recur_status examples_eval(struct model *m, const struct examples *e, double *lo
         examples_slice(e, m, i, k, &s);
         double l = 0;
         long long c = 0;
-        if (m->r.task == TASK_CLASSIFY) {
+        if (task == TASK_CLASSIFY) {
             recur_net_batch batch = {.T = s.T, .N = k, .tokens = s.tok, .lengths = s.len, .targets = s.label,
                                      .logits = logits};
             rs = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, &l, &c);
             for (int b = 0; b < k && rs == RECUR_OK; b++)
-                right += (logits[2 * b + 1] > logits[2 * b]) == (s.label[b] == 1);
+                right += sample_logits(logits + (size_t)b * K, K, 0, 0, NULL) == s.label[b];
+        } else if (task == TASK_GENERATE) {
+            recur_net_batch batch = {.T = s.Td, .N = k, .tokens = s.din, .targets = s.dtgt};
+            rs = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, &l, &c);
         } else {
+            /* teacher-forced loss, then the greedy decoding's exact match (to the end, seq2seq) */
             rs = dates_encode(m, &s, &st);
-            recur_net_batch dec = {.T = DATE_ISO_LEN, .N = k, .tokens = s.din, .targets = s.dtgt, .h0 = st.h,
-                                   .c0 = st.c};
+            recur_net_batch dec = {.T = s.Td, .N = k, .tokens = s.din, .targets = s.dtgt, .h0 = st.h, .c0 = st.c};
             if (rs == RECUR_OK) rs = recur_net_forward(m->net[1], RECUR_MODE_INFERENCE, &dec, &l, &c);
-            if (rs == RECUR_OK) rs = dates_greedy(m, &s, got);
-            for (int b = 0; b < k && rs == RECUR_OK; b++) right += !memcmp(got[b], s.iso[b], DATE_ISO_LEN);
+            if (rs == RECUR_OK) rs = decode_ids(m, &s, s.Td, 0, 0, NULL, got);
+            for (int b = 0; b < k && rs == RECUR_OK; b++) {
+                int same = 1;
+                for (int t = 0; t < s.Td && same; t++) {
+                    int32_t want = s.dtgt[(size_t)t * k + b];
+                    if (want < 0) break;
+                    same = got[(size_t)b * s.Td + t] == want;
+                }
+                right += same;
+            }
         }
         sum += l * (double)c;
         count += c;
     }
     *loss = count ? sum / (double)count : 0;
-    *accuracy = (double)right / e->n;
+    *accuracy = task == TASK_GENERATE ? NAN : (double)right / e->n;
 done:
     examples_free(&s);
     states_free(&st);
     free(logits), free(got);
     return rs;
+}
+
+int data_decode_print(struct model *m, const char *cmd, const struct example *ex, int n, int maxT, double temperature,
+                      int top_k, struct rng *r, FILE *out) {
+    struct examples e;
+    const struct example **p = calloc((size_t)n, sizeof *p);
+    char *text = calloc2((size_t)n, (size_t)maxT + 1, 1);
+    int rc = -1, bad = 0;
+    if (!p || !text || examples_alloc(&e, m, n)) {
+        fprintf(stderr, "recur %s: out of memory for %d sequences of %d symbols\n", cmd, n, maxT);
+        free(p), free(text);
+        return -1;
+    }
+    for (int b = 0; b < n; b++) p[b] = &ex[b];
+    if (examples_from_data(&e, m, p, n, &bad)) {
+        if (bad == -1) fprintf(stderr, "recur %s: --input: longer than %d bytes\n", cmd, DATA_FIELD_MAX);
+        else if (bad == -2) fprintf(stderr, "recur %s: --input '%s': not a label of the model\n", cmd, ex[0].a);
+        else fprintf(stderr, "recur %s: --input: the byte 0x%02x ('%c') is not in the model's vocabulary\n", cmd, bad,
+                     bad >= 32 && bad < 127 ? bad : '?');
+        goto out;
+    }
+    recur_status st = decode(m, &e, maxT, temperature, top_k, r, text);
+    if (st != RECUR_OK) {
+        model_fail(m, cmd, "decoding", st);
+        goto out;
+    }
+    for (int b = 0; b < n; b++) {
+        const char *got = text + (size_t)b * (maxT + 1);
+        if (m->r.task == TASK_GENERATE) fprintf(out, "%s\t%s\n", ex[b].a, got);
+        else if (!ex[b].b) fprintf(out, "%s\n", got);
+        else fprintf(out, "  %s -> %s%s\n", ex[b].a, got,
+                     (int)strlen(got) == ex[b].lb && !memcmp(got, ex[b].b, (size_t)ex[b].lb) ? "" : "  (wrong)");
+    }
+    rc = 0;
+out:
+    examples_free(&e);
+    free(p), free(text);
+    return rc;
 }

@@ -118,11 +118,13 @@ static inline void *calloc2(size_t a, size_t b, size_t size) {
 #include "data.h"
 #include "recur/recur-train.h"
 
-enum task { TASK_LM, TASK_CLASSIFY, TASK_DATES };
+enum task { TASK_LM, TASK_CLASSIFY, TASK_DATES, TASK_SEQ2SEQ, TASK_GENERATE };
 #define TASK_BIT(t) (1u << (t))
-extern const char *const task_names[];  /* lm, classify, dates */
+extern const char *const task_names[];  /* lm, classify, dates, seq2seq, generate */
 extern const char *const optim_names[]; /* sgd, adam: recur_optim_kind order */
 extern const char *const init_names[];  /* uniform, orthogonal: recur_init order */
+enum { SCHEDULE_CONSTANT, SCHEDULE_COSINE, SCHEDULE_STEP };
+extern const char *const schedule_names[]; /* constant, cosine, step */
 
 #define CHECKPOINT_NAME "checkpoint.safetensors"
 #define CHECKPOINT_FORMAT "recur-train-1"
@@ -145,7 +147,17 @@ struct run {
     int val_size;                   /* classify, dates: the held-out set */
     long long steps;                /* the target */
     int eval_every, checkpoint_every;
+    /* (the settings from here on may be missing in an older checkpoint: their defaults stand) */
+    int schedule;            /* the learning rate's schedule after warmup */
+    long long warmup;        /* steps of linear warm-up from lr/warmup to lr */
+    long long decay_every;   /* step: lr times gamma every this many steps */
+    double gamma;
+    int patience;            /* stop after this many evaluations without a better validation loss; 0: never */
+    int accum;               /* batches of gradient accumulated per optimizer step */
+    char data[4096];         /* classify (empty: the synthetic task), seq2seq, generate: --data's real path */
 };
+/* The run learns from a file of examples (--data). */
+static inline int run_has_data(const struct run *r) { return r->data[0] != 0; }
 
 /*
  * A setting: metadata "recur.<key>" and its option of recur train, with the
@@ -169,6 +181,13 @@ int setting_equal(const struct setting *s, const struct run *a, const struct run
 /* Copy one setting's value from src to dst. */
 void setting_copy(const struct setting *s, struct run *dst, const struct run *src);
 
+/* The learning rate of step k (0-based: steps done before it): warm-up from
+ * lr/warmup to lr over the first `warmup` steps, then constant, cosine down to
+ * LR_FLOOR * lr at --steps, or times gamma every decay_every steps (never below
+ * LR_FLOOR * lr: the optimizer takes only a positive rate). */
+#define LR_FLOOR 0.01
+double run_lr(const struct run *r, long long k);
+
 /* Seeds derived from --seed, one per use. */
 enum { SEED_INIT0, SEED_INIT1, SEED_DATA, SEED_HELDOUT, SEED_SAMPLE, SEED_SHUFFLE };
 uint64_t run_seed(const struct run *r, int which);
@@ -185,17 +204,30 @@ struct model {
     recur_net *net[2];
     int n_nets;
     int states, D, LD, H;
-    struct vocab v;    /* lm: the corpus's bytes; classify: unused; dates: the ISO side */
-    struct vocab vsrc; /* dates: the source side */
-    int V;             /* lm: v.size; classify: alphabet; dates: v.size (decoder vocab V+1, start = V) */
+    struct vocab v;    /* lm: the corpus's bytes; classify: --data's sequences' (else unused);
+                        * dates, seq2seq: the target side; generate: the sequences' */
+    struct vocab vsrc; /* dates, seq2seq: the source side */
+    struct labels labels; /* classify with --data, generate */
+    int V;             /* lm: v.size; classify: alphabet or v.size; dates: v.size (decoder vocab V+1,
+                        * start = V); seq2seq: v.size (decoder vocab V+1, start = V; outputs V+1, end = V);
+                        * generate: v.size (vocab V + labels, label c = V + c; outputs V+1, end = V) */
+    int K;             /* the head's outputs (classify: the classes) */
+    int Ta, Tb;        /* --data: the longest source/sequence and decoder run examples hold (the
+                        * target + 1); DATA_FIELD_MAX + 1 unless the caller knows the data */
 };
 extern const char *const prefixes_one[], *const prefixes_dates[];
+/* Held-out accuracy (classify) or exact match (dates, seq2seq) besides the loss. */
+static inline int task_has_accuracy(int task) { return task != TASK_LM && task != TASK_GENERATE; }
+/* Two nets, an encoder and a decoder. */
+static inline int task_encdec(int task) { return task == TASK_DATES || task == TASK_SEQ2SEQ; }
 static inline const char *const *model_prefixes(const struct model *m) {
-    return m->r.task == TASK_DATES ? prefixes_dates : prefixes_one;
+    return task_encdec(m->r.task) ? prefixes_dates : prefixes_one;
 }
-/* New nets for a run, initialised from its seed. v: lm's vocabulary (NULL otherwise).
- * -1 after printing "recur CMD: ...". */
-int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v);
+/* New nets for a run, initialised from its seed. v: lm's corpus's, or --data's
+ * (the targets' for seq2seq), vsrc: seq2seq's sources', labels: --data's (NULL
+ * where the task has none). -1 after printing "recur CMD: ...". */
+int model_build(struct model *m, const char *cmd, recur_ctx *ctx, const struct run *r, const struct vocab *v,
+                const struct vocab *vsrc, const struct labels *labels);
 /* Open the file of a checkpoint: a regular file (a FIFO or a device is refused
  * before the library opens it). -1 after printing "recur CMD: ..." naming path. */
 int checkpoint_open(const char *cmd, const char *path, recur_file **f);
@@ -219,6 +251,8 @@ void model_free(struct model *m);
  * own buffers: st's text and the run's sizes), returns -1. */
 int model_fail(const struct model *m, const char *cmd, const char *what, recur_status st);
 
+/* Whether f's metadata `key` is hash as 16 hex digits (how train writes a corpus's or data's hash). */
+int meta_hash_is(const recur_file *f, const char *key, uint64_t hash);
 /* FNV-1a over the text of a corpus's training then validation tokens (as bytes). */
 uint64_t corpus_hash(const struct corpus *c);
 /* Load the run's corpus (lm). -1 after printing. */
@@ -230,7 +264,7 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
 /* lm: n samples, one per line, from '\n' + start; each ends at '\n' or maxlen bytes. */
 int lm_sample(struct model *m, const char *cmd, int n, int maxlen, double temperature, int top_k, struct rng *r,
               const char *start, FILE *out);
-/* Draw from logits[V] with a temperature (0: argmax) among the top_k (0: all). */
+/* Draw from logits[V], V <= 257, with a temperature (0: argmax) among the top_k (0: all). */
 int sample_logits(const float *logits, int V, double temperature, int top_k, struct rng *r);
 
 /* classify and dates: one batch of examples. */
@@ -240,22 +274,40 @@ struct examples {
     int *len;          /* [n] */
     int32_t *label;    /* classify: [n] */
     int32_t *row;      /* classify: [max_len], examples_draw's room for one sequence */
-    int32_t *din, *dtgt; /* dates: decoder inputs and targets [DATE_ISO_LEN, n] */
+    int32_t *din, *dtgt; /* dates, seq2seq, generate: decoder inputs and targets [Td, n] (-1: none) */
+    int Td;              /* the decoder's steps (dates: DATE_ISO_LEN) */
     char (*src)[DATE_SRC_MAX + 1]; /* dates: the text */
     char (*iso)[DATE_ISO_LEN + 1];
 };
 /* Room for n examples; -1 (nothing left allocated) when memory is short. */
 int examples_alloc(struct examples *e, const struct model *m, int n);
 void examples_free(struct examples *e);
-/* Fill e with n fresh examples from r. */
+/* Fill e with n fresh examples from r (the synthetic tasks). */
 void examples_draw(struct examples *e, const struct model *m, struct rng *r);
+/* --data: e gets n examples of d, ex[idx[0..n-1]] (n <= e's room; NULL idx: from
+ * the first). -1 and *bad (the byte, or -1: too long) when one is outside the
+ * model's vocabularies or labels. */
+int examples_from_data(struct examples *e, const struct model *m, const struct example *const *ex, int n, int *bad);
+/* seq2seq, generate: greedy decoding of e (at most maxT symbols) into out[n][maxT + 1] (text);
+ * generate: sampled with temperature/top_k from r (NULL: greedy). */
+recur_status decode(struct model *m, const struct examples *e, int maxT, double temperature, int top_k,
+                    struct rng *r, char *out);
 /* dates: put texts src (the human forms) into e; -1 and *bad the first byte not
  * in the source vocabulary. iso may be NULL (no targets). */
 int examples_from_text(struct examples *e, const struct model *m, const char *const *src, int n, int *bad);
-/* Mean loss (teacher-forced for dates) and accuracy (dates: exact match of the
- * greedy decoding) over e, in inference mode, in batches of at most e->n. */
+/* Mean loss (teacher-forced for dates, seq2seq and generate) and accuracy
+ * (dates, seq2seq: exact match of the greedy decoding; generate: NaN, none)
+ * over e, in inference mode, in batches of at most EVAL_BATCH. */
 recur_status examples_eval(struct model *m, const struct examples *e, double *loss, double *accuracy);
-/* classify: the logits [n, 2] of e. dates: the greedy translations of e. */
+/* seq2seq, generate: decode ex[0..n-1] (seq2seq: their sources, greedy; generate:
+ * their labels, a = the label's name, drawn from r with a temperature among the
+ * top_k, or greedy when r is NULL) to at most maxT symbols and print a line each
+ * to out: seq2seq "TEXT" (or "  SOURCE -> TEXT", "  (wrong)" after it when the
+ * example has a target it misses), generate "LABEL<TAB>TEXT". -1 after a message
+ * ("recur CMD: --input ...": a byte outside the vocabulary, an unknown label). */
+int data_decode_print(struct model *m, const char *cmd, const struct example *ex, int n, int maxT, double temperature,
+                      int top_k, struct rng *r, FILE *out);
+/* classify: the logits [n, K] of e. dates: the greedy translations of e. */
 recur_status classify_logits(struct model *m, const struct examples *e, float *logits);
 recur_status dates_greedy(struct model *m, const struct examples *e, char (*out)[DATE_ISO_LEN + 1]);
 

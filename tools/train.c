@@ -1,13 +1,19 @@
 /*
- * train.c: `recur train`, training a recurrent net on one of three tasks
+ * train.c: `recur train`, training a recurrent net on one of five tasks
  * (docs/tasks.md):
  *
  *   lm        many-to-many: a character-level language model of a text
  *             (default: Debian's word list, lines shuffled)
  *   classify  many-to-one: is the first symbol of a sequence its last one?
+ *             or, with --data FILE, the label of each LABEL<TAB>SEQUENCE line
+ *   generate  one-to-many: a sequence from its label (--data, LABEL<TAB>SEQUENCE)
+ *   seq2seq   encoder-decoder: SOURCE<TAB>TARGET lines (--data)
  *   dates     encoder-decoder: dates in human formats to ISO 8601
  *
- * with checkpoints that resume bit for bit (on the CPU backend, training
+ * with a learning-rate schedule (warm-up, then constant, cosine or step),
+ * early stopping on the validation loss, the best checkpoint kept beside the
+ * last, gradient accumulation, and a metrics file (a JSON line per evaluation);
+ * and checkpoints that resume bit for bit (on the CPU backend, training
  * --steps 40 then --resume --steps 80 writes the same file as --steps 80):
  * a checkpoint holds the nets, the optimizer's state, every setting, the
  * data generator's state, the lm's carried state and the loss histories, and
@@ -55,7 +61,7 @@ struct trainer {
     int corpus_given; /* --corpus given: not the default corpus */
     struct run run;   /* the settings, until train_open makes m (then m.r) */
     recur_file *ck;   /* --resume: the checkpoint, open until restored */
-    char out[4096], ckpt[4200], svg[4200];
+    char out[4096], ckpt[4200], svg[4200], best[4200], metrics[4200];
     /* the model (train_open) */
     recur_ctx *ctx;
     struct model m;
@@ -65,6 +71,10 @@ struct trainer {
     /* lm */
     struct corpus corp;
     int have_corpus;
+    /* --data: the examples; batch: room for a step's pointers into them */
+    struct dataset ds;
+    int have_data, data_given;
+    const struct example **batch;
     size_t cl, chunks;
     uint64_t hash;
     int32_t *tok, *tgt;
@@ -78,6 +88,10 @@ struct trainer {
     double train_s, tokens;
     double t_start, last_loss, vloss, vacc;
     long long first; /* the step this invocation started from */
+    /* early stopping and the best checkpoint (in the checkpoint: recur.best_loss, best_step, bad_evals) */
+    double best_loss;   /* the lowest scheduled validation loss so far (INFINITY: none yet) */
+    long long best_step;
+    int bad_evals;      /* scheduled evaluations since best_step */
 };
 
 static void usage(FILE *f) {
@@ -85,34 +99,49 @@ static void usage(FILE *f) {
             "usage: recur train [OPTIONS]\n"
             "Train a recurrent net on RECUR_DEVICE; checkpoints, a loss curve and (lm) samples in --out.\n\n"
             "the task:\n"
-            "  --task lm|classify|dates  lm: character-level language model (many-to-many, default);\n"
-            "                        classify: is the first symbol the last one (many-to-one);\n"
+            "  --task lm|classify|generate|seq2seq|dates\n"
+            "                        lm: character-level language model (many-to-many, default);\n"
+            "                        classify: a label for a sequence (many-to-one; without --data: is\n"
+            "                        the first symbol the last one); generate: a sequence from a label\n"
+            "                        (one-to-many); seq2seq: a sequence to another (encoder-decoder);\n"
             "                        dates: human dates to ISO 8601 (encoder-decoder)\n"
+            "  --data FILE           classify, generate: LABEL<TAB>SEQUENCE a line; seq2seq:\n"
+            "                        SOURCE<TAB>TARGET; a regular file of at most 64 MiB (docs/tasks.md)\n"
             "  --corpus FILE         lm: the text, a regular file of at most 256 MiB (default %s,\n"
             "                        lines shuffled)\n"
             "  --shuffle             lm: shuffle the lines of --corpus too\n"
-            "  --val-frac F          lm: the last F of the lines are the validation text (0.05)\n"
-            "  --alphabet A, --min-len N, --max-len N   classify: symbols and lengths (8, 2, 30)\n"
-            "  --val-size N          classify, dates: the held-out set (1000)\n"
+            "  --val-frac F          lm: the last F of the lines are the validation text; --data: the\n"
+            "                        share of the examples held out (0.05)\n"
+            "  --alphabet A, --min-len N, --max-len N   classify without --data: symbols and lengths\n"
+            "                        (8, 2, 30)\n"
+            "  --val-size N          classify without --data, dates: the held-out set (1000)\n"
             "the net:\n"
             "  --cell NAME           any loaded cell plugin (lstm); --variant NAME its variant\n"
-            "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; dates 128 1 32)\n"
-            "  --direction forward|reverse|bidi_concat|bidi_sum   (lm and dates: forward only;\n"
+            "  --hidden H, --layers L, --embed E   (lm 256 1 32; classify 64 1 16; others 128 1 32)\n"
+            "  --direction forward|reverse|bidi_concat|bidi_sum   (all but classify: forward only;\n"
             "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
-            "                        classify 5000, dates 3000)\n"
-            "  --batch N             sequences per step (lm 32, classify 32, dates 64)\n"
+            "                        classify 5000, generate 2000, seq2seq and dates 3000)\n"
+            "  --batch N             sequences per step (lm 32, classify 32, generate 32, others 64)\n"
             "  --bptt T              lm: steps per chunk (64)\n"
             "  --optim adam|sgd, --lr X, --momentum M (sgd), --clip G (global norm, 0: off; 5)\n"
-            "                        lr: lm 2e-3, classify 3e-3, dates 3e-3\n"
-            "  --eval-every N, --checkpoint-every N   (lm 250 1000, classify 500 1000, dates 250 1000)\n"
-            "  --out DIR             (runs/TASK): checkpoint.safetensors and loss.svg\n"
+            "                        lr: lm 2e-3, the others 3e-3\n"
+            "  --eval-every N, --checkpoint-every N   (classify 500 1000, the others 250 1000)\n"
+            "  --lr-schedule constant|cosine|step   after --warmup N steps of linear warm-up (0):\n"
+            "                        constant; cosine down to lr/100 at --steps; step: times --lr-gamma G\n"
+            "                        (0.5) every --lr-decay-every N steps (1000)\n"
+            "  --patience P          stop when P evaluations in a row do not lower the validation loss\n"
+            "                        (0: never)\n"
+            "  --accum K             add the gradients of K batches before each step (1)\n"
+            "  --out DIR             (runs/TASK): checkpoint.safetensors (the last), best.safetensors (the\n"
+            "                        lowest validation loss), loss.svg and metrics.jsonl (a line an evaluation)\n"
             "  --resume              continue DIR's checkpoint to --steps, with its settings\n"
-            "  --samples K, --temperature X, --top-k K   lm: samples printed at the end (8, 0.8, 0: all)\n"
-            "  --quiet               no progress on stderr\n"
+            "  --samples K, --temperature X, --top-k K   lm, generate: samples printed at the end (8, 0.8,\n"
+            "                        0: all)\n"
+            "  --quiet               no progress line on stderr (validation lines stay)\n"
             "Ctrl-C saves a checkpoint after the current step (exit 130); --resume continues it.\n",
             CORPUS_DEFAULT);
 }
@@ -171,6 +200,16 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     snprintf(buf, sizeof buf, "%016" PRIx64, t->data.s);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.rng", buf);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.val_final", t->val_final ? "1" : "0");
+    snprintf(buf, sizeof buf, "%.17g", t->best_loss);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_loss", buf);
+    snprintf(buf, sizeof buf, "%lld", t->best_step);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_step", buf);
+    snprintf(buf, sizeof buf, "%d", t->bad_evals);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.bad_evals", buf);
+    if (t->have_data) {
+        snprintf(buf, sizeof buf, "%016" PRIx64, t->ds.hash);
+        if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.data_hash", buf);
+    }
     if (t->m.r.task == TASK_LM) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
@@ -180,7 +219,7 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     }
     if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
     if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
-    if (st == RECUR_OK && t->m.r.task != TASK_LM) st = put_curve(f, "train.accuracy", &t->acc);
+    if (st == RECUR_OK && task_has_accuracy(t->m.r.task)) st = put_curve(f, "train.accuracy", &t->acc);
     if (st == RECUR_OK) st = recur_file_save(f, path);
     if (st != RECUR_OK) fprintf(stderr, "recur %s: saving the checkpoint %s: %s\n", CMD, path, recur_last_error());
     recur_file_free(f);
@@ -203,13 +242,26 @@ static int restore(struct trainer *t, const recur_file *f) {
     t->data.s = strtoull(r, &end, 16);
     if (*end || strlen(r) != 16) goto bad;
     t->val_final = !strcmp(vf, "1");
+    /* early stopping's state (absent in an older checkpoint: none yet) */
+    const char *bl = recur_file_meta(f, "recur.best_loss"), *bs = recur_file_meta(f, "recur.best_step"),
+               *be = recur_file_meta(f, "recur.bad_evals");
+    if (bl || bs || be) {
+        if (!bl || !bs || !be) goto bad_best;
+        t->best_loss = strtod(bl, &end);
+        if (*end || !(t->best_loss >= 0)) goto bad_best; /* inf: no evaluation yet */
+        t->best_step = strtoll(bs, &end, 10);
+        if (*end || t->best_step < 0 || t->best_step > t->step) goto bad_best;
+        long bad = strtol(be, &end, 10);
+        if (*end || bad < 0 || bad > 1000000000) goto bad_best;
+        t->bad_evals = (int)bad;
+    }
     if (recur_optim_steps(t->opt) != t->step) {
         fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps\n",
                 CMD, path, t->step, recur_optim_steps(t->opt));
         return -1;
     }
     if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
-        (t->m.r.task != TASK_LM && get_curve(f, "train.accuracy", &t->acc)))
+        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc)))
         goto bad;
     /* An end-of-run evaluation off the schedule: a run that had gone on would not have it. */
     if (t->val_final) {
@@ -232,6 +284,11 @@ bad:
     fprintf(stderr, "recur %s: checkpoint %s: recur.step, recur.rng or the loss histories are missing or malformed\n",
             CMD, path);
     return -1;
+bad_best:
+    fprintf(stderr, "recur %s: checkpoint %s: recur.best_loss '%.40s', recur.best_step '%.40s', recur.bad_evals "
+                    "'%.40s': expected a loss >= 0 (or inf), a step in 0..%lld and a count in 0..1000000000\n",
+            CMD, path, bl ? bl : "(missing)", bs ? bs : "(missing)", be ? be : "(missing)", t->step);
+    return -1;
 }
 
 /* ---- one step of each task ---- */
@@ -241,10 +298,12 @@ static void swap(float **a, float **b) {
     *a = *b, *b = t;
 }
 
-static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
+/* One batch's forward and backward: k, the batch's index over the run (step * accum + j);
+ * gm, RECUR_GRAD_ADD for all but a step's first batch. */
+static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     struct run *r = &t->m.r;
     int N = r->batch, T = r->bptt;
-    size_t chunk = (size_t)(t->step % (long long)t->chunks), p = chunk * T;
+    size_t chunk = (size_t)(k % (long long)t->chunks), p = chunk * T;
     if (chunk == 0) {
         memset(t->h, 0, state_count(t) * sizeof *t->h);
         if (t->c) memset(t->c, 0, state_count(t) * sizeof *t->c);
@@ -258,7 +317,7 @@ static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
     recur_net_batch batch = {.T = T, .N = N, .tokens = t->tok, .targets = t->tgt, .h0 = t->h, .c0 = t->c,
                              .hT = t->hT, .cT = t->cT};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
     if (st != RECUR_OK) return st;
     swap(&t->h, &t->hT);
     swap(&t->c, &t->cT);
@@ -266,31 +325,49 @@ static recur_status lm_step(struct trainer *t, double *loss, double *tokens) {
     return RECUR_OK;
 }
 
-static recur_status classify_step(struct trainer *t, double *loss, double *tokens) {
-    examples_draw(&t->ex, &t->m, &t->data);
-    recur_net_batch batch = {.T = t->ex.T, .N = t->ex.n, .tokens = t->ex.tok, .lengths = t->ex.len,
-                             .targets = t->ex.label};
+/* A batch into t->ex: fresh synthetic examples, or --data's training examples drawn uniformly. */
+static void draw_batch(struct trainer *t) {
+    if (!t->have_data) {
+        examples_draw(&t->ex, &t->m, &t->data);
+        return;
+    }
+    for (int b = 0; b < t->m.r.batch; b++) t->batch[b] = &t->ds.ex[rng_below(&t->data, t->ds.n_train)];
+    examples_from_data(&t->ex, &t->m, t->batch, t->m.r.batch, NULL); /* checked by open_data */
+}
+
+/* classify (the head reads each sequence's last step) and generate (one-to-many:
+ * the net reads the label, then the sequence; it predicts the sequence, then the end). */
+static recur_status one_net_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+    (void)k;
+    draw_batch(t);
+    const struct examples *e = &t->ex;
+    recur_net_batch batch = t->m.r.task == TASK_GENERATE
+                                ? (recur_net_batch){.T = e->Td, .N = e->n, .tokens = e->din, .targets = e->dtgt}
+                                : (recur_net_batch){.T = e->T, .N = e->n, .tokens = e->tok, .lengths = e->len,
+                                                    .targets = e->label};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
     *tokens = 0;
-    for (int b = 0; b < t->ex.n; b++) *tokens += t->ex.len[b];
+    for (int b = 0; b < e->n; b++) *tokens += e->len[b];
     return st;
 }
 
-static recur_status dates_step(struct trainer *t, double *loss, double *tokens) {
-    examples_draw(&t->ex, &t->m, &t->data);
+/* dates and seq2seq: the encoder's final states start the decoder, teacher-forced. */
+static recur_status dates_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
+    (void)k;
+    draw_batch(t);
     int N = t->ex.n;
     recur_net_batch enc = {.T = t->ex.T, .N = N, .tokens = t->ex.tok, .lengths = t->ex.len, .hT = t->h,
                            .cT = t->c};
-    recur_net_batch dec = {.T = DATE_ISO_LEN, .N = N, .tokens = t->ex.din, .targets = t->ex.dtgt, .h0 = t->h,
+    recur_net_batch dec = {.T = t->ex.Td, .N = N, .tokens = t->ex.din, .targets = t->ex.dtgt, .h0 = t->h,
                            .c0 = t->c};
     recur_net_grad gdec = {.dh0 = t->dh, .dc0 = t->dc}, genc = {.dhT = t->dh, .dcT = t->dc};
     recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &enc, NULL, NULL);
     if (st == RECUR_OK) st = recur_net_forward(t->m.net[1], RECUR_MODE_TRAINING, &dec, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, RECUR_GRAD_OVERWRITE);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, RECUR_GRAD_OVERWRITE);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[1], &dec, &gdec, gm);
+    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &enc, &genc, gm);
     *tokens = 0;
-    for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + DATE_ISO_LEN;
+    for (int b = 0; b < N; b++) *tokens += t->ex.len[b] + t->ex.Td;
     return st;
 }
 
@@ -307,8 +384,9 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
         st = examples_eval(&t->m, &t->held, vloss, vacc);
     }
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation", st);
-    if (curve_add(&t->val, (double)t->step, *vloss) ||
-        (t->m.r.task != TASK_LM && curve_add(&t->acc, (double)t->step, *vacc))) {
+    /* The histories hold what a checkpoint keeps (floats), so that a resumed run's are the same. */
+    if (curve_add(&t->val, (double)t->step, (float)*vloss) ||
+        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc))) {
         fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
         return -1;
     }
@@ -319,6 +397,7 @@ static void eval_text(const struct trainer *t, double vloss, double vacc, char *
     switch (t->m.r.task) {
     case TASK_LM: snprintf(buf, len, "val loss %.4f (%.3f bits/char)", vloss, vloss / log(2)); break;
     case TASK_CLASSIFY: snprintf(buf, len, "val loss %.4f, held-out accuracy %.4f", vloss, vacc); break;
+    case TASK_GENERATE: snprintf(buf, len, "val loss %.4f (%.3f bits/symbol)", vloss, vloss / log(2)); break;
     default: snprintf(buf, len, "val loss %.4f, held-out exact match %.4f", vloss, vacc);
     }
 }
@@ -328,8 +407,47 @@ static void write_svg(const struct trainer *t) {
     const struct run *r = &t->m.r;
     snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
              r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, optim_names[r->optim], r->lr);
-    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val))
+    if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, task_has_accuracy(r->task) ? &t->acc : NULL))
         fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
+}
+
+/* The mean training loss of steps after+1..upto (NaN when none): the loss
+ * history holds step k at index k - 1. */
+static double train_mean(const struct curve *loss, long long after, long long upto) {
+    double sum = 0;
+    long long n = 0;
+    for (long long k = after; k < upto && k < (long long)loss->n; k++) sum += loss->y[k], n++;
+    return n ? sum / (double)n : NAN;
+}
+
+/* A number for JSON: NaN and Inf are not numbers there. */
+static void json_num(FILE *f, const char *key, double v) {
+    if (isfinite(v)) fprintf(f, ",\"%s\":%.6g", key, v);
+    else fprintf(f, ",\"%s\":null", key);
+}
+
+/* Evaluation i of the histories as a line of metrics.jsonl. */
+static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
+    const struct run *r = &t->m.r;
+    long long step = (long long)t->val.x[i], prev = i ? (long long)t->val.x[i - 1] : 0;
+    fprintf(f, "{\"step\":%lld", step);
+    if (r->task == TASK_LM) fprintf(f, ",\"epoch\":%lld", (step - 1) * r->accum / (long long)t->chunks + 1);
+    json_num(f, "lr", run_lr(r, step > 0 ? step - 1 : 0));
+    json_num(f, "train_loss", train_mean(&t->loss, prev, step));
+    json_num(f, "val_loss", t->val.y[i]);
+    if (task_has_accuracy(r->task) && i < t->acc.n) json_num(f, "accuracy", t->acc.y[i]);
+    fputs("}\n", f);
+}
+
+/* metrics.jsonl: all: written anew from the histories (a resumed run's lines
+ * are then the uninterrupted run's); otherwise the last evaluation appended. */
+static void write_metrics(const struct trainer *t, int all) {
+    FILE *f = fopen(t->metrics, all ? "w" : "a");
+    if (f) {
+        for (size_t i = all ? 0 : t->val.n - 1; i < t->val.n; i++) metrics_line(f, t, i);
+        if (fclose(f) == 0) return;
+    }
+    fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->metrics, strerror(errno));
 }
 
 /* ---- setup ---- */
@@ -396,6 +514,8 @@ static void trainer_free(struct trainer *t) {
     recur_optim_free(t->opt);
     model_free(&t->m);
     if (t->have_corpus) corpus_free(&t->corp);
+    if (t->have_data) dataset_free(&t->ds);
+    free(t->batch);
     free(t->tok), free(t->tgt), free(t->h), free(t->c), free(t->hT), free(t->cT), free(t->dh), free(t->dc);
     examples_free(&t->ex);
     examples_free(&t->held);
@@ -439,6 +559,7 @@ static int take_checkpoint_settings(struct trainer *t, const struct opt *opts, c
  * checkpoint's, then the options given; and the cell checked. -1: go on;
  * otherwise the exit code, after a message.
  */
+#define SAMPLING (TASK_BIT(TASK_LM) | TASK_BIT(TASK_GENERATE)) /* the tasks that sample at the end */
 static int train_settings(struct trainer *t, int argc, char **argv) {
     struct run cli;
     memset(&cli, 0, sizeof cli);
@@ -455,10 +576,9 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     const struct opt more[] = {
         {.name = "--out", .kind = OPT_STRING, .dst = &out},
         {.name = "--resume", .kind = OPT_FLAG, .dst = &t->resume},
-        {.name = "--samples", .kind = OPT_INT, .dst = &t->samples, .lo = 0, .hi = 10000, .tasks = TASK_BIT(TASK_LM)},
-        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &t->temperature, .lo = 0, .hi = 100,
-         .tasks = TASK_BIT(TASK_LM)},
-        {.name = "--top-k", .kind = OPT_INT, .dst = &t->top_k, .lo = 0, .hi = 256, .tasks = TASK_BIT(TASK_LM)},
+        {.name = "--samples", .kind = OPT_INT, .dst = &t->samples, .lo = 0, .hi = 10000, .tasks = SAMPLING},
+        {.name = "--temperature", .kind = OPT_DOUBLE, .dst = &t->temperature, .lo = 0, .hi = 100, .tasks = SAMPLING},
+        {.name = "--top-k", .kind = OPT_INT, .dst = &t->top_k, .lo = 0, .hi = 256, .tasks = SAMPLING},
         {.name = "--quiet", .kind = OPT_FLAG, .dst = &t->quiet},
         {.name = NULL},
     };
@@ -466,10 +586,10 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     int rc = cmd_begin(CMD, argc, argv, opts, usage);
     if (rc >= 0) return rc;
     t->corpus_given = opt_given(opts, "--corpus");
-    if (t->corpus_given) {
-        char real[PATH_MAX];
-        if (realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
-    }
+    t->data_given = opt_given(opts, "--data");
+    char real[PATH_MAX];
+    if (t->corpus_given && realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
+    if (t->data_given && realpath(cli.data, real)) snprintf(cli.data, sizeof cli.data, "%s", real);
 
     int task = opt_given(opts, "--task") ? cli.task : TASK_LM;
     if (!out) snprintf(t->out, sizeof t->out, "runs/%s", task_names[task]);
@@ -477,6 +597,9 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     else snprintf(t->out, sizeof t->out, "%s", out);
     snprintf(t->ckpt, sizeof t->ckpt, "%s/%s", t->out, CHECKPOINT_NAME);
     snprintf(t->svg, sizeof t->svg, "%s/loss.svg", t->out);
+    snprintf(t->best, sizeof t->best, "%s/best.safetensors", t->out);
+    snprintf(t->metrics, sizeof t->metrics, "%s/metrics.jsonl", t->out);
+    t->best_loss = INFINITY;
 
     struct run ckr;
     if (t->resume) {
@@ -497,10 +620,8 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     run_defaults(r, task);
     for (size_t i = 0; i < n_run_settings; i++)
         if (opt_given(opts, run_settings[i].opt.name)) setting_copy(&run_settings[i], r, &cli);
-    if (!t->corpus_given && task == TASK_LM) {
-        char real[PATH_MAX];
-        if (realpath(CORPUS_DEFAULT, real)) snprintf(r->corpus, sizeof r->corpus, "%s", real);
-    }
+    if (!t->corpus_given && task == TASK_LM && realpath(CORPUS_DEFAULT, real))
+        snprintf(r->corpus, sizeof r->corpus, "%s", real);
     if (task == TASK_LM && t->corpus_given && !opt_given(opts, "--shuffle")) r->shuffle = 0;
 
     /* Options that do not belong to the task. */
@@ -510,7 +631,17 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     if (t->resume && take_checkpoint_settings(t, opts, &ckr)) return 1;
 
     /* Combinations. */
-    if ((r->task == TASK_LM || r->task == TASK_DATES) && r->dir != RECUR_DIR_FORWARD)
+    if ((r->task == TASK_SEQ2SEQ || r->task == TASK_GENERATE) && !run_has_data(r))
+        return tool_usage_error(CMD, "--task %s learns from a file: give --data FILE (docs/tasks.md)", task_names[r->task]);
+    static const char *const synthetic[] = {"--alphabet", "--min-len", "--max-len", "--val-size"};
+    for (size_t i = 0; r->task == TASK_CLASSIFY && run_has_data(r) && i < 4; i++)
+        if (opt_given(opts, synthetic[i]))
+            return tool_usage_error(CMD, "%s is an option of the generated classify task, not of --data (whose "
+                                         "held-out share is --val-frac)", synthetic[i]);
+    if (r->task == TASK_CLASSIFY && !run_has_data(r) && opt_given(opts, "--val-frac"))
+        return tool_usage_error(CMD, "--val-frac is for --task classify with --data; the generated task's held-out "
+                                     "set is --val-size");
+    if (r->task != TASK_CLASSIFY && r->dir != RECUR_DIR_FORWARD)
         return tool_usage_error(CMD, "--direction %s: --task %s needs forward", recur_direction_name(r->dir),
                                 task_names[r->task]);
     if (r->task == TASK_CLASSIFY && r->min_len > r->max_len)
@@ -549,16 +680,49 @@ static int open_corpus(struct trainer *t) {
     }
     t->chunks = (t->cl - 1) / (size_t)T;
     if (t->resume) {
-        const char *h = recur_file_meta(t->ck, "recur.corpus_hash");
-        char mine[32];
-        snprintf(mine, sizeof mine, "%016" PRIx64, t->hash);
-        if (!h || strcmp(h, mine)) {
+        if (!meta_hash_is(t->ck, "recur.corpus_hash", t->hash)) {
             fprintf(stderr, "recur %s: checkpoint %s is a different model: the text of corpus %s is not the one "
                             "it was trained on\n", CMD, t->ckpt, r->corpus);
             return -1;
         }
     }
     return 0;
+}
+
+/* --data: the examples and their held-out split, and (--resume) the check that
+ * they are the checkpoint's. -1 after printing. */
+static int open_data(struct trainer *t) {
+    const struct run *r = &t->run;
+    char err[1200];
+    if (dataset_load(r->data, r->task != TASK_SEQ2SEQ, run_seed(r, SEED_HELDOUT), r->val_frac, &t->ds, err,
+                     sizeof err)) {
+        fprintf(stderr, "recur %s: --data %s\n", CMD, err);
+        return -1;
+    }
+    t->have_data = 1;
+    if (t->resume) {
+        if (!meta_hash_is(t->ck, "recur.data_hash", t->ds.hash)) {
+            fprintf(stderr, "recur %s: checkpoint %s is a different model: data %s is not the file it was trained "
+                            "on\n", CMD, t->ckpt, r->data);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --data: the held-out examples into t->held. -1 after printing. */
+static int held_from_data(struct trainer *t) {
+    size_t n = t->ds.n - t->ds.n_train;
+    const struct example **p = calloc(n, sizeof *p);
+    if (!p) {
+        fprintf(stderr, "recur %s: out of memory for %zu held-out examples\n", CMD, n);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) p[i] = &t->ds.ex[t->ds.n_train + i];
+    int rc = examples_from_data(&t->held, &t->m, p, (int)n, NULL);
+    free(p);
+    if (rc) fprintf(stderr, "recur %s: --data %s: the held-out examples do not fit the model\n", CMD, t->run.data);
+    return rc;
 }
 
 /* The host buffers of a step and of the held-out set. -1 after printing. */
@@ -575,8 +739,10 @@ static int alloc_buffers(struct trainer *t) {
         t->tgt = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tgt);
         ok = ok && t->tok && t->tgt;
     } else {
-        ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, r->val_size);
-        if (r->task == TASK_DATES) {
+        int held = t->have_data ? (int)(t->ds.n - t->ds.n_train) : r->val_size;
+        ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, held);
+        if (t->have_data) ok = ok && (t->batch = calloc((size_t)N, sizeof *t->batch));
+        if (task_encdec(r->task)) {
             t->dh = calloc(ns, sizeof(float));
             if (t->m.states == 2) t->dc = calloc(ns, sizeof(float));
             ok = ok && t->dh && (t->m.states < 2 || t->dc);
@@ -600,13 +766,28 @@ static void print_banner(const struct trainer *t) {
         printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
                r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size,
                r->batch, r->bptt, t->chunks);
+    else if (t->have_data && r->task == TASK_SEQ2SEQ)
+        printf("  data %s: %zu training and %zu held-out pairs, %d source and %d target symbols; batch %d\n", r->data,
+               t->ds.n_train, t->ds.n - t->ds.n_train, t->ds.v.size, t->ds.vt.size, r->batch);
+    else if (t->have_data)
+        printf("  data %s: %zu training and %zu held-out examples, %d symbols, %d labels; batch %d\n", r->data,
+               t->ds.n_train, t->ds.n - t->ds.n_train, t->ds.v.size, t->ds.labels.n, r->batch);
     else if (r->task == TASK_CLASSIFY)
         printf("  sequences of %d..%d symbols of %d, label: first == last; batch %d, held-out %d\n", r->min_len,
                r->max_len, r->alphabet, r->batch, r->val_size);
     else
         printf("  dates 1950..2049 in human formats -> ISO 8601; batch %d, held-out %d\n", r->batch, r->val_size);
-    printf("  %s lr %g%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
-           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", r->clip, t->step, r->steps,
+    char sched[128] = "";
+    if (r->warmup) snprintf(sched, sizeof sched, ", warm-up %lld steps", r->warmup);
+    if (r->schedule == SCHEDULE_COSINE) snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", cosine");
+    if (r->schedule == SCHEDULE_STEP)
+        snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", x%g every %lld steps", r->gamma,
+                 r->decay_every);
+    if (r->accum > 1) snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", %d batches a step", r->accum);
+    if (r->patience)
+        snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", patience %d evaluations", r->patience);
+    printf("  %s lr %g%s%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
+           r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", sched, r->clip, t->step, r->steps,
            t->resume ? " (resumed)" : "");
     fflush(stdout);
 }
@@ -621,6 +802,7 @@ static int train_open(struct trainer *t) {
     struct run *r = &t->run;
     if (check_out_dir(t->out) || !(t->ctx = tool_ctx(CMD))) return 1;
     if (r->task == TASK_LM && open_corpus(t)) return 1;
+    if (run_has_data(r) && open_data(t)) return 1;
 
     /* The nets: new, or the checkpoint's. */
     if (t->resume) {
@@ -633,12 +815,26 @@ static int train_open(struct trainer *t) {
                     t->ckpt, r->corpus);
             return 1;
         }
-    } else if (model_build(&t->m, CMD, t->ctx, r, t->have_corpus ? &t->corp.v : NULL)) {
+        const struct vocab *dv = r->task == TASK_SEQ2SEQ ? &t->ds.vt : &t->ds.v;
+        if (t->have_data && (memcmp(&t->m.v, dv, sizeof *dv) || (r->task == TASK_SEQ2SEQ && memcmp(&t->m.vsrc, &t->ds.v, sizeof t->ds.v)) ||
+                             (r->task != TASK_SEQ2SEQ && memcmp(&t->m.labels, &t->ds.labels, sizeof t->ds.labels)))) {
+            fprintf(stderr, "recur %s: checkpoint %s is inconsistent: its vocabulary or labels are not those of data "
+                            "%s\n", CMD, t->ckpt, r->data);
+            return 1;
+        }
+    } else if (model_build(&t->m, CMD, t->ctx, r,
+                           t->have_corpus ? &t->corp.v : r->task == TASK_SEQ2SEQ ? &t->ds.vt : &t->ds.v, &t->ds.v,
+                           &t->ds.labels)) {
         return 1;
     }
     r = &t->m.r;
+    if (t->have_data) { /* the examples' room: the data's longest */
+        t->m.Ta = r->task == TASK_SEQ2SEQ ? t->ds.max_a : t->ds.max_b;
+        t->m.Tb = t->ds.max_b + 1;
+    }
     recur_optim_desc od = {.kind = (recur_optim_kind)r->optim, .lr = (float)r->lr, .momentum = (float)r->momentum,
-                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .clip_norm = (float)r->clip};
+                           .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                           .clip_norm = (float)(r->clip * r->accum) /* on the sum of accum batches' gradients */};
     recur_status st = recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt);
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "creating the optimizer", st), 1;
     if (alloc_buffers(t)) return 1;
@@ -646,7 +842,9 @@ static int train_open(struct trainer *t) {
     if (t->resume && restore(t, t->ck)) return 1;
     recur_file_free(t->ck);
     t->ck = NULL;
-    if (r->task != TASK_LM) {
+    if (t->have_data) {
+        if (held_from_data(t)) return 1;
+    } else if (r->task != TASK_LM) {
         struct rng hr = {run_seed(r, SEED_HELDOUT)};
         examples_draw(&t->held, &t->m, &hr);
     }
@@ -656,6 +854,12 @@ static int train_open(struct trainer *t) {
         printf("recur %s: %s is at step %lld already (--steps %lld): nothing to do\n", CMD, t->ckpt, t->step, r->steps);
         return 0;
     }
+    if (t->resume && r->patience && t->bad_evals >= r->patience) {
+        printf("recur %s: %s stopped early at step %lld already (--patience %d; best: step %lld); a larger "
+               "--patience goes on\n", CMD, t->ckpt, t->step, r->patience, t->best_step);
+        return 0;
+    }
+    write_metrics(t, 1); /* a resumed run's: its checkpoint's evaluations */
     print_banner(t);
     if (r->steps == 0) {
         if (save_checkpoint(t, t->ckpt)) return 1;
@@ -663,6 +867,52 @@ static int train_open(struct trainer *t) {
         return 0;
     }
     return -1;
+}
+
+/* One optimizer step: accum batches' gradients added, the schedule's rate, the
+ * update. *loss: the batches' mean. 0, or 1 after a message. */
+static int train_step(struct trainer *t, double *loss, double *tokens) {
+    const struct run *r = &t->m.r;
+    *loss = 0, *tokens = 0;
+    for (int j = 0; j < r->accum; j++) {
+        long long k = t->step * r->accum + j;
+        recur_grad_mode gm = j ? RECUR_GRAD_ADD : RECUR_GRAD_OVERWRITE;
+        double l = 0, n = 0;
+        recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, &l, &n)
+                        : task_encdec(r->task) ? dates_step(t, k, gm, &l, &n)
+                                               : one_net_step(t, k, gm, &l, &n);
+        if (st != RECUR_OK) return model_fail(&t->m, CMD, "training step", st), 1;
+        *loss += l / r->accum;
+        *tokens += n;
+    }
+    /* The gradients are the sum of accum batches' means: SGD takes lr / accum (the
+     * mean's step); Adam is unchanged by the scale (up to its eps), and the
+     * clipping norm was scaled by accum when the optimizer was made. */
+    double lr = run_lr(r, t->step) / (r->optim == RECUR_OPTIM_SGD ? r->accum : 1), norm = 0;
+    if (recur_optim_set_lr(t->opt, (float)lr) != RECUR_OK) return model_fail(&t->m, CMD, "the learning rate", 0), 1;
+    if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
+        fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
+                        "or --clip\n", CMD, t->step + 1, *loss, norm);
+        return 1;
+    }
+    return 0;
+}
+
+/* After a scheduled evaluation: the best checkpoint and early stopping. 1: stop
+ * (patience run out), 0: go on, -1 after a message. */
+static int track_best(struct trainer *t, struct progress *pg) {
+    const struct run *r = &t->m.r;
+    if (t->vloss < t->best_loss) {
+        t->best_loss = t->vloss;
+        t->best_step = t->step;
+        t->bad_evals = 0;
+        return save_checkpoint(t, t->best) ? -1 : 0;
+    }
+    t->bad_evals++;
+    if (!r->patience || t->bad_evals < r->patience) return 0;
+    progress_note(pg, "early stop at step %lld: the validation loss has not gone below %.4f (step %lld) in %d "
+                      "evaluations", t->step, t->best_loss, t->best_step, t->bad_evals);
+    return 1;
 }
 
 /*
@@ -679,28 +929,18 @@ static int train_loop(struct trainer *t) {
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_sa);
 
+    /* --quiet: no progress line; the validation lines (progress_note) stay */
     struct progress pg;
-    if (!t->quiet) progress_begin(&pg, stderr, r->steps, t->step);
+    progress_begin(&pg, stderr, r->steps, t->step);
     t->t_start = now_seconds();
     t->last_loss = t->vloss = t->vacc = NAN;
     t->first = t->step;
     char line[160];
     int rc = -1;
     while (rc < 0 && t->step < r->steps && !interrupted) {
-        double t0 = now_seconds(), loss = 0, tokens = 0, norm = 0;
-        recur_status st = r->task == TASK_LM ? lm_step(t, &loss, &tokens)
-                        : r->task == TASK_CLASSIFY ? classify_step(t, &loss, &tokens)
-                                                   : dates_step(t, &loss, &tokens);
-        if (st != RECUR_OK) {
-            if (!t->quiet) progress_end(&pg);
-            model_fail(&t->m, CMD, "training step", st);
-            rc = 1;
-            break;
-        }
-        if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
-            if (!t->quiet) progress_end(&pg);
-            fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
-                            "or --clip\n", CMD, t->step + 1, loss, norm);
+        double t0 = now_seconds(), loss = 0, tokens = 0;
+        if (train_step(t, &loss, &tokens)) {
+            progress_end(&pg);
             rc = 1;
             break;
         }
@@ -708,27 +948,35 @@ static int train_loop(struct trainer *t) {
         t->train_s += now_seconds() - t0;
         t->tokens += tokens;
         t->last_loss = loss;
-        if (curve_add(&t->loss, (double)t->step, loss)) {
+        if (curve_add(&t->loss, (double)t->step, (float)loss)) {
             fprintf(stderr, "recur %s: out of memory for the loss history (%lld steps)\n", CMD, t->step);
             rc = 1;
             break;
         }
-        int epoch = r->task == TASK_LM ? (int)((t->step - 1) / (long long)t->chunks) + 1 : 1;
+        /* lm: epochs of the training text; classify and dates draw fresh examples and have none */
+        int epoch = r->task == TASK_LM ? (int)((t->step - 1) * r->accum / (long long)t->chunks) + 1 : 0;
         if (!t->quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
         if (t->step % r->eval_every == 0) {
+            long long since = t->val.n ? (long long)t->val.x[t->val.n - 1] : 0;
             if (evaluate(t, &t->vloss, &t->vacc)) {
                 rc = 1;
                 break;
             }
             t->val_final = 0;
             eval_text(t, t->vloss, t->vacc, line, sizeof line);
-            if (!t->quiet) progress_note(&pg, "step %lld: train loss %.4f, %s", t->step, loss, line);
+            progress_note(&pg, "step %lld: train loss %.4f (mean since step %lld), %s", t->step,
+                          train_mean(&t->loss, since, t->step), since, line);
             write_svg(t);
+            write_metrics(t, 0);
+            int stop = track_best(t, &pg);
+            if (stop < 0) rc = 1;
+            if (stop > 0) break;
         }
-        if (t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted && save_checkpoint(t, t->ckpt))
+        if (rc < 0 && t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted &&
+            save_checkpoint(t, t->ckpt))
             rc = 1;
     }
-    if (!t->quiet && rc < 0) progress_end(&pg);
+    if (rc < 0) progress_end(&pg);
     sigaction(SIGINT, &old_sa, NULL);
     if (rc < 0 && interrupted) {
         write_svg(t);
@@ -745,18 +993,27 @@ static int train_loop(struct trainer *t) {
 static int train_finish(struct trainer *t) {
     const struct run *r = &t->m.r;
     if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
+        /* an evaluation off the schedule: its line on stderr, as the run's were */
         if (evaluate(t, &t->vloss, &t->vacc)) return 1;
         t->val_final = 1;
+        write_metrics(t, 0);
+        char line[160];
+        eval_text(t, t->vloss, t->vacc, line, sizeof line);
+        long long since = t->val.n > 1 ? (long long)t->val.x[t->val.n - 2] : 0;
+        fprintf(stderr, "step %lld: train loss %.4f (mean since step %lld), %s\n", t->step,
+                train_mean(&t->loss, since, t->step), since, line);
+        fflush(stderr);
     }
     write_svg(t);
     if (save_checkpoint(t, t->ckpt)) return 1;
-    char line[160], dur[64];
-    eval_text(t, t->vloss, t->vacc, line, sizeof line);
+    char dur[64];
     fmt_duration(now_seconds() - t->t_start, dur, sizeof dur);
-    printf("step %lld: train loss %.4f, %s\n", t->step, t->last_loss, line);
+    /* the summary, the paths and the samples on stdout */
     printf("%lld steps in %s, %.0f tokens/s\n", t->step - t->first, dur,
            t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
-    printf("loss curve: %s\ncheckpoint: %s\n", t->svg, t->ckpt);
+    printf("loss curve: %s\nmetrics: %s\ncheckpoint: %s\n", t->svg, t->metrics, t->ckpt);
+    if (isfinite(t->best_loss))
+        printf("best: %s (step %lld, validation loss %.4f)\n", t->best, t->best_step, t->best_loss);
     if (r->task == TASK_LM && t->samples > 0) {
         printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
         struct rng sr = {run_seed(r, SEED_SAMPLE)};
@@ -774,6 +1031,22 @@ static int train_finish(struct trainer *t) {
             examples_free(&few);
         }
         free(got);
+    } else if (r->task == TASK_SEQ2SEQ) { /* the first few held-out pairs */
+        size_t n = t->ds.n - t->ds.n_train;
+        printf("held-out examples (greedy):\n");
+        fflush(stdout);
+        if (data_decode_print(&t->m, CMD, t->ds.ex + t->ds.n_train, n < 5 ? (int)n : 5, t->m.Tb, 0, 0, NULL, stdout))
+            return 1;
+    } else if (r->task == TASK_GENERATE && t->samples > 0) { /* the labels in turn */
+        struct example *ex = calloc((size_t)t->samples, sizeof *ex);
+        if (!ex) return 1;
+        for (int i = 0; i < t->samples; i++) ex[i].a = t->m.labels.name[i % t->m.labels.n];
+        printf("samples (temperature %g%s):\n", t->temperature, t->top_k ? ", top-k" : "");
+        fflush(stdout);
+        struct rng sr = {run_seed(r, SEED_SAMPLE)};
+        int rc = data_decode_print(&t->m, CMD, ex, t->samples, t->m.Tb, t->temperature, t->top_k, &sr, stdout);
+        free(ex);
+        if (rc) return 1;
     }
     return 0;
 }

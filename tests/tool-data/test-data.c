@@ -771,7 +771,7 @@ TestSuite(svg, .init = make_tmpdir, .fini = remove_tmpdir);
 static char *svg_of(const struct curve *t, const struct curve *v, const char *title) {
     char path[600];
     snprintf(path, sizeof path, "%s/loss.svg", tmpdir);
-    cr_assert_eq(svg_loss_curve(path, title, t, v), 0, "svg_loss_curve: %s", strerror(errno));
+    cr_assert_eq(svg_loss_curve(path, title, t, v, NULL), 0, "svg_loss_curve: %s", strerror(errno));
     char *s = read_all(path, NULL);
     cr_assert(strstr(s, "<svg"), "no <svg");
     cr_assert(strstr(s, "</svg>"), "no </svg>");
@@ -846,6 +846,43 @@ Test(svg, thousand_points_and_validation_markers) {
     curve_free(&v);
 }
 
+/* The y tick labels ("<text ... text-anchor=\"end\">2.5</text>"): the largest. */
+static double top_tick(const char *s) {
+    double top = -INFINITY;
+    for (const char *p = s; (p = strstr(p, "text-anchor=\"end\">")) != NULL; p++) {
+        double y = strtod(p + 18, NULL);
+        if (y > top) top = y;
+    }
+    return top;
+}
+
+Test(svg, the_unit_the_start_spike_and_accuracy) {
+    struct curve t = {0}, v = {0}, a = {0};
+    cr_assert_eq(curve_add(&t, 1, 40.0), 0); /* the first step's spike */
+    for (int i = 2; i <= 400; i++) cr_assert_eq(curve_add(&t, i, 2.0 - i / 400.0), 0);
+    for (int i = 100; i <= 400; i += 100) {
+        cr_assert_eq(curve_add(&v, i, 2.1 - i / 400.0), 0);
+        cr_assert_eq(curve_add(&a, i, i / 500.0), 0);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/loss.svg", tmpdir);
+    cr_assert_eq(svg_loss_curve(path, "spike", &t, &v, &a), 0);
+    char *s = read_all(path, NULL);
+    cr_assert(strstr(s, "nats per symbol"), "the loss's unit is not stated");
+    cr_assert_lt(top_tick(s), 3, "the spike sets the range: top tick %g", top_tick(s));
+    cr_assert(strstr(s, "leaves out the first 5% of the steps"), "the cut is not said");
+    cr_assert(strstr(s, "held-out accuracy"), "no accuracy axis");
+    cr_assert_eq(polyline_points(s, 2), 4, "the accuracy curve");
+    free(s);
+    /* without a spike nothing is cut, and nothing said */
+    cr_assert_eq(svg_loss_curve(path, "calm", &v, NULL, NULL), 0);
+    s = read_all(path, NULL);
+    cr_assert_null(strstr(s, "leaves out"));
+    cr_assert_null(strstr(s, "accuracy"));
+    free(s);
+    curve_free(&t), curve_free(&v), curve_free(&a);
+}
+
 Test(svg, decimated) {
     struct curve t = {0};
     for (int i = 0; i < 100000; i++) cr_assert_eq(curve_add(&t, i, 1.0 / (1 + i)), 0);
@@ -897,7 +934,7 @@ Test(svg, unwritable_path) {
     char path[600];
     snprintf(path, sizeof path, "%s/no-such-folder/loss.svg", tmpdir);
     errno = 0;
-    cr_assert_eq(svg_loss_curve(path, "x", &t, NULL), -1);
+    cr_assert_eq(svg_loss_curve(path, "x", &t, NULL, NULL), -1);
     cr_assert_eq(errno, ENOENT);
     curve_free(&t);
 }
@@ -939,8 +976,9 @@ Test(progress, plain_lines_in_a_log) {
     free(t2);
     /* the first and the last step only: the 5 s did not pass */
     cr_assert_eq(count_char(t, '\n'), 3, "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 1 step 1/10 loss 1.900 48.2k tok/s ETA "), "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 1 step 10/10 loss 1.000 48.2k tok/s ETA 0s\n"), "output:\n%s", t);
+    cr_assert(strstr(t, "epoch 1  step 1/10  loss 1.900  48.2k tok/s  ETA "), "output:\n%s", t);
+    /* the mean of the steps since the last line (2..10: 1.8 down to 1.0), not the last step's 1.0 */
+    cr_assert(strstr(t, "epoch 1  step 10/10  loss 1.400  48.2k tok/s  ETA 0s\n"), "output:\n%s", t);
     cr_assert(strstr(t, "saved model.safetensors\n"), "output:\n%s", t);
     cr_assert_null(strchr(t, '\r'));
     cr_assert_null(strchr(t, '\033'));
@@ -957,7 +995,7 @@ Test(progress, every_line_and_a_resumed_run) {
     progress_end(&p);
     char *t = file_text(f);
     cr_assert_eq(count_char(t, '\n'), 10, "output:\n%s", t);
-    cr_assert(strstr(t, "epoch 3 step 11/20 loss 0.500 1.5M tok/s ETA"), "output:\n%s", t);
+    cr_assert(strstr(t, "epoch 3  step 11/20  loss 0.500  1.5M tok/s  ETA"), "output:\n%s", t);
     cr_assert_eq(count_str(t, "step"), 10);
     cr_assert_eq(count_str(t, "loss"), 10);
     free(t);
@@ -970,9 +1008,11 @@ Test(progress, eta_from_the_rate) {
     progress_begin(&p, f, 1000, 100);
     p.t0 -= 30; /* 30 s ago */
     /* 100 steps in 30 s, 800 left: 240 s */
-    progress_update(&p, 1, 200, 1.25, 900);
+    progress_update(&p, 0, 200, 1.25, 900);
     char *t = file_text(f);
-    cr_assert(strstr(t, "step 200/1000 loss 1.250 900 tok/s ETA 4m00s\n"), "output:\n%s", t);
+    /* epoch 0: a task without epochs (classify, dates) says only the step */
+    cr_assert(strstr(t, "step 200/1000  loss 1.250  900 tok/s  ETA 4m00s\n"), "output:\n%s", t);
+    cr_assert_null(strstr(t, "epoch"), "output:\n%s", t);
     free(t);
     fclose(f);
     cr_assert(now_seconds() > 0);
@@ -1016,4 +1056,144 @@ Test(progress, a_bar_on_a_terminal) {
         else if (++col > widest) widest = col;
     }
     cr_assert_lt(widest, 100);
+}
+
+/* ---- a file of examples (--data) ---- */
+
+TestSuite(dataset, .init = make_tmpdir, .fini = remove_tmpdir);
+
+Test(dataset, labeled_split_labels_and_vocabulary) {
+    const char *p = tmp_text("d.tsv", "odd\tone\r\neven\ttwo\n\nodd\tthree\neven\tfour\nodd\tfive\n");
+    struct dataset d;
+    char err[512];
+    cr_assert_eq(dataset_load(p, 1, 7, 0.4, &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(d.n, 5, "the blank line is not an example");
+    cr_assert_eq(d.n_train, 3, "0.4 of 5 held out");
+    cr_assert_eq(d.labels.n, 2);
+    cr_assert_str_eq(d.labels.name[0], "even");
+    cr_assert_str_eq(d.labels.name[1], "odd");
+    int seen[6] = {0};
+    for (size_t i = 0; i < d.n; i++) {
+        const struct example *e = &d.ex[i];
+        cr_assert_eq(e->label, !strcmp(e->a, "odd"));
+        cr_assert_eq((int)strlen(e->b), e->lb, "'%s' (a CR left at the end?)", e->b);
+        cr_assert(e->line >= 1 && e->line <= 6 && e->line != 3);
+        seen[e->line - 1]++;
+    }
+    cr_assert_eq(seen[0] + seen[1] + seen[3] + seen[4] + seen[5], 5, "each line once");
+    cr_assert_eq(d.max_b, 5); /* three */
+    /* the vocabulary: the sequences' bytes only, not the labels' */
+    cr_assert_geq(d.v.id['w'], 0);
+    cr_assert_eq(d.v.id['d'], -1, "a label's byte in the vocabulary");
+    uint64_t h = d.hash;
+    dataset_free(&d);
+    /* the same seed splits alike; another does not (in general) */
+    cr_assert_eq(dataset_load(p, 1, 7, 0.4, &d, err, sizeof err), 0);
+    cr_assert_eq(d.hash, h);
+    dataset_free(&d);
+}
+
+Test(dataset, pairs) {
+    const char *p = tmp_text("p.tsv", "one\t1\ntwenty\t20\nthree\t3\n");
+    struct dataset d;
+    char err[512];
+    cr_assert_eq(dataset_load(p, 0, 1, 0.1, &d, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(d.n_train, 2, "at least one held out");
+    cr_assert_eq(d.labels.n, 0);
+    cr_assert_eq(d.max_a, 6);
+    cr_assert_eq(d.max_b, 2);
+    cr_assert_eq(d.vt.size, 4, "the targets' bytes 0 1 2 3");
+    cr_assert_eq(d.v.id['1'], -1, "a target's byte among the sources'");
+    dataset_free(&d);
+}
+
+Test(dataset, bad_lines_named) {
+    static const struct {
+        const char *text, *want;
+        int labeled;
+    } bad[] = {
+        {"a\tx\nb x\n", ":2: no tab (expected LABEL<TAB>SEQUENCE)", 1},
+        {"a\tx\nb x\n", ":2: no tab (expected SOURCE<TAB>TARGET)", 0},
+        {"a\tx\tz\n", ":1: more than one tab", 1},
+        {"a\tx\n\tx\n", ":2: an empty label", 1},
+        {"a\tx\nb\t\n", ":2: an empty sequence", 1},
+        {"a\tx\n\tx\n", ":2: an empty source", 0},
+        {"a\tx\n\xff\tx\n", ":2: not valid UTF-8", 1},
+        {"a\tx\n", ": 1 example; at least 2", 1},
+        {"a\tx\na\ty\n", ": every example has the label 'a'", 1},
+        {"", ": 0 examples", 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = tmp_text("bad.tsv", bad[i].text);
+        struct dataset d;
+        char err[512];
+        cr_assert_eq(dataset_load(p, bad[i].labeled, 1, 0.1, &d, err, sizeof err), -1, "case %zu", i);
+        cr_assert(strstr(err, p) && strstr(err, bad[i].want), "case %zu: '%s' lacks '%s'", i, err, bad[i].want);
+        cr_assert_null(d.ex);
+    }
+    /* a NUL byte, a field too long, a label too long */
+    const char *p = tmp_file("nul.tsv", "a\tx\nb\tx\0y\n", 11);
+    struct dataset d;
+    char err[512], line[2100];
+    cr_assert_eq(dataset_load(p, 1, 1, 0.1, &d, err, sizeof err), -1);
+    cr_assert(strstr(err, ":2: a NUL byte"), "%s", err);
+    memset(line, 'x', sizeof line);
+    memcpy(line, "a\tx\nb\t", 6);
+    snprintf(line + 6 + DATA_FIELD_MAX + 1, 8, "\n");
+    p = tmp_text("long.tsv", line);
+    cr_assert_eq(dataset_load(p, 1, 1, 0.1, &d, err, sizeof err), -1);
+    cr_assert(strstr(err, ":2: a sequence of 1001 bytes (at most 1000)"), "%s", err);
+    memset(line, 'l', DATA_LABEL_MAX + 1);
+    snprintf(line + DATA_LABEL_MAX + 1, 16, "\tx\nb\ty\n");
+    p = tmp_text("label.tsv", line);
+    cr_assert_eq(dataset_load(p, 1, 1, 0.1, &d, err, sizeof err), -1);
+    cr_assert(strstr(err, ":1: a label of 64 bytes (at most 63)"), "%s", err);
+    /* not a regular file */
+    cr_assert_eq(dataset_load("/dev/null", 1, 1, 0.1, &d, err, sizeof err), -1);
+    cr_assert(strstr(err, "/dev/null: not a regular file"), "%s", err);
+}
+
+Test(dataset, too_many_labels) {
+    size_t cap = (DATA_LABELS_MAX + 1) * 16;
+    char *s = malloc(cap), *q = s;
+    for (int i = 0; i <= DATA_LABELS_MAX; i++) q += sprintf(q, "l%d\tx\n", i);
+    const char *p = tmp_text("many.tsv", s);
+    struct dataset d;
+    char err[512];
+    cr_assert_eq(dataset_load(p, 1, 1, 0.1, &d, err, sizeof err), -1);
+    cr_assert(strstr(err, "more than 256 distinct labels"), "%s", err);
+    free(s);
+}
+
+Test(dataset, labels_hex_round_trip_and_malformed) {
+    struct labels *l = calloc(1, sizeof *l), *m = calloc(1, sizeof *m);
+    l->n = 3;
+    strcpy(l->name[0], "even");
+    strcpy(l->name[1], "odd");
+    strcpy(l->name[2], "\xc3\xa9t\xc3\xa9");
+    char *hex = labels_to_hex(l);
+    cr_assert_str_eq(hex, "6576656e0a6f64640a" "c3a974c3a90a");
+    cr_assert_eq(labels_from_hex(hex, m), 0);
+    cr_assert_eq(memcmp(l, m, sizeof *l), 0);
+    free(hex);
+    static const char *const bad[] = {
+        "",                           /* empty */
+        "6576656e0a",                 /* one label */
+        "6576656e0a6f6464",           /* no newline at the end */
+        "6576656e0a6576656e0a",       /* twice */
+        "6f64640a6576656e0a",         /* out of order */
+        "0a6576656e0a",               /* an empty name */
+        "65760065",                   /* a NUL */
+        "6576090a6f64640a",           /* a tab */
+        "6576656e0a6f64640",          /* odd length */
+        "6576656e0a6f64zz0a",         /* not hex */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(labels_from_hex(bad[i], m), -1, "'%s' accepted", bad[i]);
+    /* a name over DATA_LABEL_MAX */
+    char longhex[2 * (DATA_LABEL_MAX + 2) + 16] = "";
+    for (int i = 0; i <= DATA_LABEL_MAX; i++) strcat(longhex, "61");
+    strcat(longhex, "0a620a");
+    cr_assert_eq(labels_from_hex(longhex, m), -1);
+    free(l), free(m);
 }

@@ -51,6 +51,36 @@ atleast() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'
 }
 
+# held_out KEY MIN: the last "KEY X" of training's output ($out) is at least MIN, and
+# recur eval of a/checkpoint.safetensors says the same X
+held_out() {
+    ho=$(value "$out" "$1")
+    echo "held-out $1 $ho (threshold $2)"
+    atleast "$ho" "$2" || fail "$1 $ho"
+    run eval --model a/$ck
+    [ "$(value "$out" "$1")" = "$ho" ] || fail "recur eval disagrees"
+}
+# interrupt SECONDS ARGS...: recur ARGS in the background, Ctrl-C (SIGINT) SECONDS after
+# its banner; it must exit 130. Its output in the file log.
+interrupt() {
+    in_wait=$1
+    shift
+    "$recur" "$@" > log 2>&1 &
+    pid=$!
+    i=0
+    until grep -q 'steps 0 ->' log; do
+        sleep 0.1
+        i=$((i + 1))
+        [ $i -lt 600 ] || { kill $pid; fail "training did not start"; }
+    done
+    sleep "$in_wait"
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    cat log
+    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+}
+
 # set_meta FILE KEY VALUE [KEY VALUE...]: FILE (safetensors) with its metadata
 # "KEY" set to VALUE, rewritten in place: a crafted checkpoint.
 set_meta() {
@@ -83,6 +113,7 @@ meta() {
 }
 
 words=$data/words.txt
+examples=$data/../../examples/data
 tiny="--corpus $words --hidden 32 --embed 16 --batch 8 --bptt 16 --quiet --samples 0"
 ck=checkpoint.safetensors
 
@@ -278,11 +309,7 @@ quality-classify)
     # many-to-one: remembering the first symbol over up to 8 steps
     run train --task classify --cell gru --hidden 32 --embed 8 --alphabet 4 --min-len 3 --max-len 8 --batch 32 --steps 300 \
         --lr 0.01 --val-size 400 --eval-every 100 --quiet --out a
-    acc=$(value "$out" "accuracy")
-    echo "held-out accuracy $acc (threshold 0.9; chance 0.5)"
-    atleast "$acc" 0.9 || fail "accuracy $acc"
-    run eval --model a/$ck
-    [ "$(value "$out" accuracy)" = "$acc" ] || fail "recur eval disagrees"
+    held_out accuracy 0.9
     run sample --model a/$ck --input "2 1 3 0 2"
     case "$out" in "class "*) ;; *) fail "no class printed" ;; esac
     expect 2 "--input" sample --model a/$ck --input "0 9"
@@ -299,26 +326,243 @@ quality-dates)
     run eval --model a/$ck --size 100 --seed 5
     ;;
 sigint)
-    "$recur" train $tiny --steps 100000000 --eval-every 100000000 --checkpoint-every 100000000 --out s \
-        > log 2>&1 &
-    pid=$!
-    i=0
-    until grep -q 'steps 0 ->' log; do
-        sleep 0.2
-        i=$((i + 1))
-        [ $i -lt 300 ] || { kill $pid; fail "training did not start"; }
-    done
-    sleep 1
-    kill -INT $pid
-    wait $pid
-    rc=$?
-    cat log
-    [ $rc -eq 130 ] || fail "exit status $rc, expected 130"
+    interrupt 1 train $tiny --steps 100000000 --eval-every 100000000 --checkpoint-every 100000000 --out s
     grep -q "resume with: recur train --resume --out s" log || fail "no resume hint"
     grep -q "s/$ck" log || fail "the checkpoint's path is not printed"
     run sample --model s/$ck --n 2
     step=$(sed -n 's/.*interrupted at step \([0-9]*\).*/\1/p' log)
     run train --resume --out s --steps $((step + 3)) --quiet --samples 0
+    ;;
+# ---- issue 12: what a new user sees ----
+devices)
+    # columns as wide as their longest entry (a 49-byte PoCL name broke them), RECUR_DEVICE unset said so
+    out=$(env -u RECUR_DEVICE "$recur" devices) || fail "recur devices exited $?"
+    printf '%s\n' "$out"
+    case "$out" in *"chosen now (RECUR_DEVICE unset): "*) ;; *) fail "does not say RECUR_DEVICE is unset" ;; esac
+    printf '%s\n' "$out" | awk '
+        NR == 1 { b = index($0, "BACKEND"); n = index($0, "NAME"); d = index($0, "DETAIL"); next }
+        /^$/ { exit }
+        { if (substr($0, b - 2, 2) != "  " || substr($0, n - 2, 2) != "  " || substr($0, d - 2, 2) != "  " ||
+              substr($0, b, 1) == " " || substr($0, d, 1) == " ") { print "misaligned: " $0; bad = 1 } }
+        END { exit bad }' || fail "the columns are not aligned"
+    out=$(RECUR_DEVICE=cpu "$recur" devices) || fail "recur devices exited $?"
+    case "$out" in *"chosen now (RECUR_DEVICE=cpu): cpu"*) ;; *) fail "RECUR_DEVICE=cpu not said" ;; esac
+    ;;
+progress)
+    # classify has no epochs: step/steps; the loss a running mean; validation on stderr, paths on stdout
+    args="--task classify --hidden 8 --embed 4 --batch 4 --val-size 8 --steps 30 --eval-every 10 --out c"
+    "$recur" train $args > out.txt 2> err.txt || fail "train exited $?"
+    cat out.txt err.txt
+    grep -q epoch err.txt && fail "classify says epoch"
+    grep -q '^step 1/30  loss ' err.txt || fail "no 'step 1/30' progress line"
+    grep -q 'train loss [0-9.]* (mean since step 10), val loss' err.txt || fail "no validation line on stderr"
+    grep -q '^step.*val loss' out.txt && fail "a validation line on stdout"
+    grep -q '^checkpoint: c/checkpoint.safetensors' out.txt || fail "the checkpoint's path is not on stdout"
+    # --quiet hides the progress line only
+    "$recur" train $args --quiet > out.txt 2> err.txt || fail "train --quiet exited $?"
+    grep -q 'tok/s' err.txt && fail "--quiet printed progress"
+    [ "$(grep -c 'val loss' err.txt)" -eq 3 ] || fail "--quiet hid the validation lines"
+    # lm has epochs
+    "$recur" train --corpus "$words" --hidden 32 --embed 16 --batch 8 --bptt 16 --samples 0 --steps 3 --out l \
+        > out.txt 2> err.txt || fail "lm exited $?"
+    grep -q '^epoch 1  step 1/3' err.txt || fail "lm: no epoch"
+    # the picture: the loss's unit, classify's accuracy on its own axis
+    grep -q 'nats per symbol' c/loss.svg || fail "loss.svg does not say the unit"
+    grep -q 'held-out accuracy' c/loss.svg || fail "classify's loss.svg has no accuracy"
+    grep -q 'held-out accuracy' l/loss.svg && fail "lm's loss.svg has an accuracy"
+    ;;
+version)
+    run --version
+    v=$out
+    printf '%s\n' "$v" | grep -qx 'recur [0-9]*\.[0-9]*\.[0-9]*' || fail "not 'recur X.Y.Z'"
+    run version
+    [ "$out" = "$v" ] || fail "recur version and recur --version differ"
+    ;;
+
+# ---- training conveniences ----
+schedule)
+    # warm-up then step: the rate of each evaluation's last step in metrics.jsonl
+    run train --task classify --hidden 8 --embed 4 --batch 4 --val-size 8 --steps 40 --eval-every 10 --quiet \
+        --lr 0.01 --warmup 10 --lr-schedule step --lr-decay-every 10 --lr-gamma 0.5 --out s
+    cat s/metrics.jsonl
+    [ "$(wc -l < s/metrics.jsonl)" -eq 4 ] || fail "expected 4 lines of metrics"
+    lrs=$(sed 's/.*"lr":\([^,]*\),.*/\1/' s/metrics.jsonl | tr '\n' ' ')
+    [ "$lrs" = "0.01 0.01 0.005 0.0025 " ] || fail "lr by evaluation: $lrs"
+    grep -q '"step":10,"lr":0.01,"train_loss":[0-9.e-]*,"val_loss":[0-9.e-]*,"accuracy":' s/metrics.jsonl ||
+        fail "a metrics line lacks a field"
+    # cosine: down to a hundredth at --steps; warm-up starts at lr/warmup
+    run train --task classify --hidden 8 --embed 4 --batch 4 --val-size 8 --steps 40 --eval-every 1 --quiet \
+        --lr 0.01 --warmup 4 --lr-schedule cosine --out c
+    [ "$(sed -n 1p c/metrics.jsonl | sed 's/.*"lr":\([^,]*\),.*/\1/')" = 0.0025 ] || fail "warm-up's first rate"
+    last=$(tail -n 1 c/metrics.jsonl | sed 's/.*"lr":\([^,]*\),.*/\1/')
+    below "$last" 0.0002 || fail "cosine ends at $last"
+    atleast "$last" 0.0001 || fail "cosine ends at $last, below lr/100"
+    ;;
+resume-equal-conveniences)
+    # the schedule's position, the best loss, the patience count and accumulation resume exactly
+    args="--task classify --hidden 16 --embed 8 --batch 8 --val-size 50 --eval-every 10 --checkpoint-every 25 --quiet
+          --lr-schedule step --lr-decay-every 20 --warmup 15 --accum 2 --patience 50 --lr 0.01"
+    run train $args --steps 40 --out a
+    run train --resume --out a --steps 80 --quiet
+    run train $args --steps 80 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    # (the best checkpoint of a's first run says --steps 40: compare its step)
+    [ "$(meta a/best.safetensors recur.step)" = "$(meta b/best.safetensors recur.step)" ] || fail "the best steps differ"
+    cmp a/metrics.jsonl b/metrics.jsonl || fail "the metrics differ"
+    [ "$(meta b/$ck recur.accum)" = 2 ] || fail "recur.accum not kept"
+    # cosine follows --steps: a run interrupted (Ctrl-C) and resumed to the same --steps is the whole run
+    args="--task classify --hidden 8 --embed 4 --batch 4 --val-size 20 --eval-every 50 --quiet --lr-schedule cosine
+          --warmup 100 --accum 2 --patience 50 --steps 20000"
+    interrupt 0.3 train $args --out c
+    echo "interrupted at step $(meta c/$ck recur.step)"
+    run train --resume --out c --quiet
+    run train $args --out d
+    cmp c/$ck d/$ck || fail "cosine: resumed and uninterrupted checkpoints differ"
+    cmp c/metrics.jsonl d/metrics.jsonl || fail "cosine: the metrics differ"
+    cmp c/best.safetensors d/best.safetensors || fail "cosine: the best checkpoints differ"
+    ;;
+accum)
+    # SGD over two batches of 4 a step is the step of their mean: not one batch of 4, and clipped alike
+    base="--task classify --hidden 8 --embed 4 --val-size 8 --steps 5 --quiet --optim sgd --lr 0.5 --seed 3"
+    run train $base --batch 4 --accum 2 --out a
+    case "$out" in *"2 batches a step"*) ;; *) fail "the banner does not say 2 batches a step" ;; esac
+    run eval --model a/$ck
+    la=$(value "$out" loss)
+    run train $base --batch 4 --out b
+    run eval --model b/$ck
+    lb=$(value "$out" loss)
+    [ "$la" != "$lb" ] || fail "--accum 2 changed nothing"
+    expect 2 "--accum" train --accum 0 --out x
+    ;;
+early-stop)
+    # a rate too small to move a float32 weight: the validation loss never improves
+    run train --task classify --hidden 8 --embed 4 --batch 4 --val-size 8 --steps 100 --eval-every 10 \
+        --optim sgd --lr 1e-30 --patience 2 --quiet --out e
+    case "$out" in *"early stop at step 30"*) ;; *) fail "no early stop at step 30" ;; esac
+    [ "$(meta e/$ck recur.step)" = 30 ] || fail "the checkpoint is at step $(meta e/$ck recur.step)"
+    [ "$(meta e/best.safetensors recur.step)" = 10 ] || fail "the best checkpoint is not step 10's"
+    [ "$(meta e/$ck recur.bad_evals)" = 2 ] || fail "recur.bad_evals $(meta e/$ck recur.bad_evals)"
+    run train --resume --out e --quiet
+    case "$out" in *"stopped early at step 30 already"*) ;; *) fail "resumed after the stop" ;; esac
+    run train --resume --out e --patience 3 --quiet
+    [ "$(meta e/$ck recur.step)" = 40 ] || fail "a larger --patience did not go on to step 40"
+    # a crafted patience counter is refused
+    set_meta e/$ck recur.bad_evals -1
+    expect 1 "recur.bad_evals '-1'" train --resume --out e --patience 9 --quiet
+    ;;
+
+# ---- the user's own data (examples/data) ----
+data-errors)
+    # TASK|FILE'S TEXT (printf)|what the message says after "bad.tsv"
+    while IFS='|' read -r task text said; do
+        printf "$text" > bad.tsv
+        expect 1 "bad.tsv$said" train --task $task --data bad.tsv --out o
+    done <<'LINES'
+classify|even\tone\nodd\n|:2: no tab (expected LABEL<TAB>SEQUENCE)
+classify|a\tb\tc\nb\tx\n|:1: more than one tab
+generate|a\tx\n\tx\n|:2: an empty label
+seq2seq|one\t1\ntwo\t\n|:2: an empty target
+classify|a\tx\na\ty\n|: every example has the label 'a'
+classify|a\tx\nb\t\377\n|:2: not valid UTF-8
+LINES
+    mkfifo fifo
+    expect 1 "fifo: not a regular file (a FIFO)" train --task classify --data fifo --out o
+    truncate -s 65M big.tsv
+    expect 1 "big.tsv: 68157440 bytes, over the limit of 64 MiB" train --task classify --data big.tsv --out o
+    expect 1 "$work/nosuch.tsv" train --task classify --data "$work/nosuch.tsv" --out o
+    # seq2seq and generate need a file; the generated classify task's options are not --data's
+    expect 2 "--task seq2seq learns from a file" train --task seq2seq --out o
+    expect 2 "--alphabet is an option of the generated classify task" \
+        train --task classify --data "$examples/parity.tsv" --alphabet 4 --out o
+    expect 2 "--val-frac is for --task classify with --data" train --task classify --val-frac 0.2 --out o
+    [ -e o/$ck ] && fail "a checkpoint was written"
+    # labels in a checkpoint are input too ("even", "odd", "odd": not in increasing order)
+    run train --task classify --data "$examples/parity.tsv" --hidden 8 --embed 4 --steps 0 --out c
+    set_meta c/$ck recur.labels 6576656e0a6f64640a6f64640a
+    expect 1 "metadata 'recur.labels' is malformed" sample --model c/$ck --input one
+    ;;
+data-classify)
+    # many-to-one from a file: the parity of a number in words (examples/data/parity.tsv)
+    run train --task classify --data "$examples/parity.tsv" --val-frac 0.2 --hidden 32 --embed 16 --steps 150 \
+        --eval-every 50 --quiet --out a
+    held_out accuracy 0.95
+    run eval --model a/$ck --data "$examples/parity.tsv"
+    case "$out" in *"/1000 examples of --data"*) ;; *) fail "eval --data did not read the 1000 examples" ;; esac
+    run sample --model a/$ck --input "three hundred seventy-one"
+    [ "${out%% *}" = odd ] || fail "371 is not odd: $out"
+    run sample --model a/$ck --input "forty-two"
+    [ "${out%% *}" = even ] || fail "42 is not even: $out"
+    expect 1 "the byte 0x58 ('X') is not in the model's vocabulary" sample --model a/$ck --input "X"
+    expect 2 "--input TEXT is required" sample --model a/$ck
+    ;;
+data-seq2seq)
+    # encoder-decoder from a file: numbers in words to digits (examples/data/numbers.tsv), reduced
+    run train --task seq2seq --data "$examples/numbers.tsv" --val-frac 0.1 --hidden 64 --embed 16 --batch 32 \
+        --steps 400 --lr 0.01 --eval-every 200 --quiet --out a
+    em=$(value "$out" "exact match")
+    echo "held-out exact match $em (threshold 0.5)"
+    atleast "$em" 0.5 || fail "exact match $em"
+    run eval --model a/$ck
+    [ "$(value "$out" "exact match")" = "$em" ] || fail "recur eval disagrees"
+    run sample --model a/$ck --input "six hundred five"
+    printf '%s\n' "$out" | tail -n 1 | grep -qx '[0-9]*' || fail "not digits: $out"
+    ;;
+data-generate)
+    # one-to-many: a number in words from its hundreds digit (examples/data/hundreds.tsv)
+    run train --task generate --data "$examples/hundreds.tsv" --val-frac 0.1 --hidden 64 --embed 16 --steps 300 \
+        --lr 0.01 --eval-every 100 --samples 4 --quiet --out a
+    v=$(value "$out" "val loss")
+    echo "held-out loss $v nats per symbol (threshold 0.5; uniform over 22 symbols: 3.1)"
+    below "$v" 0.5 || fail "val loss $v"
+    [ "$(printf '%s\n' "$out" | grep -c '^[0-9]	[a-z -]*$')" -eq 4 ] || fail "expected 4 samples"
+    # the label is the first word: 10 of 10
+    run sample --model a/$ck --input 7 --n 10 --seed 2
+    [ "$(printf '%s\n' "$out" | grep -c '^7	seven hundred')" -eq 10 ] || fail "expected 10 samples of seven hundred"
+    s1=$out
+    run sample --model a/$ck --input 7 --n 10 --seed 2
+    [ "$out" = "$s1" ] || fail "the same seed gave other samples"
+    expect 1 "--input 'three': not a label of the model" sample --model a/$ck --input three
+    run eval --model a/$ck
+    [ "$(value "$out" loss)" = "$v" ] || fail "recur eval disagrees"
+    ;;
+resume-equal-data)
+    for task in classify seq2seq generate; do
+        f=$examples/parity.tsv
+        [ $task = seq2seq ] && f=$examples/numbers.tsv
+        args="--task $task --data $f --hidden 16 --embed 8 --batch 8 --eval-every 15 --quiet"
+        run train $args --steps 20 --out $task-a
+        run train --resume --out $task-a --steps 40 --quiet
+        run train $args --steps 40 --out $task-b
+        cmp $task-a/$ck $task-b/$ck || fail "$task: resumed and uninterrupted checkpoints differ"
+    done
+    # another text under the same name is another model
+    sed 's/one/won/' "$examples/parity.tsv" > other.tsv
+    run train --task classify --data other.tsv --hidden 16 --embed 8 --steps 2 --quiet --out o
+    cp "$examples/parity.tsv" other.tsv
+    expect 1 "is not the file it was trained on" train --resume --out o --steps 4 --quiet
+    ;;
+readme)
+    # README says what recur is before any command, and its main job installs only the run packages
+    root=$data/../..
+    r=$root/README.md
+    first_apt=$(grep -n 'apt-get' "$r" | head -n 1 | cut -d: -f1)
+    what=$(grep -n '^recur is a C11 library' "$r" | head -n 1 | cut -d: -f1)
+    [ -n "$what" ] && [ -n "$first_apt" ] && [ "$what" -lt "$first_apt" ] || fail "README: apt-get before what recur is"
+    main=$(grep -m 1 'recur train$' "$r")
+    case "$main" in *'$(cat .ci/packages-run)'*'-Dtests=false'*) ;; *) fail "README's main job: $main" ;; esac
+    for p in libcriterion-dev clang libclang-rt-14-dev pocl-opencl-icd; do
+        grep -qx "$p" "$root/.ci/packages-run" && fail ".ci/packages-run has $p, which the main job does not need"
+        grep -qx "$p" "$root/.ci/packages" || fail ".ci/packages lacks $p"
+    done
+    grep -q 'cat .ci/packages-run .ci/packages' "$root/.ci/run" || fail ".ci/run does not install both lists"
+    ;;
+demo)
+    # demo says up front how many runs it makes, then a line as each is done (it was silent for 15 s)
+    out=$("$recur" demo --cell rnn | cat) || fail "recur demo exited $?"
+    printf '%s\n' "$out"
+    printf '%s\n' "$out" | sed -n 4p | grep -qx '2 cells and variants to check, a line each (times after a warm-up run)' ||
+        fail "no count of the runs before them"
+    [ "$(printf '%s\n' "$out" | grep -c '^rnn:\(tanh\|relu\) .* ok$')" -eq 2 ] || fail "expected a line per variant"
     ;;
 *)
     fail "unknown case"

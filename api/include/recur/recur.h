@@ -48,6 +48,11 @@ extern "C" {
 #define RECUR_VERSION_PATCH 0
 #define RECUR_VERSION_STRING "0.1.0"
 
+/* The version of the library loaded at run time ("0.1.0"): RECUR_VERSION_STRING
+ * of the build that made it, which may differ from the header a program was
+ * compiled with. Never NULL. */
+RECUR_API const char *recur_version(void);
+
 /* ------------------------------------------------------------------------ */
 /* Status codes: grouped by range so a code tells where it came from.        */
 
