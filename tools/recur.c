@@ -56,6 +56,7 @@ static int cmd_devices(int argc, char **argv) {
         recur_device_info info;
         recur_ctx_device(ctx, &info);
         printf("\nchosen now (RECUR_DEVICE=%s): %s\n", getenv("RECUR_DEVICE") ? getenv("RECUR_DEVICE") : "", info.selector);
+        printf("threads: %d\n", recur_ctx_threads(ctx));
         recur_ctx_free(ctx);
     } else {
         printf("\nRECUR_DEVICE: %s\n", recur_last_error());
