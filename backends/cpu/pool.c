@@ -6,17 +6,32 @@
  * jobs a waiting thread polls with sched_yield() (handing its core to any
  * runnable thread: on a shared machine, often the worker it waits for) up
  * to SPIN times, then sleeps on a condition variable.
+ *
+ * Yielding is not enough when every core is busy: a step's job waits for
+ * its slowest thread, and a thread that is not running waits for the
+ * scheduler's next time slice (milliseconds) while the job is microseconds.
+ * So when the workers finish more than LATE_NS after the caller (and later
+ * than the caller took for its own share), the caller runs the next jobs'
+ * shares t = 0..nt-1 itself, in order, for SOLO_NS, then tries the workers
+ * again. The shares are the same either way, so results do not depend on
+ * which threads ran them.
  */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "pool.h"
 
 /* Polls before sleeping: about 0.1-1 ms on an idle machine, long enough
  * for the serial work between two steps' jobs. */
 #define SPIN 2000
+/* Workers this late behind the caller mean the machine is shared... */
+#define LATE_NS 1000000
+/* ...and the caller then works alone for this long. */
+#define SOLO_NS 250000000
 
 struct worker {
     struct recur_pool *pool;
@@ -36,7 +51,14 @@ struct recur_pool {
     atomic_uint gen; /* bumped (under lock) per job */
     atomic_int pending; /* workers yet to finish the current job */
     int quit;
+    uint64_t solo_until; /* CLOCK_MONOTONIC ns until which the caller works alone */
 };
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void *worker_main(void *arg) {
     struct worker *w = arg;
@@ -113,6 +135,11 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
+    uint64_t t0 = now_ns();
+    if (t0 < p->solo_until) {
+        for (int t = 0; t < nt; t++) fn(arg, t, nt);
+        return;
+    }
     /* Every worker takes part (those with id >= nt only count down), so
      * that none can still be reading the previous job's fields. */
     pthread_mutex_lock(&p->lock);
@@ -124,8 +151,11 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     fn(arg, 0, nt);
+    uint64_t t1 = now_ns();
     for (int i = 0; i < SPIN && atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) sched_yield();
     pthread_mutex_lock(&p->lock);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
+    uint64_t t2 = now_ns();
+    if (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0) p->solo_until = t2 + SOLO_NS;
 }
