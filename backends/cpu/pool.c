@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "backend-host.h"
 #include "pool.h"
 
 /* Polls before sleeping: about 0.1-1 ms on an idle machine, long enough
@@ -157,5 +158,9 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
     uint64_t t2 = now_ns();
-    if (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0) p->solo_until = t2 + SOLO_NS;
+    if (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0) {
+        p->solo_until = t2 + SOLO_NS;
+        recur_log(RECUR_LOG_DEBUG, "cpu: workers %.1f ms late (the cores are shared); one thread for %d ms",
+                  (double)(t2 - t1) / 1e6, SOLO_NS / 1000000);
+    }
 }

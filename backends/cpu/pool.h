@@ -6,6 +6,9 @@
  * Waiting threads poll with sched_yield() for a short while, then sleep on a
  * condition variable: they never hold a core that another process could
  * use (GNU OpenMP's default spin-wait does, and collapses on a busy machine).
+ * When the workers keep running late (every core busy), the caller runs the
+ * jobs' shares alone for a while (pool.c); the shares, and so the results,
+ * are the same.
  */
 #ifndef RECUR_POOL_H
 #define RECUR_POOL_H
