@@ -182,12 +182,16 @@ RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info 
  *
  * The threads are the context's own, started on first use and ended by
  * recur_ctx_free. A waiting thread yields its core (sched_yield) for a short
- * while and then sleeps; none spins, so a context slows down, rather than
- * collapses, on a machine that other processes share. Results on the CPU
+ * while and then sleeps; none spins. When other processes keep every core
+ * busy, the threads run late (each waits for a time slice) and the context
+ * then does the work on the calling thread alone for a quarter second at a
+ * time, so it slows down, rather than collapses, on a machine that other
+ * processes share (it runs the same parts either way). Results on the CPU
  * backend are the same bit for bit from run to run for a given thread
- * count; between thread counts a GEMM may differ in the last bits (its
- * parts are split by thread), everything else is the same. OpenMP's own
- * settings (OMP_NUM_THREADS, OMP_WAIT_POLICY) no longer apply to recur.
+ * count, busy machine or not; between thread counts a GEMM may differ in
+ * the last bits (its parts are split by thread), everything else is the
+ * same. OpenMP's settings (OMP_NUM_THREADS, OMP_WAIT_POLICY) no longer
+ * apply to recur.
  *
  * recur_ctx_set_threads: threads from 1 to RECUR_THREADS_MAX, else
  * RECUR_ERR_ARG; takes effect at the next call that runs on the context.
