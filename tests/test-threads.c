@@ -139,12 +139,8 @@ static struct result lstm_run(recur_ctx *ctx, int threads) {
 }
 
 static void result_free(struct result *r) {
-    free(r->y);
-    free(r->hT);
-    free(r->cT);
-    free(r->dx);
-    free(r->dh0);
-    free(r->grads);
+    float *all[] = {r->y, r->hT, r->cT, r->dx, r->dh0, r->grads};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
 
 #define SAME_BITS(what, a, b, n) \
