@@ -98,9 +98,8 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
         return recur_err(NULL, st, "%s '%s': %s", source, sel, msg);
     }
     ctx->be.threads = threads;
-    recur_log(RECUR_LOG_INFO, "device %s: %s (%s)", ctx->be.info.selector, ctx->be.info.name,
-              ctx->be.info.detail);
-    recur_log(RECUR_LOG_INFO, "threads: %d (%s)", threads, threads_source);
+    recur_log(RECUR_LOG_INFO, "device %s: %s (%s); threads: %d (%s)", ctx->be.info.selector, ctx->be.info.name,
+              ctx->be.info.detail, threads, threads_source);
     *out = ctx;
     return RECUR_OK;
 }
