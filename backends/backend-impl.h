@@ -203,6 +203,7 @@ struct recur_backend {
     void *context;          /* the backend's own state */
     recur_ctx *ctx;         /* the owning context, for error messages */
     recur_device_info info; /* what was opened */
+    int threads;            /* the context's thread count (recur_ctx_set_threads), >= 1 */
 };
 
 /* ---- the registry (backends/dispatch.c): what core asks of the backends ---- */

@@ -80,6 +80,7 @@ static int time_recur(const char *device, const struct cellspec *c, const struct
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
+    recur_ctx_set_threads(ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer *l;
     recur_layer_desc d = {.cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H};
     if (recur_layer_create(ctx, &d, &l) != RECUR_OK) {

@@ -1,8 +1,12 @@
 /*
- * context.c: device listing, device choice (RECUR_DEVICE), contexts.
+ * context.c: device listing, device choice (RECUR_DEVICE), contexts and
+ * their thread count (RECUR_THREADS).
  */
+#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "context.h"
 #include "recur/recur-train.h"
@@ -27,10 +31,44 @@ static void device_list(char *buf, size_t len) {
                                  info[i].selector, info[i].name);
 }
 
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+static int affinity_cpus(void) {
+    long n = 0;
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+    if (n < 1) n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > RECUR_THREADS_MAX ? RECUR_THREADS_MAX : (int)n;
+}
+
+/* A new context's thread count: RECUR_THREADS, else the affinity mask's
+ * CPUs; *source says which, for the log. */
+static recur_status default_threads(int *out, const char **source) {
+    const char *env = getenv("RECUR_THREADS");
+    if (!env || !*env) {
+        *out = affinity_cpus();
+        *source = "the CPUs this process may run on";
+        return RECUR_OK;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    RETURN_IF(end == env || *end || errno || n < 1 || n > RECUR_THREADS_MAX, NULL, RECUR_ERR_ARG,
+              "RECUR_THREADS '%s': expected a whole number from 1 to %d", env, RECUR_THREADS_MAX);
+    *out = (int)n;
+    *source = "RECUR_THREADS";
+    return RECUR_OK;
+}
+
 recur_status recur_ctx_create(recur_ctx **out, const char *device) {
     recur_err_clear(NULL);
     RETURN_IF(!out, NULL, RECUR_ERR_NULL, "recur_ctx_create: out is NULL");
     *out = NULL;
+    int threads = 1;
+    const char *threads_source = "";
+    recur_status st = default_threads(&threads, &threads_source);
+    if (st != RECUR_OK) return st;
 
     const char *source = "argument";
     const char *sel = device;
@@ -51,7 +89,7 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
 
     recur_ctx *ctx = calloc(1, sizeof *ctx);
     RETURN_IF(!ctx, NULL, RECUR_ERR_NO_MEMORY, "recur_ctx_create: out of memory");
-    recur_status st = recur_be_open(&ctx->be, iface, ctx, rest);
+    st = recur_be_open(&ctx->be, iface, ctx, rest);
     if (st != RECUR_OK) {
         /* Prefix the backend's message with where the selector came from. */
         char msg[RECUR_MSG_MAX];
@@ -59,8 +97,9 @@ recur_status recur_ctx_create(recur_ctx **out, const char *device) {
         free(ctx);
         return recur_err(NULL, st, "%s '%s': %s", source, sel, msg);
     }
-    recur_log(RECUR_LOG_INFO, "device %s: %s (%s)", ctx->be.info.selector, ctx->be.info.name,
-              ctx->be.info.detail);
+    ctx->be.threads = threads;
+    recur_log(RECUR_LOG_INFO, "device %s: %s (%s); threads: %d (%s)", ctx->be.info.selector, ctx->be.info.name,
+              ctx->be.info.detail, threads, threads_source);
     *out = ctx;
     return RECUR_OK;
 }
@@ -83,3 +122,15 @@ recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out) {
     *out = ctx->be.info;
     return RECUR_OK;
 }
+
+recur_status recur_ctx_set_threads(recur_ctx *ctx, int threads) {
+    RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_ctx_set_threads: ctx is NULL");
+    recur_err_clear(ctx);
+    RETURN_IF(threads < 1 || threads > RECUR_THREADS_MAX, ctx, RECUR_ERR_ARG,
+              "recur_ctx_set_threads: %d threads; expected 1 to %d", threads, RECUR_THREADS_MAX);
+    ctx->be.threads = threads;
+    recur_log(RECUR_LOG_INFO, "threads: %d (recur_ctx_set_threads)", threads);
+    return RECUR_OK;
+}
+
+int recur_ctx_threads(const recur_ctx *ctx) { return ctx ? ctx->be.threads : 0; }

@@ -98,9 +98,12 @@ static int cmd_devices(int argc, char **argv) {
         recur_ctx_device(ctx, &info);
         if (env) printf("\nchosen now (RECUR_DEVICE=%s): %s\n", env, info.selector);
         else printf("\nchosen now (RECUR_DEVICE unset): %s\n", info.selector);
+        int threads = recur_ctx_threads(ctx);
+        printf("threads: %d (%s)\n", threads,
+               getenv("RECUR_THREADS") ? "RECUR_THREADS" : "the CPUs this process may run on");
         recur_ctx_free(ctx);
     } else {
-        printf("\nRECUR_DEVICE: %s\n", recur_last_error());
+        fprintf(stderr, "recur devices: %s\n", recur_last_error()); /* names RECUR_DEVICE or RECUR_THREADS */
         return 1;
     }
     return 0;

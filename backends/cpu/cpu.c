@@ -1,10 +1,14 @@
 /*
  * cpu.c: the CPU backend. Buffers are host memory; GEMM comes from a tuned
  * library (oneDNN's dnnl_sgemm when built with it, else CBLAS); cell
- * kernels are the plugin's best CPU variant for the chosen ISA, run over
- * the batch's rows on the machine's cores (OpenMP, the runtime oneDNN uses).
+ * kernels are the plugin's best CPU variant for the chosen ISA. Large work
+ * (GEMM, a step's rows, elementwise training kernels) is split over the
+ * context's threads (be->threads) on the backend's own pool (pool.c), whose
+ * waiting threads yield instead of spinning. oneDNN is told to use one
+ * thread per call, so its OpenMP team, which spins, never starts.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 
 #include "backend-impl.h"
 #include "philox.h"
+#include "pool.h"
 
 /* Every instruction set, most preferred first (RECUR_ISA_LIST, recur-cell.h):
  * name, bit, the bits the kernels it may run need (itself and what it
@@ -37,8 +42,9 @@ static const struct {
 #define N_ISA (sizeof isa_table / sizeof isa_table[0])
 
 struct cpu_dev {
-    uint32_t isa;     /* the chosen ISA: kernels may use it and anything below */
-    uint32_t allowed; /* the set of ISA bits kernels may need */
+    uint32_t isa;            /* the chosen ISA: kernels may use it and anything below */
+    uint32_t allowed;        /* the set of ISA bits kernels may need */
+    struct recur_pool *pool; /* for be->threads threads; made on first use */
 };
 
 /* The ISAs this machine runs and this build compiles. */
@@ -62,14 +68,6 @@ static const char *isa_name(uint32_t isa) {
     return "?";
 }
 
-static int threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 static void fill_info(recur_device_info *d, uint32_t isa, int is_default) {
     memset(d, 0, sizeof *d);
     if (is_default)
@@ -78,8 +76,7 @@ static void fill_info(recur_device_info *d, uint32_t isa, int is_default) {
         snprintf(d->selector, sizeof d->selector, "cpu:%s", isa_name(isa));
     snprintf(d->backend, sizeof d->backend, "cpu");
     snprintf(d->name, sizeof d->name, "CPU (%s)", isa_name(isa));
-    snprintf(d->detail, sizeof d->detail, "ISA %s%s, %d threads, GEMM %s", isa_name(isa),
-             is_default ? " (best supported)" : "", threads(),
+    snprintf(d->detail, sizeof d->detail, "ISA %s%s, GEMM %s", isa_name(isa), is_default ? " (best supported)" : "",
 #ifdef RECUR_HAVE_DNNL
              "oneDNN dnnl_sgemm"
 #else
@@ -132,8 +129,40 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
 }
 
 static void cpu_close(struct recur_backend *be) {
-    free(be->context);
+    struct cpu_dev *d = be->context;
+    recur_pool_free(d->pool);
+    free(d);
     be->context = NULL;
+}
+
+/* ---- threads ---- */
+
+/* The threads for `work` units of which `min` are worth one thread (at most
+ * be->threads, at least 1). */
+static int team(struct recur_backend *be, size_t work, size_t min) {
+    size_t nt = work / min;
+    return nt < 1 ? 1 : nt < (size_t)be->threads ? (int)nt : be->threads;
+}
+
+/* fn(arg, t, nt) for t < nt on be's pool, made (again) when the context's
+ * thread count changed; on one thread when nt is 1 or no pool can be made. */
+static void run(struct recur_backend *be, int nt, recur_pool_fn fn, void *arg) {
+    struct cpu_dev *d = be->context;
+    if (nt > 1 && (!d->pool || recur_pool_threads(d->pool) != be->threads)) {
+        recur_pool_free(d->pool);
+        d->pool = recur_pool_create(be->threads);
+        if (!d->pool) recur_log(RECUR_LOG_WARN, "cpu: cannot start %d threads; running on one", be->threads);
+    }
+    if (nt <= 1 || !d->pool)
+        fn(arg, 0, 1);
+    else
+        recur_pool_run(d->pool, nt, fn, arg);
+}
+
+/* Thread t of nt's share [*lo, *hi) of n items: contiguous, in order. */
+static void share(size_t n, int t, int nt, size_t *lo, size_t *hi) {
+    *lo = n / (size_t)nt * (size_t)t + (n % (size_t)nt < (size_t)t ? n % (size_t)nt : (size_t)t);
+    *hi = *lo + n / (size_t)nt + ((size_t)t < n % (size_t)nt);
 }
 
 /* ---- buffers ---- */
@@ -182,19 +211,76 @@ static recur_status cpu_fill(struct recur_backend *be, struct recur_mem dst, flo
 
 /* ---- linear algebra ---- */
 
+/* Below this many multiply-adds a GEMM stays on one thread; a thread's
+ * part is at least GEMM_TILE rows or columns. */
+#define GEMM_PARALLEL_MIN 131072
+#define GEMM_TILE 16
+
+/* C = alpha op(A) op(B) + beta C (row-major), split over threads along the
+ * longer of M and N into parts of whole tiles: each part is one
+ * single-threaded library call, so for a given thread count the result is
+ * the same bit for bit from run to run. */
+struct gemm_job {
+    int ta, tb, M, N, K, lda, ldb, ldc, by_cols, tiles;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    atomic_int status; /* the first failing part's library status, else 0 */
+};
+
+static void gemm_part(void *arg, int t, int nt) {
+    struct gemm_job *j = arg;
+    size_t lo, hi;
+    share((size_t)j->tiles, t, nt, &lo, &hi);
+    int dim = j->by_cols ? j->N : j->M, i0 = (int)lo * GEMM_TILE, i1 = (int)hi * GEMM_TILE;
+    if (i1 > dim) i1 = dim;
+    if (i1 <= i0) return;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    int M = j->M, N = j->N;
+    if (j->by_cols) { /* columns i0..i1 of op(B) and C */
+        B += j->tb ? (size_t)i0 * j->ldb : (size_t)i0;
+        C += i0;
+        N = i1 - i0;
+    } else { /* rows i0..i1 of op(A) and C */
+        A += j->ta ? (size_t)i0 : (size_t)i0 * j->lda;
+        C += (size_t)i0 * j->ldc;
+        M = i1 - i0;
+    }
+#ifdef RECUR_HAVE_DNNL
+#ifdef _OPENMP
+    /* oneDNN sizes its OpenMP team by the calling thread's ICV: one thread,
+     * this call only (the caller's own setting is put back). */
+    int omp_before = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    dnnl_status_t s = dnnl_sgemm(j->ta ? 'T' : 'N', j->tb ? 'T' : 'N', M, N, j->K, j->alpha, A, j->lda, B, j->ldb,
+                                 j->beta, C, j->ldc);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_before);
+#endif
+    if (s != dnnl_success) {
+        int none = 0;
+        atomic_compare_exchange_strong(&j->status, &none, (int)s);
+    }
+#else
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, M, N, j->K,
+                j->alpha, A, j->lda, B, j->ldb, j->beta, C, j->ldc);
+#endif
+}
+
 static recur_status cpu_gemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
                              struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
                              struct recur_mem C, int ldc) {
-#ifdef RECUR_HAVE_DNNL
-    dnnl_status_t s = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, HOSTF(A), lda, HOSTF(B),
-                                 ldb, beta, HOSTF(C), ldc);
-    RETURN_IF(s != dnnl_success, be->ctx, RECUR_ERR_BACKEND,
-              "dnnl_sgemm(M=%d, N=%d, K=%d) failed with status %d", M, N, K, (int)s);
-#else
-    (void)be;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-                HOSTF(A), lda, HOSTF(B), ldb, beta, HOSTF(C), ldc);
-#endif
+    struct gemm_job j = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
+                         .by_cols = N >= M, .alpha = alpha, .beta = beta, .A = HOSTF(A), .B = HOSTF(B),
+                         .C = HOSTF(C)};
+    atomic_init(&j.status, 0);
+    j.tiles = ((j.by_cols ? N : M) + GEMM_TILE - 1) / GEMM_TILE;
+    int nt = team(be, (size_t)M * (size_t)N * (size_t)K, GEMM_PARALLEL_MIN);
+    run(be, nt < j.tiles ? nt : j.tiles, gemm_part, &j);
+    int s = atomic_load(&j.status);
+    RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "dnnl_sgemm(M=%d, N=%d, K=%d) failed with status %d", M, N, K, s);
     return RECUR_OK;
 }
 
@@ -271,41 +357,64 @@ static recur_status cpu_scatter(struct recur_backend *be, struct recur_mem dst, 
     return RECUR_OK;
 }
 
+/* Below this many floats an elementwise or row kernel stays on one thread. */
+#define TRAIN_PARALLEL_MIN 65536
+
+/* The arguments of the elementwise and row kernels below, each run as
+ * fn(arg, t, nt) over its share of the elements or rows. */
+struct ew_job {
+    float *d, *d2, *d3;
+    const float *s, *s2;
+    const int32_t *ix;
+    size_t count, ld, ld2;
+    int K;
+    float a, b, c, e, f, g, h;
+    uint64_t seed, stream;
+};
+
+/* n items over threads when count floats are worth it. */
+static void ew_run(struct recur_backend *be, size_t n, size_t count, recur_pool_fn fn, struct ew_job *j) {
+    int nt = team(be, count, TRAIN_PARALLEL_MIN);
+    run(be, (size_t)nt < n ? nt : (int)n, fn, j);
+}
+
+static void dropout_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    size_t lo, hi;
+    share(j->count, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        j->d[i] = recur_philox_uniform(j->seed, j->stream, i) >= j->b ? j->s[i] * j->a : 0.0f;
+}
+
 static recur_status cpu_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                                 float p, uint64_t seed, uint64_t stream) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (count > 65536)
-    for (size_t i = 0; i < count; i++) d[i] = recur_philox_uniform(seed, stream, i) >= p ? s[i] * scale : 0.0f;
+    struct ew_job j = {.d = HOSTF(dst), .s = HOSTF(src), .count = count, .a = 1.0f / (1.0f - p), .b = p,
+                       .seed = seed, .stream = stream};
+    ew_run(be, count, count, dropout_part, &j);
     return RECUR_OK;
 }
 
 /* ---- training ---- */
 
-/* Below this many floats an elementwise or row kernel stays on one thread. */
-#define TRAIN_PARALLEL_MIN 65536
-
 /* Each destination element gets its rows in increasing r whatever the
  * threads: thread t of nt owns the destination rows with idx % nt == t and
  * scans every row for them, so no two threads touch one row. */
+static void index_add_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    for (size_t r = 0; r < j->count; r++) {
+        const int32_t i = j->ix[r];
+        if (i < 0 || i % nt != t) continue;
+        float *to = j->d + (size_t)i * j->ld;
+        const float *from = j->s + r * j->ld2;
+        for (int k = 0; k < j->K; k++) to[k] += from[k];
+    }
+}
+
 static recur_status cpu_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                   int ld_src, struct recur_mem idx, int rows, int width) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    const int32_t *ix = HOST(idx);
-    int nt = (size_t)rows * (size_t)width < TRAIN_PARALLEL_MIN ? 1 : threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int t = 0; t < nt; t++)
-        for (int r = 0; r < rows; r++) {
-            const int32_t i = ix[r];
-            if (i < 0 || i % nt != t) continue;
-            float *to = d + (size_t)i * ld_dst;
-            const float *from = s + (size_t)r * ld_src;
-            for (int j = 0; j < width; j++) to[j] += from[j];
-        }
+    struct ew_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .count = (size_t)rows,
+                       .ld = (size_t)ld_dst, .ld2 = (size_t)ld_src, .K = width};
+    run(be, team(be, (size_t)rows * (size_t)width, TRAIN_PARALLEL_MIN), index_add_part, &j);
     return RECUR_OK;
 }
 
@@ -332,43 +441,50 @@ static void xent_row(const float *z, int32_t t, int K, float scale, float *dz, f
     *loss = (float)(log(sum) - ((double)z[t] - (double)mx));
 }
 
+static void xent_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    size_t lo, hi;
+    share(j->count, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) xent_row(j->s + r * j->ld, j->ix[r], j->K, j->a, j->d + r * j->ld, j->d2 + r);
+}
+
 static recur_status cpu_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows,
                              int K, float scale, struct recur_mem dz, struct recur_mem loss) {
-    (void)be;
-    const float *pz = HOSTF(z);
-    const int32_t *tg = HOST(target);
-    float *pd = HOSTF(dz), *pl = HOSTF(loss);
-#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)K >= TRAIN_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++)
-        xent_row(pz + (size_t)r * ld, tg[r], K, scale, pd + (size_t)r * ld, pl + r);
+    struct ew_job j = {.s = HOSTF(z), .ix = HOST(target), .d = HOSTF(dz), .d2 = HOSTF(loss), .count = (size_t)rows,
+                       .ld = (size_t)ld, .K = K, .a = scale};
+    ew_run(be, (size_t)rows, (size_t)rows * (size_t)K, xent_part, &j);
     return RECUR_OK;
+}
+
+static void mse_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    const int K = j->K;
+    size_t lo, hi;
+    share(j->count, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *a = j->s + r * j->ld, *b = j->s2 + r * j->ld2;
+        float *g = j->d + r * j->ld;
+        if (j->ix[r] < 0) {
+            memset(g, 0, (size_t)K * sizeof(float));
+            j->d2[r] = 0.0f;
+            continue;
+        }
+        double l = 0.0;
+        for (int k = 0; k < K; k++) {
+            const float e = a[k] - b[k];
+            g[k] = j->a * e;
+            l += (double)e * (double)e;
+        }
+        j->d2[r] = (float)l;
+    }
 }
 
 static recur_status cpu_mse(struct recur_backend *be, struct recur_mem p, int ld_p, struct recur_mem v, int ld_v,
                             struct recur_mem sel, int rows, int K, float scale, struct recur_mem dp,
                             struct recur_mem loss) {
-    (void)be;
-    const float *pp = HOSTF(p), *pv = HOSTF(v);
-    const int32_t *ps = HOST(sel);
-    float *pd = HOSTF(dp), *pl = HOSTF(loss);
-    const float s2 = 2.0f * scale;
-#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)K >= TRAIN_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++) {
-        const float *a = pp + (size_t)r * ld_p, *b = pv + (size_t)r * ld_v;
-        float *g = pd + (size_t)r * ld_p;
-        if (ps[r] < 0) {
-            memset(g, 0, (size_t)K * sizeof(float));
-            pl[r] = 0.0f;
-            continue;
-        }
-        double l = 0.0;
-        for (int j = 0; j < K; j++) {
-            const float e = a[j] - b[j];
-            g[j] = s2 * e;
-            l += (double)e * (double)e;
-        }
-        pl[r] = (float)l;
-    }
+    struct ew_job j = {.s = HOSTF(p), .s2 = HOSTF(v), .ix = HOST(sel), .d = HOSTF(dp), .d2 = HOSTF(loss),
+                       .count = (size_t)rows, .ld = (size_t)ld_p, .ld2 = (size_t)ld_v, .K = K, .a = 2.0f * scale};
+    ew_run(be, (size_t)rows, (size_t)rows * (size_t)K, mse_part, &j);
     return RECUR_OK;
 }
 
@@ -391,51 +507,64 @@ static float sum_part(const float *x, size_t n, int square) {
     return (float)(((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])));
 }
 
+static void sum_parts(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    const size_t chunk = sum_chunk(j->count);
+    size_t lo, hi;
+    share(RECUR_SUM_PARTS, t, nt, &lo, &hi);
+    for (size_t q = lo; q < hi; q++) {
+        size_t i0 = q * chunk, i1 = i0 + chunk;
+        if (i0 > j->count) i0 = j->count;
+        if (i1 > j->count) i1 = j->count;
+        j->d[q] = sum_part(j->s + i0, i1 - i0, j->K);
+    }
+}
+
 static recur_status cpu_sum(struct recur_backend *be, struct recur_mem x, size_t count, int square,
                             struct recur_mem dst) {
-    (void)be;
-    const float *px = HOSTF(x);
-    float *pd = HOSTF(dst);
-    const size_t chunk = sum_chunk(count);
-#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
-    for (int q = 0; q < RECUR_SUM_PARTS; q++) {
-        size_t i0 = (size_t)q * chunk, i1 = i0 + chunk;
-        if (i0 > count) i0 = count;
-        if (i1 > count) i1 = count;
-        pd[q] = sum_part(px + i0, i1 - i0, square);
-    }
+    struct ew_job j = {.s = HOSTF(x), .d = HOSTF(dst), .count = count, .K = square};
+    ew_run(be, RECUR_SUM_PARTS, count, sum_parts, &j);
     return RECUR_OK;
 }
 
-static recur_status cpu_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
-                            size_t count, float lr, float momentum, float wd, float gscale) {
-    (void)be;
-    float *pw = HOSTF(w);
-    const float *pg = HOSTF(g);
+/* d: w, d2: v, s: g; a: lr, b: momentum, c: wd, e: gscale. */
+static void sgd_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    float *pw = j->d, *pv = j->d2;
+    const float *pg = j->s;
+    const float lr = j->a, momentum = j->b, wd = j->c, gscale = j->e;
+    size_t lo, hi;
+    share(j->count, t, nt, &lo, &hi);
     if (momentum == 0.0f) {
-#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
-        for (size_t i = 0; i < count; i++) pw[i] -= lr * (gscale * pg[i] + wd * pw[i]);
-        return RECUR_OK;
+        for (size_t i = lo; i < hi; i++) pw[i] -= lr * (gscale * pg[i] + wd * pw[i]);
+        return;
     }
-    float *pv = HOSTF(v);
-#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = lo; i < hi; i++) {
         const float nv = momentum * pv[i] + (gscale * pg[i] + wd * pw[i]);
         pv[i] = nv;
         pw[i] -= lr * nv;
     }
+}
+
+static recur_status cpu_sgd(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem v,
+                            size_t count, float lr, float momentum, float wd, float gscale) {
+    struct ew_job j = {.d = HOSTF(w), .d2 = momentum == 0.0f ? NULL : HOSTF(v), .s = HOSTF(g), .count = count,
+                       .a = lr, .b = momentum, .c = wd, .e = gscale};
+    ew_run(be, count, count, sgd_part, &j);
     return RECUR_OK;
 }
 
-static recur_status cpu_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
-                             struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
-                             float bc2_sqrt, float wd, float gscale) {
-    (void)be;
-    float *pw = HOSTF(w), *pm = HOSTF(m), *pv = HOSTF(v);
-    const float *pg = HOSTF(g);
+/* d: w, d2: m, d3: v, s: g; a: step_size, b: b1, c: b2, e: eps, f: bc2_sqrt,
+ * g: wd, h: gscale. */
+static void adam_part(void *arg, int t, int nt) {
+    const struct ew_job *j = arg;
+    float *pw = j->d, *pm = j->d2, *pv = j->d3;
+    const float *pg = j->s;
+    const float step_size = j->a, b1 = j->b, b2 = j->c, eps = j->e, bc2_sqrt = j->f, wd = j->g, gscale = j->h;
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
-#pragma omp parallel for schedule(static) if (count >= TRAIN_PARALLEL_MIN)
-    for (size_t i = 0; i < count; i++) {
+    size_t lo, hi;
+    share(j->count, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
         const float d = gscale * pg[i] + wd * pw[i];
         const float nm = b1 * pm[i] + c1 * d;
         const float nv = b2 * pv[i] + c2 * (d * d);
@@ -443,6 +572,14 @@ static recur_status cpu_adam(struct recur_backend *be, struct recur_mem w, struc
         pv[i] = nv;
         pw[i] -= step_size * nm / (sqrtf(nv) / bc2_sqrt + eps);
     }
+}
+
+static recur_status cpu_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
+                             struct recur_mem v, size_t count, float step_size, float b1, float b2, float eps,
+                             float bc2_sqrt, float wd, float gscale) {
+    struct ew_job j = {.d = HOSTF(w), .d2 = HOSTF(m), .d3 = HOSTF(v), .s = HOSTF(g), .count = count,
+                       .a = step_size, .b = b1, .c = b2, .e = eps, .f = bc2_sqrt, .g = wd, .h = gscale};
+    ew_run(be, count, count, adam_part, &j);
     return RECUR_OK;
 }
 
@@ -522,27 +659,29 @@ static void rows_args(const struct recur_step *s, const struct recur_cell_desc *
 /* Below this many gate values a step is not worth splitting across threads. */
 #define PARALLEL_MIN 32768
 
+struct cell_job {
+    const struct recur_step *s;
+    const struct recur_cell_desc *desc;
+    recur_cell_fn fn;
+};
+
+static void cell_part(void *arg, int t, int nt) {
+    const struct cell_job *j = arg;
+    size_t r0, r1;
+    share((size_t)j->s->n, t, nt, &r0, &r1);
+    if (r1 == r0) return;
+    struct recur_cell_args a;
+    rows_args(j->s, j->desc, (int)r0, (int)(r1 - r0), &a);
+    j->fn(&a);
+}
+
 static recur_status cpu_cell_run(struct recur_backend *be, void *handle, int stage, int backward,
                                  const struct recur_step *s) {
-    (void)be;
     const struct cpu_cell *c = handle;
-    recur_cell_fn fn = backward ? c->kern->backward[stage] : c->kern->forward[stage];
+    struct cell_job j = {s, c->desc, backward ? c->kern->backward[stage] : c->kern->forward[stage]};
     size_t work = (size_t)s->n * (size_t)s->H * (size_t)c->desc->n_gates;
-    int nt = threads();
-    if (nt > s->n) nt = s->n;
-    if (nt <= 1 || work < PARALLEL_MIN) {
-        struct recur_cell_args a;
-        rows_args(s, c->desc, 0, s->n, &a);
-        fn(&a);
-        return RECUR_OK;
-    }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; t++) {
-        int r0 = (int)((long)s->n * t / nt), r1 = (int)((long)s->n * (t + 1) / nt);
-        struct recur_cell_args a;
-        rows_args(s, c->desc, r0, r1 - r0, &a);
-        if (r1 > r0) fn(&a);
-    }
+    int nt = work < PARALLEL_MIN ? 1 : be->threads;
+    run(be, nt < s->n ? nt : s->n, cell_part, &j);
     return RECUR_OK;
 }
 

@@ -174,6 +174,42 @@ RECUR_API const char *recur_ctx_error(const recur_ctx *ctx);
 RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out);
 
 /* ------------------------------------------------------------------------ */
+/* Threads                                                                  */
+
+/* The most threads a context may use. */
+#define RECUR_THREADS_MAX 1024
+
+/*
+ * The threads a context's CPU work may use (the CPU backend's GEMM, cell
+ * kernels and training kernels; OpenCL contexts use the host little). A new
+ * context takes RECUR_THREADS when it is set, else the number of CPUs in the
+ * process's affinity mask (sched_getaffinity: what taskset or a container
+ * allows, not every CPU of the machine), and logs the count at info level.
+ * RECUR_THREADS must be a whole number from 1 to RECUR_THREADS_MAX;
+ * anything else makes recur_ctx_create fail with RECUR_ERR_ARG and a
+ * message naming the value.
+ *
+ * The threads are the context's own, started on first use and ended by
+ * recur_ctx_free. A waiting thread yields its core (sched_yield) for a short
+ * while and then sleeps; none spins. When other processes keep every core
+ * busy, the threads run late (each waits for a time slice) and the context
+ * then does the work on the calling thread alone for a quarter second at a
+ * time, so it slows down, rather than collapses, on a machine that other
+ * processes share (it runs the same parts either way). Results on the CPU
+ * backend are the same bit for bit from run to run for a given thread
+ * count, busy machine or not; between thread counts a GEMM may differ in
+ * the last bits (its parts are split by thread), everything else is the
+ * same. OpenMP's settings (OMP_NUM_THREADS, OMP_WAIT_POLICY) no longer
+ * apply to recur.
+ *
+ * recur_ctx_set_threads: threads from 1 to RECUR_THREADS_MAX, else
+ * RECUR_ERR_ARG; takes effect at the next call that runs on the context.
+ */
+RECUR_API recur_status recur_ctx_set_threads(recur_ctx *ctx, int threads);
+/* The context's thread count; 0 when ctx is NULL. */
+RECUR_API int recur_ctx_threads(const recur_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Cells (plugins)                                                          */
 
 typedef struct recur_cell_info {
