@@ -29,6 +29,7 @@ enum cl_shared {
     K_SUM,
     K_SGD,
     K_ADAM,
+    K_SCALE,
     N_SHARED
 };
 

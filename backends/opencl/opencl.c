@@ -377,7 +377,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum",    "recur_add",  "recur_transpose",
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
-                                                 "recur_sgd",      "recur_adam"};
+                                                 "recur_sgd",      "recur_adam",      "recur_scale"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -655,6 +655,12 @@ static recur_status launch_rows(struct recur_backend *be, enum cl_shared which, 
     return RECUR_OK;
 }
 
+struct scale_args {
+    struct recur_mem dst;
+    int ld, width;
+    float beta;
+};
+
 struct rows_args {
     struct recur_mem dst, src, idx;
     int ld_dst, ld_src, width, add;
@@ -731,6 +737,21 @@ static recur_status cl_rows_set(struct recur_backend *be, struct recur_mem dst, 
                                 struct recur_mem row) {
     struct rows_args a = {dst, row, {0}, ld, 0, width, 0};
     return launch_rows(be, K_ROWS_SET, "recur_rows_set", width, rows, rows_set_chunk, &a);
+}
+
+static recur_status scale_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                const void *user) {
+    const struct scale_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, r0 * (size_t)a->ld));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld));
+    TRY(set_arg(be, k, name, 3, sizeof(int), &a->width));
+    TRY(set_arg(be, k, name, 4, sizeof(int), &n));
+    return set_arg(be, k, name, 5, sizeof(float), &a->beta);
+}
+
+static recur_status cl_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta) {
+    struct scale_args a = {dst, ld, width, beta};
+    return launch_rows(be, K_SCALE, "recur_scale", width, rows, scale_chunk, &a);
 }
 
 static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
@@ -1044,6 +1065,7 @@ const struct recur_backend_i recur_opencl_backend = {
     .read = cl_read,
     .copy = cl_copy,
     .fill = cl_fill,
+    .scale = cl_scale,
     .gemm = cl_gemm,
     .rows_set = cl_rows_set,
     .colsum = cl_colsum,
