@@ -1375,6 +1375,29 @@ Test(device, program_cache_unwritable) {
 /* ------------------------------------------------------------------------ */
 /* 1000 cycles                                                              */
 
+/* CLBlast's process-wide program cache is cleared only when the last
+ * context that ran a GEMM closes, never under another one that still uses
+ * it (which would recompile CLBlast's kernels at its next GEMM). */
+Test(device, clblast_cache_outlives_other_contexts) {
+    NEED_DEVICE();
+    recur_ctx *a = cl_ctx("opencl"), *b = cl_ctx("opencl");
+    struct recur_mem ma = dev_alloc(a, 48), mb = dev_alloc(b, 48);
+    OK(a, recur_be_fill(BE(a), ma, 1.0f, 48));
+    OK(b, recur_be_fill(BE(b), mb, 1.0f, 48));
+    OK(a, recur_be_gemm(BE(a), 0, 0, 4, 4, 4, 1.0f, ma, 4, at(ma, 16), 4, 0.0f, at(ma, 32), 4));
+    OK(b, recur_be_gemm(BE(b), 0, 0, 4, 4, 4, 1.0f, mb, 4, at(mb, 16), 4, 0.0f, at(mb, 32), 4));
+    struct recur_cl_stats s0, s1, s2;
+    recur_cl_stats_get(&s0);
+    recur_be_free(BE(a), &ma);
+    recur_ctx_free(a);
+    recur_cl_stats_get(&s1);
+    cr_assert_eq(s1.clblast_clears, s0.clblast_clears, "CLBlast's cache was cleared while another context used it");
+    recur_be_free(BE(b), &mb);
+    recur_ctx_free(b);
+    recur_cl_stats_get(&s2);
+    cr_assert_eq(s2.clblast_clears, s0.clblast_clears + 1, "CLBlast's cache was not cleared by the last context");
+}
+
 Test(device, thousand_cycles_leak_nothing) {
     NEED_DEVICE();
     const char *cellname = NULL;

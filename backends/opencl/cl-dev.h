@@ -52,13 +52,13 @@ struct cl_dev {
     /* what the program cache key needs (program.c) */
     char platform_name[128], device_name[128], driver[64], version[128];
 
-    int used_clblast; /* CLBlast cached programs of this context: clear them at close */
+    int used_clblast; /* ran a CLBlast GEMM: counted in opencl.c's clblast_users */
 };
 
 /* Process-wide counters (opencl.c). */
 struct cl_counters {
     atomic_long contexts, queues, programs, kernels, buffers;
-    atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split;
+    atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split, clblast_clears;
 };
 extern struct cl_counters recur_cl_counters;
 #define CL_COUNT(field, delta) atomic_fetch_add(&recur_cl_counters.field, (delta))

@@ -149,6 +149,7 @@ struct recur_cl_stats {
     long cache_rejects;  /* entries found but not used (corrupt, stale, refused by the driver) */
     long leaked_refs;    /* contexts that some other holder still referenced at close */
     long launches_split; /* kernel launches split because of work-group count limits */
+    long clblast_clears; /* CLBlastClearCache calls: when the last context that used CLBlast closed */
 };
 
 void recur_cl_stats_get(struct recur_cl_stats *out);

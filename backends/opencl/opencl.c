@@ -16,6 +16,7 @@
  * advanced row offsets. Every clEnqueue* and clSetKernelArg is checked.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,7 @@ void recur_cl_stats_get(struct recur_cl_stats *o) {
     o->cache_rejects = atomic_load(&c->cache_rejects);
     o->leaked_refs = atomic_load(&c->leaked_refs);
     o->launches_split = atomic_load(&c->launches_split);
+    o->clblast_clears = atomic_load(&c->clblast_clears);
 }
 
 #define DEFAULT_MAX_GROUPS 65535
@@ -263,15 +265,46 @@ static void CL_CALLBACK notify(const char *errinfo, const void *private_info, si
     recur_log(RECUR_LOG_DEBUG, "opencl: driver: %s", errinfo);
 }
 
+/*
+ * CLBlast keeps a compiled program per (context, device, routine) in a
+ * process-wide cache, and each holds its context. Its only C entry point to
+ * drop them, CLBlastClearCache(), empties the cache of every context, so
+ * each context still open would compile CLBlast's kernels again at its next
+ * GEMM (seconds on a GPU). The trade-off: the cache is cleared only when the
+ * last recur context that used CLBlast closes. Until then a closed
+ * context's CLBlast programs (and with them its cl_context, not its
+ * buffers) stay alive: memory that grows with the contexts opened and
+ * closed while another one lives, freed when the last one closes.
+ */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+static long clblast_users; /* open contexts that ran a CLBlast GEMM */
+
+static void clblast_acquire(struct cl_dev *d) {
+    if (d->used_clblast) return;
+    pthread_mutex_lock(&clblast_lock);
+    clblast_users++;
+    pthread_mutex_unlock(&clblast_lock);
+    d->used_clblast = 1;
+}
+
+/* Drop d's claim; clear CLBlast's cache when it was the last. 1 if cleared. */
+static int clblast_release(void) {
+    pthread_mutex_lock(&clblast_lock);
+    int last = --clblast_users == 0;
+    if (last) {
+        CLBlastClearCache();
+        CL_COUNT(clblast_clears, 1);
+    }
+    pthread_mutex_unlock(&clblast_lock);
+    return last;
+}
+
 static void release_dev(struct cl_dev *d) {
     if (!d) return;
     if (d->queue) clFinish(d->queue);
     for (int i = 0; i < N_SHARED; i++) recur_cl_release_kernel(d->k[i]);
     recur_cl_release_program(d->shared);
-    /* CLBlast keeps a program per (context, routine) that holds our context:
-     * its only C entry point to drop them clears every context's (the next
-     * GEMM elsewhere rebuilds from the driver's compiler cache). */
-    if (d->used_clblast) CLBlastClearCache();
+    int last_clblast = d->used_clblast && clblast_release();
     if (d->queue) {
         clReleaseCommandQueue(d->queue);
         CL_COUNT(queues, -1);
@@ -282,13 +315,13 @@ static void release_dev(struct cl_dev *d) {
          * threads), so a higher count is given 50 ms to settle before it is
          * counted as a reference someone kept (the leak test's check). */
         cl_uint refs = 0;
-        for (int tries = 0; tries < 50; tries++) {
+        for (int tries = 0; tries < 50 && (last_clblast || !d->used_clblast); tries++) {
             if (clGetContextInfo(d->context, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL) != CL_SUCCESS ||
                 refs <= 1)
                 break;
             nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
-        if (refs > 1) {
+        if (refs > 1 && (last_clblast || !d->used_clblast)) {
             CL_COUNT(leaked_refs, 1);
             recur_log(RECUR_LOG_DEBUG, "opencl: closing a context that %u other references still hold", refs - 1);
         }
@@ -491,7 +524,7 @@ static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int
     struct cl_dev *d = DEV(be);
     RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
               "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
-    d->used_clblast = 1;
+    clblast_acquire(d);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                        tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)M, (size_t)N, (size_t)K,
                                        alpha, MEM(A), A.off / 4, (size_t)lda, MEM(B), B.off / 4, (size_t)ldb, beta,
