@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cl-dev.h"
 #include "context.h"
 #include "opencl-impl.h"
 #include "philox.h"
@@ -1378,6 +1379,27 @@ Test(device, program_cache_unwritable) {
 /* CLBlast's process-wide program cache is cleared only when the last
  * context that ran a GEMM closes, never under another one that still uses
  * it (which would recompile CLBlast's kernels at its next GEMM). */
+/* An out-of-resources error right after buffers were created (before the
+ * queue drained) is what a lazily allocating driver (NVIDIA) reports for
+ * out of memory: RECUR_ERR_DEVICE_MEMORY saying so; after a sync it is an
+ * OpenCL error naming both causes. */
+Test(device, out_of_resources_after_allocation) {
+    NEED_DEVICE();
+    recur_ctx *ctx = cl_ctx("opencl");
+    struct recur_mem m = dev_alloc(ctx, 1024);
+    recur_status st = recur_cl_fail(BE(ctx), CL_OUT_OF_RESOURCES, "clFinish", "test");
+    cr_assert_eq(st, RECUR_ERR_DEVICE_MEMORY, "%s: %s", recur_status_str(st), recur_ctx_error(ctx));
+    expect_contains(recur_ctx_error(ctx), "CL_OUT_OF_RESOURCES; most likely out of device memory: 1 buffer (0 MiB)",
+                    "after an allocation");
+    OK(ctx, recur_be_sync(BE(ctx)));
+    st = recur_cl_fail(BE(ctx), CL_OUT_OF_RESOURCES, "clFinish", "test");
+    cr_assert_eq(st, RECUR_ERR_OPENCL, "%s: %s", recur_status_str(st), recur_ctx_error(ctx));
+    expect_contains(recur_ctx_error(ctx), "ran out of resources (memory, or a kernel fault", "after a sync");
+    cr_assert_eq(recur_cl_fail(BE(ctx), CL_INVALID_VALUE, "clFinish", "test"), RECUR_ERR_OPENCL);
+    recur_be_free(BE(ctx), &m);
+    recur_ctx_free(ctx);
+}
+
 Test(device, clblast_cache_outlives_other_contexts) {
     NEED_DEVICE();
     recur_ctx *a = cl_ctx("opencl"), *b = cl_ctx("opencl");

@@ -48,6 +48,12 @@ struct cl_dev {
     /* limits */
     cl_ulong max_alloc, global_mem;
     size_t max_wg, max_items[3];
+    char global_text[32]; /* global_mem for messages: "80.0 GiB" */
+
+    /* buffers created since the queue last drained (clFinish, a blocking
+     * read): an out-of-resources error after them is most likely memory */
+    long fresh_buffers;
+    unsigned long long fresh_bytes;
 
     /* what the program cache key needs (program.c) */
     char platform_name[128], device_name[128], driver[64], version[128];
@@ -63,11 +69,15 @@ struct cl_counters {
 extern struct cl_counters recur_cl_counters;
 #define CL_COUNT(field, delta) atomic_fetch_add(&recur_cl_counters.field, (delta))
 
-/* The status a failed OpenCL call maps to: memory codes are
- * RECUR_ERR_DEVICE_MEMORY, the rest RECUR_ERR_OPENCL. */
+/* The status a failed OpenCL call maps to, without a context: memory codes
+ * are RECUR_ERR_DEVICE_MEMORY, the rest RECUR_ERR_OPENCL. */
 recur_status recur_cl_status(cl_int code);
 
-/* Record "CALL(WHAT): CL_NAME" on be->ctx and return its status. */
+/* Record "CALL(WHAT): CL_NAME[; hint]" on be->ctx and return its status.
+ * With be->context open, CL_OUT_OF_RESOURCES and
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE after buffers created since the queue
+ * last drained are RECUR_ERR_DEVICE_MEMORY, "most likely out of device
+ * memory" (lazy allocation, opencl.c: dev_status). */
 recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what);
 
 /* Check one OpenCL call's result. */

@@ -42,6 +42,13 @@ static void fmt(char *buf, size_t len, const char *f, ...) {
     va_end(ap);
 }
 
+static void fmt_bytes(char *buf, size_t len, unsigned long long b) {
+    if (b >= (1ull << 30))
+        fmt(buf, len, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else
+        fmt(buf, len, "%.0f MiB", (double)b / (double)(1ull << 20));
+}
+
 /* ---- counters ---- */
 
 struct cl_counters recur_cl_counters;
@@ -83,9 +90,39 @@ recur_status recur_cl_status(cl_int code) {
     }
 }
 
+/*
+ * The status and a hint for a failed call of an open context. Drivers that
+ * allocate lazily (NVIDIA's) report a failed allocation not at
+ * clCreateBuffer but as CL_OUT_OF_RESOURCES (or
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE) at the first enqueue or clFinish that
+ * touches the memory; a kernel fault reads the same. What recur can know:
+ * whether buffers were created since the queue last drained (a clFinish or
+ * a blocking read that succeeded). If so, the error follows an allocation
+ * and is RECUR_ERR_DEVICE_MEMORY, "most likely out of device memory"; if
+ * not, RECUR_ERR_OPENCL that names both causes.
+ */
+static recur_status dev_status(const struct cl_dev *d, cl_int code, char *hint, size_t len) {
+    hint[0] = 0;
+    recur_status st = recur_cl_status(code);
+    if (!d || (code != CL_OUT_OF_RESOURCES && code != CL_MEM_OBJECT_ALLOCATION_FAILURE)) return st;
+    if (d->fresh_buffers) {
+        char b[32];
+        fmt_bytes(b, sizeof b, d->fresh_bytes);
+        fmt(hint, len,
+            "; most likely out of device memory: %ld buffer%s (%s) created since the queue last drained, "
+            "which a driver may allocate only now (%s has %s in all)",
+            d->fresh_buffers, d->fresh_buffers == 1 ? "" : "s", b, d->device_name, d->global_text);
+        return RECUR_ERR_DEVICE_MEMORY;
+    }
+    if (code == CL_OUT_OF_RESOURCES)
+        fmt(hint, len, "; the device ran out of resources (memory, or a kernel fault the driver reports so)");
+    return st;
+}
+
 recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what) {
-    char buf[32];
-    return recur_err(be->ctx, recur_cl_status(code), "%s(%s): %s", call, what, recur_cl_code_str(code, buf, sizeof buf));
+    char buf[32], hint[320];
+    recur_status st = dev_status(be->context, code, hint, sizeof hint);
+    return recur_err(be->ctx, st, "%s(%s): %s%s", call, what, recur_cl_code_str(code, buf, sizeof buf), hint);
 }
 
 /* ---- device enumeration ---- */
@@ -196,13 +233,6 @@ static int enumerate(struct enum_list *l) {
         l->entries[i].device_name = l->devs[i].dname;
     }
     return 0;
-}
-
-static void fmt_bytes(char *buf, size_t len, unsigned long long b) {
-    if (b >= (1ull << 30))
-        fmt(buf, len, "%.1f GiB", (double)b / (double)(1ull << 30));
-    else
-        fmt(buf, len, "%.0f MiB", (double)b / (double)(1ull << 20));
 }
 
 /* "3.0" from "OpenCL 3.0 PoCL ..."; major.minor as numbers too. */
@@ -380,6 +410,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
 
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem, &d->global_mem, NULL);
+    fmt_bytes(d->global_text, sizeof d->global_text, d->global_mem);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);
     d->max_items[0] = d->max_items[1] = d->max_items[2] = 1;
     cl_uint dims = 0;
@@ -469,8 +500,16 @@ static recur_status cl_alloc(struct recur_backend *be, size_t bytes, void **buf)
         return recur_cl_fail(be, err != CL_SUCCESS ? err : CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer", what);
     }
     CL_COUNT(buffers, 1);
+    d->fresh_buffers++;
+    d->fresh_bytes += bytes;
     *buf = m;
     return RECUR_OK;
+}
+
+/* Everything enqueued so far ran: the buffers made before it were usable. */
+static void drained(struct cl_dev *d) {
+    d->fresh_buffers = 0;
+    d->fresh_bytes = 0;
 }
 
 static void cl_free(struct recur_backend *be, void *buf) {
@@ -493,6 +532,7 @@ static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_me
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, src.off);
     CL_TRY(be, clEnqueueReadBuffer(DEV(be)->queue, MEM(src), CL_TRUE, src.off, bytes, dst, 0, NULL, NULL),
            "clEnqueueReadBuffer", what);
+    drained(DEV(be));
     return RECUR_OK;
 }
 
@@ -531,12 +571,15 @@ static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int
                                        MEM(C), C.off / 4, (size_t)ldc, &d->queue, NULL);
     if (s != CLBlastSuccess) {
         const char *name = recur_clblast_code_name(s);
+        char hint[320] = "";
         recur_status st = s == CLBlastTempBufferAllocFailure || s == CLBlastInsufficientMemoryTemp
                               ? RECUR_ERR_DEVICE_MEMORY
                               : RECUR_ERR_BACKEND;
-        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s",
+        if ((cl_int)s == CL_OUT_OF_RESOURCES || (cl_int)s == CL_MEM_OBJECT_ALLOCATION_FAILURE) /* OpenCL's own codes */
+            st = dev_status(d, (cl_int)s, hint, sizeof hint) == RECUR_ERR_DEVICE_MEMORY ? RECUR_ERR_DEVICE_MEMORY : st;
+        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s%s",
                          ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, ldc, name ? name : "CLBlast status ",
-                         name ? " (" : "", (int)s, name ? ")" : "");
+                         name ? " (" : "", (int)s, name ? ")" : "", hint);
     }
     return RECUR_OK;
 }
@@ -577,13 +620,13 @@ static recur_status enqueue(struct recur_backend *be, cl_kernel k, const char *n
                             const size_t *global, const size_t *local) {
     cl_int err = clEnqueueNDRangeKernel(DEV(be)->queue, k, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
-        char buf[32];
+        char what[160];
         if (dims == 2)
-            return recur_err(be->ctx, recur_cl_status(err),
-                             "clEnqueueNDRangeKernel(%s): %s (global %zu x %zu, local %zu x %zu)", name,
-                             recur_cl_code_str(err, buf, sizeof buf), global[0], global[1], local[0], local[1]);
-        return recur_err(be->ctx, recur_cl_status(err), "clEnqueueNDRangeKernel(%s): %s (global %zu, local %zu)", name,
-                         recur_cl_code_str(err, buf, sizeof buf), global[0], local[0]);
+            fmt(what, sizeof what, "%s, global %zu x %zu, local %zu x %zu", name, global[0], global[1], local[0],
+                local[1]);
+        else
+            fmt(what, sizeof what, "%s, global %zu, local %zu", name, global[0], local[0]);
+        return recur_cl_fail(be, err, "clEnqueueNDRangeKernel", what);
     }
     return RECUR_OK;
 }
@@ -1082,6 +1125,7 @@ static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stag
 
 static recur_status cl_sync(struct recur_backend *be) {
     CL_TRY(be, clFinish(DEV(be)->queue), "clFinish", DEV(be)->device_name);
+    drained(DEV(be));
     return RECUR_OK;
 }
 
