@@ -1306,6 +1306,10 @@ Test(device, program_cache) {
     memcpy(key, whole + 32, klen);
     key[klen] = 0;
     expect_contains(key, "source: sha256 ", "stored key");
+    /* the driver's shared object, found through the ICD dispatch table */
+    expect_contains(key, "driver library: /", "stored key");
+    expect_contains(key, ".so", "stored key");
+    expect_contains(key, " bytes, mtime ", "stored key");
     char other_key[2100], why[4400], other_dir[4200];
     snprintf(other_key, sizeof other_key, "%s", key);
     char *hash = strstr(other_key, "sha256 ") + 7;
@@ -1332,7 +1336,18 @@ Test(device, program_cache) {
     cr_assert_eq(STATS_DIFF(cache_rejects), 1);
     cr_assert_eq(STATS_DIFF(builds), 1);
 
-    /* a well-formed entry whose binary the driver refuses */
+    /* A well-formed entry whose binary the driver refuses. Mesa 22.3's
+     * rusticl panics (aborts the process) on such a binary, a driver bug:
+     * there recur's defences are the checksum and the driver-library key,
+     * and this stage is skipped. */
+    recur_device_info first;
+    opencl_devices(&first);
+    if (strstr(first.detail, "platform rusticl")) {
+        cr_log_warn("rusticl: the stage with a binary the driver refuses is skipped (the driver aborts on it)");
+        free(whole);
+        recur_log_set(NULL, NULL, RECUR_LOG_ERROR);
+        return;
+    }
     unsigned char junk[4096];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)(i * 13 + 5);
     cr_assert_eq(recur_cl_cache_store(dir, key, junk, sizeof junk, why, sizeof why), 0, "%s", why);

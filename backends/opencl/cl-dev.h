@@ -56,7 +56,8 @@ struct cl_dev {
     unsigned long long fresh_bytes;
 
     /* what the program cache key needs (program.c) */
-    char platform_name[128], device_name[128], driver[64], version[128];
+    char platform_name[128], device_name[128], driver[64], version[128], platform_version[128];
+    char library[512]; /* recur_cl_driver_library() */
 
     int used_clblast; /* ran a CLBlast GEMM: counted in opencl.c's clblast_users */
 };
@@ -86,6 +87,11 @@ recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *ca
         cl_int cl_try_err_ = (err);                                                            \
         if (cl_try_err_ != CL_SUCCESS) return recur_cl_fail((be), cl_try_err_, (call), (what)); \
     } while (0)
+
+/* The driver's shared object as "path, N bytes, mtime S.NS" ("unknown"
+ * when not found): the library that holds the platform's ICD dispatch
+ * table, for the program cache's key (program.c). */
+void recur_cl_driver_library(cl_platform_id platform, char *buf, size_t len);
 
 /* Release helpers that keep the counters right; NULL is allowed. */
 void recur_cl_release_kernel(cl_kernel k);

@@ -393,6 +393,8 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     list_free(&l);
     device_str(d->device, CL_DRIVER_VERSION, d->driver, sizeof d->driver);
     device_str(d->device, CL_DEVICE_VERSION, d->version, sizeof d->version);
+    platform_str(d->platform, CL_PLATFORM_VERSION, d->platform_version, sizeof d->platform_version);
+    recur_cl_driver_library(d->platform, d->library, sizeof d->library);
 
     /* What recur needs: OpenCL 1.2, a compiler, an available device. */
     char ver[64];
