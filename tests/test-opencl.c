@@ -215,6 +215,12 @@ static const struct recur_cl_entry cpu_then_gpu[] = {
     {1, 0, "NVIDIA CUDA", "NVIDIA H200", GPU},
 };
 
+/* Oclgrind, a simulator that reports a GPU, registered before PoCL. */
+static const struct recur_cl_entry grind_first[] = {
+    {0, 0, "Oclgrind", "Oclgrind Simulator", GPU},
+    {1, 0, "Portable Computing Language", "pthread-haswell-Intel Xeon", CPU},
+};
+
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static void sel_ok(const struct recur_cl_entry *list, size_t n, size_t np, const char *spec, size_t want) {
@@ -249,6 +255,17 @@ Test(selector, valid_on_pocl) {
                               ":cpu",    "0",     "0:",    "0::",      "::",       "0::0",  "skylake", "0:SKYLAKE",
                               "pthread", "::amd", ":cpu:0"};
     for (size_t i = 0; i < N_OF(to_first); i++) sel_ok(pocl_only, 1, 1, to_first[i], 0);
+}
+
+/* A simulator is never the default, but is chosen by name, index or type. */
+Test(selector, simulator_never_the_default) {
+    sel_ok(grind_first, 2, 2, "", 1);
+    sel_ok(grind_first, 2, 2, ":", 1);
+    sel_ok(grind_first, 2, 2, "oclgrind", 0);
+    sel_ok(grind_first, 2, 2, "0", 0);
+    sel_ok(grind_first, 2, 2, "::gpu", 0);
+    sel_ok(grind_first, 1, 1, "", 0); /* alone */
+    cr_assert(recur_cl_simulator("Oclgrind") && !recur_cl_simulator("NVIDIA CUDA") && !recur_cl_simulator(NULL));
 }
 
 Test(selector, valid_mixed) {
@@ -334,6 +351,29 @@ Test(selector, small_message_buffer) {
 
 /* ------------------------------------------------------------------------ */
 /* names, hashes, cache files                                               */
+
+/* One floating-point contraction policy for every program: FP_CONTRACT OFF
+ * before the first function of the shared program (philox.cl, shared.cl,
+ * train.cl) and of the header every cell program starts with, so no driver
+ * fuses a*b+c into an fma in one kernel and not in the CPU's code. */
+extern const char recur_cl_shared_source[], recur_cl_cell_header[];
+static void contract_off_first(const char *src, const char *what) {
+    const char *pragma = strstr(src, "#pragma OPENCL FP_CONTRACT OFF");
+    cr_assert_not_null(pragma, "%s: no #pragma OPENCL FP_CONTRACT OFF", what);
+    cr_assert_null(strstr(src, "FP_CONTRACT ON"), "%s: FP_CONTRACT ON", what);
+    const char *firsts[] = {"__kernel ", "static inline "};
+    for (size_t i = 0; i < N_OF(firsts); i++) {
+        const char *f = strstr(src, firsts[i]);
+        cr_assert(!f || pragma < f, "%s: '%s' before FP_CONTRACT OFF", what, firsts[i]);
+    }
+}
+Test(names, one_contraction_policy) {
+    contract_off_first(recur_cl_shared_source, "the shared program");
+    /* the header's kernels are a macro (RECUR_CELL_KERNEL), expanded in the
+     * cell's source after the whole header: the pragma only has to be there */
+    cr_assert_not_null(strstr(recur_cl_cell_header, "\n#pragma OPENCL FP_CONTRACT OFF"));
+    cr_assert_null(strstr(recur_cl_cell_header, "FP_CONTRACT ON"));
+}
 
 Test(names, codes) {
     cr_assert_str_eq(recur_cl_code_name(-5), "CL_OUT_OF_RESOURCES");
@@ -1122,7 +1162,14 @@ Test(device, cell_errors) {
     expect_contains(msg, "CL_BUILD_PROGRAM_FAILURE", "bad source");
     expect_contains(msg, "build log: ", "bad source");
     expect_contains(msg, "error", "bad source");
-    expect_contains(msg, "broken.cl:1", "bad source"); /* line numbers of the cell's own file */
+    /* Line numbers are the cell's own file's (#line 1 "broken.cl" after the
+     * header): the error is on line 1. Drivers write the place differently
+     * (clang: "broken.cl:1:40: error", Oclgrind: "<source>:1:40" or ":1:40"
+     * without the file name), so the check is ":1:" in the log, and the file
+     * name, where the log names one, is broken.cl. */
+    const char *blog = strstr(msg, "build log: ");
+    cr_assert(blog && strstr(blog, ":1:"), "bad source: no error on line 1 in '%s'", msg);
+    cr_assert(!strstr(blog, ".cl:") || strstr(blog, "broken.cl:1:"), "bad source: another file named in '%s'", msg);
 
     /* a kernel missing */
     struct recur_cell_desc half =

@@ -281,7 +281,8 @@ static int cl_preferred(void) {
     struct enum_list l;
     int gpu = 0;
     if (enumerate(&l) != 0) return 0;
-    for (size_t i = 0; i < l.n; i++) gpu |= (l.entries[i].type & RECUR_CL_TYPE_GPU) != 0;
+    for (size_t i = 0; i < l.n; i++) /* Oclgrind calls itself a GPU: never the default */
+        gpu |= (l.entries[i].type & RECUR_CL_TYPE_GPU) && !recur_cl_simulator(l.entries[i].platform_name);
     list_free(&l);
     return gpu;
 }
