@@ -97,6 +97,12 @@ struct recur_backend_i {
     recur_status (*write)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     recur_status (*read)(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
     recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
+    /* (optional) Host to device without waiting: the host memory at src must
+     * stay alive and unchanged until the next sync() or read() of this
+     * backend (both drain the queue). For data that outlives the call, e.g.
+     * index arrays kept in a layer, so that writing them does not drain the
+     * queue. Default: write(). */
+    recur_status (*write_async)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     /* Set `count` floats to `value`. */
     recur_status (*fill)(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
     /* dst[r*ld + j] = beta * dst[r*ld + j] for r < rows, j < width (both > 0).
@@ -241,6 +247,7 @@ extern const struct recur_backend_i recur_opencl_backend;
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);
 recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);

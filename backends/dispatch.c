@@ -79,6 +79,11 @@ recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, cons
     return bytes ? be->iface->write(be, dst, src, bytes) : RECUR_OK;
 }
 
+recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    if (!bytes) return RECUR_OK;
+    return be->iface->write_async ? be->iface->write_async(be, dst, src, bytes) : be->iface->write(be, dst, src, bytes);
+}
+
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
     return bytes ? be->iface->read(be, dst, src, bytes) : RECUR_OK;
 }

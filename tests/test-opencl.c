@@ -1462,6 +1462,35 @@ Test(device, out_of_resources_after_allocation) {
     recur_ctx_free(ctx);
 }
 
+/* write_async: enqueued without waiting, in order with what follows; the
+ * data is there at the next sync, on OpenCL and through the CPU default. */
+static void write_async_check(recur_ctx *ctx) {
+    float src[300], dst[300];
+    for (int i = 0; i < 300; i++) src[i] = frand();
+    struct recur_mem m;
+    OK(ctx, recur_be_alloc(BE(ctx), sizeof src, &m));
+    OK(ctx, recur_be_fill(BE(ctx), m, 7.0f, 300));
+    OK(ctx, recur_be_write_async(BE(ctx), at(m, 10), src + 10, 200 * sizeof(float)));
+    OK(ctx, recur_be_scale(BE(ctx), at(m, 10), 1, 200, 200, 2.0f)); /* after the write, in queue order */
+    OK(ctx, recur_be_sync(BE(ctx)));
+    OK(ctx, recur_be_read(BE(ctx), dst, m, sizeof dst));
+    for (int i = 0; i < 300; i++) {
+        float want = i >= 10 && i < 210 ? 2.0f * src[i] : 7.0f;
+        cr_assert_eq(dst[i], want, "%s: write_async: [%d] = %g, expected %g", ctx->be.iface->name, i, dst[i], want);
+    }
+    recur_be_free(BE(ctx), &m);
+}
+
+Test(device, write_async_in_queue_order) {
+    NEED_DEVICE();
+    recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
+    write_async_check(ctx);
+    recur_ctx_free(ctx);
+    cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
+    write_async_check(cpu);
+    recur_ctx_free(cpu);
+}
+
 Test(device, clblast_cache_outlives_other_contexts) {
     NEED_DEVICE();
     recur_ctx *a = cl_ctx("opencl"), *b = cl_ctx("opencl");

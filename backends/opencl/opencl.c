@@ -5,9 +5,10 @@
  * One cl_context and one in-order queue per recur context. Buffers are
  * cl_mem addressed by byte offsets (no sub-buffers): kernels take
  * (buffer, offset in floats) pairs. Everything is enqueued without waiting
- * except reads, writes (blocking: the engine's host pointers belong to the
+ * except reads, write() (blocking: the engine's host pointers belong to the
  * caller, who may free them as soon as a call returns) and sync(), so there
- * is no host synchronisation inside the engine's time loop.
+ * is no host synchronisation inside the engine's time loop; write_async()
+ * does not wait either (its host memory lives until the next sync).
  *
  * Launch shapes respect CL_DEVICE_MAX_WORK_GROUP_SIZE, CL_KERNEL_WORK_GROUP_SIZE
  * and CL_DEVICE_MAX_WORK_ITEM_SIZES; global sizes are rounded up (the
@@ -522,12 +523,23 @@ static void cl_free(struct recur_backend *be, void *buf) {
     CL_COUNT(buffers, -1);
 }
 
-static recur_status cl_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+static recur_status write_buffer(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes,
+                                 cl_bool blocking) {
     char what[64];
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, dst.off);
-    CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), CL_TRUE, dst.off, bytes, src, 0, NULL, NULL),
+    CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), blocking, dst.off, bytes, src, 0, NULL, NULL),
            "clEnqueueWriteBuffer", what);
     return RECUR_OK;
+}
+
+/* Blocking: the engine's host pointers belong to the caller. */
+static recur_status cl_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    return write_buffer(be, dst, src, bytes, CL_TRUE);
+}
+
+/* Not blocking: src lives until the next sync or read (backend-impl.h). */
+static recur_status cl_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    return write_buffer(be, dst, src, bytes, CL_FALSE);
 }
 
 static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
@@ -1142,6 +1154,7 @@ const struct recur_backend_i recur_opencl_backend = {
     .alloc = cl_alloc,
     .free = cl_free,
     .write = cl_write,
+    .write_async = cl_write_async,
     .read = cl_read,
     .copy = cl_copy,
     .fill = cl_fill,
