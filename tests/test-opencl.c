@@ -1495,6 +1495,52 @@ Test(device, write_async_in_queue_order) {
     recur_ctx_free(cpu);
 }
 
+/* Test builds (-Dtest_hooks=true): RECUR_CL_TEST_POISON=1 fills every new
+ * buffer with NaN; RECUR_CL_TEST_LIMITS caps the device's limits, and the
+ * capped values are what the backend uses (launches split, allocations
+ * refused). Skipped in other builds, where the variables mean nothing. */
+Test(device, test_hooks) {
+    NEED_DEVICE();
+    if (!recur_cl_test_hooks()) cr_skip_test("not a -Dtest_hooks=true build");
+    const char *old_poison = getenv("RECUR_CL_TEST_POISON"), *old_limits = getenv("RECUR_CL_TEST_LIMITS");
+    char saved_poison[32] = "", saved_limits[256] = "";
+    if (old_poison) snprintf(saved_poison, sizeof saved_poison, "%s", old_poison);
+    if (old_limits) snprintf(saved_limits, sizeof saved_limits, "%s", old_limits);
+    cr_assert_eq(setenv("RECUR_CL_TEST_POISON", "1", 1), 0);
+    cr_assert_eq(setenv("RECUR_CL_TEST_LIMITS", "wg=16,items=8,alloc=1048576,chunk=1000", 1), 0);
+    recur_ctx *ctx = cl_ctx("opencl");
+    struct recur_cl_limits lim;
+    cr_assert_eq(recur_cl_limits_get(BE(ctx), &lim), 0);
+    cr_assert_leq(lim.max_work_group, 16);
+    cr_assert_leq(lim.max_items[0], 8);
+    cr_assert_eq(lim.max_alloc, 1048576);
+    /* poison: NaN until written */
+    float v[5000], y[5000];
+    struct recur_mem m = dev_alloc(ctx, 5000), x = dev_alloc(ctx, 5000);
+    get_floats(ctx, v, m, 5000);
+    for (int i = 0; i < 5000; i++) cr_assert(isnan(v[i]), "poison: [%d] = %g", i, v[i]);
+    /* a 1-D launch of 5000 floats in chunks of 1000 */
+    for (int i = 0; i < 5000; i++) v[i] = (float)i, y[i] = 1.0f;
+    put_floats(ctx, m, v, 5000);
+    put_floats(ctx, x, y, 5000);
+    struct recur_cl_stats s0, s1;
+    recur_cl_stats_get(&s0);
+    OK(ctx, recur_be_add(BE(ctx), m, x, 5000));
+    recur_cl_stats_get(&s1);
+    cr_assert_eq(STATS_DIFF(launches_split), 1);
+    get_floats(ctx, y, m, 5000);
+    for (int i = 0; i < 5000; i++) cr_assert_eq(y[i], (float)i + 1.0f, "chunked add: [%d] = %g", i, y[i]);
+    /* the capped allocation limit */
+    struct recur_mem big;
+    cr_assert_eq(recur_be_alloc(BE(ctx), 2u << 20, &big), RECUR_ERR_DEVICE_MEMORY);
+    expect_contains(recur_ctx_error(ctx), "CL_DEVICE_MAX_MEM_ALLOC_SIZE 1048576", "capped alloc");
+    recur_be_free(BE(ctx), &m);
+    recur_be_free(BE(ctx), &x);
+    recur_ctx_free(ctx);
+    if (old_poison) setenv("RECUR_CL_TEST_POISON", saved_poison, 1); else unsetenv("RECUR_CL_TEST_POISON");
+    if (old_limits) setenv("RECUR_CL_TEST_LIMITS", saved_limits, 1); else unsetenv("RECUR_CL_TEST_LIMITS");
+}
+
 Test(device, clblast_cache_outlives_other_contexts) {
     NEED_DEVICE();
     recur_ctx *a = cl_ctx("opencl"), *b = cl_ctx("opencl");

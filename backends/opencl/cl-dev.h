@@ -48,6 +48,7 @@ struct cl_dev {
     /* limits */
     cl_ulong max_alloc, global_mem;
     size_t max_wg, max_items[3];
+    size_t chunk; /* floats per launch of the 1-D kernels */
     char global_text[32]; /* global_mem for messages: "80.0 GiB" */
 
     /* buffers created since the queue last drained (clFinish, a blocking

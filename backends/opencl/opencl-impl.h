@@ -166,6 +166,11 @@ void recur_cl_stats_get(struct recur_cl_stats *out);
  */
 void recur_cl_debug_max_groups(size_t groups);
 
+/* 1 in a build with -Dtest_hooks=true, whose OpenCL backend honours
+ * RECUR_CL_TEST_POISON=1 (new buffers filled with NaN) and
+ * RECUR_CL_TEST_LIMITS (GPU-like caps on PoCL; opencl.c: test_limits). */
+int recur_cl_test_hooks(void);
+
 /* The limits of an open OpenCL context (be->iface must be the OpenCL backend). */
 struct recur_backend;
 struct recur_cl_limits {

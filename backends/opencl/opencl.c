@@ -70,6 +70,12 @@ void recur_cl_stats_get(struct recur_cl_stats *o) {
     o->clblast_clears = atomic_load(&c->clblast_clears);
 }
 
+/* Floats per launch of the 1-D kernels, far below any device's limit
+ * (d->chunk: this, or less in a test build's RECUR_CL_TEST_LIMITS). */
+#define ADD_CHUNK ((size_t)1 << 28)
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
 #define DEFAULT_MAX_GROUPS 65535
 static atomic_size_t max_groups_y = DEFAULT_MAX_GROUPS;
 
@@ -288,6 +294,59 @@ static int cl_preferred(void) {
     return gpu;
 }
 
+/* ---- test hooks (-Dtest_hooks=true: test builds only, never a release) ---- */
+
+#ifdef RECUR_CL_TEST_HOOKS
+int recur_cl_test_hooks(void) { return 1; }
+
+/*
+ * RECUR_CL_TEST_LIMITS="wg=64,items=64,alloc=BYTES,groups=G,chunk=FLOATS":
+ * cap the device's limits to GPU-like values so that PoCL runs the paths a
+ * GPU takes: the work-group size (CL_DEVICE_MAX_WORK_GROUP_SIZE), the
+ * work-items per dimension, the largest allocation
+ * (CL_DEVICE_MAX_MEM_ALLOC_SIZE), the work-groups per launch in dimension 1
+ * (recur_cl_debug_max_groups) and the floats per 1-D launch. A bad entry is
+ * logged and ignored (test builds only).
+ */
+static void test_limits(struct cl_dev *d) {
+    const char *spec = getenv("RECUR_CL_TEST_LIMITS");
+    if (!spec || !*spec) return;
+    char buf[256];
+    fmt(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        unsigned long long v = eq ? strtoull(eq + 1, &end, 10) : 0;
+        if (!eq || !end || *end || v == 0) {
+            recur_log(RECUR_LOG_ERROR, "opencl: RECUR_CL_TEST_LIMITS: bad entry '%s' ignored", tok);
+            continue;
+        }
+        *eq = 0;
+        if (strcmp(tok, "wg") == 0 && v < d->max_wg) d->max_wg = (size_t)v;
+        else if (strcmp(tok, "items") == 0)
+            for (int i = 0; i < 3; i++) d->max_items[i] = min_sz(d->max_items[i], (size_t)v);
+        else if (strcmp(tok, "alloc") == 0 && v < d->max_alloc) d->max_alloc = v;
+        else if (strcmp(tok, "groups") == 0) recur_cl_debug_max_groups((size_t)v);
+        else if (strcmp(tok, "chunk") == 0) d->chunk = v < 4 ? 4 : (size_t)v / 4 * 4;
+        else if (strcmp(tok, "wg") && strcmp(tok, "alloc"))
+            recur_log(RECUR_LOG_ERROR, "opencl: RECUR_CL_TEST_LIMITS: unknown limit '%s' ignored", tok);
+    }
+    recur_log(RECUR_LOG_DEBUG, "opencl: test limits: work-group %zu, items %zu, alloc %llu, chunk %zu", d->max_wg,
+              d->max_items[0], (unsigned long long)d->max_alloc, d->chunk);
+}
+
+/* RECUR_CL_TEST_POISON=1: every new buffer is filled with 0xff bytes (a NaN
+ * in every float, -1 in every int32), so a kernel that reads memory nobody
+ * wrote gives NaN and fails its test. */
+static cl_int test_poison(cl_command_queue q, cl_mem m, size_t bytes) {
+    const char *v = getenv("RECUR_CL_TEST_POISON");
+    if (!v || strcmp(v, "1") != 0) return CL_SUCCESS;
+    const unsigned char ff = 0xff;
+    return clEnqueueFillBuffer(q, m, &ff, 1, 0, bytes, 0, NULL, NULL);
+}
+#else
+int recur_cl_test_hooks(void) { return 0; }
+#endif
+
 /* ---- open / close ---- */
 
 static void CL_CALLBACK notify(const char *errinfo, const void *private_info, size_t cb, void *user) {
@@ -424,6 +483,10 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
         clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, dims * sizeof(size_t), items, NULL) == CL_SUCCESS)
         for (cl_uint i = 0; i < 3 && i < dims; i++) d->max_items[i] = items[i] ? items[i] : 1;
     if (d->max_wg == 0) d->max_wg = 1;
+    d->chunk = ADD_CHUNK;
+#ifdef RECUR_CL_TEST_HOOKS
+    test_limits(d);
+#endif
 
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
@@ -504,6 +567,13 @@ static recur_status cl_alloc(struct recur_backend *be, size_t bytes, void **buf)
         return recur_cl_fail(be, err != CL_SUCCESS ? err : CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer", what);
     }
     CL_COUNT(buffers, 1);
+#ifdef RECUR_CL_TEST_HOOKS
+    if ((err = test_poison(d->queue, m, bytes)) != CL_SUCCESS) {
+        clReleaseMemObject(m);
+        CL_COUNT(buffers, -1);
+        return recur_cl_fail(be, err, "clEnqueueFillBuffer", "poison");
+    }
+#endif
     d->fresh_buffers++;
     d->fresh_bytes += bytes;
     *buf = m;
@@ -601,7 +671,6 @@ static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int
 
 /* ---- launch shapes ---- */
 
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t pow2_floor(size_t v) {
     size_t p = 1;
     while (p <= v / 2) p *= 2;
@@ -697,20 +766,18 @@ static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, fl
     return enqueue(be, k, name, 2, global, local);
 }
 
-/* Floats per launch of the 1-D kernel, far below any device's limit. */
-#define ADD_CHUNK ((size_t)1 << 28)
 
 /* A 1-D elementwise kernel over `count` floats whose buffer arguments are
  * mems[i] at argument 2i (buffer, then offset) and whose count is argument
- * 2*n_mems, launched in chunks of ADD_CHUNK (the caller sets the rest). */
+ * 2*n_mems, launched in chunks of d->chunk (the caller sets the rest). */
 static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared which, const char *name,
                                        const struct recur_mem *mems, cl_uint n_mems, size_t count) {
     struct cl_dev *d = DEV(be);
     cl_kernel k = d->k[which];
     size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[which])));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
+    if (count > d->chunk) CL_COUNT(launches_split, 1);
+    for (size_t i0 = 0; i0 < count; i0 += d->chunk) {
+        cl_ulong n = (cl_ulong)min_sz(d->chunk, count - i0);
         for (cl_uint i = 0; i < n_mems; i++) TRY(set_mem(be, k, name, 2 * i, mems[i], i0));
         TRY(set_arg(be, k, name, 2 * n_mems, sizeof n, &n));
         size_t global = round_up((size_t)n, local);
@@ -853,12 +920,12 @@ static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, s
     const float scale = 1.0f / (1.0f - p); /* as the CPU computes it, so the results are the same bits */
     const cl_uint words[4] = {(cl_uint)seed, (cl_uint)(seed >> 32), (cl_uint)stream, (cl_uint)(stream >> 32)};
     size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_DROPOUT])));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    if (count > d->chunk) CL_COUNT(launches_split, 1);
     TRY(set_arg(be, k, name, 6, sizeof(float), &p));
     TRY(set_arg(be, k, name, 7, sizeof(float), &scale));
     for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 8 + i, sizeof(cl_uint), &words[i]));
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) { /* ADD_CHUNK is a multiple of 4 */
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0), first = (cl_ulong)i0;
+    for (size_t i0 = 0; i0 < count; i0 += d->chunk) { /* d->chunk is a multiple of 4 */
+        cl_ulong n = (cl_ulong)min_sz(d->chunk, count - i0), first = (cl_ulong)i0;
         TRY(set_mem(be, k, name, 0, dst, i0));
         TRY(set_mem(be, k, name, 2, src, i0));
         TRY(set_arg(be, k, name, 4, sizeof n, &n));
