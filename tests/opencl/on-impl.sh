@@ -12,9 +12,11 @@
 #               shadow memory from the first host write to a buffer; see
 #               issue 11); recur's poison suite checks that instead;
 #             - the API errors recur's tests provoke on purpose: a build
-#               failure (clBuildProgram, CL_BUILD_PROGRAM_FAILURE: test-opencl
-#               cell_errors) and a refused binary (clCreateProgramWithBinary,
-#               CL_INVALID_BINARY: test-opencl program_cache).
+#               failure (clBuildProgram, CL_BUILD_PROGRAM_FAILURE) and a
+#               kernel missing (clCreateKernel, CL_INVALID_KERNEL_NAME) in
+#               test-opencl's cell_errors, a refused binary
+#               (clCreateProgramWithBinary, CL_INVALID_BINARY) in its
+#               program_cache.
 #   rusticl   Mesa's rusticl on llvmpipe (RUSTICL_ENABLE=llvmpipe).
 #   pocl      PoCL (used by the poison and GPU-limits suites).
 #
@@ -64,6 +66,7 @@ awk -v rc="$rc" '
     api && /^\tFunction: / { fn = $2 }
     api && /^\tError: / { api = 0
                           if ((fn == "clBuildProgram" && $2 == "CL_BUILD_PROGRAM_FAILURE") ||
+                              (fn == "clCreateKernel" && $2 == "CL_INVALID_KERNEL_NAME") ||
                               (fn == "clCreateProgramWithBinary" && $2 == "CL_INVALID_BINARY")) expected++
                           else { bad++; print "OCLGRIND REPORT: API error " $2 " in " fn } }
     !/^\t/ && NF { prev = $0 }
