@@ -55,21 +55,5 @@ log=$vendors/stderr.txt
 "$@" 2> >(tee "$log" >&2)
 rc=$?
 wait
-# A report is a message line followed by "\tKernel: NAME" (kernel errors) or
-# the line "Oclgrind - OpenCL runtime error detected" followed by
-# "\tFunction: F" and "\tError: E" (API errors).
-awk -v rc="$rc" '
-    /^\tKernel: / { kind = prev; sub(/\r$/, "", kind)
-                    if (kind ~ /^Uninitiali[sz]ed |^Controlflow depends on uninitiali[sz]ed/) { uninit++ }
-                    else { bad++; print "OCLGRIND REPORT: " kind " (" substr($0, 2) ")" } }
-    /Oclgrind - OpenCL runtime error detected/ { api = 1; fn = ""; next }
-    api && /^\tFunction: / { fn = $2 }
-    api && /^\tError: / { api = 0
-                          if ((fn == "clBuildProgram" && $2 == "CL_BUILD_PROGRAM_FAILURE") ||
-                              (fn == "clCreateKernel" && $2 == "CL_INVALID_KERNEL_NAME") ||
-                              (fn == "clCreateProgramWithBinary" && $2 == "CL_INVALID_BINARY")) expected++
-                          else { bad++; print "OCLGRIND REPORT: API error " $2 " in " fn } }
-    !/^\t/ && NF { prev = $0 }
-    END { printf "oclgrind: %d report(s) failing, %d uninitialised-value report(s) filtered (a known false positive), %d deliberate API error(s); command exit %d\n", bad, uninit, expected, rc
-          exit (bad > 0) }' "$log" || exit 1
+awk -v rc="$rc" -f "$(dirname "$0")/oclgrind-reports.awk" "$log" || exit 1
 exit "$rc"
