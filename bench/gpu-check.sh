@@ -181,10 +181,10 @@ done
 say "== training on $sel"
 rm -rf "$out/train"
 if [ $tiny = 1 ]; then
-    # a 60-line corpus: validation is 6 lines, a few chunks (every kernel launch is slow on a simulator)
+    # a 60-line corpus: validation is 3 lines, a few chunks (every kernel launch is slow on a simulator)
     for i in $(seq 1 60); do echo "line $i of the tiny corpus"; done > "$out/corpus.txt"
-    step train "$recur" train --out "$out/train" --corpus "$out/corpus.txt" --val-frac 0.1 --steps 4 --hidden 8 \
-        --embed 4 --batch 2 --bptt 4 --eval-every 2 --checkpoint-every 4 --samples 0 --quiet
+    step train "$recur" train --out "$out/train" --corpus "$out/corpus.txt" --val-frac 0.05 --steps 4 --hidden 8 \
+        --embed 4 --batch 2 --bptt 4 --eval-every 4 --checkpoint-every 4 --samples 0 --quiet
 else
     step train "$recur" train --out "$out/train" --quiet
 fi
