@@ -321,14 +321,19 @@ static void test_limits(struct cl_dev *d) {
             continue;
         }
         *eq = 0;
-        if (strcmp(tok, "wg") == 0 && v < d->max_wg) d->max_wg = (size_t)v;
-        else if (strcmp(tok, "items") == 0)
+        if (strcmp(tok, "wg") == 0) {
+            d->max_wg = min_sz(d->max_wg, (size_t)v);
+        } else if (strcmp(tok, "items") == 0) {
             for (int i = 0; i < 3; i++) d->max_items[i] = min_sz(d->max_items[i], (size_t)v);
-        else if (strcmp(tok, "alloc") == 0 && v < d->max_alloc) d->max_alloc = v;
-        else if (strcmp(tok, "groups") == 0) recur_cl_debug_max_groups((size_t)v);
-        else if (strcmp(tok, "chunk") == 0) d->chunk = v < 4 ? 4 : (size_t)v / 4 * 4;
-        else if (strcmp(tok, "wg") && strcmp(tok, "alloc"))
+        } else if (strcmp(tok, "alloc") == 0) {
+            if (v < d->max_alloc) d->max_alloc = v;
+        } else if (strcmp(tok, "groups") == 0) {
+            recur_cl_debug_max_groups((size_t)v);
+        } else if (strcmp(tok, "chunk") == 0) {
+            d->chunk = v < 4 ? 4 : (size_t)v / 4 * 4; /* dropout draws 4 floats a work-item */
+        } else {
             recur_log(RECUR_LOG_ERROR, "opencl: RECUR_CL_TEST_LIMITS: unknown limit '%s' ignored", tok);
+        }
     }
     recur_log(RECUR_LOG_DEBUG, "opencl: test limits: work-group %zu, items %zu, alloc %llu, chunk %zu", d->max_wg,
               d->max_items[0], (unsigned long long)d->max_alloc, d->chunk);
