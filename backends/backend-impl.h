@@ -97,8 +97,18 @@ struct recur_backend_i {
     recur_status (*write)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     recur_status (*read)(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
     recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
+    /* (optional) Host to device without waiting: the host memory at src must
+     * stay alive and unchanged until the next sync() or read() of this
+     * backend (both drain the queue). For data that outlives the call, e.g.
+     * index arrays kept in a layer, so that writing them does not drain the
+     * queue. Default: write(). */
+    recur_status (*write_async)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     /* Set `count` floats to `value`. */
     recur_status (*fill)(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
+    /* dst[r*ld + j] = beta * dst[r*ld + j] for r < rows, j < width (both > 0).
+     * beta 0 writes 0 without reading dst, so Inf and NaN in it become 0 (as
+     * BLAS treats beta 0): the empty product of a K = 0 GEMM. */
+    recur_status (*scale)(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta);
 
     /* ---- linear algebra ---- */
 
@@ -238,9 +248,11 @@ extern const struct recur_backend_i recur_opencl_backend;
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);
 recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
+recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta);
 recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
                            float beta, struct recur_mem C, int ldc);

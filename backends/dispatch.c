@@ -43,7 +43,7 @@ const struct recur_backend_i *recur_be_find(const char *sel, const char **rest) 
 static const char *missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
-    SLOT(fill); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
+    SLOT(fill); SLOT(scale); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
     SLOT(scatter); SLOT(dropout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
     SLOT(supports); SLOT(cell_run);
 #undef SLOT
@@ -79,6 +79,11 @@ recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, cons
     return bytes ? be->iface->write(be, dst, src, bytes) : RECUR_OK;
 }
 
+recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    if (!bytes) return RECUR_OK;
+    return be->iface->write_async ? be->iface->write_async(be, dst, src, bytes) : be->iface->write(be, dst, src, bytes);
+}
+
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
     return bytes ? be->iface->read(be, dst, src, bytes) : RECUR_OK;
 }
@@ -91,13 +96,18 @@ recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float
     return count ? be->iface->fill(be, dst, value, count) : RECUR_OK;
 }
 
+recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta) {
+    return rows > 0 && width > 0 && beta != 1.0f ? be->iface->scale(be, dst, rows, width, ld, beta) : RECUR_OK;
+}
+
 recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
                            float beta, struct recur_mem C, int ldc) {
     if (M <= 0 || N <= 0) return RECUR_OK;
-    if (K <= 0) /* an empty sum: C = beta C */
-        return beta == 1.0f ? RECUR_OK
-                            : be->iface->gemm(be, 0, 0, M, N, 1, 0.0f, C, ldc, C, ldc, beta, C, ldc);
+    /* An empty sum: C = beta C, by the scale slot. Never a GEMM with A = B = C:
+     * BLAS libraries declare the inputs restrict (CLBlast's kernels race on
+     * such a call) and 0 * Inf or NaN in C would give NaN. */
+    if (K <= 0) return recur_be_scale(be, C, M, N, ldc, beta);
     return be->iface->gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -16,6 +16,16 @@ __kernel void recur_rows_set(__global float *dst_b, const ulong dst_o, const int
     dst_b[dst_o + (size_t)r * (size_t)ld + (size_t)j] = row_b[row_o + (size_t)j];
 }
 
+/* dst[r*ld + j] *= beta for r < rows, j < width; beta 0 writes 0 without
+ * reading (Inf and NaN become 0). NDRange (width, rows). */
+__kernel void recur_scale(__global float *dst_b, const ulong dst_o, const int ld, const int width, const int rows,
+                          const float beta) {
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);
+    if (j >= width || r >= rows) return;
+    __global float *d = dst_b + dst_o + (size_t)r * (size_t)ld + (size_t)j;
+    *d = beta == 0.0f ? 0.0f : beta * *d;
+}
+
 /*
  * dst[j] = beta*dst[j] + sum_r src[r*ld + j], beta 0 (dst not read) or 1.
  * One work-group row: NDRange (width rounded up, LY), local (LX, LY), LY a

@@ -209,6 +209,15 @@ static recur_status cpu_fill(struct recur_backend *be, struct recur_mem dst, flo
     return RECUR_OK;
 }
 
+static recur_status cpu_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta) {
+    (void)be;
+    for (int r = 0; r < rows; r++) {
+        float *p = HOSTF(dst) + (size_t)r * (size_t)ld;
+        for (int j = 0; j < width; j++) p[j] = beta == 0.0f ? 0.0f : beta * p[j];
+    }
+    return RECUR_OK;
+}
+
 /* ---- linear algebra ---- */
 
 /* Below this many multiply-adds a GEMM stays on one thread; a thread's
@@ -698,6 +707,7 @@ const struct recur_backend_i recur_cpu_backend = {
     .read = cpu_read,
     .copy = cpu_copy,
     .fill = cpu_fill,
+    .scale = cpu_scale,
     .gemm = cpu_gemm,
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,

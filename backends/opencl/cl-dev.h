@@ -29,6 +29,7 @@ enum cl_shared {
     K_SUM,
     K_SGD,
     K_ADAM,
+    K_SCALE,
     N_SHARED
 };
 
@@ -47,26 +48,38 @@ struct cl_dev {
     /* limits */
     cl_ulong max_alloc, global_mem;
     size_t max_wg, max_items[3];
+    size_t chunk; /* floats per launch of the 1-D kernels */
+    char global_text[32]; /* global_mem for messages: "80.0 GiB" */
+
+    /* buffers created since the queue last drained (clFinish, a blocking
+     * read): an out-of-resources error after them is most likely memory */
+    long fresh_buffers;
+    unsigned long long fresh_bytes;
 
     /* what the program cache key needs (program.c) */
-    char platform_name[128], device_name[128], driver[64], version[128];
+    char platform_name[128], device_name[128], driver[64], version[128], platform_version[128];
+    char library[512]; /* recur_cl_driver_library() */
 
-    int used_clblast; /* CLBlast cached programs of this context: clear them at close */
+    int used_clblast; /* ran a CLBlast GEMM: counted in opencl.c's clblast_users */
 };
 
 /* Process-wide counters (opencl.c). */
 struct cl_counters {
     atomic_long contexts, queues, programs, kernels, buffers;
-    atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split;
+    atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split, clblast_clears;
 };
 extern struct cl_counters recur_cl_counters;
 #define CL_COUNT(field, delta) atomic_fetch_add(&recur_cl_counters.field, (delta))
 
-/* The status a failed OpenCL call maps to: memory codes are
- * RECUR_ERR_DEVICE_MEMORY, the rest RECUR_ERR_OPENCL. */
+/* The status a failed OpenCL call maps to, without a context: memory codes
+ * are RECUR_ERR_DEVICE_MEMORY, the rest RECUR_ERR_OPENCL. */
 recur_status recur_cl_status(cl_int code);
 
-/* Record "CALL(WHAT): CL_NAME" on be->ctx and return its status. */
+/* Record "CALL(WHAT): CL_NAME[; hint]" on be->ctx and return its status.
+ * With be->context open, CL_OUT_OF_RESOURCES and
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE after buffers created since the queue
+ * last drained are RECUR_ERR_DEVICE_MEMORY, "most likely out of device
+ * memory" (lazy allocation, opencl.c: dev_status). */
 recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what);
 
 /* Check one OpenCL call's result. */
@@ -75,6 +88,11 @@ recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *ca
         cl_int cl_try_err_ = (err);                                                            \
         if (cl_try_err_ != CL_SUCCESS) return recur_cl_fail((be), cl_try_err_, (call), (what)); \
     } while (0)
+
+/* The driver's shared object as "path, N bytes, mtime S.NS" ("unknown"
+ * when not found): the library that holds the platform's ICD dispatch
+ * table, for the program cache's key (program.c). */
+void recur_cl_driver_library(cl_platform_id platform, char *buf, size_t len);
 
 /* Release helpers that keep the counters right; NULL is allowed. */
 void recur_cl_release_kernel(cl_kernel k);

@@ -45,7 +45,8 @@ struct recur_cl_entry {
  * "opencl" and its ':' ("" for plain "opencl"). Grammar, each field an
  * index (digits) or a case-insensitive substring, empty fields matching all:
  *
- *   ""  or ":"       the first GPU, else the first device
+ *   ""  or ":"       the first GPU, else the first device (a simulator,
+ *                    Oclgrind, only when nothing else is left)
  *   "NAME"           the one device whose platform or device name contains NAME
  *   "P"              platform P (an index)
  *   "P:D"            device D of platform P ("0:1"; D may be a device-name substring)
@@ -58,7 +59,8 @@ struct recur_cl_entry {
  * leave (with P an index and no type: clGetDeviceIDs' index, as in the
  * selector "opencl:P:D" that devices() prints). Without a device index:
  * one device left is the choice; several left by index and type fields
- * alone give the first GPU among them, else the first; several left after
+ * alone give the first GPU among them, else the first, passing over
+ * simulators (recur_cl_simulator) while another device is left; several left after
  * a name field is ambiguous.
  *
  * Returns RECUR_OK and sets *chosen (an index into list), or returns
@@ -72,6 +74,10 @@ struct recur_cl_entry {
  */
 recur_status recur_cl_select(const struct recur_cl_entry *list, size_t n, size_t n_platforms, const char *spec,
                              size_t *chosen, char *msg, size_t len);
+
+/* 1 if the platform is a simulator (Oclgrind, which reports itself as a
+ * GPU): never a default, chosen only by name, index or when alone. */
+int recur_cl_simulator(const char *platform_name);
 
 /* "opencl:P:D", the exact selector of a device. */
 void recur_cl_selector(const struct recur_cl_entry *e, char *buf, size_t len);
@@ -149,6 +155,7 @@ struct recur_cl_stats {
     long cache_rejects;  /* entries found but not used (corrupt, stale, refused by the driver) */
     long leaked_refs;    /* contexts that some other holder still referenced at close */
     long launches_split; /* kernel launches split because of work-group count limits */
+    long clblast_clears; /* CLBlastClearCache calls: when the last context that used CLBlast closed */
 };
 
 void recur_cl_stats_get(struct recur_cl_stats *out);
@@ -158,6 +165,11 @@ void recur_cl_stats_get(struct recur_cl_stats *out);
  * Default 65535 (NVIDIA's grid limit, the strictest known); 0 restores it.
  */
 void recur_cl_debug_max_groups(size_t groups);
+
+/* 1 in a build with -Dtest_hooks=true, whose OpenCL backend honours
+ * RECUR_CL_TEST_POISON=1 (new buffers filled with NaN) and
+ * RECUR_CL_TEST_LIMITS (GPU-like caps on PoCL; opencl.c: test_limits). */
+int recur_cl_test_hooks(void);
 
 /* The limits of an open OpenCL context (be->iface must be the OpenCL backend). */
 struct recur_backend;

@@ -5,9 +5,10 @@
  * One cl_context and one in-order queue per recur context. Buffers are
  * cl_mem addressed by byte offsets (no sub-buffers): kernels take
  * (buffer, offset in floats) pairs. Everything is enqueued without waiting
- * except reads, writes (blocking: the engine's host pointers belong to the
+ * except reads, write() (blocking: the engine's host pointers belong to the
  * caller, who may free them as soon as a call returns) and sync(), so there
- * is no host synchronisation inside the engine's time loop.
+ * is no host synchronisation inside the engine's time loop; write_async()
+ * does not wait either (its host memory lives until the next sync).
  *
  * Launch shapes respect CL_DEVICE_MAX_WORK_GROUP_SIZE, CL_KERNEL_WORK_GROUP_SIZE
  * and CL_DEVICE_MAX_WORK_ITEM_SIZES; global sizes are rounded up (the
@@ -16,6 +17,7 @@
  * advanced row offsets. Every clEnqueue* and clSetKernelArg is checked.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,13 @@ static void fmt(char *buf, size_t len, const char *f, ...) {
     va_end(ap);
 }
 
+static void fmt_bytes(char *buf, size_t len, unsigned long long b) {
+    if (b >= (1ull << 30))
+        fmt(buf, len, "%.1f GiB", (double)b / (double)(1ull << 30));
+    else
+        fmt(buf, len, "%.0f MiB", (double)b / (double)(1ull << 20));
+}
+
 /* ---- counters ---- */
 
 struct cl_counters recur_cl_counters;
@@ -58,7 +67,14 @@ void recur_cl_stats_get(struct recur_cl_stats *o) {
     o->cache_rejects = atomic_load(&c->cache_rejects);
     o->leaked_refs = atomic_load(&c->leaked_refs);
     o->launches_split = atomic_load(&c->launches_split);
+    o->clblast_clears = atomic_load(&c->clblast_clears);
 }
+
+/* Floats per launch of the 1-D kernels, far below any device's limit
+ * (d->chunk: this, or less in a test build's RECUR_CL_TEST_LIMITS). */
+#define ADD_CHUNK ((size_t)1 << 28)
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 #define DEFAULT_MAX_GROUPS 65535
 static atomic_size_t max_groups_y = DEFAULT_MAX_GROUPS;
@@ -81,9 +97,39 @@ recur_status recur_cl_status(cl_int code) {
     }
 }
 
+/*
+ * The status and a hint for a failed call of an open context. Drivers that
+ * allocate lazily (NVIDIA's) report a failed allocation not at
+ * clCreateBuffer but as CL_OUT_OF_RESOURCES (or
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE) at the first enqueue or clFinish that
+ * touches the memory; a kernel fault reads the same. What recur can know:
+ * whether buffers were created since the queue last drained (a clFinish or
+ * a blocking read that succeeded). If so, the error follows an allocation
+ * and is RECUR_ERR_DEVICE_MEMORY, "most likely out of device memory"; if
+ * not, RECUR_ERR_OPENCL that names both causes.
+ */
+static recur_status dev_status(const struct cl_dev *d, cl_int code, char *hint, size_t len) {
+    hint[0] = 0;
+    recur_status st = recur_cl_status(code);
+    if (!d || (code != CL_OUT_OF_RESOURCES && code != CL_MEM_OBJECT_ALLOCATION_FAILURE)) return st;
+    if (d->fresh_buffers) {
+        char b[32];
+        fmt_bytes(b, sizeof b, d->fresh_bytes);
+        fmt(hint, len,
+            "; most likely out of device memory: %ld buffer%s (%s) created since the queue last drained, "
+            "which a driver may allocate only now (%s has %s in all)",
+            d->fresh_buffers, d->fresh_buffers == 1 ? "" : "s", b, d->device_name, d->global_text);
+        return RECUR_ERR_DEVICE_MEMORY;
+    }
+    if (code == CL_OUT_OF_RESOURCES)
+        fmt(hint, len, "; the device ran out of resources (memory, or a kernel fault the driver reports so)");
+    return st;
+}
+
 recur_status recur_cl_fail(struct recur_backend *be, cl_int code, const char *call, const char *what) {
-    char buf[32];
-    return recur_err(be->ctx, recur_cl_status(code), "%s(%s): %s", call, what, recur_cl_code_str(code, buf, sizeof buf));
+    char buf[32], hint[320];
+    recur_status st = dev_status(be->context, code, hint, sizeof hint);
+    return recur_err(be->ctx, st, "%s(%s): %s%s", call, what, recur_cl_code_str(code, buf, sizeof buf), hint);
 }
 
 /* ---- device enumeration ---- */
@@ -196,13 +242,6 @@ static int enumerate(struct enum_list *l) {
     return 0;
 }
 
-static void fmt_bytes(char *buf, size_t len, unsigned long long b) {
-    if (b >= (1ull << 30))
-        fmt(buf, len, "%.1f GiB", (double)b / (double)(1ull << 30));
-    else
-        fmt(buf, len, "%.0f MiB", (double)b / (double)(1ull << 20));
-}
-
 /* "3.0" from "OpenCL 3.0 PoCL ..."; major.minor as numbers too. */
 static void cl_version(const char *full, char *buf, size_t len, int *major, int *minor) {
     *major = *minor = 0;
@@ -249,10 +288,69 @@ static int cl_preferred(void) {
     struct enum_list l;
     int gpu = 0;
     if (enumerate(&l) != 0) return 0;
-    for (size_t i = 0; i < l.n; i++) gpu |= (l.entries[i].type & RECUR_CL_TYPE_GPU) != 0;
+    for (size_t i = 0; i < l.n; i++) /* Oclgrind calls itself a GPU: never the default */
+        gpu |= (l.entries[i].type & RECUR_CL_TYPE_GPU) && !recur_cl_simulator(l.entries[i].platform_name);
     list_free(&l);
     return gpu;
 }
+
+/* ---- test hooks (-Dtest_hooks=true: test builds only, never a release) ---- */
+
+#ifdef RECUR_CL_TEST_HOOKS
+int recur_cl_test_hooks(void) { return 1; }
+
+/*
+ * RECUR_CL_TEST_LIMITS="wg=64,items=64,alloc=BYTES,groups=G,chunk=FLOATS":
+ * cap the device's limits to GPU-like values so that PoCL runs the paths a
+ * GPU takes: the work-group size (CL_DEVICE_MAX_WORK_GROUP_SIZE), the
+ * work-items per dimension, the largest allocation
+ * (CL_DEVICE_MAX_MEM_ALLOC_SIZE), the work-groups per launch in dimension 1
+ * (recur_cl_debug_max_groups) and the floats per 1-D launch. A bad entry is
+ * logged and ignored (test builds only).
+ */
+static void test_limits(struct cl_dev *d) {
+    const char *spec = getenv("RECUR_CL_TEST_LIMITS");
+    if (!spec || !*spec) return;
+    char buf[256];
+    fmt(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        unsigned long long v = eq ? strtoull(eq + 1, &end, 10) : 0;
+        if (!eq || !end || *end || v == 0) {
+            recur_log(RECUR_LOG_ERROR, "opencl: RECUR_CL_TEST_LIMITS: bad entry '%s' ignored", tok);
+            continue;
+        }
+        *eq = 0;
+        if (strcmp(tok, "wg") == 0) {
+            d->max_wg = min_sz(d->max_wg, (size_t)v);
+        } else if (strcmp(tok, "items") == 0) {
+            for (int i = 0; i < 3; i++) d->max_items[i] = min_sz(d->max_items[i], (size_t)v);
+        } else if (strcmp(tok, "alloc") == 0) {
+            if (v < d->max_alloc) d->max_alloc = v;
+        } else if (strcmp(tok, "groups") == 0) {
+            recur_cl_debug_max_groups((size_t)v);
+        } else if (strcmp(tok, "chunk") == 0) {
+            d->chunk = v < 4 ? 4 : (size_t)v / 4 * 4; /* dropout draws 4 floats a work-item */
+        } else {
+            recur_log(RECUR_LOG_ERROR, "opencl: RECUR_CL_TEST_LIMITS: unknown limit '%s' ignored", tok);
+        }
+    }
+    recur_log(RECUR_LOG_DEBUG, "opencl: test limits: work-group %zu, items %zu, alloc %llu, chunk %zu", d->max_wg,
+              d->max_items[0], (unsigned long long)d->max_alloc, d->chunk);
+}
+
+/* RECUR_CL_TEST_POISON=1: every new buffer is filled with 0xff bytes (a NaN
+ * in every float, -1 in every int32), so a kernel that reads memory nobody
+ * wrote gives NaN and fails its test. */
+static cl_int test_poison(cl_command_queue q, cl_mem m, size_t bytes) {
+    const char *v = getenv("RECUR_CL_TEST_POISON");
+    if (!v || strcmp(v, "1") != 0) return CL_SUCCESS;
+    const unsigned char ff = 0xff;
+    return clEnqueueFillBuffer(q, m, &ff, 1, 0, bytes, 0, NULL, NULL);
+}
+#else
+int recur_cl_test_hooks(void) { return 0; }
+#endif
 
 /* ---- open / close ---- */
 
@@ -263,15 +361,46 @@ static void CL_CALLBACK notify(const char *errinfo, const void *private_info, si
     recur_log(RECUR_LOG_DEBUG, "opencl: driver: %s", errinfo);
 }
 
+/*
+ * CLBlast keeps a compiled program per (context, device, routine) in a
+ * process-wide cache, and each holds its context. Its only C entry point to
+ * drop them, CLBlastClearCache(), empties the cache of every context, so
+ * each context still open would compile CLBlast's kernels again at its next
+ * GEMM (seconds on a GPU). The trade-off: the cache is cleared only when the
+ * last recur context that used CLBlast closes. Until then a closed
+ * context's CLBlast programs (and with them its cl_context, not its
+ * buffers) stay alive: memory that grows with the contexts opened and
+ * closed while another one lives, freed when the last one closes.
+ */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+static long clblast_users; /* open contexts that ran a CLBlast GEMM */
+
+static void clblast_acquire(struct cl_dev *d) {
+    if (d->used_clblast) return;
+    pthread_mutex_lock(&clblast_lock);
+    clblast_users++;
+    pthread_mutex_unlock(&clblast_lock);
+    d->used_clblast = 1;
+}
+
+/* Drop d's claim; clear CLBlast's cache when it was the last. 1 if cleared. */
+static int clblast_release(void) {
+    pthread_mutex_lock(&clblast_lock);
+    int last = --clblast_users == 0;
+    if (last) {
+        CLBlastClearCache();
+        CL_COUNT(clblast_clears, 1);
+    }
+    pthread_mutex_unlock(&clblast_lock);
+    return last;
+}
+
 static void release_dev(struct cl_dev *d) {
     if (!d) return;
     if (d->queue) clFinish(d->queue);
     for (int i = 0; i < N_SHARED; i++) recur_cl_release_kernel(d->k[i]);
     recur_cl_release_program(d->shared);
-    /* CLBlast keeps a program per (context, routine) that holds our context:
-     * its only C entry point to drop them clears every context's (the next
-     * GEMM elsewhere rebuilds from the driver's compiler cache). */
-    if (d->used_clblast) CLBlastClearCache();
+    int last_clblast = d->used_clblast && clblast_release();
     if (d->queue) {
         clReleaseCommandQueue(d->queue);
         CL_COUNT(queues, -1);
@@ -282,13 +411,13 @@ static void release_dev(struct cl_dev *d) {
          * threads), so a higher count is given 50 ms to settle before it is
          * counted as a reference someone kept (the leak test's check). */
         cl_uint refs = 0;
-        for (int tries = 0; tries < 50; tries++) {
+        for (int tries = 0; tries < 50 && (last_clblast || !d->used_clblast); tries++) {
             if (clGetContextInfo(d->context, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL) != CL_SUCCESS ||
                 refs <= 1)
                 break;
             nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
-        if (refs > 1) {
+        if (refs > 1 && (last_clblast || !d->used_clblast)) {
             CL_COUNT(leaked_refs, 1);
             recur_log(RECUR_LOG_DEBUG, "opencl: closing a context that %u other references still hold", refs - 1);
         }
@@ -330,6 +459,8 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     list_free(&l);
     device_str(d->device, CL_DRIVER_VERSION, d->driver, sizeof d->driver);
     device_str(d->device, CL_DEVICE_VERSION, d->version, sizeof d->version);
+    platform_str(d->platform, CL_PLATFORM_VERSION, d->platform_version, sizeof d->platform_version);
+    recur_cl_driver_library(d->platform, d->library, sizeof d->library);
 
     /* What recur needs: OpenCL 1.2, a compiler, an available device. */
     char ver[64];
@@ -347,6 +478,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
 
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof d->max_alloc, &d->max_alloc, NULL);
     clGetDeviceInfo(d->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof d->global_mem, &d->global_mem, NULL);
+    fmt_bytes(d->global_text, sizeof d->global_text, d->global_mem);
     clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof d->max_wg, &d->max_wg, NULL);
     d->max_items[0] = d->max_items[1] = d->max_items[2] = 1;
     cl_uint dims = 0;
@@ -356,6 +488,10 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
         clGetDeviceInfo(d->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, dims * sizeof(size_t), items, NULL) == CL_SUCCESS)
         for (cl_uint i = 0; i < 3 && i < dims; i++) d->max_items[i] = items[i] ? items[i] : 1;
     if (d->max_wg == 0) d->max_wg = 1;
+    d->chunk = ADD_CHUNK;
+#ifdef RECUR_CL_TEST_HOOKS
+    test_limits(d);
+#endif
 
     cl_int err;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
@@ -377,7 +513,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum",    "recur_add",  "recur_transpose",
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
-                                                 "recur_sgd",      "recur_adam"};
+                                                 "recur_sgd",      "recur_adam",      "recur_scale"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -436,8 +572,23 @@ static recur_status cl_alloc(struct recur_backend *be, size_t bytes, void **buf)
         return recur_cl_fail(be, err != CL_SUCCESS ? err : CL_MEM_OBJECT_ALLOCATION_FAILURE, "clCreateBuffer", what);
     }
     CL_COUNT(buffers, 1);
+#ifdef RECUR_CL_TEST_HOOKS
+    if ((err = test_poison(d->queue, m, bytes)) != CL_SUCCESS) {
+        clReleaseMemObject(m);
+        CL_COUNT(buffers, -1);
+        return recur_cl_fail(be, err, "clEnqueueFillBuffer", "poison");
+    }
+#endif
+    d->fresh_buffers++;
+    d->fresh_bytes += bytes;
     *buf = m;
     return RECUR_OK;
+}
+
+/* Everything enqueued so far ran: the buffers made before it were usable. */
+static void drained(struct cl_dev *d) {
+    d->fresh_buffers = 0;
+    d->fresh_bytes = 0;
 }
 
 static void cl_free(struct recur_backend *be, void *buf) {
@@ -447,12 +598,23 @@ static void cl_free(struct recur_backend *be, void *buf) {
     CL_COUNT(buffers, -1);
 }
 
-static recur_status cl_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+static recur_status write_buffer(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes,
+                                 cl_bool blocking) {
     char what[64];
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, dst.off);
-    CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), CL_TRUE, dst.off, bytes, src, 0, NULL, NULL),
+    CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), blocking, dst.off, bytes, src, 0, NULL, NULL),
            "clEnqueueWriteBuffer", what);
     return RECUR_OK;
+}
+
+/* Blocking: the engine's host pointers belong to the caller. */
+static recur_status cl_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    return write_buffer(be, dst, src, bytes, CL_TRUE);
+}
+
+/* Not blocking: src lives until the next sync or read (backend-impl.h). */
+static recur_status cl_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    return write_buffer(be, dst, src, bytes, CL_FALSE);
 }
 
 static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
@@ -460,6 +622,7 @@ static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_me
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, src.off);
     CL_TRY(be, clEnqueueReadBuffer(DEV(be)->queue, MEM(src), CL_TRUE, src.off, bytes, dst, 0, NULL, NULL),
            "clEnqueueReadBuffer", what);
+    drained(DEV(be));
     return RECUR_OK;
 }
 
@@ -491,26 +654,28 @@ static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int
     struct cl_dev *d = DEV(be);
     RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
               "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
-    d->used_clblast = 1;
+    clblast_acquire(d);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                        tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)M, (size_t)N, (size_t)K,
                                        alpha, MEM(A), A.off / 4, (size_t)lda, MEM(B), B.off / 4, (size_t)ldb, beta,
                                        MEM(C), C.off / 4, (size_t)ldc, &d->queue, NULL);
     if (s != CLBlastSuccess) {
         const char *name = recur_clblast_code_name(s);
+        char hint[320] = "";
         recur_status st = s == CLBlastTempBufferAllocFailure || s == CLBlastInsufficientMemoryTemp
                               ? RECUR_ERR_DEVICE_MEMORY
                               : RECUR_ERR_BACKEND;
-        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s",
+        if ((cl_int)s == CL_OUT_OF_RESOURCES || (cl_int)s == CL_MEM_OBJECT_ALLOCATION_FAILURE) /* OpenCL's own codes */
+            st = dev_status(d, (cl_int)s, hint, sizeof hint) == RECUR_ERR_DEVICE_MEMORY ? RECUR_ERR_DEVICE_MEMORY : st;
+        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s%s",
                          ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, ldc, name ? name : "CLBlast status ",
-                         name ? " (" : "", (int)s, name ? ")" : "");
+                         name ? " (" : "", (int)s, name ? ")" : "", hint);
     }
     return RECUR_OK;
 }
 
 /* ---- launch shapes ---- */
 
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 static size_t pow2_floor(size_t v) {
     size_t p = 1;
     while (p <= v / 2) p *= 2;
@@ -544,13 +709,13 @@ static recur_status enqueue(struct recur_backend *be, cl_kernel k, const char *n
                             const size_t *global, const size_t *local) {
     cl_int err = clEnqueueNDRangeKernel(DEV(be)->queue, k, dims, NULL, global, local, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
-        char buf[32];
+        char what[160];
         if (dims == 2)
-            return recur_err(be->ctx, recur_cl_status(err),
-                             "clEnqueueNDRangeKernel(%s): %s (global %zu x %zu, local %zu x %zu)", name,
-                             recur_cl_code_str(err, buf, sizeof buf), global[0], global[1], local[0], local[1]);
-        return recur_err(be->ctx, recur_cl_status(err), "clEnqueueNDRangeKernel(%s): %s (global %zu, local %zu)", name,
-                         recur_cl_code_str(err, buf, sizeof buf), global[0], local[0]);
+            fmt(what, sizeof what, "%s, global %zu x %zu, local %zu x %zu", name, global[0], global[1], local[0],
+                local[1]);
+        else
+            fmt(what, sizeof what, "%s, global %zu, local %zu", name, global[0], local[0]);
+        return recur_cl_fail(be, err, "clEnqueueNDRangeKernel", what);
     }
     return RECUR_OK;
 }
@@ -606,20 +771,18 @@ static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, fl
     return enqueue(be, k, name, 2, global, local);
 }
 
-/* Floats per launch of the 1-D kernel, far below any device's limit. */
-#define ADD_CHUNK ((size_t)1 << 28)
 
 /* A 1-D elementwise kernel over `count` floats whose buffer arguments are
  * mems[i] at argument 2i (buffer, then offset) and whose count is argument
- * 2*n_mems, launched in chunks of ADD_CHUNK (the caller sets the rest). */
+ * 2*n_mems, launched in chunks of d->chunk (the caller sets the rest). */
 static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared which, const char *name,
                                        const struct recur_mem *mems, cl_uint n_mems, size_t count) {
     struct cl_dev *d = DEV(be);
     cl_kernel k = d->k[which];
     size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[which])));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) {
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0);
+    if (count > d->chunk) CL_COUNT(launches_split, 1);
+    for (size_t i0 = 0; i0 < count; i0 += d->chunk) {
+        cl_ulong n = (cl_ulong)min_sz(d->chunk, count - i0);
         for (cl_uint i = 0; i < n_mems; i++) TRY(set_mem(be, k, name, 2 * i, mems[i], i0));
         TRY(set_arg(be, k, name, 2 * n_mems, sizeof n, &n));
         size_t global = round_up((size_t)n, local);
@@ -654,6 +817,12 @@ static recur_status launch_rows(struct recur_backend *be, enum cl_shared which, 
     }
     return RECUR_OK;
 }
+
+struct scale_args {
+    struct recur_mem dst;
+    int ld, width;
+    float beta;
+};
 
 struct rows_args {
     struct recur_mem dst, src, idx;
@@ -733,6 +902,21 @@ static recur_status cl_rows_set(struct recur_backend *be, struct recur_mem dst, 
     return launch_rows(be, K_ROWS_SET, "recur_rows_set", width, rows, rows_set_chunk, &a);
 }
 
+static recur_status scale_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                const void *user) {
+    const struct scale_args *a = user;
+    TRY(set_mem(be, k, name, 0, a->dst, r0 * (size_t)a->ld));
+    TRY(set_arg(be, k, name, 2, sizeof(int), &a->ld));
+    TRY(set_arg(be, k, name, 3, sizeof(int), &a->width));
+    TRY(set_arg(be, k, name, 4, sizeof(int), &n));
+    return set_arg(be, k, name, 5, sizeof(float), &a->beta);
+}
+
+static recur_status cl_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta) {
+    struct scale_args a = {dst, ld, width, beta};
+    return launch_rows(be, K_SCALE, "recur_scale", width, rows, scale_chunk, &a);
+}
+
 static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                                float p, uint64_t seed, uint64_t stream) {
     struct cl_dev *d = DEV(be);
@@ -741,12 +925,12 @@ static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, s
     const float scale = 1.0f / (1.0f - p); /* as the CPU computes it, so the results are the same bits */
     const cl_uint words[4] = {(cl_uint)seed, (cl_uint)(seed >> 32), (cl_uint)stream, (cl_uint)(stream >> 32)};
     size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[K_DROPOUT])));
-    if (count > ADD_CHUNK) CL_COUNT(launches_split, 1);
+    if (count > d->chunk) CL_COUNT(launches_split, 1);
     TRY(set_arg(be, k, name, 6, sizeof(float), &p));
     TRY(set_arg(be, k, name, 7, sizeof(float), &scale));
     for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 8 + i, sizeof(cl_uint), &words[i]));
-    for (size_t i0 = 0; i0 < count; i0 += ADD_CHUNK) { /* ADD_CHUNK is a multiple of 4 */
-        cl_ulong n = (cl_ulong)min_sz(ADD_CHUNK, count - i0), first = (cl_ulong)i0;
+    for (size_t i0 = 0; i0 < count; i0 += d->chunk) { /* d->chunk is a multiple of 4 */
+        cl_ulong n = (cl_ulong)min_sz(d->chunk, count - i0), first = (cl_ulong)i0;
         TRY(set_mem(be, k, name, 0, dst, i0));
         TRY(set_mem(be, k, name, 2, src, i0));
         TRY(set_arg(be, k, name, 4, sizeof n, &n));
@@ -1028,6 +1212,7 @@ static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stag
 
 static recur_status cl_sync(struct recur_backend *be) {
     CL_TRY(be, clFinish(DEV(be)->queue), "clFinish", DEV(be)->device_name);
+    drained(DEV(be));
     return RECUR_OK;
 }
 
@@ -1041,9 +1226,11 @@ const struct recur_backend_i recur_opencl_backend = {
     .alloc = cl_alloc,
     .free = cl_free,
     .write = cl_write,
+    .write_async = cl_write_async,
     .read = cl_read,
     .copy = cl_copy,
     .fill = cl_fill,
+    .scale = cl_scale,
     .gemm = cl_gemm,
     .rows_set = cl_rows_set,
     .colsum = cl_colsum,

@@ -2,18 +2,29 @@
  * program.c: building OpenCL programs through the on-disk binary cache.
  *
  * The key of a program is the text
- *     platform, device, driver version, OpenCL version,
+ *     platform, platform version, device, driver version, OpenCL version,
+ *     the driver library (path, size, modification time),
  *     SHA-256 and length of the source, build options
- * and its entry a file named after the key's hash (cache.c). A cached
+ * and its entry a file named after the key's hash (cache.c). The driver
+ * library tells apart two builds of a driver that report the same version
+ * strings: it is the shared object that holds the platform's ICD dispatch
+ * table (the first field of every ICD object, by the Khronos ICD
+ * convention), found with dladdr(); its size and mtime stand in for a hash
+ * of its contents (hashing a 100 MB driver at every context would cost more
+ * than the build the cache saves). Where dladdr() finds nothing (no ICD
+ * loader, a static driver) the key says "unknown" and rests on the version
+ * strings alone. A cached
  * binary that the file check passes is still only a candidate: if the
  * driver refuses it (clCreateProgramWithBinary, clBuildProgram or a kernel
  * missing), it is dropped and the source is built and stored again. A cache
  * that cannot be read or written is reported at debug level and never fails
  * the build.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cl-dev.h"
@@ -36,14 +47,31 @@ static double now_ms(void) {
     return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
 }
 
+void recur_cl_driver_library(cl_platform_id platform, char *buf, size_t len) {
+    snprintf(buf, len, "unknown");
+    if (!platform) return;
+    void *const *dispatch = *(void *const *const *)platform; /* KHRicdVendorDispatch, first field */
+    Dl_info info;
+    struct stat sb;
+    /* entry 1 of the table is the driver's clGetPlatformInfo */
+    if (!dispatch || !dispatch[1] || !dladdr(dispatch[1], &info) || !info.dli_fname) return;
+    if (stat(info.dli_fname, &sb) != 0) {
+        snprintf(buf, len, "%s", info.dli_fname);
+        return;
+    }
+    snprintf(buf, len, "%s, %lld bytes, mtime %lld.%09ld", info.dli_fname, (long long)sb.st_size,
+             (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
+}
+
 static void make_key(const struct cl_dev *d, const char *source, const char *options, char *key, size_t len) {
     char hex[2 * RECUR_SHA256_LEN + 1];
     size_t slen = strlen(source);
     recur_sha256_hex(source, slen, hex);
     snprintf(key, len,
-             "recur OpenCL program\nplatform: %s\ndevice: %s\ndriver: %s\nversion: %s\nsource: sha256 %s, %zu bytes\n"
-             "options: %s\n",
-             d->platform_name, d->device_name, d->driver, d->version, hex, slen, options);
+             "recur OpenCL program\nplatform: %s\nplatform version: %s\ndevice: %s\ndriver: %s\nversion: %s\n"
+             "driver library: %s\nsource: sha256 %s, %zu bytes\noptions: %s\n",
+             d->platform_name, d->platform_version, d->device_name, d->driver, d->version, d->library, hex, slen,
+             options);
 }
 
 /* Create the kernels of a built program; on failure release those made. */

@@ -80,6 +80,11 @@ static int contains(const char *hay, struct field needle) {
     return 0;
 }
 
+int recur_cl_simulator(const char *platform_name) {
+    static const struct field oclgrind = {"oclgrind", 8};
+    return contains(platform_name, oclgrind);
+}
+
 /* Append to a message buffer, never past its end. */
 struct out {
     char *buf;
@@ -237,11 +242,15 @@ recur_status recur_cl_select(const struct recur_cl_entry *list, size_t n, size_t
         for (size_t i = 0; i < limit; i++) keep[i] &= contains(list[i].device_name, dev);
     }
 
-    size_t left = 0, first = 0, first_gpu = SIZE_MAX;
+    /* Without an index: the first GPU, else the first device, a simulator
+     * (Oclgrind, which calls itself a GPU) only when nothing else is left. */
+    size_t left = 0, first = 0, first_gpu = SIZE_MAX, first_real = SIZE_MAX;
     for (size_t i = limit; i-- > 0;)
         if (keep[i]) {
             left++;
             first = i;
+            if (recur_cl_simulator(list[i].platform_name)) continue;
+            first_real = i;
             if (list[i].type & RECUR_CL_TYPE_GPU) first_gpu = i;
         }
 
@@ -274,6 +283,6 @@ recur_status recur_cl_select(const struct recur_cl_entry *list, size_t n, size_t
         put(&o, "; use one of these selectors");
         return fail(&o);
     }
-    *chosen = first_gpu != SIZE_MAX ? first_gpu : first;
+    *chosen = first_gpu != SIZE_MAX ? first_gpu : first_real != SIZE_MAX ? first_real : first;
     return RECUR_OK;
 }
