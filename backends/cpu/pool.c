@@ -10,10 +10,13 @@
  * Yielding is not enough when every core is busy: a step's job waits for
  * its slowest thread, and a thread that is not running waits for the
  * scheduler's next time slice (milliseconds) while the job is microseconds.
- * So when the workers finish more than LATE_NS after the caller (and later
- * than the caller took for its own share), the caller runs the next jobs'
- * shares t = 0..nt-1 itself, in order, for SOLO_NS, then tries the workers
- * again. The shares are the same either way, so results do not depend on
+ * So when the workers finished more than LATE_NS after the caller (and later
+ * than the caller took for its own share) in LATE_OF of the last 16 jobs,
+ * the caller runs the next jobs' shares t = 0..nt-1 itself, in order, for
+ * SOLO_NS, then tries the workers again. One late job is no sign: an idle
+ * machine (a virtual one especially) has a worker 1-2 ms late now and then,
+ * and answering each with SOLO_NS alone cost 17% of the default training
+ * job's speed. The shares are the same either way, so results do not depend on
  * which threads ran them.
  */
 #include <pthread.h>
@@ -31,6 +34,8 @@
 #define SPIN 2000
 /* Workers this late behind the caller mean the machine is shared... */
 #define LATE_NS 1000000
+/* ...in this many of the last 16 jobs... */
+#define LATE_OF 4
 /* ...and the caller then works alone for this long. */
 #define SOLO_NS 250000000
 
@@ -53,6 +58,7 @@ struct recur_pool {
     atomic_int pending; /* workers yet to finish the current job */
     int quit;
     uint64_t solo_until; /* CLOCK_MONOTONIC ns until which the caller works alone */
+    uint16_t late;       /* bit i: the workers were late i jobs ago */
 };
 
 static uint64_t now_ns(void) {
@@ -158,8 +164,12 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
     uint64_t t2 = now_ns();
-    if (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0) {
+    p->late = (uint16_t)(p->late << 1 | (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0));
+    int late = 0;
+    for (uint16_t m = p->late; m; m &= (uint16_t)(m - 1)) late++;
+    if (late >= LATE_OF) {
         p->solo_until = t2 + SOLO_NS;
+        p->late = 0;
         recur_log(RECUR_LOG_DEBUG, "cpu: workers %.1f ms late (the cores are shared); one thread for %d ms",
                   (double)(t2 - t1) / 1e6, SOLO_NS / 1000000);
     }
