@@ -1,25 +1,27 @@
 /*
  * pool.c: worker threads that yield rather than spin (pool.h).
  *
- * A job is published by bumping `gen` under the lock; each worker runs its
- * share and decrements `pending`; the last one wakes the caller. Between
+ * A job is nt shares. The caller publishes it in one atomic word (its
+ * generation, the next share to claim, nt) and then, like every worker,
+ * claims shares one by one until none is left; so a worker that is not
+ * running (its core given to another process) holds up nothing it has not
+ * started. The caller then waits only for the shares still running. Between
  * jobs a waiting thread polls RELAX times with a pause instruction, then
  * with sched_yield() (handing its core to any runnable thread: on a shared
  * machine, often the worker it waits for) up to SPIN times, then sleeps on
- * a condition variable. A worker that sees the new job while polling starts
- * it without taking the lock.
+ * a condition variable.
  *
- * Yielding is not enough when every core is busy: a step's job waits for
- * its slowest thread, and a thread that is not running waits for the
- * scheduler's next time slice (milliseconds) while the job is microseconds.
+ * Claiming is not enough when every core is busy: a worker descheduled in
+ * the middle of its share finishes it only at the scheduler's next time
+ * slice (milliseconds) while the job is microseconds.
  * So when the workers finished more than LATE_NS after the caller (and later
  * than the caller took for its own share) in LATE_OF of the last 16 jobs,
  * the caller runs the next jobs' shares t = 0..nt-1 itself, in order, for
  * SOLO_NS, then tries the workers again. One late job is no sign: an idle
  * machine (a virtual one especially) has a worker 1-2 ms late now and then,
  * and answering each with SOLO_NS alone cost 17% of the default training
- * job's speed. The shares are the same either way, so results do not depend on
- * which threads ran them.
+ * job's speed. A share is fn(arg, t, nt) whichever thread runs it, so
+ * results do not depend on which threads ran which shares.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -52,24 +54,34 @@
 #define LATE_OF 4
 /* ...and the caller then works alone for this long. */
 #define SOLO_NS 250000000
+/* nt fits the state word's 16 bits. */
+#define MAX_SHARES 4096
 
 struct worker {
     struct recur_pool *pool;
     pthread_t tid;
-    int id; /* 1..threads-1 */
 };
+
+/* The job's state in one word, so that a share is claimed by one
+ * compare-and-swap that also checks which job it belongs to:
+ * gen (bits 32-63, bumped per job), next share to claim (16-31), nt (0-15). */
+#define STATE(gen, next, nt) ((uint64_t)(gen) << 32 | (uint64_t)(next) << 16 | (uint64_t)(nt))
+#define GEN(s) ((unsigned)((s) >> 32))
+#define NEXT(s) ((int)((s) >> 16 & 0xffff))
+#define NT(s) ((int)((s)&0xffff))
 
 struct recur_pool {
     int threads;
     struct worker *w;
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* gen changed or quit */
-    pthread_cond_t done; /* pending reached 0 */
-    recur_pool_fn fn;    /* the current job */
+    pthread_cond_t wake; /* a new job, or quit */
+    pthread_cond_t done; /* the last share of the job finished */
+    recur_pool_fn fn;    /* the current job: stable while any share of it is unfinished */
     void *arg;
-    int nt;
-    atomic_uint gen; /* bumped (under lock) per job */
-    atomic_int pending; /* workers yet to finish the current job */
+    _Atomic uint64_t state; /* STATE(gen, next, nt) */
+    atomic_int finished;    /* shares of the current job done */
+    int sleeping;           /* workers waiting on `wake` (under lock) */
+    int caller_sleeping;    /* the caller waits on `done` (under lock) */
     int quit;
     uint64_t solo_until; /* CLOCK_MONOTONIC ns until which the caller works alone */
     uint16_t late;       /* bit i: the workers were late i jobs ago */
@@ -81,17 +93,37 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Polls until *v differs from `old` (returns 1) or the polls run out (0). */
-static int wait_while(atomic_uint *v, unsigned old) {
+/* Claims and runs shares of the job `s` was read from until none is left.
+ * A claim succeeds only while that job still has unclaimed shares, and a
+ * claimed share keeps the job (fn, arg) alive: the caller cannot publish
+ * the next job before it finishes. */
+static void run_shares(struct recur_pool *p, uint64_t s) {
+    while (NEXT(s) < NT(s)) {
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + ((uint64_t)1 << 16), memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue; /* s now holds the current state: maybe a newer job */
+        p->fn(p->arg, NEXT(s), NT(s));
+        if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) + 1 == NT(s)) {
+            pthread_mutex_lock(&p->lock);
+            if (p->caller_sleeping) pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+}
+
+/* Polls until the job generation differs from `gen` (returns 1) or the polls
+ * run out (0). */
+static int wait_for_job(struct recur_pool *p, unsigned gen) {
     for (int i = 0; i < RELAX; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != old) return 1;
+        if (GEN(atomic_load_explicit(&p->state, memory_order_acquire)) != gen) return 1;
         CPU_RELAX();
     }
     for (int i = 0; i < SPIN; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != old) return 1;
+        if (GEN(atomic_load_explicit(&p->state, memory_order_acquire)) != gen) return 1;
         sched_yield();
     }
-    return atomic_load_explicit(v, memory_order_acquire) != old;
+    return GEN(atomic_load_explicit(&p->state, memory_order_acquire)) != gen;
 }
 
 static void *worker_main(void *arg) {
@@ -99,23 +131,19 @@ static void *worker_main(void *arg) {
     struct recur_pool *p = w->pool;
     unsigned seen = 0;
     for (;;) {
-        if (!wait_while(&p->gen, seen)) {
+        if (!wait_for_job(p, seen)) {
             pthread_mutex_lock(&p->lock);
-            while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && !p->quit)
+            p->sleeping++;
+            while (GEN(atomic_load_explicit(&p->state, memory_order_acquire)) == seen && !p->quit)
                 pthread_cond_wait(&p->wake, &p->lock);
+            p->sleeping--;
             int quit = p->quit;
             pthread_mutex_unlock(&p->lock);
             if (quit) return NULL;
         }
-        /* The job's fields were written before gen was bumped (release),
-         * and the acquire load of gen makes them visible here. */
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        if (w->id < p->nt) p->fn(p->arg, w->id, p->nt);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
-            pthread_mutex_lock(&p->lock);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->lock);
-        }
+        uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+        seen = GEN(s);
+        run_shares(p, s);
     }
 }
 
@@ -130,7 +158,7 @@ static void stop(struct recur_pool *p, int started) {
 struct recur_pool *recur_pool_create(int threads) {
     struct recur_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    p->threads = threads < 1 ? 1 : threads;
+    p->threads = threads < 1 ? 1 : threads > MAX_SHARES ? MAX_SHARES : threads;
     p->w = calloc((size_t)p->threads, sizeof *p->w);
     if (!p->w) {
         free(p);
@@ -139,11 +167,10 @@ struct recur_pool *recur_pool_create(int threads) {
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    atomic_init(&p->gen, 0);
-    atomic_init(&p->pending, 0);
+    atomic_init(&p->state, STATE(0, 0, 0));
+    atomic_init(&p->finished, 0);
     for (int i = 0; i + 1 < p->threads; i++) {
         p->w[i].pool = p;
-        p->w[i].id = i + 1;
         if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]) != 0) {
             stop(p, i);
             p->threads = 0;
@@ -177,23 +204,28 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
         for (int t = 0; t < nt; t++) fn(arg, t, nt);
         return;
     }
-    /* Every worker takes part (those with id >= nt only count down), so
-     * that none can still be reading the previous job's fields. */
-    pthread_mutex_lock(&p->lock);
+    /* Every share of the previous job finished before it returned, so no
+     * thread reads fn, arg or finished until the new state is published. */
     p->fn = fn;
     p->arg = arg;
-    p->nt = nt;
-    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
-    fn(arg, 0, nt);
-    uint64_t t1 = now_ns();
-    for (int i = 0; i < RELAX && atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) CPU_RELAX();
-    for (int i = 0; i < SPIN && atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) sched_yield();
+    atomic_store_explicit(&p->finished, 0, memory_order_relaxed);
+    uint64_t s = STATE(GEN(atomic_load_explicit(&p->state, memory_order_relaxed)) + 1u, 0, nt);
+    atomic_store_explicit(&p->state, s, memory_order_release);
     pthread_mutex_lock(&p->lock);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) pthread_cond_wait(&p->done, &p->lock);
+    if (p->sleeping) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
+    run_shares(p, s);
+    /* What is left are shares a worker claimed and is running. */
+    uint64_t t1 = now_ns();
+    for (int i = 0; i < RELAX && atomic_load_explicit(&p->finished, memory_order_acquire) < nt; i++) CPU_RELAX();
+    for (int i = 0; i < SPIN && atomic_load_explicit(&p->finished, memory_order_acquire) < nt; i++) sched_yield();
+    if (atomic_load_explicit(&p->finished, memory_order_acquire) < nt) {
+        pthread_mutex_lock(&p->lock);
+        p->caller_sleeping = 1;
+        while (atomic_load_explicit(&p->finished, memory_order_acquire) < nt) pthread_cond_wait(&p->done, &p->lock);
+        p->caller_sleeping = 0;
+        pthread_mutex_unlock(&p->lock);
+    }
     uint64_t t2 = now_ns();
     p->late = (uint16_t)(p->late << 1 | (t2 - t1 > LATE_NS && t2 - t1 > t1 - t0));
     int late = 0;

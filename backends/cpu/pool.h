@@ -1,8 +1,10 @@
 /*
  * pool.h: the CPU backend's worker threads, one pool per context.
  *
- * A job is fn(arg, t, nt) for t = 0..nt-1: the caller runs t = 0 and the
- * pool's workers the rest, and recur_pool_run returns when all are done.
+ * A job is fn(arg, t, nt) for t = 0..nt-1: the caller and the pool's
+ * workers claim the shares t one at a time, and recur_pool_run returns when
+ * all are done. A share must depend on t only, never on the thread that
+ * runs it (one thread may run several).
  * Waiting threads poll with sched_yield() for a short while, then sleep on a
  * condition variable: they never hold a core that another process could
  * use (GNU OpenMP's default spin-wait does, and collapses on a busy machine).
