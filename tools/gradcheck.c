@@ -195,12 +195,112 @@ out:;
     return st;
 }
 
+/* max |a - b| / max |b| over n floats (0 when both are all zero). */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]), v = fabs((double)b[i]);
+        if (!(e <= d)) d = e; /* NaN counts as the worst */
+        if (v > m) m = v;
+    }
+    return d == 0 ? 0 : m > 0 ? d / m : INFINITY;
+}
+
+/*
+ * The same training forward and backward on "cpu:scalar", the cell's scalar
+ * C kernels, which the ABI makes every cell's reference: every other ISA
+ * variant and the OpenCL kernels must compute the same function. Finite
+ * differences check that a device's gradients fit its own outputs; this
+ * checks the outputs themselves (a gate's polarity swapped in one copy of
+ * the math passes the first and fails this). The worst relative difference
+ * over y, hT, cT and every gradient in *worst, its tensor in name; -1 after
+ * printing a library error.
+ */
+static int reference_check(gc *g, const recur_model_desc *md, const recur_model_grad_io *gio, size_t np,
+                           float *pw, float *pg, double *worst, char *name, size_t name_size) {
+    recur_ctx *rctx = NULL;
+    recur_model *rm = NULL;
+    int rc = -1;
+    size_t nd = g->nx > g->ns ? g->nx : g->ns;
+    float *y = malloc(g->ny * sizeof *y), *hT = malloc(g->ns * sizeof *hT), *cT = NULL;
+    float *dx = malloc(g->nx * sizeof *dx), *dh0 = malloc(g->ns * sizeof *dh0), *dc0 = NULL;
+    float *rg = NULL;
+    const char *call = "recur_ctx_create(\"cpu:scalar\")";
+    *worst = 0;
+    name[0] = 0;
+    if (g->c0) cT = malloc(g->ns * sizeof *cT), dc0 = malloc(g->ns * sizeof *dc0);
+    if (!y || !hT || !dx || !dh0 || (g->c0 && (!cT || !dc0))) {
+        fprintf(stderr, "recur %s: out of host memory\n", CMD);
+        goto out;
+    }
+    if (recur_ctx_create(&rctx, "cpu:scalar") != RECUR_OK) goto fail;
+    call = "recur_model_create on cpu:scalar";
+    if (recur_model_create(rctx, md, &rm) != RECUR_OK) goto fail;
+    size_t maxp = nd;
+    for (size_t k = 0; k < np; k++) {
+        recur_param_info pi;
+        call = "recur_model_param_info";
+        if (recur_model_param_info(g->model, k, &pi) != RECUR_OK) goto fail;
+        if (pi.count > maxp) maxp = pi.count;
+        call = "recur_model_param_get / recur_model_param_set on cpu:scalar";
+        if (recur_model_param_get(g->model, pi.name, pw, pi.count) != RECUR_OK ||
+            recur_model_param_set(rm, pi.name, pw, pi.count) != RECUR_OK)
+            goto fail;
+    }
+    rg = malloc(maxp * sizeof *rg);
+    if (!rg) {
+        fprintf(stderr, "recur %s: out of host memory\n", CMD);
+        goto out;
+    }
+    recur_model_io io = g->io;
+    io.y = y, io.hT = hT, io.cT = cT;
+    recur_model_grad_io rgio = *gio;
+    rgio.dx = dx, rgio.dh0 = dh0, rgio.dc0 = dc0;
+    call = "recur_model_forward / recur_model_backward on cpu:scalar";
+    if (recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK ||
+        recur_model_backward(rm, &io, &rgio, RECUR_GRAD_OVERWRITE) != RECUR_OK)
+        goto fail;
+#define CMP(nm, a, b, n)                                                                                 \
+    do {                                                                                                 \
+        double e_ = rel_diff(a, b, n);                                                                   \
+        if (!(e_ <= *worst)) *worst = e_, snprintf(name, name_size, "%s", nm);                           \
+    } while (0)
+    CMP("y", g->y, y, g->ny);
+    CMP("hT", g->hT, hT, g->ns);
+    if (g->c0) CMP("cT", g->cT, cT, g->ns);
+    CMP("dL/dx", gio->dx, dx, g->nx);
+    CMP("dL/dh0", gio->dh0, dh0, g->ns);
+    if (g->c0) CMP("dL/dc0", gio->dc0, dc0, g->ns);
+    for (size_t k = 0; k < np; k++) {
+        recur_param_info pi;
+        recur_model_param_info(g->model, k, &pi);
+        call = "recur_model_grad_get";
+        if (recur_model_grad_get(g->model, pi.name, pg, pi.count) != RECUR_OK ||
+            recur_model_grad_get(rm, pi.name, rg, pi.count) != RECUR_OK)
+            goto fail;
+        char nm[64];
+        snprintf(nm, sizeof nm, "dL/d%s", pi.name);
+        CMP(nm, pg, rg, pi.count);
+    }
+#undef CMP
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "recur %s: %s: %s\n", CMD, call,
+            rctx && recur_ctx_error(rctx)[0] ? recur_ctx_error(rctx) : recur_last_error());
+out:
+    recur_model_free(rm);
+    recur_ctx_free(rctx);
+    free(y), free(hT), free(cT), free(dx), free(dh0), free(dc0), free(rg);
+    return rc;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: recur gradcheck --cell NAME [--variant V] [--layers L]\n"
             "                       [--direction forward|reverse|bidi_concat|bidi_sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
-            "                       [--seed S] [--tol X] [--eps E[,E...]]\n\n"
+            "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
             "central finite differences, on the device RECUR_DEVICE selects. With seeded random\n"
             "weights (uniform +-1/sqrt(H)), inputs x, h0 (and c0) and cotangents dy, dhT (and dcT),\n"
@@ -209,8 +309,11 @@ static void usage(FILE *f) {
             "fd = (L(w+eps v) - L(w-eps v)) / 2eps, and the one-sided ones, against the analytic\n"
             "g.v; error = |fd - g.v| / max(|fd|, |g.v|), the smallest over the differences and\n"
             "eps = 1e-1 .. 1e-4 (see tools/gradcheck.c). It prints the worst error per tensor\n"
-            "and exits 0 when all are within the tolerance, 1 when one is not (or on a library\n"
-            "error), 2 on a bad option. ReLU's kinks make its check approximate.\n\n"
+            "On any device but cpu:scalar it also runs the same forward and backward on cpu:scalar,\n"
+            "the cell's scalar C kernels (its reference), and compares y, hT, cT and every\n"
+            "gradient: max|a - b| / max|b| per tensor. It exits 0 when all are within the\n"
+            "tolerances, 1 when one is not (or on a library error), 2 on a bad option. ReLU's\n"
+            "kinks make its finite-difference check approximate.\n\n"
             "  --cell NAME        the cell (see 'recur cells'); required\n"
             "  --variant V        the cell's variant (rnn: tanh, relu); default the cell's first\n"
             "  --layers L         stacked layers, 1..64 (default 1)\n"
@@ -226,7 +329,9 @@ static void usage(FILE *f) {
             "  --seed S           seed of the weights, data and directions (default 1)\n"
             "  --tol X            the largest relative error that passes (default 1e-2)\n"
             "  --eps E[,E...]     up to 6 step lengths in (0, 1) instead of the default\n"
-            "                     1e-1,5e-2,1e-2,2e-3,4e-4,1e-4\n",
+            "                     1e-1,5e-2,1e-2,2e-3,4e-4,1e-4\n"
+            "  --ref-tol X        the largest relative difference from cpu:scalar that passes\n"
+            "                     (default 1e-3)\n",
             N_DIRECTIONS);
 }
 
@@ -278,7 +383,7 @@ int cmd_gradcheck(int argc, char **argv) {
     long L = 1, I = 4, H = 6, T = 5, N = 3;
     int bidirectional = 0, use_lengths = 0;
     uint64_t seed = 1;
-    double tol = 1e-2, user_eps[6];
+    double tol = 1e-2, ref_tol = 1e-3, user_eps[6];
     int n_user_eps = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -295,7 +400,7 @@ int cmd_gradcheck(int argc, char **argv) {
             continue;
         }
         static const char *valued[] = {"--cell", "--variant", "--layers", "--direction", "--input", "--hidden",
-                                       "--steps", "--batch", "--seed", "--tol", "--eps"};
+                                       "--steps", "--batch", "--seed", "--tol", "--eps", "--ref-tol"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
         if (!known) return tool_usage_error(CMD, "unknown option '%s' (see 'recur gradcheck --help')", a);
@@ -311,6 +416,7 @@ int cmd_gradcheck(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) rc = parse_long(a, v, 1, 100000, &T);
         else if (!strcmp(a, "--batch")) rc = parse_long(a, v, 1, 4096, &N);
         else if (!strcmp(a, "--tol")) rc = parse_real(a, v, 0, 1e30, &tol);
+        else if (!strcmp(a, "--ref-tol")) rc = parse_real(a, v, 0, 1e30, &ref_tol);
         else if (!strcmp(a, "--eps")) rc = parse_eps_list(v, user_eps, &n_user_eps);
         else { /* --seed */
             char *end;
@@ -369,7 +475,7 @@ int cmd_gradcheck(int argc, char **argv) {
     recur_ctx *ctx = tool_ctx(CMD);
     if (!ctx) return 1;
     struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
-                               .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol,
+                               .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol, .ref_tol = ref_tol,
                                .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1};
     struct gradcheck_result res;
     int rc = gradcheck_run(ctx, &o, &res);
@@ -508,6 +614,18 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
         for (long k = 0; k < N; k++) printf("%s%d", k ? "," : " ", lengths[k]);
         printf("\n");
     }
+    /* Against the reference kernels, before the finite differences overwrite y, hT and cT. */
+    res->ref_checked = strcmp(info.selector, "cpu:scalar") != 0;
+    if (res->ref_checked) {
+        if (reference_check(&g, &md, &gio, np, pw, pg, &res->ref_worst, res->ref_worst_name,
+                            sizeof res->ref_worst_name) < 0)
+            goto out;
+        if (verbose)
+            printf("against cpu:scalar (the cell's C reference): worst relative difference %.2e (%s), tolerance "
+                   "%.2e: %s\n",
+                   res->ref_worst, res->ref_worst_name[0] ? res->ref_worst_name : "-", o->ref_tol,
+                   res->ref_worst <= o->ref_tol ? "ok" : "FAILED");
+    }
     const double *eps = o->eps ? o->eps : default_eps;
     int n_eps = o->eps ? o->n_eps : (int)(sizeof default_eps / sizeof *default_eps);
     double l0;
@@ -568,14 +686,16 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
         if (verbose)
             printf("%-24s %9zu %12.2e  %s\n", t.name, t.count, worst, ok ? (kinked ? "ok (approximate)" : "ok") : "FAILED");
     }
+    int ref_failed = res->ref_checked && !(res->ref_worst <= o->ref_tol);
     if (verbose)
-        printf("summary: %d tensors checked, %d failed; worst error %.2e (%s), tolerance %.2e: %s\n", n_checked, n_failed,
-           worst_all, worst_name, tol, n_failed ? "FAILED" : "ok");
+        printf("summary: %d tensors checked, %d failed; worst error %.2e (%s), tolerance %.2e%s: %s\n", n_checked,
+               n_failed, worst_all, worst_name, tol, !res->ref_checked ? "" : ref_failed ? "; cpu:scalar disagrees" : "; cpu:scalar agrees",
+               n_failed || ref_failed ? "FAILED" : "ok");
     res->n_checked = n_checked;
     res->n_failed = n_failed;
     res->worst = worst_all;
     snprintf(res->worst_name, sizeof res->worst_name, "%s", worst_name);
-    rc = n_failed ? 1 : 0;
+    rc = n_failed || ref_failed ? 1 : 0;
     goto out;
 
 lib_fail:

@@ -47,6 +47,7 @@ struct gradcheck_opts {
     int lengths;     /* 1: a fixed unsorted set of lengths in 1..T */
     uint64_t seed;
     double tol;
+    double ref_tol;    /* outputs and gradients against cpu:scalar (not run there) */
     const double *eps; /* NULL: the default steps */
     int n_eps;
     int verbose;     /* 1: print the per-tensor table and the summary */
@@ -58,11 +59,15 @@ struct gradcheck_result {
     char worst_name[48];
     double loss;       /* L at the starting point */
     double forward_ms, backward_ms; /* of the training forward and BPTT */
+    int ref_checked;   /* 1: compared with cpu:scalar */
+    double ref_worst;  /* the worst relative difference from it */
+    char ref_worst_name[64];
 };
 
-/* Finite differences of every parameter tensor and input of a model on ctx
- * (gradcheck.c). 0: all within tol; 1: some are not; -1: a library error,
- * already printed. */
+/* Finite differences of every parameter tensor and input of a model on ctx,
+ * and (on any device but cpu:scalar) its outputs and gradients against
+ * cpu:scalar's (gradcheck.c). 0: all within tol and ref_tol; 1: some are
+ * not; -1: a library error, already printed. */
 int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradcheck_result *res);
 
 /* ---- option tables (opts.c) ---- */
