@@ -5,7 +5,9 @@
  *   a^{<t>} = (1 - α) a^{<t-1>} + α tanh(W_aa a^{<t-1>} + W_ax x^{<t>} + b_a),  α = 1/2
  *
  * One gate, one state, one stage; it saves nothing (tanh(pre) is recovered
- * from a^{<t>} and a^{<t-1>}). Only the mandatory scalar CPU kernels.
+ * from a^{<t>} and a^{<t-1>}). The mandatory scalar CPU kernels, and the
+ * same math in OpenCL C (leaky-rnn.cl, embedded by the Makefile with
+ * recur-embed as the string leaky_rnn_opencl), so it runs on any device.
  */
 #include <math.h>
 #include <recur/recur-cell.h>
@@ -35,6 +37,9 @@ static void leaky_backward(const struct recur_cell_args *a) {
     }
 }
 
+/* leaky-rnn.cl's text (leaky-rnn-cl.c, written by recur-embed). */
+extern const char leaky_rnn_opencl[];
+
 static const struct recur_cell_gate gates[] = {{.name = "a", .torch_index = 0}};
 static const struct recur_cell_stage stages[] = {{0, 1}};
 static const struct recur_cell_cpu cpu[] = {
@@ -55,6 +60,7 @@ static const struct recur_cell_desc desc = {
     .stages = stages,
     .n_cpu = 1,
     .cpu = cpu,
+    .opencl_source = leaky_rnn_opencl,
 };
 
 RECUR_CELL_ENTRY {
