@@ -4,12 +4,16 @@
 # by hand on a machine nothing else uses and copy the figures into
 # docs/performance.md.
 #
-#   bench/threads.sh [RECUR] [STEPS]
+#   bench/threads.sh [RECUR] [STEPS] [BASELINE]
 #
 # RECUR: the recur tool (default build/tools/recur); STEPS: training steps per
 # run (default 30). Prints tokens/s idle and contended and their ratio, and
 # exits 1 when the contended run keeps less than 35% of the idle throughput.
-# Extra environment (RECUR_THREADS, RECUR_DEVICE, OMP_*) passes through.
+# BASELINE: another build's recur tool; then, idle first, PAIRS (default 8)
+# alternating runs of RECUR and BASELINE, each pair's tokens/s ratio and the
+# median ratio ("idle throughput must not drop": a median below 1 says RECUR
+# is slower; each pair's ratio shows the machine's noise).
+# Extra environment (RECUR_THREADS, RECUR_DEVICE, OMP_*, PAIRS) passes through.
 set -eu
 recur=${1:-build/tools/recur}
 steps=${2:-30}
@@ -32,6 +36,21 @@ cpus=$(nproc)
 echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $cpus CPUs"
 "$recur" devices | grep -E '^(cpu |threads:)' || true
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (others' work counts as load: idle needs a quiet machine)"
+if [ -n "${3:-}" ]; then
+    base=$3
+    ratios=
+    i=0
+    while [ "$i" -lt "${PAIRS:-8}" ]; do
+        a=$(run)
+        b=$(recur=$base run)
+        r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')
+        echo "pair $((i + 1)): $a against $b tokens/s, ratio $r (load $(cut -d' ' -f1 /proc/loadavg))"
+        ratios="$ratios $r"
+        i=$((i + 1))
+    done
+    echo "idle, $recur / $base: median ratio $(printf '%s\n' $ratios | sort -n | awk '{ v[NR] = $1 } END {
+        printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }') over ${PAIRS:-8} pairs"
+fi
 idle=$(run)
 echo "idle:      $idle tokens/s"
 i=0
