@@ -23,4 +23,9 @@ const struct recur_cell *recur_cell_find(const char *name);
 /* A comma-separated list of the registered cell names, for messages. */
 void recur_cell_names(char *buf, size_t len);
 
+/* cellprobe.c: runs each CPU kernel variant of d that cpu_isa can run on
+ * tiny guarded arrays; NULL when every kernel kept to its arrays, else why
+ * (written to why). */
+const char *recur_cell_probe(const struct recur_cell_desc *d, uint32_t cpu_isa, char *why, size_t len);
+
 #endif /* RECUR_CONTEXT_H */

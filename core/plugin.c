@@ -22,6 +22,11 @@
  * owner and writability checks off. A name ending in .so that is not a regular
  * file (a directory, FIFO, dangling link, link loop, ...) is never opened.
  *
+ * After the descriptor's checks, each CPU kernel variant the CPU can run is
+ * called once on tiny guarded arrays (cellprobe.c): a kernel that writes
+ * outside its arrays (an n_save too small, say) is refused here rather than
+ * overrunning a model's workspace.
+ *
  * Every refusal, and every file that fails a check after dlopen, is recorded
  * with its own status and a message naming it, and skipped. Loaded plugins are
  * never dlclosed: their descriptors and kernels live as long as the process.
@@ -338,6 +343,12 @@ static void load_file(int dirfd, const char *name, const char *path, enum origin
     if (!scalar_variant(&copy)) {
         reject(RECUR_ERR_PLUGIN_NO_CPU, "%s: cell '%s' has no scalar CPU implementation of every stage",
                path, copy.name);
+        goto fail;
+    }
+    recur_log(RECUR_LOG_DEBUG, "%s: probing cell '%s''s CPU kernels", path, copy.name);
+    char probe_why[512];
+    if ((bad = recur_cell_probe(&copy, host.cpu_isa, probe_why, sizeof probe_why))) {
+        reject(RECUR_ERR_PLUGIN_INVALID, "%s: cell '%s': %s", path, copy.name, bad);
         goto fail;
     }
     for (size_t i = 0; i < n_cells; i++)

@@ -40,6 +40,7 @@ static const struct {
     {"no-cpu.so", RECUR_ERR_PLUGIN_NO_CPU},    {"invalid.so", RECUR_ERR_PLUGIN_INVALID},
     {"bad-variants.so", RECUR_ERR_PLUGIN_INVALID}, {"bad-cpu-count.so", RECUR_ERR_PLUGIN_INVALID},
     {"dup-lstm.so", RECUR_ERR_PLUGIN_DUPLICATE}, {"garbage.so", RECUR_ERR_PLUGIN_OPEN},
+    {"save-overrun.so", RECUR_ERR_PLUGIN_INVALID}, {"writes-input.so", RECUR_ERR_PLUGIN_INVALID},
 };
 #define N_BROKEN (sizeof broken / sizeof broken[0])
 
@@ -189,8 +190,15 @@ Test(loader, no_cpu_and_invalid_are_not_registered) {
     find_reject("invalid.so", &st, &msg);
     cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
     cr_assert(strstr(msg, "stage") || strstr(msg, "gate"), "the message does not say what is invalid: %s", msg);
-    static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",
-                                          "no-cpu",   "invalid",    "bad-variants", "bad-cpu-count"};
+    find_reject("save-overrun.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
+    cr_assert(strstr(msg, "floats past the end of save") && strstr(msg, "n_save = 1"),
+              "the message does not say that save overran: %s", msg);
+    find_reject("writes-input.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
+    cr_assert(strstr(msg, "wrote into prev[0], which it may only read"), "the message does not name prev[0]: %s", msg);
+    static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",     "no-cpu",
+                                          "invalid",  "bad-variants", "bad-cpu-count", "save-overrun", "writes-input"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
                   refused[i], c.path);
