@@ -33,6 +33,7 @@
 #include "context.h"
 #include "opencl-impl.h"
 #include "philox.h"
+#include "recur/recur-train.h"
 #include "recur/recur.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -1495,6 +1496,70 @@ Test(device, write_async_in_queue_order) {
     cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
     write_async_check(cpu);
     recur_ctx_free(cpu);
+}
+
+/* Steps of a small net (embedding, 2-layer bidirectional LSTM, lengths,
+ * the last step's head, Adam with clipping): forward with the loss left on
+ * the device (defer) or read by forward, backward, the optimizer's step,
+ * recur_net_loss. Each step's loss and norm into loss[], norm[]; the host
+ * waits of each step into waits[]; the final recurrent weights into w. */
+#define WAIT_STEPS 3
+static void wait_steps(int defer, double *loss, double *norm, long *waits, float *w, size_t nw) {
+    recur_ctx *ctx = cl_ctx("opencl");
+    recur_net_desc d = {.model = {.cell = "lstm", .input_size = 6, .hidden_size = 7, .num_layers = 2,
+                                  .direction = RECUR_DIR_BIDI_CONCAT},
+                        .input = RECUR_INPUT_EMBEDDING, .vocab = 11, .head = RECUR_HEAD_LAST, .output_size = 5};
+    recur_net *net;
+    OK(ctx, recur_net_create(ctx, &d, &net));
+    OK(ctx, recur_net_init(net, RECUR_INIT_UNIFORM, 7));
+    recur_optim_desc od = recur_optim_defaults(RECUR_OPTIM_ADAM, 0.01f);
+    od.clip_norm = 0.05f;
+    recur_optim *opt;
+    OK(ctx, recur_optim_create(&net, 1, &od, &opt));
+    enum { T = 6, N = 4 };
+    int32_t tokens[T * N], targets[N] = {1, 4, 0, 3};
+    int lengths[N] = {6, 3, 5, 1};
+    for (int i = 0; i < T * N; i++) tokens[i] = (int32_t)((i * 7 + 3) % 11);
+    recur_net_batch b = {.T = T, .N = N, .tokens = tokens, .lengths = lengths, .targets = targets};
+    for (int s = 0; s < WAIT_STEPS; s++) {
+        struct recur_cl_stats before, after;
+        recur_cl_stats_get(&before);
+        OK(ctx, recur_net_forward(net, RECUR_MODE_TRAINING, &b, defer ? NULL : &loss[s], NULL));
+        OK(ctx, recur_net_backward(net, &b, NULL, RECUR_GRAD_OVERWRITE));
+        OK(ctx, recur_optim_step(opt, &norm[s]));
+        double again;
+        OK(ctx, recur_net_loss(net, &again, NULL));
+        recur_cl_stats_get(&after);
+        waits[s] = after.host_waits - before.host_waits;
+        if (defer) loss[s] = again;
+        else cr_assert_eq(again, loss[s], "step %d: recur_net_loss %.17g, forward's %.17g", s, again, loss[s]);
+    }
+    OK(ctx, recur_net_param_get(net, "rnn.weight_hh_l1_reverse", w, nw));
+    recur_ctx_free(ctx);
+}
+
+/* A training step waits for the device once: the layers' index arrays and
+ * the batch go without waiting, forward and backward read nothing back, and
+ * the optimizer's one read brings the gradient norm and the loss. Reading
+ * the loss in forward adds exactly that read; the numbers are the same bits. */
+Test(device, one_host_wait_per_training_step) {
+    NEED_DEVICE();
+    double loss[2][WAIT_STEPS], norm[2][WAIT_STEPS];
+    long waits[2][WAIT_STEPS];
+    enum { NW = 4 * 7 * 7 };
+    float w[2][NW];
+    for (int defer = 0; defer < 2; defer++) wait_steps(defer, loss[defer], norm[defer], waits[defer], w[defer], NW);
+    for (int s = 0; s < WAIT_STEPS; s++) {
+        cr_log_info("step %d: loss %.9g, norm %.9g; host waits %ld (loss read by forward: %ld)", s, loss[1][s],
+                    norm[1][s], waits[1][s], waits[0][s]);
+        cr_assert_eq(waits[1][s], 1, "step %d: %ld host waits, expected 1", s, waits[1][s]);
+        cr_assert_eq(waits[0][s], 2, "step %d with forward's loss read: %ld host waits, expected 2", s, waits[0][s]);
+        cr_assert(isfinite(loss[1][s]) && loss[1][s] > 0, "step %d: loss %g", s, loss[1][s]);
+        cr_assert_eq(loss[0][s], loss[1][s], "step %d: loss %.17g read by forward, %.17g with the norm", s,
+                     loss[0][s], loss[1][s]);
+        cr_assert_eq(norm[0][s], norm[1][s], "step %d: norm %.17g against %.17g", s, norm[0][s], norm[1][s]);
+    }
+    cr_assert(!memcmp(w[0], w[1], sizeof w[0]), "the weights differ between the two ways of reading the loss");
 }
 
 /* Test builds (-Dtest_hooks=true): RECUR_CL_TEST_POISON=1 fills every new
