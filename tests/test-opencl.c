@@ -1498,6 +1498,47 @@ Test(device, write_async_in_queue_order) {
     recur_ctx_free(cpu);
 }
 
+/* write_owned: the backend holds each block until its queue drains (a read
+ * or sync), in order with the work around it; past RECUR_BE_KEPT_BLOCKS it
+ * drains first, so what it holds stays bounded. Without write_async (the
+ * CPU) a block is freed at once. Leaks and early frees show under ASan. */
+static void write_owned_check(recur_ctx *ctx, int async) {
+    struct recur_backend *be = BE(ctx);
+    struct recur_mem m = dev_alloc(ctx, 300);
+    for (int i = 0; i < 10; i++) {
+        float *block = malloc(300 * sizeof *block);
+        cr_assert(block);
+        for (int k = 0; k < 300; k++) block[k] = (float)(i * 1000 + k);
+        OK(ctx, recur_be_write_owned(be, m, block, 300 * sizeof *block));
+        cr_assert_eq(be->kept_count, async ? (size_t)i + 1 : 0, "%s: %zu blocks held after %d writes",
+                     be->iface->name, be->kept_count, i + 1);
+    }
+    float got[300];
+    OK(ctx, recur_be_read(be, got, m, sizeof got)); /* no sync first */
+    cr_assert_eq(be->kept_count, 0, "a read drains the queue: nothing held");
+    cr_assert_eq(be->kept_bytes, 0);
+    for (int k = 0; k < 300; k++) cr_assert_eq(got[k], (float)(9000 + k), "the last write wins, in queue order");
+    float one = 1.0f;
+    for (int i = 0; i < RECUR_BE_KEPT_BLOCKS + 5; i++) {
+        OK(ctx, recur_be_write_staged(be, at(m, (size_t)(i % 300)), &one, sizeof one));
+        cr_assert(be->kept_count <= RECUR_BE_KEPT_BLOCKS, "%zu blocks held", be->kept_count);
+    }
+    if (async) cr_assert_eq(be->kept_count, 5, "the bound drained the queue once: %zu held", be->kept_count);
+    OK(ctx, recur_be_sync(be));
+    cr_assert_eq(be->kept_count, 0);
+    recur_be_free(be, &m);
+}
+
+Test(device, write_owned_blocks_live_until_the_queue_drains) {
+    NEED_DEVICE();
+    recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
+    write_owned_check(ctx, 1);
+    recur_ctx_free(ctx);
+    cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
+    write_owned_check(cpu, 0);
+    recur_ctx_free(cpu);
+}
+
 /* Steps of a small net (embedding, 2-layer bidirectional LSTM, lengths,
  * the last step's head, Adam with clipping): forward with the loss left on
  * the device (defer) or read by forward, backward, the optimizer's step,
