@@ -99,9 +99,9 @@ struct recur_backend_i {
     recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
     /* (optional) Host to device without waiting: the host memory at src must
      * stay alive and unchanged until the next sync() or read() of this
-     * backend (both drain the queue). For data that outlives the call, e.g.
-     * index arrays kept in a layer, so that writing them does not drain the
-     * queue. Default: write(). */
+     * backend (both drain the queue, which is in order). Core never calls
+     * it directly: recur_be_write_owned/_staged below keep that memory
+     * alive. Default: write(). */
     recur_status (*write_async)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
     /* Set `count` floats to `value`. */
     recur_status (*fill)(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
@@ -207,6 +207,12 @@ struct recur_backend_i {
     recur_status (*sync)(struct recur_backend *be);
 };
 
+/* Host blocks that an unfinished write_async may still read (dispatch.c). */
+struct recur_be_kept {
+    struct recur_be_kept *next;
+    void *block;
+};
+
 /* A device opened by a backend. */
 struct recur_backend {
     const struct recur_backend_i *iface;
@@ -214,6 +220,11 @@ struct recur_backend {
     recur_ctx *ctx;         /* the owning context, for error messages */
     recur_device_info info; /* what was opened */
     int threads;            /* the context's thread count (recur_ctx_set_threads), >= 1 */
+    /* The host blocks of recur_be_write_owned that the queue may still read,
+     * freed by the wrappers when it next drains (a read or sync that
+     * succeeded) or when the device closes; their bytes and number. */
+    struct recur_be_kept *kept;
+    size_t kept_bytes, kept_count;
 };
 
 /* ---- the registry (backends/dispatch.c): what core asks of the backends ---- */
@@ -248,7 +259,22 @@ extern const struct recur_backend_i recur_opencl_backend;
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out);
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);
 recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+/* The write_async slot with its default (write()). The caller keeps src
+ * alive until the queue drains; core uses the two calls below instead. */
 recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+/* Host to device without waiting, for host data that the caller gives up:
+ * `block` (from malloc) becomes the backend's, which frees it once the
+ * queue has drained (the next recur_be_read or recur_be_sync that succeeds)
+ * or the device closes, so the transfer never reads freed memory. Freed at
+ * once when the backend has no write_async (the write was synchronous) or
+ * the write fails. Past RECUR_BE_KEPT_MAX bytes or blocks held, it drains
+ * the queue first, so a caller that never waits holds a bounded amount. */
+recur_status recur_be_write_owned(struct recur_backend *be, struct recur_mem dst, void *block, size_t bytes);
+/* The same for host memory the caller keeps: copied into a block first
+ * (with write_async; else written directly, without a copy). */
+recur_status recur_be_write_staged(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+#define RECUR_BE_KEPT_MAX ((size_t)64 << 20)
+#define RECUR_BE_KEPT_BLOCKS 4096
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);

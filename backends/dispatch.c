@@ -3,6 +3,7 @@
  * table. Core reaches the backends through these functions alone; the
  * wrappers apply the defaults of optional slots, so no caller tests for NULL.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,7 +61,22 @@ recur_status recur_be_open(struct recur_backend *be, const struct recur_backend_
     return iface->open(be, spec);
 }
 
-void recur_be_close(struct recur_backend *be) { be->iface->close(be); }
+/* The queue has drained: no write_async still reads a kept block. */
+static void kept_release(struct recur_backend *be) {
+    while (be->kept) {
+        struct recur_be_kept *k = be->kept;
+        be->kept = k->next;
+        free(k->block);
+        free(k);
+    }
+    be->kept_bytes = be->kept_count = 0;
+}
+
+/* close() waits for the queue (or drops it), so the blocks go after it. */
+void recur_be_close(struct recur_backend *be) {
+    be->iface->close(be);
+    kept_release(be);
+}
 
 recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur_mem *out) {
     out->off = 0;
@@ -84,8 +100,48 @@ recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst
     return be->iface->write_async ? be->iface->write_async(be, dst, src, bytes) : be->iface->write(be, dst, src, bytes);
 }
 
+recur_status recur_be_write_owned(struct recur_backend *be, struct recur_mem dst, void *block, size_t bytes) {
+    if (!bytes || !be->iface->write_async) {
+        recur_status st = recur_be_write(be, dst, block, bytes);
+        free(block);
+        return st;
+    }
+    struct recur_be_kept *k = malloc(sizeof *k);
+    if (!k) { /* nothing to keep it on: a write that waits */
+        recur_status st = be->iface->write(be, dst, block, bytes);
+        free(block);
+        return st;
+    }
+    recur_status st = RECUR_OK;
+    if (be->kept_bytes + bytes > RECUR_BE_KEPT_MAX || be->kept_count >= RECUR_BE_KEPT_BLOCKS)
+        st = recur_be_sync(be); /* frees what is held */
+    if (st == RECUR_OK) st = be->iface->write_async(be, dst, block, bytes);
+    if (st != RECUR_OK) {
+        free(k);
+        free(block);
+        return st;
+    }
+    k->block = block;
+    k->next = be->kept;
+    be->kept = k;
+    be->kept_bytes += bytes;
+    be->kept_count++;
+    return RECUR_OK;
+}
+
+recur_status recur_be_write_staged(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes) {
+    if (!bytes || !be->iface->write_async) return recur_be_write(be, dst, src, bytes);
+    void *block = malloc(bytes);
+    if (!block) return be->iface->write(be, dst, src, bytes); /* no copy: a write that waits */
+    memcpy(block, src, bytes);
+    return recur_be_write_owned(be, dst, block, bytes);
+}
+
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
-    return bytes ? be->iface->read(be, dst, src, bytes) : RECUR_OK;
+    if (!bytes) return RECUR_OK;
+    recur_status st = be->iface->read(be, dst, src, bytes);
+    if (st == RECUR_OK) kept_release(be); /* reads wait for the whole (in-order) queue */
+    return st;
 }
 
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
@@ -200,5 +256,7 @@ recur_status recur_be_cell_run(struct recur_backend *be, void *handle, int stage
 }
 
 recur_status recur_be_sync(struct recur_backend *be) {
-    return be->iface->sync ? be->iface->sync(be) : RECUR_OK;
+    recur_status st = be->iface->sync ? be->iface->sync(be) : RECUR_OK;
+    if (st == RECUR_OK) kept_release(be);
+    return st;
 }

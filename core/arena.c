@@ -68,16 +68,20 @@ recur_status recur_hostio_in(recur_ctx *ctx, struct recur_arena *a, const struct
             continue;
         }
         *dev = recur_mem_at(a->mem, at);
-        if (io[i].in) TRY(recur_be_write(be, *dev, io[i].in, io[i].floats * sizeof(float)));
+        if (io[i].in) TRY(recur_be_write_staged(be, *dev, io[i].in, io[i].floats * sizeof(float)));
     }
     return RECUR_OK;
 }
 
 recur_status recur_hostio_out(recur_ctx *ctx, const struct recur_hostio *io, int n) {
     struct recur_backend *be = &ctx->be;
-    TRY(recur_be_sync(be));
-    if (be->iface->host_memory) return RECUR_OK;
-    for (int i = 0; i < n; i++)
-        if (io[i].out) TRY(recur_be_read(be, io[i].out, *io[i].dev, io[i].floats * sizeof(float)));
-    return RECUR_OK;
+    int reads = 0;
+    if (!be->iface->host_memory)
+        for (int i = 0; i < n; i++)
+            if (io[i].out) {
+                TRY(recur_be_read(be, io[i].out, *io[i].dev, io[i].floats * sizeof(float)));
+                reads++;
+            }
+    /* A read waits for the queue; a call without one waits here. */
+    return reads ? RECUR_OK : recur_be_sync(be);
 }

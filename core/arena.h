@@ -53,9 +53,11 @@ struct recur_hostio {
     struct recur_mem *dev;
 };
 /* Place n arrays on the device (through `a`, grown to their total, unless
- * device memory is host memory) and copy the inputs there. */
+ * device memory is host memory) and copy the inputs there without waiting
+ * (recur_be_write_staged). */
 recur_status recur_hostio_in(recur_ctx *ctx, struct recur_arena *a, const struct recur_hostio *io, int n);
-/* Wait for the device, then read the outputs back. */
+/* Read the outputs back (the first read waits for the device's queue), or
+ * wait for it when there are none. */
 recur_status recur_hostio_out(recur_ctx *ctx, const struct recur_hostio *io, int n);
 /* The entries of a table of them (any array). */
 #define RECUR_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -111,6 +111,7 @@ void recur_ctx_free(recur_ctx *ctx) {
     while (ctx->nets) recur_net_free(ctx->nets);
     while (ctx->models) recur_model_free(ctx->models);
     while (ctx->layers) recur_layer_free(ctx->layers);
+    recur_buffers_free(ctx);
     recur_be_close(&ctx->be);
     free(ctx);
 }

@@ -14,7 +14,18 @@ struct recur_ctx {
     struct recur_model *models; /* live models, freed with the context */
     struct recur_net *nets;     /* live nets (recur-train.h), freed before the models */
     struct recur_optim *optims; /* live optimizers, freed first */
+    struct recur_buffer *buffers; /* live device buffers (recur_buffer_create), freed last */
 };
+
+/* A device buffer of the public API (core/buffer.c). */
+struct recur_buffer {
+    recur_ctx *ctx;
+    struct recur_mem mem;
+    size_t count; /* floats */
+    struct recur_buffer *prev, *next;
+};
+/* Free every buffer of ctx (recur_ctx_free). */
+void recur_buffers_free(recur_ctx *ctx);
 
 /* The plugin registry (core/plugin.c). Loads on first use; thread-safe. */
 size_t recur_cells_loaded(void);

@@ -10,7 +10,9 @@
  * the lengths R, not T x N. The reverse direction packs each sequence from
  * its own last step. Inputs are gathered into packed order once, outputs
  * scattered back once; a dense, left-to-right, time-major batch needs
- * neither and is used in place.
+ * neither and is used in place. The index arrays of a call are written
+ * without waiting (recur_be_write_owned: the backend keeps the host copy
+ * until its queue drains), so a layer's call never drains the queue.
  *
  * The shape of the work (rules that keep it fast):
  *   forward:  XW = X W_ih^T + bx                one GEMM over all R rows
@@ -269,7 +271,10 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     if (training) DO(recur_arena_grow(l->ctx, &l->rs, p.rs, 0));
 
     struct recur_mem ints = at(WS, p.ints);
-    DO(recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t)));
+    /* The index arrays go without waiting; the backend frees them once the queue drains. */
+    int32_t *ints_host = pk.ints;
+    pk.ints = NULL; /* the backend's from here, even when the write fails */
+    DO(recur_be_write_owned(be, ints, ints_host, ints_total(&pk) * sizeof(int32_t)));
     size_t R = (size_t)pk.R, NH = (size_t)N * H;
     struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
@@ -376,7 +381,10 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     DO(recur_arena_grow(l->ctx, &l->ws, p.ws, 0));
     size_t R = (size_t)pk.R, NH = (size_t)N * H;
     struct recur_mem ints = at(WS, p.ints);
-    DO(recur_be_write(be, ints, pk.ints, ints_total(&pk) * sizeof(int32_t)));
+    /* The index arrays go without waiting; the backend frees them once the queue drains. */
+    int32_t *ints_host = pk.ints;
+    pk.ints = NULL; /* the backend's from here, even when the write fails */
+    DO(recur_be_write_owned(be, ints, ints_host, ints_total(&pk) * sizeof(int32_t)));
 
     struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));

@@ -9,8 +9,11 @@
  *   backward: dW, db from dz; dy = dz W or dhT_top += dz W_d;
  *             dx, dh0 = model backward; dE = index_add(dx by token)
  *
- * The host sees tokens, targets and states (one write each per call) and the
- * loss (RECUR_SUM_PARTS partial sums read back and added in double).
+ * The host sees tokens, targets and states (one write each per call, none
+ * waiting: recur_be_write_staged) and the loss (RECUR_SUM_PARTS partial sums
+ * read back and added in double: by forward when asked, else later by
+ * recur_net_loss or, with the gradient norm's, by recur_optim_step's read).
+ * A call waits for the device only when it reads something back.
  */
 #include <math.h>
 #include <stdio.h>
@@ -426,6 +429,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     int T = b->T, N = b->N, K = n->K, training = mode == RECUR_MODE_TRAINING;
     size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->H;
     n->trained_T = 0;
+    n->loss_state = NET_LOSS_NONE; /* any forward replaces the last one's loss */
     struct net_plan p;
     TRY(plan(n, T, N, training, &p));
     /* Padded positions of y are never read; a new buffer starts as zeros so
@@ -444,11 +448,11 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
                 gi[k] = ok ? b->tokens[k] : 0;
                 ai[k] = ok ? b->tokens[k] : -1;
             }
-        TRY(recur_be_write(be, at_(n, p.gidx), gi, TN * sizeof *gi));
-        if (n->n_emb) TRY(recur_be_write(be, at_(n, p.aidx), ai, TN * sizeof *ai));
+        TRY(recur_be_write_staged(be, at_(n, p.gidx), gi, TN * sizeof *gi));
+        if (n->n_emb) TRY(recur_be_write_staged(be, at_(n, p.aidx), ai, TN * sizeof *ai));
         TRY(recur_be_gather(be, at_(n, p.x), n->I, n->n_emb ? n->p : n->eye, n->I, at_(n, p.gidx), (int)TN, n->I));
     } else {
-        TRY(recur_be_write(be, at_(n, p.x), b->x, TN * n->I * sizeof(float)));
+        TRY(recur_be_write_staged(be, at_(n, p.x), b->x, TN * n->I * sizeof(float)));
     }
     int has_targets = R && (b->targets || b->values);
     if (has_targets) {
@@ -458,18 +462,17 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
             int ok = !all || valid(b->lengths, t, i);
             tg[r] = !ok ? -1 : b->targets ? b->targets[r] : 0;
         }
-        TRY(recur_be_write(be, at_(n, p.tgt), tg, R * sizeof *tg));
-        if (b->values) TRY(recur_be_write(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
+        TRY(recur_be_write_staged(be, at_(n, p.tgt), tg, R * sizeof *tg));
+        if (b->values) TRY(recur_be_write_staged(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
     }
-    if (b->h0) TRY(recur_be_write(be, at_(n, p.h0), b->h0, st * sizeof(float)));
-    if (b->c0) TRY(recur_be_write(be, at_(n, p.c0), b->c0, st * sizeof(float)));
+    if (b->h0) TRY(recur_be_write_staged(be, at_(n, p.h0), b->h0, st * sizeof(float)));
+    if (b->c0) TRY(recur_be_write_staged(be, at_(n, p.c0), b->c0, st * sizeof(float)));
 
     struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p.x), .y = at_(n, p.y),
                                 .h0 = b->h0 ? at_(n, p.h0) : none_mem, .c0 = b->c0 ? at_(n, p.c0) : none_mem,
                                 .hT = at_(n, p.hT), .cT = n->S > 1 ? at_(n, p.cT) : none_mem};
     TRY(recur_stack_forward(n->model, mode, &io));
 
-    double total = 0;
     if (R) {
         struct recur_mem W = recur_mem_at(n->p, n->n_emb), bias = recur_mem_at(n->p, n->n_emb + n->n_hw);
         struct recur_mem z = at_(n, p.logits);
@@ -491,19 +494,23 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
                 TRY(recur_be_mse(be, z, K, at_(n, p.vals), K, at_(n, p.tgt), (int)R, K, scale, dz, lr));
             }
             TRY(recur_be_sum(be, lr, R, 0, at_(n, p.parts)));
-            float parts[RECUR_SUM_PARTS];
-            TRY(recur_be_read(be, parts, at_(n, p.parts), sizeof parts));
-            for (int i = 0; i < RECUR_SUM_PARTS; i++) total += parts[i];
-            total = cnt ? total / (double)cnt / (n->desc.loss == RECUR_LOSS_MSE ? (double)K : 1.0) : 0.0;
+            n->loss_count = cnt;
+            n->loss_div = n->desc.loss == RECUR_LOSS_MSE ? (double)cnt * K : (double)cnt;
+            n->loss_state = NET_LOSS_DEVICE;
+            if (loss) { /* else it stays on the device: recur_net_loss, recur_optim_step */
+                float parts[RECUR_SUM_PARTS];
+                TRY(recur_be_read(be, parts, at_(n, p.parts), sizeof parts));
+                recur_net_loss_from_parts(n, parts);
+            }
         } else if (training) {
             TRY(recur_be_fill(be, at_(n, p.dz), 0.0f, R * K));
         }
     }
-    TRY(recur_be_sync(be));
+    /* No sync: the reads below wait; with none, the work stays queued. */
     if (b->hT) TRY(recur_be_read(be, b->hT, at_(n, p.hT), st * sizeof(float)));
     if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), st * sizeof(float)));
     if (b->logits) TRY(recur_be_read(be, b->logits, at_(n, p.logits), R * K * sizeof(float)));
-    if (loss) *loss = total;
+    if (loss) *loss = n->loss_state == NET_LOSS_HOST ? n->loss : 0.0;
     if (count) *count = cnt;
     if (training) {
         if (recur_lengths_keep(&n->trained_len, b->lengths, N) != 0)
@@ -539,10 +546,10 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     float bw = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
 
     struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
-    if (g->dhT) TRY(recur_be_write(be, dhT, g->dhT, st * sizeof(float)));
+    if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
     else TRY(recur_be_fill(be, dhT, 0.0f, st));
     if (n->S > 1) {
-        if (g->dcT) TRY(recur_be_write(be, dcT, g->dcT, st * sizeof(float)));
+        if (g->dcT) TRY(recur_be_write_staged(be, dcT, g->dcT, st * sizeof(float)));
         else TRY(recur_be_fill(be, dcT, 0.0f, st));
     }
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
@@ -573,9 +580,32 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
         if (mode == RECUR_GRAD_OVERWRITE) TRY(recur_be_fill(be, n->dp, 0.0f, n->n_emb));
         TRY(recur_be_index_add(be, n->dp, n->I, sg.dx, n->I, at_(n, p->aidx), (int)TN, n->I));
     }
-    TRY(recur_be_sync(be));
+    /* No sync: a read waits; without one the work stays queued. */
     if (g->dh0) TRY(recur_be_read(be, g->dh0, sg.dh0, st * sizeof(float)));
     if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, st * sizeof(float)));
+    return RECUR_OK;
+}
+
+void recur_net_loss_from_parts(recur_net *n, const float *parts) {
+    double total = 0;
+    for (int i = 0; i < RECUR_SUM_PARTS; i++) total += parts[i];
+    n->loss = n->loss_count ? total / n->loss_div : 0.0;
+    n->loss_state = NET_LOSS_HOST;
+}
+
+recur_status recur_net_loss(recur_net *n, double *loss, long long *count) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_loss: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(!loss, n->ctx, RECUR_ERR_NULL, "recur_net_loss: loss is NULL");
+    RETURN_IF(n->loss_state == NET_LOSS_NONE, n->ctx, RECUR_ERR_STATE,
+              "recur_net_loss: the last forward computed no loss (it had no targets or values, or none ran)");
+    if (n->loss_state == NET_LOSS_DEVICE) {
+        float parts[RECUR_SUM_PARTS];
+        TRY(recur_be_read(&n->ctx->be, parts, at_(n, n->pl.parts), sizeof parts));
+        recur_net_loss_from_parts(n, parts);
+    }
+    *loss = n->loss;
+    if (count) *count = n->loss_count;
     return RECUR_OK;
 }
 

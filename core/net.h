@@ -30,6 +30,12 @@ struct recur_net {
     struct net_plan pl;
     int32_t *host; /* host scratch for indices and targets */
     size_t host_cap;
+    /* The loss of the last forward with targets: NET_LOSS_NONE, _DEVICE (the
+     * partial sums wait at pl.parts: forward was given no loss pointer) or
+     * _HOST (in loss); loss_count targets, loss_div the mean's divisor. */
+    enum { NET_LOSS_NONE, NET_LOSS_DEVICE, NET_LOSS_HOST } loss_state;
+    double loss, loss_div;
+    long long loss_count;
     /* the last training forward: its shape and lengths; trained_T 0: none */
     int trained_T, trained_N, has_targets;
     int *trained_len;
@@ -52,7 +58,9 @@ struct recur_optim {
         char name[48]; /* "own", "rnn.l0", "rnn.l0_reverse" */
     } *g;
     size_t n_groups;
-    struct recur_mem parts; /* RECUR_SUM_PARTS per group, for the norm */
+    /* RECUR_SUM_PARTS per group for the norm, then per net for a loss that
+     * a forward left on the device: both come back in one read */
+    struct recur_mem parts;
     float *host_parts;
     long long steps;
     struct recur_optim *prev, *next; /* the context's live optimizers */
@@ -71,6 +79,9 @@ float *recur_net_param_buffer(const recur_net *n);
 
 /* recur_file_open on a buffer in memory; `name` stands for the file in
  * messages (trainfile.c; the fuzz target calls it). */
+/* The mean loss from its RECUR_SUM_PARTS partial sums (added in double, in order). */
+void recur_net_loss_from_parts(recur_net *n, const float *parts);
+
 recur_status recur_file_open_memory(const char *name, const void *buf, size_t len, recur_file **out);
 
 #endif

@@ -7,7 +7,10 @@
  * own [embedding | head] block and each layer's canonical weights. A step
  * sums the squares of every group's gradients on the device (partials read
  * back once and added in double, in a fixed order), then runs one update
- * kernel per group with the clipping factor folded in.
+ * kernel per group with the clipping factor folded in. That read is the
+ * step's only wait for the device: it also brings back the loss that a
+ * forward without a loss pointer left there, and the updates are not
+ * waited for.
  */
 #include <math.h>
 #include <stdio.h>
@@ -87,7 +90,7 @@ recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim
     for (int i = 0; i < n; i++) groups += 1 + (size_t)nets[i]->L * nets[i]->D;
     o->nets = calloc((size_t)n, sizeof *o->nets);
     o->g = calloc(groups, sizeof *o->g);
-    o->host_parts = malloc(groups * RECUR_SUM_PARTS * sizeof(float));
+    o->host_parts = malloc((groups + (size_t)n) * RECUR_SUM_PARTS * sizeof(float));
     recur_status st = RECUR_OK;
     GOTO_IF(!o->nets || !o->g || !o->host_parts, ctx, st, RECUR_ERR_NO_MEMORY, fail,
             "recur_optim_create: out of memory");
@@ -104,7 +107,8 @@ recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim
                 if ((st = add_group(o, i, name, y->w, y->dw, y->n_weights, y)) != RECUR_OK) goto fail;
             }
     }
-    if ((st = recur_be_alloc(&ctx->be, o->n_groups * RECUR_SUM_PARTS * sizeof(float), &o->parts)) != RECUR_OK)
+    if ((st = recur_be_alloc(&ctx->be, (o->n_groups + (size_t)n) * RECUR_SUM_PARTS * sizeof(float), &o->parts)) !=
+        RECUR_OK)
         goto fail;
     o->next = ctx->optims;
     if (ctx->optims) ctx->optims->prev = o;
@@ -150,7 +154,21 @@ recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
     struct recur_backend *be = &o->ctx->be;
     for (size_t i = 0; i < o->n_groups; i++)
         TRY(recur_be_sum(be, o->g[i].g, o->g[i].count, 1, recur_mem_at(o->parts, i * RECUR_SUM_PARTS)));
-    TRY(recur_be_read(be, o->host_parts, o->parts, o->n_groups * RECUR_SUM_PARTS * sizeof(float)));
+    /* A loss that a forward left on the device comes back in the same read,
+     * so that a training step waits for the device once. */
+    size_t nets_at = o->n_groups * RECUR_SUM_PARTS, fetch = nets_at;
+    for (int i = 0; i < o->n_nets; i++) {
+        recur_net *n = o->nets[i];
+        if (n->loss_state != NET_LOSS_DEVICE) continue;
+        size_t to = nets_at + (size_t)i * RECUR_SUM_PARTS;
+        TRY(recur_be_copy(be, recur_mem_at(o->parts, to), recur_mem_at(n->buf.mem, n->pl.parts),
+                          RECUR_SUM_PARTS * sizeof(float)));
+        fetch = to + RECUR_SUM_PARTS;
+    }
+    TRY(recur_be_read(be, o->host_parts, o->parts, fetch * sizeof(float)));
+    for (int i = 0; i < o->n_nets; i++)
+        if (o->nets[i]->loss_state == NET_LOSS_DEVICE)
+            recur_net_loss_from_parts(o->nets[i], o->host_parts + nets_at + (size_t)i * RECUR_SUM_PARTS);
     double sq = 0;
     for (size_t i = 0; i < o->n_groups * RECUR_SUM_PARTS; i++) sq += o->host_parts[i];
     double norm = sqrt(sq);
@@ -176,7 +194,7 @@ recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
         }
         if (g->layer) recur_layer_touch(g->layer);
     }
-    TRY(recur_be_sync(be));
+    /* No sync: the updates stay queued (in order) until something waits. */
     o->steps = t;
     return RECUR_OK;
 }

@@ -276,3 +276,89 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     TRY(recur_stack_backward(m, &d, &dg, mode));
     return recur_hostio_out(m->ctx, h, RECUR_COUNT(h));
 }
+
+/* ---- the device-resident calls (recur.h): the caller's buffers in place ---- */
+
+/* One buffer argument of a call: its field name, the floats the batch
+ * needs, whether the call writes it, and where the stack finds it. */
+struct dev_arg {
+    const char *name;
+    const recur_buffer *buf;
+    size_t floats;
+    int out;
+    struct recur_mem *dev;
+};
+
+/* Each given buffer on the model's context, large enough, and no output
+ * sharing a buffer with another argument. */
+static recur_status dev_args(recur_model *m, const char *fn, const struct dev_arg *a, int n) {
+    for (int i = 0; i < n; i++) {
+        struct recur_mem none = {0};
+        *a[i].dev = none;
+        const recur_buffer *b = a[i].buf;
+        if (!b) continue;
+        RETURN_IF(b->ctx != m->ctx, m->ctx, RECUR_ERR_ARG, "%s: %s is a buffer of another context", fn, a[i].name);
+        RETURN_IF(b->count < a[i].floats, m->ctx, RECUR_ERR_BUFFER_SIZE,
+                  "%s: %s holds %zu floats; the batch needs %zu", fn, a[i].name, b->count, a[i].floats);
+        for (int j = 0; j < i; j++)
+            RETURN_IF(a[j].buf == b && (a[i].out || a[j].out), m->ctx, RECUR_ERR_ARG,
+                      "%s: %s and %s are the same buffer (an output may share it with no other argument)", fn,
+                      a[j].name, a[i].name);
+        *a[i].dev = b->mem;
+    }
+    return RECUR_OK;
+}
+
+/* The host-pointer form of io for the shared checks: a field is present
+ * (never read) when its buffer is. */
+static float present;
+static recur_model_io shape_of(const recur_model_io_dev *io) {
+    recur_model_io h = {.T = io->T, .N = io->N, .batch_first = io->batch_first, .lengths = io->lengths,
+                        .pad = io->pad, .x = io->x ? &present : NULL, .h0 = io->h0 ? &present : NULL,
+                        .c0 = io->c0 ? &present : NULL, .y = io->y ? &present : NULL,
+                        .hT = io->hT ? &present : NULL, .cT = io->cT ? &present : NULL};
+    return h;
+}
+
+recur_status recur_model_forward_dev(recur_model *m, recur_mode mode, const recur_model_io_dev *io) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_forward_dev: model is NULL");
+    recur_err_clear(m->ctx);
+    TRY(recur_check_mode(m->ctx, "recur_model_forward_dev", mode));
+    RETURN_IF(!io, m->ctx, RECUR_ERR_NULL, "recur_model_forward_dev: io is NULL");
+    recur_model_io h = shape_of(io);
+    TRY(check_model_io(m, &h, "recur_model_forward_dev"));
+    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    struct recur_stack_io d = user_io(&h);
+    const struct dev_arg a[] = {
+        {"io->x", io->x, TN * m->desc.input_size, 0, &d.x}, {"io->h0", io->h0, LDNH, 0, &d.h0},
+        {"io->c0", io->c0, LDNH, 0, &d.c0},                  {"io->y", io->y, TN * m->O, 1, &d.y},
+        {"io->hT", io->hT, LDNH, 1, &d.hT},                  {"io->cT", io->cT, LDNH, 1, &d.cT},
+    };
+    TRY(dev_args(m, "recur_model_forward_dev", a, RECUR_COUNT(a)));
+    return recur_stack_forward(m, mode, &d);
+}
+
+recur_status recur_model_backward_dev(recur_model *m, const recur_model_io_dev *io, const recur_model_grad_dev *g,
+                                      recur_grad_mode mode) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_backward_dev: model is NULL");
+    recur_err_clear(m->ctx);
+    RETURN_IF(!io, m->ctx, RECUR_ERR_NULL, "recur_model_backward_dev: io is NULL");
+    recur_model_io h = shape_of(io);
+    TRY(check_model_io(m, &h, "recur_model_backward_dev"));
+    RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward_dev: grad is NULL");
+    TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward_dev", mode, g->dcT ? &present : NULL,
+                               g->dc0 ? &present : NULL));
+    size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
+    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    struct recur_stack_io d = user_io(&h);
+    struct recur_stack_grad dg;
+    struct recur_mem y_unused;
+    const struct dev_arg a[] = {
+        {"io->x", io->x, TNI, 0, &d.x},         {"io->y", io->y, TN * m->O, 0, &y_unused},
+        {"grad->dy", g->dy, TN * m->O, 0, &dg.dy}, {"grad->dhT", g->dhT, LDNH, 0, &dg.dhT},
+        {"grad->dcT", g->dcT, LDNH, 0, &dg.dcT},   {"grad->dx", g->dx, TNI, 1, &dg.dx},
+        {"grad->dh0", g->dh0, LDNH, 1, &dg.dh0},   {"grad->dc0", g->dc0, LDNH, 1, &dg.dc0},
+    };
+    TRY(dev_args(m, "recur_model_backward_dev", a, RECUR_COUNT(a)));
+    return recur_stack_backward(m, &d, &dg, mode);
+}

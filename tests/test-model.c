@@ -411,3 +411,164 @@ Test(model, parameters_by_pytorch_names) {
     recur_layer_free(owned); /* ignored: the model owns it */
     recur_ctx_free(ctx);      /* frees the model */
 }
+
+/* ---- device-resident calls (recur_buffer) ---- */
+
+static void fill_rand(float *v, size_t n, uint64_t *s) {
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        v[i] = (float)((double)(*s >> 40) / (double)(1ull << 24) - 0.5);
+    }
+}
+
+static recur_buffer *buffer_of(recur_ctx *ctx, const float *v, size_t n) {
+    recur_buffer *b;
+    cr_assert_eq(recur_buffer_create(ctx, n, &b), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_buffer_count(b), n);
+    cr_assert_eq(recur_buffer_bytes(b), n * sizeof(float));
+    if (v) cr_assert_eq(recur_buffer_write(b, 0, v, n), RECUR_OK, "%s", recur_ctx_error(ctx));
+    return b;
+}
+
+static void read_back(recur_ctx *ctx, const recur_buffer *b, float *v, size_t n) {
+    cr_assert_eq(recur_buffer_read(b, 0, v, n), RECUR_OK, "%s", recur_ctx_error(ctx));
+}
+
+static void expect_msg(recur_ctx *ctx, const char *part) {
+    cr_assert(strstr(recur_ctx_error(ctx), part), "message '%s' lacks '%s'", recur_ctx_error(ctx), part);
+}
+
+/* Forward and backward on buffers give the host-pointer calls' bits (the
+ * same device, weights and batch: lengths, two layers, both directions);
+ * bad buffers are refused by name and nothing runs. */
+Test(model, device_buffers_match_host_pointers) {
+    recur_ctx *ctx = open_ctx();
+    enum { I = 5, H = 6, L = 2, D = 2, T = 7, N = 3 };
+    recur_model_desc md = {.cell = "lstm", .input_size = I, .hidden_size = H, .num_layers = L,
+                           .direction = RECUR_DIR_BIDI_CONCAT};
+    recur_model *m;
+    cr_assert_eq(recur_model_create(ctx, &md, &m), RECUR_OK, "%s", recur_ctx_error(ctx));
+    uint64_t seed = 11;
+    size_t np = recur_model_param_count(m);
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        cr_assert_eq(recur_model_param_info(m, i, &info), RECUR_OK);
+        float *w = malloc(info.count * sizeof *w);
+        fill_rand(w, info.count, &seed);
+        cr_assert_eq(recur_model_param_set(m, info.name, w, info.count), RECUR_OK, "%s", recur_ctx_error(ctx));
+        free(w);
+    }
+    const int O = 2 * H, lengths[N] = {7, 4, 1};
+    const size_t nx = (size_t)T * N * I, ny = (size_t)T * N * O, ns = (size_t)L * D * N * H;
+    /* inputs, then each output twice: [0] host pointers, [1] buffers */
+    float x[T * N * I], h0[L * D * N * H], c0[L * D * N * H], dy[T * N * 2 * H], dhT[L * D * N * H],
+        dcT[L * D * N * H];
+    fill_rand(x, nx, &seed), fill_rand(h0, ns, &seed), fill_rand(c0, ns, &seed);
+    fill_rand(dy, ny, &seed), fill_rand(dhT, ns, &seed), fill_rand(dcT, ns, &seed);
+    static float y[2][T * N * 2 * H], hT[2][L * D * N * H], cT[2][L * D * N * H], dx[2][T * N * I],
+        dh0[2][L * D * N * H], dc0[2][L * D * N * H];
+    float *grads[2];
+    size_t total = 0;
+    for (size_t i = 0; i < np; i++) {
+        recur_param_info info;
+        recur_model_param_info(m, i, &info);
+        total += info.count;
+    }
+    for (int k = 0; k < 2; k++) grads[k] = malloc(total * sizeof(float));
+
+    recur_model_io io = {.T = T, .N = N, .lengths = lengths, .pad = -1.0f, .x = x, .h0 = h0, .c0 = c0,
+                         .y = y[0], .hT = hT[0], .cT = cT[0]};
+    recur_model_grad_io g = {.dy = dy, .dhT = dhT, .dcT = dcT, .dx = dx[0], .dh0 = dh0[0], .dc0 = dc0[0]};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+
+    recur_buffer *bx = buffer_of(ctx, x, nx), *bh0 = buffer_of(ctx, h0, ns), *bc0 = buffer_of(ctx, c0, ns);
+    recur_buffer *by = buffer_of(ctx, NULL, ny), *bhT = buffer_of(ctx, NULL, ns), *bcT = buffer_of(ctx, NULL, ns);
+    recur_buffer *bdy = buffer_of(ctx, dy, ny), *bdhT = buffer_of(ctx, dhT, ns), *bdcT = buffer_of(ctx, dcT, ns);
+    recur_buffer *bdx = buffer_of(ctx, NULL, nx), *bdh0 = buffer_of(ctx, NULL, ns), *bdc0 = buffer_of(ctx, NULL, ns);
+    recur_model_io_dev dio = {.T = T, .N = N, .lengths = lengths, .pad = -1.0f, .x = bx, .h0 = bh0, .c0 = bc0,
+                              .y = by, .hT = bhT, .cT = bcT};
+    recur_model_grad_dev dg = {.dy = bdy, .dhT = bdhT, .dcT = bdcT, .dx = bdx, .dh0 = bdh0, .dc0 = bdc0};
+    /* grads[0] after the host-pointer calls; then the buffer calls */
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) {
+            cr_assert_eq(recur_model_forward_dev(m, RECUR_MODE_TRAINING, &dio), RECUR_OK, "%s", recur_ctx_error(ctx));
+            cr_assert_eq(recur_model_backward_dev(m, &dio, &dg, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s",
+                         recur_ctx_error(ctx));
+            cr_assert_eq(recur_ctx_sync(ctx), RECUR_OK, "%s", recur_ctx_error(ctx));
+            read_back(ctx, by, y[1], ny), read_back(ctx, bhT, hT[1], ns), read_back(ctx, bcT, cT[1], ns);
+            read_back(ctx, bdx, dx[1], nx), read_back(ctx, bdh0, dh0[1], ns), read_back(ctx, bdc0, dc0[1], ns);
+        }
+        size_t at = 0;
+        for (size_t i = 0; i < np; i++) {
+            recur_param_info info;
+            recur_model_param_info(m, i, &info);
+            cr_assert_eq(recur_model_grad_get(m, info.name, grads[k] + at, info.count), RECUR_OK);
+            at += info.count;
+        }
+    }
+    cr_assert(!memcmp(y[0], y[1], sizeof y[0]), "y differs");
+    cr_assert(!memcmp(hT[0], hT[1], sizeof hT[0]) && !memcmp(cT[0], cT[1], sizeof cT[0]), "final states differ");
+    cr_assert(!memcmp(dx[0], dx[1], sizeof dx[0]), "dx differs");
+    cr_assert(!memcmp(dh0[0], dh0[1], sizeof dh0[0]) && !memcmp(dc0[0], dc0[1], sizeof dc0[0]), "dh0/dc0 differ");
+    cr_assert(!memcmp(grads[0], grads[1], total * sizeof(float)), "weight gradients differ");
+    cr_assert_eq(y[1][(size_t)(6 * N + 2) * O], -1.0f, "padding"); /* t = 6 is past sequence 2's length 1 */
+
+    /* bad arguments: each named, and y keeps what it had */
+    recur_model_io_dev bad = dio;
+    bad.x = NULL;
+    cr_assert_eq(recur_model_forward_dev(m, RECUR_MODE_INFERENCE, &bad), RECUR_ERR_NULL);
+    expect_msg(ctx, "recur_model_forward_dev: io->x is NULL");
+    recur_ctx *other = open_ctx();
+    recur_buffer *foreign = buffer_of(other, h0, ns), *small = buffer_of(ctx, NULL, ny - 1);
+    bad = dio;
+    bad.h0 = foreign;
+    cr_assert_eq(recur_model_forward_dev(m, RECUR_MODE_INFERENCE, &bad), RECUR_ERR_ARG);
+    expect_msg(ctx, "io->h0 is a buffer of another context");
+    bad = dio;
+    bad.y = small;
+    cr_assert_eq(recur_model_forward_dev(m, RECUR_MODE_INFERENCE, &bad), RECUR_ERR_BUFFER_SIZE);
+    expect_msg(ctx, "io->y holds");
+    bad = dio;
+    bad.hT = bh0;
+    cr_assert_eq(recur_model_forward_dev(m, RECUR_MODE_INFERENCE, &bad), RECUR_ERR_ARG);
+    expect_msg(ctx, "io->h0 and io->hT are the same buffer");
+    recur_model_grad_dev gbad = dg;
+    recur_buffer *tiny = buffer_of(ctx, NULL, nx - 1);
+    gbad.dx = tiny;
+    cr_assert_eq(recur_model_backward_dev(m, &dio, &gbad, RECUR_GRAD_OVERWRITE), RECUR_ERR_BUFFER_SIZE);
+    expect_msg(ctx, "grad->dx holds 104 floats; the batch needs 105");
+    gbad = dg;
+    gbad.dh0 = foreign;
+    cr_assert_eq(recur_model_backward_dev(m, &dio, &gbad, RECUR_GRAD_OVERWRITE), RECUR_ERR_ARG);
+    expect_msg(ctx, "grad->dh0 is a buffer of another context");
+    cr_assert_eq(recur_model_backward_dev(m, &dio, NULL, RECUR_GRAD_OVERWRITE), RECUR_ERR_NULL);
+    float keep[T * N * 2 * H];
+    read_back(ctx, by, keep, ny);
+    cr_assert(!memcmp(keep, y[1], sizeof keep), "a refused call ran");
+
+    /* the buffer calls themselves */
+    recur_buffer *none = (recur_buffer *)&seed;
+    cr_assert_eq(recur_buffer_create(ctx, 0, &none), RECUR_ERR_ARG);
+    cr_assert_null(none);
+    cr_assert_eq(recur_buffer_create(NULL, 4, &none), RECUR_ERR_NULL);
+    cr_assert_eq(recur_buffer_create(ctx, (size_t)-1, &none), RECUR_ERR_ARG);
+    cr_assert_eq(recur_buffer_write(small, ny - 2, x, 2), RECUR_ERR_BUFFER_SIZE);
+    expect_msg(ctx, "recur_buffer_write: 2 floats at");
+    cr_assert_eq(recur_buffer_read(small, (size_t)-1, keep, 2), RECUR_ERR_BUFFER_SIZE);
+    cr_assert_eq(recur_buffer_read(NULL, 0, keep, 1), RECUR_ERR_NULL);
+    cr_assert_eq(recur_buffer_write(small, 0, NULL, 1), RECUR_ERR_NULL);
+    cr_assert_eq(recur_ctx_sync(NULL), RECUR_ERR_NULL);
+    /* a partial write lands at its offset */
+    float two[2] = {3.5f, -2.25f}, got[3];
+    cr_assert_eq(recur_buffer_write(small, 5, two, 2), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_buffer_read(small, 4, got, 3), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert(got[1] == 3.5f && got[2] == -2.25f);
+    cr_assert_eq(recur_buffer_count(NULL), 0);
+
+    recur_buffer_free(small);
+    recur_buffer_free(NULL);
+    recur_ctx_free(other); /* frees foreign */
+    for (int k = 0; k < 2; k++) free(grads[k]);
+    recur_ctx_free(ctx); /* frees the other buffers and the model */
+}

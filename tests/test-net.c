@@ -117,14 +117,22 @@ static void run_torch_case(const char *name) {
     recur_net_batch b = {.T = T, .N = N, .tokens = tokens, .x = x, .lengths = lengths, .targets = targets,
                          .values = vals};
     for (int s = 0; s < steps; s++) {
-        double loss, norm;
+        double loss = NAN, norm;
         long long count;
-        cr_assert_eq(recur_net_forward(net, RECUR_MODE_TRAINING, &b, &loss, &count), RECUR_OK, "step %d: %s", s,
-                     recur_ctx_error(ctx));
-        cr_assert(fabs(loss - losses[s]) <= 2e-5 * fabs(losses[s]) + 1e-6, "%s step %d: loss %.9g, torch %.9g", name,
-                  s, loss, (double)losses[s]);
+        /* odd steps leave the loss on the device: recur_optim_step brings it back */
+        int defer = s % 2;
+        cr_assert_eq(recur_net_forward(net, RECUR_MODE_TRAINING, &b, defer ? NULL : &loss, &count), RECUR_OK,
+                     "step %d: %s", s, recur_ctx_error(ctx));
         cr_assert_eq(recur_net_backward(net, &b, NULL, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
         cr_assert_eq(recur_optim_step(opt, &norm), RECUR_OK, "%s", recur_ctx_error(ctx));
+        double again = NAN;
+        long long count2 = -1;
+        cr_assert_eq(recur_net_loss(net, &again, &count2), RECUR_OK, "%s", recur_ctx_error(ctx));
+        cr_assert_eq(count2, count);
+        if (defer) loss = again;
+        else cr_assert_eq(again, loss, "%s step %d: recur_net_loss %.17g, forward's %.17g", name, s, again, loss);
+        cr_assert(fabs(loss - losses[s]) <= 2e-5 * fabs(losses[s]) + 1e-6, "%s step %d: loss %.9g, torch %.9g", name,
+                  s, loss, (double)losses[s]);
         cr_assert(fabs(norm - norms[s]) <= 1e-4 * fabs(norms[s]) + 1e-6, "%s step %d: grad norm %.9g, torch %.9g",
                   name, s, norm, (double)norms[s]);
     }
@@ -547,6 +555,15 @@ Test(errors, bad_batches_are_named) {
     cr_assert_eq(recur_optim_create(&t.net, 1, &od, &o), RECUR_ERR_ARG);
     cr_assert_null(o);
     cr_assert(strstr(recur_ctx_error(t.ctx), "beta2"), "%s", recur_ctx_error(t.ctx));
+    /* a forward without targets has no loss to give */
+    double l;
+    recur_net_batch nb = {.T = t.T, .N = t.N, .tokens = t.tokens, .lengths = t.lengths};
+    cr_assert_eq(recur_net_forward(t.net, RECUR_MODE_INFERENCE, &nb, NULL, NULL), RECUR_OK);
+    cr_assert_eq(recur_net_loss(t.net, &l, NULL), RECUR_ERR_STATE);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "recur_net_loss: the last forward computed no loss"), "%s",
+              recur_ctx_error(t.ctx));
+    cr_assert_eq(recur_net_loss(t.net, NULL, NULL), RECUR_ERR_NULL);
+    cr_assert_eq(recur_net_loss(NULL, &l, NULL), RECUR_ERR_NULL);
     toy_free(&t);
 }
 

@@ -33,6 +33,7 @@
 #include "context.h"
 #include "opencl-impl.h"
 #include "philox.h"
+#include "recur/recur-train.h"
 #include "recur/recur.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -1495,6 +1496,111 @@ Test(device, write_async_in_queue_order) {
     cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
     write_async_check(cpu);
     recur_ctx_free(cpu);
+}
+
+/* write_owned: the backend holds each block until its queue drains (a read
+ * or sync), in order with the work around it; past RECUR_BE_KEPT_BLOCKS it
+ * drains first, so what it holds stays bounded. Without write_async (the
+ * CPU) a block is freed at once. Leaks and early frees show under ASan. */
+static void write_owned_check(recur_ctx *ctx, int async) {
+    struct recur_backend *be = BE(ctx);
+    struct recur_mem m = dev_alloc(ctx, 300);
+    for (int i = 0; i < 10; i++) {
+        float *block = malloc(300 * sizeof *block);
+        cr_assert(block);
+        for (int k = 0; k < 300; k++) block[k] = (float)(i * 1000 + k);
+        OK(ctx, recur_be_write_owned(be, m, block, 300 * sizeof *block));
+        cr_assert_eq(be->kept_count, async ? (size_t)i + 1 : 0, "%s: %zu blocks held after %d writes",
+                     be->iface->name, be->kept_count, i + 1);
+    }
+    float got[300];
+    OK(ctx, recur_be_read(be, got, m, sizeof got)); /* no sync first */
+    cr_assert_eq(be->kept_count, 0, "a read drains the queue: nothing held");
+    cr_assert_eq(be->kept_bytes, 0);
+    for (int k = 0; k < 300; k++) cr_assert_eq(got[k], (float)(9000 + k), "the last write wins, in queue order");
+    float one = 1.0f;
+    for (int i = 0; i < RECUR_BE_KEPT_BLOCKS + 5; i++) {
+        OK(ctx, recur_be_write_staged(be, at(m, (size_t)(i % 300)), &one, sizeof one));
+        cr_assert(be->kept_count <= RECUR_BE_KEPT_BLOCKS, "%zu blocks held", be->kept_count);
+    }
+    if (async) cr_assert_eq(be->kept_count, 5, "the bound drained the queue once: %zu held", be->kept_count);
+    OK(ctx, recur_be_sync(be));
+    cr_assert_eq(be->kept_count, 0);
+    recur_be_free(be, &m);
+}
+
+Test(device, write_owned_blocks_live_until_the_queue_drains) {
+    NEED_DEVICE();
+    recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
+    write_owned_check(ctx, 1);
+    recur_ctx_free(ctx);
+    cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
+    write_owned_check(cpu, 0);
+    recur_ctx_free(cpu);
+}
+
+/* Steps of a small net (embedding, 2-layer bidirectional LSTM, lengths,
+ * the last step's head, Adam with clipping): forward with the loss left on
+ * the device (defer) or read by forward, backward, the optimizer's step,
+ * recur_net_loss. Each step's loss and norm into loss[], norm[]; the host
+ * waits of each step into waits[]; the final recurrent weights into w. */
+#define WAIT_STEPS 3
+static void wait_steps(int defer, double *loss, double *norm, long *waits, float *w, size_t nw) {
+    recur_ctx *ctx = cl_ctx("opencl");
+    recur_net_desc d = {.model = {.cell = "lstm", .input_size = 6, .hidden_size = 7, .num_layers = 2,
+                                  .direction = RECUR_DIR_BIDI_CONCAT},
+                        .input = RECUR_INPUT_EMBEDDING, .vocab = 11, .head = RECUR_HEAD_LAST, .output_size = 5};
+    recur_net *net;
+    OK(ctx, recur_net_create(ctx, &d, &net));
+    OK(ctx, recur_net_init(net, RECUR_INIT_UNIFORM, 7));
+    recur_optim_desc od = recur_optim_defaults(RECUR_OPTIM_ADAM, 0.01f);
+    od.clip_norm = 0.05f;
+    recur_optim *opt;
+    OK(ctx, recur_optim_create(&net, 1, &od, &opt));
+    enum { T = 6, N = 4 };
+    int32_t tokens[T * N], targets[N] = {1, 4, 0, 3};
+    int lengths[N] = {6, 3, 5, 1};
+    for (int i = 0; i < T * N; i++) tokens[i] = (int32_t)((i * 7 + 3) % 11);
+    recur_net_batch b = {.T = T, .N = N, .tokens = tokens, .lengths = lengths, .targets = targets};
+    for (int s = 0; s < WAIT_STEPS; s++) {
+        struct recur_cl_stats before, after;
+        recur_cl_stats_get(&before);
+        OK(ctx, recur_net_forward(net, RECUR_MODE_TRAINING, &b, defer ? NULL : &loss[s], NULL));
+        OK(ctx, recur_net_backward(net, &b, NULL, RECUR_GRAD_OVERWRITE));
+        OK(ctx, recur_optim_step(opt, &norm[s]));
+        double again;
+        OK(ctx, recur_net_loss(net, &again, NULL));
+        recur_cl_stats_get(&after);
+        waits[s] = after.host_waits - before.host_waits;
+        if (defer) loss[s] = again;
+        else cr_assert_eq(again, loss[s], "step %d: recur_net_loss %.17g, forward's %.17g", s, again, loss[s]);
+    }
+    OK(ctx, recur_net_param_get(net, "rnn.weight_hh_l1_reverse", w, nw));
+    recur_ctx_free(ctx);
+}
+
+/* A training step waits for the device once: the layers' index arrays and
+ * the batch go without waiting, forward and backward read nothing back, and
+ * the optimizer's one read brings the gradient norm and the loss. Reading
+ * the loss in forward adds exactly that read; the numbers are the same bits. */
+Test(device, one_host_wait_per_training_step) {
+    NEED_DEVICE();
+    double loss[2][WAIT_STEPS], norm[2][WAIT_STEPS];
+    long waits[2][WAIT_STEPS];
+    enum { NW = 4 * 7 * 7 };
+    float w[2][NW];
+    for (int defer = 0; defer < 2; defer++) wait_steps(defer, loss[defer], norm[defer], waits[defer], w[defer], NW);
+    for (int s = 0; s < WAIT_STEPS; s++) {
+        cr_log_info("step %d: loss %.9g, norm %.9g; host waits %ld (loss read by forward: %ld)", s, loss[1][s],
+                    norm[1][s], waits[1][s], waits[0][s]);
+        cr_assert_eq(waits[1][s], 1, "step %d: %ld host waits, expected 1", s, waits[1][s]);
+        cr_assert_eq(waits[0][s], 2, "step %d with forward's loss read: %ld host waits, expected 2", s, waits[0][s]);
+        cr_assert(isfinite(loss[1][s]) && loss[1][s] > 0, "step %d: loss %g", s, loss[1][s]);
+        cr_assert_eq(loss[0][s], loss[1][s], "step %d: loss %.17g read by forward, %.17g with the norm", s,
+                     loss[0][s], loss[1][s]);
+        cr_assert_eq(norm[0][s], norm[1][s], "step %d: norm %.17g against %.17g", s, norm[0][s], norm[1][s]);
+    }
+    cr_assert(!memcmp(w[0], w[1], sizeof w[0]), "the weights differ between the two ways of reading the loss");
 }
 
 /* Test builds (-Dtest_hooks=true): RECUR_CL_TEST_POISON=1 fills every new

@@ -874,13 +874,16 @@ static int train_open(struct trainer *t) {
 static int train_step(struct trainer *t, double *loss, double *tokens) {
     const struct run *r = &t->m.r;
     *loss = 0, *tokens = 0;
+    /* One batch a step: its loss stays on the device and comes back with the
+     * gradient norm (recur_optim_step), so the step waits for the device once. */
+    int defer = r->accum == 1;
     for (int j = 0; j < r->accum; j++) {
         long long k = t->step * r->accum + j;
         recur_grad_mode gm = j ? RECUR_GRAD_ADD : RECUR_GRAD_OVERWRITE;
-        double l = 0, n = 0;
-        recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, &l, &n)
-                        : task_encdec(r->task) ? dates_step(t, k, gm, &l, &n)
-                                               : one_net_step(t, k, gm, &l, &n);
+        double l = 0, n = 0, *lp = defer ? NULL : &l;
+        recur_status st = r->task == TASK_LM ? lm_step(t, k, gm, lp, &n)
+                        : task_encdec(r->task) ? dates_step(t, k, gm, lp, &n)
+                                               : one_net_step(t, k, gm, lp, &n);
         if (st != RECUR_OK) return model_fail(&t->m, CMD, "training step", st), 1;
         *loss += l / r->accum;
         *tokens += n;
@@ -890,7 +893,11 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
      * clipping norm was scaled by accum when the optimizer was made. */
     double lr = run_lr(r, t->step) / (r->optim == RECUR_OPTIM_SGD ? r->accum : 1), norm = 0;
     if (recur_optim_set_lr(t->opt, (float)lr) != RECUR_OK) return model_fail(&t->m, CMD, "the learning rate", 0), 1;
-    if (recur_optim_step(t->opt, &norm) != RECUR_OK) {
+    recur_status ost = recur_optim_step(t->opt, &norm);
+    /* the loss the step's read brought back (or, after an error, a read of its own) */
+    if (defer && recur_net_loss(t->m.net[task_encdec(r->task) ? 1 : 0], loss, NULL) != RECUR_OK)
+        return model_fail(&t->m, CMD, "the training loss", 0), 1;
+    if (ost != RECUR_OK) {
         fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
                         "or --clip\n", CMD, t->step + 1, *loss, norm);
         return 1;

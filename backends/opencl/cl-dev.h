@@ -67,6 +67,7 @@ struct cl_dev {
 struct cl_counters {
     atomic_long contexts, queues, programs, kernels, buffers;
     atomic_long builds, cache_loads, cache_stores, cache_rejects, leaked_refs, launches_split, clblast_clears;
+    atomic_long host_waits;
 };
 extern struct cl_counters recur_cl_counters;
 #define CL_COUNT(field, delta) atomic_fetch_add(&recur_cl_counters.field, (delta))

@@ -156,6 +156,8 @@ struct recur_cl_stats {
     long leaked_refs;    /* contexts that some other holder still referenced at close */
     long launches_split; /* kernel launches split because of work-group count limits */
     long clblast_clears; /* CLBlastClearCache calls: when the last context that used CLBlast closed */
+    long host_waits;     /* calls that made the host wait for a queue: blocking reads and writes, clFinish
+                          * (the per-step test of the training path counts them) */
 };
 
 void recur_cl_stats_get(struct recur_cl_stats *out);

@@ -68,6 +68,7 @@ void recur_cl_stats_get(struct recur_cl_stats *o) {
     o->leaked_refs = atomic_load(&c->leaked_refs);
     o->launches_split = atomic_load(&c->launches_split);
     o->clblast_clears = atomic_load(&c->clblast_clears);
+    o->host_waits = atomic_load(&c->host_waits);
 }
 
 /* Floats per launch of the 1-D kernels, far below any device's limit
@@ -602,6 +603,7 @@ static recur_status write_buffer(struct recur_backend *be, struct recur_mem dst,
                                  cl_bool blocking) {
     char what[64];
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, dst.off);
+    if (blocking) CL_COUNT(host_waits, 1);
     CL_TRY(be, clEnqueueWriteBuffer(DEV(be)->queue, MEM(dst), blocking, dst.off, bytes, src, 0, NULL, NULL),
            "clEnqueueWriteBuffer", what);
     return RECUR_OK;
@@ -620,6 +622,7 @@ static recur_status cl_write_async(struct recur_backend *be, struct recur_mem ds
 static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes) {
     char what[64];
     fmt(what, sizeof what, "%zu bytes at %zu", bytes, src.off);
+    CL_COUNT(host_waits, 1);
     CL_TRY(be, clEnqueueReadBuffer(DEV(be)->queue, MEM(src), CL_TRUE, src.off, bytes, dst, 0, NULL, NULL),
            "clEnqueueReadBuffer", what);
     drained(DEV(be));
@@ -1211,6 +1214,7 @@ static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stag
 /* ---- ordering ---- */
 
 static recur_status cl_sync(struct recur_backend *be) {
+    CL_COUNT(host_waits, 1);
     CL_TRY(be, clFinish(DEV(be)->queue), "clFinish", DEV(be)->device_name);
     drained(DEV(be));
     return RECUR_OK;

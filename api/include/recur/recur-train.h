@@ -126,9 +126,29 @@ typedef struct recur_net_batch {
  * keeps what recur_net_backward needs; any forward, inference included,
  * replaces what an earlier training forward kept. A token outside 0..vocab-1 or a target
  * outside -1..K-1: RECUR_ERR_ARG naming the position; nothing runs.
+ *
+ * Waiting: a net call waits for the device only to read something back (the
+ * loss when loss is not NULL, hT, cT, logits; backward's dh0, dc0); its host
+ * inputs are copied, so the caller may reuse them at once. Without a read
+ * the work stays queued, and an error of the device's (one that only
+ * running the work reveals) is reported by the next call that waits. With
+ * loss NULL the loss stays on the device for recur_net_loss, or for
+ * recur_optim_step, which brings it back with the gradient norm in the
+ * step's one read: forward(loss NULL), backward, recur_optim_step,
+ * recur_net_loss is a training step that waits once (without hT, cT or
+ * logits to read).
  */
 RECUR_API recur_status recur_net_forward(recur_net *net, recur_mode mode, const recur_net_batch *batch, double *loss,
                                          long long *count);
+
+/*
+ * The mean loss of the net's last forward (what its *loss got) and, when
+ * count is not NULL, the number of targets counted. Waits for the device
+ * when that forward was given loss NULL and no recur_optim_step over this
+ * net has brought the loss back since. RECUR_ERR_STATE when the last
+ * forward computed no loss (no targets or values) or none ran.
+ */
+RECUR_API recur_status recur_net_loss(recur_net *net, double *loss, long long *count);
 
 /* Gradients of the batch's loss (as forward reported it) plus dhT.dL/dhT +
  * dcT.dL/dcT. dhT, dcT [L*D, N, H] may be NULL (zeros); dh0, dc0 written when
@@ -172,7 +192,9 @@ RECUR_API recur_status recur_optim_create(recur_net *const *nets, int n, const r
 RECUR_API void recur_optim_free(recur_optim *opt);
 /* One update from the nets' current gradients: clip by global norm, then
  * step. *grad_norm (may be NULL) gets the norm before clipping. A NaN or Inf
- * norm: RECUR_ERR_ARG and no weight changes. */
+ * norm: RECUR_ERR_ARG and no weight changes. It waits for the device once
+ * (the norm's read, which also brings back a loss that a net's forward left
+ * there: recur_net_loss) and leaves the updates queued. */
 RECUR_API recur_status recur_optim_step(recur_optim *opt, double *grad_norm);
 /* Updates so far (Adam's bias correction counts them). */
 RECUR_API long long recur_optim_steps(const recur_optim *opt);

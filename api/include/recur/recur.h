@@ -544,6 +544,73 @@ RECUR_API recur_status recur_model_backward(recur_model *model, const recur_mode
                                             const recur_model_grad_io *grad, recur_grad_mode mode);
 
 /* ------------------------------------------------------------------------ */
+/* Device-resident data: buffers on a context's device, and model calls     */
+/* that take them, enqueued without waiting for the device                  */
+/*
+ * The host-pointer calls above copy their arrays to the device, run, copy
+ * the results back and so wait for the device on every call. The calls
+ * below keep inputs, outputs, states and gradients on the device: they
+ * enqueue work and return, and only recur_buffer_read and recur_ctx_sync
+ * wait. On the CPU a buffer is host memory and every call runs at once;
+ * the results are the same bits as the host-pointer calls' on each device.
+ * An error that only running the work reveals (a device fault) is reported
+ * by the next call that waits.
+ */
+typedef struct recur_buffer recur_buffer;
+
+/* A buffer of `count` floats (count >= 1) on ctx's device; its contents are
+ * undefined until written. It belongs to ctx: recur_ctx_free frees the
+ * buffers still live. Errors: RECUR_ERR_NULL, RECUR_ERR_ARG (count 0, or
+ * bytes past SIZE_MAX), RECUR_ERR_DEVICE_MEMORY (past the device's largest
+ * allocation, or allocation failed). */
+RECUR_API recur_status recur_buffer_create(recur_ctx *ctx, size_t count, recur_buffer **out);
+/* Free a buffer (NULL allowed). Work already queued on it still completes. */
+RECUR_API void recur_buffer_free(recur_buffer *buf);
+/* Its size in floats and in bytes (0 for NULL). */
+RECUR_API size_t recur_buffer_count(const recur_buffer *buf);
+RECUR_API size_t recur_buffer_bytes(const recur_buffer *buf);
+/* Copy count floats from src into the buffer at element `offset`, in queue
+ * order with the calls around it, without waiting: src is copied first and
+ * may be reused as soon as the call returns. RECUR_ERR_BUFFER_SIZE when
+ * offset + count passes the buffer's count. */
+RECUR_API recur_status recur_buffer_write(recur_buffer *buf, size_t offset, const float *src, size_t count);
+/* Copy count floats at element `offset` into dst; waits for the work queued
+ * before it. RECUR_ERR_BUFFER_SIZE as for write. */
+RECUR_API recur_status recur_buffer_read(const recur_buffer *buf, size_t offset, float *dst, size_t count);
+/* Wait until every call enqueued on ctx has run; the errors they met. */
+RECUR_API recur_status recur_ctx_sync(recur_ctx *ctx);
+
+/* recur_model_io with buffers of the model's context: the same shapes, in
+ * floats (x, y: T*N*I and T*N*O; states L*D*N*H). A buffer may be larger
+ * than the batch needs (the first floats are used). lengths stay host
+ * memory (the engine plans the batch from them on the host). */
+typedef struct recur_model_io_dev {
+    int T, N;
+    int batch_first;
+    const int *lengths;
+    float pad;
+    recur_buffer *x;       /* required */
+    recur_buffer *h0, *c0; /* NULL: zeros */
+    recur_buffer *y;       /* required */
+    recur_buffer *hT, *cT; /* NULL: not wanted */
+} recur_model_io_dev;
+
+typedef struct recur_model_grad_dev {
+    recur_buffer *dy, *dhT, *dcT; /* NULL: zeros */
+    recur_buffer *dx, *dh0, *dc0; /* NULL: not wanted */
+} recur_model_grad_dev;
+
+/* recur_model_forward and recur_model_backward on buffers, without waiting.
+ * Errors as the host-pointer calls', and: a buffer of another context
+ * (RECUR_ERR_ARG naming the field), one smaller than the batch needs
+ * (RECUR_ERR_BUFFER_SIZE naming the field and both sizes), x or y NULL
+ * (RECUR_ERR_NULL). A buffer must not be both an input and an output of
+ * one call (RECUR_ERR_ARG). */
+RECUR_API recur_status recur_model_forward_dev(recur_model *model, recur_mode mode, const recur_model_io_dev *io);
+RECUR_API recur_status recur_model_backward_dev(recur_model *model, const recur_model_io_dev *io,
+                                                const recur_model_grad_dev *grad, recur_grad_mode mode);
+
+/* ------------------------------------------------------------------------ */
 /* Model files (safetensors: 8-byte little-endian header length, a JSON     */
 /* header, raw little-endian F32 tensors; recur's settings in __metadata__) */
 
