@@ -63,8 +63,15 @@ struct recur_optim {
     struct recur_mem parts;
     float *host_parts;
     long long steps;
+    struct recur_dist *dist; /* recur_optim_set_comm (dist.c); NULL: one process */
+    double grad_weight;      /* this rank's weight in the average (1 by default) */
     struct recur_optim *prev, *next; /* the context's live optimizers */
 };
+
+/* dist.c: the ranks' weighted mean of every group's gradients, in place
+ * (nothing when o->dist is NULL); recur_dist_free on recur_optim_free. */
+recur_status recur_dist_average(recur_optim *o);
+void recur_dist_free(struct recur_dist *d);
 
 /* RECUR_OK when a net of these settings can be made (the model's own checks
  * aside), else RECUR_ERR_ARG/SHAPE naming the field. */

@@ -86,6 +86,7 @@ recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim
     RETURN_IF(!o, ctx, RECUR_ERR_NO_MEMORY, "recur_optim_create: out of memory");
     o->ctx = ctx;
     o->d = *desc;
+    o->grad_weight = 1.0;
     size_t groups = 0;
     for (int i = 0; i < n; i++) groups += 1 + (size_t)nets[i]->L * nets[i]->D;
     o->nets = calloc((size_t)n, sizeof *o->nets);
@@ -128,6 +129,7 @@ void recur_optim_free(recur_optim *o) {
         recur_be_free(be, &o->g[i].v);
     }
     recur_be_free(be, &o->parts);
+    recur_dist_free(o->dist);
     free(o->g);
     free(o->nets);
     free(o->host_parts);
@@ -152,6 +154,7 @@ recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
     RETURN_IF(!o, NULL, RECUR_ERR_NULL, "recur_optim_step: optimizer is NULL");
     recur_err_clear(o->ctx);
     struct recur_backend *be = &o->ctx->be;
+    TRY(recur_dist_average(o)); /* over MPI ranks, when set */
     for (size_t i = 0; i < o->n_groups; i++)
         TRY(recur_be_sum(be, o->g[i].g, o->g[i].count, 1, recur_mem_at(o->parts, i * RECUR_SUM_PARTS)));
     /* A loss that a forward left on the device comes back in the same read,

@@ -591,6 +591,34 @@ Test(errors, nonfinite_gradient_changes_nothing) {
     toy_free(&t);
 }
 
+/* The MPI calls' refusals, without MPI started (or built): named, and the
+ * optimizer works alone as before. */
+Test(errors, mpi_comm_and_weight_refusals) {
+    struct toy t;
+    toy_make(&t, "rnn", RECUR_HEAD_ALL, RECUR_DIR_FORWARD, 1, 2);
+    recur_optim_desc od = {.kind = RECUR_OPTIM_SGD, .lr = 0.1f};
+    recur_optim *o;
+    cr_assert_eq(recur_optim_create(&t.net, 1, &od, &o), RECUR_OK);
+    long fake_comm = 0;
+    recur_status st = recur_optim_set_comm(o, &fake_comm);
+    cr_assert(st == RECUR_ERR_ARG || st == RECUR_ERR_UNSUPPORTED, "status %d", (int)st);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "not initialised") || strstr(recur_ctx_error(t.ctx), "without MPI"), "%s",
+              recur_ctx_error(t.ctx));
+    cr_assert_eq(recur_optim_set_comm(o, NULL), RECUR_OK); /* detach: nothing attached */
+    cr_assert_eq(recur_optim_set_comm(NULL, NULL), RECUR_ERR_NULL);
+    cr_assert_eq(recur_optim_set_grad_weight(o, -1), RECUR_ERR_ARG);
+    cr_assert_eq(recur_optim_set_grad_weight(o, NAN), RECUR_ERR_ARG);
+    cr_assert_eq(recur_optim_set_grad_weight(o, INFINITY), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "recur_optim_set_grad_weight"), "%s", recur_ctx_error(t.ctx));
+    cr_assert_eq(recur_optim_set_grad_weight(o, 3), RECUR_OK); /* alone, the weight changes nothing */
+    recur_net_batch b = {.T = t.T, .N = t.N, .tokens = t.tokens, .targets = t.targets};
+    cr_assert_eq(recur_net_forward(t.net, RECUR_MODE_TRAINING, &b, NULL, NULL), RECUR_OK);
+    cr_assert_eq(recur_net_backward(t.net, &b, NULL, RECUR_GRAD_OVERWRITE), RECUR_OK);
+    cr_assert_eq(recur_optim_step(o, NULL), RECUR_OK, "%s", recur_ctx_error(t.ctx));
+    recur_optim_free(o);
+    toy_free(&t);
+}
+
 /* Encoder-decoder wiring: the decoder's dh0/dc0 are the encoder's dhT/dcT.
  * Checked by finite differences of the decoder's loss in one encoder weight
  * direction. */

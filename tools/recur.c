@@ -193,7 +193,13 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "devices")) return cmd_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "cells")) return cmd_cells(argc - 1, argv + 1);
     if (!strcmp(cmd, "gradcheck")) return cmd_gradcheck(argc - 1, argv + 1);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) {
+        /* under mpirun: one rank of a data-parallel run (tools/dist.c) */
+        if (dist_init(&argc, &argv)) return 1;
+        int rc = dist_pick_device() ? 1 : cmd_train(argc - 1, argv + 1);
+        dist_finish(rc);
+        return rc;
+    }
     if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);

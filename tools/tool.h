@@ -28,6 +28,23 @@ static inline recur_ctx *tool_ctx(const char *cmd) {
     return NULL;
 }
 
+/* ---- data-parallel training under mpirun (dist.c) ---- */
+/* Starts MPI when launched by mpirun (train only); 1 after a message. */
+int dist_init(int *argc, char ***argv);
+/* The end of the rank: rc != 0 with more ranks aborts the job naming this rank. */
+void dist_finish(int rc);
+int dist_rank(void), dist_size(void), dist_local_rank(void);
+void *dist_comm(void); /* &MPI_COMM_WORLD for recur_optim_set_comm, or NULL */
+/* RECUR_DEVICE "opencl:P:TYPE:" (device field empty): this rank's device by local rank. 1 after a message. */
+int dist_pick_device(void);
+/* Collectives over every rank (nothing with one): sum / rank 0's values; 1 on an MPI error. */
+int dist_sum(double *v, int n);
+int dist_bcast(double *v, int n);
+/* [slabs, rows, width] of each rank into rank 0's [slabs, rows * size, width], ranks in order. */
+int dist_gather_rows(float *full, const float *mine, int slabs, int rows, int width);
+/* This rank's [slabs, rows, width] of a [slabs, rows * size, width]. */
+void dist_slice_rows(float *mine, const float *full, int slabs, int rows, int width);
+
 int cmd_demo(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
 int cmd_train(int argc, char **argv);  /* train.c */

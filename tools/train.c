@@ -68,6 +68,8 @@ struct trainer {
     recur_optim *opt;
     long long step; /* steps done */
     struct rng data;
+    /* lm under mpirun (tools/dist.c): this rank's columns b0..b0+nb-1 of the batch */
+    int nb, b0;
     /* lm */
     struct corpus corp;
     int have_corpus;
@@ -179,11 +181,44 @@ static int get_curve(const recur_file *f, const char *name, struct curve *c) {
     return 0;
 }
 
+/* Floats of a carried state: this rank's columns ([LD, nb, H]). */
 static size_t state_count(const struct trainer *t) {
-    return (size_t)t->m.LD * t->m.r.batch * t->m.H;
+    return (size_t)t->m.LD * (t->nb ? t->nb : t->m.r.batch) * t->m.H;
 }
 
+static int save_checkpoint_file(struct trainer *t, const char *path, const float *h, const float *c);
+
 static int save_checkpoint(struct trainer *t, const char *path) {
+    /* Under mpirun every rank gives its columns of the carried state, rank 0 writes. */
+    float *h = t->h, *c = t->c, *fh = NULL, *fc = NULL;
+    if (t->m.r.task == TASK_LM && dist_size() > 1) {
+        size_t full = (size_t)t->m.LD * t->m.r.batch * t->m.H;
+        if (dist_rank() == 0) {
+            fh = malloc(full * sizeof *fh);
+            if (t->m.states == 2) fc = malloc(full * sizeof *fc);
+            if (!fh || (t->m.states == 2 && !fc)) {
+                fprintf(stderr, "recur %s: rank 0: out of memory gathering the carried state\n", CMD);
+                free(fh), free(fc);
+                return -1;
+            }
+        }
+        int bad = dist_gather_rows(fh, t->h, t->m.LD, t->nb, t->m.H);
+        if (!bad && t->m.states == 2) bad = dist_gather_rows(fc, t->c, t->m.LD, t->nb, t->m.H);
+        if (bad) {
+            fprintf(stderr, "recur %s: rank %d: gathering the carried state failed (MPI)\n", CMD, dist_rank());
+            free(fh), free(fc);
+            return -1;
+        }
+        h = fh, c = fc;
+    }
+    if (dist_rank() != 0) return 0;
+    int rc = save_checkpoint_file(t, path, h, c);
+    free(fh), free(fc);
+    return rc;
+}
+
+/* The checkpoint file, with the carried state h, c ([LD, batch, H]). */
+static int save_checkpoint_file(struct trainer *t, const char *path, const float *h, const float *c) {
     recur_file *f;
     if (recur_file_create(&f) != RECUR_OK) {
         fprintf(stderr, "recur %s: %s\n", CMD, recur_last_error());
@@ -214,8 +249,8 @@ static int save_checkpoint(struct trainer *t, const char *path) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
         int64_t shape[3] = {t->m.LD, t->m.r.batch, t->m.H};
-        if (st == RECUR_OK) st = recur_file_put_tensor(f, "train.h", 3, shape, t->h);
-        if (st == RECUR_OK && t->m.states == 2) st = recur_file_put_tensor(f, "train.c", 3, shape, t->c);
+        if (st == RECUR_OK) st = recur_file_put_tensor(f, "train.h", 3, shape, h);
+        if (st == RECUR_OK && t->m.states == 2) st = recur_file_put_tensor(f, "train.c", 3, shape, c);
     }
     if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
     if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
@@ -270,11 +305,24 @@ static int restore(struct trainer *t, const recur_file *f) {
         t->val_final = 0;
     }
     if (t->m.r.task == TASK_LM) {
-        size_t n = state_count(t);
+        /* the whole batch's state; under mpirun, this rank's columns of it */
+        size_t n = (size_t)t->m.LD * t->m.r.batch * t->m.H;
         int nd;
         int64_t shape[4];
-        if (recur_file_tensor(f, "train.h", &nd, shape, t->h, n) != RECUR_OK ||
-            (t->m.states == 2 && recur_file_tensor(f, "train.c", &nd, shape, t->c, n) != RECUR_OK)) {
+        float *fh = dist_size() > 1 ? malloc(n * sizeof *fh) : t->h, *fc = dist_size() > 1 ? malloc(n * sizeof *fc) : t->c;
+        if (!fh || (t->m.states == 2 && !fc)) {
+            fprintf(stderr, "recur %s: out of memory for the carried state\n", CMD);
+            if (dist_size() > 1) free(fh), free(fc);
+            return -1;
+        }
+        int bad = recur_file_tensor(f, "train.h", &nd, shape, fh, n) != RECUR_OK ||
+                  (t->m.states == 2 && recur_file_tensor(f, "train.c", &nd, shape, fc, n) != RECUR_OK);
+        if (!bad && dist_size() > 1) {
+            dist_slice_rows(t->h, fh, t->m.LD, t->nb, t->m.H);
+            if (t->m.states == 2) dist_slice_rows(t->c, fc, t->m.LD, t->nb, t->m.H);
+        }
+        if (dist_size() > 1) free(fh), free(fc);
+        if (bad) {
             fprintf(stderr, "recur %s: checkpoint %s: the carried state: %s\n", CMD, path, recur_last_error());
             return -1;
         }
@@ -302,7 +350,7 @@ static void swap(float **a, float **b) {
  * gm, RECUR_GRAD_ADD for all but a step's first batch. */
 static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     struct run *r = &t->m.r;
-    int N = r->batch, T = r->bptt;
+    int N = t->nb, T = r->bptt;
     size_t chunk = (size_t)(k % (long long)t->chunks), p = chunk * T;
     if (chunk == 0) {
         memset(t->h, 0, state_count(t) * sizeof *t->h);
@@ -310,7 +358,7 @@ static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, 
     }
     for (int i = 0; i < T; i++)
         for (int b = 0; b < N; b++) {
-            const int32_t *col = t->corp.train + (size_t)b * t->cl;
+            const int32_t *col = t->corp.train + (size_t)(t->b0 + b) * t->cl;
             t->tok[(size_t)i * N + b] = col[p + i];
             t->tgt[(size_t)i * N + b] = col[p + i + 1];
         }
@@ -393,6 +441,29 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
     return 0;
 }
 
+/* evaluate() on rank 0 (every rank holds the same weights), its figures and
+ * histories on every rank, so that all decide alike. */
+static int evaluate_ranks(struct trainer *t, double *vloss, double *vacc) {
+    if (dist_size() < 2) return evaluate(t, vloss, vacc);
+    double v[3] = {0, NAN, NAN};
+    if (dist_rank() == 0) {
+        v[0] = evaluate(t, vloss, vacc) ? 1 : 0;
+        v[1] = *vloss, v[2] = *vacc;
+    }
+    if (dist_bcast(v, 3)) {
+        fprintf(stderr, "recur %s: rank %d: sharing the validation result failed (MPI)\n", CMD, dist_rank());
+        return 1;
+    }
+    if (v[0]) return 1;
+    *vloss = v[1], *vacc = v[2];
+    if (dist_rank() != 0 && (curve_add(&t->val, (double)t->step, (float)*vloss) ||
+                             (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc)))) {
+        fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
+        return 1;
+    }
+    return 0;
+}
+
 static void eval_text(const struct trainer *t, double vloss, double vacc, char *buf, size_t len) {
     switch (t->m.r.task) {
     case TASK_LM: snprintf(buf, len, "val loss %.4f (%.3f bits/char)", vloss, vloss / log(2)); break;
@@ -403,6 +474,7 @@ static void eval_text(const struct trainer *t, double vloss, double vacc, char *
 }
 
 static void write_svg(const struct trainer *t) {
+    if (dist_rank() != 0) return; /* under mpirun rank 0 writes */
     char title[256];
     const struct run *r = &t->m.r;
     snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
@@ -442,6 +514,7 @@ static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
 /* metrics.jsonl: all: written anew from the histories (a resumed run's lines
  * are then the uninterrupted run's); otherwise the last evaluation appended. */
 static void write_metrics(const struct trainer *t, int all) {
+    if (dist_rank() != 0) return;
     FILE *f = fopen(t->metrics, all ? "w" : "a");
     if (f) {
         for (size_t i = all ? 0 : t->val.n - 1; i < t->val.n; i++) metrics_line(f, t, i);
@@ -828,6 +901,21 @@ static int train_open(struct trainer *t) {
         return 1;
     }
     r = &t->m.r;
+    t->nb = r->batch;
+    if (dist_size() > 1) { /* data-parallel: each rank its columns of every batch (tools/dist.c) */
+        if (r->task != TASK_LM) {
+            fprintf(stderr, "recur %s: --task %s over %d MPI ranks: only --task lm trains data-parallel so far\n",
+                    CMD, task_names[r->task], dist_size());
+            return 1;
+        }
+        if (r->batch % dist_size()) {
+            fprintf(stderr, "recur %s: --batch %d over %d MPI ranks: the batch must be a multiple of the ranks\n", CMD,
+                    r->batch, dist_size());
+            return 1;
+        }
+        t->nb = r->batch / dist_size();
+        t->b0 = dist_rank() * t->nb;
+    }
     if (t->have_data) { /* the examples' room: the data's longest */
         t->m.Ta = r->task == TASK_SEQ2SEQ ? t->ds.max_a : t->ds.max_b;
         t->m.Tb = t->ds.max_b + 1;
@@ -837,6 +925,11 @@ static int train_open(struct trainer *t) {
                            .clip_norm = (float)(r->clip * r->accum) /* on the sum of accum batches' gradients */};
     recur_status st = recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt);
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "creating the optimizer", st), 1;
+    if (dist_size() > 1) { /* the ranks' gradients averaged, weighted by their tokens */
+        st = recur_optim_set_comm(t->opt, dist_comm());
+        if (st == RECUR_OK) st = recur_optim_set_grad_weight(t->opt, (double)t->nb * r->bptt * r->accum);
+        if (st != RECUR_OK) return model_fail(&t->m, CMD, "joining the MPI ranks", st), 1;
+    }
     if (alloc_buffers(t)) return 1;
     t->data.s = run_seed(r, SEED_DATA);
     if (t->resume && restore(t, t->ck)) return 1;
@@ -897,6 +990,10 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
     /* the loss the step's read brought back (or, after an error, a read of its own) */
     if (defer && recur_net_loss(t->m.net[task_encdec(r->task) ? 1 : 0], loss, NULL) != RECUR_OK)
         return model_fail(&t->m, CMD, "the training loss", 0), 1;
+    if (ost != RECUR_OK && isfinite(norm) && isfinite(*loss)) { /* not the norm: e.g. the MPI ranks' average */
+        fprintf(stderr, "recur %s: step %lld: %s\n", CMD, t->step + 1, recur_ctx_error(t->ctx));
+        return 1;
+    }
     if (ost != RECUR_OK) {
         fprintf(stderr, "recur %s: step %lld: the loss diverged (loss %g, gradient norm %g); try a lower --lr "
                         "or --clip\n", CMD, t->step + 1, *loss, norm);
@@ -938,18 +1035,36 @@ static int train_loop(struct trainer *t) {
 
     /* --quiet: no progress line; the validation lines (progress_note) stay */
     struct progress pg;
-    progress_begin(&pg, stderr, r->steps, t->step);
+    /* under mpirun rank 0 shows the progress and the validation lines */
+    static FILE *devnull; /* the process's: kept open */
+    if (dist_rank() != 0 && !devnull) devnull = fopen("/dev/null", "w");
+    progress_begin(&pg, devnull ? devnull : stderr, r->steps, t->step);
     t->t_start = now_seconds();
     t->last_loss = t->vloss = t->vacc = NAN;
     t->first = t->step;
     char line[160];
     int rc = -1;
-    while (rc < 0 && t->step < r->steps && !interrupted) {
+    /* Under mpirun the ranks stop together: a Ctrl-C seen by any rank counts at
+     * the step's sum (below), never between two ranks' collectives. */
+    int all_stop = 0;
+#define STOPPED() (dist_size() > 1 ? all_stop : (int)interrupted)
+    while (rc < 0 && t->step < r->steps && !STOPPED()) {
         double t0 = now_seconds(), loss = 0, tokens = 0;
         if (train_step(t, &loss, &tokens)) {
             progress_end(&pg);
             rc = 1;
             break;
+        }
+        if (dist_size() > 1) { /* the global mean loss, the tokens of all ranks */
+            double v[3] = {loss * tokens, tokens, interrupted ? 1 : 0};
+            if (dist_sum(v, 3)) {
+                progress_end(&pg);
+                fprintf(stderr, "recur %s: rank %d: step %lld: summing the loss over the ranks failed (MPI)\n", CMD,
+                        dist_rank(), t->step + 1);
+                rc = 1;
+                break;
+            }
+            loss = v[1] > 0 ? v[0] / v[1] : 0, tokens = v[1], all_stop = v[2] > 0;
         }
         t->step++;
         t->train_s += now_seconds() - t0;
@@ -965,7 +1080,7 @@ static int train_loop(struct trainer *t) {
         if (!t->quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
         if (t->step % r->eval_every == 0) {
             long long since = t->val.n ? (long long)t->val.x[t->val.n - 1] : 0;
-            if (evaluate(t, &t->vloss, &t->vacc)) {
+            if (evaluate_ranks(t, &t->vloss, &t->vacc)) {
                 rc = 1;
                 break;
             }
@@ -979,13 +1094,13 @@ static int train_loop(struct trainer *t) {
             if (stop < 0) rc = 1;
             if (stop > 0) break;
         }
-        if (rc < 0 && t->step % r->checkpoint_every == 0 && t->step < r->steps && !interrupted &&
+        if (rc < 0 && t->step % r->checkpoint_every == 0 && t->step < r->steps && !STOPPED() &&
             save_checkpoint(t, t->ckpt))
             rc = 1;
     }
     if (rc < 0) progress_end(&pg);
     sigaction(SIGINT, &old_sa, NULL);
-    if (rc < 0 && interrupted) {
+    if (rc < 0 && STOPPED()) {
         write_svg(t);
         if (save_checkpoint(t, t->ckpt)) return 1;
         fprintf(stderr, "recur %s: interrupted at step %lld of %lld; checkpoint saved: %s\n", CMD, t->step, r->steps,
@@ -994,6 +1109,7 @@ static int train_loop(struct trainer *t) {
         return 130;
     }
     return rc;
+#undef STOPPED
 }
 
 /* The end of a run: the last evaluation, the checkpoint, the summary and samples. 0, or 1 after a message. */
@@ -1001,14 +1117,15 @@ static int train_finish(struct trainer *t) {
     const struct run *r = &t->m.r;
     if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
         /* an evaluation off the schedule: its line on stderr, as the run's were */
-        if (evaluate(t, &t->vloss, &t->vacc)) return 1;
+        if (evaluate_ranks(t, &t->vloss, &t->vacc)) return 1;
         t->val_final = 1;
         write_metrics(t, 0);
         char line[160];
         eval_text(t, t->vloss, t->vacc, line, sizeof line);
         long long since = t->val.n > 1 ? (long long)t->val.x[t->val.n - 2] : 0;
-        fprintf(stderr, "step %lld: train loss %.4f (mean since step %lld), %s\n", t->step,
-                train_mean(&t->loss, since, t->step), since, line);
+        if (dist_rank() == 0)
+            fprintf(stderr, "step %lld: train loss %.4f (mean since step %lld), %s\n", t->step,
+                    train_mean(&t->loss, since, t->step), since, line);
         fflush(stderr);
     }
     write_svg(t);
@@ -1062,6 +1179,12 @@ int cmd_train(int argc, char **argv) {
     struct trainer *t = calloc(1, sizeof *t);
     if (!t) {
         fprintf(stderr, "recur %s: out of memory (%zu bytes)\n", CMD, sizeof *t);
+        return 1;
+    }
+    /* under mpirun rank 0 prints the run (its messages stay on stderr) */
+    if (dist_rank() != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "recur %s: rank %d: cannot silence stdout: %s\n", CMD, dist_rank(), strerror(errno));
+        free(t);
         return 1;
     }
     int rc = train_settings(t, argc, argv);

@@ -200,6 +200,32 @@ RECUR_API recur_status recur_optim_step(recur_optim *opt, double *grad_norm);
 RECUR_API long long recur_optim_steps(const recur_optim *opt);
 RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
 
+/*
+ * Data-parallel training over MPI. `mpi_comm` points to an MPI_Comm (so this
+ * header needs no mpi.h); recur duplicates it (MPI_Comm_dup, collective over
+ * the communicator), so the caller's may be freed. NULL detaches. Each rank
+ * holds a replica of the same nets and calls recur_optim_step in step with
+ * the others; each step then first replaces every rank's gradients with
+ *
+ *   g = sum over ranks of w_r g_r / sum over ranks of w_r
+ *
+ * (w_r: recur_optim_set_grad_weight, default 1; give each rank its number of
+ * counted targets and N ranks at a batch of B/N train as one process at B,
+ * whose loss is the mean over all targets). It is reduced to rank 0 and
+ * broadcast, so every rank gets the same bits and the replicas stay
+ * identical. Gradients go through the host (one read and one write per
+ * parameter group and step). A rank that does not join within
+ * RECUR_MPI_TIMEOUT seconds (default 300; 1..86400) makes the step fail with
+ * RECUR_ERR_BACKEND naming this rank and the step (the caller should then
+ * MPI_Abort: a collective cannot be cancelled). Needs MPI initialised with
+ * MPI_THREAD_FUNNELED or more, and recur built with MPI (meson option mpi):
+ * otherwise RECUR_ERR_UNSUPPORTED.
+ */
+RECUR_API recur_status recur_optim_set_comm(recur_optim *opt, void *mpi_comm);
+/* This rank's weight in the next steps' average: finite and >= 0, and the
+ * ranks' sum must be positive at each step (else that step fails). */
+RECUR_API recur_status recur_optim_set_grad_weight(recur_optim *opt, double weight);
+
 /* ------------------------------------------------------------------------ */
 /* Training files: nets, optimizer state and extra tensors in one           */
 /* safetensors file (atomic save; every read checked as for model files)    */

@@ -1,0 +1,88 @@
+#!/bin/sh
+# mpi-test.sh RECUR MODE: `mpirun -np N recur train` against one process (tools/dist.c,
+# core/dist.c). Loopback only (shared memory between the ranks); one thread a rank.
+#   equivalence-2  2 ranks at batch 16 each against one process at 32: 50 steps of the
+#                  default job, per-step losses within 1e-5 relative, final checkpoints alike
+#   equivalence-3  3 ranks at 10 against one process at 30
+#   resume         10 steps on 2 ranks, resumed to 20 on 1 process and on 3, against 20 straight
+#   opencl-2       2 ranks on OpenCL devices picked by local rank (RECUR_DEVICE=opencl::cpu:, PoCL
+#                  here) against one process on the same device: 5 steps at batch 8
+#   rank-fails     rank 1 cannot open its device: the job ends, naming rank 1 and the reason
+#   rank-dies      rank 1 is killed mid-run: the job ends (no hang), naming rank 1
+set -u
+recur=$1
+mode=$2
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+export RECUR_THREADS=1
+mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_vader_single_copy_mechanism none"
+common="--eval-every 25 --checkpoint-every 1000 --samples 0 --quiet"
+
+compare() { python3 "$here/compare.py" "$@" || exit 1; }
+
+case $mode in
+equivalence-2 | equivalence-3)
+    n=${mode#equivalence-}
+    batch=$((n == 2 ? 32 : 30))
+    "$recur" train --steps 50 --batch $batch $common --out "$out/one" >"$out/one.log" 2>&1 || { cat "$out/one.log"; exit 1; }
+    $mpi -np "$n" "$recur" train --steps 50 --batch $batch $common --out "$out/many" >"$out/many.log" 2>&1 ||
+        { cat "$out/many.log"; exit 1; }
+    compare "$out/one/checkpoint.safetensors" "$out/many/checkpoint.safetensors" 1e-5 1e-4
+    ;;
+resume)
+    "$recur" train --steps 20 --batch 30 $common --out "$out/one" >"$out/one.log" 2>&1 || { cat "$out/one.log"; exit 1; }
+    $mpi -np 2 "$recur" train --steps 10 --batch 30 $common --out "$out/r" >"$out/r.log" 2>&1 || { cat "$out/r.log"; exit 1; }
+    cp -r "$out/r" "$out/r3"
+    "$recur" train --resume --steps 20 $common --out "$out/r" >"$out/r1.log" 2>&1 || { cat "$out/r1.log"; exit 1; }
+    compare "$out/one/checkpoint.safetensors" "$out/r/checkpoint.safetensors" 1e-5 1e-4
+    $mpi -np 3 "$recur" train --resume --steps 20 $common --out "$out/r3" >"$out/r3.log" 2>&1 ||
+        { cat "$out/r3.log"; exit 1; }
+    compare "$out/one/checkpoint.safetensors" "$out/r3/checkpoint.safetensors" 1e-5 1e-4
+    ;;
+opencl-2)
+    small="--steps 5 --batch 8 --hidden 64 --bptt 32"
+    RECUR_DEVICE=opencl::cpu:0 "$recur" train $small $common --out "$out/one" >"$out/one.log" 2>&1 ||
+        { cat "$out/one.log"; exit 1; }
+    RECUR_DEVICE=opencl::cpu: $mpi -np 2 "$recur" train $small $common --out "$out/many" >"$out/many.log" 2>&1 ||
+        { cat "$out/many.log"; exit 1; }
+    grep -q "on opencl:" "$out/many.log" || { cat "$out/many.log"; echo "not on OpenCL"; exit 1; }
+    compare "$out/one/checkpoint.safetensors" "$out/many/checkpoint.safetensors" 1e-5 1e-4
+    ;;
+rank-fails)
+    cat >"$out/wrap.sh" <<'EOS'
+#!/bin/sh
+[ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ] && export RECUR_DEVICE=no-such-device
+exec "$@"
+EOS
+    chmod +x "$out/wrap.sh"
+    $mpi -np 2 "$out/wrap.sh" "$recur" train --steps 50 $common --out "$out/f" >"$out/f.log" 2>&1
+    rc=$?
+    cat "$out/f.log"
+    echo "exit status $rc"
+    [ $rc -ne 0 ] && grep -q "rank 1 of 2 stopped" "$out/f.log" && grep -q "no-such-device" "$out/f.log" || exit 1
+    ;;
+rank-dies)
+    cat >"$out/wrap.sh" <<'EOS'
+#!/bin/sh
+if [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then
+    "$@" &
+    sleep 3
+    kill -9 $!
+    exit 137
+fi
+exec "$@"
+EOS
+    chmod +x "$out/wrap.sh"
+    $mpi -np 2 "$out/wrap.sh" "$recur" train --steps 100000 $common --out "$out/d" >"$out/d.log" 2>&1
+    rc=$?
+    cat "$out/d.log"
+    echo "exit status $rc"
+    # mpirun names the process that died: [[job,1],1] is rank 1
+    [ $rc -ne 0 ] && grep -Eq '\[\[[0-9]+,[0-9]+\],1\]' "$out/d.log" || exit 1
+    ;;
+*)
+    echo "mpi-test.sh: unknown mode '$mode'" >&2
+    exit 2
+    ;;
+esac
