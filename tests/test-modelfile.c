@@ -1514,6 +1514,11 @@ Test(torch, lstm) { torch_case("lstm", "lstm", "-"); }
 Test(torch, gru) { torch_case("gru", "gru-lbr", "-"); }
 Test(torch, rnn_tanh) { torch_case("rnn-tanh", "rnn", "tanh"); }
 Test(torch, rnn_relu) { torch_case("rnn-relu", "rnn", "relu"); }
+/* modules converted with .bfloat16() / .half() and saved in BF16 / F16: the
+ * weights load exactly, the outputs and gradients match torch's (float64
+ * from the same weights widened) within the same 1e-5 relative */
+Test(torch, lstm_bf16) { torch_case("lstm-bf16", "lstm", "-"); }
+Test(torch, gru_f16) { torch_case("gru-f16", "gru-lbr", "-"); }
 
 /* ---- recur-written files that PyTorch loads ---- */
 
