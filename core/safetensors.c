@@ -89,6 +89,46 @@ static float get_f32(const uint8_t *p) {
     return f;
 }
 
+/* The stored value types: F32, and BF16 and F16 (a PyTorch state_dict saved
+ * in reduced precision), widened to float exactly on load. */
+enum { SF_F32 = 4, SF_BF16 = 2 | 16, SF_F16 = 2 };
+static int sf_kind(const char *dtype) {
+    return !strcmp(dtype, "F32") ? SF_F32 : !strcmp(dtype, "BF16") ? SF_BF16 : !strcmp(dtype, "F16") ? SF_F16 : 0;
+}
+
+float recur_sf_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* IEEE binary16 to binary32 by bits: every f16 value (subnormals included)
+ * is a float; Inf stays Inf and a NaN keeps its sign and payload. */
+float recur_sf_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0x1f) u = sign | 0x7f800000u | m << 13;
+    else if (e) u = sign | (e + 112) << 23 | m << 13;
+    else if (!m) u = sign;
+    else { /* subnormal: normalise */
+        e = 113;
+        while (!(m & 0x400u)) {
+            m <<= 1;
+            e--;
+        }
+        u = sign | e << 23 | (m & 0x3ffu) << 13;
+    }
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float get_value(int kind, const uint8_t *p, uint64_t k) {
+    if (kind == SF_F32) return get_f32(p + 4 * k);
+    uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
+    return kind == SF_BF16 ? recur_sf_bf16_to_f32(h) : recur_sf_f16_to_f32(h);
+}
+
 static void put_f32(uint8_t *p, float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -386,8 +426,9 @@ static recur_status check_offsets(recur_ctx *ctx, const struct recur_sf_file *f,
 recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, uint32_t flags) {
     char nb[72];
     for (size_t i = 0; i < f->n; i++)
-        if (strcmp(f->t[i].dtype, "F32"))
-            return recur_sf_err(ctx, f, RECUR_ERR_FILE_DTYPE, "tensor '%s' has dtype '%s'; recur reads only F32",
+        if (!sf_kind(f->t[i].dtype))
+            return recur_sf_err(ctx, f, RECUR_ERR_FILE_DTYPE,
+                                "tensor '%s' has dtype '%s'; recur reads F32, BF16 and F16",
                                 f->t[i].name, recur_sf_clean(f->t[i].dtype, nb));
     for (size_t i = 0; i < f->n; i++) {
         const struct recur_sf_entry *t = &f->t[i];
@@ -397,11 +438,12 @@ recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, 
                                 t->begin, t->end);
         if (t->count == UINT64_MAX)
             return recur_sf_err(ctx, f, RECUR_ERR_FILE_SHAPE, "tensor '%s' is absurdly large", t->name);
-        if (t->end - t->begin != t->count * 4)
+        uint64_t size = (uint64_t)(sf_kind(t->dtype) & 15); /* count < 2^51: no overflow */
+        if (t->end - t->begin != t->count * size)
             return recur_sf_err(ctx, f, RECUR_ERR_FILE_OFFSETS,
                                 "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64
-                                " bytes, its shape needs %" PRIu64 " (%" PRIu64 " F32 values)",
-                                t->name, t->begin, t->end, t->end - t->begin, t->count * 4, t->count);
+                                " bytes, its shape needs %" PRIu64 " (%" PRIu64 " %s values)",
+                                t->name, t->begin, t->end, t->end - t->begin, t->count * size, t->count, t->dtype);
     }
     struct recur_sf_entry **s = malloc((f->n ? f->n : 1) * sizeof *s);
     if (!s) return recur_sf_err(ctx, f, RECUR_ERR_NO_MEMORY, "out of memory");
@@ -411,8 +453,9 @@ recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, 
     for (size_t i = 0; i < f->n; i++) {
         const struct recur_sf_entry *t = &f->t[i];
         const uint8_t *p = f->data + t->begin;
+        int kind = sf_kind(t->dtype);
         for (uint64_t k = 0; k < t->count; k++) {
-            float v = get_f32(p + 4 * k);
+            float v = get_value(kind, p, k);
             if (isfinite(v)) continue;
             char at[64] = "";
             if (t->ndim == 2) snprintf(at, sizeof at, " ([%" PRIu64 "][%" PRIu64 "])", k / t->dims[1], k % t->dims[1]);
@@ -425,7 +468,8 @@ recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, 
 
 void recur_sf_decode(const struct recur_sf_file *f, const struct recur_sf_entry *t, float *dst) {
     const uint8_t *p = f->data + t->begin;
-    for (uint64_t k = 0; k < t->count; k++) dst[k] = get_f32(p + 4 * k);
+    int kind = sf_kind(t->dtype);
+    for (uint64_t k = 0; k < t->count; k++) dst[k] = get_value(kind, p, k);
 }
 
 recur_status recur_sf_read_all(recur_ctx *ctx, const char *what, const char *path, uint8_t **out, size_t *len) {

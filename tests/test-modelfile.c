@@ -501,6 +501,102 @@ Test(roundtrip, plain_state_dict) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* BF16 and F16 tensors (a state_dict saved by torch in half precision)     */
+
+/* Independent references: the value of each format's bits, in double. */
+static double f16_ref(uint16_t h) {
+    int e = h >> 10 & 0x1f, m = h & 0x3ff;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+static double bf16_ref(uint16_t h) {
+    int e = h >> 7 & 0xff, m = h & 0x7f;
+    double v = e == 0 ? ldexp(m, -133) : e == 255 ? (m ? NAN : INFINITY) : ldexp(128 + m, e - 134);
+    return h & 0x8000 ? -v : v;
+}
+
+static void expect_half(float got, double want, uint16_t h, int mant_bits, const char *what) {
+    uint32_t u;
+    memcpy(&u, &got, 4);
+    if (isnan(want)) {
+        /* a NaN keeps its sign and its payload, shifted to the top of float's */
+        cr_assert(isnan(got), "%s 0x%04x: %.9g, expected NaN", what, h, (double)got);
+        cr_assert_eq(u >> 31, (uint32_t)h >> 15, "%s 0x%04x: NaN sign", what, h);
+        cr_assert_eq(u & 0x7fffffu, (uint32_t)(h & ((1u << mant_bits) - 1)) << (23 - mant_bits),
+                     "%s 0x%04x: NaN payload 0x%06x", what, h, u & 0x7fffffu);
+        return;
+    }
+    float w = (float)want;
+    cr_assert_eq((double)w, want, "%s 0x%04x: the reference is not a float", what, h);
+    cr_assert(memcmp(&got, &w, 4) == 0, "%s 0x%04x: %.9g, expected %.9g", what, h, (double)got, want);
+}
+
+Test(half, f16_every_pattern) {
+    for (uint32_t h = 0; h < 65536; h++) expect_half(recur_sf_f16_to_f32((uint16_t)h), f16_ref((uint16_t)h), (uint16_t)h, 10, "F16");
+}
+
+Test(half, bf16_every_pattern) {
+    for (uint32_t h = 0; h < 65536; h++)
+        expect_half(recur_sf_bf16_to_f32((uint16_t)h), bf16_ref((uint16_t)h), (uint16_t)h, 7, "BF16");
+}
+
+/* A plain state_dict of an rnn (2 inputs, 3 hidden, 1 layer) with every
+ * tensor in dtype dt, two bytes a value, bits h[0..20]. */
+static void write_half_file(const char *path, const char *dt, const uint16_t h[21]) {
+    char json[1024];
+    int n = snprintf(json, sizeof json,
+                     "{\"weight_ih_l0\":{\"dtype\":\"%s\",\"shape\":[3,2],\"data_offsets\":[0,12]},"
+                     "\"weight_hh_l0\":{\"dtype\":\"%s\",\"shape\":[3,3],\"data_offsets\":[12,30]},"
+                     "\"bias_ih_l0\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[30,36]},"
+                     "\"bias_hh_l0\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[36,42]}}",
+                     dt, dt, dt, dt);
+    while (n % 8) json[n++] = ' ';
+    uint8_t buf[8 + sizeof json + 42];
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)n >> 8 * i);
+    memcpy(buf + 8, json, (size_t)n);
+    for (int i = 0; i < 21; i++) {
+        buf[8 + n + 2 * i] = (uint8_t)h[i];
+        buf[8 + n + 2 * i + 1] = (uint8_t)(h[i] >> 8);
+    }
+    write_bytes(path, buf, 8 + (size_t)n + 42);
+}
+
+Test(half, state_dict_loads_exactly) {
+    make_tmpdir();
+    recur_ctx *ctx = new_ctx();
+    /* normals of both signs, zeros, the smallest and largest subnormals and
+     * the largest finite value of each format */
+    static const uint16_t f16[21] = {0x3c00, 0xbc00, 0x0000, 0x8000, 0x0001, 0x03ff, 0x8001, 0x7bff, 0xfbff, 0x3555, 0x2e66,
+                                     0xb266, 0x0400, 0x1234, 0x4248, 0xc248, 0x3800, 0x3bff, 0x0200, 0x5640, 0xd640};
+    static const uint16_t bf16[21] = {0x3f80, 0xbf80, 0x0000, 0x8000, 0x0001, 0x007f, 0x8001, 0x7f7f, 0xff7f, 0x3eaa, 0x3dcd,
+                                      0xbe4d, 0x0080, 0x1234, 0x4049, 0xc049, 0x3f00, 0x3f7f, 0x0040, 0x42c8, 0xc2c8};
+    for (int k = 0; k < 2; k++) {
+        const char *dt = k ? "BF16" : "F16", *p = tmp_path(k ? "bf16.safetensors" : "f16.safetensors");
+        const uint16_t *h = k ? bf16 : f16;
+        write_half_file(p, dt, h);
+        float want[21];
+        for (int i = 0; i < 21; i++) want[i] = (float)(k ? bf16_ref(h[i]) : f16_ref(h[i]));
+        recur_model *m = make_model(ctx, "rnn", "relu", 2, 3, 1, RECUR_DIR_FORWARD, 0, 0, 5);
+        cr_assert_eq(recur_model_load_weights(m, p, RECUR_LOAD_CHECK_FINITE), RECUR_OK, "%s: %s", dt,
+                     recur_ctx_error(ctx));
+        expect_weights(m, want, 21, dt);
+        recur_model_free(m);
+    }
+    /* an Inf in a half tensor is refused under RECUR_LOAD_CHECK_FINITE like an F32 one */
+    uint16_t inf[21] = {0};
+    inf[7] = 0x7c00;
+    write_half_file(tmp_path("inf.safetensors"), "F16", inf);
+    recur_model *m = make_model(ctx, "rnn", "relu", 2, 3, 1, RECUR_DIR_FORWARD, 0, 0, 5);
+    cr_assert_eq(recur_model_load_weights(m, tmp_path("inf.safetensors"), RECUR_LOAD_CHECK_FINITE),
+                 RECUR_ERR_FILE_NONFINITE);
+    cr_assert(strstr(recur_ctx_error(ctx), "'weight_hh_l0' element 1 ([0][1]) is +Inf"), "%s", recur_ctx_error(ctx));
+    recur_model_free(m);
+    recur_ctx_free(ctx);
+    drop_tmpdir();
+}
+
+/* ------------------------------------------------------------------------ */
 /* load_weights into a model of another shape                                */
 
 Test(shape, other_models_untouched) {
@@ -766,8 +862,26 @@ Test(bad, wrong_shape) {
     }
 }
 
+/* F16 and BF16 are read, but two bytes a value: an F32 tensor's bytes
+ * relabelled are twice what its shape needs. */
+Test(bad, reduced_dtype_length) {
+    static const char *const dt[] = {"F16", "BF16"};
+    for (size_t i = 0; i < sizeof dt / sizeof dt[0]; i++) {
+        char *h = header_of(B.path), *e = entry_of(h, "weight_hh_l1");
+        char to[32], needle[32];
+        snprintf(to, sizeof to, "\"dtype\":\"%s\"", dt[i]);
+        snprintf(needle, sizeof needle, " %s values)", dt[i]);
+        char *e2 = replace(e, "\"dtype\":\"F32\"", to);
+        patch_entry(B.path, B.bad_path, "weight_hh_l1", e2);
+        EXPECT_BAD(B.bad_path, 0, RECUR_ERR_FILE_OFFSETS, RECUR_ERR_FILE_OFFSETS, needle);
+        free(e2);
+        free(e);
+        free(h);
+    }
+}
+
 Test(bad, wrong_dtype) {
-    static const char *const dt[] = {"F16", "BF16", "F64", "I32", "f32", ""};
+    static const char *const dt[] = {"F64", "I32", "f32", "f16", "bf16", ""};
     for (size_t i = 0; i < sizeof dt / sizeof dt[0]; i++) {
         char *h = header_of(B.path), *e = entry_of(h, "weight_hh_l1");
         char to[32];
@@ -1400,6 +1514,11 @@ Test(torch, lstm) { torch_case("lstm", "lstm", "-"); }
 Test(torch, gru) { torch_case("gru", "gru-lbr", "-"); }
 Test(torch, rnn_tanh) { torch_case("rnn-tanh", "rnn", "tanh"); }
 Test(torch, rnn_relu) { torch_case("rnn-relu", "rnn", "relu"); }
+/* modules converted with .bfloat16() / .half() and saved in BF16 / F16: the
+ * weights load exactly, the outputs and gradients match torch's (float64
+ * from the same weights widened) within the same 1e-5 relative */
+Test(torch, lstm_bf16) { torch_case("lstm-bf16", "lstm", "-"); }
+Test(torch, gru_f16) { torch_case("gru-f16", "gru-lbr", "-"); }
 
 /* ---- recur-written files that PyTorch loads ---- */
 
@@ -1568,6 +1687,8 @@ static const struct {
     {"bad-nan", RECUR_OK, RECUR_ERR_FILE_NONFINITE},
     {"bad-metadata-decimal-comma", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
     {"valid-lstm-bidi-dash", RECUR_OK, RECUR_OK},
+    {"valid-lstm-bf16", RECUR_OK, RECUR_OK},
+    {"valid-gru-lbr-f16", RECUR_OK, RECUR_OK},
 };
 
 /* The crafted training checkpoints of the corpus (make_corpus.py's

@@ -108,7 +108,7 @@ def main():
     write("bad-short", good[:5])
     write("bad-header-length", (1 << 40).to_bytes(8, "little") + good[8:])
     write("bad-json", with_header(header.replace(b'"dtype":"F32"', b'"dtype":"F32', 1)))
-    write("bad-dtype", with_header(header.replace(b'"F32"', b'"F16"', 1)))
+    write("bad-dtype", with_header(header.replace(b'"F32"', b'"F64"', 1)))
     write("bad-shape", with_header(header.replace(b'"shape":[12,2]', b'"shape":[2,12]', 1)))
     write("bad-offsets-overlap", with_header(header.replace(b"[96,240]", b"[92,236]", 1)))
     write("bad-metadata", with_header(header.replace(b'"hidden_size":"3"', b'"hidden_size":"4"', 1)))
@@ -122,6 +122,13 @@ def main():
     save_safetensors(os.path.join(OUT, "valid-lstm-bidi-dash"), tensors("lstm", 2, 3, 2, "bidi_concat", rng),
                      meta("lstm", 2, 3, 2, "bidi-concat"))
     training(rng)
+    # a state_dict saved by torch in half precision, each kind (own rng: the
+    # files above stay as they were)
+    half = np.random.default_rng(777)
+    save_safetensors(os.path.join(OUT, "valid-lstm-bf16"), tensors("lstm", 2, 3, 1, "forward", half),
+                     meta("lstm", 2, 3, 1, "forward"), dtype="BF16")
+    save_safetensors(os.path.join(OUT, "valid-gru-lbr-f16"), tensors("gru-lbr", 2, 3, 2, "bidi_concat", half),
+                     meta("gru-lbr", 2, 3, 2, "bidi_concat"), dtype="F16")
     for f in sorted(os.listdir(OUT)):
         print("%-34s %5d bytes" % (f, os.path.getsize(os.path.join(OUT, f))))
 
