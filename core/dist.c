@@ -37,6 +37,8 @@ struct recur_dist {
     float *host; /* every group's gradients, then 2 floats for nothing (alignment) */
     double *wsum; /* [1] */
     size_t total;
+    long long steps; /* averages done, and their time, for the info log at the end */
+    double seconds;
 };
 
 static double now_s(void) {
@@ -75,8 +77,12 @@ static recur_status wait_bounded(recur_optim *o, MPI_Request *req, const char *w
                              "stopped or hangs",
                              d->rank, o->steps + 1, what, d->timeout_s);
         }
-        if (polls > 1000) { /* after the first millisecond or so, do not hold the core */
-            struct timespec ts = {0, 50000};
+        /* MPI progresses a non-blocking collective only inside MPI calls: poll
+         * at full speed (as MPI_Wait would) while the others are about to
+         * arrive; after a second of waiting (a rank far behind), give the core
+         * away between polls. */
+        if (polls > 1000 && now_s() - start > 1.0) {
+            struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
@@ -135,6 +141,7 @@ recur_status recur_dist_average(recur_optim *o) {
     struct recur_dist *d = o->dist;
     if (!d) return RECUR_OK;
     struct recur_backend *be = &o->ctx->be;
+    double t0 = now_s();
     size_t off = 0;
     for (size_t i = 0; i < o->n_groups; i++) {
         TRY(recur_be_read(be, d->host + off, o->g[i].g, o->g[i].count * sizeof(float)));
@@ -168,11 +175,18 @@ recur_status recur_dist_average(recur_optim *o) {
         TRY(recur_be_write(be, o->g[i].g, d->host + off, o->g[i].count * sizeof(float)));
         off += o->g[i].count;
     }
+    d->steps++;
+    d->seconds += now_s() - t0;
     return RECUR_OK;
 }
 
 void recur_dist_free(struct recur_dist *d) {
     if (!d) return;
+    if (d->steps)
+        recur_log(RECUR_LOG_INFO,
+                  "optimizer: rank %d of %d: %lld gradient averages, %.2f ms each (reading, waiting for the other "
+                  "ranks, reducing, broadcasting, writing back)",
+                  d->rank, d->size, d->steps, 1e3 * d->seconds / (double)d->steps);
     int fin = 0;
     MPI_Finalized(&fin);
     if (!fin) MPI_Comm_free(&d->comm);
