@@ -190,8 +190,11 @@ RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info 
  * message naming the value.
  *
  * The threads are the context's own, started on first use and ended by
- * recur_ctx_free. A waiting thread yields its core (sched_yield) for a short
- * while and then sleeps; none spins. When other processes keep every core
+ * recur_ctx_free. A waiting thread polls for a few microseconds (the gap
+ * between two parts of a step), then yields its core (sched_yield) for a
+ * short while, then sleeps; none spins longer. The threads claim a job's parts
+ * one at a time, so a thread that is not running holds up only a part it has
+ * started. When other processes keep every core
  * busy, the threads run late (each waits for a time slice) and the context
  * then does the work on the calling thread alone for a quarter second at a
  * time, so it slows down, rather than collapses, on a machine that other
