@@ -34,8 +34,8 @@ struct recur_dist {
     MPI_Comm comm;
     int rank, size;
     double timeout_s;
-    float *host; /* every group's gradients, then 2 floats for nothing (alignment) */
-    double *wsum; /* [1] */
+    float *host; /* every group's gradients, one after the other */
+    double wsum; /* the ranks' weights, summed */
     size_t total;
     long long steps; /* averages done, and their time, for the info log at the end */
     double seconds;
@@ -114,21 +114,19 @@ recur_status recur_optim_set_comm(recur_optim *o, void *mpi_comm) {
               "recur_optim_set_comm: %zu parameters: more than one MPI message holds (%d)", total, INT32_MAX);
     struct recur_dist *d = calloc(1, sizeof *d);
     float *host = malloc((total ? total : 1) * sizeof *host);
-    double *wsum = malloc(sizeof *wsum);
-    if (!d || !host || !wsum) {
-        free(d), free(host), free(wsum);
+    if (!d || !host) {
+        free(d), free(host);
         return recur_err(o->ctx, RECUR_ERR_NO_MEMORY, "recur_optim_set_comm: out of memory for %zu gradients", total);
     }
     int rc = MPI_Comm_dup(*(MPI_Comm *)mpi_comm, &d->comm);
     if (rc != MPI_SUCCESS) {
-        free(d), free(host), free(wsum);
+        free(d), free(host);
         return recur_err(o->ctx, RECUR_ERR_ARG, "recur_optim_set_comm: MPI_Comm_dup failed (MPI error %d)", rc);
     }
     MPI_Comm_rank(d->comm, &d->rank);
     MPI_Comm_size(d->comm, &d->size);
     d->timeout_s = timeout;
     d->host = host;
-    d->wsum = wsum;
     d->total = total;
     recur_dist_free(o->dist);
     o->dist = d;
@@ -153,18 +151,18 @@ recur_status recur_dist_average(recur_optim *o) {
     double wl = o->grad_weight;
     MPI_Request req;
     /* the weights first (small), then the gradients */
-    int rc = MPI_Iallreduce(&wl, d->wsum, 1, MPI_DOUBLE, MPI_SUM, d->comm, &req);
+    int rc = MPI_Iallreduce(&wl, &d->wsum, 1, MPI_DOUBLE, MPI_SUM, d->comm, &req);
     RETURN_IF(rc != MPI_SUCCESS, o->ctx, RECUR_ERR_BACKEND, "rank %d: MPI_Iallreduce failed (MPI error %d)", d->rank, rc);
     TRY(wait_bounded(o, &req, "the sum of the ranks' gradient weights"));
-    RETURN_IF(!(*d->wsum > 0), o->ctx, RECUR_ERR_ARG,
+    RETURN_IF(!(d->wsum > 0), o->ctx, RECUR_ERR_ARG,
               "rank %d: step %lld: the ranks' gradient weights sum to %g; at least one must be positive", d->rank,
-              o->steps + 1, *d->wsum);
+              o->steps + 1, d->wsum);
     rc = MPI_Ireduce(d->rank == 0 ? MPI_IN_PLACE : d->host, d->host, (int)d->total, MPI_FLOAT, MPI_SUM, 0, d->comm,
                      &req);
     RETURN_IF(rc != MPI_SUCCESS, o->ctx, RECUR_ERR_BACKEND, "rank %d: MPI_Ireduce failed (MPI error %d)", d->rank, rc);
     TRY(wait_bounded(o, &req, "the reduction of the gradients"));
     if (d->rank == 0) {
-        float inv = (float)(1.0 / *d->wsum);
+        float inv = (float)(1.0 / d->wsum);
         for (size_t i = 0; i < d->total; i++) d->host[i] *= inv;
     }
     rc = MPI_Ibcast(d->host, (int)d->total, MPI_FLOAT, 0, d->comm, &req);
@@ -191,7 +189,6 @@ void recur_dist_free(struct recur_dist *d) {
     MPI_Finalized(&fin);
     if (!fin) MPI_Comm_free(&d->comm);
     free(d->host);
-    free(d->wsum);
     free(d);
 }
 

@@ -261,6 +261,25 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     return st == RECUR_OK ? 0 : -1;
 }
 
+/* A carried state of a checkpoint ([LD, batch, H]) into dst: under mpirun,
+ * this rank's columns of it. Non-zero on failure (recur_last_error says why). */
+static int read_state(const struct trainer *t, const recur_file *f, const char *name, float *dst) {
+    size_t n = (size_t)t->m.LD * t->m.r.batch * t->m.H;
+    int nd;
+    int64_t shape[4];
+    float *full = dist_size() > 1 ? malloc(n * sizeof *full) : dst;
+    if (!full) {
+        fprintf(stderr, "recur %s: out of memory for the carried state (%zu floats)\n", CMD, n);
+        return -1;
+    }
+    int bad = recur_file_tensor(f, name, &nd, shape, full, n) != RECUR_OK;
+    if (full != dst) {
+        if (!bad) dist_slice_rows(dst, full, t->m.LD, t->nb, t->m.H);
+        free(full);
+    }
+    return bad;
+}
+
 /* Restore what a checkpoint holds beyond the nets. -1 after printing. */
 static int restore(struct trainer *t, const recur_file *f) {
     const char *path = t->ckpt;
@@ -305,24 +324,7 @@ static int restore(struct trainer *t, const recur_file *f) {
         t->val_final = 0;
     }
     if (t->m.r.task == TASK_LM) {
-        /* the whole batch's state; under mpirun, this rank's columns of it */
-        size_t n = (size_t)t->m.LD * t->m.r.batch * t->m.H;
-        int nd;
-        int64_t shape[4];
-        float *fh = dist_size() > 1 ? malloc(n * sizeof *fh) : t->h, *fc = dist_size() > 1 ? malloc(n * sizeof *fc) : t->c;
-        if (!fh || (t->m.states == 2 && !fc)) {
-            fprintf(stderr, "recur %s: out of memory for the carried state\n", CMD);
-            if (dist_size() > 1) free(fh), free(fc);
-            return -1;
-        }
-        int bad = recur_file_tensor(f, "train.h", &nd, shape, fh, n) != RECUR_OK ||
-                  (t->m.states == 2 && recur_file_tensor(f, "train.c", &nd, shape, fc, n) != RECUR_OK);
-        if (!bad && dist_size() > 1) {
-            dist_slice_rows(t->h, fh, t->m.LD, t->nb, t->m.H);
-            if (t->m.states == 2) dist_slice_rows(t->c, fc, t->m.LD, t->nb, t->m.H);
-        }
-        if (dist_size() > 1) free(fh), free(fc);
-        if (bad) {
+        if (read_state(t, f, "train.h", t->h) || (t->m.states == 2 && read_state(t, f, "train.c", t->c))) {
             fprintf(stderr, "recur %s: checkpoint %s: the carried state: %s\n", CMD, path, recur_last_error());
             return -1;
         }
@@ -422,33 +424,24 @@ static recur_status dates_step(struct trainer *t, long long k, recur_grad_mode g
 /* ---- evaluation ---- */
 
 /* Validation at the current step: the loss into t->val (and accuracy), a line. */
+/* The validation loss (and accuracy) of the current weights, computed on
+ * rank 0 (under mpirun every rank holds the same weights) and given to every
+ * rank, then added to the histories on each, so that all decide alike.
+ * 0, or non-zero after a message. */
 static int evaluate(struct trainer *t, double *vloss, double *vacc) {
-    recur_status st;
-    *vacc = NAN;
-    if (t->m.r.task == TASK_LM) {
-        long long count;
-        st = lm_stream_loss(&t->m, t->corp.val, t->corp.n_val, t->m.r.batch, t->m.r.bptt, vloss, &count);
-    } else {
-        st = examples_eval(&t->m, &t->held, vloss, vacc);
-    }
-    if (st != RECUR_OK) return model_fail(&t->m, CMD, "validation", st);
-    /* The histories hold what a checkpoint keeps (floats), so that a resumed run's are the same. */
-    if (curve_add(&t->val, (double)t->step, (float)*vloss) ||
-        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc))) {
-        fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
-        return -1;
-    }
-    return 0;
-}
-
-/* evaluate() on rank 0 (every rank holds the same weights), its figures and
- * histories on every rank, so that all decide alike. */
-static int evaluate_ranks(struct trainer *t, double *vloss, double *vacc) {
-    if (dist_size() < 2) return evaluate(t, vloss, vacc);
-    double v[3] = {0, NAN, NAN};
+    double v[3] = {0, NAN, NAN}; /* failed, loss, accuracy */
     if (dist_rank() == 0) {
-        v[0] = evaluate(t, vloss, vacc) ? 1 : 0;
-        v[1] = *vloss, v[2] = *vacc;
+        recur_status st;
+        if (t->m.r.task == TASK_LM) {
+            long long count;
+            st = lm_stream_loss(&t->m, t->corp.val, t->corp.n_val, t->m.r.batch, t->m.r.bptt, &v[1], &count);
+        } else {
+            st = examples_eval(&t->m, &t->held, &v[1], &v[2]);
+        }
+        if (st != RECUR_OK) {
+            model_fail(&t->m, CMD, "validation", st);
+            v[0] = 1;
+        }
     }
     if (dist_bcast(v, 3)) {
         fprintf(stderr, "recur %s: rank %d: sharing the validation result failed (MPI)\n", CMD, dist_rank());
@@ -456,10 +449,11 @@ static int evaluate_ranks(struct trainer *t, double *vloss, double *vacc) {
     }
     if (v[0]) return 1;
     *vloss = v[1], *vacc = v[2];
-    if (dist_rank() != 0 && (curve_add(&t->val, (double)t->step, (float)*vloss) ||
-                             (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc)))) {
+    /* The histories hold what a checkpoint keeps (floats), so that a resumed run's are the same. */
+    if (curve_add(&t->val, (double)t->step, (float)*vloss) ||
+        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc))) {
         fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
-        return 1;
+        return -1;
     }
     return 0;
 }
@@ -1080,7 +1074,7 @@ static int train_loop(struct trainer *t) {
         if (!t->quiet) progress_update(&pg, epoch, t->step, loss, t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
         if (t->step % r->eval_every == 0) {
             long long since = t->val.n ? (long long)t->val.x[t->val.n - 1] : 0;
-            if (evaluate_ranks(t, &t->vloss, &t->vacc)) {
+            if (evaluate(t, &t->vloss, &t->vacc)) {
                 rc = 1;
                 break;
             }
@@ -1117,7 +1111,7 @@ static int train_finish(struct trainer *t) {
     const struct run *r = &t->m.r;
     if (!(t->val.n && t->val.x[t->val.n - 1] == (double)t->step)) {
         /* an evaluation off the schedule: its line on stderr, as the run's were */
-        if (evaluate_ranks(t, &t->vloss, &t->vacc)) return 1;
+        if (evaluate(t, &t->vloss, &t->vacc)) return 1;
         t->val_final = 1;
         write_metrics(t, 0);
         char line[160];

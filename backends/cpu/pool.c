@@ -93,17 +93,19 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Claims and runs shares of the job `s` was read from until none is left.
+/* Claims and runs shares of the job `s` was read from until none is left
+ * (caller: 1 for the thread that published the job, which needs no wake-up).
  * A claim succeeds only while that job still has unclaimed shares, and a
  * claimed share keeps the job (fn, arg) alive: the caller cannot publish
  * the next job before it finishes. */
-static void run_shares(struct recur_pool *p, uint64_t s) {
+static void run_shares(struct recur_pool *p, uint64_t s, int caller) {
     while (NEXT(s) < NT(s)) {
         if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + ((uint64_t)1 << 16), memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* s now holds the current state: maybe a newer job */
         p->fn(p->arg, NEXT(s), NT(s));
-        if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) + 1 == NT(s)) {
+        /* the last share wakes a caller that sleeps (not the caller itself) */
+        if (atomic_fetch_add_explicit(&p->finished, 1, memory_order_acq_rel) + 1 == NT(s) && !caller) {
             pthread_mutex_lock(&p->lock);
             if (p->caller_sleeping) pthread_cond_signal(&p->done);
             pthread_mutex_unlock(&p->lock);
@@ -143,7 +145,7 @@ static void *worker_main(void *arg) {
         }
         uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
         seen = GEN(s);
-        run_shares(p, s);
+        run_shares(p, s, 0);
     }
 }
 
@@ -214,7 +216,7 @@ void recur_pool_run(struct recur_pool *p, int nt, recur_pool_fn fn, void *arg) {
     pthread_mutex_lock(&p->lock);
     if (p->sleeping) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    run_shares(p, s);
+    run_shares(p, s, 1);
     /* What is left are shares a worker claimed and is running. */
     uint64_t t1 = now_ns();
     for (int i = 0; i < RELAX && atomic_load_explicit(&p->finished, memory_order_acquire) < nt; i++) CPU_RELAX();

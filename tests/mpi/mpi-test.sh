@@ -8,6 +8,7 @@
 #   opencl-2       2 ranks on OpenCL devices picked by local rank (RECUR_DEVICE=opencl::cpu:, PoCL
 #                  here) against one process on the same device: 5 steps at batch 8
 #   rank-fails     rank 1 cannot open its device: the job ends, naming rank 1 and the reason
+#   bad-timeout    RECUR_MPI_TIMEOUT that is not a number of seconds: refused, naming it
 #   rank-dies      rank 1 is killed mid-run: the job ends (no hang), naming rank 1
 set -u
 recur=$1
@@ -20,6 +21,22 @@ mpi="mpirun --allow-run-as-root --oversubscribe --mca btl self,vader --mca btl_v
 common="--eval-every 25 --checkpoint-every 1000 --samples 0 --quiet"
 
 compare() { python3 "$here/compare.py" "$@" || exit 1; }
+
+# wrap BODY: $out/wrap.sh, which runs BODY (sh) for rank 1 and execs its arguments on the others.
+wrap() {
+    printf '#!/bin/sh\nif [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then\n%s\nfi\nexec "$@"\n' "$1" >"$out/wrap.sh"
+    chmod +x "$out/wrap.sh"
+}
+
+# expect LOG NEEDLE...: the job failed (rc in $rc) and LOG has every NEEDLE (extended regexps).
+expect() {
+    log=$1
+    shift
+    cat "$log"
+    echo "exit status $rc"
+    [ "$rc" -ne 0 ] || exit 1
+    for n in "$@"; do grep -Eq "$n" "$log" || { echo "not in the output: $n"; exit 1; }; done
+}
 
 case $mode in
 equivalence-2 | equivalence-3)
@@ -50,36 +67,25 @@ opencl-2)
     compare "$out/one/checkpoint.safetensors" "$out/many/checkpoint.safetensors" 1e-5 1e-4
     ;;
 rank-fails)
-    cat >"$out/wrap.sh" <<'EOS'
-#!/bin/sh
-[ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ] && export RECUR_DEVICE=no-such-device
-exec "$@"
-EOS
-    chmod +x "$out/wrap.sh"
+    wrap '    export RECUR_DEVICE=no-such-device'
     $mpi -np 2 "$out/wrap.sh" "$recur" train --steps 50 $common --out "$out/f" >"$out/f.log" 2>&1
     rc=$?
-    cat "$out/f.log"
-    echo "exit status $rc"
-    [ $rc -ne 0 ] && grep -q "rank 1 of 2 stopped" "$out/f.log" && grep -q "no-such-device" "$out/f.log" || exit 1
+    expect "$out/f.log" "rank 1 of 2 stopped" "no-such-device"
+    ;;
+bad-timeout)
+    RECUR_MPI_TIMEOUT=soon $mpi -np 2 -x RECUR_MPI_TIMEOUT "$recur" train --steps 5 $common --out "$out/t" >"$out/t.log" 2>&1
+    rc=$?
+    expect "$out/t.log" "RECUR_MPI_TIMEOUT 'soon': expected seconds from 1 to 86400" "rank [01] of 2 stopped"
     ;;
 rank-dies)
-    cat >"$out/wrap.sh" <<'EOS'
-#!/bin/sh
-if [ "${OMPI_COMM_WORLD_RANK:-0}" = 1 ]; then
-    "$@" &
+    wrap '    "$@" &
     sleep 3
     kill -9 $!
-    exit 137
-fi
-exec "$@"
-EOS
-    chmod +x "$out/wrap.sh"
+    exit 137'
     $mpi -np 2 "$out/wrap.sh" "$recur" train --steps 100000 $common --out "$out/d" >"$out/d.log" 2>&1
     rc=$?
-    cat "$out/d.log"
-    echo "exit status $rc"
     # mpirun names the process that died: [[job,1],1] is rank 1
-    [ $rc -ne 0 ] && grep -Eq '\[\[[0-9]+,[0-9]+\],1\]' "$out/d.log" || exit 1
+    expect "$out/d.log" '\[\[[0-9]+,[0-9]+\],1\]'
     ;;
 *)
     echo "mpi-test.sh: unknown mode '$mode'" >&2
