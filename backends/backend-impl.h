@@ -46,6 +46,8 @@ struct recur_step {
     struct recur_mem save, src;
     struct recur_mem dnext[RECUR_CELL_MAX_STATES], dprev[RECUR_CELL_MAX_STATES];
     struct recur_mem dxw, dhw, dsrc;
+    struct recur_mem param[RECUR_CELL_MAX_PARAMS];  /* the parameters themselves */
+    struct recur_mem dparam[RECUR_CELL_MAX_PARAMS]; /* per row: width = the parameter's size */
 };
 
 /* A registered cell (core/plugin.c). */

@@ -9,7 +9,7 @@
  * workspace after it, which neither the engine nor ASan can see, as the
  * workspace is one allocation), a kernel that writes past a row or before
  * it, and one that writes into an array it must only read (xw, b_hh, prev,
- * and in backward next, save, src, dnext, dsrc). Reads out of bounds and
+ * param, and in backward next, save, src, dnext, dsrc). Reads out of bounds and
  * wrong values are not its business (recur gradcheck checks the math).
  *
  * The kernels run in training mode only (inference passes save as NULL),
@@ -100,11 +100,16 @@ static const char *pb_check(const struct pbuf *b, char *why, size_t len) {
     return NULL;
 }
 
-enum { XW, HW, BHH, PREV0, PREV1, NEXT0, NEXT1, SAVE, SRC, DNEXT0, DNEXT1, DPREV0, DPREV1, DXW, DHW, DSRC, NBUF };
+enum {
+    XW, HW, BHH, PREV0, PREV1, NEXT0, NEXT1, SAVE, SRC, DNEXT0, DNEXT1, DPREV0, DPREV1, DXW, DHW, DSRC,
+    PARAM0, DPARAM0 = PARAM0 + RECUR_CELL_MAX_PARAMS, NBUF = DPARAM0 + RECUR_CELL_MAX_PARAMS
+};
 
-static const char *const buf_names[NBUF] = {"xw",     "hw",       "b_hh",     "prev[0]", "prev[1]", "next[0]",
-                                            "next[1]", "save",    "src",      "dnext[0]", "dnext[1]", "dprev[0]",
-                                            "dprev[1]", "dxw",     "dhw",      "dsrc"};
+static const char *const buf_names[NBUF] = {
+    "xw",       "hw",       "b_hh",     "prev[0]",   "prev[1]",   "next[0]",   "next[1]",   "save",
+    "src",      "dnext[0]", "dnext[1]", "dprev[0]",  "dprev[1]",  "dxw",       "dhw",       "dsrc",
+    "param[0]", "param[1]", "param[2]", "param[3]",  "param[4]",  "param[5]",  "param[6]",  "param[7]",
+    "dparam[0]", "dparam[1]", "dparam[2]", "dparam[3]", "dparam[4]", "dparam[5]", "dparam[6]", "dparam[7]"};
 
 /* The fields forward and backward share: a training call of n rows. */
 static void args_common(struct recur_cell_args *a, int n, int variant, int S, struct pbuf *b) {
@@ -119,6 +124,7 @@ static void args_common(struct recur_cell_args *a, int n, int variant, int S, st
         a->next[k] = pb(&b[NEXT0 + k]);
     }
     a->save = pb(&b[SAVE]);
+    for (int k = 0; k < RECUR_CELL_MAX_PARAMS; k++) a->param[k] = pb(&b[PARAM0 + k]);
 }
 
 /* One variant at n rows. NULL when it kept to its arrays, else why (in why). */
@@ -134,11 +140,16 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
     size_t sizes[NBUF] = {0};
     sizes[XW] = sizes[HW] = sizes[DXW] = nGH;
     sizes[DHW] = split ? nGH : 0;
-    sizes[BHH] = (size_t)G * H;
+    sizes[BHH] = d->flags & RECUR_CELL_RAW_PRODUCTS ? 0 : (size_t)G * H;
+    for (int k = 0; k < d->n_params; k++) {
+        sizes[PARAM0 + k] = recur_cell_param_floats(d, k, H);
+        sizes[DPARAM0 + k] = (size_t)n * sizes[PARAM0 + k];
+    }
     for (int k = 0; k < S; k++) sizes[PREV0 + k] = sizes[NEXT0 + k] = sizes[DNEXT0 + k] = sizes[DPREV0 + k] = nH;
     sizes[SAVE] = nH * (size_t)d->n_save;
     sizes[SRC] = sizes[DSRC] = NS > 1 ? nH : 0;
     int ro_fwd[NBUF] = {[XW] = 1, [BHH] = 1, [PREV0] = 1, [PREV1] = 1};
+    for (int k = 0; k < RECUR_CELL_MAX_PARAMS; k++) ro_fwd[PARAM0 + k] = ro_fwd[DPARAM0 + k] = 1;
     for (int i = 0; i < NBUF; i++) {
         if (!sizes[i]) continue;
         if (pb_alloc(&b[i], buf_names[i], sizes[i], ro_fwd[i], (uint32_t)i + 1) != 0) {
@@ -173,9 +184,13 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
     }
     a.dxw = pb(&b[DXW]);
     a.dhw = split ? pb(&b[DHW]) : a.dxw;
+    for (int k = 0; k < d->n_params; k++) {
+        b[DPARAM0 + k].read_only = 0;
+        a.dparam[k] = pb(&b[DPARAM0 + k]);
+    }
     for (int s = NS - 1; s >= 0 && !bad; s--) {
         a.src = s + 1 < NS ? pb(&b[SRC]) : NULL;
-        a.dsrc = s + 1 < NS ? pb(&b[DSRC]) : NULL;
+        a.dsrc = s + 1 < NS && d->stages[s + 1].gate_end > d->stages[s + 1].gate_begin ? pb(&b[DSRC]) : NULL;
         v->backward[s](&a);
         for (int i = 0; i < NBUF && !bad; i++)
             if ((bad = pb_check(&b[i], what, sizeof what)))

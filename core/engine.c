@@ -21,9 +21,12 @@
  *   backward: per step, stages in reverse:      one cell kernel + one GEMM
  *             after the loop:                   dW_ih, dW_hh, dX by GEMM,
  *                                               db by column sums
- * where bx = b_ih + b_hh (b_hh only of gates without bias_hh_in_hw) and A_0
- * is a^{<t-1>}, A_1 the src of stage 0. Nothing is allocated and nothing is
- * copied between host and device inside the time loop.
+ * where bx = b_ih + b_hh (b_hh only of gates without bias_hh_in_hw; none for
+ * a cell with raw products) and A_0 is a^{<t-1>}, A_s the src of stage s-1.
+ * A stage without gates has no product, only its kernel. A cell's own
+ * parameters' gradients come from the kernels row by row (dparam) and are
+ * summed by one column sum each after the loop. Nothing is allocated and
+ * nothing is copied between host and device inside the time loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +130,7 @@ static int view_direct(const struct pack *p, const struct recur_seqview *v, int 
 struct plan {
     size_t ints;                                   /* both: the index arrays (int32 in float slots) */
     size_t x, xw, hw, bx, yp, h0, cs, src, fin;    /* forward */
-    size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev; /* backward */
+    size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev, dpar; /* backward */
     size_t ws;                                     /* workspace: the larger of the two */
     size_t hs, save, srcs, rs;                     /* reserve */
 };
@@ -144,7 +147,7 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     struct recur_plan b = f; /* backward reuses everything after X (which it needs again for dW_ih) */
     p->xw = recur_plan_take(&f, "xw", R, GH, 1);
     p->hw = recur_plan_take(&f, "hw", NN, GH, 1);
-    p->bx = recur_plan_take(&f, "bx", GH, 1, 1);
+    p->bx = l->raw ? NONE : recur_plan_take(&f, "bx", GH, 1, 1);
     p->yp = direct_y ? NONE : recur_plan_take(&f, "y", R, H, 1);
     p->h0 = recur_plan_take(&f, "h0", NN, H, 1);
     p->cs = S > 1 ? recur_plan_take(&f, "c", 2, NN, H) : NONE;
@@ -159,6 +162,7 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->dsrc = extra ? recur_plan_take(&b, "dsrc", NN, H, 1) : NONE;
     p->dxp = direct_x ? NONE : recur_plan_take(&b, "dx", R, I, 1);
     p->hprev = contiguous_prev ? NONE : recur_plan_take(&b, "previous states", R, H, 1);
+    p->dpar = l->n_params ? recur_plan_take(&b, "parameter gradients", R, l->param_floats, 1) : NONE;
     p->ws = f.top > b.top ? f.top : b.top;
 
     struct recur_plan r = recur_plan_start(l->ctx, "layer reserve");
@@ -202,11 +206,25 @@ static struct recur_mem at(struct recur_mem m, size_t floats) { return recur_mem
 static struct recur_mem view_base(const struct recur_seqview *v) { return recur_mem_at(v->m, (size_t)v->col); }
 static const struct recur_mem no_mem = {0};
 
+/* A tensor of the layer's weights (w) or gradients (dw). */
+static struct recur_mem tensor(const recur_layer *l, struct recur_mem base, int t) {
+    return t < 0 ? no_mem : at(base, l->t[t].off);
+}
+
+/* Whether stage s multiplies anything. */
+static int has_product(const struct recur_cell_desc *d, int s) { return d->stages[s].gate_end > d->stages[s].gate_begin; }
+
+/* The kernels' view of the cell's own parameters. */
+static void step_params(const recur_layer *l, struct recur_step *st) {
+    for (int k = 0, p = 0; k < l->n_tensors; k++)
+        if (l->t[k].kind == RECUR_T_PARAM) st->param[p++] = tensor(l, l->w, k);
+}
+
 /* bx = b_ih + b_hh, with b_hh only for gates that keep it out of hw. */
 static recur_status make_bx(recur_layer *l, struct recur_mem bx) {
     struct recur_backend *be = &l->ctx->be;
     size_t GH = (size_t)l->G * l->H, H = (size_t)l->H;
-    struct recur_mem b_ih = at(l->w, GH * (l->I + l->H)), b_hh = at(b_ih, GH);
+    struct recur_mem b_ih = tensor(l, l->w, l->tb_ih), b_hh = tensor(l, l->w, l->tb_hh);
     TRY(recur_be_copy(be, bx, b_ih, GH * sizeof(float)));
     for (int g = 0; g < l->G; g++)
         if (!l->cell->desc->gates[g].bias_hh_in_hw)
@@ -223,8 +241,9 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
         struct recur_mem a = s == 0 ? st->prev[0] : src;
         /* hw[stage] = a W_hh[stage]^T, through the transposed copy */
-        TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, H, 1.0f, a, H, at(l->wt, (size_t)g0 * H), GH, 0.0f,
-                          at(hw, (size_t)g0 * H), GH));
+        if (g1 > g0)
+            TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, H, 1.0f, a, H, at(l->wt, (size_t)g0 * H), l->Grec * H,
+                              0.0f, at(hw, (size_t)g0 * H), GH));
         st->src = s + 1 < l->n_stages ? src : no_mem;
         TRY(recur_be_cell_run(be, l->kern, s, 0, st));
     }
@@ -280,14 +299,18 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
 
     if (l->wt_version != l->w_version) {
-        DO(recur_be_transpose(be, l->wt, GH, at(l->w, (size_t)GH * I), H, GH, H));
+        if (l->Grec)
+            DO(recur_be_transpose(be, l->wt, l->Grec * H, tensor(l, l->w, l->tw_hh), H, l->Grec * H, H));
         l->wt_version = l->w_version;
     }
-    /* XW = X W_ih^T + bx, all steps at once. */
-    struct recur_mem xw = at(WS, p.xw), hw = at(WS, p.hw), bx = at(WS, p.bx);
-    DO(make_bx(l, bx));
-    DO(recur_be_rows_set(be, xw, pk.R, GH, GH, bx));
-    DO(recur_be_gemm(be, 0, 1, pk.R, GH, I, 1.0f, x, I, l->w, I, 1.0f, xw, GH));
+    /* XW = X W_ih^T + bx, all steps at once (raw products: no bias). */
+    struct recur_mem xw = at(WS, p.xw), hw = at(WS, p.hw);
+    if (!l->raw) {
+        struct recur_mem bx = at(WS, p.bx);
+        DO(make_bx(l, bx));
+        DO(recur_be_rows_set(be, xw, pk.R, GH, GH, bx));
+    }
+    DO(recur_be_gemm(be, 0, 1, pk.R, GH, I, 1.0f, x, I, l->w, I, l->raw ? 0.0f : 1.0f, xw, GH));
 
     /* Where the states live. Training: the reserve's sequences, N initial
      * rows then the R packed rows. Inference: a^{<t>} in the packed output,
@@ -307,7 +330,8 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     step.variant = l->variant;
     step.training = training;
     step.hw = hw;
-    step.b_hh = at(l->w, (size_t)GH * (I + H) + GH);
+    step.b_hh = tensor(l, l->w, l->tb_hh);
+    step_params(l, &step);
     for (int t = 0; t < pk.T; t++) {
         size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
         step.n = pk.bs[t];
@@ -397,7 +421,18 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     struct recur_mem dxw = at(WS, p.dxw), dhw = at(WS, p.dhw);
     struct recur_mem carry = at(WS, p.carry), other = at(WS, p.other);
     struct recur_mem dsrc = p.dsrc == NONE ? no_mem : at(WS, p.dsrc);
-    struct recur_mem w_hh = at(l->w, (size_t)GH * I);
+    struct recur_mem w_hh = tensor(l, l->w, l->tw_hh);
+    /* dparam k: [R, count_k] rows, zero until the kernels add to them */
+    struct recur_mem dpar[RECUR_CELL_MAX_PARAMS];
+    size_t psize[RECUR_CELL_MAX_PARAMS];
+    int ptensor[RECUR_CELL_MAX_PARAMS], np = 0;
+    for (int k = 0; k < l->n_tensors; k++)
+        if (l->t[k].kind == RECUR_T_PARAM) {
+            dpar[np] = at(WS, p.dpar + R * (l->t[k].off - l->t[l->n_tensors - l->n_params].off));
+            psize[np] = l->t[k].count;
+            ptensor[np++] = k;
+        }
+    if (np) DO(recur_be_fill(be, dpar[0], 0.0f, R * l->param_floats));
 
     /* carry[k] holds dL/d state k for the sorted rows. A sequence joins the
      * backward sweep at its own last step with dL/d of its final state; the
@@ -416,7 +451,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     step.H = H;
     step.variant = l->variant;
     step.training = 1;
-    step.b_hh = at(l->w, (size_t)GH * (I + H) + GH);
+    step.b_hh = tensor(l, l->w, l->tb_hh);
+    step_params(l, &step);
     for (int t = pk.T - 1; t >= 0; t--) {
         size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
         int n = pk.bs[t];
@@ -431,11 +467,12 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         step.save = l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         step.dxw = at(dxw, row * GH);
         step.dhw = at(dhw, row * GH);
+        for (int k = 0; k < np; k++) step.dparam[k] = at(dpar[k], row * psize[k]);
         for (int s = l->n_stages - 1; s >= 0; s--) {
-            int last = s == l->n_stages - 1;
+            int last = s == l->n_stages - 1, product = !last && has_product(d, s + 1);
             step.src = last ? no_mem : at(RS, p.srcs + ((size_t)s * R + row) * H);
-            step.dsrc = last ? no_mem : dsrc;
-            if (!last) {
+            step.dsrc = product ? dsrc : no_mem;
+            if (product) {
                 /* dsrc = dhw[stage s+1] W_hh[stage s+1] */
                 int g0 = d->stages[s + 1].gate_begin, g1 = d->stages[s + 1].gate_end;
                 DO(recur_be_gemm(be, 0, 0, n, H, (g1 - g0) * H, 1.0f, at(step.dhw, (size_t)g0 * H), GH,
@@ -445,7 +482,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         }
         /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0] */
         int g1 = d->stages[0].gate_end;
-        DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
+        if (g1 > 0) DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
         struct recur_mem swap = carry;
         carry = other;
         other = swap;
@@ -453,8 +490,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
 
     /* Weight gradients, one GEMM per block over all packed rows. */
     float beta = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
-    struct recur_mem dw_ih = l->dw, dw_hh = at(l->dw, (size_t)GH * I);
-    struct recur_mem db_ih = at(l->dw, (size_t)GH * (I + H)), db_hh = at(db_ih, (size_t)GH);
+    struct recur_mem dw_ih = l->dw, dw_hh = tensor(l, l->dw, l->tw_hh);
+    struct recur_mem db_ih = tensor(l, l->dw, l->tb_ih), db_hh = tensor(l, l->dw, l->tb_hh);
     DO(recur_be_gemm(be, 1, 0, GH, I, pk.R, 1.0f, dxw, GH, x, I, beta, dw_ih, I));
     struct recur_mem hprev = seq[0]; /* dense batches: the previous states are one block */
     if (p.hprev != NONE) {
@@ -464,15 +501,20 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     for (int s = 0; s < l->n_stages; s++) {
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
         struct recur_mem a = s == 0 ? hprev : at(RS, p.srcs + (size_t)(s - 1) * R * H);
-        DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
-                         at(dw_hh, (size_t)g0 * H * H), H));
+        if (g1 > g0)
+            DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
+                             at(dw_hh, (size_t)g0 * H * H), H));
     }
-    DO(recur_be_colsum(be, db_ih, beta, dxw, pk.R, GH, GH));
-    for (int gi = 0; gi < l->G; gi++) {
-        /* b_hh acted through hw for bias_hh_in_hw gates, else through xw. */
-        struct recur_mem from = d->gates[gi].bias_hh_in_hw ? dhw : dxw;
-        DO(recur_be_colsum(be, at(db_hh, (size_t)gi * H), beta, at(from, (size_t)gi * H), pk.R, H, GH));
+    if (!l->raw) {
+        DO(recur_be_colsum(be, db_ih, beta, dxw, pk.R, GH, GH));
+        for (int gi = 0; gi < l->G; gi++) {
+            /* b_hh acted through hw for bias_hh_in_hw gates, else through xw. */
+            struct recur_mem from = d->gates[gi].bias_hh_in_hw ? dhw : dxw;
+            DO(recur_be_colsum(be, at(db_hh, (size_t)gi * H), beta, at(from, (size_t)gi * H), pk.R, H, GH));
+        }
     }
+    for (int k = 0; k < np; k++)
+        DO(recur_be_colsum(be, tensor(l, l->dw, ptensor[k]), beta, dpar[k], pk.R, (int)psize[k], (int)psize[k]));
     if (r->dx.m.buf) {
         struct recur_mem dx = direct_dx ? view_base(&r->dx) : at(WS, p.dxp);
         DO(recur_be_gemm(be, 0, 0, pk.R, I, GH, 1.0f, dxw, GH, l->w, I, 0.0f, dx, I));

@@ -11,6 +11,39 @@
 
 #include "engine.h"
 
+/* ---- the tensors of a cell ---- */
+
+int recur_cell_recurrent_gates(const struct recur_cell_desc *d) { return d->stages[d->n_stages - 1].gate_end; }
+
+int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, struct recur_tensor *t) {
+    int G = d->n_gates, Grec = recur_cell_recurrent_gates(d), n = 0;
+    int raw = (d->flags & RECUR_CELL_RAW_PRODUCTS) != 0;
+    size_t off = 0;
+#define STD(k, nm, g, c)                                                                                       \
+    do {                                                                                                       \
+        t[n] = (struct recur_tensor){k, -1, nm, g, (c) == 1 && k >= RECUR_T_B_IH ? 1 : 2, (int)((size_t)(g) * H),   \
+                                     (int)(c), off, (size_t)(g) * H * (c)};                                    \
+        off += t[n++].count;                                                                                   \
+    } while (0)
+    STD(RECUR_T_W_IH, "weight_ih", G, I);
+    if (Grec) STD(RECUR_T_W_HH, "weight_hh", Grec, H);
+    if (!raw) {
+        STD(RECUR_T_B_IH, "bias_ih", G, 1);
+        STD(RECUR_T_B_HH, "bias_hh", G, 1);
+    }
+#undef STD
+    for (int k = 0; k < d->n_params; k++) {
+        const struct recur_cell_param *p = &d->params[k];
+        size_t cols = p->cols == RECUR_CELL_DIM_GH ? (size_t)G * H : H;
+        /* A one-row parameter is a 1-D tensor, as a bias. */
+        int rows = p->rows == 1 ? (int)cols : p->rows, c = p->rows == 1 ? 1 : (int)cols;
+        t[n] = (struct recur_tensor){RECUR_T_PARAM, k, p->name, 0, p->rows == 1 ? 1 : 2, rows, c, off,
+                                     (size_t)p->rows * cols};
+        off += t[n++].count;
+    }
+    return n;
+}
+
 /* ---- creation ---- */
 
 recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, recur_layer **out) {
@@ -45,9 +78,10 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     }
     /* Every size the engine computes must fit the int dimensions of GEMM. */
     size_t G = (size_t)d->n_gates, H = (size_t)desc->hidden_size, I = (size_t)desc->input_size;
-    RETURN_IF(G * H > INT_MAX / 4 || G * H * (I + H + 2) > (size_t)INT_MAX, ctx, RECUR_ERR_ARG,
-              "input_size %zu, hidden_size %zu: %zu gates of that size exceed the supported %d weights", I,
-              H, G, INT_MAX);
+    /* Own parameters are at most MAX_GATES rows of G*H: within G*H*(I+H+2+MAX_GATES). */
+    RETURN_IF(G * H > INT_MAX / 4 || G * H * (I + H + 2 + RECUR_CELL_MAX_GATES) > (size_t)INT_MAX, ctx,
+              RECUR_ERR_ARG, "input_size %zu, hidden_size %zu: %zu gates of that size exceed the supported %d weights",
+              I, H, G, INT_MAX);
     TRY(recur_be_supports(&ctx->be, cell));
 
     recur_layer *l = calloc(1, sizeof *l);
@@ -62,7 +96,17 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     l->n_stages = d->n_stages;
     l->variant = variant;
     l->split_grad = (d->flags & RECUR_CELL_SPLIT_RECURRENT_GRAD) != 0;
-    l->n_weights = G * H * (I + H + 2);
+    l->raw = (d->flags & RECUR_CELL_RAW_PRODUCTS) != 0;
+    l->Grec = recur_cell_recurrent_gates(d);
+    l->n_tensors = recur_cell_tensors(d, I, H, l->t);
+    l->tw_ih = l->tw_hh = l->tb_ih = l->tb_hh = -1;
+    for (int k = 0; k < l->n_tensors; k++) {
+        int *at[] = {&l->tw_ih, &l->tw_hh, &l->tb_ih, &l->tb_hh};
+        if (l->t[k].kind != RECUR_T_PARAM) *at[l->t[k].kind] = k;
+    }
+    l->n_weights = l->t[l->n_tensors - 1].off + l->t[l->n_tensors - 1].count;
+    l->n_params = d->n_params;
+    l->param_floats = l->n_params ? l->n_weights - l->t[l->n_tensors - l->n_params].off : 0;
     l->w_version = 1; /* wt (version 0) is stale */
     recur_status st = recur_be_cell_open(&ctx->be, cell, &l->kern);
     if (st != RECUR_OK) {
@@ -74,7 +118,8 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
         (st = recur_be_alloc(&ctx->be, bytes, &l->dw)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->w, 0.0f, l->n_weights)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->dw, 0.0f, l->n_weights)) != RECUR_OK ||
-        (st = recur_be_alloc(&ctx->be, (size_t)l->G * l->H * l->H * sizeof(float), &l->wt)) != RECUR_OK) {
+        (l->Grec && (st = recur_be_alloc(&ctx->be, (size_t)l->Grec * l->H * l->H * sizeof(float), &l->wt)) !=
+                        RECUR_OK)) {
         recur_layer_free(l);
         return st;
     }

@@ -9,8 +9,6 @@
 
 #include "model.h"
 
-static const char *const block_names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-
 static const char *const dir_names[] = {"forward", "reverse", "bidi_concat", "bidi_sum"};
 
 const char *recur_direction_name(recur_direction dir) {
@@ -148,21 +146,24 @@ recur_status recur_model_layer(const recur_model *m, int layer, int reverse, rec
 
 /* ---- parameters ---- */
 
-size_t recur_model_param_count(const recur_model *m) { return m ? (size_t)m->L * m->D * 4 : 0; }
+/* Every layer has its cell's tensors (layer.h), the same list in each. */
+size_t recur_model_param_count(const recur_model *m) { return m ? (size_t)m->L * m->D * m->layers[0]->n_tensors : 0; }
 
 recur_status recur_model_param_at(const recur_model *m, size_t i, recur_param_info *info, recur_layer **layer,
                                   int *block) {
     size_t n = recur_model_param_count(m);
     RETURN_IF(i >= n, m->ctx, RECUR_ERR_ARG, "parameter index %zu: the model has %zu", i, n);
-    int b = (int)(i % 4), ld = (int)(i / 4), l = ld / m->D, d = ld % m->D;
+    size_t nt = (size_t)m->layers[0]->n_tensors;
+    int b = (int)(i % nt), ld = (int)(i / nt), l = ld / m->D, d = ld % m->D;
     /* In a reverse-only model the one direction is still PyTorch's "forward" slot. */
     const char *suffix = d == 1 ? "_reverse" : "";
     recur_layer *y = m->layers[ld];
-    snprintf(info->name, sizeof info->name, "%s_l%d%s", block_names[b], l, suffix);
-    info->rows = y->G * y->H;
-    info->cols = b == 0 ? y->I : b == 1 ? y->H : 1;
-    info->ndim = b < 2 ? 2 : 1;
-    info->count = (size_t)info->rows * info->cols;
+    const struct recur_tensor *t = &y->t[b];
+    snprintf(info->name, sizeof info->name, "%s_l%d%s", t->name, l, suffix);
+    info->rows = t->rows;
+    info->cols = t->cols;
+    info->ndim = t->ndim;
+    info->count = t->count;
     if (layer) *layer = y;
     if (block) *block = b;
     return RECUR_OK;
@@ -193,10 +194,14 @@ static recur_status find_param(const recur_model *m, const char *fn, const char 
                   "%s: '%s' has %zu values ([%d, %d]), not %zu", fn, name, info.count, info.rows, info.cols, count);
         return RECUR_OK;
     }
-    return recur_err(m->ctx, RECUR_ERR_UNKNOWN_NAME,
-                     "%s: no parameter '%s'; names are weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} "
-                     "for k < %d%s",
-                     fn, name, m->L, m->D > 1 ? ", and each with _reverse" : "");
+    char stems[256];
+    size_t used = 0;
+    const recur_layer *y = m->layers[0];
+    stems[0] = 0;
+    for (int k = 0; k < y->n_tensors && used < sizeof stems; k++)
+        used += (size_t)snprintf(stems + used, sizeof stems - used, "%s%s_l{k}", k ? ", " : "", y->t[k].name);
+    return recur_err(m->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: no parameter '%s'; names are %s for k < %d%s", fn, name,
+                     stems, m->L, m->D > 1 ? ", and each with _reverse" : "");
 }
 
 recur_status recur_model_param_set(recur_model *m, const char *name, const float *src, size_t count) {

@@ -31,7 +31,8 @@ void recur_model_adopt(recur_model *m);
 void recur_model_destroy(recur_model *m);
 
 /* The param info of tensor i (PyTorch order) and the layer it belongs to;
- * *block is 0..3 for weight_ih, weight_hh, bias_ih, bias_hh. */
+ * *block indexes the layer's tensors (layer->t: weight_ih, weight_hh, bias_ih,
+ * bias_hh, those the cell has, then its own parameters). */
 recur_status recur_model_param_at(const recur_model *m, size_t i, recur_param_info *info, recur_layer **layer,
                                   int *block);
 

@@ -40,8 +40,6 @@
 #define WHAT "model file"
 #define SIZE_LIMIT (1 << 24) /* input_size and hidden_size read from a file */
 
-static const char *const block_names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
-
 /* "[24, 6]" */
 static void shape_str(char *buf, size_t len, int ndim, const uint64_t *dims) {
     size_t u = (size_t)snprintf(buf, len, "[");
@@ -56,7 +54,8 @@ static void shape_str(char *buf, size_t len, int ndim, const uint64_t *dims) {
 
 struct sf_meta {
     recur_model_desc desc;
-    int G; /* the cell's gates */
+    const struct recur_cell_desc *cd; /* the cell's descriptor */
+    int G;                            /* its gates */
 };
 
 /* Whether the file has recur's settings at all (any of the required keys). */
@@ -85,6 +84,7 @@ static recur_status meta_parse(recur_ctx *ctx, const struct recur_sf_file *f, st
     }
     const struct recur_cell_desc *cd = c->desc;
     m->desc.cell = cd->name;
+    m->cd = cd;
     m->G = cd->n_gates;
     const char *variant = m->desc.variant;
     m->desc.variant = NULL;
@@ -131,20 +131,23 @@ static recur_status wants_of_model(const recur_model *m, struct want **out, size
 }
 
 /* The list a model of these settings has, named and shaped as model.c does
- * (recur_model_param_at); w holds L*D*4. */
-static size_t wants_of_desc(const recur_model_desc *d, int G, struct want *w) {
+ * (recur_model_param_at); w holds L*D*RECUR_MAX_TENSORS. */
+static size_t wants_of_desc(const recur_model_desc *d, const struct recur_cell_desc *cd, struct want *w) {
     int D = d->direction >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
-    uint64_t H = (uint64_t)d->hidden_size, O = d->direction == RECUR_DIR_BIDI_CONCAT ? 2 * H : H;
+    size_t H = (size_t)d->hidden_size, O = d->direction == RECUR_DIR_BIDI_CONCAT ? 2 * H : H;
     size_t k = 0;
     for (int l = 0; l < d->num_layers; l++)
-        for (int r = 0; r < D; r++)
-            for (int b = 0; b < 4; b++, k++) {
-                snprintf(w[k].name, sizeof w[k].name, "%s_l%d%s", block_names[b], l, r ? "_reverse" : "");
-                w[k].ndim = b < 2 ? 2 : 1;
-                w[k].dims[0] = (uint64_t)G * H;
-                w[k].dims[1] = b == 0 ? (l == 0 ? (uint64_t)d->input_size : O) : b == 1 ? H : 1;
-                w[k].count = w[k].dims[0] * w[k].dims[1];
+        for (int r = 0; r < D; r++) {
+            struct recur_tensor t[RECUR_MAX_TENSORS];
+            int nt = recur_cell_tensors(cd, l == 0 ? (size_t)d->input_size : O, H, t);
+            for (int b = 0; b < nt; b++, k++) {
+                snprintf(w[k].name, sizeof w[k].name, "%s_l%d%s", t[b].name, l, r ? "_reverse" : "");
+                w[k].ndim = t[b].ndim;
+                w[k].dims[0] = (uint64_t)t[b].rows;
+                w[k].dims[1] = (uint64_t)t[b].cols;
+                w[k].count = (uint64_t)t[b].count;
             }
+        }
     return k;
 }
 
@@ -195,26 +198,33 @@ static recur_status match(recur_ctx *ctx, struct recur_sf_file *f, const struct 
 static int infer(struct recur_sf_file *f, const struct sf_meta *m, struct sf_meta *out) {
     const struct recur_sf_entry *ih = recur_sf_find(f, "weight_ih_l0"), *hh = recur_sf_find(f, "weight_hh_l0");
     if (!ih || !hh || ih->ndim != 2 || hh->ndim != 2) return 0;
-    uint64_t H = hh->dims[1], R = hh->dims[0], I = ih->dims[1];
-    if (H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || R % H || ih->dims[0] != R) return 0;
+    uint64_t H = hh->dims[1], R = ih->dims[0], I = ih->dims[1];
+    if (H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || R % H) return 0;
     *out = *m;
     out->G = (int)(R / H);
     if (out->G != m->G) {
         /* some registered cell with that many gates */
-        out->desc.cell = NULL;
-        for (size_t i = 0; i < recur_cells_loaded() && !out->desc.cell; i++)
-            if (recur_cell_at(i)->desc->n_gates == out->G) out->desc.cell = recur_cell_at(i)->desc->name;
-        if (!out->desc.cell) return 0;
+        out->cd = NULL;
+        for (size_t i = 0; i < recur_cells_loaded() && !out->cd; i++)
+            if (recur_cell_at(i)->desc->n_gates == out->G) out->cd = recur_cell_at(i)->desc;
+        if (!out->cd) return 0;
+        out->desc.cell = out->cd->name;
         out->desc.variant = NULL;
     }
+    struct recur_tensor stems[RECUR_MAX_TENSORS];
+    int ns = recur_cell_tensors(out->cd, 1, 1, stems);
     int L = 0, D = 1;
     for (size_t i = 0; i < f->n; i++) {
         const char *s = f->t[i].name;
         int b = 0;
-        while (b < 4 && strncmp(s, block_names[b], strlen(block_names[b]))) b++;
-        if (b == 4) return 0;
-        s += strlen(block_names[b]);
-        if (strncmp(s, "_l", 2)) return 0;
+        /* the longest stem that starts the name, then "_l" */
+        size_t best = 0;
+        for (int k = 0; k < ns; k++) {
+            size_t n = strlen(stems[k].name);
+            if (n > best && !strncmp(s, stems[k].name, n) && !strncmp(s + n, "_l", 2)) best = n, b = 1;
+        }
+        if (!b) return 0;
+        s += best;
         char *e;
         long l = strtol(s + 2, &e, 10);
         if (e == s + 2 || s[2] < '0' || s[2] > '9' || l < 0 || l >= RECUR_MAX_LAYERS) return 0;
@@ -237,9 +247,9 @@ static int infer(struct recur_sf_file *f, const struct sf_meta *m, struct sf_met
         else if (ih1->dims[1] == H) out->desc.direction = RECUR_DIR_BIDI_SUM;
         else return 0;
     }
-    struct want *w = calloc((size_t)L * D * 4, sizeof *w);
+    struct want *w = calloc((size_t)L * D * RECUR_MAX_TENSORS, sizeof *w);
     if (!w) return 0;
-    size_t nw = wants_of_desc(&out->desc, out->G, w);
+    size_t nw = wants_of_desc(&out->desc, out->cd, w);
     int ok = match(NULL, f, w, nw, 1) == RECUR_OK;
     free(w);
     return ok;
@@ -269,9 +279,9 @@ static recur_status meta_disagrees(recur_ctx *ctx, const struct recur_sf_file *f
 /* Step 4 for recur_model_load: the tensors against the metadata's model. */
 static recur_status match_meta(recur_ctx *ctx, struct recur_sf_file *f, const struct sf_meta *m, int quiet_ok) {
     int D = m->desc.direction >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
-    struct want *w = calloc((size_t)m->desc.num_layers * D * 4, sizeof *w);
+    struct want *w = calloc((size_t)m->desc.num_layers * D * RECUR_MAX_TENSORS, sizeof *w);
     if (!w) return recur_sf_err(ctx, f, RECUR_ERR_NO_MEMORY, "out of memory");
-    size_t nw = wants_of_desc(&m->desc, m->G, w);
+    size_t nw = wants_of_desc(&m->desc, m->cd, w);
     recur_status st = match(NULL, f, w, nw, 1);
     if (st != RECUR_OK) {
         struct sf_meta t;
@@ -312,9 +322,9 @@ recur_status recur_model_load_memory(recur_ctx *ctx, const char *name, const voi
     if ((st = meta_parse(ctx, &f, &m)) != RECUR_OK) goto done;
     if ((st = match_meta(ctx, &f, &m, 0)) != RECUR_OK) goto done;
     int D = m.desc.direction >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
-    w = calloc((size_t)m.desc.num_layers * D * 4, sizeof *w);
+    w = calloc((size_t)m.desc.num_layers * D * RECUR_MAX_TENSORS, sizeof *w);
     GOTO_IF(!w, ctx, st, RECUR_ERR_NO_MEMORY, done, WHAT " '%s': out of memory", name);
-    size_t nw = wants_of_desc(&m.desc, m.G, w);
+    size_t nw = wants_of_desc(&m.desc, m.cd, w);
     if ((st = recur_sf_check_data(ctx, &f, flags)) != RECUR_OK) goto done;
     tmp = malloc((size_t)max_count(w, nw) * sizeof *tmp);
     GOTO_IF(!tmp, ctx, st, RECUR_ERR_NO_MEMORY, done, WHAT " '%s': out of memory", name);

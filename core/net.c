@@ -283,7 +283,17 @@ recur_status recur_net_init(recur_net *n, recur_init init, uint64_t seed) {
         recur_param_info info;
         if ((st = recur_net_param_info(n, i, &info)) != RECUR_OK) goto done;
         uint64_t s = i; /* each tensor its own Philox stream */
-        if (!strcmp(info.name, "embedding.weight")) {
+        int rule = RECUR_CELL_INIT_UNIFORM; /* a cell's own parameter says how it starts */
+        recur_layer *y;
+        recur_param_info mi;
+        int b;
+        if (i >= (size_t)own_count(n)) {
+            if ((st = recur_model_param_at(n->model, i - (size_t)own_count(n), &mi, &y, &b)) != RECUR_OK) goto done;
+            if (y->t[b].kind == RECUR_T_PARAM) rule = y->cell->desc->params[y->t[b].param].init;
+        }
+        if (rule != RECUR_CELL_INIT_UNIFORM) {
+            for (size_t k = 0; k < info.count; k++) v[k] = rule == RECUR_CELL_INIT_ONE ? 1.0f : 0.0f;
+        } else if (!strcmp(info.name, "embedding.weight")) {
             for (size_t k = 0; k < info.count; k++) v[k] = (float)normal(seed, s, k);
         } else {
             double fan = !strncmp(info.name, "head.", 5) ? (double)n->F : (double)n->H;

@@ -50,12 +50,13 @@
 #define RECUR_PLUGIN_DIR "/usr/local/lib/recur-1/cells"
 #endif
 
-/* ABI 1.0's descriptor ends after opencl_source: the smallest we accept. */
-#define DESC_MIN_SIZE (offsetof(struct recur_cell_desc, opencl_source) + sizeof(const char *))
+/* ABI 2.0's descriptor ends after sources: the smallest we accept. */
+#define DESC_MIN_SIZE (offsetof(struct recur_cell_desc, sources) + sizeof(const struct recur_cell_source *))
 
 /* Limits on a descriptor's counts that have no limit of the ABI's own. */
 #define MAX_VARIANTS 64
 #define MAX_CPU 32
+#define MAX_SOURCES 16
 
 /* Where a search directory comes from, in search order. */
 enum origin { FROM_PATH, FROM_ADDED, FROM_INSTALLED };
@@ -194,19 +195,59 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         snprintf(why, len, "n_stages %d: must be 1..%d with stages set", d->n_stages, RECUR_CELL_MAX_STAGES);
         return why;
     }
+    /* Stages cover gates 0..Grec-1 in order; a stage may be empty (no product). */
     int next = 0;
     for (int s = 0; s < d->n_stages; s++) {
-        if (d->stages[s].gate_begin != next || d->stages[s].gate_end <= next) {
-            snprintf(why, len, "stage %d covers gates [%d, %d): stages must cover 0..%d in order", s,
-                     d->stages[s].gate_begin, d->stages[s].gate_end, d->n_gates);
+        if (d->stages[s].gate_begin != next || d->stages[s].gate_end < next || d->stages[s].gate_end > d->n_gates) {
+            snprintf(why, len, "stage %d covers gates [%d, %d): stages must cover gates from 0 in order, up to %d",
+                     s, d->stages[s].gate_begin, d->stages[s].gate_end, d->n_gates);
             return why;
         }
         next = d->stages[s].gate_end;
     }
-    if (next != d->n_gates) {
-        snprintf(why, len, "stages cover %d of %d gates", next, d->n_gates);
+    const uint32_t known = RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS;
+    if (d->flags & ~known) {
+        snprintf(why, len, "flags 0x%x: unknown bits 0x%x", d->flags, d->flags & ~known);
         return why;
     }
+    for (int g = 0; g < d->n_gates; g++)
+        if (d->gates[g].bias_hh_in_hw && ((d->flags & RECUR_CELL_RAW_PRODUCTS) || g >= next)) {
+            snprintf(why, len, "gate '%s' sets bias_hh_in_hw, but has %s", d->gates[g].name,
+                     g >= next ? "no recurrent product" : "no b_hh (RECUR_CELL_RAW_PRODUCTS)");
+            return why;
+        }
+    if (d->n_params < 0 || d->n_params > RECUR_CELL_MAX_PARAMS || (d->n_params > 0 && !d->params)) {
+        snprintf(why, len, "n_params %d: must be 0..%d, with params set when above 0", d->n_params,
+                 RECUR_CELL_MAX_PARAMS);
+        return why;
+    }
+    for (int k = 0; k < d->n_params; k++) {
+        const struct recur_cell_param *p = &d->params[k];
+        static const char *const taken[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+        int clash = 0;
+        for (int i = 0; i < 4; i++) clash |= p->name && !strcmp(p->name, taken[i]) && (i != 1 || next > 0);
+        for (int i = 0; i < k; i++) clash |= p->name && !strcmp(p->name, d->params[i].name);
+        if (!valid_name(p->name) || strchr(p->name, '-') || clash) {
+            snprintf(why, len, "parameter %d: name '%s' must be 1 to 31 characters of [a-z0-9_], unique and not one "
+                     "of the layer's weight_ih, weight_hh, bias_ih, bias_hh", k, p->name ? p->name : "(null)");
+            return why;
+        }
+        if (p->rows < 1 || p->rows > RECUR_CELL_MAX_GATES || (p->cols != RECUR_CELL_DIM_H && p->cols != RECUR_CELL_DIM_GH) ||
+            p->init < RECUR_CELL_INIT_UNIFORM || p->init > RECUR_CELL_INIT_ONE) {
+            snprintf(why, len, "parameter '%s': rows %d (1..%d), cols %d (RECUR_CELL_DIM_H or _GH), init %d "
+                     "(enum recur_cell_init)", p->name, p->rows, RECUR_CELL_MAX_GATES, p->cols, p->init);
+            return why;
+        }
+    }
+    if (d->n_sources < 0 || d->n_sources > MAX_SOURCES || (d->n_sources > 0 && !d->sources)) {
+        snprintf(why, len, "n_sources %d: must be 0..%d, with sources set when above 0", d->n_sources, MAX_SOURCES);
+        return why;
+    }
+    for (int i = 0; i < d->n_sources; i++)
+        if (!valid_name(d->sources[i].backend) || !d->sources[i].text) {
+            snprintf(why, len, "source %d: needs a backend name ([a-z0-9_-]) and its text", i);
+            return why;
+        }
     if (d->n_variants < 0 || d->n_variants > MAX_VARIANTS || (d->n_variants > 0 && !d->variants)) {
         snprintf(why, len, "n_variants %d: must be 0..%d, with variants set when above 0", d->n_variants, MAX_VARIANTS);
         return why;
@@ -317,14 +358,21 @@ static void load_file(int dirfd, const char *name, const char *path, enum origin
     }
     const struct recur_cell_desc *d = NULL;
     int rc = entry.fn(RECUR_CELL_ABI_VERSION, &host, &d);
+    if (rc != 0 && !d) {
+        /* A plugin of ABI 1 refuses any other major. Asked as ABI 1.0 it answers with its descriptor, whose
+         * first field (abi_version, first in every ABI) is then all that is read: to say which ABI it has. */
+        const struct recur_cell_desc *old = NULL;
+        if (entry.fn(1u << 16, &host, &old) == 0 && old && old->abi_version >> 16 != RECUR_CELL_ABI_MAJOR) d = old;
+    }
+    if (d && (d->abi_version >> 16) != RECUR_CELL_ABI_MAJOR) {
+        reject(RECUR_ERR_PLUGIN_ABI, "%s: built for cell ABI %u.%u, this recur has %u.%u (majors must match): "
+               "rebuild it against this recur's recur-cell.h", path, d->abi_version >> 16, d->abi_version & 0xffff,
+               RECUR_CELL_ABI_MAJOR, RECUR_CELL_ABI_MINOR);
+        goto fail;
+    }
     if (rc != 0 || !d) {
         reject(RECUR_ERR_PLUGIN_INIT, "%s: entry '%s' returned %d%s", path, RECUR_CELL_ENTRY_NAME, rc,
                d ? "" : " and no descriptor");
-        goto fail;
-    }
-    if ((d->abi_version >> 16) != RECUR_CELL_ABI_MAJOR) {
-        reject(RECUR_ERR_PLUGIN_ABI, "%s: ABI version %u.%u, host has %u.%u (majors must match)", path,
-               d->abi_version >> 16, d->abi_version & 0xffff, RECUR_CELL_ABI_MAJOR, RECUR_CELL_ABI_MINOR);
         goto fail;
     }
     if (d->struct_size < DESC_MIN_SIZE) {
@@ -612,7 +660,8 @@ recur_status recur_cell_get(size_t i, recur_cell_info *out) {
     out->variants = d->variants;
     out->cpu_isa = 0;
     for (int v = 0; v < d->n_cpu; v++) out->cpu_isa |= d->cpu[v].isa;
-    out->has_opencl = d->opencl_source != NULL;
+    out->has_opencl = 0;
+    for (int i = 0; i < d->n_sources; i++) out->has_opencl |= !strcmp(d->sources[i].backend, "opencl");
     return RECUR_OK;
 }
 

@@ -2,9 +2,12 @@
  * weights.c: weight and gradient access in the canonical and PyTorch layouts,
  * and the canonical per-gate view.
  *
- * Both layouts are [W_ih, W_hh, b_ih, b_hh], each G gate blocks of H rows.
- * They differ in the order of the gates and, for gates that PyTorch's layout
- * stores as a complement (torch_negate: 1 - σ(a) = σ(-a)), in sign.
+ * Both layouts are the layer's tensors (layer.h): W_ih, W_hh, b_ih, b_hh,
+ * each of gate blocks of H rows (W_hh only of the Grec gates with a
+ * recurrent product; no biases with raw products), then the cell's own
+ * parameters. They differ in the order of the gates and, for gates that
+ * PyTorch's layout stores as a complement (torch_negate: 1 - σ(a) = σ(-a)),
+ * in sign; a cell's own parameters are the same in both.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +16,10 @@
 #include "layer.h"
 
 static void convert_block(const recur_layer *l, int block, const float *src, float *dst, int to_torch);
-static size_t block_offset(const recur_layer *l, int block);
 
 /* Copy the flat vector between layouts: to_torch 1 canonical -> torch, 0 back. */
 static void convert(const recur_layer *l, const float *src, float *dst, int to_torch) {
-    for (int b = 0; b < 4; b++) {
-        size_t off = block_offset(l, b);
-        convert_block(l, b, src + off, dst + off, to_torch);
-    }
+    for (int b = 0; b < l->n_tensors; b++) convert_block(l, b, src + l->t[b].off, dst + l->t[b].off, to_torch);
 }
 
 static recur_status check_flat(const recur_layer *l, const void *p, size_t count, recur_layout layout,
@@ -93,16 +92,18 @@ static recur_status gate_block(const recur_layer *l, recur_param param, const ch
         return recur_err(l->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: cell '%s' has no gate '%s'; gates: %s", fn, d->name,
                          gate, names);
     }
-    size_t H = (size_t)l->H, I = (size_t)l->I, GH = (size_t)l->G * H, size;
-    switch (param) {
-    case RECUR_PARAM_W_IH: *off = g * H * I; size = H * I; break;
-    case RECUR_PARAM_W_HH: *off = GH * I + g * H * H; size = H * H; break;
-    case RECUR_PARAM_B_IH: *off = GH * (I + H) + g * H; size = H; break;
-    case RECUR_PARAM_B_HH: *off = GH * (I + H) + GH + g * H; size = H; break;
-    default:
-        return recur_err(l->ctx, RECUR_ERR_ARG, "%s: param %d: expected RECUR_PARAM_W_IH, _W_HH, _B_IH or _B_HH",
-                         fn, (int)param);
-    }
+    static const int kinds[] = {RECUR_T_W_IH, RECUR_T_W_HH, RECUR_T_B_IH, RECUR_T_B_HH};
+    RETURN_IF((int)param < 0 || (int)param > 3, l->ctx, RECUR_ERR_ARG,
+              "%s: param %d: expected RECUR_PARAM_W_IH, _W_HH, _B_IH or _B_HH", fn, (int)param);
+    int t = -1;
+    for (int k = 0; k < l->n_tensors; k++)
+        if (l->t[k].kind == kinds[param]) t = k;
+    RETURN_IF(t < 0, l->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: cell '%s' has no %s", fn, d->name,
+              param == RECUR_PARAM_W_HH ? "recurrent weights (W_hh)" : "b_ih or b_hh (its biases are its own parameters)");
+    RETURN_IF(g >= l->t[t].gates, l->ctx, RECUR_ERR_UNKNOWN_NAME, "%s: gate '%s' of cell '%s' has no recurrent product",
+              fn, gate, d->name);
+    size_t size = (size_t)l->H * (size_t)l->t[t].cols;
+    *off = l->t[t].off + (size_t)g * size;
     RETURN_IF(count != size, l->ctx, count < size ? RECUR_ERR_BUFFER_SIZE : RECUR_ERR_SHAPE,
               "%s: count %zu: gate '%s' of this parameter has %zu values", fn, count, gate, size);
     return RECUR_OK;
@@ -141,24 +142,30 @@ recur_status recur_layer_gate_name(const recur_layer *l, int gate, const char **
 
 /* ---- one block at a time, for the model's per-tensor access ---- */
 
-static size_t block_cols(const recur_layer *l, int block) { return block == 0 ? (size_t)l->I : block == 1 ? (size_t)l->H : 1; }
+size_t recur_layer_block_count(const recur_layer *l, int block) { return l->t[block].count; }
 
-static size_t block_offset(const recur_layer *l, int block) {
-    size_t GH = (size_t)l->G * l->H, off = 0;
-    for (int b = 0; b < block; b++) off += GH * block_cols(l, b);
-    return off;
+/* The place of canonical gate g in PyTorch's order among a tensor's gates:
+ * its torch_index's rank among those of gates 0..gates-1 (the index itself
+ * when the tensor has every gate). */
+static int torch_place(const struct recur_cell_gate *gates, int n, int g) {
+    int rank = 0;
+    for (int k = 0; k < n; k++) rank += gates[k].torch_index < gates[g].torch_index;
+    return rank;
 }
 
-size_t recur_layer_block_count(const recur_layer *l, int block) { return (size_t)l->G * l->H * block_cols(l, block); }
-
-/* Reorder one block between layouts (to_torch 1: canonical -> torch). */
+/* Reorder one tensor between layouts (to_torch 1: canonical -> torch). */
 static void convert_block(const recur_layer *l, int block, const float *src, float *dst, int to_torch) {
+    const struct recur_tensor *t = &l->t[block];
+    if (!t->gates) { /* a cell's own parameter: the same in both */
+        memcpy(dst, src, t->count * sizeof(float));
+        return;
+    }
     const struct recur_cell_gate *gates = l->cell->desc->gates;
-    size_t size = (size_t)l->H * block_cols(l, block);
-    for (int g = 0; g < l->G; g++) {
-        size_t c = (size_t)g * size, t = (size_t)gates[g].torch_index * size;
-        const float *from = src + (to_torch ? c : t);
-        float *to = dst + (to_torch ? t : c);
+    size_t size = (size_t)l->H * (size_t)t->cols;
+    for (int g = 0; g < t->gates; g++) {
+        size_t c = (size_t)g * size, p = (size_t)torch_place(gates, t->gates, g) * size;
+        const float *from = src + (to_torch ? c : p);
+        float *to = dst + (to_torch ? p : c);
         if (gates[g].torch_negate)
             for (size_t i = 0; i < size; i++) to[i] = -from[i];
         else
@@ -168,7 +175,7 @@ static void convert_block(const recur_layer *l, int block, const float *src, flo
 
 recur_status recur_layer_block_set(recur_layer *l, int block, recur_layout layout, const float *src) {
     size_t n = recur_layer_block_count(l, block);
-    struct recur_mem at = recur_mem_at(l->w, block_offset(l, block));
+    struct recur_mem at = recur_mem_at(l->w, l->t[block].off);
     recur_layer_touch(l);
     if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_write(&l->ctx->be, at, src, n * sizeof(float));
     float *tmp = malloc(n * sizeof(float));
@@ -181,7 +188,7 @@ recur_status recur_layer_block_set(recur_layer *l, int block, recur_layout layou
 
 recur_status recur_layer_block_get(const recur_layer *l, int block, recur_layout layout, int grads, float *dst) {
     size_t n = recur_layer_block_count(l, block);
-    struct recur_mem at = recur_mem_at(grads ? l->dw : l->w, block_offset(l, block));
+    struct recur_mem at = recur_mem_at(grads ? l->dw : l->w, l->t[block].off);
     if (layout == RECUR_LAYOUT_CANONICAL) return recur_be_read(&l->ctx->be, dst, at, n * sizeof(float));
     float *tmp = malloc(n * sizeof(float));
     RETURN_IF(!tmp, l->ctx, RECUR_ERR_NO_MEMORY, "out of memory converting %zu weights", n);

@@ -1017,6 +1017,11 @@ static const struct recur_cell_gate probe_gates[] = {{"p", 0, 0, 0}, {"q", 1, 0,
 static const struct recur_cell_stage probe_stages[] = {{0, 1}, {1, 2}};
 
 static struct recur_cell_desc probe_desc(const char *name, const char *source) {
+    static struct recur_cell_source sources[16]; /* each descriptor its own, for the life of the test */
+    static int used;
+    struct recur_cell_source *src = &sources[used++ % 16];
+    src->backend = "opencl";
+    src->text = source;
     struct recur_cell_desc d;
     memset(&d, 0, sizeof d);
     d.abi_version = RECUR_CELL_ABI_VERSION;
@@ -1030,7 +1035,8 @@ static struct recur_cell_desc probe_desc(const char *name, const char *source) {
     d.n_save = 1;
     d.n_stages = 2;
     d.stages = probe_stages;
-    d.opencl_source = source;
+    d.n_sources = source ? 1 : 0;
+    d.sources = src;
     return d;
 }
 

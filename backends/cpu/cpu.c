@@ -663,6 +663,10 @@ static void rows_args(const struct recur_step *s, const struct recur_cell_desc *
     a->dxw = ptr(s->dxw, r0, GH);
     a->dhw = ptr(s->dhw, r0, GH);
     a->dsrc = ptr(s->dsrc, r0, H);
+    for (int k = 0; k < d->n_params; k++) {
+        a->param[k] = ptr(s->param[k], 0, 0);
+        a->dparam[k] = ptr(s->dparam[k], r0, recur_cell_param_floats(d, k, s->H));
+    }
 }
 
 /* Below this many gate values a step is not worth splitting across threads. */

@@ -1098,10 +1098,17 @@ struct cl_cell {
     char name[2][RECUR_CELL_MAX_STAGES][80]; /* NAME_forward_S, NAME_backward_S */
 };
 
+/* The cell's OpenCL C, or NULL. */
+static const char *cell_source(const struct recur_cell_desc *desc) {
+    for (int i = 0; i < desc->n_sources; i++)
+        if (desc->sources[i].backend && !strcmp(desc->sources[i].backend, "opencl")) return desc->sources[i].text;
+    return NULL;
+}
+
 static recur_status cl_supports(struct recur_backend *be, const struct recur_cell *cell) {
     const struct recur_cell_desc *desc = cell->desc;
-    RETURN_IF(!desc->opencl_source, be->ctx, RECUR_ERR_UNSUPPORTED,
-              "cell '%s' has no OpenCL kernels (opencl_source is NULL in %s); run it on the CPU (RECUR_DEVICE=cpu)",
+    RETURN_IF(!cell_source(desc), be->ctx, RECUR_ERR_UNSUPPORTED,
+              "cell '%s' has no OpenCL kernels (no \"opencl\" source in %s); run it on the CPU (RECUR_DEVICE=cpu)",
               desc->name, cell->path ? cell->path : "its plugin");
     RETURN_IF(desc->n_stages < 1 || desc->n_stages > RECUR_CELL_MAX_STAGES, be->ctx, RECUR_ERR_UNSUPPORTED,
               "cell '%s': %d stages", desc->name, desc->n_stages);
@@ -1138,14 +1145,15 @@ static recur_status cl_cell_open(struct recur_backend *be, const struct recur_ce
     }
 
     /* recur-cell-cl.h, then the cell's source from its own line 1. */
-    size_t hl = strlen(recur_cl_cell_header), sl = strlen(desc->opencl_source);
+    const char *text = cell_source(desc);
+    size_t hl = strlen(recur_cl_cell_header), sl = strlen(text);
     char *source = malloc(hl + sl + 128);
     if (!source) {
         free(c);
         return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory");
     }
     int used = snprintf(source, hl + 128, "%s\n#line 1 \"%.60s.cl\"\n", recur_cl_cell_header, desc->name);
-    memcpy(source + used, desc->opencl_source, sl + 1);
+    memcpy(source + used, text, sl + 1);
     char options[96], label[96];
     fmt(options, sizeof options, "%s -DRECUR_G=%d", CL_STD, desc->n_gates);
     fmt(label, sizeof label, "cell '%s'", desc->name);
@@ -1188,14 +1196,30 @@ static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stag
     int b = backward ? 1 : 0;
     cl_kernel k = c->k[b][stage];
     const char *name = c->name[b][stage];
-    size_t H = (size_t)s->H, GH = (size_t)c->desc->n_gates * H, SH = (size_t)c->desc->n_save * H;
+    const struct recur_cell_desc *cd = c->desc;
+    size_t H = (size_t)s->H, GH = (size_t)cd->n_gates * H, SH = (size_t)cd->n_save * H;
     /* The order of RECUR_CELL_KERNEL (recur-cell-cl.h), with each row's width. */
-    const struct recur_mem mems[16] = {s->xw,       s->hw,       s->b_hh,     s->prev[0], s->prev[1], s->next[0],
-                                       s->next[1],  s->save,     s->src,      s->dnext[0], s->dnext[1], s->dprev[0],
-                                       s->dprev[1], s->dxw,      s->dhw,      s->dsrc};
-    const size_t width[16] = {GH, GH, 0, H, H, H, H, SH, H, H, H, H, H, GH, GH, H};
+    enum { FIXED = 16, MEMS = FIXED + 2 * RECUR_CELL_MAX_PARAMS };
+    struct recur_mem mems[MEMS] = {s->xw,       s->hw,  s->b_hh, s->prev[0],  s->prev[1],  s->next[0],
+                                   s->next[1],  s->save, s->src, s->dnext[0], s->dnext[1], s->dprev[0],
+                                   s->dprev[1], s->dxw, s->dhw, s->dsrc};
+    size_t width[MEMS] = {GH, GH, 0, H, H, H, H, SH, H, H, H, H, H, GH, GH, H};
+    for (int k = 0; k < cd->n_params; k++) {
+        mems[FIXED + k] = s->param[k];
+        mems[FIXED + RECUR_CELL_MAX_PARAMS + k] = s->dparam[k];
+        width[FIXED + RECUR_CELL_MAX_PARAMS + k] = recur_cell_param_floats(cd, k, s->H);
+    }
+    /* Unit kernels: (units, rows) in 2-D groups. Row kernels: one group of
+     * L work-items per row, L a power of two (recur-cell-cl.h). */
+    int rows = (cd->flags & RECUR_CELL_ROW_KERNELS) != 0;
     size_t local[2];
-    local_2d(d, c->wg[b][stage], H, (size_t)s->n, local);
+    if (rows) {
+        local[0] = pow2_floor(min_sz(min_sz(wg_limit(d, c->wg[b][stage]), d->max_items[0]), 256));
+        local[1] = 1;
+    } else {
+        local_2d(d, c->wg[b][stage], H, (size_t)s->n, local);
+    }
+    TRY(set_arg(be, k, name, 4 + 2 * MEMS, local[0] * sizeof(float), NULL));
     size_t per = rows_per_launch(local[1]);
     if ((size_t)s->n > per) CL_COUNT(launches_split, 1);
     TRY(set_arg(be, k, name, 1, sizeof(int), &s->H));
@@ -1204,8 +1228,8 @@ static recur_status cl_cell_run(struct recur_backend *be, void *handle, int stag
     for (size_t r0 = 0; r0 < (size_t)s->n; r0 += per) {
         int n = (int)min_sz(per, (size_t)s->n - r0);
         TRY(set_arg(be, k, name, 0, sizeof(int), &n));
-        for (cl_uint i = 0; i < 16; i++) TRY(set_mem(be, k, name, 4 + 2 * i, mems[i], r0 * width[i]));
-        size_t global[2] = {round_up(H, local[0]), round_up((size_t)n, local[1])};
+        for (cl_uint i = 0; i < MEMS; i++) TRY(set_mem(be, k, name, 4 + 2 * i, mems[i], r0 * width[i]));
+        size_t global[2] = {rows ? local[0] : round_up(H, local[0]), round_up((size_t)n, local[1])};
         TRY(enqueue(be, k, name, 2, global, local));
     }
     return RECUR_OK;

@@ -60,7 +60,7 @@ static const struct recur_cell_desc desc = {
     .stages = stages,
     .n_cpu = 1,
     .cpu = cpu,
-    .opencl_source = leaky_rnn_opencl,
+    RECUR_CELL_OPENCL(leaky_rnn_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -32,7 +32,7 @@ static struct recur_cell_desc desc = {
     .stages = stages,
     .flags = RECUR_CELL_SPLIT_RECURRENT_GRAD,
     .cpu = gru_lbr_cpu,
-    .opencl_source = gru_lbr_opencl,
+    RECUR_CELL_OPENCL(gru_lbr_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -35,7 +35,7 @@ static struct recur_cell_desc desc = {
     .n_stages = 2,
     .stages = stages,
     .cpu = gru_cpu,
-    .opencl_source = gru_opencl,
+    RECUR_CELL_OPENCL(gru_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -31,7 +31,7 @@ static struct recur_cell_desc desc = {
     .n_stages = 1,
     .stages = stages,
     .cpu = lstm_cpu,
-    .opencl_source = lstm_opencl,
+    RECUR_CELL_OPENCL(lstm_opencl),
 };
 
 RECUR_CELL_ENTRY {

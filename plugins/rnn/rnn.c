@@ -27,7 +27,7 @@ static struct recur_cell_desc desc = {
     .n_variants = 2,
     .variants = variants,
     .cpu = rnn_cpu,
-    .opencl_source = rnn_opencl,
+    RECUR_CELL_OPENCL(rnn_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -45,6 +45,6 @@ static const struct recur_cell_cpu echo_cpu[] = {
     .name = (cell_name), .version = "0.1", .summary = "test cell: a = W_ih x + b + W_hh a",       \
     .n_gates = 1, .gates = echo_gates, .n_states = 1, .n_save = 0, .n_stages = 1,                   \
     .stages = echo_stages, .n_variants = 0, .variants = NULL, .flags = 0, .n_cpu = 1,               \
-    .cpu = echo_cpu, .opencl_source = NULL
+    .cpu = echo_cpu
 
 #endif

@@ -70,7 +70,7 @@ static const struct recur_cell_desc desc = {
     .stages = stages,
     .n_cpu = 1,
     .cpu = cpu,
-    .opencl_source = tf_opencl,
+    RECUR_CELL_OPENCL(tf_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -75,7 +75,7 @@ static const struct recur_cell_desc desc = {
     .flags = 0,
     .n_cpu = 1,
     .cpu = cpu,
-    .opencl_source = wrong_opencl,
+    RECUR_CELL_OPENCL(wrong_opencl),
 };
 
 RECUR_CELL_ENTRY {

@@ -13,13 +13,23 @@
  * struct recur_cell_args (recur-cell.h) by the same names, as __global
  * pointers already offset to this call's first row: xw, hw, b_hh, prev0,
  * prev1, next0, next1, save, src, dnext0, dnext1, dprev0, dprev1, dxw, dhw,
- * dsrc (b_hh is not per row: it is the [G*H] bias itself). An array that
- * the C side would get as NULL is a null pointer here.
+ * dsrc, param0..param7 and dparam0..dparam7 (b_hh and paramK are not per
+ * row: the bias and the parameters themselves). An array that the C side
+ * would get as NULL is a null pointer here.
  * Offsets (the _o arguments) count floats. Names BIND takes: j, r, n, H,
- * variant, training and the arrays with their _b and _o forms.
+ * variant, training, scratch and the arrays with their _b and _o forms.
  * Every work-item handles one unit of one row; rows and units are
  * independent, exactly as on the CPU. The host builds with -D RECUR_G=<G>
  * (the cell's gate count) and -cl-std=CL1.2; only OpenCL 1.2 is required.
+ *
+ * A cell with RECUR_CELL_ROW_KERNELS begins its kernels with
+ * RECUR_CELL_ROW_BIND instead: one work-group of L work-items per row r
+ * (L a power of two the host picks from the kernel's work-group size, at most
+ * 256), the same arrays, lid (0 <= lid < L) and L. The units of the row are
+ * then for (int j = lid; j < H; j += L), and recur_row_sum(scratch, v),
+ * called by every work-item of the group alike (never under a condition
+ * that differs between them), returns the sum of v over the group. No
+ * work-item returns early, so barriers are safe.
  */
 #ifndef RECUR_CELL_CL_H
 #define RECUR_CELL_CL_H
@@ -35,13 +45,30 @@
                      RECUR_CELL_BUF(float, src), RECUR_CELL_BUF(const float, dnext0),              \
                      RECUR_CELL_BUF(const float, dnext1), RECUR_CELL_BUF(float, dprev0),           \
                      RECUR_CELL_BUF(float, dprev1), RECUR_CELL_BUF(float, dxw),                    \
-                     RECUR_CELL_BUF(float, dhw), RECUR_CELL_BUF(const float, dsrc))
+                     RECUR_CELL_BUF(float, dhw), RECUR_CELL_BUF(const float, dsrc),                \
+                     RECUR_CELL_BUF(const float, param0), RECUR_CELL_BUF(const float, param1),     \
+                     RECUR_CELL_BUF(const float, param2), RECUR_CELL_BUF(const float, param3),     \
+                     RECUR_CELL_BUF(const float, param4), RECUR_CELL_BUF(const float, param5),     \
+                     RECUR_CELL_BUF(const float, param6), RECUR_CELL_BUF(const float, param7),     \
+                     RECUR_CELL_BUF(float, dparam0), RECUR_CELL_BUF(float, dparam1),               \
+                     RECUR_CELL_BUF(float, dparam2), RECUR_CELL_BUF(float, dparam3),               \
+                     RECUR_CELL_BUF(float, dparam4), RECUR_CELL_BUF(float, dparam5),               \
+                     RECUR_CELL_BUF(float, dparam6), RECUR_CELL_BUF(float, dparam7),               \
+                     __local float *scratch)
 
 #define RECUR_CELL_PTR(type, name) __global type *name = name##_b ? name##_b + name##_o : 0
 
 #define RECUR_CELL_BIND                                                                            \
     const int j = (int)get_global_id(0), r = (int)get_global_id(1);                                \
     if (j >= H || r >= n) return;                                                                  \
+    RECUR_CELL_ARRAYS
+
+#define RECUR_CELL_ROW_BIND                                                                        \
+    const int r = (int)get_group_id(1), lid = (int)get_local_id(0), L = (int)get_local_size(0);     \
+    (void)L;                                                                                       \
+    RECUR_CELL_ARRAYS
+
+#define RECUR_CELL_ARRAYS                                                                          \
     RECUR_CELL_PTR(const float, xw);                                                               \
     RECUR_CELL_PTR(float, hw);                                                                     \
     RECUR_CELL_PTR(const float, b_hh);                                                             \
@@ -58,11 +85,44 @@
     RECUR_CELL_PTR(float, dxw);                                                                    \
     RECUR_CELL_PTR(float, dhw);                                                                    \
     RECUR_CELL_PTR(const float, dsrc);                                                             \
+    RECUR_CELL_PTR(const float, param0);                                                           \
+    RECUR_CELL_PTR(const float, param1);                                                           \
+    RECUR_CELL_PTR(const float, param2);                                                           \
+    RECUR_CELL_PTR(const float, param3);                                                           \
+    RECUR_CELL_PTR(const float, param4);                                                           \
+    RECUR_CELL_PTR(const float, param5);                                                           \
+    RECUR_CELL_PTR(const float, param6);                                                           \
+    RECUR_CELL_PTR(const float, param7);                                                           \
+    RECUR_CELL_PTR(float, dparam0);                                                                \
+    RECUR_CELL_PTR(float, dparam1);                                                                \
+    RECUR_CELL_PTR(float, dparam2);                                                                \
+    RECUR_CELL_PTR(float, dparam3);                                                                \
+    RECUR_CELL_PTR(float, dparam4);                                                                \
+    RECUR_CELL_PTR(float, dparam5);                                                                \
+    RECUR_CELL_PTR(float, dparam6);                                                                \
+    RECUR_CELL_PTR(float, dparam7);                                                                \
     (void)variant;                                                                                 \
-    (void)training
+    (void)training;                                                                                \
+    (void)scratch
+
+/* The sum of v over the work-group (row kernels): every work-item of the
+ * group calls it alike and gets the sum. scratch holds the group's L floats;
+ * L is a power of two. */
+static float recur_row_sum(__local float *scratch, float v) {
+    const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+    scratch[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int width = L / 2; width > 0; width /= 2) {
+        if (lid < width) scratch[lid] += scratch[lid + width];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float sum = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); /* scratch is free again for the next call */
+    return sum;
+}
 
 /* The logistic sigmoid, stable for large |v|. */
-static inline float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
+static float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
 
 /* No implicit fused multiply-add: the kernels then round exactly as the
  * plugins' C kernels do, which the conformance tests rely on. */

@@ -18,17 +18,41 @@
  *   stage 0:  hw[gates of stage 0] = W_hh[..] a^{<t-1>}    (engine)
  *             forward kernel 0 (cell)
  *   stage 1:  hw[gates of stage 1] = W_hh[..] src          (engine)
- *             forward kernel 1 (cell)      (only cells with two stages)
+ *             forward kernel 1 (cell)
+ *   ...       up to RECUR_CELL_MAX_STAGES stages
  *
  * (b_hh of a gate that sets bias_hh_in_hw is not in xw: its kernel adds it
  * to hw, for the linear-before-reset GRU whose b_hn sits inside r * (...).)
  *
- * where src is an H-wide vector that forward kernel 0 writes (for the GRU of
- * the course notes: src = Γ_r * c^{<t-1>}). Backward runs the stages in
- * reverse: backward kernel S-1 first, then the engine's product of the
- * recurrent-side gradient of stage S-1 with its weights into dsrc, then
- * backward kernel S-2, ..., and finally the engine adds
- * dhw[gates of stage 0] W_hh[..] to the gradient of a^{<t-1>}.
+ * where src is an H-wide vector that forward kernel s writes for the product
+ * of stage s+1 (for the GRU of the course notes: src = Γ_r * c^{<t-1>}).
+ * Backward runs the stages in reverse: backward kernel S-1 first, then the
+ * engine's product of the recurrent-side gradient of stage S-1 with its
+ * weights into dsrc, then backward kernel S-2, ..., and finally the engine
+ * adds dhw[gates of stage 0] W_hh[..] to the gradient of a^{<t-1>}.
+ *
+ * Since ABI 2 a cell may also have:
+ *   - gates without a recurrent product: stages cover the gates 0..Grec-1 in
+ *     order, and gates Grec..G-1 have only their input projection (W_hh then
+ *     has Grec*H rows; none when Grec is 0). hw of those gates is scratch;
+ *   - stages without a product (gate_begin == gate_end): a pointwise stage,
+ *     for elementwise recurrences such as IndRNN's u * a^{<t-1>};
+ *   - its own parameters (struct recur_cell_param): peepholes, layer-norm
+ *     gains and biases, IndRNN's u. Kernels read them through args->param
+ *     and write this step's gradient of each row into args->dparam; the
+ *     engine sums the rows and steps, and carries them through optimizers,
+ *     files, weight access and the PyTorch layout like W_ih and W_hh;
+ *   - raw products (RECUR_CELL_RAW_PRODUCTS): xw = W_ih x and hw = W_hh a
+ *     exactly, with no b_ih and b_hh tensors at all; the cell adds whatever
+ *     biases it declares as its own parameters (layer-normalised cells);
+ *   - row kernels (RECUR_CELL_ROW_KERNELS): its OpenCL kernels run one
+ *     work-group per row, so they may reduce over the H units of a row with
+ *     barriers (recur-cell-cl.h); CPU kernels always see whole rows.
+ *
+ * The layer's weights, canonical layout, in floats:
+ *   [W_ih (G*H x I), W_hh (Grec*H x H), b_ih (G*H), b_hh (G*H), params...]
+ * (no b_ih, b_hh with RECUR_CELL_RAW_PRODUCTS); each parameter is
+ * rows x (H or G*H) floats, in the order of recur_cell_desc.params.
  *
  * Memory: every array handed to a kernel is row-major with rows of exactly
  * the stated width (no padding), and n rows. A kernel may be called on any
@@ -45,9 +69,10 @@
  * there, never about its code.
  *
  * Versioning: RECUR_CELL_ABI_VERSION is (major << 16) | minor. The host loads
- * a plugin whose major equals its own, and whose descriptor is at least as
- * large as the one of ABI 1.0. Structs only ever grow at the end; a minor
- * version adds fields there.
+ * a plugin whose major equals its own (an ABI 1 plugin is refused with a
+ * message naming both versions: rebuild it against these headers), and whose
+ * descriptor is at least as large as the one of ABI 2.0. Structs only ever
+ * grow at the end; a minor version adds fields there.
  */
 #ifndef RECUR_CELL_H
 #define RECUR_CELL_H
@@ -59,14 +84,15 @@
 extern "C" {
 #endif
 
-#define RECUR_CELL_ABI_MAJOR 1
+#define RECUR_CELL_ABI_MAJOR 2
 #define RECUR_CELL_ABI_MINOR 0
 #define RECUR_CELL_ABI_VERSION ((RECUR_CELL_ABI_MAJOR << 16) | RECUR_CELL_ABI_MINOR)
 
-/* Limits of ABI 1. */
+/* Limits of ABI 2. */
 #define RECUR_CELL_MAX_STATES 2   /* a (the output, state 0) and optionally c */
-#define RECUR_CELL_MAX_STAGES 2
-#define RECUR_CELL_MAX_GATES 8
+#define RECUR_CELL_MAX_STAGES 4
+#define RECUR_CELL_MAX_GATES 16
+#define RECUR_CELL_MAX_PARAMS 8   /* a cell's own parameters */
 
 /* The name of the one exported function, as a string, for dlsym. */
 #define RECUR_CELL_ENTRY_NAME "recur_cell_entry"
@@ -175,8 +201,17 @@ struct recur_cell_args {
      * a gate's values must be final before the engine's product of the stage
      * that owns the gate, which follows the kernel of that stage. */
     float *dhw;
-    /* (b) dsrc: [n, H], dL/d src of this stage (NULL for the last stage). */
+    /* (b) dsrc: [n, H], dL/d src of this stage (NULL for the last stage,
+     * and when the next stage has no product). */
     const float *dsrc;
+
+    /* (f)(b) param[k]: the cell's own parameter k (recur_cell_desc.params),
+     * rows x cols floats, one copy for all n rows. Read only. */
+    const float *param[RECUR_CELL_MAX_PARAMS];
+    /* (b) dparam[k]: [n, rows*cols], this step's dL/d param[k] of each row.
+     * Zero when the step's first backward kernel runs; kernels add to it
+     * (each row its own); the engine sums over rows and steps. */
+    float *dparam[RECUR_CELL_MAX_PARAMS];
 };
 
 typedef void (*recur_cell_fn)(const struct recur_cell_args *args);
@@ -231,7 +266,30 @@ struct recur_cell_gate {
  * a^{<t-1>}; a later stage multiplies the src of the stage before it. */
 struct recur_cell_stage {
     int gate_begin; /* first gate, inclusive */
-    int gate_end;   /* last gate, exclusive; stages cover 0..G-1 in order */
+    int gate_end;   /* last gate, exclusive; stages cover 0..Grec-1 in order.
+                     * gate_begin == gate_end: no product (a pointwise stage) */
+};
+
+/* The columns of a cell's own parameter: H, or G*H (one per gate unit). */
+enum recur_cell_dim {
+    RECUR_CELL_DIM_H = 0,
+    RECUR_CELL_DIM_GH = 1,
+};
+
+/* How a cell's own parameter starts (recur_net_init, the tool's models). */
+enum recur_cell_init {
+    RECUR_CELL_INIT_UNIFORM = 0, /* U(-1/sqrt(H), 1/sqrt(H)), as PyTorch's RNN weights */
+    RECUR_CELL_INIT_ZERO = 1,
+    RECUR_CELL_INIT_ONE = 2,     /* layer-norm gains */
+};
+
+/* A parameter the cell owns, beyond W_ih, W_hh, b_ih and b_hh. */
+struct recur_cell_param {
+    const char *name;       /* [a-z0-9_]{1,31}; the model's tensor is NAME_l{k}[_reverse],
+                             * so PyTorch-style names ("weight_peephole") fit state_dicts */
+    int rows;               /* 1..RECUR_CELL_MAX_GATES */
+    int cols;               /* enum recur_cell_dim */
+    int init;               /* enum recur_cell_init */
 };
 
 /* Flags of recur_cell_desc.flags. */
@@ -239,7 +297,25 @@ enum recur_cell_flag {
     /* dL/d hw differs from dL/d xw for some gate (linear-before-reset GRU):
      * the engine gives the backward kernels two buffers. */
     RECUR_CELL_SPLIT_RECURRENT_GRAD = 1u << 0,
+    /* xw = W_ih x and hw = W_hh a with no bias; the layer has no b_ih and
+     * b_hh (the cell declares its biases as its own parameters). */
+    RECUR_CELL_RAW_PRODUCTS = 1u << 1,
+    /* OpenCL: one work-group per row, so kernels may reduce over a row
+     * (RECUR_CELL_ROW_BIND and recur_row_sum in recur-cell-cl.h). */
+    RECUR_CELL_ROW_KERNELS = 1u << 2,
 };
+
+/* A cell's kernels for a backend that compiles source at run time, found by
+ * the backend's name ("opencl": OpenCL C 1.2, see recur-cell-cl.h). */
+struct recur_cell_source {
+    const char *backend; /* the backend's name, the first field of RECUR_DEVICE */
+    const char *text;    /* NUL-terminated source (recur-embed makes it from a file) */
+};
+
+/* In a descriptor's initialiser (C): the cell's OpenCL C, as its one source.
+ *     static struct recur_cell_desc desc = { ..., RECUR_CELL_OPENCL(mgu_opencl) };  */
+#define RECUR_CELL_OPENCL(text) \
+    .n_sources = 1, .sources = (const struct recur_cell_source[]){{"opencl", (text)}}
 
 /* The descriptor a plugin returns. Static and immutable for the life of the
  * process (the host never dlcloses a plugin while a context lives). */
@@ -260,14 +336,24 @@ struct recur_cell_desc {
     int n_variants;                       /* 0, or the number of names in variants */
     const char *const *variants;          /* e.g. {"tanh", "relu"}; the first is the default */
     uint32_t flags;                       /* enum recur_cell_flag */
+    int n_params;                         /* 0..RECUR_CELL_MAX_PARAMS */
+    const struct recur_cell_param *params;/* [n_params], the cell's own parameters */
 
     int n_cpu;                            /* >= 1 */
     const struct recur_cell_cpu *cpu;     /* [n_cpu]; one with isa RECUR_ISA_SCALAR is mandatory */
 
-    /* (optional) OpenCL C source of the cell's kernels, NULL if none. Kernel
-     * names start with the cell's name (dashes as underscores). */
-    const char *opencl_source;
+    /* Kernels as source, one per backend that builds them at run time
+     * (0 and NULL: the cell runs on the CPU only). Kernel names start with
+     * the cell's name (dashes as underscores). */
+    int n_sources;
+    const struct recur_cell_source *sources;
 };
+
+/* Floats of parameter k of a cell at hidden size H: rows x (H or G*H). */
+static inline size_t recur_cell_param_floats(const struct recur_cell_desc *d, int k, int H) {
+    size_t cols = d->params[k].cols == RECUR_CELL_DIM_GH ? (size_t)d->n_gates * (size_t)H : (size_t)H;
+    return (size_t)d->params[k].rows * cols;
+}
 
 /* Log levels, shared with the public API. */
 enum recur_cell_log_level {
