@@ -195,20 +195,31 @@ static recur_status match(recur_ctx *ctx, struct recur_sf_file *f, const struct 
  * directions from the names, concat or sum from weight_ih_l1. What the
  * tensors cannot tell (forward or reverse, which cell of G gates) is taken
  * from the metadata. Returns 0 when they describe no model. */
+static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const struct recur_cell_desc *cd,
+                    struct sf_meta *out);
+
 static int infer(struct recur_sf_file *f, const struct sf_meta *m, struct sf_meta *out) {
+    if (infer_as(f, m, m->cd, out)) return 1;
+    /* some other registered cell, of the gates weight_ih_l0 has */
+    for (size_t i = 0; i < recur_cells_loaded(); i++) {
+        const struct recur_cell_desc *cd = recur_cell_at(i)->desc;
+        if (cd != m->cd && infer_as(f, m, cd, out)) return 1;
+    }
+    return 0;
+}
+
+/* infer() for cell cd. */
+static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const struct recur_cell_desc *cd,
+                    struct sf_meta *out) {
     const struct recur_sf_entry *ih = recur_sf_find(f, "weight_ih_l0"), *hh = recur_sf_find(f, "weight_hh_l0");
     if (!ih || !hh || ih->ndim != 2 || hh->ndim != 2) return 0;
     uint64_t H = hh->dims[1], R = ih->dims[0], I = ih->dims[1];
-    if (H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || R % H) return 0;
+    if (H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || R % H || R / H != (uint64_t)cd->n_gates) return 0;
     *out = *m;
-    out->G = (int)(R / H);
-    if (out->G != m->G) {
-        /* some registered cell with that many gates */
-        out->cd = NULL;
-        for (size_t i = 0; i < recur_cells_loaded() && !out->cd; i++)
-            if (recur_cell_at(i)->desc->n_gates == out->G) out->cd = recur_cell_at(i)->desc;
-        if (!out->cd) return 0;
-        out->desc.cell = out->cd->name;
+    out->G = cd->n_gates;
+    out->cd = cd;
+    if (cd != m->cd) {
+        out->desc.cell = cd->name;
         out->desc.variant = NULL;
     }
     struct recur_tensor stems[RECUR_MAX_TENSORS];

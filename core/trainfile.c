@@ -246,12 +246,17 @@ static recur_status check_sizes(const recur_file *f, const char *prefix, const r
         TRY(want2(f, prefix, "embedding.weight", d->vocab, d->model.input_size));
     int F = d->model.hidden_size * (d->model.direction == RECUR_DIR_BIDI_CONCAT ? 2 : 1);
     if (d->head != RECUR_HEAD_NONE) TRY(want2(f, prefix, "head.weight", d->output_size, F));
-    for (int l = 0; l < d->model.num_layers; l++) {
-        char name[48];
-        snprintf(name, sizeof name, "rnn.weight_hh_l%d", l);
-        TRY(want2(f, prefix, name, 0, d->model.hidden_size));
-        snprintf(name, sizeof name, "rnn.weight_ih_l%d", l);
-        TRY(want2(f, prefix, name, 0, l == 0 ? d->model.input_size : F));
+    /* The layers' 2-D tensors, as the cell has them (an unknown cell fails in recur_net_create). */
+    const struct recur_cell *cell = d->model.cell ? recur_cell_find(d->model.cell) : NULL;
+    for (int l = 0; cell && l < d->model.num_layers; l++) {
+        struct recur_tensor t[RECUR_MAX_TENSORS];
+        int nt = recur_cell_tensors(cell->desc, l == 0 ? (size_t)d->model.input_size : (size_t)F,
+                                    (size_t)d->model.hidden_size, t);
+        for (int k = 0; k < nt; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "rnn.%s_l%d", t[k].name, l);
+            if (t[k].ndim == 2) TRY(want2(f, prefix, name, 0, t[k].cols));
+        }
     }
     return RECUR_OK;
 }

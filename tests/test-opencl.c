@@ -1247,8 +1247,11 @@ Test(device, cells_match_the_cpu) {
                 cr_log_info("cell %s: no OpenCL kernels (RECUR_ERR_UNSUPPORTED, as it must)", info.name);
                 continue;
             }
-            const int T = 3, N = 70, I = 4, H = 9, G = info.n_gates, two = info.n_states > 1;
-            size_t nw = (size_t)G * H * (I + H + 2);
+            const int T = 3, N = 70, I = 4, H = 9, two = info.n_states > 1;
+            recur_layer *probe;
+            cr_assert_eq(recur_layer_create(cpu, &ld, &probe), RECUR_OK, "%s", recur_ctx_error(cpu));
+            size_t nw = recur_layer_weight_count(probe); /* the cell's own parameters too */
+            recur_layer_free(probe);
             float *w = floats(nw), *x = floats((size_t)T * N * I), *h0 = floats((size_t)N * H),
                   *c0 = floats((size_t)N * H), *dy = floats((size_t)T * N * H);
             for (size_t i = 0; i < nw; i++) w[i] = 0.4f * frand();
