@@ -238,7 +238,8 @@ int recur_bench_main(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: recur-bench [--quick] [--cell NAME] [--reps N]   (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
-                   "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --quick a short run.\n");
+                   "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --cell NAME of any other loaded\n"
+                   "cell times it against recur's LSTM on the same shapes; --quick a short run.\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -250,20 +251,36 @@ int recur_bench_main(int argc, char **argv) {
         }
     }
     if (reps < 1) reps = 1;
-    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl"));
-    for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) known |= !strcmp(only, cells[c].label);
-    if (only && !known) {
-        fprintf(stderr, "recur-bench: --cell '%s': no such part; parts: rnn, lstm, gru, gru-lbr, lengths, opencl\n",
-                only);
-        return 2;
-    }
 #ifdef RECUR_BENCH_PLUGIN_DIR
     /* recur-bench runs from the build tree: its plugins unless RECUR_PLUGIN_PATH says otherwise. */
     setenv("RECUR_PLUGIN_PATH", RECUR_BENCH_PLUGIN_DIR, 0);
 #endif
+    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl"));
+    for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) known |= !strcmp(only, cells[c].label);
+    /* Any other loaded cell: timed against recur's own LSTM on the same shapes (no oneDNN peer has it). */
+    struct cellspec plugin = {0};
+    for (size_t k = 0; only && !known && k < recur_cell_count(); k++) {
+        recur_cell_info ci;
+        if (recur_cell_get(k, &ci) != RECUR_OK || strcmp(ci.name, only)) continue;
+        plugin = (struct cellspec){ci.name, ci.name, NULL, NULL, ci.n_gates, 1};
+        known = 1;
+    }
+    if (only && !known) {
+        char names[512] = "";
+        size_t used = 0;
+        for (size_t k = 0; k < recur_cell_count() && used < sizeof names; k++) {
+            recur_cell_info ci;
+            if (recur_cell_get(k, &ci) == RECUR_OK)
+                used += (size_t)snprintf(names + used, sizeof names - used, ", %s", ci.name);
+        }
+        fprintf(stderr, "recur-bench: --cell '%s': no such part or cell; parts: lengths, opencl%s\n", only, names);
+        return 2;
+    }
     /* Every cell the run needs, before any table: a missing plugin is one message, not empty rows. */
     for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
-        if (only && strcmp(only, cells[c].label) && strcmp(only, "lengths") && strcmp(only, "opencl")) continue;
+        if (only && strcmp(only, cells[c].label) && strcmp(only, "lengths") && strcmp(only, "opencl") &&
+            !(plugin.cell && !strcmp(cells[c].label, "lstm")))
+            continue;
         size_t k = 0, n = recur_cell_count();
         while (k < n) {
             recur_cell_info ci;
@@ -299,30 +316,36 @@ int recur_bench_main(int argc, char **argv) {
     recur_ctx_device(ctx, &info);
     recur_ctx_free(ctx);
     printf("recur %s on %s (%s); median of %d\n", RECUR_VERSION_STRING, info.selector, info.detail, reps);
-    printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n\n");
-    printf("%-8s %-8s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %6s\n", "config", "cell", "T", "N", "H", "thr",
-           "recur ms", "GFLOP/s", "oneDNN ms", "ratio", "GEMM ms", "share");
+    printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n");
+    if (plugin.cell)
+        printf("cell %s (G = %d) has no oneDNN peer: its peer is recur's own LSTM, on the same shapes.\n",
+               plugin.cell, plugin.G);
+    printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %6s\n", "config", "cell", "T", "N", "H", "thr",
+           "recur ms", "GFLOP/s", plugin.cell ? "lstm ms" : "oneDNN ms", "ratio", "GEMM ms", "share");
     int rc = 0;
     for (int k = 0; k < ncfg; k++) {
         const struct cfg *g = &cfgs[k];
 #ifdef _OPENMP
         omp_set_num_threads(g->threads);
 #endif
-        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
-            if (only && strcmp(only, cells[c].label)) continue;
+        size_t ncell = plugin.cell ? 1 : sizeof cells / sizeof cells[0];
+        for (size_t c = 0; c < ncell; c++) {
+            const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
+            if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_recur(NULL, &cells[c], g, reps, &ms) != 0) {
+            if (time_recur(NULL, cs, g, reps, &ms) != 0 || (plugin.cell && time_recur(NULL, &cells[1], g, reps, &peer))) {
                 rc = 1;
                 continue;
             }
-            double flops = 2.0 * g->T * g->N * cells[c].G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
+            double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
 #ifdef RECUR_HAVE_DNNL
             char err[256];
-            if (onednn_rnn_bench(cells[c].peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err, sizeof err))
-                fprintf(stderr, "oneDNN %s: %s\n", cells[c].peer, err);
-            gemm = time_gemms(&cells[c], g, reps);
+            if (cs->peer && onednn_rnn_bench(cs->peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err,
+                                             sizeof err))
+                fprintf(stderr, "oneDNN %s: %s\n", cs->peer, err);
+            gemm = time_gemms(cs, g, reps);
 #endif
-            printf("%-8s %-8s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %5.0f%%\n", g->name, cells[c].label,
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %5.0f%%\n", g->name, cs->label,
                    g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer, gemm, 100 * gemm / ms);
             fflush(stdout);
         }
