@@ -65,6 +65,7 @@ struct loaded {
     struct recur_cell cell;
     struct recur_cell_desc desc; /* our copy, zero past the plugin's struct_size */
     enum origin origin;
+    char backends[128];          /* "cpu" and the backends of its sources, for recur_cell_info */
 };
 
 struct rejected {
@@ -417,6 +418,10 @@ static void load_file(int dirfd, const char *name, const char *path, enum origin
     char *p = strdup(path);
     if (!p) goto oom;
     cells[n_cells].origin = origin;
+    size_t used = (size_t)snprintf(cells[n_cells].backends, sizeof cells[n_cells].backends, "cpu");
+    for (int i = 0; i < copy.n_sources && used < sizeof cells[n_cells].backends; i++)
+        used += (size_t)snprintf(cells[n_cells].backends + used, sizeof cells[n_cells].backends - used, ",%s",
+                                 copy.sources[i].backend);
     cells[n_cells].desc = copy;
     cells[n_cells].cell.desc = &cells[n_cells].desc;
     cells[n_cells].cell.path = p;
@@ -644,12 +649,20 @@ void recur_cell_names(char *buf, size_t len) {
 
 size_t recur_cell_count(void) { return recur_cells_loaded(); }
 
-recur_status recur_cell_get(size_t i, recur_cell_info *out) {
+/* The first recur_cell_info, which every caller's must hold. */
+#define INFO_MIN_SIZE (offsetof(recur_cell_info, n_params) + sizeof(int))
+
+recur_status recur_cell_get_sized(size_t i, recur_cell_info *user, size_t size) {
     recur_err_clear(NULL);
-    RETURN_IF(!out, NULL, RECUR_ERR_NULL, "recur_cell_get: out is NULL");
+    RETURN_IF(!user, NULL, RECUR_ERR_NULL, "recur_cell_get: out is NULL");
+    RETURN_IF(size < INFO_MIN_SIZE, NULL, RECUR_ERR_ARG, "recur_cell_get: a recur_cell_info of %zu bytes, less than "
+              "the %zu of the first version", size, (size_t)INFO_MIN_SIZE);
     const struct recur_cell *c = recur_cell_at(i);
     RETURN_IF(!c, NULL, RECUR_ERR_ARG, "recur_cell_get: index %zu: %zu cells are registered", i, n_cells);
     const struct recur_cell_desc *d = c->desc;
+    recur_cell_info info, *out = &info;
+    memset(out, 0, sizeof *out);
+    out->struct_size = size < sizeof info ? size : sizeof info;
     out->name = d->name;
     out->version = d->version;
     out->summary = d->summary;
@@ -660,8 +673,9 @@ recur_status recur_cell_get(size_t i, recur_cell_info *out) {
     out->variants = d->variants;
     out->cpu_isa = 0;
     for (int v = 0; v < d->n_cpu; v++) out->cpu_isa |= d->cpu[v].isa;
-    out->has_opencl = 0;
-    for (int i = 0; i < d->n_sources; i++) out->has_opencl |= !strcmp(d->sources[i].backend, "opencl");
+    out->backends = ((const struct loaded *)((const char *)c - offsetof(struct loaded, cell)))->backends;
+    out->n_params = d->n_params;
+    memcpy(user, out, out->struct_size); /* what the caller's version of the struct holds */
     return RECUR_OK;
 }
 
@@ -680,4 +694,17 @@ recur_status recur_plugin_error_get(size_t i, recur_status *status, const char *
     *status = rejects[i].status;
     *message = rejects[i].message;
     return RECUR_OK;
+}
+
+recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell) {
+    RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_ctx_cell_supported: ctx is NULL");
+    recur_err_clear(ctx);
+    RETURN_IF(!cell, ctx, RECUR_ERR_NULL, "recur_ctx_cell_supported: cell is NULL");
+    const struct recur_cell *c = recur_cell_find(cell);
+    if (!c) {
+        char names[512];
+        recur_cell_names(names, sizeof names);
+        return recur_err(ctx, RECUR_ERR_UNKNOWN_CELL, "cell '%s': not registered; cells: %s", cell, names);
+    }
+    return recur_be_supports(&ctx->be, c);
 }

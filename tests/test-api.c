@@ -350,7 +350,22 @@ Test(api, cell_get_bad_args) {
     cr_assert(memcmp(&info, &before, sizeof info) == 0, "a failed recur_cell_get wrote *out");
     EXPECT_ERR(NULL, recur_cell_get(0, NULL), RECUR_ERR_NULL, "out");
     EXPECT_OK(NULL, recur_cell_get(0, &info));
-    cr_assert(info.name && info.path && info.version && info.summary);
+    cr_assert(info.name && info.path && info.version && info.summary && info.backends);
+    cr_assert_eq(info.struct_size, sizeof info);
+    /* A struct smaller than the first recur_cell_info is refused before anything is written. */
+    memset(&info, 0x5a, sizeof info);
+    EXPECT_ERR(NULL, recur_cell_get_sized(0, &info, sizeof(size_t)), RECUR_ERR_ARG, "bytes");
+    cr_assert(memcmp(&info, &before, sizeof info) == 0, "a refused recur_cell_get wrote *out");
+}
+
+Test(api, cell_supported) {
+    recur_ctx *ctx;
+    EXPECT_OK(NULL, recur_ctx_create(&ctx, "cpu"));
+    EXPECT_OK(ctx, recur_ctx_cell_supported(ctx, "lstm"));
+    EXPECT_ERR(ctx, recur_ctx_cell_supported(ctx, "no-such-cell"), RECUR_ERR_UNKNOWN_CELL, "no-such-cell");
+    EXPECT_ERR(ctx, recur_ctx_cell_supported(ctx, NULL), RECUR_ERR_NULL, "cell");
+    EXPECT_ERR(NULL, recur_ctx_cell_supported(NULL, "lstm"), RECUR_ERR_NULL, "ctx");
+    recur_ctx_free(ctx);
 }
 
 Test(api, plugin_error_get_bad_args) {

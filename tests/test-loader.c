@@ -352,7 +352,9 @@ Test(loader, echo_plugin_registered) {
     cr_assert_eq(c.n_states, 1);
     cr_assert_eq(c.n_variants, 0);
     cr_assert_eq(c.cpu_isa, RECUR_ISA_SCALAR);
-    cr_assert_eq(c.has_opencl, 0);
+    cr_assert_str_eq(c.backends, "cpu");
+    cr_assert_eq(c.n_params, 0);
+    cr_assert_eq(c.struct_size, sizeof c);
     cr_assert_str_eq(c.version, "0.1");
 }
 

@@ -126,14 +126,15 @@ static void isa_list(uint32_t isa, char *buf, size_t len) {
 static int cmd_cells(int argc, char **argv) {
     if (argc > 1) return tool_usage_error("cells", "takes no arguments, got '%s'", argv[1]);
     size_t n = recur_cell_count();
-    printf("%-10s %-7s %-22s %-8s %s\n", "CELL", "VERSION", "CPU", "OPENCL", "FILE");
+    printf("%-13s %-7s %-22s %-8s %s\n", "CELL", "VERSION", "CPU", "OPENCL", "FILE");
     for (size_t i = 0; i < n; i++) {
         recur_cell_info c;
         recur_cell_get(i, &c);
         char isa[64];
         isa_list(c.cpu_isa, isa, sizeof isa);
-        printf("%-10s %-7s %-22s %-8s %s\n", c.name, c.version, isa, c.has_opencl ? "yes" : "no", c.path);
-        printf("           %s\n", c.summary);
+        printf("%-13s %-7s %-22s %-8s %s\n", c.name, c.version, isa, strstr(c.backends, "opencl") ? "yes" : "no",
+               c.path);
+        printf("              %s\n", c.summary);
     }
     size_t bad = recur_plugin_error_count();
     for (size_t i = 0; i < bad; i++) {

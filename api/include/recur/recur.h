@@ -216,6 +216,9 @@ RECUR_API int recur_ctx_threads(const recur_ctx *ctx);
 /* Cells (plugins)                                                          */
 
 typedef struct recur_cell_info {
+    size_t struct_size;   /* set by recur_cell_get: the bytes of this struct it filled. The
+                           * struct only grows at the end; a program built against an older
+                           * recur.h gets the fields it knows (recur_cell_get passes its size) */
     const char *name;     /* "lstm" */
     const char *version;  /* the plugin's own version */
     const char *summary;  /* one line */
@@ -225,7 +228,10 @@ typedef struct recur_cell_info {
     int n_variants;       /* 0 or the number of variant names */
     const char *const *variants; /* e.g. {"tanh", "relu"}; the first is the default */
     uint32_t cpu_isa;     /* ISAs with their own kernels (recur_isa bits of recur-cell.h) */
-    int has_opencl;       /* ships OpenCL kernels */
+    const char *backends; /* the backends it has kernels for: "cpu", "cpu,opencl"; whether a
+                           * device runs it: recur_ctx_cell_supported */
+    int n_params;         /* its own parameters beyond W_ih, W_hh, b_ih, b_hh (their tensors:
+                           * recur_model_param_info) */
 } recur_cell_info;
 
 /*
@@ -250,7 +256,16 @@ typedef struct recur_cell_info {
  * programs. docs/plugins.md has the details.
  */
 RECUR_API size_t recur_cell_count(void);
-RECUR_API recur_status recur_cell_get(size_t i, recur_cell_info *out);
+RECUR_API recur_status recur_cell_get_sized(size_t i, recur_cell_info *out, size_t size);
+#define recur_cell_get(i, out) recur_cell_get_sized((i), (out), sizeof(recur_cell_info))
+
+/*
+ * Whether the context's device runs `cell`: RECUR_OK, RECUR_ERR_UNKNOWN_CELL,
+ * or RECUR_ERR_UNSUPPORTED with the reason (recur_ctx_error), e.g. a cell
+ * with no OpenCL kernels on an OpenCL device. recur_layer_create fails the
+ * same way.
+ */
+RECUR_API recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell);
 
 /*
  * Plugins and directories the loader rejected, with the reason (status and a
