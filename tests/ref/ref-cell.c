@@ -583,7 +583,7 @@ static void step_backward(enum kind k, const ref_cell *c, const wparts *W, const
                 dbhh[j] += dp;
             if (dP != NULL)
                 dP[j] += dp * hp[j];
-            dhp[j] = dp * W->P[j];
+            dhp[j] += dp * W->P[j];
         }
         affine_back(W->Wih, I, 0, H, dpx, x, dWih, dbih, dx);
         return;
