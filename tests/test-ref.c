@@ -7,7 +7,9 @@
  *  - forward over T steps == T forward calls of one step carrying the state,
  *    and the same for the backward (carrying dh/dc);
  *  - NULL arguments behave as documented;
- *  - one hand-computed step (N=1, I=1, H=1) of each cell.
+ *  - one hand-computed step (N=1, I=1, H=1) of each cell (and an H=2 step
+ *    of lstm-ln's layer norm of c);
+ *  - the counts of the layout (gates, recurrent gates, biases, parameters).
  */
 #include <criterion/criterion.h>
 
@@ -57,12 +59,25 @@ static double *dalloc(size_t n)
 }
 
 static const ref_cell CELLS[] = {
-    {"rnn", 0, 0, 0}, {"rnn", 1, 0, 0}, {"lstm", 0, 0, 0}, {"gru-lbr", 0, 0, 0}, {"gru", 0, 0, 0},
+    {"rnn", 0, 0, 0},        {"rnn", 1, 0, 0},           {"lstm", 0, 0, 0},
+    {"gru-lbr", 0, 0, 0},    {"gru", 0, 0, 0},           {"gru-simple", 0, 0, 0},
+    {"mgu", 0, 0, 0},        {"indrnn", 0, 0, 0},        {"indrnn", 1, 0, 0},
+    {"lstm-peephole", 0, 0, 0}, {"lstm-ln", 0, 0, 0},
 };
 #define NCELLS ((int)(sizeof CELLS / sizeof CELLS[0]))
 
-static int is_relu(const ref_cell *c) { return strcmp(c->cell, "rnn") == 0 && c->variant == 1; }
-static int is_lstm(const ref_cell *c) { return strcmp(c->cell, "lstm") == 0; }
+static int is_indrnn(const ref_cell *c) { return strcmp(c->cell, "indrnn") == 0; }
+/* relu units: rnn variant 1, indrnn variant 0 */
+static int is_relu(const ref_cell *c)
+{
+    return (strcmp(c->cell, "rnn") == 0 && c->variant == 1) || (is_indrnn(c) && c->variant == 0);
+}
+/* the cells with a second state c: lstm, lstm-peephole, lstm-ln */
+static int is_lstm(const ref_cell *c)
+{
+    return strcmp(c->cell, "lstm") == 0 || strcmp(c->cell, "lstm-peephole") == 0 ||
+           strcmp(c->cell, "lstm-ln") == 0;
+}
 
 /* ------------------------------------------------------------------------ */
 /* A gradient-check problem.                                                 */
@@ -158,12 +173,14 @@ static double loss(problem *P)
 }
 
 /* For relu: recompute (independently of the reference) the preactivation of
- * every unit from the last forward's y, and store whether it is > 0. */
+ * every unit from the last forward's y, and store whether it is > 0.
+ * rnn: w = [W_ih, W_hh, b_ih, b_hh]; indrnn: w = [W_ih, b_ih, b_hh, u] and
+ * the recurrent term is u[j]*h[j]. */
 static void relu_signs(const problem *P, unsigned char *pos)
 {
-    const int I = P->c.I, H = P->c.H, N = P->N;
-    const double *Wih = P->w, *Whh = P->w + (size_t)H * I;
-    const double *bih = P->w + (size_t)H * (I + H), *bhh = bih + H;
+    const int I = P->c.I, H = P->c.H, N = P->N, ind = is_indrnn(&P->c);
+    const double *Wih = P->w, *Whh = ind ? NULL : P->w + (size_t)H * I;
+    const double *bih = P->w + (size_t)H * (ind ? I : I + H), *bhh = bih + H, *u = bhh + H;
     for (int t = 0; t < P->T; t++)
         for (int n = 0; n < N; n++) {
             const double *xt = P->x + ((size_t)t * N + n) * I;
@@ -172,8 +189,11 @@ static void relu_signs(const problem *P, unsigned char *pos)
                 double p = bih[j] + bhh[j];
                 for (int k = 0; k < I; k++)
                     p += Wih[(size_t)j * I + k] * xt[k];
-                for (int k = 0; k < H; k++)
-                    p += Whh[(size_t)j * H + k] * hp[k];
+                if (ind)
+                    p += u[j] * hp[j];
+                else
+                    for (int k = 0; k < H; k++)
+                        p += Whh[(size_t)j * H + k] * hp[k];
                 pos[((size_t)t * N + n) * H + j] = p > 0.0;
             }
         }
@@ -261,16 +281,24 @@ static const int SHAPES[][4] = {
 static void gradcheck_cell(int ci, uint64_t seed)
 {
     fdstats st = {0, 0, 0.0};
+    int offered = 0; /* components of dw, dx, dh0 (and dc0) over all problems */
     rng_state = seed;
     for (int s = 0; s < NSHAPES; s++)
-        for (int sparse = 0; sparse < 2; sparse++)
-            gradcheck_one(&CELLS[ci], SHAPES[s][0], SHAPES[s][1], SHAPES[s][2], SHAPES[s][3],
-                          sparse, &st);
+        for (int sparse = 0; sparse < 2; sparse++) {
+            ref_cell c = CELLS[ci];
+            int T = SHAPES[s][0], N = SHAPES[s][1], I = SHAPES[s][2], H = SHAPES[s][3];
+            c.I = I;
+            c.H = H;
+            offered += (int)ref_weight_count(&c) + T * N * I + N * H * (is_lstm(&c) ? 2 : 1);
+            gradcheck_one(&CELLS[ci], T, N, I, H, sparse, &st);
+        }
     cr_log_info("%s/%d: %d gradient components checked, %d skipped (relu kink), worst "
                 "err/tol %.3g",
                 CELLS[ci].cell, CELLS[ci].variant, st.checked, st.skipped, st.worst);
     /* the skip rule must not silently hollow the test out */
-    cr_assert(st.checked > 500, "only %d components checked", st.checked);
+    cr_assert(st.checked + st.skipped == offered, "%d + %d components of %d", st.checked,
+              st.skipped, offered);
+    cr_assert(st.checked > 400, "only %d components checked", st.checked);
     cr_assert(st.skipped * 100 <= st.checked, "%d of %d components skipped", st.skipped,
               st.checked);
 }
@@ -304,6 +332,12 @@ Test(ref_bptt, rnn_relu) { gradcheck_cell(1, 202); }
 Test(ref_bptt, lstm) { gradcheck_cell(2, 303); }
 Test(ref_bptt, gru_lbr) { gradcheck_cell(3, 404); }
 Test(ref_bptt, gru) { gradcheck_cell(4, 505); }
+Test(ref_bptt, gru_simple) { gradcheck_cell(5, 606); }
+Test(ref_bptt, mgu) { gradcheck_cell(6, 707); }
+Test(ref_bptt, indrnn_relu) { gradcheck_cell(7, 808); }
+Test(ref_bptt, indrnn_tanh) { gradcheck_cell(8, 909); }
+Test(ref_bptt, lstm_peephole) { gradcheck_cell(9, 1010); }
+Test(ref_bptt, lstm_ln) { gradcheck_cell(10, 1111); }
 
 /* ------------------------------------------------------------------------ */
 /* State carry: T steps at once == T single steps carrying (h, c); and the  */
@@ -433,6 +467,49 @@ Test(ref_api, gates_states_counts)
     cr_assert_eq(ref_gates(&c), 3);
     cr_assert_eq(ref_states(&c), 1);
     cr_assert_eq(ref_weight_count(&c), (size_t)3 * 7 * 14);
+    cr_assert_eq(ref_recurrent_gates(&c), 3);
+    cr_assert_eq(ref_has_biases(&c), 1);
+    cr_assert_eq(ref_param_count(&c), 0);
+    /* I = 5, H = 7 */
+    c.cell = "gru-simple";
+    cr_assert_eq(ref_gates(&c), 2);
+    cr_assert_eq(ref_recurrent_gates(&c), 2);
+    cr_assert_eq(ref_states(&c), 1);
+    cr_assert_eq(ref_param_count(&c), 0);
+    cr_assert_eq(ref_weight_count(&c), (size_t)2 * 7 * 14);
+    c.cell = "mgu";
+    cr_assert_eq(ref_gates(&c), 2);
+    cr_assert_eq(ref_recurrent_gates(&c), 2);
+    cr_assert_eq(ref_states(&c), 1);
+    cr_assert_eq(ref_weight_count(&c), (size_t)2 * 7 * 14);
+    c.cell = "indrnn"; /* W_ih 7x5, no W_hh, b_ih, b_hh, u: 35 + 7 + 7 + 7 */
+    for (c.variant = 0; c.variant < 2; c.variant++) {
+        cr_assert_eq(ref_gates(&c), 1);
+        cr_assert_eq(ref_recurrent_gates(&c), 0);
+        cr_assert_eq(ref_has_biases(&c), 1);
+        cr_assert_eq(ref_states(&c), 1);
+        cr_assert_eq(ref_param_count(&c), 7);
+        cr_assert_eq(ref_weight_count(&c), (size_t)56);
+    }
+    c.variant = 2;
+    cr_assert_eq(ref_gates(&c), -1);
+    cr_assert_eq(ref_weight_count(&c), 0);
+    c.variant = 0;
+    c.cell = "lstm-peephole"; /* lstm's 392 + P 3x7 */
+    cr_assert_eq(ref_gates(&c), 4);
+    cr_assert_eq(ref_recurrent_gates(&c), 4);
+    cr_assert_eq(ref_has_biases(&c), 1);
+    cr_assert_eq(ref_states(&c), 2);
+    cr_assert_eq(ref_param_count(&c), 21);
+    cr_assert_eq(ref_weight_count(&c), (size_t)392 + 21);
+    c.cell = "lstm-ln"; /* W_ih 28x5, W_hh 28x7, gamma_x, gamma_h, bias 28 each,
+                           gamma_c, beta_c 7 each: 140 + 196 + 84 + 14 */
+    cr_assert_eq(ref_gates(&c), 4);
+    cr_assert_eq(ref_recurrent_gates(&c), 4);
+    cr_assert_eq(ref_has_biases(&c), 0);
+    cr_assert_eq(ref_states(&c), 2);
+    cr_assert_eq(ref_param_count(&c), 98);
+    cr_assert_eq(ref_weight_count(&c), (size_t)434);
     c.cell = "GRU";
     cr_assert_eq(ref_gates(&c), -1);
     c.cell = "lstmx";
@@ -482,7 +559,7 @@ Test(ref_api, null_arguments)
         ref_backward(&c, T, N, w, x, NULL, NULL, dy, NULL, NULL, dx1, dh1, dc1, dw1);
         ref_backward(&c, T, N, w, x, zero, zero, dy, zero, zero, dx2, dh2, dc2, dw2);
         cr_assert(memcmp(dx1, dx2, nx * sizeof(double)) == 0);
-        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0);
+        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0, "%s/%d: dh0", c.cell, c.variant);
         cr_assert(memcmp(dw1, dw2, nw * sizeof(double)) == 0);
         if (lstm)
             cr_assert(memcmp(dc1, dc2, ns * sizeof(double)) == 0);
@@ -494,7 +571,7 @@ Test(ref_api, null_arguments)
         ref_backward(&c, T, N, w, x, rnd, lstm ? rnd : NULL, zy, dhT, NULL, dx2, dh2, NULL,
                      dw2);
         cr_assert(memcmp(dx1, dx2, nx * sizeof(double)) == 0);
-        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0);
+        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0, "%s/%d: dh0", c.cell, c.variant);
         cr_assert(memcmp(dw1, dw2, nw * sizeof(double)) == 0);
 
         /* asking for a subset of outputs gives the same values */
@@ -506,7 +583,7 @@ Test(ref_api, null_arguments)
         cr_assert(memcmp(dx1, dx2, nx * sizeof(double)) == 0);
         ref_backward(&c, T, N, w, x, rnd, lstm ? rnd : NULL, dy, dhT, NULL, NULL, dh2, NULL,
                      NULL);
-        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0);
+        cr_assert(memcmp(dh1, dh2, ns * sizeof(double)) == 0, "%s/%d: dh0", c.cell, c.variant);
         ref_backward(&c, T, N, w, x, rnd, lstm ? rnd : NULL, dy, dhT, NULL, NULL, NULL, NULL,
                      dw2);
         cr_assert(memcmp(dw1, dw2, nw * sizeof(double)) == 0);
@@ -543,47 +620,65 @@ Test(ref_api, null_arguments)
 #define LN3 1.09861228866810969140
 #define LN4 1.38629436111989061883
 
+/* One tanh unit (N = I = H = 1) with x = 2, h0 = 0.5, four weights w, whose
+ * preactivation is ln 3 and whose recurrent weight is -0.4: a = 0.8; and
+ * with dy = 1, dpre = 0.36: dx = 0.36*0.3 = 0.108, dh0 = 0.36*(-0.4) = -0.144,
+ * and dw = want_dw. */
+static void hand_tanh_unit(const ref_cell *c, const double *w, const double *want_dw)
+{
+    double x = 2.0, h0 = 0.5, y, hT;
+    ref_forward(c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
+    cr_assert(fabs(y - 0.8) < HAND_TOL, "%s: y = %.17g, want 0.8", c->cell, y);
+    cr_assert(fabs(hT - 0.8) < HAND_TOL, "%s: hT = %.17g, want 0.8", c->cell, hT);
+    double dy = 1.0, dx, dh0, dw[4];
+    ref_backward(c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
+    for (int i = 0; i < 4; i++)
+        cr_assert(fabs(dw[i] - want_dw[i]) < HAND_TOL, "%s: dw[%d] = %.17g, want %g", c->cell,
+                  i, dw[i], want_dw[i]);
+    cr_assert(fabs(dx - 0.108) < HAND_TOL, "%s: dx = %.17g", c->cell, dx);
+    cr_assert(fabs(dh0 + 0.144) < HAND_TOL, "%s: dh0 = %.17g", c->cell, dh0);
+}
+
+/* One relu unit (N = I = H = 1), x = 2, h0 = 0.5: with w, y = 0.75; with
+ * w[ib] = -1 the preactivation is -0.5, y = 0 and every gradient is 0. */
+static void hand_relu_unit(const ref_cell *c, double *w, int ib)
+{
+    double x = 2.0, h0 = 0.5, y;
+    ref_forward(c, 1, 1, w, &x, &h0, NULL, &y, NULL, NULL);
+    cr_assert(fabs(y - 0.75) < HAND_TOL, "%s: y = %.17g, want 0.75", c->cell, y);
+    w[ib] = -1.0;
+    ref_forward(c, 1, 1, w, &x, &h0, NULL, &y, NULL, NULL);
+    cr_assert(y == 0.0, "%s: y = %.17g, want 0", c->cell, y);
+    double dy = 1.0, dx = 1, dh0 = 1, dw[4] = {1, 1, 1, 1};
+    ref_backward(c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
+    cr_assert(dx == 0.0 && dh0 == 0.0 && dw[0] == 0.0 && dw[1] == 0.0 && dw[2] == 0.0 &&
+                  dw[3] == 0.0,
+              "%s: a gradient through the off unit", c->cell);
+}
+
 Test(ref_hand, rnn_tanh)
 {
     /* w = [W_ih, W_hh, b_ih, b_hh], x = 2, h0 = 0.5.
      * pre = 0.3*2 + b_ih + (-0.4)*0.5 + 0.1 = ln 3  =>  b_ih = ln 3 - 0.5
-     * a = tanh(ln 3) = 0.8 */
-    ref_cell c = {"rnn", 0, 1, 1};
-    double w[4] = {0.3, -0.4, LN3 - 0.5, 0.1}, x = 2.0, h0 = 0.5, y, hT;
-    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
-    cr_assert(fabs(y - 0.8) < HAND_TOL, "y = %.17g, want 0.8", y);
-    cr_assert(fabs(hT - 0.8) < HAND_TOL, "hT = %.17g, want 0.8", hT);
-
-    /* backward with dy = 1: dpre = 1 - 0.8^2 = 0.36
+     * a = tanh(ln 3) = 0.8
+     * backward with dy = 1: dpre = 1 - 0.8^2 = 0.36
      * dW_ih = 0.36*x = 0.72, dW_hh = 0.36*h0 = 0.18, db_ih = db_hh = 0.36,
      * dx = 0.36*W_ih = 0.108, dh0 = 0.36*W_hh = -0.144 */
-    double dy = 1.0, dx, dh0, dw[4];
-    ref_backward(&c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
-    cr_assert(fabs(dw[0] - 0.72) < HAND_TOL, "dW_ih = %.17g", dw[0]);
-    cr_assert(fabs(dw[1] - 0.18) < HAND_TOL, "dW_hh = %.17g", dw[1]);
-    cr_assert(fabs(dw[2] - 0.36) < HAND_TOL, "db_ih = %.17g", dw[2]);
-    cr_assert(fabs(dw[3] - 0.36) < HAND_TOL, "db_hh = %.17g", dw[3]);
-    cr_assert(fabs(dx - 0.108) < HAND_TOL, "dx = %.17g", dx);
-    cr_assert(fabs(dh0 + 0.144) < HAND_TOL, "dh0 = %.17g", dh0);
+    ref_cell c = {"rnn", 0, 1, 1};
+    double w[4] = {0.3, -0.4, LN3 - 0.5, 0.1};
+    const double want_dw[4] = {0.72, 0.18, 0.36, 0.36};
+    hand_tanh_unit(&c, w, want_dw);
 }
 
 Test(ref_hand, rnn_relu)
 {
     /* pre = 0.3*2 + 0.25 + (-0.4)*0.5 + 0.1 = 0.75  =>  a = 0.75
-     * (tanh would give 0.635) */
-    ref_cell c = {"rnn", 1, 1, 1};
-    double w[4] = {0.3, -0.4, 0.25, 0.1}, x = 2.0, h0 = 0.5, y;
-    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, NULL, NULL);
-    cr_assert(fabs(y - 0.75) < HAND_TOL, "y = %.17g, want 0.75", y);
-    /* b_ih = -1: pre = 0.6 - 1 - 0.2 + 0.1 = -0.5  =>  a = 0, and every
+     * (tanh would give 0.635)
+     * b_ih = -1: pre = 0.6 - 1 - 0.2 + 0.1 = -0.5  =>  a = 0, and every
      * gradient through the unit is 0 */
-    w[2] = -1.0;
-    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, NULL, NULL);
-    cr_assert(y == 0.0, "y = %.17g, want 0", y);
-    double dy = 1.0, dx = 1, dh0 = 1, dw[4] = {1, 1, 1, 1};
-    ref_backward(&c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
-    cr_assert(dx == 0.0 && dh0 == 0.0 && dw[0] == 0.0 && dw[1] == 0.0 && dw[2] == 0.0 &&
-              dw[3] == 0.0);
+    ref_cell c = {"rnn", 1, 1, 1};
+    double w[4] = {0.3, -0.4, 0.25, 0.1};
+    hand_relu_unit(&c, w, 2);
 }
 
 Test(ref_hand, lstm)
@@ -663,4 +758,192 @@ Test(ref_hand, gru)
     ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
     cr_assert(fabs(y - 0.38) < HAND_TOL, "y = %.17g, want 0.38", y);
     cr_assert(fabs(hT - 0.38) < HAND_TOL, "hT = %.17g, want 0.38", hT);
+}
+
+Test(ref_hand, gru_simple)
+{
+    /* gate order u, c.  x = 2, c0 = -0.5;  w = [W_ih (u, c), W_hh, b_ih, b_hh].
+     * u: 0.2*2 + b_iu + 0.4*(-0.5) + 0.1 = ln 4  =>  b_iu = ln 4 - 0.3,  Gu = 4/5
+     * c: 0.3*2 + b_ic + 0.6*(-0.5) - 0.2 = ln 2  =>  b_ic = ln 2 - 0.1,  c~ = 3/5
+     * c = Gu*c~ + (1-Gu)*c0 = 0.48 - 0.1 = 0.38
+     * (PyTorch polarity (1-Gu)*c~ + Gu*c0 gives 0.12 - 0.4 = -0.28.) */
+    ref_cell c = {"gru-simple", 0, 1, 1};
+    double w[8] = {0.2, 0.3, 0.4, 0.6, LN4 - 0.3, LN2 - 0.1, 0.1, -0.2};
+    double x = 2.0, h0 = -0.5, y, hT;
+    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
+    cr_assert(fabs(y - 0.38) < HAND_TOL, "y = %.17g, want 0.38", y);
+    cr_assert(fabs(hT - 0.38) < HAND_TOL, "hT = %.17g, want 0.38", hT);
+
+    /* backward with dy = 1:
+     * du = c~ - c0 = 1.1,  dpre_u = 1.1 * 4/5 * 1/5 = 0.176
+     * dc~ = Gu = 0.8,      dpre_c = 0.8 * (1 - 0.36) = 0.512
+     * dW_ih = [0.352, 1.024], dW_hh = [-0.088, -0.256], db_ih = db_hh = [0.176, 0.512]
+     * dx = 0.2*0.176 + 0.3*0.512 = 0.1888
+     * dh0 = (1-Gu) + 0.4*0.176 + 0.6*0.512 = 0.2 + 0.0704 + 0.3072 = 0.5776 */
+    const double want[8] = {0.352, 1.024, -0.088, -0.256, 0.176, 0.512, 0.176, 0.512};
+    double dy = 1.0, dx, dh0, dw[8];
+    ref_backward(&c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
+    for (int i = 0; i < 8; i++)
+        cr_assert(fabs(dw[i] - want[i]) < HAND_TOL, "dw[%d] = %.17g, want %g", i, dw[i],
+                  want[i]);
+    cr_assert(fabs(dx - 0.1888) < HAND_TOL, "dx = %.17g", dx);
+    cr_assert(fabs(dh0 - 0.5776) < HAND_TOL, "dh0 = %.17g", dh0);
+}
+
+Test(ref_hand, mgu)
+{
+    /* gate order f, h.  x = 2, h0 = 0.5;  w = [W_ih (f, h), W_hh, b_ih, b_hh].
+     * f: 0.2*2 + b_if + 0.4*0.5 + 0.1 = ln 3  =>  b_if = ln 3 - 0.7,  f = 3/4
+     * h~: the gate scales h0 BEFORE the product: f*h0 = 0.375,
+     *    0.3*2 + b_ih + 0.6*0.375 - 0.2 = ln 2  =>  b_ih = ln 2 - 0.625,  h~ = 3/5
+     * h = (1-f)*h0 + f*h~ = 0.125 + 0.45 = 0.575
+     * (W_hh h0 unscaled gives tanh(ln 2 + 0.075); the other polarity
+     *  f*h0 + (1-f)*h~ gives 0.525.) */
+    ref_cell c = {"mgu", 0, 1, 1};
+    double w[8] = {0.2, 0.3, 0.4, 0.6, LN3 - 0.7, LN2 - 0.625, 0.1, -0.2};
+    double x = 2.0, h0 = 0.5, y, hT;
+    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
+    cr_assert(fabs(y - 0.575) < HAND_TOL, "y = %.17g, want 0.575", y);
+    cr_assert(fabs(hT - 0.575) < HAND_TOL, "hT = %.17g, want 0.575", hT);
+
+    /* backward with dy = 1:
+     * dh~ = f = 0.75,  dpre_h = 0.75 * (1 - 0.36) = 0.48
+     * d(f*h0) = W_hh[h] * 0.48 = 0.288
+     * df = (h~ - h0) + 0.288*h0 = 0.1 + 0.144 = 0.244,  dpre_f = 0.244 * 3/16 = 0.04575
+     * dW_hh = [0.04575*h0, 0.48*(f*h0)] = [0.022875, 0.18]
+     * dx = 0.2*0.04575 + 0.3*0.48 = 0.15315
+     * dh0 = (1-f) + 0.288*f + 0.4*0.04575 = 0.25 + 0.216 + 0.0183 = 0.4843 */
+    double dy = 1.0, dx, dh0, dw[8];
+    ref_backward(&c, 1, 1, w, &x, &h0, NULL, &dy, NULL, NULL, &dx, &dh0, NULL, dw);
+    cr_assert(fabs(dw[2] - 0.022875) < HAND_TOL, "dW_hf = %.17g", dw[2]);
+    cr_assert(fabs(dw[3] - 0.18) < HAND_TOL, "dW_hh = %.17g", dw[3]);
+    cr_assert(fabs(dx - 0.15315) < HAND_TOL, "dx = %.17g", dx);
+    cr_assert(fabs(dh0 - 0.4843) < HAND_TOL, "dh0 = %.17g", dh0);
+}
+
+Test(ref_hand, indrnn_relu)
+{
+    /* w = [W_ih, b_ih, b_hh, u] (no W_hh), x = 2, h0 = 0.5.
+     * pre = 0.3*2 + 0.25 + 0.1 + (-0.4)*0.5 = 0.75  =>  a = 0.75
+     * (read as rnn's [W_ih, W_hh, b_ih, b_hh]: 0.6 + 0.125 + 0.1 - 0.4 = 0.425)
+     * b_ih = -1: pre = 0.6 - 1 + 0.1 - 0.2 = -0.5  =>  a = 0, every gradient 0 */
+    ref_cell c = {"indrnn", 0, 1, 1};
+    double w[4] = {0.3, 0.25, 0.1, -0.4};
+    hand_relu_unit(&c, w, 1);
+}
+
+Test(ref_hand, indrnn_tanh)
+{
+    /* w = [W_ih, b_ih, b_hh, u], x = 2, h0 = 0.5.
+     * pre = 0.3*2 + (ln 3 - 0.5) + 0.1 + (-0.4)*0.5 = ln 3  =>  a = 0.8
+     * backward with dy = 1: dpre = 1 - 0.64 = 0.36
+     * dW_ih = 0.72, db_ih = db_hh = 0.36, du = 0.36*h0 = 0.18,
+     * dx = 0.36*0.3 = 0.108, dh0 = 0.36*u = -0.144 */
+    ref_cell c = {"indrnn", 1, 1, 1};
+    double w[4] = {0.3, LN3 - 0.5, 0.1, -0.4};
+    const double want_dw[4] = {0.72, 0.36, 0.36, 0.18};
+    hand_tanh_unit(&c, w, want_dw);
+}
+
+Test(ref_hand, lstm_peephole)
+{
+    /* gate order i, f, g, o;  w = [W_ih, W_hh, b_ih, b_hh, P (i, f, o)].
+     * x = 2, h0 = 0.5, c0 = (ln 2 - 0.45)/0.8, P = [0.3, -0.2, 0.7].
+     * targets as in the lstm test: i: ln 3 -> 3/4;  f: ln 4 -> 4/5;
+     * g: ln 2 -> 3/5;  o: -ln 3 -> 1/4; each b_ih solved with the peephole
+     * term: i: - 0.3*c0,  f: + 0.2*c0,  o: - 0.7*c_t with c_t = ln 2.
+     * c = f*c0 + i*g = ln 2,  h = o*tanh(c) = 0.15.
+     * (o peeping at c0 instead of c_t: o = sigma(-ln 3 + 0.7*(c0 - ln 2)), c0 = 0.304.) */
+    ref_cell c = {"lstm-peephole", 0, 1, 1};
+    const double target[4] = {LN3, LN4, LN2, -LN3};
+    const double Wih[4] = {0.1, -0.2, 0.3, 0.4}, Whh[4] = {-0.3, 0.2, 0.5, -0.1},
+                 bhh[4] = {0.05, -0.15, 0.25, 0.35};
+    double w[19], x = 2.0, h0 = 0.5, c0 = (LN2 - 0.45) / 0.8, y, hT, cT;
+    const double peep[4] = {0.3 * c0, -0.2 * c0, 0.0, 0.7 * LN2};
+    for (int g = 0; g < 4; g++) {
+        w[g] = Wih[g];
+        w[4 + g] = Whh[g];
+        w[8 + g] = target[g] - Wih[g] * x - Whh[g] * h0 - bhh[g] - peep[g]; /* b_ih */
+        w[12 + g] = bhh[g];
+    }
+    w[16] = 0.3;
+    w[17] = -0.2;
+    w[18] = 0.7;
+    ref_forward(&c, 1, 1, w, &x, &h0, &c0, &y, &hT, &cT);
+    cr_assert(fabs(y - 0.15) < HAND_TOL, "y = %.17g, want 0.15", y);
+    cr_assert(fabs(hT - 0.15) < HAND_TOL, "hT = %.17g, want 0.15", hT);
+    cr_assert(fabs(cT - LN2) < HAND_TOL, "cT = %.17g, want ln 2", cT);
+}
+
+/* Haste's layer-norm epsilon (lib/layer_norm_forward_gpu.cu.cc) */
+#define HASTE_EPS 1e-5
+
+Test(ref_hand, lstm_ln)
+{
+    /* gate order i, f, g, o;  w = [W_ih (4), W_hh (4), gamma_x (4), gamma_h (4),
+     * bias (4), gamma_c, beta_c].  x = 2, h0 = 0.5, c0 = 0.5.
+     * W_ih x = [3, 1, 3, 1]: mean 2, population variance 1,
+     *   LN = [1, -1, 1, -1] * s,  s = 1/sqrt(1 + 1e-5)
+     * W_hh h0 = [1.5, 1.5, 0.5, 0.5]: mean 1, variance 0.25,
+     *   LN = [1, 1, -1, -1] * 0.5/sqrt(0.25 + 1e-5) = [1, 1, -1, -1] * s2,
+     *   s2 = 1/sqrt(1 + 4e-5)
+     * gamma_x = [1, 2, 0.5, 1], gamma_h = [0.5, 1, 1.5, 2]:
+     *   v = s*[1, -2, 0.5, -1] + s2*[0.5, 1, -1.5, -2] + bias;  bias solved for
+     *   v = [ln 3, ln 4, ln 2, -ln 3]  =>  i = 3/4, f = 4/5, g = 3/5, o = 1/4.
+     * c = f*c0 + i*g = 0.4 + 0.45 = 0.85 (carried un-normalised);
+     * LN over H = 1 is 0, so h = o*tanh(gamma_c*0 + beta_c) with beta_c = ln 3:
+     *   h = 1/4 * 4/5 = 0.2   (gamma_c = 1.7 plays no part;
+     *   tanh(c) unnormalised would give 0.25*tanh(0.85)).
+     * (gamma_x and gamma_h swapped, eps 0, or the sample variance all move
+     *  the gates by more than the tolerance.) */
+    ref_cell c = {"lstm-ln", 0, 1, 1};
+    const double s = 1.0 / sqrt(1.0 + HASTE_EPS), s2 = 1.0 / sqrt(1.0 + 4 * HASTE_EPS);
+    const double target[4] = {LN3, LN4, LN2, -LN3};
+    const double xs[4] = {1, -2, 0.5, -1}, hs[4] = {0.5, 1, -1.5, -2};
+    double w[22] = {1.5, 0.5, 1.5, 0.5, /* W_ih */ 3, 3, 1, 1,    /* W_hh */
+                    1, 2, 0.5, 1,       /* gamma_x */ 0.5, 1, 1.5, 2, /* gamma_h */
+                    0, 0, 0, 0,         /* bias, below */ 1.7, LN3};
+    for (int g = 0; g < 4; g++)
+        w[16 + g] = target[g] - s * xs[g] - s2 * hs[g];
+    double x = 2.0, h0 = 0.5, c0 = 0.5, y, hT, cT;
+    ref_forward(&c, 1, 1, w, &x, &h0, &c0, &y, &hT, &cT);
+    cr_assert(fabs(y - 0.2) < HAND_TOL, "y = %.17g, want 0.2", y);
+    cr_assert(fabs(hT - 0.2) < HAND_TOL, "hT = %.17g, want 0.2", hT);
+    cr_assert(fabs(cT - 0.85) < HAND_TOL, "cT = %.17g, want 0.85", cT);
+}
+
+Test(ref_hand, lstm_ln_cell_norm)
+{
+    /* The LN of c over H = 2 units (I = 1).  W_ih = W_hh = 0, so both
+     * product LNs are 0 and v = bias: per unit i: ln 3 -> 3/4, f: ln 4 -> 4/5,
+     * g: ln 2 -> 3/5, o: -ln 3 -> 1/4.
+     * c0 = [1, -0.25]:  c = 0.8*c0 + 0.45 = [1.25, 0.25]  (the carried state);
+     * mean 0.75, population variance 0.25:
+     *   LN(c) = [0.5, -0.5]/sqrt(0.25 + 1e-5) = [q, -q],  q = 1/sqrt(1 + 4e-5)
+     * gamma_c = [1.5, -0.5], beta_c = [0.1, 0.2]:
+     *   h = 1/4 * [tanh(1.5 q + 0.1), tanh(0.5 q + 0.2)]
+     * (the sample variance 0.5 would give q = 0.707.) */
+    ref_cell c = {"lstm-ln", 0, 1, 2};
+    double w[52] = {0};
+    /* W_ih 8, W_hh 16, gamma_x 8, gamma_h 8: 40; bias 8; gamma_c 2; beta_c 2 */
+    const double target[4] = {LN3, LN4, LN2, -LN3};
+    for (int i = 24; i < 40; i++)
+        w[i] = 1.0; /* gamma_x, gamma_h */
+    for (int g = 0; g < 4; g++)
+        w[40 + 2 * g] = w[40 + 2 * g + 1] = target[g];
+    w[48] = 1.5;
+    w[49] = -0.5;
+    w[50] = 0.1;
+    w[51] = 0.2;
+    const double q = 1.0 / sqrt(1.0 + 4 * HASTE_EPS);
+    double x = 2.0, h0[2] = {0.5, -0.3}, c0[2] = {1.0, -0.25}, y[2], hT[2], cT[2];
+    ref_forward(&c, 1, 1, w, &x, h0, c0, y, hT, cT);
+    const double want[2] = {0.25 * tanh(1.5 * q + 0.1), 0.25 * tanh(0.5 * q + 0.2)};
+    for (int j = 0; j < 2; j++) {
+        cr_assert(fabs(y[j] - want[j]) < HAND_TOL, "y[%d] = %.17g, want %.17g", j, y[j],
+                  want[j]);
+        cr_assert(fabs(hT[j] - want[j]) < HAND_TOL, "hT[%d] = %.17g", j, hT[j]);
+    }
+    cr_assert(fabs(cT[0] - 1.25) < HAND_TOL && fabs(cT[1] - 0.25) < HAND_TOL,
+              "cT = %.17g %.17g, want 1.25 0.25", cT[0], cT[1]);
 }

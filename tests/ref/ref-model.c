@@ -13,6 +13,12 @@ static ref_cell layer_cell(const ref_model *m, int l) {
     return c;
 }
 
+/* Whether the cell carries a second state c (lstm, lstm-peephole, lstm-ln). */
+static int two_states(const ref_model *m) {
+    ref_cell c = layer_cell(m, 0);
+    return ref_states(&c) == 2;
+}
+
 size_t ref_model_weight_offset(const ref_model *m, int l, int d) {
     size_t off = 0;
     for (int k = 0; k < l * ref_model_dirs(m) + d; k++) {
@@ -35,7 +41,7 @@ static int pos_of(const ref_model *m, int d, int len, int t) { return is_rev(m, 
 static void run(const ref_model *m, int T, int N, const int *lengths, const double *w, const double *x,
                 const double *h0, const double *c0, const double *masks, double *ins, size_t in_stride, double *y,
                 double *hT, double *cT) {
-    int D = ref_model_dirs(m), O = ref_model_out(m), H = m->H, two = strcmp(m->cell, "lstm") == 0;
+    int D = ref_model_dirs(m), O = ref_model_out(m), H = m->H, two = two_states(m);
     size_t maxI = (size_t)(m->I > O ? m->I : O);
     double *out = zeros((size_t)T * N * O);
     for (int l = 0; l < m->L; l++) {
@@ -87,7 +93,7 @@ void ref_model_forward(const ref_model *m, int T, int N, const int *lengths, con
 void ref_model_backward(const ref_model *m, int T, int N, const int *lengths, const double *w, const double *x,
                         const double *h0, const double *c0, const double *masks, const double *dy,
                         const double *dhT, const double *dcT, double *dx, double *dh0, double *dc0, double *dw) {
-    int D = ref_model_dirs(m), O = ref_model_out(m), H = m->H, two = strcmp(m->cell, "lstm") == 0;
+    int D = ref_model_dirs(m), O = ref_model_out(m), H = m->H, two = two_states(m);
     size_t maxI = (size_t)(m->I > O ? m->I : O), stride = (size_t)T * N * maxI;
     double *ins = zeros(stride * m->L);
     run(m, T, N, lengths, w, x, h0, c0, masks, ins, stride, NULL, NULL, NULL);
