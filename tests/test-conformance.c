@@ -153,7 +153,7 @@ static void check_case(const char *device, const char *cell, const char *variant
 }
 
 /* Zero initial states and no final-state gradients (NULL pointers) match the reference's zeros. */
-static void check_zero_states(const char *device, const char *cell, int ref_variant) {
+static void check_zero_states(const char *device, const char *cell, const char *variant, int ref_variant) {
     struct shape s = {5, 3, 4, 6};
     ref_cell rc = {.cell = cell, .variant = ref_variant, .I = s.I, .H = s.H};
     test_rng rng = {99};
@@ -162,7 +162,7 @@ static void check_zero_states(const char *device, const char *cell, int ref_vari
     recur_ctx *ctx;
     cr_assert_eq(recur_ctx_create(&ctx, device), RECUR_OK, "%s", recur_last_error());
     recur_layer *l;
-    recur_layer_desc d = {.cell = cell, .variant = ref_variant ? "relu" : NULL, .input_size = s.I, .hidden_size = s.H};
+    recur_layer_desc d = {.cell = cell, .variant = variant, .input_size = s.I, .hidden_size = s.H};
     cr_assert_eq(recur_layer_create(ctx, &d, &l), RECUR_OK, "%s", recur_ctx_error(ctx));
     cr_assert_eq(recur_layer_weights_set(l, RECUR_LAYOUT_CANONICAL, r.w, r.nw), RECUR_OK);
     recur_io io = {.T = s.T, .N = s.N, .x = r.x, .y = r.y};
@@ -194,7 +194,7 @@ static void check_cell(const char *device, const char *cell, const char *variant
     need_device(device);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         check_case(device, cell, variant, ref_variant, &shapes[i]);
-    check_zero_states(device, cell, ref_variant);
+    check_zero_states(device, cell, variant, ref_variant);
 }
 
 #define CONFORMANCE(isa)                                                                                     \
@@ -202,7 +202,18 @@ static void check_cell(const char *device, const char *cell, const char *variant
     Test(conformance_##isa, rnn_relu) { check_cell("cpu:" #isa, "rnn", "relu", 1); }                        \
     Test(conformance_##isa, gru) { check_cell("cpu:" #isa, "gru", NULL, 0); }                               \
     Test(conformance_##isa, gru_lbr) { check_cell("cpu:" #isa, "gru-lbr", NULL, 0); }                       \
-    Test(conformance_##isa, lstm) { check_cell("cpu:" #isa, "lstm", NULL, 0); }
+    Test(conformance_##isa, lstm) { check_cell("cpu:" #isa, "lstm", NULL, 0); }                             \
+    NEW_CELLS(isa, "cpu:" #isa)
+
+/* The cells of ABI 2 (plugins/, and the example's mgu): own parameters, a
+ * pointwise stage, raw products and row reductions. */
+#define NEW_CELLS(tag, dev)                                                                                  \
+    Test(conformance_##tag, gru_simple) { check_cell(dev, "gru-simple", NULL, 0); }                         \
+    Test(conformance_##tag, mgu) { check_cell(dev, "mgu", NULL, 0); }                                       \
+    Test(conformance_##tag, indrnn_relu) { check_cell(dev, "indrnn", "relu", 0); }                          \
+    Test(conformance_##tag, indrnn_tanh) { check_cell(dev, "indrnn", "tanh", 1); }                          \
+    Test(conformance_##tag, lstm_peephole) { check_cell(dev, "lstm-peephole", NULL, 0); }                   \
+    Test(conformance_##tag, lstm_ln) { check_cell(dev, "lstm-ln", NULL, 0); }
 
 /* Every ISA of the architecture compiled (RECUR_ISA_LIST); one this CPU lacks is skipped. */
 #define CONFORMANCE_ISA(u, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(CONFORMANCE(name))
@@ -214,7 +225,8 @@ RECUR_ISA_LIST(CONFORMANCE_ISA, )
     Test(conformance_##tag, rnn_relu) { check_cell(dev, "rnn", "relu", 1); }                                \
     Test(conformance_##tag, gru) { check_cell(dev, "gru", NULL, 0); }                                       \
     Test(conformance_##tag, gru_lbr) { check_cell(dev, "gru-lbr", NULL, 0); }                               \
-    Test(conformance_##tag, lstm) { check_cell(dev, "lstm", NULL, 0); }
+    Test(conformance_##tag, lstm) { check_cell(dev, "lstm", NULL, 0); }                                     \
+    NEW_CELLS(tag, dev)
 /* "opencl": the first GPU, else the first OpenCL device; RECUR_TEST_OPENCL overrides. */
 #define OPENCL_DEVICE (getenv("RECUR_TEST_OPENCL") ? getenv("RECUR_TEST_OPENCL") : "opencl")
 CONFORMANCE_OPENCL(opencl, OPENCL_DEVICE)
@@ -226,4 +238,6 @@ Test(conformance_threads, lstm_wide_batch) {
     check_case("cpu", "lstm", NULL, 0, &s);
     check_case("cpu", "gru", NULL, 0, &s);
     check_case("cpu", "gru-lbr", NULL, 0, &s);
+    check_case("cpu", "lstm-peephole", NULL, 0, &s);
+    check_case("cpu", "lstm-ln", NULL, 0, &s);
 }
