@@ -235,7 +235,11 @@ static void onednn_run(const struct shape *s, const struct tensors *t, struct te
     dnnl_memory_t m_dx = dn_mem(&dn, &md_x, NULL), m_dh0 = dn_mem(&dn, &md_st, NULL), m_dc0 = dn_mem(&dn, &md_st, NULL);
     dnnl_memory_t m_dwl_user = dn_mem(&dn, &md_wl, NULL), m_dwi_user = dn_mem(&dn, &md_wi, NULL);
     dnnl_memory_t m_db = dn_mem(&dn, &md_b, NULL), m_dp = dn_mem(&dn, &md_p, NULL);
-    /* The primitives' own weight layouts; diff weights zeroed, since oneDNN adds to them. */
+    /* The primitives' own weight layouts, never the plain ones (oneDNN 2.6
+     * on AVX2 chose ldigo with 4H padded to a multiple of 32 forward and for
+     * the diff weights, ldgoi with I padded to 16 backward), so every weight
+     * goes through a reorder. The diff weights, bias and peepholes start at
+     * zero: oneDNN adds its gradients to them (a second backward doubles them). */
     dnnl_memory_t m_dwl = dn_mem(&dn, dn_arg_md(bpd, DNNL_ARG_DIFF_WEIGHTS_LAYER), NULL);
     dnnl_memory_t m_dwi = dn_mem(&dn, dn_arg_md(bpd, DNNL_ARG_DIFF_WEIGHTS_ITER), NULL);
     dnnl_memory_t m_ws = dn_mem(&dn, dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0), NULL);
