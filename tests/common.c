@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "recur/recur.h"
+
 double test_uniform(test_rng *r, double lo, double hi) {
     uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -31,6 +33,14 @@ double test_worst(const float *a, const double *b, size_t n, double rtol, double
         }
     }
     return worst;
+}
+
+void test_need_device(const char *device) {
+    recur_ctx *ctx;
+    recur_status st = recur_ctx_create(&ctx, device);
+    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
+    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
+    recur_ctx_free(ctx);
 }
 
 float *test_floats(size_t n) {

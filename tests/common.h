@@ -29,6 +29,11 @@ double test_worst(const float *a, const double *b, size_t n, double rtol, double
                   at_, (double)(a)[at_], (b)[at_], w_);                                                \
     } while (0)
 
+/* Skip (never pass) the calling test when this CPU or build cannot open
+ * device (no such ISA, no OpenCL backend or no OpenCL device:
+ * RECUR_ERR_UNSUPPORTED, RECUR_ERR_DEVICE); assert on any other error. */
+void test_need_device(const char *device);
+
 float *test_floats(size_t n);   /* calloc'd, asserts success */
 double *test_doubles(size_t n); /* calloc'd, asserts success */
 

@@ -180,18 +180,8 @@ static void check_zero_states(const char *device, const char *cell, const char *
     run_free(&r);
 }
 
-/* Skip (never pass) a device this CPU or build cannot open. */
-static void need_device(const char *device) {
-    recur_ctx *ctx;
-    recur_status st = recur_ctx_create(&ctx, device);
-    /* No such ISA, no OpenCL backend or no OpenCL device: skipped, never passed. */
-    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
-    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
-    recur_ctx_free(ctx);
-}
-
 static void check_cell(const char *device, const char *cell, const char *variant, int ref_variant) {
-    need_device(device);
+    test_need_device(device);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         check_case(device, cell, variant, ref_variant, &shapes[i]);
     check_zero_states(device, cell, variant, ref_variant);
@@ -233,7 +223,7 @@ CONFORMANCE_OPENCL(opencl, OPENCL_DEVICE)
 
 /* Large enough that the CPU backend splits rows across threads. */
 Test(conformance_threads, lstm_wide_batch) {
-    need_device("cpu");
+    test_need_device("cpu");
     struct shape s = {3, 64, 8, 160};
     check_case("cpu", "lstm", NULL, 0, &s);
     check_case("cpu", "gru", NULL, 0, &s);

@@ -92,11 +92,7 @@ static int run_fixture(const char *device, const char *dir, const char *file) {
 }
 
 static void run_all(const char *device) {
-    recur_ctx *ctx;
-    recur_status st = recur_ctx_create(&ctx, device);
-    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
-    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
-    recur_ctx_free(ctx);
+    test_need_device(device);
     const char *dir = getenv("RECUR_FIXTURES");
     cr_assert(dir, "RECUR_FIXTURES is not set (meson test sets it)");
     DIR *dp = opendir(dir);
@@ -177,11 +173,7 @@ static int run_stack_fixture(const char *device, const char *dir, const char *fi
 }
 
 static void run_stack_all(const char *device) {
-    recur_ctx *ctx;
-    recur_status st = recur_ctx_create(&ctx, device);
-    if (st == RECUR_ERR_UNSUPPORTED || st == RECUR_ERR_DEVICE) cr_skip_test("%s: %s", device, recur_last_error());
-    cr_assert_eq(st, RECUR_OK, "%s", recur_last_error());
-    recur_ctx_free(ctx);
+    test_need_device(device);
     const char *base = getenv("RECUR_FIXTURES");
     cr_assert(base, "RECUR_FIXTURES is not set (meson test sets it)");
     char dir[1024];
