@@ -308,20 +308,27 @@ RECUR_API void recur_layer_free(recur_layer *layer);
 
 /* Sizes in bytes of what a layer needs; all queryable before any run. */
 typedef struct recur_sizes {
-    size_t weights;   /* the parameters (G*H*(I+H+2) floats); the gradients take as much */
+    size_t weights;   /* the parameters (recur_layer_weight_count floats); the gradients take as much */
     size_t workspace; /* scratch the layer allocates for a run of this T and N */
     size_t reserve;   /* what a training forward saves for backward */
 } recur_sizes;
 
 RECUR_API recur_status recur_layer_sizes(const recur_layer *layer, int T, int N, recur_sizes *out);
 
-/* Number of weight floats: G*H*(I+H+2). */
+/* Number of weight floats: G*H*(I+H+2) for the cells of PyTorch; in general
+ * G*H*I + Grec*H*H + 2*G*H (none with raw products) + the cell's own
+ * parameters (see the layout below). */
 RECUR_API size_t recur_layer_weight_count(const recur_layer *layer);
 
 /*
  * Weight layouts. Both are one flat float array of recur_layer_weight_count()
  * floats: [W_ih (G*H x I), W_hh (G*H x H), b_ih (G*H), b_hh (G*H)], row-major,
- * each a stack of G gate blocks of H rows.
+ * each a stack of G gate blocks of H rows, then the cell's own parameters
+ * (recur-cell.h, struct recur_cell_param: lstm-peephole's weight_peephole
+ * [3, H], ...) in the cell's order, the same in both layouts. A cell whose
+ * stages leave gates without a recurrent product has W_hh for the Grec gates
+ * they cover only (none for indrnn, whose weight_hh [H] is its own
+ * parameter); a cell with raw products (lstm-ln) has no b_ih and b_hh.
  *
  * RECUR_LAYOUT_CANONICAL: the gates in the cell's own order and polarity
  *   (lstm i,f,g,o; gru-lbr r,z,n; gru u,r,c in the course notes' polarity).
@@ -497,8 +504,9 @@ RECUR_API recur_status recur_model_layer(const recur_model *model, int layer, in
 /*
  * Parameters, by PyTorch's names and in PyTorch's order: for each layer l,
  * for each direction, weight_ih_l{l}, weight_hh_l{l}, bias_ih_l{l},
- * bias_hh_l{l}, the reverse direction with the suffix _reverse. Shapes
- * [G*H, I_l], [G*H, H], [G*H], [G*H], where I_0 = input_size and
+ * bias_hh_l{l}, then the cell's own parameters as NAME_l{l} (those the cell
+ * has: see recur_layout), the reverse direction with the suffix _reverse.
+ * Shapes [G*H, I_l], [G*H, H], [G*H], [G*H], where I_0 = input_size and
  * I_l = recur_model_output_size() for l > 0. Values are in
  * RECUR_LAYOUT_TORCH (for the original gru: gates r, z, n with z = 1 - Γ_u
  * stored negated; see recur_layout).
@@ -506,7 +514,7 @@ RECUR_API recur_status recur_model_layer(const recur_model *model, int layer, in
 typedef struct recur_param_info {
     char name[48]; /* "weight_ih_l0_reverse" */
     int rows, cols; /* cols is 1 for a bias (a 1-D tensor) */
-    int ndim;      /* 2 for weights, 1 for biases */
+    int ndim;      /* 2 for weights, 1 for biases and one-row cell parameters */
     size_t count;  /* rows * cols */
 } recur_param_info;
 
