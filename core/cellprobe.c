@@ -112,12 +112,16 @@ static const char *const buf_names[NBUF] = {
     "dparam[0]", "dparam[1]", "dparam[2]", "dparam[3]", "dparam[4]", "dparam[5]", "dparam[6]", "dparam[7]"};
 
 /* The fields forward and backward share: a training call of n rows. */
-static void args_common(struct recur_cell_args *a, int n, int variant, int S, struct pbuf *b) {
+static void args_common(const struct recur_cell_desc *d, struct recur_cell_args *a, int n, int variant, int S,
+                        struct pbuf *b) {
     memset(a, 0, sizeof *a);
     a->n = n;
     a->H = PROBE_H;
     a->variant = variant;
     a->training = 1;
+    a->n_gates = d->n_gates;
+    a->n_save = d->n_save;
+    for (int k = 0; k < d->n_params; k++) a->param_floats[k] = (int)recur_cell_param_floats(d, k, PROBE_H);
     a->b_hh = pb(&b[BHH]);
     for (int k = 0; k < S; k++) {
         a->prev[k] = pb(&b[PREV0 + k]);
@@ -160,7 +164,7 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
     }
 
     struct recur_cell_args a;
-    args_common(&a, n, variant, S, b);
+    args_common(d, &a, n, variant, S, b);
     a.xw = pb(&b[XW]);
     a.hw = pb(&b[HW]);
     for (int s = 0; s < NS && !bad; s++) {
@@ -177,7 +181,7 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
     for (int k = 0; k < S; k++) pb_freeze(&b[DNEXT0 + k]);
     pb_freeze(&b[DSRC]);
     pb_freeze(&b[BHH]);
-    args_common(&a, n, variant, S, b);
+    args_common(d, &a, n, variant, S, b);
     for (int k = 0; k < S; k++) {
         a.dnext[k] = pb(&b[DNEXT0 + k]);
         a.dprev[k] = pb(&b[DPREV0 + k]);

@@ -649,6 +649,8 @@ static void rows_args(const struct recur_step *s, const struct recur_cell_desc *
     a->H = s->H;
     a->variant = s->variant;
     a->training = s->training;
+    a->n_gates = d->n_gates;
+    a->n_save = d->n_save;
     a->xw = ptr(s->xw, r0, GH);
     a->hw = ptr(s->hw, r0, GH);
     a->b_hh = ptr(s->b_hh, 0, 0);
@@ -665,7 +667,8 @@ static void rows_args(const struct recur_step *s, const struct recur_cell_desc *
     a->dsrc = ptr(s->dsrc, r0, H);
     for (int k = 0; k < d->n_params; k++) {
         a->param[k] = ptr(s->param[k], 0, 0);
-        a->dparam[k] = ptr(s->dparam[k], r0, recur_cell_param_floats(d, k, s->H));
+        a->param_floats[k] = (int)recur_cell_param_floats(d, k, s->H);
+        a->dparam[k] = ptr(s->dparam[k], r0, (size_t)a->param_floats[k]);
     }
 }
 

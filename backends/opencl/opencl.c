@@ -1154,8 +1154,16 @@ static recur_status cl_cell_open(struct recur_backend *be, const struct recur_ce
     }
     int used = snprintf(source, hl + 128, "%s\n#line 1 \"%.60s.cl\"\n", recur_cl_cell_header, desc->name);
     memcpy(source + used, text, sl + 1);
-    char options[96], label[96];
-    fmt(options, sizeof options, "%s -DRECUR_G=%d", CL_STD, desc->n_gates);
+    /* The row widths recur-math.h's kernels need: gates, saved floats, each parameter's floats. */
+    char options[512], label[96];
+    int used_opt = snprintf(options, sizeof options, "%s -DRECUR_G=%d -DRECUR_NSAVE=%d", CL_STD, desc->n_gates,
+                            desc->n_save);
+    for (int k = 0; k < desc->n_params && used_opt > 0 && (size_t)used_opt < sizeof options; k++) {
+        int rows = desc->params[k].rows;
+        const char *cols = desc->params[k].cols == RECUR_CELL_DIM_GH ? "RECUR_G*H" : "H";
+        used_opt += snprintf(options + used_opt, sizeof options - (size_t)used_opt, " -DRECUR_PW%d=(%d*%s)", k, rows,
+                             cols);
+    }
     fmt(label, sizeof label, "cell '%s'", desc->name);
     cl_kernel k[2 * RECUR_CELL_MAX_STAGES];
     recur_status st = recur_cl_build(be, d, label, source, options, names, 2 * c->n_stages, &c->program, k);

@@ -7,6 +7,9 @@
  *
  * A cell with S stages defines 2*S kernels, named after the cell (dashes
  * as underscores): NAME_forward_0, NAME_backward_0, NAME_forward_1, ...
+ * A cell written once for the CPU and OpenCL (recur-math.h) declares them
+ * with RECUR_MATH_KERNEL, defined at the end of this file; a cell with
+ * hand-written OpenCL C uses the rest of this header.
  * Each is declared with RECUR_CELL_KERNEL(kernel_name) and begins with
  * RECUR_CELL_BIND, which defines the work-item's unit j (0 <= j < H) and row
  * r (0 <= r < n), returns for padding work-items, and binds the arrays of
@@ -127,5 +130,110 @@ static float recur_sigmoid(float v) { return 1.0f / (1.0f + exp(-v)); }
 /* No implicit fused multiply-add: the kernels then round exactly as the
  * plugins' C kernels do, which the conformance tests rely on. */
 #pragma OPENCL FP_CONTRACT OFF
+
+/*
+ * recur-math.h's single-source kernels in OpenCL C: RECUR_MATH_KERNEL(fn)
+ * is a kernel of one work-item per unit whose body computes unit j of row r
+ * through recur_load, recur_store, recur_accum and recur_has. The host
+ * builds with -DRECUR_NSAVE=<n_save> and -DRECUR_PW0..7=<floats of
+ * parameter k> (H-dependent expressions) besides -DRECUR_G.
+ */
+typedef float recur_f;
+
+struct recur_math_row {
+    __global const float *xw;
+    __global float *hw;
+    __global const float *b_hh;
+    __global const float *prev0, *prev1;
+    __global float *next0, *next1, *save, *src;
+    __global const float *dnext0, *dnext1;
+    __global float *dprev0, *dprev1, *dxw, *dhw;
+    __global const float *dsrc;
+    __global const float *param0, *param1, *param2, *param3, *param4, *param5, *param6, *param7;
+    __global float *dparam0, *dparam1, *dparam2, *dparam3, *dparam4, *dparam5, *dparam6, *dparam7;
+    int j;
+};
+
+#define recur_load(array, off) (m_->array[(off) + m_->j])
+#define recur_store(array, off, v) (m_->array[(off) + m_->j] = (v))
+#define recur_accum(array, off, v) (m_->array[(off) + m_->j] += (v))
+#define recur_has(array) (m_->array != 0)
+#define recur_tanh(v) tanh(v)
+#define recur_exp(v) exp(v)
+#define recur_max(a, b) fmax((a), (b))
+#define recur_min(a, b) fmin((a), (b))
+#define recur_splat(c) (c)
+#define recur_positive(v) ((v) > 0.0f ? 1.0f : 0.0f)
+#define recur_select_lt(a, b, t, f) ((a) < (b) ? (t) : (f))
+
+#define RECUR_MATH_ROW_(p, w) ((p) ? (p) + (size_t)r * (size_t)(w) : 0)
+
+/* The host always defines these; the defaults let a compiler check a file alone. */
+#ifndef RECUR_NSAVE
+#define RECUR_NSAVE 0
+#endif
+#ifndef RECUR_PW0
+#define RECUR_PW0 0
+#endif
+#ifndef RECUR_PW1
+#define RECUR_PW1 0
+#endif
+#ifndef RECUR_PW2
+#define RECUR_PW2 0
+#endif
+#ifndef RECUR_PW3
+#define RECUR_PW3 0
+#endif
+#ifndef RECUR_PW4
+#define RECUR_PW4 0
+#endif
+#ifndef RECUR_PW5
+#define RECUR_PW5 0
+#endif
+#ifndef RECUR_PW6
+#define RECUR_PW6 0
+#endif
+#ifndef RECUR_PW7
+#define RECUR_PW7 0
+#endif
+
+#define RECUR_MATH_KERNEL(fn)                                                                      \
+    static void fn##_unit_(const struct recur_math_row *m_, const int H, const int variant,         \
+                           const int training);                                                  \
+    RECUR_CELL_KERNEL(fn) {                                                                        \
+        RECUR_CELL_BIND;                                                                           \
+        const size_t GH = (size_t)RECUR_G * (size_t)H, SH = (size_t)RECUR_NSAVE * (size_t)H;       \
+        struct recur_math_row m;                                                                   \
+        m.xw = RECUR_MATH_ROW_(xw, GH);                                                            \
+        m.hw = RECUR_MATH_ROW_(hw, GH);                                                            \
+        m.b_hh = b_hh;                                                                             \
+        m.prev0 = RECUR_MATH_ROW_(prev0, H);                                                       \
+        m.prev1 = RECUR_MATH_ROW_(prev1, H);                                                       \
+        m.next0 = RECUR_MATH_ROW_(next0, H);                                                       \
+        m.next1 = RECUR_MATH_ROW_(next1, H);                                                       \
+        m.save = RECUR_MATH_ROW_(save, SH);                                                        \
+        m.src = RECUR_MATH_ROW_(src, H);                                                           \
+        m.dnext0 = RECUR_MATH_ROW_(dnext0, H);                                                     \
+        m.dnext1 = RECUR_MATH_ROW_(dnext1, H);                                                     \
+        m.dprev0 = RECUR_MATH_ROW_(dprev0, H);                                                     \
+        m.dprev1 = RECUR_MATH_ROW_(dprev1, H);                                                     \
+        m.dxw = RECUR_MATH_ROW_(dxw, GH);                                                          \
+        m.dhw = RECUR_MATH_ROW_(dhw, GH);                                                          \
+        m.dsrc = RECUR_MATH_ROW_(dsrc, H);                                                         \
+        m.param0 = param0, m.param1 = param1, m.param2 = param2, m.param3 = param3;                \
+        m.param4 = param4, m.param5 = param5, m.param6 = param6, m.param7 = param7;                \
+        m.dparam0 = RECUR_MATH_ROW_(dparam0, RECUR_PW0);                                           \
+        m.dparam1 = RECUR_MATH_ROW_(dparam1, RECUR_PW1);                                           \
+        m.dparam2 = RECUR_MATH_ROW_(dparam2, RECUR_PW2);                                           \
+        m.dparam3 = RECUR_MATH_ROW_(dparam3, RECUR_PW3);                                           \
+        m.dparam4 = RECUR_MATH_ROW_(dparam4, RECUR_PW4);                                           \
+        m.dparam5 = RECUR_MATH_ROW_(dparam5, RECUR_PW5);                                           \
+        m.dparam6 = RECUR_MATH_ROW_(dparam6, RECUR_PW6);                                           \
+        m.dparam7 = RECUR_MATH_ROW_(dparam7, RECUR_PW7);                                           \
+        m.j = j;                                                                                   \
+        fn##_unit_(&m, H, variant, training);                                                      \
+    }                                                                                              \
+    static void fn##_unit_(const struct recur_math_row *m_, const int H, const int variant,         \
+                           const int training)
 
 #endif /* RECUR_CELL_CL_H */

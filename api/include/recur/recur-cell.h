@@ -160,6 +160,8 @@ struct recur_cell_args {
     int H;        /* hidden size */
     int variant;  /* index into recur_cell_desc.variants (0 when the cell has none) */
     int training; /* (f) 1: fill save (and src); 0: inference, save is NULL */
+    int n_gates;  /* G: rows of xw, hw, dxw and dhw are n_gates * H wide */
+    int n_save;   /* rows of save are n_save * H wide */
 
     /* (f) xw: [n, G*H], W_ih x + b_ih + b_hh for this step, except that
      * b_hh of a gate with bias_hh_in_hw is left out (see b_hh). Read only.
@@ -212,6 +214,8 @@ struct recur_cell_args {
      * Zero when the step's first backward kernel runs; kernels add to it
      * (each row its own); the engine sums over rows and steps. */
     float *dparam[RECUR_CELL_MAX_PARAMS];
+    /* rows of dparam[k] are param_floats[k] wide (recur_cell_param_floats) */
+    int param_floats[RECUR_CELL_MAX_PARAMS];
 };
 
 typedef void (*recur_cell_fn)(const struct recur_cell_args *args);
