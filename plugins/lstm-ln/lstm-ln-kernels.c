@@ -16,22 +16,39 @@
 enum { NX = 0, NH = 4, GATES = 8, NC = 12, TH = 13, RX = 14, RH = 15, RC = 16, NSAVE = 17 };
 
 /* The mean of v's n values into *mean; returns 1/σ = 1/sqrt(var + ε), population variance. */
+/* Sums over a row in 16 independent lanes, then added pairwise: a float sum
+ * the compiler can vectorise (one accumulator would be a chain of dependent
+ * adds), and the same order for every ISA's build of this file. */
+#define LANES 16
+static float sum_lanes(float acc[LANES]) {
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+    return acc[0];
+}
+
 static float stats(const float *v, int n, float *mean) {
-    float m = 0.0f, var = 0.0f;
-    for (int k = 0; k < n; k++) m += v[k];
-    m /= (float)n;
-    for (int k = 0; k < n; k++) var += (v[k] - m) * (v[k] - m);
+    float s[LANES] = {0}, q[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) s[l] += v[k + l];
+    for (; k < n; k++) s[k % LANES] += v[k];
+    const float m = sum_lanes(s) / (float)n;
+    for (k = 0; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) q[l] += (v[k + l] - m) * (v[k + l] - m);
+    for (; k < n; k++) q[k % LANES] += (v[k] - m) * (v[k] - m);
     *mean = m;
-    return 1.0f / sqrtf(var / (float)n + EPS);
+    return 1.0f / sqrtf(sum_lanes(q) / (float)n + EPS);
 }
 
 /* dv of out = LN(v), given dout and out: rstd * (dout - mean(dout) - out * mean(dout * out)). */
 static void normalise_back(float *dv, const float *dout, const float *out, float rstd, int n) {
-    float m1 = 0.0f, m2 = 0.0f;
-    for (int k = 0; k < n; k++) m1 += dout[k], m2 += dout[k] * out[k];
-    m1 /= (float)n;
-    m2 /= (float)n;
-    for (int k = 0; k < n; k++) dv[k] = rstd * (dout[k] - m1 - out[k] * m2);
+    float s1[LANES] = {0}, s2[LANES] = {0};
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) s1[l] += dout[k + l], s2[l] += dout[k + l] * out[k + l];
+    for (; k < n; k++) s1[k % LANES] += dout[k], s2[k % LANES] += dout[k] * out[k];
+    const float m1 = sum_lanes(s1) / (float)n, m2 = sum_lanes(s2) / (float)n;
+    for (k = 0; k < n; k++) dv[k] = rstd * (dout[k] - m1 - out[k] * m2);
 }
 
 static void fill(float *p, float v, int n) {
@@ -109,19 +126,26 @@ static void lstm_ln_backward(const struct recur_cell_args *a) {
             dc_prev[j] = ds * gc[j];
         }
         normalise_back(da_prev, dc_prev, nc, rc, H);
-        for (int j = 0; j < H; j++) {
-            float dc = dc_in[j] + da_prev[j];
-            float dv[4] = {dc * gg[j] * gi[j] * (1.0f - gi[j]), dc * c_prev[j] * gf[j] * (1.0f - gf[j]),
-                           dc * gi[j] * (1.0f - gg[j] * gg[j]), da[j] * th[j] * go[j] * (1.0f - go[j])};
-            for (int g = 0; g < 4; g++) {
-                int k = g * H + j;
-                db[k] += dv[g];
-                dgx[k] += dv[g] * nx[k];
-                dgh[k] += dv[g] * nh[k];
-                dxw[k] = dv[g] * gx[k]; /* d LN(x), made d(W_ih x) below */
-                dhw[k] = dv[g] * gh[k];
+        /* dc into dc_prev (scratch); then each gate's dv over the row, one contiguous pass per gate
+         * (unit by unit across the four gates, the blocks H floats apart alias in the cache) */
+        for (int j = 0; j < H; j++) dc_prev[j] = dc_in[j] + da_prev[j];
+        const float *dc = dc_prev;
+        for (int g = 0; g < 4; g++) {
+            const int o = g * H;
+            for (int j = 0; j < H; j++) {
+                float dv = g == 0   ? dc[j] * gg[j] * gi[j] * (1.0f - gi[j])
+                           : g == 1 ? dc[j] * c_prev[j] * gf[j] * (1.0f - gf[j])
+                           : g == 2 ? dc[j] * gi[j] * (1.0f - gg[j] * gg[j])
+                                    : da[j] * th[j] * go[j] * (1.0f - go[j]);
+                db[o + j] += dv;
+                dgx[o + j] += dv * nx[o + j];
+                dgh[o + j] += dv * nh[o + j];
+                dxw[o + j] = dv * gx[o + j]; /* d LN(x), made d(W_ih x) below */
+                dhw[o + j] = dv * gh[o + j];
             }
-            dc_prev[j] = dc * gf[j];
+        }
+        for (int j = 0; j < H; j++) {
+            dc_prev[j] = dc[j] * gf[j];
             da_prev[j] = 0.0f;
         }
         normalise_back(dxw, dxw, nx, rx, GH);
