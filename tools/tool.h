@@ -68,6 +68,8 @@ struct gradcheck_opts {
     const double *eps; /* NULL: the default steps */
     int n_eps;
     int verbose;     /* 1: print the per-tensor table and the summary */
+    double zoneout;  /* the model's zoneout: the loss is then that of the training forward
+                      * with the analytic run's masks (a fresh model at the same call number) */
 };
 
 struct gradcheck_result {
