@@ -424,9 +424,12 @@ static void zoneout_part(void *arg, int t, int nt) {
             for (size_t c = 0; c < H; c++) out[c] = j->p * a[c] + j->q * b[c];
             continue;
         }
-        uint64_t first = (j->base + (uint64_t)j->ix[r]) * H;
+        uint64_t first = (j->base + (uint64_t)j->ix[r]) * H, q = UINT64_MAX;
+        uint32_t w[4];
         for (size_t c = 0; c < H; c++) {
-            int m = recur_philox_uniform(j->seed, j->stream, first + c) < j->p;
+            uint64_t i = first + c;
+            if (i >> 2 != q) recur_philox_words(j->seed, j->stream, q = i >> 2, w); /* one draw, four elements */
+            int m = recur_philox_word_uniform(w[i & 3]) < j->p;
             if (j->mode == RECUR_ZO_TRAIN) {
                 out[c] = m ? a[c] : b[c];
             } else {
