@@ -28,9 +28,10 @@ static inline float recur_philox_u(const ulong i, const uint seed_lo, const uint
                                    const uint stream_hi) {
     const ulong q = i >> 2;
     const uint4 w = recur_philox4x32((uint4)((uint)q, (uint)(q >> 32), stream_lo, stream_hi), seed_lo, seed_hi);
-    const uint k = (uint)(i & 3);
-    const uint word = k == 0 ? w.x : k == 1 ? w.y : k == 2 ? w.z : w.w;
-    return (float)(word >> 8) * (1.0f / 16777216.0f);
+    /* an array, as the dropout kernel does: Oclgrind drew wrong masks from a chain of
+     * selects over w's components (PoCL and rusticl did not) */
+    const uint words[4] = {w.x, w.y, w.z, w.w};
+    return (float)(words[i & 3] >> 8) * (1.0f / 16777216.0f);
 }
 
 /*
