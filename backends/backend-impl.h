@@ -149,6 +149,16 @@ struct recur_backend_i {
      * same mask, which is how backward works. */
     recur_status (*dropout)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                             float p, uint64_t seed, uint64_t stream);
+    /* Zoneout (Krueger et al. 2016) of `rows` rows of H states. m(r, j) is
+     * u(i) < p for the uniform u of element i = (base + idx[r]) * H + j of
+     * (seed, stream), as dropout draws it (idx: int32 on the device).
+     *   RECUR_ZO_TRAIN: out = m ? a : b         (a: s_{t-1}, b: the kernel's s_t)
+     *   RECUR_ZO_INFER: out = p * a + q * b     (q = 1 - p as the caller computed it; idx unused)
+     *   RECUR_ZO_BACK:  a = m ? b : 0, then out = m ? 0 : b   (b: dL/ds_t; out may be b)
+     * Rows are dense (ld H). */
+    recur_status (*zoneout)(struct recur_backend *be, int mode, struct recur_mem out, struct recur_mem a,
+                            struct recur_mem b, int rows, int H, struct recur_mem idx, uint64_t base, float p,
+                            float q, uint64_t seed, uint64_t stream);
 
     /* ---- training (core/net.c, core/optim.c) ---- */
 
@@ -297,6 +307,10 @@ recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, in
                               int ld_src, struct recur_mem idx, int rows, int width, int add);
 recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                               float p, uint64_t seed, uint64_t stream);
+enum { RECUR_ZO_TRAIN, RECUR_ZO_INFER, RECUR_ZO_BACK };
+recur_status recur_be_zoneout(struct recur_backend *be, int mode, struct recur_mem out, struct recur_mem a,
+                              struct recur_mem b, int rows, int H, struct recur_mem idx, uint64_t base, float p,
+                              uint64_t seed, uint64_t stream);
 recur_status recur_be_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                 int ld_src, struct recur_mem idx, int rows, int width);
 recur_status recur_be_xent(struct recur_backend *be, struct recur_mem z, int ld, struct recur_mem target, int rows, int K,

@@ -45,7 +45,7 @@ static const char *missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
     SLOT(fill); SLOT(scale); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
-    SLOT(scatter); SLOT(dropout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
+    SLOT(scatter); SLOT(dropout); SLOT(zoneout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
     SLOT(supports); SLOT(cell_run);
 #undef SLOT
     return NULL;
@@ -202,6 +202,13 @@ recur_status recur_be_scatter(struct recur_backend *be, struct recur_mem dst, in
 recur_status recur_be_dropout(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t count,
                               float p, uint64_t seed, uint64_t stream) {
     return count ? be->iface->dropout(be, dst, src, count, p, seed, stream) : RECUR_OK;
+}
+
+recur_status recur_be_zoneout(struct recur_backend *be, int mode, struct recur_mem out, struct recur_mem a,
+                              struct recur_mem b, int rows, int H, struct recur_mem idx, uint64_t base, float p,
+                              uint64_t seed, uint64_t stream) {
+    return rows > 0 && H > 0 ? be->iface->zoneout(be, mode, out, a, b, rows, H, idx, base, p, 1.0f - p, seed, stream)
+                             : RECUR_OK;
 }
 
 recur_status recur_be_index_add(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,

@@ -25,12 +25,20 @@ static inline void recur_philox4x32(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
     }
 }
 
+/* The four words of draw q (elements 4q .. 4q+3) of stream `stream`. */
+static inline void recur_philox_words(uint64_t seed, uint64_t stream, uint64_t q, uint32_t c[4]) {
+    c[0] = (uint32_t)q, c[1] = (uint32_t)(q >> 32), c[2] = (uint32_t)stream, c[3] = (uint32_t)(stream >> 32);
+    recur_philox4x32(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+/* The 24-bit uniform of one word. */
+static inline float recur_philox_word_uniform(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+
 /* The uniform in [0, 1) with 24 bits of element i of stream `stream`. */
 static inline float recur_philox_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
-    uint64_t q = i >> 2;
-    uint32_t c[4] = {(uint32_t)q, (uint32_t)(q >> 32), (uint32_t)stream, (uint32_t)(stream >> 32)};
-    recur_philox4x32(c, (uint32_t)seed, (uint32_t)(seed >> 32));
-    return (float)(c[i & 3] >> 8) * (1.0f / 16777216.0f);
+    uint32_t c[4];
+    recur_philox_words(seed, stream, i >> 2, c);
+    return recur_philox_word_uniform(c[i & 3]);
 }
 
 #endif

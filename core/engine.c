@@ -132,7 +132,8 @@ struct plan {
     size_t x, xw, hw, bx, yp, h0, cs, src, fin;    /* forward */
     size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev, dpar; /* backward */
     size_t ws;                                     /* workspace: the larger of the two */
-    size_t hs, save, srcs, rs;                     /* reserve */
+    size_t zt, zkeep;                              /* zoneout: raw states (inference), kept gradients */
+    size_t hs, save, srcs, zraw, rs;               /* reserve */
 };
 
 /* Regions for R packed rows of N sequences; direct_* say which caller
@@ -141,6 +142,7 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
                               int contiguous_prev, struct plan *p) {
     size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, I = (size_t)l->I, NN = (size_t)N;
     size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
+    int zo = l->zoneout > 0.0f;
     struct recur_plan f = recur_plan_start(l->ctx, "layer workspace");
     p->ints = recur_plan_take(&f, "index arrays", n_ints, 1, 1);
     p->x = direct_x ? NONE : recur_plan_take(&f, "x", R, I, 1);
@@ -153,6 +155,7 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->cs = S > 1 ? recur_plan_take(&f, "c", 2, NN, H) : NONE;
     p->src = extra ? recur_plan_take(&f, "src", NN, H, 1) : NONE;
     p->fin = recur_plan_take(&f, "finals", NN, H, 1);
+    p->zt = zo ? recur_plan_take(&f, "zoneout states", S, NN, H) : NONE;
 
     p->dyp = direct_y ? NONE : recur_plan_take(&b, "dy", R, H, 1);
     p->dxw = recur_plan_take(&b, "dxw", R, GH, 1);
@@ -163,12 +166,15 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->dxp = direct_x ? NONE : recur_plan_take(&b, "dx", R, I, 1);
     p->hprev = contiguous_prev ? NONE : recur_plan_take(&b, "previous states", R, H, 1);
     p->dpar = l->n_params ? recur_plan_take(&b, "parameter gradients", R, l->param_floats, 1) : NONE;
+    p->zkeep = zo ? recur_plan_take(&b, "zoneout gradients", S, NN, H) : NONE;
     p->ws = f.top > b.top ? f.top : b.top;
 
     struct recur_plan r = recur_plan_start(l->ctx, "layer reserve");
     p->hs = recur_plan_take(&r, "states", S, NN + R, H);
     p->save = recur_plan_take(&r, "saved", R, (size_t)l->n_save, H);
     p->srcs = extra ? recur_plan_take(&r, "srcs", extra, R, H) : NONE;
+    /* zoneout: the kernels' own states s~ (seq holds the zoned-out ones) */
+    p->zraw = zo ? recur_plan_take(&r, "raw states", S, R, H) : NONE;
     p->rs = r.top;
     TRY(f.st);
     TRY(b.st);
@@ -250,6 +256,12 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
     return RECUR_OK;
 }
 
+/* Zoneout masks: state k, step t of sequence n (its own index, its own step
+ * t of the sweep, whatever the packing) draws elements ((k*T + t)*N + n)*H + j. */
+static uint64_t zo_base(const struct pack *pk, int k, int t) {
+    return ((uint64_t)k * (uint64_t)pk->T + (uint64_t)t) * (uint64_t)pk->N;
+}
+
 /* Final states: dst[perm[k]] = src[idx[k]] for the N sorted rows, via fin. */
 static recur_status finals_out(recur_layer *l, const struct pack *pk, struct recur_mem ints, const struct plan *p,
                                struct recur_mem dst, struct recur_mem src, int which) {
@@ -324,6 +336,8 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         DO(initials_in(l, &pk, ints, first, init[k]));
     }
 
+    int zo = l->zoneout > 0.0f;
+    struct recur_mem perm = at(ints, ints_at(&pk, IX_PERM));
     struct recur_step step;
     memset(&step, 0, sizeof step);
     step.H = H;
@@ -351,7 +365,16 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         step.save = training && l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         struct recur_mem src = no_mem;
         if (l->n_stages > 1) src = training ? at(RS, p.srcs + row * H) : at(WS, p.src);
+        /* Zoneout: the kernels write s~ aside; the blend with s_{t-1} goes where they would have. */
+        struct recur_mem zdst[2] = {{0}, {0}};
+        for (int k = 0; zo && k < S; k++) {
+            zdst[k] = step.next[k];
+            step.next[k] = training ? at(RS, p.zraw + ((size_t)k * R + row) * H) : at(WS, p.zt + (size_t)k * NH);
+        }
         DO(forward_step(l, &step, hw, src));
+        for (int k = 0; zo && k < S; k++)
+            DO(recur_be_zoneout(be, training ? RECUR_ZO_TRAIN : RECUR_ZO_INFER, zdst[k], step.prev[k], step.next[k],
+                                step.n, H, perm, zo_base(&pk, k, t), l->zoneout, l->zo_seed, r->zo_stream));
     }
 
     /* Outputs: packed rows back to the caller's layout, then the finals. */
@@ -446,6 +469,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
 
     struct recur_mem seq[2];
     for (int k = 0; k < S; k++) seq[k] = at(RS, p.hs + (size_t)k * (N + R) * H);
+    int zo = l->zoneout > 0.0f;
+    struct recur_mem perm = at(ints, ints_at(&pk, IX_PERM)), zkeep = zo ? at(WS, p.zkeep) : no_mem;
     struct recur_step step;
     memset(&step, 0, sizeof step);
     step.H = H;
@@ -460,9 +485,13 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * H), (size_t)n * H));
         for (int k = 0; k < S; k++) {
             step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
-            step.next[k] = at(seq[k], (N + row) * H);
+            step.next[k] = zo ? at(RS, p.zraw + ((size_t)k * R + row) * H) : at(seq[k], (N + row) * H);
             step.dnext[k] = at(carry, (size_t)k * NH);
             step.dprev[k] = at(other, (size_t)k * NH);
+            /* Zoneout: the kernel gets (1 - m) carry; m carry goes to s_{t-1} below. */
+            if (zo)
+                DO(recur_be_zoneout(be, RECUR_ZO_BACK, step.dnext[k], at(zkeep, (size_t)k * NH), step.dnext[k], n,
+                                    H, perm, zo_base(&pk, k, t), l->zoneout, l->zo_seed, r->zo_stream));
         }
         step.save = l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         step.dxw = at(dxw, row * GH);
@@ -483,6 +512,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0] */
         int g1 = d->stages[0].gate_end;
         if (g1 > 0) DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
+        for (int k = 0; zo && k < S; k++)
+            DO(recur_be_add(be, at(other, (size_t)k * NH), at(zkeep, (size_t)k * NH), (size_t)n * H));
         struct recur_mem swap = carry;
         carry = other;
         other = swap;

@@ -29,6 +29,7 @@ struct recur_run {
     struct recur_seqview dy, dx;
     int dx_add;         /* add dx into the view instead of writing it */
     struct recur_mem dhT, dcT, dh0, dc0;
+    uint64_t zo_stream; /* the zoneout masks' Philox stream (layer->zoneout > 0) */
 };
 
 /* Keep a copy of lengths (NULL: all T) in *keep; 0 on success. */

@@ -62,6 +62,10 @@ struct recur_layer {
     struct recur_arena io;               /* the public calls' host arrays on a non-host device */
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
+    /* zoneout probability of the states (a model's setting; 0 for a layer of
+     * its own) and the key of its masks; the stream comes with each run */
+    float zoneout;
+    uint64_t zo_seed;
 };
 
 /* Note that the weights changed (every writer of l->w calls it). */

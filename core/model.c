@@ -55,6 +55,8 @@ recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, re
               "direction %d: expected RECUR_DIR_FORWARD, _REVERSE, _BIDI_CONCAT or _BIDI_SUM", (int)desc->direction);
     RETURN_IF(!(desc->dropout >= 0.0f && desc->dropout < 1.0f), ctx, RECUR_ERR_ARG,
               "dropout %g: must be in [0, 1)", (double)desc->dropout);
+    RETURN_IF(!(desc->zoneout >= 0.0f && desc->zoneout < 1.0f), ctx, RECUR_ERR_ARG,
+              "zoneout %g: must be in [0, 1)", (double)desc->zoneout);
     recur_model *m = calloc(1, sizeof *m);
     RETURN_IF(!m, ctx, RECUR_ERR_NO_MEMORY, "recur_model_create: out of memory");
     m->ctx = ctx;
@@ -73,6 +75,8 @@ recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, re
             recur_layer *y = m->layers[l * m->D + d];
             recur_layer_unlink(y);
             y->owned = 1;
+            y->zoneout = desc->zoneout;
+            y->zo_seed = desc->seed;
         }
     m->desc = *desc;
     const struct recur_cell_desc *cd = m->layers[0]->cell->desc;

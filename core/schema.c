@@ -143,6 +143,9 @@ recur_status recur_schema_get_model(const struct recur_meta_in *in, recur_model_
     const char *p = recur_meta_get(in, "dropout");
     if (p && (!recur_parse_f32(p, &d->dropout) || !(d->dropout >= 0.0f && d->dropout < 1.0f)))
         return bad(in, "dropout", p, "a number in [0, 1)");
+    const char *z = recur_meta_get(in, "zoneout");
+    if (z && (!recur_parse_f32(z, &d->zoneout) || !(d->zoneout >= 0.0f && d->zoneout < 1.0f)))
+        return bad(in, "zoneout", z, "a number in [0, 1)");
     const char *s = recur_meta_get(in, "seed");
     if (s && !recur_parse_u64(s, UINT64_MAX, &d->seed)) return bad(in, "seed", s, "an integer in 0..2^64-1");
     return RECUR_OK;
@@ -181,5 +184,6 @@ recur_status recur_schema_put_model(struct recur_sf_meta *m, const char *prefix,
     TRY(recur_meta_put_uint(m, prefix, "num_layers", (uint64_t)d->num_layers));
     TRY(recur_meta_put(m, prefix, "direction", recur_direction_name(d->direction)));
     TRY(recur_meta_put_f32(m, prefix, "dropout", d->dropout));
+    if (d->zoneout != 0.0f) TRY(recur_meta_put_f32(m, prefix, "zoneout", d->zoneout));
     return recur_meta_put_uint(m, prefix, "seed", d->seed);
 }

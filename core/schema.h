@@ -15,6 +15,7 @@
  *   num_layers     "2"       required: decimal, 1..RECUR_MAX_LAYERS
  *   direction      "bidi_concat"  required: any spelling recur_direction_parse takes
  *   dropout        "0.25"    optional (0): a decimal in [0, 1)
+ *   zoneout        "0.1"     optional (0): a decimal in [0, 1); written only when not 0
  *   seed           "42"      optional (0): decimal u64
  *
  * Directions are written as recur_direction_name's words with '_' for '-'

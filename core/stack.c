@@ -107,6 +107,12 @@ static recur_status dropout(recur_model *m, uint64_t call, int layer, struct rec
     return recur_be_dropout(&m->ctx->be, dst, src, count, m->desc.dropout, m->desc.seed, stream);
 }
 
+/* The zoneout masks' stream of layer `layer`, direction d, training call
+ * `call`: the top bit set, so never one of dropout's. */
+static uint64_t zo_stream(uint64_t call, int layer, int d) {
+    return (uint64_t)1 << 63 | ((call * RECUR_MAX_LAYERS + (uint64_t)layer) * 2 + (uint64_t)d);
+}
+
 static struct recur_mem state_at(struct recur_mem m, size_t off) {
     struct recur_mem none = {0};
     return m.buf ? recur_mem_at(m, off) : none;
@@ -155,6 +161,7 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
             r.c0 = state_at(io->c0, sd);
             r.hT = state_at(io->hT, sd);
             r.cT = S > 1 ? state_at(io->cT, sd) : none;
+            r.zo_stream = zo_stream(m->calls, l, d);
             TRY(recur_engine_forward(m->layers[l * D + d], mode, &r));
         }
     }
@@ -219,6 +226,7 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
             r.dcT = S > 1 ? state_at(g->dcT, sd) : none;
             r.dh0 = state_at(g->dh0, sd);
             r.dc0 = S > 1 ? state_at(g->dc0, sd) : none;
+            r.zo_stream = zo_stream(m->trained_call, l, d);
             TRY(recur_engine_backward(m->layers[l * D + d], &r, mode));
         }
         if (l > 0) {

@@ -23,6 +23,17 @@ static inline uint4 recur_philox4x32(uint4 c, uint k0, uint k1) {
     return c;
 }
 
+/* The 24-bit uniform of element i of (seed, stream): recur_philox_uniform. */
+static inline float recur_philox_u(const ulong i, const uint seed_lo, const uint seed_hi, const uint stream_lo,
+                                   const uint stream_hi) {
+    const ulong q = i >> 2;
+    const uint4 w = recur_philox4x32((uint4)((uint)q, (uint)(q >> 32), stream_lo, stream_hi), seed_lo, seed_hi);
+    /* an array, as the dropout kernel does: Oclgrind drew wrong masks from a chain of
+     * selects over w's components (PoCL and rusticl did not) */
+    const uint words[4] = {w.x, w.y, w.z, w.w};
+    return (float)(words[i & 3] >> 8) * (1.0f / 16777216.0f);
+}
+
 /*
  * Inverted dropout of elements [first, first + count) of a call:
  * dst[i] = u(i) >= p ? src[i] * scale : 0, u(i) the 24-bit uniform of

@@ -94,3 +94,33 @@ __kernel void recur_scatter(__global float *dst_b, const ulong dst_o, const int 
     const float v = src_b[src_o + (size_t)r * (size_t)ld_src + (size_t)j];
     *d = add ? *d + v : v;
 }
+
+/*
+ * Zoneout of rows x H states (backend-impl.h, the zoneout slot): m(r, j) is
+ * u(i) < p, u the 24-bit Philox uniform of element i = (base + idx[r])*H + j.
+ * mode 0 (train): out = m ? a : b; 1 (inference): out = p*a + q*b;
+ * 2 (backward): a = m ? b : 0, out = m ? 0 : b (out may be b).
+ * NDRange (H, rows).
+ */
+__kernel void recur_zoneout(__global float *out_b, const ulong out_o, __global float *a_b, const ulong a_o,
+                            __global const float *b_b, const ulong b_o, __global const int *idx_b, const ulong idx_o,
+                            const int rows, const int H, const ulong base, const float p, const float q,
+                            const uint seed_lo, const uint seed_hi, const uint stream_lo, const uint stream_hi,
+                            const int mode) {
+    const int j = (int)get_global_id(0), r = (int)get_global_id(1);
+    if (j >= H || r >= rows) return;
+    const size_t e = (size_t)r * (size_t)H + (size_t)j;
+    const float b = b_b[b_o + e];
+    if (mode == 1) {
+        out_b[out_o + e] = p * a_b[a_o + e] + q * b;
+        return;
+    }
+    const ulong i = (base + (ulong)idx_b[idx_o + (size_t)r]) * (ulong)H + (ulong)j;
+    const int m = recur_philox_u(i, seed_lo, seed_hi, stream_lo, stream_hi) < p;
+    if (mode == 0) {
+        out_b[out_o + e] = m ? a_b[a_o + e] : b;
+    } else {
+        a_b[a_o + e] = m ? b : 0.0f;
+        out_b[out_o + e] = m ? 0.0f : b;
+    }
+}

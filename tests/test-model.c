@@ -1,7 +1,8 @@
 /*
  * test-model.c: models (stacks, directions, variable lengths, batch-first,
  * dropout) against the double-precision reference composed one sequence at
- * a time (tests/ref/ref-model.c), on the CPU backend (and OpenCL, when a
+ * a time (tests/ref/ref-model.c), and zoneout against the recurrence
+ * stepped with its masks, on the CPU backend (and OpenCL, when a
  * device exists: RECUR_TEST_DEVICE).
  */
 #include <criterion/criterion.h>
@@ -571,4 +572,142 @@ Test(model, device_buffers_match_host_pointers) {
     recur_ctx_free(other); /* frees foreign */
     for (int k = 0; k < 2; k++) free(grads[k]);
     recur_ctx_free(ctx); /* frees the other buffers and the model */
+}
+
+/* ---- zoneout ---- */
+
+/* Two models of one shape and weights: zoneout p and none. */
+static void zoneout_pair(recur_ctx *ctx, const char *cell, int I, int H, float p, uint64_t seed, recur_model **zm,
+                         recur_model **plain) {
+    recur_model_desc d = {.cell = cell, .input_size = I, .hidden_size = H, .num_layers = 1,
+                          .direction = RECUR_DIR_FORWARD, .seed = seed, .zoneout = p};
+    cr_assert_eq(recur_model_create(ctx, &d, zm), RECUR_OK, "%s", recur_ctx_error(ctx));
+    d.zoneout = 0;
+    cr_assert_eq(recur_model_create(ctx, &d, plain), RECUR_OK, "%s", recur_ctx_error(ctx));
+    size_t n = recur_model_param_count(*zm);
+    for (size_t i = 0; i < n; i++) {
+        recur_param_info info;
+        cr_assert_eq(recur_model_param_info(*zm, i, &info), RECUR_OK);
+        float *v = test_floats(info.count);
+        for (size_t j = 0; j < info.count; j++) v[j] = 0.5f * (float)sin((double)(i * 17 + j) * 0.7);
+        cr_assert_eq(recur_model_param_set(*zm, info.name, v, info.count), RECUR_OK);
+        cr_assert_eq(recur_model_param_set(*plain, info.name, v, info.count), RECUR_OK);
+        free(v);
+    }
+}
+
+/* The zoneout mask of layer 0, direction 0, training call 0: state k of
+ * sequence n at its own step t (the engine's draw, recomputed here). */
+static int zo_mask(uint64_t seed, float p, int k, int t, int n, int j, int T, int N, int H) {
+    uint64_t stream = (uint64_t)1 << 63, i = ((((uint64_t)k * T + t) * N + n) * H + j);
+    return recur_philox_uniform(seed, stream, i) < p;
+}
+
+/* A training forward with zoneout equals the recurrence stepped one step at
+ * a time by the model without it, each state blended with the masks drawn
+ * here: s_t = m ? s_{t-1} : s~_t, per sequence at its own step (variable
+ * lengths, so the engine's packing must not change the draw). LSTM: both
+ * states; the outputs and the final states are the zoned-out ones. */
+static void check_zoneout_forward(const char *cell, int two) {
+    recur_ctx *ctx = open_ctx();
+    const int T = 5, N = 4, I = 3, H = 6;
+    const int lengths[4] = {3, 5, 1, 4};
+    const float p = 0.35f;
+    const uint64_t seed = 77;
+    recur_model *zm, *plain;
+    zoneout_pair(ctx, cell, I, H, p, seed, &zm, &plain);
+    size_t NH = (size_t)N * H;
+    float *x = test_floats((size_t)T * N * I), *y = test_floats((size_t)T * N * H);
+    float *h0 = test_floats(NH), *c0 = test_floats(NH), *hT = test_floats(NH), *cT = test_floats(NH);
+    test_rng rng = {31};
+    for (size_t i = 0; i < (size_t)T * N * I; i++) x[i] = (float)test_uniform(&rng, -1, 1);
+    for (size_t i = 0; i < NH; i++) h0[i] = (float)test_uniform(&rng, -1, 1), c0[i] = (float)test_uniform(&rng, -1, 1);
+    recur_model_io io = {.T = T, .N = N, .lengths = lengths, .x = x, .h0 = h0, .c0 = two ? c0 : NULL, .y = y,
+                         .hT = hT, .cT = two ? cT : NULL};
+    cr_assert_eq(recur_model_forward(zm, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+
+    /* The same by steps: s[k] the zoned-out states of every sequence. */
+    float *s[2] = {test_floats(NH), test_floats(NH)}, *raw[2] = {test_floats(NH), test_floats(NH)};
+    memcpy(s[0], h0, NH * sizeof(float));
+    memcpy(s[1], c0, NH * sizeof(float));
+    float *yt = test_floats(NH);
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        recur_model_io st = {.T = 1, .N = N, .x = x + (size_t)t * N * I, .h0 = s[0], .c0 = two ? s[1] : NULL,
+                             .y = yt, .hT = raw[0], .cT = two ? raw[1] : NULL};
+        cr_assert_eq(recur_model_forward(plain, RECUR_MODE_INFERENCE, &st), RECUR_OK, "%s", recur_ctx_error(ctx));
+        for (int n = 0; n < N; n++) {
+            if (t >= lengths[n]) continue;
+            for (int k = 0; k < 1 + two; k++)
+                for (int j = 0; j < H; j++) {
+                    size_t e = (size_t)n * H + j;
+                    s[k][e] = zo_mask(seed, p, k, t, n, j, T, N, H) ? s[k][e] : raw[k][e];
+                }
+            for (int j = 0; j < H; j++)
+                worst = fmax(worst, fabs((double)y[((size_t)t * N + n) * H + j] - s[0][(size_t)n * H + j]));
+        }
+    }
+    for (size_t e = 0; e < NH; e++) {
+        worst = fmax(worst, fabs((double)hT[e] - s[0][e]));
+        if (two) worst = fmax(worst, fabs((double)cT[e] - s[1][e]));
+    }
+    cr_assert(worst < 1e-5, "%s: zoneout training forward differs from the stepped one by %g", cell, worst);
+    recur_model_free(zm);
+    recur_model_free(plain);
+    recur_ctx_free(ctx);
+    free(x), free(y), free(h0), free(c0), free(hT), free(cT), free(s[0]), free(s[1]), free(raw[0]), free(raw[1]);
+    free(yt);
+}
+
+Test(model, zoneout_training_forward_is_the_masked_recurrence) {
+    check_zoneout_forward("lstm", 1);
+    check_zoneout_forward("gru", 0);
+}
+
+/* Inference: s_1 = p s_0 + (1 - p) s~_1, on one step from known states. */
+Test(model, zoneout_inference_is_the_expectation) {
+    recur_ctx *ctx = open_ctx();
+    const int N = 3, I = 2, H = 5;
+    const float p = 0.25f;
+    recur_model *zm, *plain;
+    zoneout_pair(ctx, "lstm", I, H, p, 5, &zm, &plain);
+    size_t NH = (size_t)N * H;
+    float x[6] = {0.3f, -0.7f, 1.1f, 0.2f, -0.4f, 0.9f};
+    float *h0 = test_floats(NH), *c0 = test_floats(NH);
+    for (size_t i = 0; i < NH; i++) h0[i] = 0.1f * (float)i - 0.6f, c0[i] = 0.8f - 0.07f * (float)i;
+    float *y[2] = {test_floats(NH), test_floats(NH)}, *cT[2] = {test_floats(NH), test_floats(NH)};
+    recur_model *ms[2] = {zm, plain};
+    for (int i = 0; i < 2; i++) {
+        recur_model_io io = {.T = 1, .N = N, .x = x, .h0 = h0, .c0 = c0, .y = y[i], .cT = cT[i]};
+        cr_assert_eq(recur_model_forward(ms[i], RECUR_MODE_INFERENCE, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    }
+    for (size_t e = 0; e < NH; e++) {
+        double want_h = (double)p * h0[e] + (1.0 - p) * y[1][e], want_c = (double)p * c0[e] + (1.0 - p) * cT[1][e];
+        cr_assert(fabs(y[0][e] - want_h) < 1e-6, "h[%zu] = %.9g, expected %.9g", e, (double)y[0][e], want_h);
+        cr_assert(fabs(cT[0][e] - want_c) < 1e-6, "c[%zu] = %.9g, expected %.9g", e, (double)cT[0][e], want_c);
+    }
+    recur_model_free(zm);
+    recur_model_free(plain);
+    recur_ctx_free(ctx);
+    free(h0), free(c0), free(y[0]), free(y[1]), free(cT[0]), free(cT[1]);
+}
+
+Test(model, zoneout_outside_0_1_is_refused) {
+    recur_ctx *ctx = open_ctx();
+    const float bad[] = {1.0f, -0.1f, NAN, 2.5f};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        recur_model_desc d = {.cell = "gru", .input_size = 2, .hidden_size = 3, .num_layers = 1, .zoneout = bad[i]};
+        recur_model *m = (recur_model *)&d;
+        cr_assert_eq(recur_model_create(ctx, &d, &m), RECUR_ERR_ARG, "zoneout %g", (double)bad[i]);
+        cr_assert_null(m);
+        cr_assert(strstr(recur_ctx_error(ctx), "zoneout"), "%s", recur_ctx_error(ctx));
+    }
+    recur_model_desc d = {.cell = "gru", .input_size = 2, .hidden_size = 3, .num_layers = 1, .zoneout = 0.5f};
+    recur_model *m;
+    cr_assert_eq(recur_model_create(ctx, &d, &m), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_model_desc got;
+    cr_assert_eq(recur_model_desc_get(m, &got), RECUR_OK);
+    cr_assert(got.zoneout == 0.5f);
+    recur_model_free(m);
+    recur_ctx_free(ctx);
 }

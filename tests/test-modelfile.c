@@ -205,6 +205,8 @@ static void expect_same_desc(const recur_model *a, const recur_model *b, const c
     cr_assert(memcmp(&x.dropout, &y.dropout, sizeof x.dropout) == 0, "%s: dropout %.9g vs %.9g", what,
               (double)x.dropout, (double)y.dropout);
     cr_assert_eq(x.seed, y.seed, "%s: seed", what);
+    cr_assert(memcmp(&x.zoneout, &y.zoneout, sizeof x.zoneout) == 0, "%s: zoneout %.9g vs %.9g", what,
+              (double)x.zoneout, (double)y.zoneout);
 }
 
 /* ---- editing a file's header ---- */
@@ -429,6 +431,34 @@ Test(roundtrip, every_cell_direction_and_depth) {
     cr_assert_eq(n, 60);
     /* nothing but the two files was left in the directory */
     cr_assert_eq(count_others(tmpdir, "a.safetensors", NULL, 0), 1);
+    recur_ctx_free(ctx);
+    drop_tmpdir();
+}
+
+/* Zoneout is saved and loaded; a model without it writes no key (files as before). */
+Test(roundtrip, zoneout) {
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK);
+    make_tmpdir();
+    const float ps[] = {0.3f, 0.0f};
+    for (int i = 0; i < 2; i++) {
+        recur_model_desc d = {.cell = "gru", .input_size = 3, .hidden_size = 4, .num_layers = 2,
+                              .direction = RECUR_DIR_FORWARD, .seed = 9, .zoneout = ps[i]};
+        recur_model *a, *b;
+        cr_assert_eq(recur_model_create(ctx, &d, &a), RECUR_OK, "%s", recur_ctx_error(ctx));
+        const char *p = tmp_path("z.safetensors");
+        cr_assert_eq(recur_model_save(a, p), RECUR_OK, "%s", recur_ctx_error(ctx));
+        cr_assert_eq(recur_model_load(ctx, p, 0, &b), RECUR_OK, "%s", recur_ctx_error(ctx));
+        expect_same_desc(a, b, ps[i] > 0 ? "zoneout 0.3" : "zoneout 0");
+        size_t n;
+        uint8_t *bytes = read_bytes(p, &n);
+        char *z = memmem(bytes, n, "\"zoneout\":\"0.3\"", 15);
+        cr_assert(ps[i] > 0 ? z != NULL : memmem(bytes, n, "zoneout", 7) == NULL, "zoneout %g in the header: %s",
+                  (double)ps[i], z ? "yes" : "no");
+        free(bytes);
+        recur_model_free(a);
+        recur_model_free(b);
+    }
     recur_ctx_free(ctx);
     drop_tmpdir();
 }
@@ -992,6 +1022,8 @@ Test(bad, metadata_malformed) {
         {"\"dropout\":\"0\"", "\"dropout\":\"1.5\"", "dropout '1.5'", RECUR_ERR_FILE_METADATA},
         {"\"dropout\":\"0\"", "\"dropout\":\"nan\"", "dropout 'nan'", RECUR_ERR_FILE_METADATA},
         {"\"dropout\":\"0\"", "\"dropout\":\"-0.1\"", "dropout '-0.1'", RECUR_ERR_FILE_METADATA},
+        {"\"dropout\":\"0\"", "\"dropout\":\"0\",\"zoneout\":\"1\"", "zoneout '1'", RECUR_ERR_FILE_METADATA},
+        {"\"dropout\":\"0\"", "\"dropout\":\"0\",\"zoneout\":\"x\"", "zoneout 'x'", RECUR_ERR_FILE_METADATA},
         {"\"seed\":\"7\"", "\"seed\":\"-1\"", "seed '-1'", RECUR_ERR_FILE_METADATA},
         {"\"seed\":\"7\"", "\"seed\":\"18446744073709551616\"", "seed '18446744073709551616'",
          RECUR_ERR_FILE_METADATA},

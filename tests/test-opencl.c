@@ -777,7 +777,7 @@ Test(device, gemm_against_double_loop) {
 /* ------------------------------------------------------------------------ */
 /* shared kernels                                                           */
 
-/* transpose, gather, scatter, dropout */
+/* transpose, gather, scatter, dropout, zoneout */
 static void rows_kernels_check(recur_ctx *ctx) {
     /* transpose 70 x 45 (ld 50) into ld 75, both at offsets */
     enum { TR = 70, TC = 45, TLS = 50, TLD = 75, TO = 3 };
@@ -883,6 +883,50 @@ static void rows_kernels_check(recur_ctx *ctx) {
     recur_be_free(BE(ctx), &dout);
     free(in);
     free(out);
+
+    /* zoneout: rows of sequences idx[r], the CPU's Philox mask, the same bits in each mode */
+    enum { ZR = 70, ZH = 37, ZSEQ = 90 };
+    const uint64_t zbase = 3 * ZSEQ, zstream = (uint64_t)1 << 63 | 5;
+    const float zp = 0.3f, zq = 1.0f - zp;
+    int32_t zidx[ZR];
+    for (int r = 0; r < ZR; r++) zidx[r] = (r * 37 + 11) % ZSEQ;
+    size_t zn = (size_t)ZR * ZH;
+    float *za = floats(zn), *zb = floats(zn), *zo = floats(zn), *zk = floats(zn);
+    for (size_t i = 0; i < zn; i++) za[i] = frand(), zb[i] = frand();
+    struct recur_mem dza = dev_alloc(ctx, zn), dzb = dev_alloc(ctx, zn), dzo = dev_alloc(ctx, zn), dzi;
+    OK(ctx, recur_be_alloc(BE(ctx), sizeof zidx, &dzi));
+    OK(ctx, recur_be_write(BE(ctx), dzi, zidx, sizeof zidx));
+    size_t zkept = 0;
+    for (int mode = RECUR_ZO_TRAIN; mode <= RECUR_ZO_BACK; mode++) {
+        put_floats(ctx, dza, za, zn);
+        put_floats(ctx, dzb, zb, zn);
+        /* backward: in place on b, as the engine calls it */
+        struct recur_mem to = mode == RECUR_ZO_BACK ? dzb : dzo;
+        OK(ctx, recur_be_zoneout(BE(ctx), mode, to, dza, dzb, ZR, ZH, dzi, zbase, zp, 0x5eedull, zstream));
+        get_floats(ctx, zo, to, zn);
+        get_floats(ctx, zk, dza, zn);
+        for (int r = 0; r < ZR; r++)
+            for (int j = 0; j < ZH; j++) {
+                size_t e = (size_t)r * ZH + j;
+                uint64_t i = (zbase + (uint64_t)zidx[r]) * ZH + (uint64_t)j;
+                int m = recur_philox_uniform(0x5eedull, zstream, i) < zp;
+                float want = mode == RECUR_ZO_TRAIN ? (m ? za[e] : zb[e])
+                             : mode == RECUR_ZO_INFER ? zp * za[e] + zq * zb[e]
+                                                      : (m ? 0.0f : zb[e]);
+                float want_a = mode == RECUR_ZO_BACK ? (m ? zb[e] : 0.0f) : za[e];
+                zkept += mode == RECUR_ZO_TRAIN && m;
+                cr_assert(memcmp(&zo[e], &want, sizeof want) == 0, "zoneout mode %d: [%d][%d] = %.9g, expected %.9g",
+                          mode, r, j, zo[e], want);
+                cr_assert(memcmp(&zk[e], &want_a, sizeof want) == 0, "zoneout mode %d: a[%d][%d] = %.9g, expected %.9g",
+                          mode, r, j, zk[e], want_a);
+            }
+    }
+    cr_assert(fabs((double)zkept / zn - zp) < 0.05, "zoneout p %g kept %zu of %zu", (double)zp, zkept, zn);
+    recur_be_free(BE(ctx), &dza);
+    recur_be_free(BE(ctx), &dzb);
+    recur_be_free(BE(ctx), &dzo);
+    recur_be_free(BE(ctx), &dzi);
+    free(za), free(zb), free(zo), free(zk);
 }
 
 static void shared_kernels_check(recur_ctx *ctx) {

@@ -92,11 +92,34 @@ typedef struct gc {
     float *x, *h0, *c0, *y, *hT, *cT; /* io's arrays, writable */
     float *dy, *dhT, *dcT;
     size_t nx, ny, ns; /* floats in x, in y, in one state ([L*D, N, H]) */
+    const recur_model_desc *md;
+    size_t np;
+    float *wbuf; /* room for the largest parameter tensor */
 } gc;
 
-/* L at the current weights and inputs, by an inference forward. */
+/* Zoneout: training call number 1 of a model with g->model's weights, so
+ * that the masks are those of the analytic gradients' forward (the second
+ * training forward of g->model, after the warm-up); a training forward with
+ * fixed masks is a smooth function of the weights and inputs. */
+static recur_status zoneout_forward(gc *g, recur_ctx *ctx, const recur_model_io *io) {
+    recur_model *m = NULL;
+    recur_status st = recur_model_create(ctx, g->md, &m);
+    for (size_t k = 0; st == RECUR_OK && k < g->np; k++) {
+        recur_param_info pi;
+        st = recur_model_param_info(g->model, k, &pi);
+        if (st == RECUR_OK) st = recur_model_param_get(g->model, pi.name, g->wbuf, pi.count);
+        if (st == RECUR_OK) st = recur_model_param_set(m, pi.name, g->wbuf, pi.count);
+    }
+    for (int call = 0; st == RECUR_OK && call < 2; call++) st = recur_model_forward(m, RECUR_MODE_TRAINING, io);
+    recur_model_free(m);
+    return st;
+}
+
+/* L at the current weights and inputs, by an inference forward (with
+ * zoneout, the training forward of the analytic gradients). */
 static recur_status loss_at(gc *g, double *out) {
-    recur_status st = recur_model_forward(g->model, RECUR_MODE_INFERENCE, &g->io);
+    recur_status st = g->md->zoneout > 0 ? zoneout_forward(g, g->ctx, &g->io)
+                                         : recur_model_forward(g->model, RECUR_MODE_INFERENCE, &g->io);
     if (st != RECUR_OK) return st;
     double s = 0;
     for (size_t i = 0; i < g->ny; i++) s += (double)g->y[i] * g->dy[i];
@@ -256,7 +279,9 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     recur_model_grad_io rgio = *gio;
     rgio.dx = dx, rgio.dh0 = dh0, rgio.dc0 = dc0;
     call = "recur_model_forward / recur_model_backward on cpu:scalar";
-    if (recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK ||
+    /* The checked run is g->model's second training forward: the same call number (its zoneout masks). */
+    if ((md->zoneout > 0 && recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK) ||
+        recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK ||
         recur_model_backward(rm, &io, &rgio, RECUR_GRAD_OVERWRITE) != RECUR_OK)
         goto fail;
 #define CMP(nm, a, b, n)                                                                                 \
@@ -299,7 +324,7 @@ static void usage(FILE *f) {
             "usage: recur gradcheck --cell NAME [--variant V] [--layers L]\n"
             "                       [--direction forward|reverse|bidi_concat|bidi_sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
-            "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X]\n\n"
+            "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X] [--zoneout P]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
             "central finite differences, on the device RECUR_DEVICE selects. With seeded random\n"
             "weights (uniform +-1/sqrt(H)), inputs x, h0 (and c0) and cotangents dy, dhT (and dcT),\n"
@@ -326,6 +351,8 @@ static void usage(FILE *f) {
             "  --lengths          sequences of a fixed, unsorted set of lengths in 1..T\n"
             "                     (default: every sequence T steps)\n"
             "  --seed S           seed of the weights, data and directions (default 1)\n"
+            "  --zoneout P        the model's zoneout in [0, 1) (default 0); the finite differences\n"
+            "                     are then of the training forward, with the masks of the checked one\n"
             "  --tol X            the largest relative error that passes (default 1e-2)\n"
             "  --eps E[,E...]     up to 6 step lengths in (0, 1) instead of the default\n"
             "                     1e-1,5e-2,1e-2,2e-3,4e-4,1e-4\n"
@@ -368,6 +395,17 @@ static int parse_eps_list(const char *s, double *eps, int *n) {
     return 0;
 }
 
+/* --zoneout P: in [0, 1). */
+static int parse_zoneout(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= 0 && v < 1))
+        return tool_usage_error(CMD, "--zoneout '%s': expected a number in [0, 1)", s);
+    *out = v;
+    return 0;
+}
+
 /* The fixed, unsorted lengths of --lengths: fractions of T - 1 past 1. */
 static void fixed_lengths(int *len, int N, int T) {
     static const double frac[] = {1.0, 0.25, 0.6, 0.0, 0.85, 0.4, 1.0, 0.1};
@@ -382,7 +420,7 @@ int cmd_gradcheck(int argc, char **argv) {
     long L = 1, I = 4, H = 6, T = 5, N = 3;
     int bidirectional = 0, use_lengths = 0;
     uint64_t seed = 1;
-    double tol = 1e-2, ref_tol = 1e-3, user_eps[6];
+    double tol = 1e-2, ref_tol = 1e-3, user_eps[6], zoneout = 0;
     int n_user_eps = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -399,7 +437,8 @@ int cmd_gradcheck(int argc, char **argv) {
             continue;
         }
         static const char *valued[] = {"--cell", "--variant", "--layers", "--direction", "--input", "--hidden",
-                                       "--steps", "--batch", "--seed", "--tol", "--eps", "--ref-tol"};
+                                       "--steps", "--batch", "--seed", "--tol", "--eps", "--ref-tol",
+                                       "--zoneout"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
         if (!known) return tool_usage_error(CMD, "unknown option '%s' (see 'recur gradcheck --help')", a);
@@ -417,6 +456,7 @@ int cmd_gradcheck(int argc, char **argv) {
         else if (!strcmp(a, "--tol")) rc = parse_real(a, v, 0, 1e30, &tol);
         else if (!strcmp(a, "--ref-tol")) rc = parse_real(a, v, 0, 1e30, &ref_tol);
         else if (!strcmp(a, "--eps")) rc = parse_eps_list(v, user_eps, &n_user_eps);
+        else if (!strcmp(a, "--zoneout")) rc = parse_zoneout(v, &zoneout);
         else { /* --seed */
             char *end;
             errno = 0;
@@ -475,7 +515,8 @@ int cmd_gradcheck(int argc, char **argv) {
     if (!ctx) return 1;
     struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
                                .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol, .ref_tol = ref_tol,
-                               .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1};
+                               .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1,
+                               .zoneout = zoneout};
     struct gradcheck_result res;
     int rc = gradcheck_run(ctx, &o, &res);
     recur_ctx_free(ctx);
@@ -504,7 +545,9 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     float *pw = NULL, *pg = NULL, *dx = NULL, *dh0 = NULL, *dc0 = NULL;
     const char *failed_call = NULL;
     recur_model_desc md = {.cell = cell, .variant = variant, .input_size = (int)I, .hidden_size = (int)H,
-                           .num_layers = (int)L, .direction = dir, .dropout = 0, .seed = seed};
+                           .num_layers = (int)L, .direction = dir, .dropout = 0, .seed = seed,
+                           .zoneout = (float)o->zoneout};
+    g.md = &md;
     if (recur_model_create(ctx, &md, &g.model) != RECUR_OK) {
         failed_call = "recur_model_create";
         goto lib_fail;
@@ -548,7 +591,9 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     }
     pw = malloc(maxp * sizeof *pw);
     pg = malloc(maxp * sizeof *pg);
-    if (!pw || !pg) {
+    g.wbuf = malloc(maxp * sizeof *g.wbuf);
+    g.np = np;
+    if (!pw || !pg || !g.wbuf) {
         fprintf(stderr, "recur %s: out of host memory\n", CMD);
         goto out;
     }
@@ -703,7 +748,7 @@ lib_fail:
 out:
     free(g.x), free(g.y), free(g.dy), free(g.h0), free(g.hT), free(g.dhT);
     free(g.c0), free(g.cT), free(g.dcT);
-    free(dx), free(dh0), free(dc0), free(lengths), free(pw), free(pg);
+    free(dx), free(dh0), free(dc0), free(lengths), free(pw), free(pg), free(g.wbuf);
     recur_model_free(g.model);
     return rc;
 }

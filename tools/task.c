@@ -42,6 +42,7 @@ const struct setting run_settings[] = {
     S("recur.embed", "--embed", OPT_INT, embed, 1, 8192, 0, 0),
     S("recur.direction", "--direction", OPT_DIRECTION, dir, 0, 0, 0, 0),
     S("recur.dropout", "--dropout", OPT_DOUBLE, dropout, 0, 1, 0, 0, .flags = OPT_HI_OPEN),
+    S("recur.zoneout", "--zoneout", OPT_DOUBLE, zoneout, 0, 1, 0, 0, .flags = OPT_HI_OPEN),
     S("recur.batch", "--batch", OPT_INT, batch, 1, 65536, 0, 0),
     S("recur.bptt", "--bptt", OPT_INT, bptt, 1, 100000, LM, 0),
     S("recur.optim", "--optim", OPT_CHOICE, optim, 0, 0, 0, 0, .choices = optim_names),
@@ -246,7 +247,8 @@ static recur_net_desc net_desc(const struct model *m, int which) {
     recur_net_desc d = {
         .model = {.cell = r->cell, .variant = r->variant[0] ? r->variant : NULL, .input_size = r->embed,
                   .hidden_size = r->hidden, .num_layers = r->layers, .direction = (recur_direction)r->dir,
-                  .dropout = (float)r->dropout, .seed = run_seed(r, SEED_INIT0 + which)},
+                  .dropout = (float)r->dropout, .seed = run_seed(r, SEED_INIT0 + which),
+                  .zoneout = (float)r->zoneout},
         .input = RECUR_INPUT_EMBEDDING,
         .loss = RECUR_LOSS_XENT,
     };

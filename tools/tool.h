@@ -68,6 +68,8 @@ struct gradcheck_opts {
     const double *eps; /* NULL: the default steps */
     int n_eps;
     int verbose;     /* 1: print the per-tensor table and the summary */
+    double zoneout;  /* the model's zoneout: the loss is then that of the training forward
+                      * with the analytic run's masks (a fresh model at the same call number) */
 };
 
 struct gradcheck_result {
@@ -177,6 +179,7 @@ struct run {
     int patience;            /* stop after this many evaluations without a better validation loss; 0: never */
     int accum;               /* batches of gradient accumulated per optimizer step */
     char data[4096];         /* classify (empty: the synthetic task), seq2seq, generate: --data's real path */
+    double zoneout;          /* of every layer's states (recur_model_desc.zoneout) */
 };
 /* The run learns from a file of examples (--data). */
 static inline int run_has_data(const struct run *r) { return r->data[0] != 0; }

@@ -123,6 +123,7 @@ static void usage(FILE *f) {
             "  --direction forward|reverse|bidi_concat|bidi_sum   (all but classify: forward only;\n"
             "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
+            "  --zoneout P           of every layer's states in training (0; Krueger et al. 2016)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
@@ -829,6 +830,7 @@ static void print_banner(const struct trainer *t) {
     printf("recur train: %s on %s, %s%s%s H=%d L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
            r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, r->embed,
            recur_direction_name(r->dir), param_total(&t->m));
+    if (r->dropout > 0 || r->zoneout > 0) printf("  dropout %g, zoneout %g\n", r->dropout, r->zoneout);
     if (r->task == TASK_LM)
         printf("  corpus %s%s: %zu training and %zu validation bytes, %d symbols; %d x %d per step, %zu steps an epoch\n",
                r->corpus, r->shuffle ? " (lines shuffled)" : "", t->corp.n_train, t->corp.n_val, t->corp.v.size,

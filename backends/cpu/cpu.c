@@ -403,6 +403,55 @@ static recur_status cpu_dropout(struct recur_backend *be, struct recur_mem dst, 
     return RECUR_OK;
 }
 
+struct zo_job {
+    int mode, H;
+    float *out, *a;
+    const float *b;
+    const int32_t *ix;
+    size_t rows;
+    uint64_t base, seed, stream;
+    float p, q;
+};
+
+static void zoneout_part(void *arg, int t, int nt) {
+    const struct zo_job *j = arg;
+    size_t lo, hi, H = (size_t)j->H;
+    share(j->rows, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        float *out = j->out + r * H, *a = j->a + r * H;
+        const float *b = j->b + r * H;
+        if (j->mode == RECUR_ZO_INFER) {
+            for (size_t c = 0; c < H; c++) out[c] = j->p * a[c] + j->q * b[c];
+            continue;
+        }
+        uint64_t first = (j->base + (uint64_t)j->ix[r]) * H, q = UINT64_MAX;
+        uint32_t w[4];
+        for (size_t c = 0; c < H; c++) {
+            uint64_t i = first + c;
+            if (i >> 2 != q) recur_philox_words(j->seed, j->stream, q = i >> 2, w); /* one draw, four elements */
+            int m = recur_philox_word_uniform(w[i & 3]) < j->p;
+            if (j->mode == RECUR_ZO_TRAIN) {
+                out[c] = m ? a[c] : b[c];
+            } else {
+                float g = b[c];
+                a[c] = m ? g : 0.0f;
+                out[c] = m ? 0.0f : g;
+            }
+        }
+    }
+}
+
+static recur_status cpu_zoneout(struct recur_backend *be, int mode, struct recur_mem out, struct recur_mem a,
+                                struct recur_mem b, int rows, int H, struct recur_mem idx, uint64_t base, float p,
+                                float q, uint64_t seed, uint64_t stream) {
+    struct zo_job j = {.mode = mode, .H = H, .out = HOSTF(out), .a = HOSTF(a), .b = HOSTF(b), .ix = HOST(idx),
+                       .rows = (size_t)rows, .base = base, .seed = seed, .stream = stream, .p = p, .q = q};
+    size_t count = (size_t)rows * (size_t)H;
+    int nt = team(be, count, TRAIN_PARALLEL_MIN);
+    run(be, nt < rows ? nt : rows, zoneout_part, &j);
+    return RECUR_OK;
+}
+
 /* ---- training ---- */
 
 /* Each destination element gets its rows in increasing r whatever the
@@ -723,6 +772,7 @@ const struct recur_backend_i recur_cpu_backend = {
     .gather = cpu_gather,
     .scatter = cpu_scatter,
     .dropout = cpu_dropout,
+    .zoneout = cpu_zoneout,
     .index_add = cpu_index_add,
     .xent = cpu_xent,
     .mse = cpu_mse,

@@ -30,6 +30,7 @@ enum cl_shared {
     K_SGD,
     K_ADAM,
     K_SCALE,
+    K_ZONEOUT,
     N_SHARED
 };
 

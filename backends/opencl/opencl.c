@@ -514,7 +514,8 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     static const char *const names[N_SHARED] = {"recur_rows_set", "recur_colsum",    "recur_add",  "recur_transpose",
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
-                                                 "recur_sgd",      "recur_adam",      "recur_scale"};
+                                                 "recur_sgd",      "recur_adam",      "recur_scale",
+                                                 "recur_zoneout"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -944,6 +945,39 @@ static recur_status cl_dropout(struct recur_backend *be, struct recur_mem dst, s
     return RECUR_OK;
 }
 
+struct zo_args {
+    struct recur_mem out, a, b, idx;
+    int H, mode;
+    cl_ulong base;
+    float p, q;
+    cl_uint words[4];
+};
+
+static recur_status zoneout_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                  const void *user) {
+    const struct zo_args *z = user;
+    size_t off = r0 * (size_t)z->H;
+    TRY(set_mem(be, k, name, 0, z->out, off));
+    TRY(set_mem(be, k, name, 2, z->a, off));
+    TRY(set_mem(be, k, name, 4, z->b, off));
+    TRY(set_mem(be, k, name, 6, z->idx, r0));
+    TRY(set_arg(be, k, name, 8, sizeof(int), &n));
+    TRY(set_arg(be, k, name, 9, sizeof(int), &z->H));
+    TRY(set_arg(be, k, name, 10, sizeof z->base, &z->base));
+    TRY(set_arg(be, k, name, 11, sizeof(float), &z->p));
+    TRY(set_arg(be, k, name, 12, sizeof(float), &z->q));
+    for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 13 + i, sizeof(cl_uint), &z->words[i]));
+    return set_arg(be, k, name, 17, sizeof(int), &z->mode);
+}
+
+static recur_status cl_zoneout(struct recur_backend *be, int mode, struct recur_mem out, struct recur_mem a,
+                               struct recur_mem b, int rows, int H, struct recur_mem idx, uint64_t base, float p,
+                               float q, uint64_t seed, uint64_t stream) {
+    struct zo_args z = {out, a, b, idx, H, mode, (cl_ulong)base, p, q,
+                        {(cl_uint)seed, (cl_uint)(seed >> 32), (cl_uint)stream, (cl_uint)(stream >> 32)}};
+    return launch_rows(be, K_ZONEOUT, "recur_zoneout", H, rows, zoneout_chunk, &z);
+}
+
 /* ---- training (kernels/train.cl) ---- */
 
 /* Lanes of index_add: destination rows are dealt to lanes by idx % lanes,
@@ -1275,6 +1309,7 @@ const struct recur_backend_i recur_opencl_backend = {
     .gather = cl_gather,
     .scatter = cl_scatter,
     .dropout = cl_dropout,
+    .zoneout = cl_zoneout,
     .index_add = cl_index_add,
     .xent = cl_xent,
     .mse = cl_mse,

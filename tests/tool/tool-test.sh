@@ -270,6 +270,18 @@ resume-equal-classify)
     run train $args --eval-every 15 --checkpoint-every 25 --steps 80 --out b
     cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
     ;;
+resume-equal-zoneout)
+    # zoneout's masks follow the call count too; the setting is in the checkpoint and the banner
+    args="--task classify --cell lstm --hidden 16 --embed 8 --batch 8 --layers 2 --zoneout 0.2 --val-size 50"
+    run train $args --eval-every 15 --checkpoint-every 25 --steps 40 --out a
+    case "$out" in *"zoneout 0.2"*) ;; *) fail "the banner does not show zoneout 0.2" ;; esac
+    run train --resume --out a --steps 80 --quiet
+    run train $args --quiet --eval-every 15 --checkpoint-every 25 --steps 80 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    grep -a -q '"recur.zoneout":"0.2' a/$ck || fail "no recur.zoneout in the checkpoint"
+    grep -a -q '"zoneout":"0.2"' a/$ck || fail "no zoneout in the checkpoint's model"
+    expect 2 "--zoneout" train $args --zoneout 1 --steps 1 --out c
+    ;;
 resume-equal-dates)
     args="--task dates --hidden 16 --embed 8 --batch 8 --val-size 20 --quiet --eval-every 15"
     run train $args --steps 30 --out a

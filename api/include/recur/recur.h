@@ -470,7 +470,13 @@ typedef struct recur_model_desc {
                           * training (inverted dropout: kept values scale by 1/(1-p)); never
                           * after the last layer; none in inference */
     uint64_t seed;       /* the dropout masks' seed: a counter-based RNG (Philox-4x32-10)
-                          * keyed by (seed, call number, layer, element), the same on every backend */
+                          * keyed by (seed, call number, layer, element), the same on every backend;
+                          * also the zoneout masks' */
+    float zoneout;       /* zoneout (Krueger et al. 2016) of every layer's states, in [0, 1): in
+                          * training each unit of a (and c) keeps its previous value with this
+                          * probability at each step, s_t = m s_{t-1} + (1 - m) s~_t (m drawn like
+                          * dropout's masks, on a stream of its own); in inference
+                          * s_t = p s_{t-1} + (1 - p) s~_t. The outputs are the zoned-out a. 0: none */
 } recur_model_desc;
 
 typedef struct recur_model recur_model;
@@ -478,7 +484,7 @@ typedef struct recur_model recur_model;
 /* Create a model (weights zero). The model belongs to ctx, like a layer.
  * recur_model_free ignores a net's model (recur_net_model): the net frees it.
  * Errors as recur_layer_create, plus RECUR_ERR_ARG for num_layers < 1, an
- * unknown direction, or dropout outside [0, 1). *out is NULL on failure. */
+ * unknown direction, or dropout or zoneout outside [0, 1). *out is NULL on failure. */
 RECUR_API recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, recur_model **out);
 RECUR_API void recur_model_free(recur_model *model);
 
