@@ -6,37 +6,13 @@
  * the gates Γ_i, Γ_f, c̃, Γ_o (4), nc = LN(c) (1), th = tanh(γ_c nc + β_c) (1),
  * and 1/σ of x, h and c (3 blocks, each filled with its row's value).
  */
-#include <math.h>
 #include <string.h>
 
 #include "recur/recur-cell.h"
 #include "recur/recur-vmath.h"
+#include "../layer-norm.h"
 
-#define EPS 1e-5f
 enum { NX = 0, NH = 4, GATES = 8, NC = 12, TH = 13, RX = 14, RH = 15, RC = 16, NSAVE = 17 };
-
-/* The mean of v's n values into *mean; returns 1/σ = 1/sqrt(var + ε), population variance. */
-static float stats(const float *v, int n, float *mean) {
-    float m = 0.0f, var = 0.0f;
-    for (int k = 0; k < n; k++) m += v[k];
-    m /= (float)n;
-    for (int k = 0; k < n; k++) var += (v[k] - m) * (v[k] - m);
-    *mean = m;
-    return 1.0f / sqrtf(var / (float)n + EPS);
-}
-
-/* dv of out = LN(v), given dout and out: rstd * (dout - mean(dout) - out * mean(dout * out)). */
-static void normalise_back(float *dv, const float *dout, const float *out, float rstd, int n) {
-    float m1 = 0.0f, m2 = 0.0f;
-    for (int k = 0; k < n; k++) m1 += dout[k], m2 += dout[k] * out[k];
-    m1 /= (float)n;
-    m2 /= (float)n;
-    for (int k = 0; k < n; k++) dv[k] = rstd * (dout[k] - m1 - out[k] * m2);
-}
-
-static void fill(float *p, float v, int n) {
-    for (int k = 0; k < n; k++) p[k] = v;
-}
 
 static void lstm_ln_forward(const struct recur_cell_args *a) {
     const int H = a->H, GH = 4 * H;
@@ -46,7 +22,7 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         float *hw = a->hw + (size_t)r * GH, *c = a->next[1] + (size_t)r * H, *h = a->next[0] + (size_t)r * H;
         float *s = a->training ? a->save + (size_t)r * NSAVE * H : NULL;
         float mx, mh, mc;
-        const float rx = stats(xw, GH, &mx), rh = stats(hw, GH, &mh);
+        const float rx = recur_ln_stats(xw, GH, &mx), rh = recur_ln_stats(hw, GH, &mh);
         /* v = γ_x nx + γ_h nh + b, into hw */
         for (int k = 0; k < GH; k++) {
             float nx = (xw[k] - mx) * rx, nh = (hw[k] - mh) * rh;
@@ -59,7 +35,7 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         const float *gi = hw, *gf = hw + H, *gg = hw + 2 * H, *go = hw + 3 * H;
         for (int j = 0; j < H; j++) c[j] = gf[j] * c_prev[j] + gi[j] * gg[j];
         /* th = tanh(γ_c nc + β_c), built in h; then a = Γ_o th */
-        const float rc = stats(c, H, &mc);
+        const float rc = recur_ln_stats(c, H, &mc);
         for (int j = 0; j < H; j++) {
             float nc = (c[j] - mc) * rc;
             if (s) s[NC * H + j] = nc;
@@ -69,9 +45,9 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         if (s) {
             memcpy(s + GATES * H, hw, (size_t)GH * sizeof(float));
             memcpy(s + TH * H, h, (size_t)H * sizeof(float));
-            fill(s + RX * H, rx, H);
-            fill(s + RH * H, rh, H);
-            fill(s + RC * H, rc, H);
+            recur_ln_fill(s + RX * H, rx, H);
+            recur_ln_fill(s + RH * H, rh, H);
+            recur_ln_fill(s + RC * H, rc, H);
         }
         for (int j = 0; j < H; j++) h[j] *= go[j];
     }
@@ -108,7 +84,7 @@ static void lstm_ln_backward(const struct recur_cell_args *a) {
             dbc[j] += ds;
             dc_prev[j] = ds * gc[j];
         }
-        normalise_back(da_prev, dc_prev, nc, rc, H);
+        recur_ln_back(da_prev, dc_prev, nc, rc, H);
         for (int j = 0; j < H; j++) {
             float dc = dc_in[j] + da_prev[j];
             float dv[4] = {dc * gg[j] * gi[j] * (1.0f - gi[j]), dc * c_prev[j] * gf[j] * (1.0f - gf[j]),
@@ -124,8 +100,8 @@ static void lstm_ln_backward(const struct recur_cell_args *a) {
             dc_prev[j] = dc * gf[j];
             da_prev[j] = 0.0f;
         }
-        normalise_back(dxw, dxw, nx, rx, GH);
-        normalise_back(dhw, dhw, nh, rh, GH);
+        recur_ln_back(dxw, dxw, nx, rx, GH);
+        recur_ln_back(dhw, dhw, nh, rh, GH);
     }
 }
 
