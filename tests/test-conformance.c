@@ -203,7 +203,8 @@ static void check_cell(const char *device, const char *cell, const char *variant
     Test(conformance_##tag, indrnn_relu) { check_cell(dev, "indrnn", "relu", 0); }                          \
     Test(conformance_##tag, indrnn_tanh) { check_cell(dev, "indrnn", "tanh", 1); }                          \
     Test(conformance_##tag, lstm_peephole) { check_cell(dev, "lstm-peephole", NULL, 0); }                   \
-    Test(conformance_##tag, lstm_ln) { check_cell(dev, "lstm-ln", NULL, 0); }
+    Test(conformance_##tag, lstm_ln) { check_cell(dev, "lstm-ln", NULL, 0); }                               \
+    Test(conformance_##tag, gru_ln) { check_cell(dev, "gru-ln", NULL, 0); }
 
 /* Every ISA of the architecture compiled (RECUR_ISA_LIST); one this CPU lacks is skipped. */
 #define CONFORMANCE_ISA(u, ID, name, bit, arch, implies, flags) RECUR_ISA_IF(arch)(CONFORMANCE(name))
@@ -230,4 +231,5 @@ Test(conformance_threads, lstm_wide_batch) {
     check_case("cpu", "gru-lbr", NULL, 0, &s);
     check_case("cpu", "lstm-peephole", NULL, 0, &s);
     check_case("cpu", "lstm-ln", NULL, 0, &s);
+    check_case("cpu", "gru-ln", NULL, 0, &s);
 }

@@ -62,7 +62,7 @@ static const ref_cell CELLS[] = {
     {"rnn", 0, 0, 0},        {"rnn", 1, 0, 0},           {"lstm", 0, 0, 0},
     {"gru-lbr", 0, 0, 0},    {"gru", 0, 0, 0},           {"gru-simple", 0, 0, 0},
     {"mgu", 0, 0, 0},        {"indrnn", 0, 0, 0},        {"indrnn", 1, 0, 0},
-    {"lstm-peephole", 0, 0, 0}, {"lstm-ln", 0, 0, 0},
+    {"lstm-peephole", 0, 0, 0}, {"lstm-ln", 0, 0, 0},    {"gru-ln", 0, 0, 0},
 };
 #define NCELLS ((int)(sizeof CELLS / sizeof CELLS[0]))
 
@@ -338,6 +338,7 @@ Test(ref_bptt, indrnn_relu) { gradcheck_cell(7, 808); }
 Test(ref_bptt, indrnn_tanh) { gradcheck_cell(8, 909); }
 Test(ref_bptt, lstm_peephole) { gradcheck_cell(9, 1010); }
 Test(ref_bptt, lstm_ln) { gradcheck_cell(10, 1111); }
+Test(ref_bptt, gru_ln) { gradcheck_cell(11, 1212); }
 
 /* ------------------------------------------------------------------------ */
 /* State carry: T steps at once == T single steps carrying (h, c); and the  */
@@ -510,6 +511,14 @@ Test(ref_api, gates_states_counts)
     cr_assert_eq(ref_states(&c), 2);
     cr_assert_eq(ref_param_count(&c), 98);
     cr_assert_eq(ref_weight_count(&c), (size_t)434);
+    c.cell = "gru-ln"; /* W_ih 21x5, W_hh 21x7, gamma_x, gamma_h, bias,
+                          recurrent_bias 21 each: 105 + 147 + 84 */
+    cr_assert_eq(ref_gates(&c), 3);
+    cr_assert_eq(ref_recurrent_gates(&c), 3);
+    cr_assert_eq(ref_has_biases(&c), 0);
+    cr_assert_eq(ref_states(&c), 1);
+    cr_assert_eq(ref_param_count(&c), 84);
+    cr_assert_eq(ref_weight_count(&c), (size_t)336);
     c.cell = "GRU";
     cr_assert_eq(ref_gates(&c), -1);
     c.cell = "lstmx";
@@ -946,4 +955,34 @@ Test(ref_hand, lstm_ln_cell_norm)
     }
     cr_assert(fabs(cT[0] - 1.25) < HAND_TOL && fabs(cT[1] - 0.25) < HAND_TOL,
               "cT = %.17g %.17g, want 1.25 0.25", cT[0], cT[1]);
+}
+
+Test(ref_hand, gru_ln)
+{
+    /* gate order r, z, n;  w = [W_ih (3), W_hh (3), gamma_x (3), gamma_h (3),
+     * bias (3), recurrent_bias (3)].  x = 2, h0 = 0.5.
+     * W_ih x = [3, 1, 5]: mean 3, population variance 8/3,
+     *   LN = [0, -2, 2] * sx,  sx = 1/sqrt(8/3 + 1e-5)
+     * W_hh h0 = [0.5, 1.5, 2.5]: mean 1.5, variance 2/3,
+     *   LN = [-1, 0, 1] * sh,  sh = 1/sqrt(2/3 + 1e-5)
+     * gamma_x = [1, 2, 0.5], gamma_h = [0.5, 1.5, 2], recurrent_bias = [0.1, -0.2, 0.3]:
+     *   xv = gamma_x*LN(W_ih x) + bias,  hv = gamma_h*LN(W_hh h0) + recurrent_bias
+     *   bias solved for r = sigma(xv_r + hv_r) = sigma(ln 3) = 3/4,
+     *   z = sigma(xv_z + hv_z) = sigma(ln 4) = 4/5,
+     *   n = tanh(xv_n + r*hv_n) = tanh(ln 2) = 3/5   (hv_n = 2 sh + 0.3)
+     * h = z*h0 + (1-z)*n = 0.4 + 0.12 = 0.52.
+     * (recurrent_bias outside the reset product moves n's argument by 0.075;
+     *  z and r swapped, eps 0 or the sample variance also miss the tolerance.) */
+    ref_cell c = {"gru-ln", 0, 1, 1};
+    const double sx = 1.0 / sqrt(8.0 / 3.0 + HASTE_EPS), sh = 1.0 / sqrt(2.0 / 3.0 + HASTE_EPS);
+    double w[18] = {1.5, 0.5, 2.5, /* W_ih */ 1, 3, 5,       /* W_hh */
+                    1,   2,   0.5, /* gamma_x */ 0.5, 1.5, 2, /* gamma_h */
+                    0,   0,   0,   /* bias, below */ 0.1, -0.2, 0.3};
+    w[12] = LN3 - 1.0 * 0.0 - 0.5 * (-sh) - 0.1;
+    w[13] = LN4 - 2.0 * (-2.0 * sx) - 1.5 * 0.0 + 0.2;
+    w[14] = LN2 - 0.5 * (2.0 * sx) - 0.75 * (2.0 * sh + 0.3);
+    double x = 2.0, h0 = 0.5, y, hT;
+    ref_forward(&c, 1, 1, w, &x, &h0, NULL, &y, &hT, NULL);
+    cr_assert(fabs(y - 0.52) < HAND_TOL, "y = %.17g, want 0.52", y);
+    cr_assert(fabs(hT - 0.52) < HAND_TOL, "hT = %.17g, want 0.52", hT);
 }

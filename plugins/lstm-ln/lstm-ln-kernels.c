@@ -6,54 +6,13 @@
  * the gates Γ_i, Γ_f, c̃, Γ_o (4), nc = LN(c) (1), th = tanh(γ_c nc + β_c) (1),
  * and 1/σ of x, h and c (3 blocks, each filled with its row's value).
  */
-#include <math.h>
 #include <string.h>
 
 #include "recur/recur-cell.h"
 #include "recur/recur-vmath.h"
+#include "../layer-norm.h"
 
-#define EPS 1e-5f
 enum { NX = 0, NH = 4, GATES = 8, NC = 12, TH = 13, RX = 14, RH = 15, RC = 16, NSAVE = 17 };
-
-/* The mean of v's n values into *mean; returns 1/σ = 1/sqrt(var + ε), population variance. */
-/* Sums over a row in 16 independent lanes, then added pairwise: a float sum
- * the compiler can vectorise (one accumulator would be a chain of dependent
- * adds), and the same order for every ISA's build of this file. */
-#define LANES 16
-static float sum_lanes(float acc[LANES]) {
-    for (int w = LANES / 2; w > 0; w /= 2)
-        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
-    return acc[0];
-}
-
-static float stats(const float *v, int n, float *mean) {
-    float s[LANES] = {0}, q[LANES] = {0};
-    int k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++) s[l] += v[k + l];
-    for (; k < n; k++) s[k % LANES] += v[k];
-    const float m = sum_lanes(s) / (float)n;
-    for (k = 0; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++) q[l] += (v[k + l] - m) * (v[k + l] - m);
-    for (; k < n; k++) q[k % LANES] += (v[k] - m) * (v[k] - m);
-    *mean = m;
-    return 1.0f / sqrtf(sum_lanes(q) / (float)n + EPS);
-}
-
-/* dv of out = LN(v), given dout and out: rstd * (dout - mean(dout) - out * mean(dout * out)). */
-static void normalise_back(float *dv, const float *dout, const float *out, float rstd, int n) {
-    float s1[LANES] = {0}, s2[LANES] = {0};
-    int k = 0;
-    for (; k + LANES <= n; k += LANES)
-        for (int l = 0; l < LANES; l++) s1[l] += dout[k + l], s2[l] += dout[k + l] * out[k + l];
-    for (; k < n; k++) s1[k % LANES] += dout[k], s2[k % LANES] += dout[k] * out[k];
-    const float m1 = sum_lanes(s1) / (float)n, m2 = sum_lanes(s2) / (float)n;
-    for (k = 0; k < n; k++) dv[k] = rstd * (dout[k] - m1 - out[k] * m2);
-}
-
-static void fill(float *p, float v, int n) {
-    for (int k = 0; k < n; k++) p[k] = v;
-}
 
 static void lstm_ln_forward(const struct recur_cell_args *a) {
     const int H = a->H, GH = 4 * H;
@@ -63,7 +22,7 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         float *hw = a->hw + (size_t)r * GH, *c = a->next[1] + (size_t)r * H, *h = a->next[0] + (size_t)r * H;
         float *s = a->training ? a->save + (size_t)r * NSAVE * H : NULL;
         float mx, mh, mc;
-        const float rx = stats(xw, GH, &mx), rh = stats(hw, GH, &mh);
+        const float rx = recur_ln_stats(xw, GH, &mx), rh = recur_ln_stats(hw, GH, &mh);
         /* v = γ_x nx + γ_h nh + b, into hw */
         for (int k = 0; k < GH; k++) {
             float nx = (xw[k] - mx) * rx, nh = (hw[k] - mh) * rh;
@@ -76,7 +35,7 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         const float *gi = hw, *gf = hw + H, *gg = hw + 2 * H, *go = hw + 3 * H;
         for (int j = 0; j < H; j++) c[j] = gf[j] * c_prev[j] + gi[j] * gg[j];
         /* th = tanh(γ_c nc + β_c), built in h; then a = Γ_o th */
-        const float rc = stats(c, H, &mc);
+        const float rc = recur_ln_stats(c, H, &mc);
         for (int j = 0; j < H; j++) {
             float nc = (c[j] - mc) * rc;
             if (s) s[NC * H + j] = nc;
@@ -86,9 +45,9 @@ static void lstm_ln_forward(const struct recur_cell_args *a) {
         if (s) {
             memcpy(s + GATES * H, hw, (size_t)GH * sizeof(float));
             memcpy(s + TH * H, h, (size_t)H * sizeof(float));
-            fill(s + RX * H, rx, H);
-            fill(s + RH * H, rh, H);
-            fill(s + RC * H, rc, H);
+            recur_ln_fill(s + RX * H, rx, H);
+            recur_ln_fill(s + RH * H, rh, H);
+            recur_ln_fill(s + RC * H, rc, H);
         }
         for (int j = 0; j < H; j++) h[j] *= go[j];
     }
@@ -125,7 +84,7 @@ static void lstm_ln_backward(const struct recur_cell_args *a) {
             dbc[j] += ds;
             dc_prev[j] = ds * gc[j];
         }
-        normalise_back(da_prev, dc_prev, nc, rc, H);
+        recur_ln_back(da_prev, dc_prev, nc, rc, H);
         /* dc into dc_prev (scratch); then each gate's dv over the row, one contiguous pass per gate
          * (unit by unit across the four gates, the blocks H floats apart alias in the cache) */
         for (int j = 0; j < H; j++) dc_prev[j] = dc_in[j] + da_prev[j];
@@ -148,8 +107,8 @@ static void lstm_ln_backward(const struct recur_cell_args *a) {
             dc_prev[j] = dc[j] * gf[j];
             da_prev[j] = 0.0f;
         }
-        normalise_back(dxw, dxw, nx, rx, GH);
-        normalise_back(dhw, dhw, nh, rh, GH);
+        recur_ln_back(dxw, dxw, nx, rx, GH);
+        recur_ln_back(dhw, dhw, nh, rh, GH);
     }
 }
 

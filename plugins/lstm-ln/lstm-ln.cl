@@ -5,8 +5,9 @@
  * work-items per row r; work-item lid owns the units j = lid, lid + L, ...
  * and, for each, the four gate entries k = g*H + j, so no work-item reads a
  * value of xw, hw or save that another one writes in the same call. The
- * row's means and variances come from recur_row_sum. Params: 0 gamma_x,
- * 1 gamma_h, 2 bias [4H]; 3 gamma_c, 4 beta_c [H].
+ * row's means and variances come from recur_row_sum (recur_row_ln_stats,
+ * recur_row_ln_back). Params: 0 gamma_x, 1 gamma_h, 2 bias [4H]; 3 gamma_c,
+ * 4 beta_c [H].
  */
 #if !defined(RECUR_G) || RECUR_G != 4
 #error "lstm-ln.cl: build with -DRECUR_G=4"
@@ -31,13 +32,9 @@ RECUR_CELL_KERNEL(lstm_ln_forward_0) {
     __global float *c = next1 + (size_t)r * H, *h = next0 + (size_t)r * H;
     __global float *s = training ? save + (size_t)r * NSAVE * H : 0;
     /* the means and 1/σ of the two products over 4H */
-    float sx = 0.0f, sh = 0.0f;
-    for (int k = lid; k < GH; k += L) sx += x[k], sh += hp[k];
-    const float mx = recur_row_sum(scratch, sx) / (float)GH, mh = recur_row_sum(scratch, sh) / (float)GH;
-    float vx = 0.0f, vh = 0.0f;
-    for (int k = lid; k < GH; k += L) vx += (x[k] - mx) * (x[k] - mx), vh += (hp[k] - mh) * (hp[k] - mh);
-    const float rx = 1.0f / sqrt(recur_row_sum(scratch, vx) / (float)GH + EPS);
-    const float rh = 1.0f / sqrt(recur_row_sum(scratch, vh) / (float)GH + EPS);
+    float mx, mh;
+    const float rx = recur_row_ln_stats(scratch, x, GH, EPS, &mx);
+    const float rh = recur_row_ln_stats(scratch, hp, GH, EPS, &mh);
     /* per unit: v = γ_x nx + γ_h nh + b, the gates, c; Γ_o waits in a^{<t>} */
     float sc = 0.0f;
     for (int j = lid; j < H; j += L) {
@@ -122,14 +119,6 @@ RECUR_CELL_KERNEL(lstm_ln_backward_0) {
         dcp[j] = dc * gf;
         dap[j] = 0.0f;
     }
-    ax1 = recur_row_sum(scratch, ax1) / (float)GH;
-    ax2 = recur_row_sum(scratch, ax2) / (float)GH;
-    ah1 = recur_row_sum(scratch, ah1) / (float)GH;
-    ah2 = recur_row_sum(scratch, ah2) / (float)GH;
-    for (int j = lid; j < H; j += L)
-        for (int g = 0; g < 4; g++) {
-            const int k = g * H + j;
-            dx[k] = rx * (dx[k] - ax1 - s[S_NX * H + k] * ax2);
-            dh[k] = rh * (dh[k] - ah1 - s[S_NH * H + k] * ah2);
-        }
+    recur_row_ln_back(scratch, dx, s + S_NX * H, rx, ax1, ax2, H, 4);
+    recur_row_ln_back(scratch, dh, s + S_NH * H, rh, ah1, ah2, H, 4);
 }

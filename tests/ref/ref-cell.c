@@ -24,6 +24,25 @@
  * over all 4H rows does not depend on the order); gamma_c = gamma_h and
  * beta_c = beta_h; W_ih and W_hh are Haste's kernel and recurrent_kernel
  * transposed ([C][4H] -> [4H][C]) with the same block reordering.
+ *
+ * "gru-ln" follows Haste's LayerNormGRU (same commit):
+ *  - frameworks/pytorch/layer_norm_gru.py lines 49-59 (LayerNormGRUScript):
+ *      Wx = layer_norm(x @ kernel, (3H,), weight=gamma[0]) + bias
+ *      Rh = layer_norm(h @ recurrent_kernel, (3H,), weight=gamma[1]) + recurrent_bias
+ *      z = sigma(Wx[z] + Rh[z]);  r = sigma(Wx[r] + Rh[r])
+ *      g = tanh(Wx[g] + r * Rh[g])        (recurrent_bias inside the reset product)
+ *      h = z*h + (1-z)*g
+ *  - lib/layer_norm_gru_forward_gpu.cu.cc lines 50-52 (gate order z, r, g),
+ *    59-61 (the same three pre-activations, br[g] inside r*(...)) and 72 (h);
+ *    frameworks/pytorch/layer_norm_gru.cc lines 73-85 (both LNs over 3H, gains
+ *    gamma[0], gamma[1], no beta); the LN is the same layer_norm_forward_gpu
+ *    kernel as lstm-ln's (eps 1e-5, population variance).  Nothing else is
+ *    normalised (the state h is carried as is).
+ * Our parameters: gamma_x = gamma[0], gamma_h = gamma[1], bias = bias,
+ * recurrent_bias = recurrent_bias, each [3H] with the blocks reordered from
+ * Haste's z, r, g to PyTorch's r, z, n (n = Haste's g); W_ih and W_hh are
+ * kernel and recurrent_kernel transposed with the same reordering.  Zoneout
+ * and DropConnect (training-time regularisers) are not part of the cell.
  */
 #include "ref-cell.h"
 
@@ -44,6 +63,7 @@ enum kind {
     K_INDRNN_TANH,
     K_LSTM_PEEP,
     K_LSTM_LN,
+    K_GRU_LN,
     K_UNKNOWN
 };
 
@@ -75,6 +95,8 @@ static enum kind kind_of(const ref_cell *c)
         return K_LSTM_PEEP;
     if (strcmp(c->cell, "lstm-ln") == 0)
         return K_LSTM_LN;
+    if (strcmp(c->cell, "gru-ln") == 0)
+        return K_GRU_LN;
     return K_UNKNOWN;
 }
 
@@ -92,6 +114,7 @@ int ref_gates(const ref_cell *c)
         return 4;
     case K_GRU_LBR:
     case K_GRU:
+    case K_GRU_LN:
         return 3;
     case K_GRU_SIMPLE:
     case K_MGU:
@@ -114,7 +137,8 @@ int ref_recurrent_gates(const ref_cell *c)
 
 int ref_has_biases(const ref_cell *c)
 {
-    return kind_of(c) != K_LSTM_LN;
+    enum kind k = kind_of(c);
+    return k != K_LSTM_LN && k != K_GRU_LN;
 }
 
 size_t ref_param_count(const ref_cell *c)
@@ -128,6 +152,8 @@ size_t ref_param_count(const ref_cell *c)
         return 3 * H; /* P rows i, f, o */
     case K_LSTM_LN:
         return 3 * 4 * H + 2 * H; /* gamma_x, gamma_h, bias; gamma_c, beta_c */
+    case K_GRU_LN:
+        return 4 * 3 * H; /* gamma_x, gamma_h, bias, recurrent_bias */
     default:
         return 0;
     }
@@ -184,7 +210,7 @@ static enum kind checked_kind(const ref_cell *c)
 typedef struct {
     double *Wih; /* [G*H][I]                                   */
     double *Whh; /* [Grec*H][H]; NULL when Grec = 0 (indrnn)    */
-    double *bih; /* [G*H]; NULL without biases (lstm-ln)        */
+    double *bih; /* [G*H]; NULL without biases (lstm-ln, gru-ln) */
     double *bhh; /* [G*H]; NULL without biases                  */
     double *P;   /* own parameters [ref_param_count]; NULL if none */
 } wparts;
@@ -284,14 +310,16 @@ static void affine_back(const double *W, int cols, int r0, int nrows, const doub
 typedef struct {
     double *pre;  /* rnn, indrnn: preactivation [H]               */
     double *gate; /* activated gate values [G*H], storage order     */
-    double *hn;   /* gru-lbr: W_hn h_{t-1} + b_hn  [H]              */
+    double *hn;   /* gru-lbr: W_hn h_{t-1} + b_hn;
+                     gru-ln: gamma_h*hhat + recurrent_bias, n rows  [H] */
     double *rh;   /* gru: Gr * c_{t-1};  mgu: f * h_{t-1}  [H]      */
     double *tc;   /* lstm, lstm-peephole: tanh(c_t);
                      lstm-ln: tanh(gamma_c*LN(c_t) + beta_c)  [H]   */
-    double *xhat; /* lstm-ln: LN(W_ih x)  [4H]                      */
-    double *hhat; /* lstm-ln: LN(W_hh h_{t-1})  [4H]                */
+    double *xhat; /* lstm-ln, gru-ln: LN(W_ih x)  [4H, 3H]          */
+    double *hhat; /* lstm-ln, gru-ln: LN(W_hh h_{t-1})  [4H, 3H]    */
     double *chat; /* lstm-ln: LN(c_t)  [H]                          */
-    double rsx, rsh, rsc; /* lstm-ln: 1/sqrt(var + eps) of the three LNs */
+    double rsx, rsh, rsc; /* lstm-ln: 1/sqrt(var + eps) of the three LNs
+                             (gru-ln: the first two) */
 } scratch;
 
 static scratch scratch_new(int H)
@@ -539,8 +567,62 @@ static void step_forward(enum kind k, const ref_cell *c, const wparts *W, const 
         break;
     }
 
+    case K_GRU_LN: {
+        /* Haste's LayerNormGRU (sources at the top of this file), in our gate
+         * order r, z, n */
+        const int GH = 3 * H;
+        const double *gx = W->P, *gh = W->P + GH, *bias = W->P + 2 * GH, *rb = W->P + 3 * GH;
+        /* xhat = LN(W_ih x), hhat = LN(W_hh h_{t-1}), each over all 3H rows */
+        for (int r = 0; r < GH; r++) {
+            s->xhat[r] = dot(W->Wih, I, r, x);
+            s->hhat[r] = dot(W->Whh, H, r, hp);
+        }
+        ln_norm(s->xhat, GH, &s->rsx);
+        ln_norm(s->hhat, GH, &s->rsh);
+        for (int j = 0; j < H; j++) {
+            const int jr = 0 * H + j, jz = 1 * H + j, jn = 2 * H + j;
+            /* r = sigma(gamma_x*xhat + bias + gamma_h*hhat + recurrent_bias), rows r */
+            double r = sigm(gx[jr] * s->xhat[jr] + bias[jr] + gh[jr] * s->hhat[jr] + rb[jr]);
+            /* z = the same, rows z */
+            double z = sigm(gx[jz] * s->xhat[jz] + bias[jz] + gh[jz] * s->hhat[jz] + rb[jz]);
+            /* n = tanh(gamma_x*xhat + bias + r*(gamma_h*hhat + recurrent_bias)), rows n */
+            double hn = gh[jn] * s->hhat[jn] + rb[jn];
+            double n = tanh(gx[jn] * s->xhat[jn] + bias[jn] + r * hn);
+            s->gate[jr] = r;
+            s->gate[jz] = z;
+            s->gate[jn] = n;
+            s->hn[j] = hn;
+            /* h_t = z*h_{t-1} + (1-z)*n */
+            h[j] = z * hp[j] + (1.0 - z) * n;
+        }
+        break;
+    }
+
     default:
         abort();
+    }
+}
+
+/* The gates of gru-lbr and gru-ln, r, z, n = tanh(xn + r*hn) with hn in
+ * s->hn, and h = (1-z)*n + z*h_prev: adds dL/dh_prev's direct part into dhp
+ * and writes dL/d(input-side pre-activation) dpx and dL/d(hidden side) dph,
+ * which differ only in n's rows (hn is scaled by r). */
+static void lbr_gates_back(int H, const scratch *s, const double *hp, const double *dh,
+                           double *dhp, double *dpx, double *dph)
+{
+    for (int j = 0; j < H; j++) {
+        double r = s->gate[0 * H + j], z = s->gate[1 * H + j], n = s->gate[2 * H + j];
+        /* h = (1-z)*n + z*h_prev */
+        double dn = dh[j] * (1.0 - z);
+        double dz = dh[j] * (hp[j] - n);
+        dhp[j] += dh[j] * z;
+        /* n = tanh(xn + r*hn) */
+        double dpn = dn * (1.0 - n * n);
+        double dr = dpn * s->hn[j];
+        dpx[0 * H + j] = dph[0 * H + j] = dr * r * (1.0 - r);
+        dpx[1 * H + j] = dph[1 * H + j] = dz * z * (1.0 - z);
+        dpx[2 * H + j] = dpn;     /* the input side of n  */
+        dph[2 * H + j] = dpn * r; /* the hidden side, hn  */
     }
 }
 
@@ -589,20 +671,7 @@ static void step_backward(enum kind k, const ref_cell *c, const wparts *W, const
         return;
 
     case K_GRU_LBR:
-        for (int j = 0; j < H; j++) {
-            double r = s->gate[0 * H + j], z = s->gate[1 * H + j], n = s->gate[2 * H + j];
-            /* h = (1-z)*n + z*h_prev */
-            double dn = dh[j] * (1.0 - z);
-            double dz = dh[j] * (hp[j] - n);
-            dhp[j] += dh[j] * z;
-            /* n = tanh(xn + r*hn) */
-            double dpn = dn * (1.0 - n * n);
-            double dr = dpn * s->hn[j];
-            dpx[0 * H + j] = dph[0 * H + j] = dr * r * (1.0 - r);
-            dpx[1 * H + j] = dph[1 * H + j] = dz * z * (1.0 - z);
-            dpx[2 * H + j] = dpn;     /* W_in x + b_in  */
-            dph[2 * H + j] = dpn * r; /* W_hn h + b_hn  */
-        }
+        lbr_gates_back(H, s, hp, dh, dhp, dpx, dph);
         break;
 
     case K_GRU:
@@ -733,6 +802,31 @@ static void step_backward(enum kind k, const ref_cell *c, const wparts *W, const
             }
             t0[r] = dpx[r] * gx[r]; /* dL/dxhat */
             t1[r] = dpx[r] * gh[r]; /* dL/dhhat */
+        }
+        ln_back(s->xhat, s->rsx, GH, t0, t2); /* dL/d(W_ih x) */
+        ln_back(s->hhat, s->rsh, GH, t1, dph); /* dL/d(W_hh h_prev) */
+        affine_back(W->Wih, I, 0, GH, t2, x, dWih, NULL, dx);
+        affine_back(W->Whh, H, 0, GH, dph, hp, dWhh, NULL, dhp);
+        return;
+    }
+
+    case K_GRU_LN: {
+        const int GH = 3 * H;
+        const double *gx = W->P, *gh = W->P + GH;
+        double *dgx = dP, *dgh = dP ? dP + GH : NULL, *dbias = dP ? dP + 2 * GH : NULL;
+        double *drb = dP ? dP + 3 * GH : NULL;
+        double *t0 = tmp, *t1 = tmp + GH, *t2 = tmp + 2 * GH; /* [3H] each */
+        /* dpx = dL/d(gamma_x*xhat + bias), dph = dL/d(gamma_h*hhat + recurrent_bias) */
+        lbr_gates_back(H, s, hp, dh, dhp, dpx, dph);
+        for (int r = 0; r < GH; r++) {
+            if (dgx != NULL) {
+                dgx[r] += dpx[r] * s->xhat[r];
+                dgh[r] += dph[r] * s->hhat[r];
+                dbias[r] += dpx[r];
+                drb[r] += dph[r];
+            }
+            t0[r] = dpx[r] * gx[r]; /* dL/dxhat */
+            t1[r] = dph[r] * gh[r]; /* dL/dhhat */
         }
         ln_back(s->xhat, s->rsx, GH, t0, t2); /* dL/d(W_ih x) */
         ln_back(s->hhat, s->rsh, GH, t1, dph); /* dL/d(W_hh h_prev) */

@@ -61,17 +61,26 @@
  *             c_t = f*c_{t-1} + i*g          (the carried state: NOT normalised)
  *             h_t = o*tanh(gamma_c*LN(c_t) + beta_c)   (LN over H)
  *
+ *   "gru-ln"  G=3, Haste's LayerNormGRU (ref-cell.c cites the lines), in
+ *             our gate order r, z, n.  No b_ih/b_hh blocks; own parameters
+ *             gamma_x [3H], gamma_h [3H], bias [3H], recurrent_bias [3H].
+ *             xv = gamma_x*LN(W_ih x) + bias,
+ *             hv = gamma_h*LN(W_hh h_{t-1}) + recurrent_bias  (LNs over 3H)
+ *             r = sigma(xv[r] + hv[r]),  z = sigma(xv[z] + hv[z]),
+ *             n = tanh(xv[n] + r*hv[n]),  h_t = (1-z)*n + z*h_{t-1}
+ *
  * Weight layout ("canonical flat layout"; for the PyTorch cells a one-layer
  * state_dict concatenated):
  *   w = [ W_ih (G*H rows x I cols, row-major, gate blocks of H rows in storage
  *         order), W_hh (Grec*H x H), b_ih (G*H), b_hh (G*H), own parameters ]
  * Grec = ref_recurrent_gates() is the number of gates with a W_hh product
  * (G for every cell but indrnn, which has none: its W_hh block is absent).
- * b_ih and b_hh are present when ref_has_biases() (all but lstm-ln); every
- * gate's pre-activation includes b_ih[g] + b_hh[g], even without W_hh.
- * The own parameters (ref_param_count() doubles) come last in the order
- * listed above: indrnn u; lstm-peephole P; lstm-ln gamma_x, gamma_h, bias,
- * gamma_c, beta_c.  Total ref_weight_count() =
+ * b_ih and b_hh are present when ref_has_biases() (all but lstm-ln and
+ * gru-ln); every gate's pre-activation includes b_ih[g] + b_hh[g], even
+ * without W_hh.  The own parameters (ref_param_count() doubles) come last in
+ * the order listed above: indrnn u; lstm-peephole P; lstm-ln gamma_x,
+ * gamma_h, bias, gamma_c, beta_c; gru-ln gamma_x, gamma_h, bias,
+ * recurrent_bias.  Total ref_weight_count() =
  *   G*H*I + Grec*H*H + (biases ? 2*G*H : 0) + ref_param_count().
  *
  * Data: x is [T][N][I] (time-major), h0 and c0 are [N][H], y is [T][N][H]
@@ -86,13 +95,13 @@
 
 typedef struct ref_cell {
     const char *cell; /* "rnn", "lstm", "gru-lbr", "gru", "gru-simple", "mgu",
-                         "indrnn", "lstm-peephole" or "lstm-ln" */
+                         "indrnn", "lstm-peephole", "lstm-ln" or "gru-ln" */
     int variant;      /* rnn: 0 = tanh, 1 = relu; indrnn: 0 = relu, 1 = tanh;
                          ignored otherwise */
     int I, H;         /* input size, hidden size */
 } ref_cell;
 
-/* Number of gates G (in the order listed above: 1, 4, 3, 3, 2, 2, 1, 4, 4),
+/* Number of gates G (in the order listed above: 1, 4, 3, 3, 2, 2, 1, 4, 4, 3),
  * or -1 for an unknown cell name. */
 int ref_gates(const ref_cell *c);
 
@@ -100,11 +109,12 @@ int ref_gates(const ref_cell *c);
  * (-1 for an unknown cell). */
 int ref_recurrent_gates(const ref_cell *c);
 
-/* 1 if w holds the b_ih and b_hh blocks (every cell but lstm-ln), else 0. */
+/* 1 if w holds the b_ih and b_hh blocks (every cell but lstm-ln and gru-ln),
+ * else 0. */
 int ref_has_biases(const ref_cell *c);
 
 /* Number of doubles of the cell's own parameters at the end of w:
- * indrnn H, lstm-peephole 3*H, lstm-ln 3*4*H + 2*H, others 0. */
+ * indrnn H, lstm-peephole 3*H, lstm-ln 3*4*H + 2*H, gru-ln 4*3*H, others 0. */
 size_t ref_param_count(const ref_cell *c);
 
 /* Number of state vectors: 2 for lstm, lstm-peephole and lstm-ln (h, c),

@@ -32,7 +32,9 @@
  * then for (int j = lid; j < H; j += L), and recur_row_sum(scratch, v),
  * called by every work-item of the group alike (never under a condition
  * that differs between them), returns the sum of v over the group. No
- * work-item returns early, so barriers are safe.
+ * work-item returns early, so barriers are safe. recur_row_ln_stats and
+ * recur_row_ln_back, built on it, are a layer norm's row statistics and its
+ * backward (lstm-ln, gru-ln).
  */
 #ifndef RECUR_CELL_CL_H
 #define RECUR_CELL_CL_H
@@ -122,6 +124,38 @@ static float recur_row_sum(__local float *scratch, float v) {
     const float sum = scratch[0];
     barrier(CLK_LOCAL_MEM_FENCE); /* scratch is free again for the next call */
     return sum;
+}
+
+/* Layer-norm statistics of a row's n values v[k] (row kernels; the
+ * work-item reads k = lid, lid + L, ...): the mean into *mean, and returns
+ * 1/sqrt(var + eps), population variance. Every work-item calls it alike. */
+static float recur_row_ln_stats(__local float *scratch, __global const float *v, int n, float eps,
+                                float *mean) {
+    const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+    float sum = 0.0f;
+    for (int k = lid; k < n; k += L) sum += v[k];
+    const float m = recur_row_sum(scratch, sum) / (float)n;
+    float sq = 0.0f;
+    for (int k = lid; k < n; k += L) sq += (v[k] - m) * (v[k] - m);
+    *mean = m;
+    return 1.0f / sqrt(recur_row_sum(scratch, sq) / (float)n + eps);
+}
+
+/* The backward of a row's layer norm out = LN(v) over G*H entries (row
+ * kernels), entry k = g*H + j held by the work-item of unit j (j = lid,
+ * lid + L, ...): d holds dL/d out and becomes dL/dv = rstd * (d - mean(d) -
+ * out * mean(d * out)); s1 and s2 are this work-item's sums of d and of
+ * d * out over its own entries. Every work-item calls it alike. */
+static void recur_row_ln_back(__local float *scratch, __global float *d, __global const float *out,
+                              float rstd, float s1, float s2, int H, int G) {
+    const int lid = (int)get_local_id(0), L = (int)get_local_size(0);
+    const float m1 = recur_row_sum(scratch, s1) / (float)(G * H);
+    const float m2 = recur_row_sum(scratch, s2) / (float)(G * H);
+    for (int j = lid; j < H; j += L)
+        for (int g = 0; g < G; g++) {
+            const int k = g * H + j;
+            d[k] = rstd * (d[k] - m1 - out[k] * m2);
+        }
 }
 
 /* The logistic sigmoid, stable for large |v|. */
