@@ -71,22 +71,25 @@ static void gru_ln_backward(const struct recur_cell_args *a) {
         float *dgx = a->dparam[0] + (size_t)r * GH, *dgh = a->dparam[1] + (size_t)r * GH;
         float *db = a->dparam[2] + (size_t)r * GH, *dbr = a->dparam[3] + (size_t)r * GH;
         float *da_prev = a->dprev[0] + (size_t)r * H;
-        for (int j = 0; j < H; j++) {
-            const float dvn = da[j] * (1.0f - gz[j]) * (1.0f - gn[j] * gn[j]);
-            const float dvr = dvn * hvn[j] * gr[j] * (1.0f - gr[j]);
-            const float dvz = da[j] * (h_prev[j] - gn[j]) * gz[j] * (1.0f - gz[j]);
-            const float dxv[3] = {dvr, dvz, dvn}, dhv[3] = {dvr, dvz, dvn * gr[j]};
-            for (int g = 0; g < 3; g++) {
-                const int k = g * H + j;
-                db[k] += dxv[g];
-                dbr[k] += dhv[g];
-                dgx[k] += dxv[g] * nx[k];
-                dgh[k] += dhv[g] * nh[k];
-                dxw[k] = dxv[g] * gx[k]; /* d LN(x), made d(W_ih x) below */
-                dhw[k] = dhv[g] * gh[k];
+        /* each gate's dv over the row, one contiguous pass per gate (unit by unit across the
+         * gates, the blocks H floats apart alias in the cache) */
+        for (int g = 0; g < 3; g++) {
+            const int o = g * H;
+            for (int j = 0; j < H; j++) {
+                const float dvn = da[j] * (1.0f - gz[j]) * (1.0f - gn[j] * gn[j]);
+                const float dx = g == 0   ? dvn * hvn[j] * gr[j] * (1.0f - gr[j])
+                                 : g == 1 ? da[j] * (h_prev[j] - gn[j]) * gz[j] * (1.0f - gz[j])
+                                          : dvn;
+                const float dh = g == 2 ? dvn * gr[j] : dx;
+                db[o + j] += dx;
+                dbr[o + j] += dh;
+                dgx[o + j] += dx * nx[o + j];
+                dgh[o + j] += dh * nh[o + j];
+                dxw[o + j] = dx * gx[o + j]; /* d LN(x), made d(W_ih x) below */
+                dhw[o + j] = dh * gh[o + j];
             }
-            da_prev[j] = da[j] * gz[j];
         }
+        for (int j = 0; j < H; j++) da_prev[j] = da[j] * gz[j];
         recur_ln_back(dxw, dxw, nx, rx, GH);
         recur_ln_back(dhw, dhw, nh, rh, GH);
     }
