@@ -247,7 +247,7 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
         struct recur_mem a = s == 0 ? st->prev[0] : src;
         /* hw[stage] = a W_hh[stage]^T, through the transposed copy */
-        if (g1 > g0)
+        if (has_product(d, s))
             TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, H, 1.0f, a, H, at(l->wt, (size_t)g0 * H), l->Grec * H,
                               0.0f, at(hw, (size_t)g0 * H), GH));
         st->src = s + 1 < l->n_stages ? src : no_mem;
@@ -511,7 +511,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         }
         /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0] */
         int g1 = d->stages[0].gate_end;
-        if (g1 > 0) DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
+        if (has_product(d, 0)) DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
         for (int k = 0; zo && k < S; k++)
             DO(recur_be_add(be, at(other, (size_t)k * NH), at(zkeep, (size_t)k * NH), (size_t)n * H));
         struct recur_mem swap = carry;
@@ -532,7 +532,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     for (int s = 0; s < l->n_stages; s++) {
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
         struct recur_mem a = s == 0 ? hprev : at(RS, p.srcs + (size_t)(s - 1) * R * H);
-        if (g1 > g0)
+        if (has_product(d, s))
             DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
                              at(dw_hh, (size_t)g0 * H * H), H));
     }
