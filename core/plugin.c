@@ -206,10 +206,21 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         }
         next = d->stages[s].gate_end;
     }
-    const uint32_t known = RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS;
+    const uint32_t known =
+        RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS | RECUR_CELL_PROJECTABLE;
     if (d->flags & ~known) {
         snprintf(why, len, "flags 0x%x: unknown bits 0x%x", d->flags, d->flags & ~known);
         return why;
+    }
+    if (d->flags & RECUR_CELL_PROJECTABLE) {
+        /* a^{<t-1>} only through stage 0's product: it must have one, and no later stage may multiply an
+         * H-wide src by a W_hh that projection makes P wide. */
+        int later = 0;
+        for (int s = 1; s < d->n_stages; s++) later |= d->stages[s].gate_end > d->stages[s].gate_begin;
+        if (d->stages[0].gate_end == 0 || later) {
+            snprintf(why, len, "RECUR_CELL_PROJECTABLE needs a product in stage 0 and none in later stages");
+            return why;
+        }
     }
     for (int g = 0; g < d->n_gates; g++)
         if (d->gates[g].bias_hh_in_hw && ((d->flags & RECUR_CELL_RAW_PRODUCTS) || g >= next)) {
