@@ -42,6 +42,7 @@ static const struct {
     {"dup-lstm.so", RECUR_ERR_PLUGIN_DUPLICATE}, {"garbage.so", RECUR_ERR_PLUGIN_OPEN},
     {"save-overrun.so", RECUR_ERR_PLUGIN_INVALID}, {"writes-input.so", RECUR_ERR_PLUGIN_INVALID},
     {"bad-param.so", RECUR_ERR_PLUGIN_INVALID},    {"bad-flags.so", RECUR_ERR_PLUGIN_INVALID},
+    {"fake-projectable.so", RECUR_ERR_PLUGIN_INVALID}, {"proj-dprev.so", RECUR_ERR_PLUGIN_INVALID},
 };
 #define N_BROKEN (sizeof broken / sizeof broken[0])
 
@@ -200,7 +201,7 @@ Test(loader, no_cpu_and_invalid_are_not_registered) {
     cr_assert(strstr(msg, "wrote into prev[0], which it may only read"), "the message does not name prev[0]: %s", msg);
     static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",     "no-cpu",
                                           "invalid",  "bad-variants", "bad-cpu-count", "save-overrun", "writes-input",
-                                          "bad-param", "bad-flags"};
+                                          "bad-param", "bad-flags", "fake-projectable", "proj-dprev"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
                   refused[i], c.path);
@@ -211,7 +212,9 @@ Test(loader, bad_counts_name_the_value) {
     static const struct {
         const char *file, *text;
     } cases[] = {{"bad-variants.so", "n_variants -1"}, {"bad-cpu-count.so", "n_cpu 1000000"},
-                 {"bad-param.so", "parameter 'gain': rows 0"}, {"bad-flags.so", "unknown bits 0x200"}};
+                 {"bad-param.so", "parameter 'gain': rows 0"}, {"bad-flags.so", "unknown bits 0x200"},
+                 {"fake-projectable.so", "RECUR_CELL_PROJECTABLE, but its kernels read prev[0]"},
+                 {"proj-dprev.so", "RECUR_CELL_PROJECTABLE, but its backward kernels leave"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         recur_status st;
         const char *msg;
