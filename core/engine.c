@@ -23,6 +23,9 @@
  *                                               db by column sums
  * where bx = b_ih + b_hh (b_hh only of gates without bias_hh_in_hw; none for
  * a cell with raw products) and A_0 is a^{<t-1>}, A_s the src of stage s-1.
+ * A projecting layer (proj_size P) adds per step h = a W_hr^T forward and
+ * da = dh W_hr backward, and dW_hr = dH^T A after the loop; its state 0 is
+ * the P-wide h (what A_0 and the outputs are), its kernels see the H-wide a.
  * A stage without gates has no product, only its kernel. A cell's own
  * parameters' gradients come from the kernels row by row (dparam) and are
  * summed by one column sum each after the loop. Nothing is allocated and
