@@ -686,6 +686,7 @@ recur_status recur_cell_get_sized(size_t i, recur_cell_info *user, size_t size) 
     for (int v = 0; v < d->n_cpu; v++) out->cpu_isa |= d->cpu[v].isa;
     out->backends = ((const struct loaded *)((const char *)c - offsetof(struct loaded, cell)))->backends;
     out->n_params = d->n_params;
+    out->projectable = (d->flags & RECUR_CELL_PROJECTABLE) != 0;
     memcpy(user, out, out->struct_size); /* what the caller's version of the struct holds */
     return RECUR_OK;
 }

@@ -259,8 +259,9 @@ Test(loader, garbage_gives_dlerror_text) {
 Test(loader, real_cells_still_registered) {
     static const struct {
         const char *name;
-        int gates, states;
-    } real[] = {{"rnn", 1, 1}, {"gru", 3, 1}, {"gru-lbr", 3, 1}, {"lstm", 4, 2}};
+        int gates, states, projectable;
+    } real[] = {{"rnn", 1, 1, 0}, {"gru", 3, 1, 0}, {"gru-lbr", 3, 1, 0}, {"lstm", 4, 2, 1}, {"lstm-peephole", 4, 2, 1},
+                {"lstm-ln", 4, 2, 1}};
     char good[2048];
     path_dir(0, good, sizeof good);
     size_t n = recur_cell_count();
@@ -270,6 +271,7 @@ Test(loader, real_cells_still_registered) {
         cr_assert(cell_by_name(real[i].name, &c), "cell '%s' is not registered", real[i].name);
         cr_expect_eq(c.n_gates, real[i].gates, "%s: n_gates %d", real[i].name, c.n_gates);
         cr_expect_eq(c.n_states, real[i].states, "%s: n_states %d", real[i].name, c.n_states);
+        cr_expect_eq(c.projectable, real[i].projectable, "%s: projectable %d", real[i].name, c.projectable);
         cr_expect(strncmp(c.path, good, strlen(good)) == 0 && c.path[strlen(good)] == '/',
                   "%s comes from %s, not from the good plugin directory %s", real[i].name, c.path, good);
     }
@@ -357,6 +359,7 @@ Test(loader, echo_plugin_registered) {
     cr_assert_eq(c.cpu_isa, RECUR_ISA_SCALAR);
     cr_assert_str_eq(c.backends, "cpu");
     cr_assert_eq(c.n_params, 0);
+    cr_assert_eq(c.projectable, 0);
     cr_assert_eq(c.struct_size, sizeof c);
     cr_assert_str_eq(c.version, "0.1");
 }

@@ -232,6 +232,7 @@ typedef struct recur_cell_info {
                            * device runs it: recur_ctx_cell_supported */
     int n_params;         /* its own parameters beyond W_ih, W_hh, b_ih, b_hh (their tensors:
                            * recur_model_param_info) */
+    int projectable;      /* 1: its layers take proj_size (RECUR_CELL_PROJECTABLE: lstm, ...) */
 } recur_cell_info;
 
 /*
