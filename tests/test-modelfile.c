@@ -1917,6 +1917,8 @@ static const struct {
     {"valid-lstm-bidi-dash", RECUR_OK, RECUR_OK},
     {"valid-lstm-bf16", RECUR_OK, RECUR_OK},
     {"valid-gru-lbr-f16", RECUR_OK, RECUR_OK},
+    {"valid-lstm-proj", RECUR_OK, RECUR_OK},
+    {"bad-proj-size", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
 };
 
 /* The crafted training checkpoints of the corpus (make_corpus.py's
