@@ -7,7 +7,9 @@
  *     GEMM library recur's CPU backend uses, so (recur - ceiling) / recur is
  *     the share of time that is not matrix products.
  * Rows: training (forward + BPTT) at N=32, T=50, I=H=512 and N=64, T=50,
- * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread.
+ * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread;
+ * the LSTM with projection (lstmp) on those two training shapes with
+ * P = H/4 and H/2, against oneDNN's LSTMP and recur's plain LSTM.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  *
  * usage: recur-bench [--quick] [--cell NAME] [--reps N], or recur bench ... (the same code,
@@ -73,8 +75,9 @@ static const struct cellspec cells[] = {
     {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
 };
 
-/* recur: median ms of forward (+ backward) over reps. */
-static int time_recur(const char *device, const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
+/* recur: median ms of forward (+ backward) over reps; P: proj_size, 0 for none. */
+static int time_recur_proj(const char *device, const struct cellspec *c, const struct cfg *g, int P, int reps,
+                           double *ms) {
     recur_ctx *ctx;
     if (recur_ctx_create(&ctx, device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
@@ -82,14 +85,16 @@ static int time_recur(const char *device, const struct cellspec *c, const struct
     }
     recur_ctx_set_threads(ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer *l;
-    recur_layer_desc d = {.cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H};
+    recur_layer_desc d = {
+        .cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H, .proj_size = P};
     if (recur_layer_create(ctx, &d, &l) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
         recur_ctx_free(ctx);
         return -1;
     }
-    size_t nw = recur_layer_weight_count(l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * g->H;
-    size_t nh = (size_t)g->N * g->H;
+    size_t Y = (size_t)(P ? P : g->H); /* the width of y and h */
+    size_t nw = recur_layer_weight_count(l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * Y;
+    size_t nh = (size_t)g->N * Y;
     float *w = malloc(nw * 4), *x = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
     float *h0 = malloc(nh * 4), *hT = malloc(nh * 4);
     fill(w, nw, 1), fill(x, nx, 2), fill(dy, ny, 3), fill(h0, nh, 4);
@@ -111,6 +116,10 @@ static int time_recur(const char *device, const struct cellspec *c, const struct
     free(t), free(w), free(x), free(y), free(dy), free(dx), free(h0), free(hT);
     recur_ctx_free(ctx);
     return rc;
+}
+
+static int time_recur(const char *device, const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
+    return time_recur_proj(device, c, g, 0, reps, ms);
 }
 
 #ifdef RECUR_HAVE_DNNL
@@ -187,6 +196,55 @@ static int bench_lengths(int reps, int quick) {
     return 0;
 }
 
+/* LSTM with projection (proj_size P): recur against oneDNN's LSTMP
+ * primitive (dnnl_lstm_*_desc_init_v3 with weights_projection) on the same
+ * shapes, training (forward + BPTT) and inference, on all threads; and
+ * recur's plain LSTM at the same H, which shows what the projection saves.
+ * GFLOP/s counts matrix FLOPs: 4H(I + P) per row and step, plus the
+ * projection's PH, backward as 2x forward. */
+static int bench_lstmp(int reps, int quick, int threads) {
+    static const struct {
+        const char *name;
+        int T, N, I, H, P;
+    } shapes[] = {
+        {"B", 50, 32, 512, 512, 128},
+        {"B", 50, 32, 512, 512, 256},
+        {"C", 50, 64, 1024, 1024, 256},
+        {"C", 50, 64, 1024, 1024, 512},
+    };
+    const struct cellspec *lstm = &cells[1];
+    int n = quick ? 2 : (int)(sizeof shapes / sizeof shapes[0]);
+    printf("\nLSTM with projection (proj_size P), %d threads; ratios below 1: recur is faster\n", threads);
+    printf("%-6s %-5s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %8s\n", "config", "mode", "T", "N", "H", "P",
+           "recur ms", "GFLOP/s", "oneDNN ms", "ratio", "lstm ms", "P/plain");
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    int rc = 0;
+    for (int k = 0; k < n; k++)
+        for (int training = 1; training >= 0; training--) {
+            struct cfg g = {shapes[k].name, quick ? 10 : shapes[k].T, shapes[k].N, shapes[k].I, shapes[k].H,
+                            training, threads};
+            int P = shapes[k].P;
+            double ms = NAN, peer = NAN, full = NAN;
+            if (time_recur_proj(NULL, lstm, &g, P, reps, &ms) != 0 || time_recur(NULL, lstm, &g, reps, &full) != 0) {
+                rc = 1;
+                continue;
+            }
+#ifdef RECUR_HAVE_DNNL
+            char err[256];
+            if (onednn_lstmp_bench(g.T, g.N, g.I, g.H, P, training, 2, reps, &peer, err, sizeof err))
+                fprintf(stderr, "oneDNN lstmp: %s\n", err);
+#endif
+            double flops = 2.0 * g.T * g.N * g.H * (4.0 * (g.I + P) + P) * (training ? 3 : 1);
+            printf("%-6s %-5s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %8.2f\n", g.name,
+                   training ? "train" : "infer", g.T, g.N, g.H, P, ms, flops / ms * 1e-6, peer, ms / peer, full,
+                   ms / full);
+            fflush(stdout);
+        }
+    return rc;
+}
+
 /* OpenCL rows: recur on the first OpenCL device against CLBlast's time for
  * the same products there (the share that is not GEMM) and against recur's
  * CPU backend. Smaller than the CPU rows: PoCL runs GEMM at ~23 GFLOP/s. */
@@ -238,8 +296,8 @@ int recur_bench_main(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: recur-bench [--quick] [--cell NAME] [--reps N]   (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
-                   "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --cell NAME of any other loaded\n"
-                   "cell times it against recur's LSTM on the same shapes; --quick a short run.\n");
+                   "--cell rnn|lstm|gru|gru-lbr|lstmp|lengths|opencl runs one part, --cell NAME of any other\n"
+                   "loaded cell times it against recur's LSTM on the same shapes; --quick a short run.\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -255,7 +313,7 @@ int recur_bench_main(int argc, char **argv) {
     /* recur-bench runs from the build tree: its plugins unless RECUR_PLUGIN_PATH says otherwise. */
     setenv("RECUR_PLUGIN_PATH", RECUR_BENCH_PLUGIN_DIR, 0);
 #endif
-    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl"));
+    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl") || !strcmp(only, "lstmp"));
     for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) known |= !strcmp(only, cells[c].label);
     /* Any other loaded cell: timed against recur's own LSTM on the same shapes (no oneDNN peer has it). */
     struct cellspec plugin = {0};
@@ -273,13 +331,14 @@ int recur_bench_main(int argc, char **argv) {
             if (recur_cell_get(k, &ci) == RECUR_OK)
                 used += (size_t)snprintf(names + used, sizeof names - used, ", %s", ci.name);
         }
-        fprintf(stderr, "recur-bench: --cell '%s': no such part or cell; parts: lengths, opencl%s\n", only, names);
+        fprintf(stderr, "recur-bench: --cell '%s': no such part or cell; parts: lstmp, lengths, opencl%s\n", only,
+                names);
         return 2;
     }
     /* Every cell the run needs, before any table: a missing plugin is one message, not empty rows. */
     for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
         if (only && strcmp(only, cells[c].label) && strcmp(only, "lengths") && strcmp(only, "opencl") &&
-            !(plugin.cell && !strcmp(cells[c].label, "lstm")))
+            !((plugin.cell || !strcmp(only, "lstmp")) && !strcmp(cells[c].label, "lstm")))
             continue;
         size_t k = 0, n = recur_cell_count();
         while (k < n) {
@@ -350,6 +409,7 @@ int recur_bench_main(int argc, char **argv) {
             fflush(stdout);
         }
     }
+    if (!only || !strcmp(only, "lstmp")) rc |= bench_lstmp(reps, quick, all);
     if (!only || !strcmp(only, "lengths")) rc |= bench_lengths(quick ? 2 : reps, quick);
     if (!only || !strcmp(only, "opencl")) rc |= bench_opencl(quick);
 #ifdef RECUR_HAVE_DNNL
