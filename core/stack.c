@@ -229,6 +229,7 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
             r.zo_stream = zo_stream(m->trained_call, l, d);
             TRY(recur_engine_backward(m->layers[l * D + d], &r, mode));
         }
+        TRY(recur_grad_ready(m, RECUR_GRAD_PART_LAYER, l)); /* layer l's weight gradients are final */
         if (l > 0) {
             /* Through the dropout mask of layer l's input: the forward's draw. */
             if (p > 0) TRY(dropout(m, m->trained_call, l, gbuf, gbuf, one));
