@@ -63,7 +63,7 @@ struct dist_range {
     int ev;
 };
 
-enum bucket_state { B_IDLE, B_REDUCING, B_REDUCED, B_BCASTING, B_DONE };
+enum bucket_state { B_IDLE, B_READING, B_REDUCING, B_REDUCED, B_BCASTING, B_DONE };
 
 struct dist_bucket {
     size_t first, n; /* its ranges */
@@ -72,6 +72,7 @@ struct dist_bucket {
     int staged, net, ev;
     enum bucket_state state;
     MPI_Request req;
+    void *ticket; /* B_READING on a device: its last range's read (recur_be_read_async) */
 };
 
 /* What a net's grad_hook points to. */
@@ -90,6 +91,8 @@ struct recur_dist {
     size_t n_r;
     struct dist_bucket *b;
     size_t n_b, next_bcast;
+    size_t *order; /* the buckets in the order they started, the same on every rank */
+    size_t n_started, next_reduce;
     float *stage; /* the staged buckets, one after the other */
     struct dist_net *nets;
     MPI_Request wreq; /* the weights' sum, once a step */
@@ -149,13 +152,16 @@ static float *bucket_buf(struct recur_dist *d, const struct dist_bucket *b) {
 static recur_status plan(struct recur_dist *d) {
     recur_optim *o = d->o;
     struct recur_backend *be = &o->ctx->be;
+    if (!be->iface->host_memory && d->stage) recur_be_sync(be); /* no unpacking write still reads it */
     free(d->r), free(d->b), free(d->stage);
     d->r = NULL, d->b = NULL, d->stage = NULL;
     d->n_r = d->n_b = 0;
     /* at most two ranges a group (the own block: head and embedding) */
+    free(d->order);
     d->r = calloc(2 * o->n_groups + 1, sizeof *d->r);
     d->b = calloc(2 * o->n_groups + 1, sizeof *d->b);
-    RETURN_IF(!d->r || !d->b, o->ctx, RECUR_ERR_NO_MEMORY, "recur_optim_set_comm: out of memory");
+    d->order = calloc(2 * o->n_groups + 1, sizeof *d->order);
+    RETURN_IF(!d->r || !d->b || !d->order, o->ctx, RECUR_ERR_NO_MEMORY, "recur_optim_set_comm: out of memory");
     for (int i = 0; i < o->n_nets; i++) {
         recur_net *n = o->nets[i];
         size_t own = SIZE_MAX, layer0 = SIZE_MAX;
@@ -198,7 +204,7 @@ static recur_status plan(struct recur_dist *d) {
     }
     d->stage = malloc((staged ? staged : 1) * sizeof(float));
     RETURN_IF(!d->stage, o->ctx, RECUR_ERR_NO_MEMORY, "recur_optim_set_comm: out of memory for %zu gradients", staged);
-    d->overlap = cap > 0 && be->iface->host_memory;
+    d->overlap = cap > 0;
     recur_log(RECUR_LOG_INFO,
               "optimizer: rank %d of %d: the gradients in %zu buckets (at most %zu bytes each, or one tensor group; "
               "%zu floats packed in host memory), started %s",
@@ -222,25 +228,48 @@ static recur_status start_weights(struct recur_dist *d) {
     return RECUR_OK;
 }
 
-/* Packs (when staged), scales by this rank's weight and starts the reduction of bucket b. */
+/* Starts bucket b: packs it when staged (on a device, reads enqueued
+ * without waiting). Its reduction follows in start_reductions. */
 static recur_status start_bucket(struct recur_dist *d, struct dist_bucket *b) {
     recur_optim *o = d->o;
     struct recur_backend *be = &o->ctx->be;
     TRY(start_weights(d));
     float *buf = bucket_buf(d, b);
+    b->ticket = NULL;
     if (b->staged)
         for (size_t k = b->first, at = 0; k < b->first + b->n; at += d->r[k].count, k++) {
             const struct dist_range *r = &d->r[k];
             if (be->iface->host_memory) memcpy(buf + at, host_at(o, r), r->count * sizeof(float));
-            else TRY(recur_be_read(be, buf + at, recur_mem_at(o->g[r->group].g, r->off), r->count * sizeof(float)));
+            else
+                TRY(recur_be_read_async(be, buf + at, recur_mem_at(o->g[r->group].g, r->off), r->count * sizeof(float),
+                                        k + 1 == b->first + b->n ? &b->ticket : NULL));
         }
-    float w = (float)d->wl;
-    if (w != 1.0f)
-        for (size_t i = 0; i < b->count; i++) buf[i] *= w;
-    int rc = MPI_Ireduce(d->rank == 0 ? MPI_IN_PLACE : buf, buf, (int)b->count, MPI_FLOAT, MPI_SUM, 0, d->comm,
-                         &b->req);
-    if (rc != MPI_SUCCESS) return mpi_fail(d, "MPI_Ireduce", "the reduction of the gradients", rc);
-    b->state = B_REDUCING;
+    b->state = B_READING;
+    d->order[d->n_started++] = (size_t)(b - d->b);
+    return RECUR_OK;
+}
+
+/* Starts the reductions of the started buckets, in the order they started
+ * (the same on every rank), as far as their reads have finished (wait 1:
+ * waiting for them): each scaled by this rank's weight, then MPI_Ireduce. */
+static recur_status start_reductions(struct recur_dist *d, int wait) {
+    struct recur_backend *be = &d->o->ctx->be;
+    while (d->next_reduce < d->n_started) {
+        struct dist_bucket *b = &d->b[d->order[d->next_reduce]];
+        int done = 1;
+        if (b->ticket) TRY(recur_be_read_done(be, b->ticket, wait, &done));
+        if (!done) break;
+        b->ticket = NULL;
+        float *buf = bucket_buf(d, b);
+        float w = (float)d->wl;
+        if (w != 1.0f)
+            for (size_t i = 0; i < b->count; i++) buf[i] *= w;
+        int rc = MPI_Ireduce(d->rank == 0 ? MPI_IN_PLACE : buf, buf, (int)b->count, MPI_FLOAT, MPI_SUM, 0, d->comm,
+                             &b->req);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, "MPI_Ireduce", "the reduction of the gradients", rc);
+        b->state = B_REDUCING;
+        d->next_reduce++;
+    }
     return RECUR_OK;
 }
 
@@ -252,7 +281,8 @@ static recur_status unpack(struct recur_dist *d, const struct dist_bucket *b) {
     for (size_t k = b->first, at = 0; k < b->first + b->n; at += d->r[k].count, k++) {
         const struct dist_range *r = &d->r[k];
         if (be->iface->host_memory) memcpy(host_at(o, r), buf + at, r->count * sizeof(float));
-        else TRY(recur_be_write(be, recur_mem_at(o->g[r->group].g, r->off), buf + at, r->count * sizeof(float)));
+        else /* queued: the stage lives until the step's read has drained the queue */
+            TRY(recur_be_write_async(be, recur_mem_at(o->g[r->group].g, r->off), buf + at, r->count * sizeof(float)));
     }
     return RECUR_OK;
 }
@@ -267,8 +297,9 @@ static recur_status check_wsum(struct recur_dist *d) {
 /* One pass over the outstanding requests, never waiting: reductions that
  * finished go on to their broadcast (in the buckets' order; rank 0 first
  * divides by the weights' sum), finished broadcasts are unpacked. */
-static recur_status progress(struct recur_dist *d) {
+static recur_status progress(struct recur_dist *d, int wait_reads) {
     int done, rc;
+    TRY(start_reductions(d, wait_reads));
     if (d->wstate == 1) {
         rc = MPI_Test(&d->wreq, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return mpi_fail(d, "MPI_Test", "the sum of the ranks' gradient weights", rc);
@@ -332,7 +363,7 @@ static recur_status on_grads(void *arg, enum recur_grad_part part, int layer) {
         struct dist_bucket *b = &d->b[k];
         if (b->net == dn->index && b->state == B_IDLE && b->ev <= ev) st = start_bucket(d, b);
     }
-    if (st == RECUR_OK) st = progress(d);
+    if (st == RECUR_OK) st = progress(d, 0);
     d->hook_s += now_s() - t0;
     return st;
 }
@@ -440,13 +471,13 @@ recur_status recur_dist_average(recur_optim *o) {
     for (size_t k = 0; k < d->n_b && st == RECUR_OK; k++)
         if (d->b[k].state == B_IDLE) st = start_bucket(d, &d->b[k]);
     for (long polls = 0; st == RECUR_OK; polls++) {
-        st = progress(d);
+        st = progress(d, 1);
         size_t left = 0;
         while (left < d->n_b && d->b[left].state == B_DONE) left++;
         if (st != RECUR_OK || (left == d->n_b && d->wstate == 2)) break;
         double waited = now_s() - t0;
         if (waited > d->timeout_s) {
-            const char *what = d->wstate != 2                        ? "the sum of the ranks' gradient weights"
+            const char *what = d->wstate != 2                   ? "the sum of the ranks' gradient weights"
                                : d->b[left].state <= B_REDUCED ? "the reduction of the gradients"
                                                                : "the broadcast of the mean gradients";
             st = recur_err(o->ctx, RECUR_ERR_BACKEND,
@@ -467,7 +498,7 @@ recur_status recur_dist_average(recur_optim *o) {
     if (st != RECUR_OK) return st; /* the job ends: requests may stay in flight */
     for (size_t k = 0; k < d->n_b; k++) d->b[k].state = B_IDLE;
     for (int i = 0; i < o->n_nets; i++) d->nets[i].passes = 0;
-    d->next_bcast = 0;
+    d->next_bcast = d->next_reduce = d->n_started = 0;
     d->wstate = 0;
     d->steps++;
     d->step_s += now_s() - t0;
@@ -494,9 +525,11 @@ void recur_dist_free(struct recur_dist *d) {
         if (d->bcomm != MPI_COMM_NULL) MPI_Comm_free(&d->bcomm);
         if (d->comm != MPI_COMM_NULL) MPI_Comm_free(&d->comm);
     }
+    if (!busy && d->stage && !o->ctx->be.iface->host_memory) recur_be_sync(&o->ctx->be); /* unpacking writes */
     if (!busy) free(d->stage);
     free(d->r);
     free(d->b);
+    free(d->order);
     free(d->nets);
     free(d);
 }

@@ -11,7 +11,8 @@
 #                  one packed bucket), with --accum 2 too, each bit for bit the blocking path's
 #                  (0: every gradient in one message at the step)
 #   opencl-2       2 ranks on OpenCL devices picked by local rank (RECUR_DEVICE=opencl::cpu:, PoCL
-#                  here) against one process on the same device: 5 steps at batch 8
+#                  here) against one process on the same device: 5 steps at batch 8; and the
+#                  buckets read during backward (RECUR_MPI_BUCKET=4) bit for bit the blocking path's
 #   rank-fails     rank 1 cannot open its device: the job ends, naming rank 1 and the reason
 #   bad-timeout    RECUR_MPI_TIMEOUT that is not a number of seconds: refused, naming it
 #   rank-dies      rank 1 is killed mid-run: the job ends (no hang), naming rank 1
@@ -91,6 +92,13 @@ opencl-2)
         { cat "$out/many.log"; exit 1; }
     grep -q "on opencl:" "$out/many.log" || { cat "$out/many.log"; echo "not on OpenCL"; exit 1; }
     compare "$out/one/checkpoint.safetensors" "$out/many/checkpoint.safetensors" 1e-5 1e-4
+    # the buckets' reads queued during backward (4 bytes: one bucket a tensor group) against
+    # the blocking path, bit for bit
+    for b in 0 4; do
+        RECUR_MPI_BUCKET=$b RECUR_DEVICE=opencl::cpu: $mpi -np 2 -x RECUR_MPI_BUCKET "$recur" train $small $common \
+            --out "$out/b$b" >"$out/b$b.log" 2>&1 || { cat "$out/b$b.log"; exit 1; }
+    done
+    compare "$out/b0/checkpoint.safetensors" "$out/b4/checkpoint.safetensors" 0 0
     ;;
 rank-fails)
     wrap '    export RECUR_DEVICE=no-such-device'

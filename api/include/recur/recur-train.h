@@ -224,8 +224,9 @@ RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
  * to the reduction: read or write them only after the step (and free the
  * optimizer before its nets). On the CPU backend a bucket of one tensor
  * group is reduced in place on the gradients; a bucket of several, and
- * every bucket on OpenCL, goes through host memory (on OpenCL, read when
- * the step begins). A rank that does not join within
+ * every bucket on OpenCL, goes through host memory (on OpenCL the reads are
+ * queued without waiting when the bucket starts, and the means written back
+ * queued too). A rank that does not join within
  * RECUR_MPI_TIMEOUT seconds (default 300; 1..86400) makes the step fail with
  * RECUR_ERR_BACKEND naming this rank and the step (the caller should then
  * MPI_Abort: a collective cannot be cancelled). Needs MPI initialised with
