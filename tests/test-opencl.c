@@ -1542,14 +1542,19 @@ static void write_async_check(recur_ctx *ctx) {
     recur_be_free(BE(ctx), &m);
 }
 
-Test(device, write_async_in_queue_order) {
-    NEED_DEVICE();
+/* check on the OpenCL device, then on the CPU (the slots' defaults). */
+static void on_opencl_and_cpu(void (*check)(recur_ctx *)) {
     recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
-    write_async_check(ctx);
+    check(ctx);
     recur_ctx_free(ctx);
     cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
-    write_async_check(cpu);
+    check(cpu);
     recur_ctx_free(cpu);
+}
+
+Test(device, write_async_in_queue_order) {
+    NEED_DEVICE();
+    on_opencl_and_cpu(write_async_check);
 }
 
 /* read_async: in queue order after the work before it (a scale here); a
@@ -1589,12 +1594,7 @@ static void read_async_check(recur_ctx *ctx) {
 
 Test(device, read_async_in_queue_order) {
     NEED_DEVICE();
-    recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
-    read_async_check(ctx);
-    recur_ctx_free(ctx);
-    cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
-    read_async_check(cpu);
-    recur_ctx_free(cpu);
+    on_opencl_and_cpu(read_async_check);
 }
 
 /* write_owned: the backend holds each block until its queue drains (a read
