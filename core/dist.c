@@ -12,9 +12,11 @@
  * bucket of every range, started at the step: the path of before). The
  * backward pass tells when each part is final (the models' grad_hook,
  * model.h: net.c and stack.c call it); a bucket starts when its last range
- * is, so its messages travel while the layers below compute, and every
- * call of the hook polls the outstanding requests (Open MPI moves a
- * non-blocking collective only inside MPI calls). recur_optim_step starts
+ * is, so its messages travel while the layers below compute: the hook is
+ * called at every step of a layer's backward time loop too (POLL), and
+ * polls the outstanding requests (Open MPI moves a non-blocking collective
+ * only inside MPI calls; polled only between layers, a bucket of a 4-layer
+ * net was never done before the step here). recur_optim_step starts
  * what has not started (OpenCL: everything, as the reads would make the
  * backward pass wait for the device) and waits for the rest.
  *
@@ -102,6 +104,7 @@ struct recur_dist {
      * what is left, waiting, unpacking) and in the hook (during backward) */
     long long steps;
     double step_s, hook_s;
+    double bytes_all, bytes_early; /* gradient bytes, and those whose bucket was done before its step began */
 };
 
 static double now_s(void) {
@@ -179,7 +182,8 @@ static recur_status plan(struct recur_dist *d) {
             }
         if (own != SIZE_MAX && n->n_emb) d->r[d->n_r++] = (struct dist_range){own, 0, n->n_emb, n->L + 1};
     }
-    size_t cap = o->bucket_bytes / sizeof(float), staged = 0;
+    size_t staged = 0, cap = o->bucket_bytes / sizeof(float); /* floats; 0: one bucket */
+    if (o->bucket_bytes && !cap) cap = 1;
     for (size_t k = 0; k < d->n_r; k++) {
         const struct dist_range *r = &d->r[k];
         int net = o->g[r->group].net;
@@ -338,10 +342,18 @@ static recur_status progress(struct recur_dist *d, int wait_reads) {
     return RECUR_OK;
 }
 
+/* Some bucket's broadcast is still in flight. */
+static int in_bcast(const struct recur_dist *d) {
+    for (size_t k = 0; k < d->next_bcast; k++)
+        if (d->b[k].state == B_BCASTING) return 1;
+    return 0;
+}
+
 /* A net's backward pass, as it goes (model.h): BEGIN counts the pass (and
  * refuses one more than the step adds while buckets may be in flight);
  * each later event of the step's last pass starts the net's buckets that
- * are now final, and every event polls. */
+ * are now final, and every event polls (POLL, a step of a layer's time
+ * loop, only while something is in flight). */
 static recur_status on_grads(void *arg, enum recur_grad_part part, int layer) {
     struct dist_net *dn = arg;
     struct recur_dist *d = dn->d;
@@ -355,9 +367,13 @@ static recur_status on_grads(void *arg, enum recur_grad_part part, int layer) {
         return RECUR_OK;
     }
     if (!d->overlap || dn->passes != o->accum) return RECUR_OK;
+    if (part == RECUR_GRAD_PART_POLL && d->next_bcast == d->n_started && !in_bcast(d)) return RECUR_OK; /* idle */
     double t0 = now_s();
     recur_net *n = o->nets[dn->index];
-    int ev = part == RECUR_GRAD_PART_HEAD ? 0 : part == RECUR_GRAD_PART_LAYER ? 1 + (n->L - 1 - layer) : n->L + 1;
+    int ev = part == RECUR_GRAD_PART_POLL    ? -1 /* nothing new is final */
+             : part == RECUR_GRAD_PART_HEAD  ? 0
+             : part == RECUR_GRAD_PART_LAYER ? 1 + (n->L - 1 - layer)
+                                             : n->L + 1;
     recur_status st = RECUR_OK;
     for (size_t k = 0; k < d->n_b && st == RECUR_OK; k++) {
         struct dist_bucket *b = &d->b[k];
@@ -467,6 +483,10 @@ recur_status recur_dist_average(recur_optim *o) {
     struct recur_dist *d = o->dist;
     if (!d) return RECUR_OK;
     double t0 = now_s();
+    for (size_t k = 0; k < d->n_b; k++) {
+        d->bytes_all += (double)d->b[k].count * sizeof(float);
+        if (d->b[k].state == B_DONE) d->bytes_early += (double)d->b[k].count * sizeof(float);
+    }
     recur_status st = start_weights(d);
     for (size_t k = 0; k < d->n_b && st == RECUR_OK; k++)
         if (d->b[k].state == B_IDLE) st = start_bucket(d, &d->b[k]);
@@ -513,9 +533,9 @@ void recur_dist_free(struct recur_dist *d) {
         recur_log(RECUR_LOG_INFO,
                   "optimizer: rank %d of %d: %lld gradient averages in %zu buckets: %.2f ms a step in the backward "
                   "pass (starting buckets, polling), %.2f ms in the step (starting the rest, waiting for the other "
-                  "ranks, reducing, broadcasting, unpacking)",
+                  "ranks, reducing, broadcasting, unpacking); %.1f%% of the bytes were reduced before their step began",
                   d->rank, d->size, d->steps, d->n_b, 1e3 * d->hook_s / (double)d->steps,
-                  1e3 * d->step_s / (double)d->steps);
+                  1e3 * d->step_s / (double)d->steps, d->bytes_all > 0 ? 100 * d->bytes_early / d->bytes_all : 0.0);
     recur_optim *o = d->o;
     if (o && o->dist == d) hook_nets(o, NULL);
     int fin = 0, busy = d->wstate != 0;

@@ -15,10 +15,17 @@
  * writes any gradient, then once each part's gradients are final (the last
  * write to them enqueued), in the order backward finishes them: HEAD (the
  * head's weight and bias, net.c), LAYER l for l = L-1 .. 0 (both directions
- * of layer l, stack.c), INPUT (the embedding, net.c). A status other than
+ * of layer l, stack.c), INPUT (the embedding, net.c); and POLL at every
+ * step of a layer's backward time loop. A status other than
  * RECUR_OK fails the backward call with it. Core only: the backend never
  * sees it, and a model outside a net has none. */
-enum recur_grad_part { RECUR_GRAD_PART_BEGIN, RECUR_GRAD_PART_HEAD, RECUR_GRAD_PART_LAYER, RECUR_GRAD_PART_INPUT };
+enum recur_grad_part {
+    RECUR_GRAD_PART_BEGIN,
+    RECUR_GRAD_PART_HEAD,
+    RECUR_GRAD_PART_LAYER,
+    RECUR_GRAD_PART_INPUT,
+    RECUR_GRAD_PART_POLL /* no part: a step of a layer's time loop (engine.c), to move messages */
+};
 struct recur_grad_hook {
     recur_status (*fn)(void *arg, enum recur_grad_part part, int layer);
     void *arg;
