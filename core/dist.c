@@ -17,13 +17,16 @@
  * polls the outstanding requests (Open MPI moves a non-blocking collective
  * only inside MPI calls; polled only between layers, a bucket of a 4-layer
  * net was never done before the step here). recur_optim_step starts
- * what has not started (OpenCL: everything, as the reads would make the
- * backward pass wait for the device) and waits for the rest.
+ * what has not started and waits for the rest.
  *
  * A bucket of one range on a host-memory backend (the CPU) is reduced in
  * place on the gradients; a bucket of several ranges, and any bucket of a
  * device without host memory, is packed into host memory and unpacked
- * after. Each bucket is scaled by the rank's weight, summed to rank 0
+ * after. On such a device (OpenCL) the packing reads are queued without
+ * waiting when the bucket starts (recur_be_read_async), the reduction
+ * starts when a later poll finds them done, and the unpacking writes are
+ * queued (recur_be_write_async: the stage lives until the step's read has
+ * drained the queue). Each bucket is scaled by the rank's weight, summed to rank 0
  * (MPI_Ireduce) with the weights beside it (MPI_Iallreduce, once a step),
  * divided by the weights' sum on rank 0 and broadcast (MPI_Ibcast): a
  * reduction to one root and a broadcast give every rank the same bits,

@@ -15,6 +15,7 @@
 #                  buckets read during backward (RECUR_MPI_BUCKET=4) bit for bit the blocking path's
 #   rank-fails     rank 1 cannot open its device: the job ends, naming rank 1 and the reason
 #   bad-timeout    RECUR_MPI_TIMEOUT that is not a number of seconds: refused, naming it
+#   bad-bucket     RECUR_MPI_BUCKET that is not a number of bytes up to 2^31: refused, naming it
 #   rank-dies      rank 1 is killed mid-run: the job ends (no hang), naming rank 1
 set -u
 recur=$1
@@ -110,6 +111,11 @@ bad-timeout)
     RECUR_MPI_TIMEOUT=soon $mpi -np 2 -x RECUR_MPI_TIMEOUT "$recur" train --steps 5 $common --out "$out/t" >"$out/t.log" 2>&1
     rc=$?
     expect "$out/t.log" "RECUR_MPI_TIMEOUT 'soon': expected seconds from 1 to 86400" "rank [01] of 2 stopped"
+    ;;
+bad-bucket)
+    RECUR_MPI_BUCKET=4GB $mpi -np 2 -x RECUR_MPI_BUCKET "$recur" train --steps 5 $common --out "$out/t" >"$out/t.log" 2>&1
+    rc=$?
+    expect "$out/t.log" "RECUR_MPI_BUCKET '4GB': expected bytes from 0 to 2147483648" "rank [01] of 2 stopped"
     ;;
 rank-dies)
     wrap '    "$@" &

@@ -245,11 +245,13 @@ RECUR_API recur_status recur_optim_set_grad_weight(recur_optim *opt, double weig
  * finishes them and gathered into buckets of at most `bytes` (a tensor
  * group larger than that is a bucket of its own), each one MPI message
  * that starts when its last tensor is final. Default 1 MiB, or
- * RECUR_MPI_BUCKET (bytes, 0..2^31) when recur_optim_set_comm reads it.
- * 0: no overlap: every gradient in one message when the step begins (the
- * results are the same bits for 2 ranks; beyond 2, MPI may add a long
- * message's parts in another order than a short one's, a rounding
- * difference). RECUR_ERR_STATE while a step's reduction has begun. */
+ * RECUR_MPI_BUCKET (bytes, 0..2^31) when recur_optim_set_comm reads it
+ * (and a bad value there is RECUR_ERR_ARG naming it). 0: no overlap, every
+ * gradient in one message when the step begins. Any size gives 2 ranks the
+ * same bits; beyond 2, MPI may add a long message in another order than a
+ * short one (a rounding difference), and every rank still gets the same
+ * bits as the others. RECUR_ERR_ARG above 2^31; RECUR_ERR_STATE while a
+ * step's reduction has begun. */
 RECUR_API recur_status recur_optim_set_bucket_size(recur_optim *opt, size_t bytes);
 /* The number of backward passes whose gradients each net of the optimizer
  * adds up before a step (gradient accumulation, RECUR_GRAD_ADD after the
