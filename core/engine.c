@@ -530,6 +530,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     for (int t = pk.T - 1; t >= 0; t--) {
         size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
         int n = pk.bs[t];
+        if (r->poll) DO(r->poll(r->poll_arg));
         step.n = n;
         if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * P), (size_t)n * P));
         for (int k = 0; k < S; k++) {
