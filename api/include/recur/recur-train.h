@@ -136,7 +136,8 @@ typedef struct recur_net_batch {
  * recur_optim_step, which brings it back with the gradient norm in the
  * step's one read: forward(loss NULL), backward, recur_optim_step,
  * recur_net_loss is a training step that waits once (without hT, cT or
- * logits to read).
+ * logits to read). To carry states from step to step without reading them
+ * back, keep them on the device: recur_net_forward_dev below.
  */
 RECUR_API recur_status recur_net_forward(recur_net *net, recur_mode mode, const recur_net_batch *batch, double *loss,
                                          long long *count);
