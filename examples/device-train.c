@@ -58,7 +58,8 @@ static int train(recur_ctx *ctx, int device, double *loss, float *w, size_t nw) 
         check(ctx, recur_buffer_create(ctx, T * N, &btgt), "buffer") ||
         check(ctx, recur_buffer_create(ctx, N * H, &bh), "buffer") ||
         check(ctx, recur_buffer_create(ctx, N * H, &bc), "buffer") ||
-        check(ctx, recur_buffer_write(bh, 0, h, N * H), "write") || check(ctx, recur_buffer_write(bc, 0, c, N * H), "write"))
+        check(ctx, recur_buffer_write(bh, 0, h, N * H), "write") ||
+        check(ctx, recur_buffer_write(bc, 0, c, N * H), "write"))
         return 1;
     for (int k = 0; k < STEPS; k++) {
         int32_t tok[T * N], tgt[T * N];

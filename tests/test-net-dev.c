@@ -187,7 +187,8 @@ static void same_bits(const struct dcase *c) {
 }
 
 Test(same_bits, lstm_embedding_all_xent_bidi_lengths) {
-    same_bits(&(struct dcase){"lstm", RECUR_INPUT_EMBEDDING, RECUR_HEAD_ALL, RECUR_LOSS_XENT, RECUR_DIR_BIDI_CONCAT, 2, 1});
+    same_bits(&(struct dcase){"lstm", RECUR_INPUT_EMBEDDING, RECUR_HEAD_ALL, RECUR_LOSS_XENT, RECUR_DIR_BIDI_CONCAT,
+                              2, 1});
 }
 Test(same_bits, lstm_embedding_all_xent_dense) {
     same_bits(&(struct dcase){"lstm", RECUR_INPUT_EMBEDDING, RECUR_HEAD_ALL, RECUR_LOSS_XENT, RECUR_DIR_FORWARD, 1, 0});
@@ -202,7 +203,8 @@ Test(same_bits, lstm_onehot_last_xent) {
     same_bits(&(struct dcase){"lstm", RECUR_INPUT_ONEHOT, RECUR_HEAD_LAST, RECUR_LOSS_XENT, RECUR_DIR_FORWARD, 2, 1});
 }
 Test(same_bits, gru_embedding_encoder_no_head) {
-    same_bits(&(struct dcase){"gru", RECUR_INPUT_EMBEDDING, RECUR_HEAD_NONE, RECUR_LOSS_XENT, RECUR_DIR_BIDI_CONCAT, 1, 1});
+    same_bits(&(struct dcase){"gru", RECUR_INPUT_EMBEDDING, RECUR_HEAD_NONE, RECUR_LOSS_XENT, RECUR_DIR_BIDI_CONCAT,
+                              1, 1});
 }
 
 /* Bad buffers and ids: refused, the message naming the field; nothing runs. */
@@ -229,7 +231,8 @@ Test(errors, bad_buffers_are_named) {
     expect(ctx, recur_net_forward_dev(net, RECUR_MODE_TRAINING, NULL, NULL), RECUR_ERR_NULL, "batch is NULL", fw);
     expect(NULL, recur_net_forward_dev(NULL, RECUR_MODE_TRAINING, &good, NULL), RECUR_ERR_NULL, "net is NULL", fw);
     b = good, b.tokens = NULL;
-    expect(ctx, recur_net_forward_dev(net, RECUR_MODE_TRAINING, &b, NULL), RECUR_ERR_NULL, "batch->tokens", "no tokens");
+    expect(ctx, recur_net_forward_dev(net, RECUR_MODE_TRAINING, &b, NULL), RECUR_ERR_NULL, "batch->tokens",
+           "no tokens");
     b = good, b.tokens = small;
     expect(ctx, recur_net_forward_dev(net, RECUR_MODE_TRAINING, &b, NULL), RECUR_ERR_BUFFER_SIZE, "batch->tokens",
            "tokens too small");

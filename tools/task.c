@@ -524,8 +524,10 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
     recur_status rs = RECUR_ERR_NO_MEMORY;
     if (!tok || !tgt || !zeros) goto out;
     size_t TN = (size_t)T * N;
-    if ((rs = recur_buffer_create(m->ctx, TN, &dtok)) != RECUR_OK || (rs = recur_buffer_create(m->ctx, TN, &dtgt)) != RECUR_OK ||
-        (rs = recur_buffer_create(m->ctx, ns, &h)) != RECUR_OK || (rs = recur_buffer_write(h, 0, zeros, ns)) != RECUR_OK)
+    if ((rs = recur_buffer_create(m->ctx, TN, &dtok)) != RECUR_OK ||
+        (rs = recur_buffer_create(m->ctx, TN, &dtgt)) != RECUR_OK ||
+        (rs = recur_buffer_create(m->ctx, ns, &h)) != RECUR_OK ||
+        (rs = recur_buffer_write(h, 0, zeros, ns)) != RECUR_OK)
         goto out;
     if (m->states == 2 && ((rs = recur_buffer_create(m->ctx, ns, &c)) != RECUR_OK ||
                            (rs = recur_buffer_write(c, 0, zeros, ns)) != RECUR_OK))
