@@ -22,10 +22,37 @@ struct recur_buffer {
     recur_ctx *ctx;
     struct recur_mem mem;
     size_t count; /* floats */
+    /* recur_buffer_write_ids: a host copy of the ids written, valid for the
+     * elements [ids_lo, ids_hi) (empty when equal). A float write over them
+     * or a call that writes the buffer forgets them (recur_buffer_forget_ids). */
+    int32_t *ids;
+    size_t ids_lo, ids_hi;
     struct recur_buffer *prev, *next;
 };
 /* Free every buffer of ctx (recur_ctx_free). */
 void recur_buffers_free(recur_ctx *ctx);
+/* The device wrote b (an output of a call): its ids are no longer known. */
+void recur_buffer_forget_ids(const recur_buffer *b);
+/* The ids of b's elements [0, count) as written by recur_buffer_write_ids,
+ * or NULL when some of them were not (or were overwritten since). */
+const int32_t *recur_buffer_ids(const recur_buffer *b, size_t count);
+
+/* One buffer argument of a device-resident call: its field name, the floats
+ * the batch needs, whether the call writes it, and where the call finds it. */
+struct recur_dev_arg {
+    const char *name;
+    const recur_buffer *buf;
+    size_t floats;
+    int out;
+    struct recur_mem *dev;
+};
+/* Each given buffer on ctx, large enough, and no output sharing a buffer
+ * with another argument (inputs_copied: with another output; an output may
+ * then be an input, which the call copies before it writes anything). Each
+ * refusal names the field (fn: the call). */
+recur_status recur_dev_args(recur_ctx *ctx, const char *fn, const struct recur_dev_arg *a, int n, int inputs_copied);
+/* The call passed its checks and will write its outputs: they forget their ids. */
+void recur_dev_args_written(const struct recur_dev_arg *a, int n);
 
 /* The plugin registry (core/plugin.c). Loads on first use; thread-safe. */
 size_t recur_cells_loaded(void);

@@ -361,7 +361,7 @@ static const struct recur_mem none_mem;
 /* The position of sequence n's step t is valid (inside its length). */
 static int valid(const int *lengths, int t, int nn) { return !lengths || t < lengths[nn]; }
 
-static recur_status check_batch(recur_net *n, const recur_net_batch *b, const char *fn, long long *count) {
+recur_status recur_net_check_batch(recur_net *n, const recur_net_batch *b, const char *fn, long long *count) {
     RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "%s: batch is NULL", fn);
     RETURN_IF(b->T < 1 || b->N < 1, n->ctx, RECUR_ERR_ARG, "%s: T %d, N %d: both must be at least 1", fn, b->T, b->N);
     int T = b->T, N = b->N;
@@ -432,18 +432,7 @@ static size_t head_col(const recur_net *n, int d) {
 }
 static size_t top_state(const recur_net *n, int N, int d) { return (size_t)((n->L - 1) * n->D + d) * N * n->P; }
 
-recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_batch *b, double *loss,
-                               long long *count) {
-    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_forward: net is NULL");
-    recur_err_clear(n->ctx);
-    TRY(recur_check_mode(n->ctx, "recur_net_forward", mode));
-    long long cnt = 0;
-    TRY(check_batch(n, b, "recur_net_forward", &cnt));
-    TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
-    struct recur_backend *be = &n->ctx->be;
-    int T = b->T, N = b->N, K = n->K, training = mode == RECUR_MODE_TRAINING;
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->P;
-    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st */
+recur_status recur_net_begin(recur_net *n, int T, int N, int training) {
     n->trained_T = 0;
     n->loss_state = NET_LOSS_NONE; /* any forward replaces the last one's loss */
     struct net_plan p;
@@ -452,40 +441,19 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
      * they never hold garbage. */
     TRY(recur_arena_grow(n->ctx, &n->buf, p.total, 1));
     n->pl = p;
+    return RECUR_OK;
+}
 
-    /* indices and targets, through one host scratch */
-    TRY(host_room(n, 2 * TN + R + 1));
-    int32_t *gi = n->host, *ai = n->host + TN, *tg = n->host + 2 * TN;
-    if (n->desc.input != RECUR_INPUT_VECTOR) {
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < N; i++) {
-                size_t k = (size_t)t * N + i;
-                int ok = valid(b->lengths, t, i);
-                gi[k] = ok ? b->tokens[k] : 0;
-                ai[k] = ok ? b->tokens[k] : -1;
-            }
-        TRY(recur_be_write_staged(be, at_(n, p.gidx), gi, TN * sizeof *gi));
-        if (n->n_emb) TRY(recur_be_write_staged(be, at_(n, p.aidx), ai, TN * sizeof *ai));
+recur_status recur_net_run_forward(recur_net *n, recur_mode mode, int T, int N, const int *lengths, int has_h0,
+                                   int has_c0, int has_targets, long long cnt, int read_loss) {
+    struct recur_backend *be = &n->ctx->be;
+    const struct net_plan p = n->pl;
+    int K = n->K, training = mode == RECUR_MODE_TRAINING;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N);
+    if (n->desc.input != RECUR_INPUT_VECTOR)
         TRY(recur_be_gather(be, at_(n, p.x), n->I, n->n_emb ? n->p : n->eye, n->I, at_(n, p.gidx), (int)TN, n->I));
-    } else {
-        TRY(recur_be_write_staged(be, at_(n, p.x), b->x, TN * n->I * sizeof(float)));
-    }
-    int has_targets = R && (b->targets || b->values);
-    if (has_targets) {
-        int all = n->desc.head == RECUR_HEAD_ALL;
-        for (size_t r = 0; r < R; r++) {
-            int t = all ? (int)(r / N) : 0, i = (int)(r % N);
-            int ok = !all || valid(b->lengths, t, i);
-            tg[r] = !ok ? -1 : b->targets ? b->targets[r] : 0;
-        }
-        TRY(recur_be_write_staged(be, at_(n, p.tgt), tg, R * sizeof *tg));
-        if (b->values) TRY(recur_be_write_staged(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
-    }
-    if (b->h0) TRY(recur_be_write_staged(be, at_(n, p.h0), b->h0, st * sizeof(float)));
-    if (b->c0) TRY(recur_be_write_staged(be, at_(n, p.c0), b->c0, sc * sizeof(float)));
-
-    struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p.x), .y = at_(n, p.y),
-                                .h0 = b->h0 ? at_(n, p.h0) : none_mem, .c0 = b->c0 ? at_(n, p.c0) : none_mem,
+    struct recur_stack_io io = {.T = T, .N = N, .lengths = lengths, .x = at_(n, p.x), .y = at_(n, p.y),
+                                .h0 = has_h0 ? at_(n, p.h0) : none_mem, .c0 = has_c0 ? at_(n, p.c0) : none_mem,
                                 .hT = at_(n, p.hT), .cT = n->S > 1 ? at_(n, p.cT) : none_mem};
     TRY(recur_stack_forward(n->model, mode, &io));
 
@@ -513,7 +481,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
             n->loss_count = cnt;
             n->loss_div = n->desc.loss == RECUR_LOSS_MSE ? (double)cnt * K : (double)cnt;
             n->loss_state = NET_LOSS_DEVICE;
-            if (loss) { /* else it stays on the device: recur_net_loss, recur_optim_step */
+            if (read_loss) { /* else it stays on the device: recur_net_loss, recur_optim_step */
                 float parts[RECUR_SUM_PARTS];
                 TRY(recur_be_read(be, parts, at_(n, p.parts), sizeof parts));
                 recur_net_loss_from_parts(n, parts);
@@ -522,15 +490,9 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
             TRY(recur_be_fill(be, at_(n, p.dz), 0.0f, R * K));
         }
     }
-    /* No sync: the reads below wait; with none, the work stays queued. */
-    if (b->hT) TRY(recur_be_read(be, b->hT, at_(n, p.hT), st * sizeof(float)));
-    if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), sc * sizeof(float)));
-    if (b->logits) TRY(recur_be_read(be, b->logits, at_(n, p.logits), R * K * sizeof(float)));
-    if (loss) *loss = n->loss_state == NET_LOSS_HOST ? n->loss : 0.0;
-    if (count) *count = cnt;
     if (training) {
-        if (recur_lengths_keep(&n->trained_len, b->lengths, N) != 0)
-            return recur_err(n->ctx, RECUR_ERR_NO_MEMORY, "recur_net_forward: out of memory keeping %d lengths", N);
+        if (recur_lengths_keep(&n->trained_len, lengths, N) != 0)
+            return recur_err(n->ctx, RECUR_ERR_NO_MEMORY, "net forward: out of memory keeping %d lengths", N);
         n->trained_T = T;
         n->trained_N = N;
         n->has_targets = has_targets;
@@ -538,38 +500,83 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     return RECUR_OK;
 }
 
-recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const recur_net_grad *g,
-                                recur_grad_mode mode) {
-    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_backward: net is NULL");
+recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_batch *b, double *loss,
+                               long long *count) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_forward: net is NULL");
     recur_err_clear(n->ctx);
-    RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "recur_net_backward: batch is NULL");
-    recur_net_grad none_g = {0};
-    if (!g) g = &none_g;
-    TRY(recur_layer_check_grad(n->model->layers[0], "recur_net_backward", mode, g->dcT, g->dc0));
+    TRY(recur_check_mode(n->ctx, "recur_net_forward", mode));
+    long long cnt = 0;
+    TRY(recur_net_check_batch(n, b, "recur_net_forward", &cnt));
+    TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
+    struct recur_backend *be = &n->ctx->be;
+    int T = b->T, N = b->N, K = n->K;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->P;
+    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st (P wide) */
+    TRY(recur_net_begin(n, T, N, mode == RECUR_MODE_TRAINING));
+    const struct net_plan p = n->pl;
+
+    /* indices and targets, through one host scratch; the host-pointer call
+     * stages its arrays into the scratch, recur_net_forward_dev copies its
+     * buffers there, and both run the same recur_net_run_forward */
+    TRY(host_room(n, 2 * TN + R + 1));
+    int32_t *gi = n->host, *ai = n->host + TN, *tg = n->host + 2 * TN;
+    if (n->desc.input != RECUR_INPUT_VECTOR) {
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < N; i++) {
+                size_t k = (size_t)t * N + i;
+                int ok = valid(b->lengths, t, i);
+                gi[k] = ok ? b->tokens[k] : 0;
+                ai[k] = ok ? b->tokens[k] : -1;
+            }
+        TRY(recur_be_write_staged(be, at_(n, p.gidx), gi, TN * sizeof *gi));
+        if (n->n_emb) TRY(recur_be_write_staged(be, at_(n, p.aidx), ai, TN * sizeof *ai));
+    } else {
+        TRY(recur_be_write_staged(be, at_(n, p.x), b->x, TN * n->I * sizeof(float)));
+    }
+    int has_targets = R && (b->targets || b->values);
+    if (has_targets) {
+        int all = n->desc.head == RECUR_HEAD_ALL;
+        for (size_t r = 0; r < R; r++) {
+            int t = all ? (int)(r / N) : 0, i = (int)(r % N);
+            int ok = !all || valid(b->lengths, t, i);
+            tg[r] = !ok ? -1 : b->targets ? b->targets[r] : 0;
+        }
+        TRY(recur_be_write_staged(be, at_(n, p.tgt), tg, R * sizeof *tg));
+        if (b->values) TRY(recur_be_write_staged(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
+    }
+    if (b->h0) TRY(recur_be_write_staged(be, at_(n, p.h0), b->h0, st * sizeof(float)));
+    if (b->c0) TRY(recur_be_write_staged(be, at_(n, p.c0), b->c0, sc * sizeof(float)));
+    TRY(recur_net_run_forward(n, mode, T, N, b->lengths, b->h0 != NULL, b->c0 != NULL, has_targets, cnt,
+                              loss != NULL));
+    /* No sync: the reads below wait; with none, the work stays queued. */
+    if (b->hT) TRY(recur_be_read(be, b->hT, at_(n, p.hT), st * sizeof(float)));
+    if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), sc * sizeof(float)));
+    if (b->logits) TRY(recur_be_read(be, b->logits, at_(n, p.logits), R * K * sizeof(float)));
+    if (loss) *loss = n->loss_state == NET_LOSS_HOST ? n->loss : 0.0;
+    if (count) *count = cnt;
+    return RECUR_OK;
+}
+
+recur_status recur_net_check_backward(recur_net *n, const char *fn, int T, int N, const int *lengths) {
     RETURN_IF(n->trained_T == 0, n->ctx, RECUR_ERR_STATE,
-              "recur_net_backward: no training forward to go back through (run recur_net_forward with "
-              "RECUR_MODE_TRAINING first; any forward in between replaces it)");
-    RETURN_IF(b->T != n->trained_T || b->N != n->trained_N, n->ctx, RECUR_ERR_STATE,
-              "recur_net_backward: batch has T %d, N %d but the training forward had T %d, N %d", b->T, b->N,
-              n->trained_T, n->trained_N);
-    int bad = recur_lengths_differ(b->lengths, n->trained_len, b->N, b->T);
-    RETURN_IF(bad >= 0, n->ctx, RECUR_ERR_STATE, "recur_net_backward: lengths[%d] differs from the training forward's",
-              bad);
+              "%s: no training forward to go back through (run recur_net_forward with "
+              "RECUR_MODE_TRAINING first; any forward in between replaces it)", fn);
+    RETURN_IF(T != n->trained_T || N != n->trained_N, n->ctx, RECUR_ERR_STATE,
+              "%s: batch has T %d, N %d but the training forward had T %d, N %d", fn, T, N, n->trained_T,
+              n->trained_N);
+    int bad = recur_lengths_differ(lengths, n->trained_len, N, T);
+    RETURN_IF(bad >= 0, n->ctx, RECUR_ERR_STATE, "%s: lengths[%d] differs from the training forward's", fn, bad);
+    return RECUR_OK;
+}
+
+recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengths, int has_h0, int has_c0,
+                                    int want_dh0, int want_dc0, recur_grad_mode mode) {
     struct recur_backend *be = &n->ctx->be;
     const struct net_plan *p = &n->pl;
-    int T = b->T, N = b->N, K = n->K, H = n->P; /* the width of a's states */
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * H;
-    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states */
+    int K = n->K, H = n->P; /* the width of a's states */
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N);
     float bw = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
-
-    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_BEGIN, 0)); /* a reduction over MPI, if any (dist.c) */
     struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
-    if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
-    else TRY(recur_be_fill(be, dhT, 0.0f, st));
-    if (n->S > 1) {
-        if (g->dcT) TRY(recur_be_write_staged(be, dcT, g->dcT, sc * sizeof(float)));
-        else TRY(recur_be_fill(be, dcT, 0.0f, sc));
-    }
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
     struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
     struct recur_stack_grad sg = {.dhT = dhT, .dcT = dcT};
@@ -590,19 +597,42 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     }
     TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_HEAD, 0));
     if (n->n_emb) sg.dx = at_(n, p->dx);
-    if (g->dh0) sg.dh0 = at_(n, p->dh0);
-    if (g->dc0) sg.dc0 = at_(n, p->dc0);
-    struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p->x), .y = at_(n, p->y),
-                                .h0 = b->h0 ? at_(n, p->h0) : none_mem, .c0 = b->c0 ? at_(n, p->c0) : none_mem};
+    if (want_dh0) sg.dh0 = at_(n, p->dh0);
+    if (want_dc0) sg.dc0 = at_(n, p->dc0);
+    struct recur_stack_io io = {.T = T, .N = N, .lengths = lengths, .x = at_(n, p->x), .y = at_(n, p->y),
+                                .h0 = has_h0 ? at_(n, p->h0) : none_mem, .c0 = has_c0 ? at_(n, p->c0) : none_mem};
     TRY(recur_stack_backward(n->model, &io, &sg, mode));
     if (n->n_emb) {
         if (mode == RECUR_GRAD_OVERWRITE) TRY(recur_be_fill(be, n->dp, 0.0f, n->n_emb));
         TRY(recur_be_index_add(be, n->dp, n->I, sg.dx, n->I, at_(n, p->aidx), (int)TN, n->I));
     }
-    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_INPUT, 0));
+    return RECUR_OK;
+}
+
+recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const recur_net_grad *g,
+                                recur_grad_mode mode) {
+    RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_backward: net is NULL");
+    recur_err_clear(n->ctx);
+    RETURN_IF(!b, n->ctx, RECUR_ERR_NULL, "recur_net_backward: batch is NULL");
+    recur_net_grad none_g = {0};
+    if (!g) g = &none_g;
+    TRY(recur_layer_check_grad(n->model->layers[0], "recur_net_backward", mode, g->dcT, g->dc0));
+    TRY(recur_net_check_backward(n, "recur_net_backward", b->T, b->N, b->lengths));
+    struct recur_backend *be = &n->ctx->be;
+    const struct net_plan *p = &n->pl;
+    size_t st = (size_t)n->L * n->D * b->N * n->P, sc = (size_t)n->L * n->D * b->N * n->H;
+    struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
+    if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
+    else TRY(recur_be_fill(be, dhT, 0.0f, st));
+    if (n->S > 1) {
+        if (g->dcT) TRY(recur_be_write_staged(be, dcT, g->dcT, sc * sizeof(float)));
+        else TRY(recur_be_fill(be, dcT, 0.0f, sc));
+    }
+    TRY(recur_net_run_backward(n, b->T, b->N, b->lengths, b->h0 != NULL, b->c0 != NULL, g->dh0 != NULL,
+                               g->dc0 != NULL, mode));
     /* No sync: a read waits; without one the work stays queued. */
-    if (g->dh0) TRY(recur_be_read(be, g->dh0, sg.dh0, st * sizeof(float)));
-    if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, sc * sizeof(float)));
+    if (g->dh0) TRY(recur_be_read(be, g->dh0, at_(n, p->dh0), st * sizeof(float)));
+    if (g->dc0) TRY(recur_be_read(be, g->dc0, at_(n, p->dc0), sc * sizeof(float)));
     return RECUR_OK;
 }
 

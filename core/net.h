@@ -79,6 +79,30 @@ struct recur_optim {
 recur_status recur_dist_average(recur_optim *o);
 void recur_dist_free(struct recur_dist *d);
 
+/* The pieces of a net call that recur_net_forward/backward (host arrays,
+ * net.c) and recur_net_forward_dev/backward_dev (buffers, netdev.c) share:
+ * each checks its arguments, puts the batch into the net's scratch (n->pl)
+ * its own way (staged host arrays, or device copies of the buffers), runs
+ * the same recur_net_run_* and takes its outputs from the scratch. */
+/* The batch's checks (T, N, lengths, tokens, targets, states); *count: the
+ * targets counted. Fields are tested for presence; tokens and targets read. */
+recur_status recur_net_check_batch(recur_net *n, const recur_net_batch *b, const char *fn, long long *count);
+/* A forward's start: the scratch laid out for the batch and grown; what an
+ * earlier forward kept is dropped. */
+recur_status recur_net_begin(recur_net *n, int T, int N, int training);
+/* The forward once the scratch holds the batch (gidx, aidx: token indices;
+ * tgt: targets or MSE's row selection; x for vector input; vals; h0, c0 when
+ * has_h0, has_c0): the lookup, the model, the head, the loss (its partial
+ * sums read back when read_loss), and what backward needs kept. */
+recur_status recur_net_run_forward(recur_net *n, recur_mode mode, int T, int N, const int *lengths, int has_h0,
+                                   int has_c0, int has_targets, long long cnt, int read_loss);
+/* RECUR_ERR_STATE unless the last forward was a training one of this shape. */
+recur_status recur_net_check_backward(recur_net *n, const char *fn, int T, int N, const int *lengths);
+/* The backward once the scratch holds dhT and dcT; dh0, dc0 left in the
+ * scratch when wanted. */
+recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengths, int has_h0, int has_c0,
+                                    int want_dh0, int want_dc0, recur_grad_mode mode);
+
 /* RECUR_OK when a net of these settings can be made (the model's own checks
  * aside), else RECUR_ERR_ARG/SHAPE naming the field. */
 recur_status recur_net_desc_check(recur_ctx *ctx, const recur_net_desc *d);

@@ -294,36 +294,6 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
 
 /* ---- the device-resident calls (recur.h): the caller's buffers in place ---- */
 
-/* One buffer argument of a call: its field name, the floats the batch
- * needs, whether the call writes it, and where the stack finds it. */
-struct dev_arg {
-    const char *name;
-    const recur_buffer *buf;
-    size_t floats;
-    int out;
-    struct recur_mem *dev;
-};
-
-/* Each given buffer on the model's context, large enough, and no output
- * sharing a buffer with another argument. */
-static recur_status dev_args(recur_model *m, const char *fn, const struct dev_arg *a, int n) {
-    for (int i = 0; i < n; i++) {
-        struct recur_mem none = {0};
-        *a[i].dev = none;
-        const recur_buffer *b = a[i].buf;
-        if (!b) continue;
-        RETURN_IF(b->ctx != m->ctx, m->ctx, RECUR_ERR_ARG, "%s: %s is a buffer of another context", fn, a[i].name);
-        RETURN_IF(b->count < a[i].floats, m->ctx, RECUR_ERR_BUFFER_SIZE,
-                  "%s: %s holds %zu floats; the batch needs %zu", fn, a[i].name, b->count, a[i].floats);
-        for (int j = 0; j < i; j++)
-            RETURN_IF(a[j].buf == b && (a[i].out || a[j].out), m->ctx, RECUR_ERR_ARG,
-                      "%s: %s and %s are the same buffer (an output may share it with no other argument)", fn,
-                      a[j].name, a[i].name);
-        *a[i].dev = b->mem;
-    }
-    return RECUR_OK;
-}
-
 /* The host-pointer form of io for the shared checks: a field is present
  * (never read) when its buffer is. */
 static float present;
@@ -345,12 +315,13 @@ recur_status recur_model_forward_dev(recur_model *m, recur_mode mode, const recu
     size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
     size_t LDNP = (size_t)m->L * m->D * io->N * m->P;
     struct recur_stack_io d = user_io(&h);
-    const struct dev_arg a[] = {
+    const struct recur_dev_arg a[] = {
         {"io->x", io->x, TN * m->desc.input_size, 0, &d.x}, {"io->h0", io->h0, LDNP, 0, &d.h0},
         {"io->c0", io->c0, LDNH, 0, &d.c0},                  {"io->y", io->y, TN * m->O, 1, &d.y},
         {"io->hT", io->hT, LDNP, 1, &d.hT},                  {"io->cT", io->cT, LDNH, 1, &d.cT},
     };
-    TRY(dev_args(m, "recur_model_forward_dev", a, RECUR_COUNT(a)));
+    TRY(recur_dev_args(m->ctx, "recur_model_forward_dev", a, RECUR_COUNT(a), 0));
+    recur_dev_args_written(a, RECUR_COUNT(a));
     return recur_stack_forward(m, mode, &d);
 }
 
@@ -369,12 +340,13 @@ recur_status recur_model_backward_dev(recur_model *m, const recur_model_io_dev *
     struct recur_stack_io d = user_io(&h);
     struct recur_stack_grad dg;
     struct recur_mem y_unused;
-    const struct dev_arg a[] = {
+    const struct recur_dev_arg a[] = {
         {"io->x", io->x, TNI, 0, &d.x},         {"io->y", io->y, TN * m->O, 0, &y_unused},
         {"grad->dy", g->dy, TN * m->O, 0, &dg.dy}, {"grad->dhT", g->dhT, LDNP, 0, &dg.dhT},
         {"grad->dcT", g->dcT, LDNH, 0, &dg.dcT},   {"grad->dx", g->dx, TNI, 1, &dg.dx},
         {"grad->dh0", g->dh0, LDNP, 1, &dg.dh0},   {"grad->dc0", g->dc0, LDNH, 1, &dg.dc0},
     };
-    TRY(dev_args(m, "recur_model_backward_dev", a, RECUR_COUNT(a)));
+    TRY(recur_dev_args(m->ctx, "recur_model_backward_dev", a, RECUR_COUNT(a), 0));
+    recur_dev_args_written(a, RECUR_COUNT(a));
     return recur_stack_backward(m, &d, &dg, mode);
 }

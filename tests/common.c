@@ -43,6 +43,18 @@ void test_need_device(const char *device) {
     recur_ctx_free(ctx);
 }
 
+const char *test_device(void) {
+    const char *d = getenv("RECUR_TEST_DEVICE");
+    return d && *d ? d : "cpu";
+}
+
+recur_ctx *test_open_ctx(void) {
+    test_need_device(test_device());
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, test_device()), RECUR_OK, "%s", recur_last_error());
+    return ctx;
+}
+
 float *test_floats(size_t n) {
     float *p = calloc(n ? n : 1, sizeof *p);
     cr_assert(p, "out of memory");

@@ -34,6 +34,12 @@ double test_worst(const float *a, const double *b, size_t n, double rtol, double
  * RECUR_ERR_UNSUPPORTED, RECUR_ERR_DEVICE); assert on any other error. */
 void test_need_device(const char *device);
 
+/* RECUR_TEST_DEVICE, default "cpu"; a context on it (the test skipped when
+ * this machine lacks it, as test_need_device). */
+const char *test_device(void);
+struct recur_ctx;
+struct recur_ctx *test_open_ctx(void);
+
 float *test_floats(size_t n);   /* calloc'd, asserts success */
 double *test_doubles(size_t n); /* calloc'd, asserts success */
 

@@ -1702,6 +1702,71 @@ Test(device, one_host_wait_per_training_step) {
     cr_assert(!memcmp(w[0], w[1], sizeof w[0]), "the weights differ between the two ways of reading the loss");
 }
 
+/* A training step that carries its states (an lm's truncated BPTT): through
+ * buffers (recur_net_forward_dev, hT = h0 in place) it waits once, the
+ * optimizer's read; through host pointers it also reads hT and cT back (3).
+ * The same bits both ways. */
+Test(device, one_host_wait_per_step_with_carried_states) {
+    NEED_DEVICE();
+    enum { T = 5, N = 3, V = 9, H = 6, STEPS = 3 };
+    double loss[2][STEPS];
+    long waits[2][STEPS];
+    for (int dev = 0; dev < 2; dev++) {
+        recur_ctx *ctx = cl_ctx("opencl");
+        recur_net_desc d = {.model = {.cell = "lstm", .input_size = 4, .hidden_size = H, .num_layers = 2},
+                            .input = RECUR_INPUT_EMBEDDING, .vocab = V, .head = RECUR_HEAD_ALL, .output_size = V};
+        recur_net *net;
+        recur_optim *opt;
+        recur_optim_desc od = recur_optim_defaults(RECUR_OPTIM_ADAM, 0.01f);
+        OK(ctx, recur_net_create(ctx, &d, &net));
+        OK(ctx, recur_net_init(net, RECUR_INIT_UNIFORM, 3));
+        OK(ctx, recur_optim_create(&net, 1, &od, &opt));
+        static float h[2 * N * H], c[2 * N * H];
+        memset(h, 0, sizeof h), memset(c, 0, sizeof c);
+        recur_buffer *bt, *bg, *bh, *bc;
+        OK(ctx, recur_buffer_create(ctx, T * N, &bt));
+        OK(ctx, recur_buffer_create(ctx, T * N, &bg));
+        OK(ctx, recur_buffer_create(ctx, 2 * N * H, &bh));
+        OK(ctx, recur_buffer_create(ctx, 2 * N * H, &bc));
+        OK(ctx, recur_buffer_write(bh, 0, h, 2 * N * H));
+        OK(ctx, recur_buffer_write(bc, 0, c, 2 * N * H));
+        for (int s = 0; s < STEPS; s++) {
+            int32_t tok[T * N], tgt[T * N];
+            for (int i = 0; i < T * N; i++) {
+                tok[i] = (int32_t)((i * 5 + s * 3) % V);
+                tgt[i] = (int32_t)((i * 7 + s) % V);
+            }
+            struct recur_cl_stats before, after;
+            recur_cl_stats_get(&before);
+            if (dev) {
+                recur_net_batch_dev b = {.T = T, .N = N, .tokens = bt, .targets = bg, .h0 = bh, .c0 = bc, .hT = bh,
+                                         .cT = bc};
+                OK(ctx, recur_buffer_write_ids(bt, 0, tok, T * N));
+                OK(ctx, recur_buffer_write_ids(bg, 0, tgt, T * N));
+                OK(ctx, recur_net_forward_dev(net, RECUR_MODE_TRAINING, &b, NULL));
+                OK(ctx, recur_net_backward_dev(net, &b, NULL, RECUR_GRAD_OVERWRITE));
+            } else {
+                recur_net_batch b = {.T = T, .N = N, .tokens = tok, .targets = tgt, .h0 = h, .c0 = c, .hT = h, .cT = c};
+                OK(ctx, recur_net_forward(net, RECUR_MODE_TRAINING, &b, NULL, NULL));
+                OK(ctx, recur_net_backward(net, &b, NULL, RECUR_GRAD_OVERWRITE));
+            }
+            OK(ctx, recur_optim_step(opt, NULL));
+            OK(ctx, recur_net_loss(net, &loss[dev][s], NULL));
+            recur_cl_stats_get(&after);
+            waits[dev][s] = after.host_waits - before.host_waits;
+        }
+        recur_ctx_free(ctx);
+    }
+    for (int s = 0; s < STEPS; s++) {
+        cr_log_info("step %d: host waits %ld with buffers, %ld with host pointers", s, waits[1][s], waits[0][s]);
+        cr_assert_eq(waits[1][s], 1, "step %d: %ld host waits with the state on the device, expected 1", s,
+                     waits[1][s]);
+        cr_assert_eq(waits[0][s], 3, "step %d: %ld host waits reading hT and cT back, expected 3", s, waits[0][s]);
+        cr_assert_eq(loss[0][s], loss[1][s], "step %d: loss %.17g with host pointers, %.17g with buffers", s,
+                     loss[0][s], loss[1][s]);
+    }
+}
+
 /* Test builds (-Dtest_hooks=true): RECUR_CL_TEST_POISON=1 fills every new
  * buffer with NaN; RECUR_CL_TEST_LIMITS caps the device's limits, and the
  * capped values are what the backend uses (launches split, allocations

@@ -511,18 +511,29 @@ static void states_swap(struct states *s) {
     t = s->c, s->c = s->c2, s->c2 = t;
 }
 
+/* The state is carried on the device, in place (recur_net_forward_dev), so
+ * a chunk waits for the device once: for its loss. */
 recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, int T, double *loss,
                             long long *count) {
-    size_t cl = n / (size_t)N;
+    size_t cl = n / (size_t)N, ns = (size_t)m->LD * N * m->H;
     *loss = 0, *count = 0;
     if (cl < 2) return RECUR_ERR_ARG;
-    struct states st;
     int32_t *tok = calloc2((size_t)T, (size_t)N, sizeof *tok), *tgt = calloc2((size_t)T, (size_t)N, sizeof *tgt);
+    float *zeros = calloc(ns, sizeof *zeros);
+    recur_buffer *dtok = NULL, *dtgt = NULL, *h = NULL, *c = NULL;
     recur_status rs = RECUR_ERR_NO_MEMORY;
-    if (states_alloc(&st, m, N) || !tok || !tgt) goto out;
+    if (!tok || !tgt || !zeros) goto out;
+    size_t TN = (size_t)T * N;
+    if ((rs = recur_buffer_create(m->ctx, TN, &dtok)) != RECUR_OK ||
+        (rs = recur_buffer_create(m->ctx, TN, &dtgt)) != RECUR_OK ||
+        (rs = recur_buffer_create(m->ctx, ns, &h)) != RECUR_OK ||
+        (rs = recur_buffer_write(h, 0, zeros, ns)) != RECUR_OK)
+        goto out;
+    if (m->states == 2 && ((rs = recur_buffer_create(m->ctx, ns, &c)) != RECUR_OK ||
+                           (rs = recur_buffer_write(c, 0, zeros, ns)) != RECUR_OK))
+        goto out;
     double sum = 0;
     long long total = 0;
-    rs = RECUR_OK;
     for (size_t p = 0; p < cl - 1 && rs == RECUR_OK; p += (size_t)T) {
         int t = (int)(cl - 1 - p < (size_t)T ? cl - 1 - p : (size_t)T);
         for (int i = 0; i < t; i++)
@@ -530,22 +541,24 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
                 tok[(size_t)i * N + b] = s[(size_t)b * cl + p + i];
                 tgt[(size_t)i * N + b] = s[(size_t)b * cl + p + i + 1];
             }
-        recur_net_batch batch = {.T = t, .N = N, .tokens = tok, .targets = tgt, .h0 = st.h, .c0 = st.c,
-                                 .hT = st.h2, .cT = st.c2};
-        double l;
-        long long c;
-        rs = recur_net_forward(m->net[0], RECUR_MODE_INFERENCE, &batch, &l, &c);
-        sum += l * (double)c;
-        total += c;
-        states_swap(&st);
+        recur_net_batch_dev batch = {.T = t, .N = N, .tokens = dtok, .targets = dtgt, .h0 = h, .c0 = c, .hT = h,
+                                     .cT = c};
+        double l = 0;
+        long long cnt = 0;
+        rs = recur_buffer_write_ids(dtok, 0, tok, (size_t)t * N);
+        if (rs == RECUR_OK) rs = recur_buffer_write_ids(dtgt, 0, tgt, (size_t)t * N);
+        if (rs == RECUR_OK) rs = recur_net_forward_dev(m->net[0], RECUR_MODE_INFERENCE, &batch, NULL);
+        if (rs == RECUR_OK) rs = recur_net_loss(m->net[0], &l, &cnt);
+        sum += l * (double)cnt;
+        total += cnt;
     }
     if (rs == RECUR_OK) {
         *loss = total ? sum / (double)total : 0;
         *count = total;
     }
 out:
-    states_free(&st);
-    free(tok), free(tgt);
+    recur_buffer_free(dtok), recur_buffer_free(dtgt), recur_buffer_free(h), recur_buffer_free(c);
+    free(tok), free(tgt), free(zeros);
     return rs;
 }
 

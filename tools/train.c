@@ -80,8 +80,12 @@ struct trainer {
     size_t cl, chunks;
     uint64_t hash;
     int32_t *tok, *tgt;
-    /* lm: the carried state; dates: the encoder's final states */
+    /* lm: the carried state (between checkpoints only on the device, in
+     * dev_h and dev_c); dates: the encoder's final states */
     float *h, *c, *hT, *cT;
+    /* lm: a step's tokens and targets and the carried state on the device
+     * (recur_buffer), so a training step waits for the device once */
+    recur_buffer *dev_tok, *dev_tgt, *dev_h, *dev_c;
     float *dh, *dc; /* dates: the decoder's dh0, dc0 */
     struct examples ex, held;
     /* the loop (train_loop) */
@@ -189,7 +193,26 @@ static size_t state_count(const struct trainer *t) {
 
 static int save_checkpoint_file(struct trainer *t, const char *path, const float *h, const float *c);
 
+/* lm: the carried state from the device into t->h, t->c (a wait; at checkpoints only). */
+static int states_from_device(struct trainer *t) {
+    size_t ns = state_count(t);
+    recur_status st = recur_buffer_read(t->dev_h, 0, t->h, ns);
+    if (st == RECUR_OK && t->dev_c) st = recur_buffer_read(t->dev_c, 0, t->c, ns);
+    if (st != RECUR_OK) fprintf(stderr, "recur %s: reading the carried state: %s\n", CMD, recur_ctx_error(t->ctx));
+    return st == RECUR_OK ? 0 : -1;
+}
+
+/* lm: t->h, t->c (zeros, or a checkpoint's) onto the device, without waiting. */
+static int states_to_device(struct trainer *t) {
+    size_t ns = state_count(t);
+    recur_status st = recur_buffer_write(t->dev_h, 0, t->h, ns);
+    if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, ns);
+    if (st != RECUR_OK) fprintf(stderr, "recur %s: writing the carried state: %s\n", CMD, recur_ctx_error(t->ctx));
+    return st == RECUR_OK ? 0 : -1;
+}
+
 static int save_checkpoint(struct trainer *t, const char *path) {
+    if (t->m.r.task == TASK_LM && t->dev_h && states_from_device(t)) return -1;
     /* Under mpirun every rank gives its columns of the carried state, rank 0 writes. */
     float *h = t->h, *c = t->c, *fh = NULL, *fc = NULL;
     if (t->m.r.task == TASK_LM && dist_size() > 1) {
@@ -344,20 +367,21 @@ bad_best:
 
 /* ---- one step of each task ---- */
 
-static void swap(float **a, float **b) {
-    float *t = *a;
-    *a = *b, *b = t;
-}
-
 /* One batch's forward and backward: k, the batch's index over the run (step * accum + j);
- * gm, RECUR_GRAD_ADD for all but a step's first batch. */
+ * gm, RECUR_GRAD_ADD for all but a step's first batch. The batch and the
+ * carried state stay on the device (recur_net_forward_dev: the state is
+ * carried in place, hT = h0), so nothing here waits for it; loss (when not
+ * NULL, with --accum) is read back, a wait. */
 static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, double *loss, double *tokens) {
     struct run *r = &t->m.r;
     int N = t->nb, T = r->bptt;
     size_t chunk = (size_t)(k % (long long)t->chunks), p = chunk * T;
+    recur_status st = RECUR_OK;
     if (chunk == 0) {
         memset(t->h, 0, state_count(t) * sizeof *t->h);
         if (t->c) memset(t->c, 0, state_count(t) * sizeof *t->c);
+        st = recur_buffer_write(t->dev_h, 0, t->h, state_count(t));
+        if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, state_count(t));
     }
     for (int i = 0; i < T; i++)
         for (int b = 0; b < N; b++) {
@@ -365,13 +389,15 @@ static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, 
             t->tok[(size_t)i * N + b] = col[p + i];
             t->tgt[(size_t)i * N + b] = col[p + i + 1];
         }
-    recur_net_batch batch = {.T = T, .N = N, .tokens = t->tok, .targets = t->tgt, .h0 = t->h, .c0 = t->c,
-                             .hT = t->hT, .cT = t->cT};
-    recur_status st = recur_net_forward(t->m.net[0], RECUR_MODE_TRAINING, &batch, loss, NULL);
-    if (st == RECUR_OK) st = recur_net_backward(t->m.net[0], &batch, NULL, gm);
+    size_t TN = (size_t)T * N;
+    if (st == RECUR_OK) st = recur_buffer_write_ids(t->dev_tok, 0, t->tok, TN);
+    if (st == RECUR_OK) st = recur_buffer_write_ids(t->dev_tgt, 0, t->tgt, TN);
+    recur_net_batch_dev batch = {.T = T, .N = N, .tokens = t->dev_tok, .targets = t->dev_tgt, .h0 = t->dev_h,
+                                 .c0 = t->dev_c, .hT = t->dev_h, .cT = t->dev_c};
+    if (st == RECUR_OK) st = recur_net_forward_dev(t->m.net[0], RECUR_MODE_TRAINING, &batch, NULL);
+    if (st == RECUR_OK && loss) st = recur_net_loss(t->m.net[0], loss, NULL);
+    if (st == RECUR_OK) st = recur_net_backward_dev(t->m.net[0], &batch, NULL, gm);
     if (st != RECUR_OK) return st;
-    swap(&t->h, &t->hT);
-    swap(&t->c, &t->cT);
     *tokens = (double)T * N;
     return RECUR_OK;
 }
@@ -806,6 +832,16 @@ static int alloc_buffers(struct trainer *t) {
         t->tok = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tok);
         t->tgt = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tgt);
         ok = ok && t->tok && t->tgt;
+        size_t TN = (size_t)r->bptt * (size_t)t->nb;
+        recur_status st = recur_buffer_create(t->ctx, TN, &t->dev_tok);
+        if (st == RECUR_OK) st = recur_buffer_create(t->ctx, TN, &t->dev_tgt);
+        if (st == RECUR_OK) st = recur_buffer_create(t->ctx, ns, &t->dev_h);
+        if (st == RECUR_OK && t->m.states == 2) st = recur_buffer_create(t->ctx, ns, &t->dev_c);
+        if (st != RECUR_OK) {
+            fprintf(stderr, "recur %s: device buffers for --batch %d --bptt %d --hidden %d --layers %d: %s\n", CMD,
+                    N, r->bptt, r->hidden, r->layers, recur_ctx_error(t->ctx));
+            return -1;
+        }
     } else {
         int held = t->have_data ? (int)(t->ds.n - t->ds.n_train) : r->val_size;
         ok = ok && !examples_alloc(&t->ex, &t->m, N) && !examples_alloc(&t->held, &t->m, held);
@@ -930,6 +966,7 @@ static int train_open(struct trainer *t) {
     if (alloc_buffers(t)) return 1;
     t->data.s = run_seed(r, SEED_DATA);
     if (t->resume && restore(t, t->ck)) return 1;
+    if (r->task == TASK_LM && states_to_device(t)) return 1; /* zeros, or the checkpoint's */
     recur_file_free(t->ck);
     t->ck = NULL;
     if (t->have_data) {

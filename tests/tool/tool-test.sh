@@ -242,6 +242,23 @@ old-direction)
     ;;
 
 # ---- training ----
+step-waits)
+    # A training step of the lm task waits for the device once (issue 11): the
+    # batch and the carried state stay on the device (recur_net_forward_dev).
+    # count-waits.c (LD_PRELOAD) counts every OpenCL call of the process that
+    # makes it wait; two runs that differ only in --steps differ by the steps'.
+    "$recur" devices 2>/dev/null | grep -q '^opencl' || { echo "no OpenCL device: skipped"; exit 77; }
+    [ -f "${RECUR_WAITS_SHIM:-}" ] || fail "RECUR_WAITS_SHIM '${RECUR_WAITS_SHIM:-}' is not a file"
+    for s in 10 30; do
+        echo "+ recur train $tiny --steps $s --eval-every 1000 --checkpoint-every 1000 --out w$s (host waits counted)"
+        RECUR_WAITS_FILE=$work/waits-$s LD_PRELOAD=$RECUR_WAITS_SHIM "$recur" train $tiny --steps $s \
+            --eval-every 1000 --checkpoint-every 1000 --out w$s > log 2>&1 || { cat log; fail "recur train failed"; }
+        [ -s waits-$s ] || fail "the shim wrote no count (was it preloaded?)"
+    done
+    a=$(cat waits-10) b=$(cat waits-30)
+    echo "host waits: $a in a run of 10 steps, $b in one of 30: $((b - a)) for 20 steps"
+    [ $((b - a)) -eq 20 ] || fail "$((b - a)) host waits for 20 training steps: expected one a step"
+    ;;
 lower-loss)
     # RECUR_DEVICE from the test's environment (cpu, or opencl: skipped without a device)
     case "$RECUR_DEVICE" in

@@ -103,8 +103,9 @@ RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name
  *            NULL (and values NULL): no loss, logits only; backward then
  *            carries only dhT/dcT
  *   values   MSE: [T, N, K] or [N, K]; with lengths, padded steps do not count
- *   h0, c0   [L*D, N, H] initial states; NULL: zeros
- *   hT, cT   [L*D, N, H] written: final states; NULL: not wanted; may be h0, c0
+ *   h0, c0   [L*D, N, P] and [L*D, N, H] initial states (P: the model's proj_size, or
+ *            H); NULL: zeros
+ *   hT, cT   the same shapes, written: final states; NULL: not wanted; may be h0, c0
  *            themselves (a state carried from chunk to chunk in place)
  *   logits   [T, N, K] or [N, K] written: the head's output; NULL: not wanted
  */
@@ -136,7 +137,8 @@ typedef struct recur_net_batch {
  * recur_optim_step, which brings it back with the gradient norm in the
  * step's one read: forward(loss NULL), backward, recur_optim_step,
  * recur_net_loss is a training step that waits once (without hT, cT or
- * logits to read).
+ * logits to read). To carry states from step to step without reading them
+ * back, keep them on the device: recur_net_forward_dev below.
  */
 RECUR_API recur_status recur_net_forward(recur_net *net, recur_mode mode, const recur_net_batch *batch, double *loss,
                                          long long *count);
@@ -151,7 +153,7 @@ RECUR_API recur_status recur_net_forward(recur_net *net, recur_mode mode, const 
 RECUR_API recur_status recur_net_loss(recur_net *net, double *loss, long long *count);
 
 /* Gradients of the batch's loss (as forward reported it) plus dhT.dL/dhT +
- * dcT.dL/dcT. dhT, dcT [L*D, N, H] may be NULL (zeros); dh0, dc0 written when
+ * dcT.dL/dcT. dhT, dcT ([L*D, N, P] and [L*D, N, H]) may be NULL (zeros); dh0, dc0 written when
  * not NULL. Weight gradients overwrite or add to the net's (recur_grad_mode). */
 typedef struct recur_net_grad {
     const float *dhT, *dcT;
@@ -160,6 +162,63 @@ typedef struct recur_net_grad {
 
 RECUR_API recur_status recur_net_backward(recur_net *net, const recur_net_batch *batch, const recur_net_grad *grad,
                                           recur_grad_mode mode);
+
+/* ------------------------------------------------------------------------ */
+/* Net calls on device buffers (recur.h's recur_buffer), without waiting     */
+/*
+ * recur_net_batch with buffers of the net's context: the same shapes, in
+ * floats (a buffer may be larger; its first floats are used). tokens and
+ * targets are int32 ids written with recur_buffer_write_ids, which keeps a
+ * host copy of them: the call checks them from that copy, as recur_net_forward
+ * checks its arrays, before it enqueues anything, and never waits for the
+ * device to do so. Because the device reads every position of such a
+ * buffer, the ids at padded positions (past a sequence's length) count too:
+ * a padded token must be 0..vocab-1 (any), a padded HEAD_ALL target -1.
+ * lengths stay host memory (the batch is planned from them on the host).
+ *
+ * Inputs are copied on the device into the net's scratch before anything
+ * runs (as the host-pointer calls copy their arrays), so an input may be
+ * rewritten as soon as the call returns and an output may be an input's
+ * buffer (hT = h0, cT = c0: a state carried from chunk to chunk in place);
+ * two outputs may not share a buffer. A buffer of another context, or one
+ * too small for the batch, is refused naming the field.
+ */
+typedef struct recur_net_batch_dev {
+    int T, N;
+    const int *lengths;             /* host [N] in 1..T, or NULL: all T */
+    recur_buffer *tokens;           /* [T, N] ids (EMBEDDING, ONEHOT) */
+    recur_buffer *x;                /* [T, N, I] floats (VECTOR) */
+    recur_buffer *targets;          /* XENT: [T, N] or [N] ids in -1..K-1; NULL: no loss */
+    recur_buffer *values;           /* MSE: [T, N, K] or [N, K]; NULL: no loss */
+    recur_buffer *h0, *c0;          /* [L*D, N, P], [L*D, N, H]; NULL: zeros */
+    recur_buffer *hT, *cT;          /* written: the same shapes; NULL: not wanted */
+    recur_buffer *logits;           /* written: [T, N, K] or [N, K]; NULL: not wanted */
+} recur_net_batch_dev;
+
+typedef struct recur_net_grad_dev {
+    recur_buffer *dhT, *dcT;        /* [L*D, N, P], [L*D, N, H]; NULL: zeros */
+    recur_buffer *dh0, *dc0;        /* written: the same shapes; NULL: not wanted */
+} recur_net_grad_dev;
+
+/*
+ * recur_net_forward and recur_net_backward on buffers: the same checks,
+ * errors and results (the same bits as the host-pointer calls on every
+ * device), and no wait: the loss stays on the device for recur_net_loss or
+ * recur_optim_step, so forward_dev, backward_dev, recur_optim_step,
+ * recur_net_loss is a training step that waits once, whatever states it
+ * carries. *count (may be NULL) gets the number of targets counted, known
+ * from the ids' host copy. Errors besides the host-pointer calls': a buffer
+ * of another context (RECUR_ERR_ARG), too small (RECUR_ERR_BUFFER_SIZE), two
+ * outputs in one buffer (RECUR_ERR_ARG), ids not written by
+ * recur_buffer_write_ids or overwritten since (RECUR_ERR_ARG), each naming
+ * the field ("batch->tokens"); batch NULL (RECUR_ERR_NULL). backward_dev
+ * takes the batch of the training forward it goes back through (T, N,
+ * lengths checked); it reads what that forward copied, not the buffers.
+ */
+RECUR_API recur_status recur_net_forward_dev(recur_net *net, recur_mode mode, const recur_net_batch_dev *batch,
+                                             long long *count);
+RECUR_API recur_status recur_net_backward_dev(recur_net *net, const recur_net_batch_dev *batch,
+                                              const recur_net_grad_dev *grad, recur_grad_mode mode);
 
 /* ------------------------------------------------------------------------ */
 /* Optimizers: over the parameters of one or more nets                      */

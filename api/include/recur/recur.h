@@ -600,7 +600,8 @@ RECUR_API recur_status recur_model_backward(recur_model *model, const recur_mode
  * wait. On the CPU a buffer is host memory and every call runs at once;
  * the results are the same bits as the host-pointer calls' on each device.
  * An error that only running the work reveals (a device fault) is reported
- * by the next call that waits.
+ * by the next call that waits. Nets take buffers too (recur-train.h:
+ * recur_net_forward_dev, with ids written by recur_buffer_write_ids).
  */
 typedef struct recur_buffer recur_buffer;
 
@@ -618,8 +619,20 @@ RECUR_API size_t recur_buffer_bytes(const recur_buffer *buf);
 /* Copy count floats from src into the buffer at element `offset`, in queue
  * order with the calls around it, without waiting: src is copied first and
  * may be reused as soon as the call returns. RECUR_ERR_BUFFER_SIZE when
- * offset + count passes the buffer's count. */
+ * offset + count passes the buffer's count. Floats written over ids
+ * (recur_buffer_write_ids) make the buffer forget them. */
 RECUR_API recur_status recur_buffer_write(recur_buffer *buf, size_t offset, const float *src, size_t count);
+/* Copy count int32 ids (tokens, class targets: recur-train.h's net calls)
+ * into the buffer at element `offset`, one id in each float's room, without
+ * waiting, as recur_buffer_write does. The buffer also keeps a host copy of
+ * the ids, so that a net call that reads them checks them (against its
+ * vocabulary or classes, naming the position) and counts its targets before
+ * it enqueues anything, without waiting for the device. The copy covers one
+ * span of elements (a write that touches or overlaps it widens it, one apart
+ * from it starts it again); recur_buffer_write over the span, or a call that
+ * writes the buffer as an output, forgets it, and a net call then refuses the
+ * buffer as ids. RECUR_ERR_BUFFER_SIZE as for write; RECUR_ERR_NO_MEMORY. */
+RECUR_API recur_status recur_buffer_write_ids(recur_buffer *buf, size_t offset, const int32_t *src, size_t count);
 /* Copy count floats at element `offset` into dst; waits for the work queued
  * before it. RECUR_ERR_BUFFER_SIZE as for write. */
 RECUR_API recur_status recur_buffer_read(const recur_buffer *buf, size_t offset, float *dst, size_t count);
