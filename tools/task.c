@@ -68,6 +68,7 @@ const struct setting run_settings[] = {
     S("recur.patience", "--patience", OPT_INT, patience, 0, 1e9, 0, 1),
     S("recur.accum", "--accum", OPT_INT, accum, 1, 1024, 0, 1),
     S("recur.data", "--data", OPT_BUF, data, 0, 0, DATA, 0, BUF(data)),
+    S("recur.proj", "--proj", OPT_INT, proj, 0, 8191, 0, 0),
 };
 #undef S
 #undef BUF
@@ -240,6 +241,7 @@ static void model_shapes(struct model *m) {
     m->D = m->r.dir >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
     m->LD = m->r.layers * m->D;
     m->H = m->r.hidden;
+    m->P = m->r.proj ? m->r.proj : m->r.hidden;
 }
 
 static recur_net_desc net_desc(const struct model *m, int which) {
@@ -248,7 +250,7 @@ static recur_net_desc net_desc(const struct model *m, int which) {
         .model = {.cell = r->cell, .variant = r->variant[0] ? r->variant : NULL, .input_size = r->embed,
                   .hidden_size = r->hidden, .num_layers = r->layers, .direction = (recur_direction)r->dir,
                   .dropout = (float)r->dropout, .seed = run_seed(r, SEED_INIT0 + which),
-                  .zoneout = (float)r->zoneout},
+                  .zoneout = (float)r->zoneout, .proj_size = r->proj},
         .input = RECUR_INPUT_EMBEDDING,
         .loss = RECUR_LOSS_XENT,
     };
@@ -492,13 +494,13 @@ struct states {
     float *h, *c, *h2, *c2;
 };
 static int states_alloc(struct states *s, const struct model *m, int N) {
-    size_t n = (size_t)m->LD * N * m->H;
+    size_t n = (size_t)m->LD * N * m->P, nc = (size_t)m->LD * N * m->H;
     memset(s, 0, sizeof *s);
     s->h = calloc(n, sizeof(float));
     s->h2 = calloc(n, sizeof(float));
     if (m->states == 2) {
-        s->c = calloc(n, sizeof(float));
-        s->c2 = calloc(n, sizeof(float));
+        s->c = calloc(nc, sizeof(float));
+        s->c2 = calloc(nc, sizeof(float));
     }
     return s->h && s->h2 && (m->states < 2 || (s->c && s->c2)) ? 0 : -1;
 }
@@ -515,11 +517,11 @@ static void states_swap(struct states *s) {
  * a chunk waits for the device once: for its loss. */
 recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, int T, double *loss,
                             long long *count) {
-    size_t cl = n / (size_t)N, ns = (size_t)m->LD * N * m->H;
+    size_t cl = n / (size_t)N, ns = (size_t)m->LD * N * m->P, nsc = (size_t)m->LD * N * m->H;
     *loss = 0, *count = 0;
     if (cl < 2) return RECUR_ERR_ARG;
     int32_t *tok = calloc2((size_t)T, (size_t)N, sizeof *tok), *tgt = calloc2((size_t)T, (size_t)N, sizeof *tgt);
-    float *zeros = calloc(ns, sizeof *zeros);
+    float *zeros = calloc(nsc, sizeof *zeros); /* nsc >= ns */
     recur_buffer *dtok = NULL, *dtgt = NULL, *h = NULL, *c = NULL;
     recur_status rs = RECUR_ERR_NO_MEMORY;
     if (!tok || !tgt || !zeros) goto out;
@@ -529,8 +531,8 @@ recur_status lm_stream_loss(struct model *m, const int32_t *s, size_t n, int N, 
         (rs = recur_buffer_create(m->ctx, ns, &h)) != RECUR_OK ||
         (rs = recur_buffer_write(h, 0, zeros, ns)) != RECUR_OK)
         goto out;
-    if (m->states == 2 && ((rs = recur_buffer_create(m->ctx, ns, &c)) != RECUR_OK ||
-                           (rs = recur_buffer_write(c, 0, zeros, ns)) != RECUR_OK))
+    if (m->states == 2 && ((rs = recur_buffer_create(m->ctx, nsc, &c)) != RECUR_OK ||
+                           (rs = recur_buffer_write(c, 0, zeros, nsc)) != RECUR_OK))
         goto out;
     double sum = 0;
     long long total = 0;

@@ -181,6 +181,7 @@ struct run {
     int accum;               /* batches of gradient accumulated per optimizer step */
     char data[4096];         /* classify (empty: the synthetic task), seq2seq, generate: --data's real path */
     double zoneout;          /* of every layer's states (recur_model_desc.zoneout) */
+    int proj;                /* recur_model_desc.proj_size: 0, or each layer's output projected to it */
 };
 /* The run learns from a file of examples (--data). */
 static inline int run_has_data(const struct run *r) { return r->data[0] != 0; }
@@ -230,6 +231,7 @@ struct model {
     recur_net *net[2];
     int n_nets;
     int states, D, LD, H;
+    int P; /* the width of a's carried states: proj, or H (c's are H wide) */
     struct vocab v;    /* lm: the corpus's bytes; classify: --data's sequences' (else unused);
                         * dates, seq2seq: the target side; generate: the sequences' */
     struct vocab vsrc; /* dates, seq2seq: the source side */

@@ -128,6 +128,8 @@ static void usage(FILE *f) {
             "                        the older bidi, concat and sum are accepted too)\n"
             "  --dropout P           between layers (0)\n"
             "  --zoneout P           of every layer's states in training (0; Krueger et al. 2016)\n"
+            "  --proj P              project each layer's output to P < H units (0: none; LSTM with\n"
+            "                        projection, PyTorch's proj_size; lstm, lstm-peephole, lstm-ln)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
@@ -186,27 +188,25 @@ static int get_curve(const recur_file *f, const char *name, struct curve *c) {
     return 0;
 }
 
-/* Floats of a carried state: this rank's columns ([LD, nb, H]). */
-static size_t state_count(const struct trainer *t) {
-    return (size_t)t->m.LD * (t->nb ? t->nb : t->m.r.batch) * t->m.H;
+/* Floats of a carried state, a (k 0: [LD, nb, P]) or c (k 1: [LD, nb, H]): this rank's columns. */
+static size_t state_count(const struct trainer *t, int k) {
+    return (size_t)t->m.LD * (t->nb ? t->nb : t->m.r.batch) * (k ? t->m.H : t->m.P);
 }
 
 static int save_checkpoint_file(struct trainer *t, const char *path, const float *h, const float *c);
 
 /* lm: the carried state from the device into t->h, t->c (a wait; at checkpoints only). */
 static int states_from_device(struct trainer *t) {
-    size_t ns = state_count(t);
-    recur_status st = recur_buffer_read(t->dev_h, 0, t->h, ns);
-    if (st == RECUR_OK && t->dev_c) st = recur_buffer_read(t->dev_c, 0, t->c, ns);
+    recur_status st = recur_buffer_read(t->dev_h, 0, t->h, state_count(t, 0));
+    if (st == RECUR_OK && t->dev_c) st = recur_buffer_read(t->dev_c, 0, t->c, state_count(t, 1));
     if (st != RECUR_OK) fprintf(stderr, "recur %s: reading the carried state: %s\n", CMD, recur_ctx_error(t->ctx));
     return st == RECUR_OK ? 0 : -1;
 }
 
 /* lm: t->h, t->c (zeros, or a checkpoint's) onto the device, without waiting. */
 static int states_to_device(struct trainer *t) {
-    size_t ns = state_count(t);
-    recur_status st = recur_buffer_write(t->dev_h, 0, t->h, ns);
-    if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, ns);
+    recur_status st = recur_buffer_write(t->dev_h, 0, t->h, state_count(t, 0));
+    if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, state_count(t, 1));
     if (st != RECUR_OK) fprintf(stderr, "recur %s: writing the carried state: %s\n", CMD, recur_ctx_error(t->ctx));
     return st == RECUR_OK ? 0 : -1;
 }
@@ -216,17 +216,17 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     /* Under mpirun every rank gives its columns of the carried state, rank 0 writes. */
     float *h = t->h, *c = t->c, *fh = NULL, *fc = NULL;
     if (t->m.r.task == TASK_LM && dist_size() > 1) {
-        size_t full = (size_t)t->m.LD * t->m.r.batch * t->m.H;
+        size_t full = (size_t)t->m.LD * t->m.r.batch * t->m.P, fullc = (size_t)t->m.LD * t->m.r.batch * t->m.H;
         if (dist_rank() == 0) {
             fh = malloc(full * sizeof *fh);
-            if (t->m.states == 2) fc = malloc(full * sizeof *fc);
+            if (t->m.states == 2) fc = malloc(fullc * sizeof *fc);
             if (!fh || (t->m.states == 2 && !fc)) {
                 fprintf(stderr, "recur %s: rank 0: out of memory gathering the carried state\n", CMD);
                 free(fh), free(fc);
                 return -1;
             }
         }
-        int bad = dist_gather_rows(fh, t->h, t->m.LD, t->nb, t->m.H);
+        int bad = dist_gather_rows(fh, t->h, t->m.LD, t->nb, t->m.P);
         if (!bad && t->m.states == 2) bad = dist_gather_rows(fc, t->c, t->m.LD, t->nb, t->m.H);
         if (bad) {
             fprintf(stderr, "recur %s: rank %d: gathering the carried state failed (MPI)\n", CMD, dist_rank());
@@ -241,7 +241,7 @@ static int save_checkpoint(struct trainer *t, const char *path) {
     return rc;
 }
 
-/* The checkpoint file, with the carried state h, c ([LD, batch, H]). */
+/* The checkpoint file, with the carried state h, c ([LD, batch, P] and [LD, batch, H]). */
 static int save_checkpoint_file(struct trainer *t, const char *path, const float *h, const float *c) {
     recur_file *f;
     if (recur_file_create(&f) != RECUR_OK) {
@@ -272,9 +272,9 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     if (t->m.r.task == TASK_LM) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.corpus_hash", buf);
-        int64_t shape[3] = {t->m.LD, t->m.r.batch, t->m.H};
+        int64_t shape[3] = {t->m.LD, t->m.r.batch, t->m.P}, shapec[3] = {t->m.LD, t->m.r.batch, t->m.H};
         if (st == RECUR_OK) st = recur_file_put_tensor(f, "train.h", 3, shape, h);
-        if (st == RECUR_OK && t->m.states == 2) st = recur_file_put_tensor(f, "train.c", 3, shape, c);
+        if (st == RECUR_OK && t->m.states == 2) st = recur_file_put_tensor(f, "train.c", 3, shapec, c);
     }
     if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
     if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
@@ -285,10 +285,11 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     return st == RECUR_OK ? 0 : -1;
 }
 
-/* A carried state of a checkpoint ([LD, batch, H]) into dst: under mpirun,
- * this rank's columns of it. Non-zero on failure (recur_last_error says why). */
-static int read_state(const struct trainer *t, const recur_file *f, const char *name, float *dst) {
-    size_t n = (size_t)t->m.LD * t->m.r.batch * t->m.H;
+/* A carried state of a checkpoint ([LD, batch, W], W: P for h, H for c) into
+ * dst: under mpirun, this rank's columns of it. Non-zero on failure
+ * (recur_last_error says why). */
+static int read_state(const struct trainer *t, const recur_file *f, const char *name, int W, float *dst) {
+    size_t n = (size_t)t->m.LD * t->m.r.batch * W;
     int nd;
     int64_t shape[4];
     float *full = dist_size() > 1 ? malloc(n * sizeof *full) : dst;
@@ -298,7 +299,7 @@ static int read_state(const struct trainer *t, const recur_file *f, const char *
     }
     int bad = recur_file_tensor(f, name, &nd, shape, full, n) != RECUR_OK;
     if (full != dst) {
-        if (!bad) dist_slice_rows(dst, full, t->m.LD, t->nb, t->m.H);
+        if (!bad) dist_slice_rows(dst, full, t->m.LD, t->nb, W);
         free(full);
     }
     return bad;
@@ -348,7 +349,8 @@ static int restore(struct trainer *t, const recur_file *f) {
         t->val_final = 0;
     }
     if (t->m.r.task == TASK_LM) {
-        if (read_state(t, f, "train.h", t->h) || (t->m.states == 2 && read_state(t, f, "train.c", t->c))) {
+        if (read_state(t, f, "train.h", t->m.P, t->h) ||
+            (t->m.states == 2 && read_state(t, f, "train.c", t->m.H, t->c))) {
             fprintf(stderr, "recur %s: checkpoint %s: the carried state: %s\n", CMD, path, recur_last_error());
             return -1;
         }
@@ -378,10 +380,10 @@ static recur_status lm_step(struct trainer *t, long long k, recur_grad_mode gm, 
     size_t chunk = (size_t)(k % (long long)t->chunks), p = chunk * T;
     recur_status st = RECUR_OK;
     if (chunk == 0) {
-        memset(t->h, 0, state_count(t) * sizeof *t->h);
-        if (t->c) memset(t->c, 0, state_count(t) * sizeof *t->c);
-        st = recur_buffer_write(t->dev_h, 0, t->h, state_count(t));
-        if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, state_count(t));
+        memset(t->h, 0, state_count(t, 0) * sizeof *t->h);
+        if (t->c) memset(t->c, 0, state_count(t, 1) * sizeof *t->c);
+        st = recur_buffer_write(t->dev_h, 0, t->h, state_count(t, 0));
+        if (st == RECUR_OK && t->dev_c) st = recur_buffer_write(t->dev_c, 0, t->c, state_count(t, 1));
     }
     for (int i = 0; i < T; i++)
         for (int b = 0; b < N; b++) {
@@ -498,8 +500,10 @@ static void write_svg(const struct trainer *t) {
     if (dist_rank() != 0) return; /* under mpirun rank 0 writes */
     char title[256];
     const struct run *r = &t->m.r;
-    snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d L=%d, %s lr %g", task_names[r->task], r->cell,
-             r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, optim_names[r->optim], r->lr);
+    char proj[24] = "";
+    if (r->proj) snprintf(proj, sizeof proj, " P=%d", r->proj);
+    snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d%s L=%d, %s lr %g", task_names[r->task], r->cell,
+             r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, optim_names[r->optim], r->lr);
     if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, task_has_accuracy(r->task) ? &t->acc : NULL))
         fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
 }
@@ -823,10 +827,10 @@ static int held_from_data(struct trainer *t) {
 static int alloc_buffers(struct trainer *t) {
     const struct run *r = &t->m.r;
     int N = r->batch;
-    size_t ns = state_count(t);
+    size_t ns = state_count(t, 0), nsc = state_count(t, 1);
     t->h = calloc(ns, sizeof(float));
     t->hT = calloc(ns, sizeof(float));
-    if (t->m.states == 2) t->c = calloc(ns, sizeof(float)), t->cT = calloc(ns, sizeof(float));
+    if (t->m.states == 2) t->c = calloc(nsc, sizeof(float)), t->cT = calloc(nsc, sizeof(float));
     int ok = t->h && t->hT && (t->m.states < 2 || (t->c && t->cT));
     if (r->task == TASK_LM) {
         t->tok = calloc2((size_t)r->bptt, (size_t)N, sizeof *t->tok);
@@ -836,7 +840,7 @@ static int alloc_buffers(struct trainer *t) {
         recur_status st = recur_buffer_create(t->ctx, TN, &t->dev_tok);
         if (st == RECUR_OK) st = recur_buffer_create(t->ctx, TN, &t->dev_tgt);
         if (st == RECUR_OK) st = recur_buffer_create(t->ctx, ns, &t->dev_h);
-        if (st == RECUR_OK && t->m.states == 2) st = recur_buffer_create(t->ctx, ns, &t->dev_c);
+        if (st == RECUR_OK && t->m.states == 2) st = recur_buffer_create(t->ctx, nsc, &t->dev_c);
         if (st != RECUR_OK) {
             fprintf(stderr, "recur %s: device buffers for --batch %d --bptt %d --hidden %d --layers %d: %s\n", CMD,
                     N, r->bptt, r->hidden, r->layers, recur_ctx_error(t->ctx));
@@ -848,7 +852,7 @@ static int alloc_buffers(struct trainer *t) {
         if (t->have_data) ok = ok && (t->batch = calloc((size_t)N, sizeof *t->batch));
         if (task_encdec(r->task)) {
             t->dh = calloc(ns, sizeof(float));
-            if (t->m.states == 2) t->dc = calloc(ns, sizeof(float));
+            if (t->m.states == 2) t->dc = calloc(nsc, sizeof(float));
             ok = ok && t->dh && (t->m.states < 2 || t->dc);
         }
     }
@@ -863,8 +867,10 @@ static void print_banner(const struct trainer *t) {
     const struct run *r = &t->m.r;
     recur_device_info dev;
     recur_ctx_device(t->ctx, &dev);
-    printf("recur train: %s on %s, %s%s%s H=%d L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
-           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, r->layers, r->embed,
+    char proj[24] = "";
+    if (r->proj) snprintf(proj, sizeof proj, " P=%d", r->proj);
+    printf("recur train: %s on %s, %s%s%s H=%d%s L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
+           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, r->embed,
            recur_direction_name(r->dir), param_total(&t->m));
     if (r->dropout > 0 || r->zoneout > 0) printf("  dropout %g, zoneout %g\n", r->dropout, r->zoneout);
     if (r->task == TASK_LM)

@@ -280,6 +280,20 @@ resume-equal-lm)
     run train $args --steps 80 --out b
     cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
     ;;
+resume-equal-proj)
+    # an LSTM with projection: a carried state P wide and c H wide, through checkpoints and resume
+    args="$tiny --proj 4 --eval-every 15 --checkpoint-every 25"
+    run train $args --steps 40 --out a
+    case "$out" in *" P=4 "*) ;; *) fail "the banner does not show P=4" ;; esac
+    run train --resume --out a --steps 80 --quiet --samples 0
+    run train $args --steps 80 --out b
+    cmp a/$ck b/$ck || fail "resumed and uninterrupted checkpoints differ"
+    grep -a -q '"recur.proj":"4"' a/$ck || fail "no recur.proj in the checkpoint"
+    grep -a -q '"rnn.weight_hr_l0":{"dtype":"F32","shape":\[4,' a/$ck || fail "no rnn.weight_hr_l0 [4, H] in the checkpoint"
+    run eval --model a/$ck
+    expect 1 "cannot project" train $tiny --cell gru --proj 4 --steps 1 --out c
+    expect 2 "--proj" train $tiny --proj -1 --steps 1 --out c
+    ;;
 resume-equal-classify)
     args="--task classify --cell gru --direction bidi --hidden 16 --embed 8 --batch 8 --layers 2 --dropout 0.2 --val-size 50 --quiet"
     run train $args --eval-every 15 --checkpoint-every 25 --steps 40 --out a
