@@ -136,7 +136,18 @@ RECUR_API void recur_log_set(recur_log_fn fn, void *user, recur_log_level max_le
 /* ------------------------------------------------------------------------ */
 /* Devices and contexts                                                     */
 
+/*
+ * The info structs a caller allocates (recur_device_info, recur_cell_info,
+ * recur_param_info) start with struct_size and only grow at the end. Each
+ * function that fills one takes the caller's sizeof through a macro of the
+ * old name (recur_devices calls recur_devices_sized(..., sizeof(recur_device_info)))
+ * and fills only that many bytes, so a program built against an older recur.h
+ * keeps working with a newer library: it gets the fields it knows, and
+ * struct_size says how many bytes were filled. A size below the first
+ * version's: RECUR_ERR_ARG naming both sizes, nothing written.
+ */
 typedef struct recur_device_info {
+    size_t struct_size; /* set by the call: the bytes of this struct it filled */
     char selector[64];  /* the exact string that selects it: "cpu:avx512", "opencl:0:1" */
     char backend[16];   /* "cpu" or "opencl" */
     char name[128];     /* human-readable device name */
@@ -146,8 +157,11 @@ typedef struct recur_device_info {
 /*
  * List every device of every backend compiled in. Writes up to `cap` entries
  * to `out` (which may be NULL when cap is 0) and the total number to *count.
+ * recur_devices_sized: entry k at byte k * size of out (the caller's
+ * recur_device_info); errors RECUR_ERR_NULL, RECUR_ERR_ARG (size too small).
  */
-RECUR_API recur_status recur_devices(recur_device_info *out, size_t cap, size_t *count);
+RECUR_API recur_status recur_devices_sized(recur_device_info *out, size_t cap, size_t *count, size_t size);
+#define recur_devices(out, cap, count) recur_devices_sized((out), (cap), (count), sizeof(recur_device_info))
 
 typedef struct recur_ctx recur_ctx;
 
@@ -170,8 +184,9 @@ RECUR_API void recur_ctx_free(recur_ctx *ctx);
 /* The detail message of the last failure on this context ("" if none). */
 RECUR_API const char *recur_ctx_error(const recur_ctx *ctx);
 
-/* The chosen device. */
-RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out);
+/* The chosen device (recur_ctx_device_sized: `size` bytes of the caller's struct). */
+RECUR_API recur_status recur_ctx_device_sized(const recur_ctx *ctx, recur_device_info *out, size_t size);
+#define recur_ctx_device(ctx, out) recur_ctx_device_sized((ctx), (out), sizeof(recur_device_info))
 
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                  */
@@ -216,9 +231,8 @@ RECUR_API int recur_ctx_threads(const recur_ctx *ctx);
 /* Cells (plugins)                                                          */
 
 typedef struct recur_cell_info {
-    size_t struct_size;   /* set by recur_cell_get: the bytes of this struct it filled. The
-                           * struct only grows at the end; a program built against an older
-                           * recur.h gets the fields it knows (recur_cell_get passes its size) */
+    size_t struct_size;   /* set by recur_cell_get: the bytes of this struct it filled (see
+                           * recur_device_info on how these structs grow) */
     const char *name;     /* "lstm" */
     const char *version;  /* the plugin's own version */
     const char *summary;  /* one line */
@@ -518,6 +532,7 @@ RECUR_API recur_status recur_model_layer(const recur_model *model, int layer, in
  * stored negated; see recur_layout).
  */
 typedef struct recur_param_info {
+    size_t struct_size; /* set by the call: the bytes of this struct it filled (see recur_device_info) */
     char name[48]; /* "weight_ih_l0_reverse" */
     int rows, cols; /* cols is 1 for a bias (a 1-D tensor) */
     int ndim;      /* 2 for weights, 1 for biases and one-row cell parameters */
@@ -525,7 +540,11 @@ typedef struct recur_param_info {
 } recur_param_info;
 
 RECUR_API size_t recur_model_param_count(const recur_model *model);
-RECUR_API recur_status recur_model_param_info(const recur_model *model, size_t i, recur_param_info *out);
+/* Tensor i in 0..recur_model_param_count()-1 (RECUR_ERR_ARG past it; recur_model_param_info_sized:
+ * `size` bytes of the caller's struct, RECUR_ERR_ARG below the first version's). */
+RECUR_API recur_status recur_model_param_info_sized(const recur_model *model, size_t i, recur_param_info *out,
+                                                    size_t size);
+#define recur_model_param_info(model, i, out) recur_model_param_info_sized((model), (i), (out), sizeof(recur_param_info))
 /* One tensor by name; count must equal its size (smaller: RECUR_ERR_BUFFER_SIZE,
  * larger: RECUR_ERR_SHAPE; unknown name: RECUR_ERR_UNKNOWN_NAME). */
 RECUR_API recur_status recur_model_param_set(recur_model *model, const char *name, const float *src, size_t count);
