@@ -10,8 +10,12 @@
  * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  *
- * usage: recur-bench [--quick] [--cell NAME] [--reps N], or recur bench ... (the same code,
- * built into the tool with -DRECUR_BENCH_NO_MAIN)
+ * The main rows run on the device RECUR_DEVICE selects (RECUR_DEVICE=opencl: PoCL or a GPU;
+ * the GEMM ceiling is then left out, as it is the CPU's); --config picks some of them, for
+ * devices on which C (or B) takes minutes.
+ *
+ * usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C], or recur bench ...
+ * (the same code, built into the tool with -DRECUR_BENCH_NO_MAIN)
  */
 #include <math.h>
 #include <stdio.h>
@@ -233,22 +237,30 @@ static int bench_opencl(int quick) {
 int recur_bench_main(int argc, char **argv);
 int recur_bench_main(int argc, char **argv) {
     int quick = 0, reps = 7;
-    const char *only = NULL;
+    const char *only = NULL, *configs = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N]   (also: recur bench ...)\n"
+            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]   (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
                    "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --cell NAME of any other loaded\n"
-                   "cell times it against recur's LSTM on the same shapes; --quick a short run.\n");
+                   "cell times it against recur's LSTM on the same shapes; --quick a short run;\n"
+                   "--config the rows to run: A (inference, N=1 T=100 H=256), B (training, N=32 T=50\n"
+                   "H=512), C (training, N=64 T=50 H=1024), e.g. A,B (default all). The rows run on\n"
+                   "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU).\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cell") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) configs = argv[++i];
         else {
-            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N]\n");
+            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]\n");
             return 2;
         }
+    }
+    if (configs && (!configs[0] || strspn(configs, "ABC,") != strlen(configs) || !strpbrk(configs, "ABC"))) {
+        fprintf(stderr, "recur-bench: --config '%s': expected rows among A, B and C, e.g. A,B\n", configs);
+        return 2;
     }
     if (reps < 1) reps = 1;
 #ifdef RECUR_BENCH_PLUGIN_DIR
@@ -315,6 +327,7 @@ int recur_bench_main(int argc, char **argv) {
     }
     recur_ctx_device(ctx, &info);
     recur_ctx_free(ctx);
+    int on_cpu = !strcmp(info.backend, "cpu"); /* the GEMM ceiling is the CPU's */
     printf("recur %s on %s (%s); median of %d\n", RECUR_VERSION_STRING, info.selector, info.detail, reps);
     printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n");
     if (plugin.cell)
@@ -325,6 +338,7 @@ int recur_bench_main(int argc, char **argv) {
     int rc = 0;
     for (int k = 0; k < ncfg; k++) {
         const struct cfg *g = &cfgs[k];
+        if (configs && !strchr(configs, g->name[0])) continue;
 #ifdef _OPENMP
         omp_set_num_threads(g->threads);
 #endif
@@ -343,10 +357,14 @@ int recur_bench_main(int argc, char **argv) {
             if (cs->peer && onednn_rnn_bench(cs->peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err,
                                              sizeof err))
                 fprintf(stderr, "oneDNN %s: %s\n", cs->peer, err);
-            gemm = time_gemms(cs, g, reps);
+            if (on_cpu) gemm = time_gemms(cs, g, reps);
+#else
+            (void)on_cpu;
 #endif
-            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %5.0f%%\n", g->name, cs->label,
-                   g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer, gemm, 100 * gemm / ms);
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | ", g->name, cs->label, g->T, g->N,
+                   g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer);
+            if (isnan(gemm)) printf("%9s %6s\n", "-", "-"); /* no ceiling: no oneDNN, or not on the CPU */
+            else printf("%9.3f %5.0f%%\n", gemm, 100 * gemm / ms);
             fflush(stdout);
         }
     }
