@@ -282,6 +282,62 @@ RECUR_API recur_status recur_cell_get_sized(size_t i, recur_cell_info *out, size
 RECUR_API recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell);
 
 /*
+ * Where a device's kernels of a cell part from the cell's scalar C kernels,
+ * its reference: what `recur gradcheck` runs when a model on ctx's device
+ * disagrees with cpu:scalar, to name the stage an author must look at.
+ *
+ * Each stage's forward kernel (first to last), then each backward kernel
+ * (last to first, as BPTT runs them), runs once on ctx's device and once as
+ * the scalar C kernel, on n rows of H units in training mode, both from the
+ * same inputs: seeded values in [-0.9, 0.9] for xw, hw, b_hh, the previous
+ * states, the cell's parameters and the incoming gradients (dnext, dsrc),
+ * and for everything else what the reference's earlier kernels left (save,
+ * src, next, dxw between backward stages). So each kernel is judged on its
+ * own, never on a difference carried in from an earlier one. Compared per
+ * array, max|device - reference| / max|reference|, are what the kernels
+ * write: next[], save and src forward; dprev[], dxw, dhw and dparam[]
+ * backward. Every device array lies between guard zones at least a row
+ * wide, so a kernel that writes outside an array (past its row, or a save
+ * larger than n_save * H floats a row) is caught on every device, OpenCL
+ * included, which the loader's probe of the CPU kernels cannot reach, and
+ * so is one that writes into an array it may only read. The first kernel
+ * that writes where it may not, or whose output differs by more
+ * than `tol` or holds a NaN or an Inf where the reference has a number, is
+ * reported in *out (with the array's worst element); stage -1 when every
+ * kernel agrees.
+ * On "cpu:scalar" itself both runs are the reference.
+ */
+typedef struct recur_cell_diff {
+    size_t struct_size; /* set by the call (see recur_device_info) */
+    int stage;          /* the first kernel's stage that disagrees, 0-based; -1: none does */
+    int backward;       /* 0: that stage's forward kernel, 1: its backward kernel */
+    char tensor[16];    /* the array, named as in struct recur_cell_args: "next[0]", "save",
+                         * "src", "dprev[1]", "dxw", "dhw", "dparam[0]" */
+    int row, col;       /* its worst element: row (0..n-1) and place in the row (a unit for
+                         * next and dprev, 0..n_save*H-1 for save, 0..G*H-1 for dxw) */
+    float value;        /* that element on ctx's device */
+    float reference;    /* ... and in the reference */
+    double diff;        /* max|device - reference| / max|reference| over the array; INFINITY
+                         * when the device has a NaN or Inf where the reference has a number */
+    int outside;        /* nonzero: the kernel wrote outside `tensor` (row, col, value,
+                         * reference and diff are then 0): up to this many floats past its
+                         * end (> 0) or before its start (< 0), e.g. save with n_save too small */
+    int read_only;      /* 1: the kernel wrote into `tensor`, an array it may only read (the
+                         * other fields as for outside) */
+} recur_cell_diff;
+
+/*
+ * Errors: RECUR_ERR_NULL, RECUR_ERR_UNKNOWN_CELL, RECUR_ERR_UNKNOWN_NAME (the
+ * variant; NULL: the cell's first), RECUR_ERR_ARG (H or n below 1 or above
+ * 4096, tol not above 0, size below the first recur_cell_diff's),
+ * RECUR_ERR_UNSUPPORTED (the device does not run the cell), the device's own.
+ */
+RECUR_API recur_status recur_ctx_cell_compare_sized(recur_ctx *ctx, const char *cell, const char *variant, int H,
+                                                    int n, double tol, recur_cell_diff *out, size_t size);
+#define recur_ctx_cell_compare(ctx, cell, variant, H, n, tol, out) \
+    recur_ctx_cell_compare_sized((ctx), (cell), (variant), (H), (n), (tol), (out), sizeof(recur_cell_diff))
+
+/*
  * Plugins and directories the loader rejected, with the reason (status and a
  * message naming the file, directory or RECUR_PLUGIN_PATH entry). The loader
  * skips each and loads the others.
