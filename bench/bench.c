@@ -77,43 +77,87 @@ static const struct cellspec cells[] = {
     {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
 };
 
-/* recur: median ms of forward (+ backward) over reps. */
-static int time_recur(const char *device, const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
+/* One layer of a cell on a device, with its data, ready to time. */
+struct timed {
     recur_ctx *ctx;
-    if (recur_ctx_create(&ctx, device) != RECUR_OK) {
+    recur_layer *l;
+    float *w, *x, *y, *dy, *dx, *h0, *hT;
+    recur_io io;
+    recur_grad_io gio;
+};
+
+static void timed_close(struct timed *t) {
+    free(t->w), free(t->x), free(t->y), free(t->dy), free(t->dx), free(t->h0), free(t->hT);
+    recur_ctx_free(t->ctx); /* frees the layer */
+    memset(t, 0, sizeof *t);
+}
+
+static int timed_open(const char *device, const struct cellspec *c, const struct cfg *g, struct timed *t) {
+    memset(t, 0, sizeof *t);
+    if (recur_ctx_create(&t->ctx, device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
-    recur_ctx_set_threads(ctx, g->threads); /* the peers' count, which is OpenMP's */
-    recur_layer *l;
+    recur_ctx_set_threads(t->ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer_desc d = {.cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H};
-    if (recur_layer_create(ctx, &d, &l) != RECUR_OK) {
-        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
-        recur_ctx_free(ctx);
+    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
+        timed_close(t);
         return -1;
     }
-    size_t nw = recur_layer_weight_count(l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * g->H;
+    size_t nw = recur_layer_weight_count(t->l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * g->H;
     size_t nh = (size_t)g->N * g->H;
-    float *w = malloc(nw * 4), *x = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
-    float *h0 = malloc(nh * 4), *hT = malloc(nh * 4);
-    fill(w, nw, 1), fill(x, nx, 2), fill(dy, ny, 3), fill(h0, nh, 4);
-    recur_layer_weights_set(l, RECUR_LAYOUT_CANONICAL, w, nw);
-    recur_io io = {.T = g->T, .N = g->N, .x = x, .h0 = h0, .y = y, .hT = hT};
-    recur_grad_io gio = {.dy = dy, .dx = dx};
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    int rc = 0;
-    for (int r = -2; r < reps && rc == 0; r++) {
-        double t0 = now_ms();
-        if (recur_layer_forward(l, g->training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &io) != RECUR_OK ||
-            (g->training && recur_layer_backward(l, &io, &gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
-            fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
-            rc = -1;
-        }
-        if (r >= 0) t[r] = now_ms() - t0;
+    t->w = malloc(nw * 4), t->x = malloc(nx * 4), t->y = malloc(ny * 4), t->dy = malloc(ny * 4);
+    t->dx = malloc(nx * 4), t->h0 = malloc(nh * 4), t->hT = malloc(nh * 4);
+    if (!t->w || !t->x || !t->y || !t->dy || !t->dx || !t->h0 || !t->hT) {
+        fprintf(stderr, "recur-bench: out of host memory\n");
+        timed_close(t);
+        return -1;
     }
-    if (rc == 0) *ms = median(t, reps);
-    free(t), free(w), free(x), free(y), free(dy), free(dx), free(h0), free(hT);
-    recur_ctx_free(ctx);
+    fill(t->w, nw, 1), fill(t->x, nx, 2), fill(t->dy, ny, 3), fill(t->h0, nh, 4);
+    recur_layer_weights_set(t->l, RECUR_LAYOUT_CANONICAL, t->w, nw);
+    t->io = (recur_io){.T = g->T, .N = g->N, .x = t->x, .h0 = t->h0, .y = t->y, .hT = t->hT};
+    t->gio = (recur_grad_io){.dy = t->dy, .dx = t->dx};
+    return 0;
+}
+
+/* One forward (+ backward) in ms; -1 on an error (printed). */
+static double timed_run(struct timed *t, int training) {
+    double t0 = now_ms();
+    if (recur_layer_forward(t->l, training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &t->io) != RECUR_OK ||
+        (training && recur_layer_backward(t->l, &t->io, &t->gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
+        return -1;
+    }
+    return now_ms() - t0;
+}
+
+/* recur: median ms of forward (+ backward) over reps, after 2 untimed runs,
+ * of cell a on device_a and, when b is not NULL, of cell b on device_b, the
+ * runs of the two alternating, so that a ratio of them is of one machine
+ * state even when other processes come and go. */
+static int time_pair(const char *device_a, const struct cellspec *a, const char *device_b, const struct cellspec *b,
+                     const struct cfg *g, int reps, double *ms_a, double *ms_b) {
+    struct timed ta, tb;
+    if (timed_open(device_a, a, g, &ta) != 0) return -1;
+    if (b && timed_open(device_b, b, g, &tb) != 0) {
+        timed_close(&ta);
+        return -1;
+    }
+    double *t = malloc(sizeof(double) * 2 * (size_t)reps);
+    int rc = t ? 0 : -1;
+    for (int r = -2; r < reps && rc == 0; r++) {
+        double ea = timed_run(&ta, g->training), eb = b ? timed_run(&tb, g->training) : 0;
+        if (ea < 0 || eb < 0) rc = -1;
+        else if (r >= 0) t[r] = ea, t[reps + r] = eb;
+    }
+    if (rc == 0) {
+        *ms_a = median(t, reps);
+        if (b) *ms_b = median(t + reps, reps);
+    }
+    free(t);
+    timed_close(&ta);
+    if (b) timed_close(&tb);
     return rc;
 }
 
@@ -217,7 +261,7 @@ static int bench_opencl(int quick) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             const struct cfg *g = &cfgs[k];
             double ms = NAN, cpu = NAN, gemm = NAN;
-            if (time_recur("opencl", &cells[c], g, reps, &ms) != 0 || time_recur("cpu", &cells[c], g, reps, &cpu) != 0) {
+            if (time_pair("opencl", &cells[c], "cpu", &cells[c], g, reps, &ms, &cpu) != 0) {
                 rc = 1;
                 continue;
             }
@@ -347,7 +391,7 @@ int recur_bench_main(int argc, char **argv) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_recur(NULL, cs, g, reps, &ms) != 0 || (plugin.cell && time_recur(NULL, &cells[1], g, reps, &peer))) {
+            if (time_pair(NULL, cs, NULL, plugin.cell ? &cells[1] : NULL, g, reps, &ms, &peer) != 0) {
                 rc = 1;
                 continue;
             }
