@@ -283,8 +283,8 @@ RECUR_API recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell
 
 /*
  * Where a device's kernels of a cell part from the cell's scalar C kernels,
- * its reference: what `recur gradcheck` runs when a model on ctx's device
- * disagrees with cpu:scalar, to name the stage an author must look at.
+ * its reference: what `recur gradcheck` runs on every device but cpu:scalar,
+ * beside its whole-model comparison, to name the stage an author must look at.
  *
  * Each stage's forward kernel (first to last), then each backward kernel
  * (last to first, as BPTT runs them), runs once on ctx's device and once as
@@ -300,7 +300,8 @@ RECUR_API recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell
  * wide, so a kernel that writes outside an array (past its row, or a save
  * larger than n_save * H floats a row) is caught on every device, OpenCL
  * included, which the loader's probe of the CPU kernels cannot reach, and
- * so is one that writes into an array it may only read. The first kernel
+ * so is one that writes into an array it may only read (any but those it
+ * writes, and hw, the forward's scratch). The first kernel
  * that writes where it may not, or whose output differs by more
  * than `tol` or holds a NaN or an Inf where the reference has a number, is
  * reported in *out (with the array's worst element); stage -1 when every
