@@ -259,6 +259,9 @@ void recur_be_close(struct recur_backend *be);
 /* The instruction sets (enum recur_isa bits) this machine's CPU and OS run,
  * found once (backends/cpu/cpuid.c): what a cell plugin is told. */
 uint32_t recur_be_cpu_isa(void);
+/* The CPU's bf16 and fp16 arithmetic in words ("bf16: AMX-BF16, AVX512-BF16;
+ * fp16: ..."), for recur devices. */
+const char *recur_be_cpu_half(void);
 
 /* The backends' own tables, for the registry only. */
 extern const struct recur_backend_i recur_cpu_backend;

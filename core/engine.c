@@ -23,6 +23,9 @@
  *                                               db by column sums
  * where bx = b_ih + b_hh (b_hh only of gates without bias_hh_in_hw; none for
  * a cell with raw products) and A_0 is a^{<t-1>}, A_s the src of stage s-1.
+ * A projecting layer (proj_size P) adds per step h = a W_hr^T forward and
+ * da = dh W_hr backward, and dW_hr = dH^T A after the loop; its state 0 is
+ * the P-wide h (what A_0 and the outputs are), its kernels see the H-wide a.
  * A stage without gates has no product, only its kernel. A cell's own
  * parameters' gradients come from the kernels row by row (dparam) and are
  * summed by one column sum each after the loop. Nothing is allocated and
@@ -131,18 +134,29 @@ struct plan {
     size_t ints;                                   /* both: the index arrays (int32 in float slots) */
     size_t x, xw, hw, bx, yp, h0, cs, src, fin;    /* forward */
     size_t dyp, dxw, dhw, carry, other, dsrc, dxp, hprev, dpar; /* backward */
+    size_t zprev, araw, bzprev, dscr, dprojs;      /* projection: forward's zeros for prev[0] and a;
+                                                    * backward's zeros, scratch and dL/dh of each row */
     size_t ws;                                     /* workspace: the larger of the two */
     size_t zt, zkeep;                              /* zoneout: raw states (inference), kept gradients */
-    size_t hs, save, srcs, zraw, rs;               /* reserve */
+    size_t hs, save, srcs, zraw, araws, rs;        /* reserve */
 };
+
+/* State k's width: a^{<t>} (state 0) is P wide (the projection's, or H),
+ * c is H wide. A block of `rows` rows of every state holds state 0's rows
+ * first, then state 1's. */
+static size_t state_width(const recur_layer *l, int k) { return k ? (size_t)l->H : (size_t)l->P; }
+static size_t state_off(const recur_layer *l, int k, size_t rows) { return k ? rows * (size_t)l->P : 0; }
+static size_t states_floats(const recur_layer *l, size_t rows) {
+    return rows * ((size_t)l->P + (l->n_states > 1 ? (size_t)l->H : 0));
+}
 
 /* Regions for R packed rows of N sequences; direct_* say which caller
  * views are used in place (no region needed). */
 static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int direct_x, int direct_y,
                               int contiguous_prev, struct plan *p) {
-    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, I = (size_t)l->I, NN = (size_t)N;
+    size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, P = (size_t)l->P, I = (size_t)l->I, NN = (size_t)N;
     size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
-    int zo = l->zoneout > 0.0f;
+    int zo = l->zoneout > 0.0f, pj = l->proj > 0;
     struct recur_plan f = recur_plan_start(l->ctx, "layer workspace");
     p->ints = recur_plan_take(&f, "index arrays", n_ints, 1, 1);
     p->x = direct_x ? NONE : recur_plan_take(&f, "x", R, I, 1);
@@ -150,31 +164,37 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->xw = recur_plan_take(&f, "xw", R, GH, 1);
     p->hw = recur_plan_take(&f, "hw", NN, GH, 1);
     p->bx = l->raw ? NONE : recur_plan_take(&f, "bx", GH, 1, 1);
-    p->yp = direct_y ? NONE : recur_plan_take(&f, "y", R, H, 1);
-    p->h0 = recur_plan_take(&f, "h0", NN, H, 1);
+    p->yp = direct_y ? NONE : recur_plan_take(&f, "y", R, P, 1);
+    p->h0 = recur_plan_take(&f, "h0", NN, P, 1);
     p->cs = S > 1 ? recur_plan_take(&f, "c", 2, NN, H) : NONE;
     p->src = extra ? recur_plan_take(&f, "src", NN, H, 1) : NONE;
-    p->fin = recur_plan_take(&f, "finals", NN, H, 1);
-    p->zt = zo ? recur_plan_take(&f, "zoneout states", S, NN, H) : NONE;
+    p->fin = recur_plan_take(&f, "finals", NN, H, 1); /* the widest state: H >= P */
+    p->zt = zo ? recur_plan_take(&f, "zoneout states", states_floats(l, NN), 1, 1) : NONE;
+    p->zprev = pj ? recur_plan_take(&f, "zeros", NN, H, 1) : NONE;
+    p->araw = pj ? recur_plan_take(&f, "unprojected a", NN, H, 1) : NONE;
 
-    p->dyp = direct_y ? NONE : recur_plan_take(&b, "dy", R, H, 1);
+    p->dyp = direct_y ? NONE : recur_plan_take(&b, "dy", R, P, 1);
     p->dxw = recur_plan_take(&b, "dxw", R, GH, 1);
     p->dhw = l->split_grad ? recur_plan_take(&b, "dhw", R, GH, 1) : p->dxw;
-    p->carry = recur_plan_take(&b, "carry", S, NN, H);
-    p->other = recur_plan_take(&b, "other", S, NN, H);
+    p->carry = recur_plan_take(&b, "carry", states_floats(l, NN), 1, 1);
+    p->other = recur_plan_take(&b, "other", states_floats(l, NN), 1, 1);
     p->dsrc = extra ? recur_plan_take(&b, "dsrc", NN, H, 1) : NONE;
     p->dxp = direct_x ? NONE : recur_plan_take(&b, "dx", R, I, 1);
-    p->hprev = contiguous_prev ? NONE : recur_plan_take(&b, "previous states", R, H, 1);
+    p->hprev = contiguous_prev ? NONE : recur_plan_take(&b, "previous states", R, P, 1);
     p->dpar = l->n_params ? recur_plan_take(&b, "parameter gradients", R, l->param_floats, 1) : NONE;
-    p->zkeep = zo ? recur_plan_take(&b, "zoneout gradients", S, NN, H) : NONE;
+    p->zkeep = zo ? recur_plan_take(&b, "zoneout gradients", states_floats(l, NN), 1, 1) : NONE;
+    p->bzprev = pj ? recur_plan_take(&b, "zeros", NN, H, 1) : NONE;
+    p->dscr = pj ? recur_plan_take(&b, "dL/d unprojected a", 2, NN, H) : NONE;
+    p->dprojs = pj ? recur_plan_take(&b, "projected gradients", R, P, 1) : NONE;
     p->ws = f.top > b.top ? f.top : b.top;
 
     struct recur_plan r = recur_plan_start(l->ctx, "layer reserve");
-    p->hs = recur_plan_take(&r, "states", S, NN + R, H);
+    p->hs = recur_plan_take(&r, "states", states_floats(l, NN + R), 1, 1);
     p->save = recur_plan_take(&r, "saved", R, (size_t)l->n_save, H);
     p->srcs = extra ? recur_plan_take(&r, "srcs", extra, R, H) : NONE;
     /* zoneout: the kernels' own states s~ (seq holds the zoned-out ones) */
-    p->zraw = zo ? recur_plan_take(&r, "raw states", S, R, H) : NONE;
+    p->zraw = zo ? recur_plan_take(&r, "raw states", states_floats(l, R), 1, 1) : NONE;
+    p->araws = pj ? recur_plan_take(&r, "unprojected outputs", R, H, 1) : NONE;
     p->rs = r.top;
     TRY(f.st);
     TRY(b.st);
@@ -238,17 +258,20 @@ static recur_status make_bx(recur_layer *l, struct recur_mem bx) {
     return RECUR_OK;
 }
 
-/* One forward step: for each stage, its product into hw, then its kernel. */
-static recur_status forward_step(recur_layer *l, struct recur_step *st, struct recur_mem hw, struct recur_mem src) {
+/* One forward step: for each stage, its product into hw, then its kernel.
+ * Stage 0 multiplies a0, a^{<t-1>} (P wide; st->prev[0] is the same but for
+ * a projecting layer, whose kernels see zeros there). */
+static recur_status forward_step(recur_layer *l, struct recur_step *st, struct recur_mem a0, struct recur_mem hw,
+                                 struct recur_mem src) {
     struct recur_backend *be = &l->ctx->be;
     const struct recur_cell_desc *d = l->cell->desc;
     int H = l->H, GH = l->G * l->H, n = st->n;
     for (int s = 0; s < l->n_stages; s++) {
-        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
-        struct recur_mem a = s == 0 ? st->prev[0] : src;
+        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end, K = s == 0 ? l->P : H;
+        struct recur_mem a = s == 0 ? a0 : src;
         /* hw[stage] = a W_hh[stage]^T, through the transposed copy */
         if (has_product(d, s))
-            TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, H, 1.0f, a, H, at(l->wt, (size_t)g0 * H), l->Grec * H,
+            TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, K, 1.0f, a, K, at(l->wt, (size_t)g0 * H), l->Grec * H,
                               0.0f, at(hw, (size_t)g0 * H), GH));
         st->src = s + 1 < l->n_stages ? src : no_mem;
         TRY(recur_be_cell_run(be, l->kern, s, 0, st));
@@ -257,37 +280,39 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
 }
 
 /* Zoneout masks: state k, step t of sequence n (its own index, its own step
- * t of the sweep, whatever the packing) draws elements ((k*T + t)*N + n)*H + j. */
+ * t of the sweep, whatever the packing) draws elements ((k*T + t)*N + n)*W + j
+ * (W: the state's width). */
 static uint64_t zo_base(const struct pack *pk, int k, int t) {
     return ((uint64_t)k * (uint64_t)pk->T + (uint64_t)t) * (uint64_t)pk->N;
 }
 
-/* Final states: dst[perm[k]] = src[idx[k]] for the N sorted rows, via fin. */
+/* Final states of width w: dst[perm[k]] = src[idx[k]] for the N sorted rows, via fin. */
 static recur_status finals_out(recur_layer *l, const struct pack *pk, struct recur_mem ints, const struct plan *p,
-                               struct recur_mem dst, struct recur_mem src, int which) {
+                               struct recur_mem dst, struct recur_mem src, int which, int w) {
     if (!dst.buf) return RECUR_OK;
     struct recur_backend *be = &l->ctx->be;
     struct recur_mem fin = at(WS, p->fin);
-    TRY(recur_be_gather(be, fin, l->H, src, l->H, at(ints, ints_at(pk, which)), pk->N, l->H));
-    return recur_be_scatter(be, dst, l->H, fin, l->H, at(ints, ints_at(pk, IX_PERM)), pk->N, l->H, 0);
+    TRY(recur_be_gather(be, fin, w, src, w, at(ints, ints_at(pk, which)), pk->N, w));
+    return recur_be_scatter(be, dst, w, fin, w, at(ints, ints_at(pk, IX_PERM)), pk->N, w, 0);
 }
 
-/* Initial states in sorted order: dst[k] = src[perm[k]], or zeros. */
+/* Initial states of width w in sorted order: dst[k] = src[perm[k]], or zeros. */
 static recur_status initials_in(recur_layer *l, const struct pack *pk, struct recur_mem ints, struct recur_mem dst,
-                                struct recur_mem src) {
+                                struct recur_mem src, int w) {
     struct recur_backend *be = &l->ctx->be;
-    if (!src.buf) return recur_be_fill(be, dst, 0.0f, (size_t)pk->N * l->H);
-    return recur_be_gather(be, dst, l->H, src, l->H, at(ints, ints_at(pk, IX_PERM)), pk->N, l->H);
+    if (!src.buf) return recur_be_fill(be, dst, 0.0f, (size_t)pk->N * w);
+    return recur_be_gather(be, dst, w, src, w, at(ints, ints_at(pk, IX_PERM)), pk->N, w);
 }
 
 recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r) {
     struct recur_backend *be = &l->ctx->be;
-    int N = r->N, H = l->H, I = l->I, GH = l->G * l->H, S = l->n_states, training = mode == RECUR_MODE_TRAINING;
+    int N = r->N, H = l->H, P = l->P, I = l->I, GH = l->G * l->H, S = l->n_states;
+    int training = mode == RECUR_MODE_TRAINING, pj = l->proj > 0;
     struct pack pk;
     TRY(pack_make(l, r, &r->x, &r->y, &pk));
     int direct_x = view_direct(&pk, &r->x, I);
     /* In training the outputs come from the state sequence, never in place. */
-    int direct_y = !training && !r->y_add && view_direct(&pk, &r->y, H);
+    int direct_y = !training && !r->y_add && view_direct(&pk, &r->y, P);
     struct plan p;
     recur_status st = RECUR_OK;
 #define DO(call)                                                                                               \
@@ -306,13 +331,13 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     int32_t *ints_host = pk.ints;
     pk.ints = NULL; /* the backend's from here, even when the write fails */
     DO(recur_be_write_owned(be, ints, ints_host, ints_total(&pk) * sizeof(int32_t)));
-    size_t R = (size_t)pk.R, NH = (size_t)N * H;
+    size_t R = (size_t)pk.R, NH = (size_t)N * H, NP = (size_t)N * P;
     struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
 
     if (l->wt_version != l->w_version) {
         if (l->Grec)
-            DO(recur_be_transpose(be, l->wt, l->Grec * H, tensor(l, l->w, l->tw_hh), H, l->Grec * H, H));
+            DO(recur_be_transpose(be, l->wt, l->Grec * H, tensor(l, l->w, l->tw_hh), P, l->Grec * H, P));
         l->wt_version = l->w_version;
     }
     /* XW = X W_ih^T + bx, all steps at once (raw products: no bias). */
@@ -331,10 +356,13 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     struct recur_mem init[2] = {r->h0, r->c0}, seq[2] = {{0}, {0}};
     struct recur_mem yp = direct_y ? view_base(&r->y) : at(WS, p.yp);
     for (int k = 0; k < S; k++) {
-        if (training) seq[k] = at(RS, p.hs + (size_t)k * (N + R) * H);
+        if (training) seq[k] = at(RS, p.hs + state_off(l, k, N + R));
         struct recur_mem first = training ? seq[k] : k == 0 ? at(WS, p.h0) : at(WS, p.cs);
-        DO(initials_in(l, &pk, ints, first, init[k]));
+        DO(initials_in(l, &pk, ints, first, init[k], (int)state_width(l, k)));
     }
+    /* Projection: the kernels see zeros for a^{<t-1>} (which they never read) and write the unprojected a. */
+    struct recur_mem w_hr = tensor(l, l->w, l->tw_hr), zprev = pj ? at(WS, p.zprev) : no_mem;
+    if (pj) DO(recur_be_fill(be, zprev, 0.0f, NH));
 
     int zo = l->zoneout > 0.0f;
     struct recur_mem perm = at(ints, ints_at(&pk, IX_PERM));
@@ -351,12 +379,13 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         step.n = pk.bs[t];
         step.xw = at(xw, row * GH);
         for (int k = 0; k < S; k++) {
+            size_t w = state_width(l, k);
             if (training) {
-                step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
-                step.next[k] = at(seq[k], (N + row) * H);
+                step.prev[k] = at(seq[k], t ? (N + prow) * w : 0);
+                step.next[k] = at(seq[k], (N + row) * w);
             } else if (k == 0) {
-                step.prev[0] = t ? at(yp, prow * H) : at(WS, p.h0);
-                step.next[0] = at(yp, row * H);
+                step.prev[0] = t ? at(yp, prow * P) : at(WS, p.h0);
+                step.next[0] = at(yp, row * P);
             } else {
                 step.prev[k] = at(WS, p.cs + (size_t)(t % 2) * NH);
                 step.next[k] = at(WS, p.cs + (size_t)((t + 1) % 2) * NH);
@@ -369,24 +398,35 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         struct recur_mem zdst[2] = {{0}, {0}};
         for (int k = 0; zo && k < S; k++) {
             zdst[k] = step.next[k];
-            step.next[k] = training ? at(RS, p.zraw + ((size_t)k * R + row) * H) : at(WS, p.zt + (size_t)k * NH);
+            step.next[k] = training ? at(RS, p.zraw + state_off(l, k, R) + row * state_width(l, k))
+                                    : at(WS, p.zt + state_off(l, k, N));
         }
-        DO(forward_step(l, &step, hw, src));
+        struct recur_mem a0 = step.prev[0], h = step.next[0];
+        if (pj) {
+            step.prev[0] = zprev;
+            step.next[0] = training ? at(RS, p.araws + row * H) : at(WS, p.araw);
+        }
+        DO(forward_step(l, &step, a0, hw, src));
+        /* h^{<t>} = W_hr a^{<t>} */
+        if (pj) DO(recur_be_gemm(be, 0, 1, step.n, P, H, 1.0f, step.next[0], H, w_hr, H, 0.0f, h, P));
+        step.prev[0] = a0;
+        step.next[0] = h;
         for (int k = 0; zo && k < S; k++)
             DO(recur_be_zoneout(be, training ? RECUR_ZO_TRAIN : RECUR_ZO_INFER, zdst[k], step.prev[k], step.next[k],
-                                step.n, H, perm, zo_base(&pk, k, t), l->zoneout, l->zo_seed, r->zo_stream));
+                                step.n, (int)state_width(l, k), perm, zo_base(&pk, k, t), l->zoneout, l->zo_seed,
+                                r->zo_stream));
     }
 
     /* Outputs: packed rows back to the caller's layout, then the finals. */
-    struct recur_mem ys = training ? at(seq[0], NH) : yp;
+    struct recur_mem ys = training ? at(seq[0], NP) : yp;
     if (!direct_y)
-        DO(recur_be_scatter(be, view_base(&r->y), r->y.ld, ys, H, at(ints, ints_at(&pk, IX_Y)), pk.R, H, r->y_add));
+        DO(recur_be_scatter(be, view_base(&r->y), r->y.ld, ys, P, at(ints, ints_at(&pk, IX_Y)), pk.R, P, r->y_add));
     if (training) {
-        DO(finals_out(l, &pk, ints, &p, r->hT, at(seq[0], NH), IX_LAST));
-        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(seq[1], NH), IX_LAST));
+        DO(finals_out(l, &pk, ints, &p, r->hT, at(seq[0], NP), IX_LAST, P));
+        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(seq[1], NH), IX_LAST, H));
     } else {
-        DO(finals_out(l, &pk, ints, &p, r->hT, yp, IX_LAST));
-        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(WS, p.cs), IX_CLAST));
+        DO(finals_out(l, &pk, ints, &p, r->hT, yp, IX_LAST, P));
+        if (S > 1) DO(finals_out(l, &pk, ints, &p, r->cT, at(WS, p.cs), IX_CLAST, H));
     }
     if (training) {
         if (recur_lengths_keep(&l->trained_len, r->lengths, N) != 0) {
@@ -407,7 +447,7 @@ out:
 recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, recur_grad_mode mode) {
     struct recur_backend *be = &l->ctx->be;
     const struct recur_cell_desc *d = l->cell->desc;
-    int N = r->N, H = l->H, I = l->I, GH = l->G * l->H, S = l->n_states;
+    int N = r->N, H = l->H, P = l->P, I = l->I, GH = l->G * l->H, S = l->n_states, pj = l->proj > 0;
     struct pack pk;
     TRY(pack_make(l, r, &r->x, &r->dy, &pk));
     recur_status st = RECUR_OK;
@@ -421,7 +461,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
                        : "a length differs from");
         goto out;
     }
-    int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, H);
+    int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, P);
     int direct_dx = !r->dx_add && view_direct(&pk, &r->dx, I);
     struct plan p;
     DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, &p));
@@ -439,12 +479,12 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     if (r->dy.m.buf) {
         dy = direct_dy ? view_base(&r->dy) : at(WS, p.dyp);
         if (!direct_dy)
-            DO(recur_be_gather(be, dy, H, view_base(&r->dy), r->dy.ld, at(ints, ints_at(&pk, IX_Y)), pk.R, H));
+            DO(recur_be_gather(be, dy, P, view_base(&r->dy), r->dy.ld, at(ints, ints_at(&pk, IX_Y)), pk.R, P));
     }
     struct recur_mem dxw = at(WS, p.dxw), dhw = at(WS, p.dhw);
     struct recur_mem carry = at(WS, p.carry), other = at(WS, p.other);
     struct recur_mem dsrc = p.dsrc == NONE ? no_mem : at(WS, p.dsrc);
-    struct recur_mem w_hh = tensor(l, l->w, l->tw_hh);
+    struct recur_mem w_hh = tensor(l, l->w, l->tw_hh), w_hr = tensor(l, l->w, l->tw_hr);
     /* dparam k: [R, count_k] rows, zero until the kernels add to them */
     struct recur_mem dpar[RECUR_CELL_MAX_PARAMS];
     size_t psize[RECUR_CELL_MAX_PARAMS];
@@ -463,12 +503,18 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
      * so starting both with the finals serves every length. */
     struct recur_mem fin[2] = {r->dhT, r->dcT};
     for (int k = 0; k < S; k++) {
-        DO(initials_in(l, &pk, ints, at(carry, (size_t)k * NH), fin[k]));
-        DO(recur_be_copy(be, at(other, (size_t)k * NH), at(carry, (size_t)k * NH), NH * sizeof(float)));
+        size_t o = state_off(l, k, N), w = state_width(l, k);
+        DO(initials_in(l, &pk, ints, at(carry, o), fin[k], (int)w));
+        DO(recur_be_copy(be, at(other, o), at(carry, o), (size_t)N * w * sizeof(float)));
     }
+    /* Projection: the kernels get dL/d of the unprojected a (da) and a
+     * scratch dprev[0] (they write zeros there); a^{<t-1>} reads as zeros. */
+    struct recur_mem zprev = pj ? at(WS, p.bzprev) : no_mem, da = pj ? at(WS, p.dscr) : no_mem;
+    struct recur_mem dscr = pj ? at(WS, p.dscr + NH) : no_mem, dprojs = pj ? at(WS, p.dprojs) : no_mem;
+    if (pj) DO(recur_be_fill(be, zprev, 0.0f, NH));
 
     struct recur_mem seq[2];
-    for (int k = 0; k < S; k++) seq[k] = at(RS, p.hs + (size_t)k * (N + R) * H);
+    for (int k = 0; k < S; k++) seq[k] = at(RS, p.hs + state_off(l, k, N + R));
     int zo = l->zoneout > 0.0f;
     struct recur_mem perm = at(ints, ints_at(&pk, IX_PERM)), zkeep = zo ? at(WS, p.zkeep) : no_mem;
     struct recur_step step;
@@ -482,16 +528,27 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
         int n = pk.bs[t];
         step.n = n;
-        if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * H), (size_t)n * H));
+        if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * P), (size_t)n * P));
         for (int k = 0; k < S; k++) {
-            step.prev[k] = at(seq[k], t ? (N + prow) * H : 0);
-            step.next[k] = zo ? at(RS, p.zraw + ((size_t)k * R + row) * H) : at(seq[k], (N + row) * H);
-            step.dnext[k] = at(carry, (size_t)k * NH);
-            step.dprev[k] = at(other, (size_t)k * NH);
+            size_t o = state_off(l, k, N), w = state_width(l, k);
+            step.prev[k] = at(seq[k], t ? (N + prow) * w : 0);
+            step.next[k] = zo ? at(RS, p.zraw + state_off(l, k, R) + row * w) : at(seq[k], (N + row) * w);
+            step.dnext[k] = at(carry, o);
+            step.dprev[k] = at(other, o);
             /* Zoneout: the kernel gets (1 - m) carry; m carry goes to s_{t-1} below. */
             if (zo)
-                DO(recur_be_zoneout(be, RECUR_ZO_BACK, step.dnext[k], at(zkeep, (size_t)k * NH), step.dnext[k], n,
-                                    H, perm, zo_base(&pk, k, t), l->zoneout, l->zo_seed, r->zo_stream));
+                DO(recur_be_zoneout(be, RECUR_ZO_BACK, step.dnext[k], at(zkeep, o), step.dnext[k], n, (int)w, perm,
+                                    zo_base(&pk, k, t), l->zoneout, l->zo_seed, r->zo_stream));
+        }
+        struct recur_mem dprev0 = step.dprev[0];
+        if (pj) {
+            /* dh^{<t>} kept for dW_hr; da = dh W_hr */
+            DO(recur_be_copy(be, at(dprojs, row * P), step.dnext[0], (size_t)n * P * sizeof(float)));
+            DO(recur_be_gemm(be, 0, 0, n, H, P, 1.0f, step.dnext[0], P, w_hr, H, 0.0f, da, H));
+            step.prev[0] = zprev;
+            step.next[0] = at(RS, p.araws + row * H);
+            step.dnext[0] = da;
+            step.dprev[0] = dscr;
         }
         step.save = l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
         step.dxw = at(dxw, row * GH);
@@ -502,18 +559,21 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
             step.src = last ? no_mem : at(RS, p.srcs + ((size_t)s * R + row) * H);
             step.dsrc = product ? dsrc : no_mem;
             if (product) {
-                /* dsrc = dhw[stage s+1] W_hh[stage s+1] */
+                /* dsrc = dhw[stage s+1] W_hh[stage s+1] (never with projection: later stages have no product) */
                 int g0 = d->stages[s + 1].gate_begin, g1 = d->stages[s + 1].gate_end;
                 DO(recur_be_gemm(be, 0, 0, n, H, (g1 - g0) * H, 1.0f, at(step.dhw, (size_t)g0 * H), GH,
                                  at(w_hh, (size_t)g0 * H * H), H, 0.0f, dsrc, H));
             }
             DO(recur_be_cell_run(be, l->kern, s, 1, &step));
         }
-        /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0] */
+        /* dL/d a^{<t-1>} += dhw[stage 0] W_hh[stage 0]; with projection the
+         * kernels' part is zero (RECUR_CELL_PROJECTABLE), so it is only this. */
         int g1 = d->stages[0].gate_end;
-        if (has_product(d, 0)) DO(recur_be_gemm(be, 0, 0, n, H, g1 * H, 1.0f, step.dhw, GH, w_hh, H, 1.0f, other, H));
+        if (has_product(d, 0))
+            DO(recur_be_gemm(be, 0, 0, n, P, g1 * H, 1.0f, step.dhw, GH, w_hh, P, pj ? 0.0f : 1.0f, dprev0, P));
         for (int k = 0; zo && k < S; k++)
-            DO(recur_be_add(be, at(other, (size_t)k * NH), at(zkeep, (size_t)k * NH), (size_t)n * H));
+            DO(recur_be_add(be, at(other, state_off(l, k, N)), at(zkeep, state_off(l, k, N)),
+                            (size_t)n * state_width(l, k)));
         struct recur_mem swap = carry;
         carry = other;
         other = swap;
@@ -527,15 +587,19 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     struct recur_mem hprev = seq[0]; /* dense batches: the previous states are one block */
     if (p.hprev != NONE) {
         hprev = at(WS, p.hprev);
-        DO(recur_be_gather(be, hprev, H, seq[0], H, at(ints, ints_at(&pk, IX_PREV)), pk.R, H));
+        DO(recur_be_gather(be, hprev, P, seq[0], P, at(ints, ints_at(&pk, IX_PREV)), pk.R, P));
     }
     for (int s = 0; s < l->n_stages; s++) {
-        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end;
+        int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end, K = s == 0 ? P : H;
         struct recur_mem a = s == 0 ? hprev : at(RS, p.srcs + (size_t)(s - 1) * R * H);
         if (has_product(d, s))
-            DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, H, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, H, beta,
-                             at(dw_hh, (size_t)g0 * H * H), H));
+            DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, K, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, K, beta,
+                             at(dw_hh, (size_t)g0 * H * K), K));
     }
+    /* dW_hr = sum over rows of dh^T a */
+    if (pj)
+        DO(recur_be_gemm(be, 1, 0, P, H, pk.R, 1.0f, dprojs, P, at(RS, p.araws), H, beta,
+                         tensor(l, l->dw, l->tw_hr), H));
     if (!l->raw) {
         DO(recur_be_colsum(be, db_ih, beta, dxw, pk.R, GH, GH));
         for (int gi = 0; gi < l->G; gi++) {
@@ -555,9 +619,11 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     }
     struct recur_mem dst0[2] = {r->dh0, r->dc0};
     for (int k = 0; k < S; k++)
-        if (dst0[k].buf)
-            DO(recur_be_scatter(be, dst0[k], H, at(carry, (size_t)k * NH), H, at(ints, ints_at(&pk, IX_PERM)), N, H,
-                                0));
+        if (dst0[k].buf) {
+            int w = (int)state_width(l, k);
+            DO(recur_be_scatter(be, dst0[k], w, at(carry, state_off(l, k, N)), w, at(ints, ints_at(&pk, IX_PERM)),
+                                N, w, 0));
+        }
 out:
 #undef DO
     pack_free(&pk);

@@ -15,7 +15,7 @@
 
 int recur_cell_recurrent_gates(const struct recur_cell_desc *d) { return d->stages[d->n_stages - 1].gate_end; }
 
-int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, struct recur_tensor *t) {
+int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, size_t P, struct recur_tensor *t) {
     int G = d->n_gates, Grec = recur_cell_recurrent_gates(d), n = 0;
     int raw = (d->flags & RECUR_CELL_RAW_PRODUCTS) != 0;
     size_t off = 0;
@@ -26,12 +26,16 @@ int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, stru
         off += t[n++].count;                                                                                   \
     } while (0)
     STD(RECUR_T_W_IH, "weight_ih", G, I);
-    if (Grec) STD(RECUR_T_W_HH, "weight_hh", Grec, H);
+    if (Grec) STD(RECUR_T_W_HH, "weight_hh", Grec, P ? P : H);
     if (!raw) {
         STD(RECUR_T_B_IH, "bias_ih", G, 1);
         STD(RECUR_T_B_HH, "bias_hh", G, 1);
     }
 #undef STD
+    if (P) { /* W_hr [P, H], PyTorch's weight_hr_l{k}: no gate blocks */
+        t[n] = (struct recur_tensor){RECUR_T_W_HR, -1, "weight_hr", 0, 2, (int)P, (int)H, off, P * H};
+        off += t[n++].count;
+    }
     for (int k = 0; k < d->n_params; k++) {
         const struct recur_cell_param *p = &d->params[k];
         size_t cols = p->cols == RECUR_CELL_DIM_GH ? (size_t)G * H : H;
@@ -55,6 +59,8 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     RETURN_IF(desc->input_size < 1, ctx, RECUR_ERR_ARG, "input_size %d: must be at least 1", desc->input_size);
     RETURN_IF(desc->hidden_size < 1, ctx, RECUR_ERR_ARG, "hidden_size %d: must be at least 1",
               desc->hidden_size);
+    RETURN_IF(desc->proj_size < 0 || desc->proj_size >= desc->hidden_size, ctx, RECUR_ERR_ARG,
+              "proj_size %d: must be 0 (none) or 1..hidden_size-1 (%d)", desc->proj_size, desc->hidden_size - 1);
     const struct recur_cell *cell = recur_cell_find(desc->cell);
     if (!cell) {
         char names[512];
@@ -79,9 +85,12 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     /* Every size the engine computes must fit the int dimensions of GEMM. */
     size_t G = (size_t)d->n_gates, H = (size_t)desc->hidden_size, I = (size_t)desc->input_size;
     /* Own parameters are at most MAX_GATES rows of G*H: within G*H*(I+H+2+MAX_GATES). */
-    RETURN_IF(G * H > INT_MAX / 4 || G * H * (I + H + 2 + RECUR_CELL_MAX_GATES) > (size_t)INT_MAX, ctx,
+    RETURN_IF(G * H > INT_MAX / 4 || G * H * (I + H + 2 + RECUR_CELL_MAX_GATES) + H * H > (size_t)INT_MAX, ctx,
               RECUR_ERR_ARG, "input_size %zu, hidden_size %zu: %zu gates of that size exceed the supported %d weights",
               I, H, G, INT_MAX);
+    RETURN_IF(desc->proj_size && !(d->flags & RECUR_CELL_PROJECTABLE), ctx, RECUR_ERR_UNSUPPORTED,
+              "proj_size %d: cell '%s' cannot project its output (its kernels read a^{<t-1>} themselves; "
+              "projecting cells are flagged RECUR_CELL_PROJECTABLE, such as lstm)", desc->proj_size, d->name);
     TRY(recur_be_supports(&ctx->be, cell));
 
     recur_layer *l = calloc(1, sizeof *l);
@@ -98,10 +107,12 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
     l->split_grad = (d->flags & RECUR_CELL_SPLIT_RECURRENT_GRAD) != 0;
     l->raw = (d->flags & RECUR_CELL_RAW_PRODUCTS) != 0;
     l->Grec = recur_cell_recurrent_gates(d);
-    l->n_tensors = recur_cell_tensors(d, I, H, l->t);
-    l->tw_ih = l->tw_hh = l->tb_ih = l->tb_hh = -1;
+    l->proj = desc->proj_size;
+    l->P = l->proj ? l->proj : l->H;
+    l->n_tensors = recur_cell_tensors(d, I, H, (size_t)l->proj, l->t);
+    l->tw_ih = l->tw_hh = l->tb_ih = l->tb_hh = l->tw_hr = -1;
     for (int k = 0; k < l->n_tensors; k++) {
-        int *at[] = {&l->tw_ih, &l->tw_hh, &l->tb_ih, &l->tb_hh};
+        int *at[] = {&l->tw_ih, &l->tw_hh, &l->tb_ih, &l->tb_hh, &l->tw_hr};
         if (l->t[k].kind != RECUR_T_PARAM) *at[l->t[k].kind] = k;
     }
     l->n_weights = l->t[l->n_tensors - 1].off + l->t[l->n_tensors - 1].count;
@@ -118,7 +129,7 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
         (st = recur_be_alloc(&ctx->be, bytes, &l->dw)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->w, 0.0f, l->n_weights)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->dw, 0.0f, l->n_weights)) != RECUR_OK ||
-        (l->Grec && (st = recur_be_alloc(&ctx->be, (size_t)l->Grec * l->H * l->H * sizeof(float), &l->wt)) !=
+        (l->Grec && (st = recur_be_alloc(&ctx->be, (size_t)l->Grec * l->H * l->P * sizeof(float), &l->wt)) !=
                         RECUR_OK)) {
         recur_layer_free(l);
         return st;
@@ -228,15 +239,15 @@ recur_status recur_layer_forward(recur_layer *l, recur_mode mode, const recur_io
     recur_err_clear(l->ctx);
     TRY(recur_check_mode(l->ctx, "recur_layer_forward", mode));
     TRY(check_io(l, io, "recur_layer_forward"));
-    size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
+    size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H, NP = (size_t)io->N * l->P;
     struct recur_mem x, y, h0, c0, hT, cT;
     const struct recur_hostio h[] = {
-        {"x", io->x, NULL, TN * l->I, &x},   {"y", NULL, io->y, TN * l->H, &y}, {"h0", io->h0, NULL, NH, &h0},
-        {"c0", io->c0, NULL, NH, &c0},       {"hT", NULL, io->hT, NH, &hT},     {"cT", NULL, io->cT, NH, &cT},
+        {"x", io->x, NULL, TN * l->I, &x},   {"y", NULL, io->y, TN * l->P, &y}, {"h0", io->h0, NULL, NP, &h0},
+        {"c0", io->c0, NULL, NH, &c0},       {"hT", NULL, io->hT, NP, &hT},     {"cT", NULL, io->cT, NH, &cT},
     };
     TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
-                          .y = dense(y, io->T, io->N, l->H), .h0 = h0, .c0 = c0, .hT = hT, .cT = cT};
+                          .y = dense(y, io->T, io->N, l->P), .h0 = h0, .c0 = c0, .hT = hT, .cT = cT};
     TRY(recur_engine_forward(l, mode, &r));
     return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));
 }
@@ -262,16 +273,16 @@ recur_status recur_layer_backward(recur_layer *l, const recur_io *io, const recu
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_backward: layer is NULL");
     recur_err_clear(l->ctx);
     TRY(check_backward(l, io, g, mode));
-    size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H;
+    size_t TN = (size_t)io->T * io->N, NH = (size_t)io->N * l->H, NP = (size_t)io->N * l->P;
     struct recur_mem x, dy, dhT, dcT, dx, dh0, dc0;
     const struct recur_hostio h[] = {
-        {"x", io->x, NULL, TN * l->I, &x},    {"dy", g->dy, NULL, TN * l->H, &dy}, {"dhT", g->dhT, NULL, NH, &dhT},
-        {"dcT", g->dcT, NULL, NH, &dcT},      {"dx", NULL, g->dx, TN * l->I, &dx}, {"dh0", NULL, g->dh0, NH, &dh0},
+        {"x", io->x, NULL, TN * l->I, &x},    {"dy", g->dy, NULL, TN * l->P, &dy}, {"dhT", g->dhT, NULL, NP, &dhT},
+        {"dcT", g->dcT, NULL, NH, &dcT},      {"dx", NULL, g->dx, TN * l->I, &dx}, {"dh0", NULL, g->dh0, NP, &dh0},
         {"dc0", NULL, g->dc0, NH, &dc0},
     };
     TRY(recur_hostio_in(l->ctx, &l->io, h, RECUR_COUNT(h)));
     struct recur_run r = {.T = io->T, .N = io->N, .x = dense(x, io->T, io->N, l->I),
-                          .dy = dense(dy, io->T, io->N, l->H), .dhT = dhT, .dcT = dcT,
+                          .dy = dense(dy, io->T, io->N, l->P), .dhT = dhT, .dcT = dcT,
                           .dx = dense(dx, io->T, io->N, l->I), .dh0 = dh0, .dc0 = dc0};
     TRY(recur_engine_backward(l, &r, mode));
     return recur_hostio_out(l->ctx, h, RECUR_COUNT(h));

@@ -9,26 +9,26 @@
 #include "arena.h"
 
 /* One tensor of a layer's weights: W_ih, W_hh, b_ih, b_hh (those the cell
- * has) and then the cell's own parameters, in this order in the canonical
- * flat vector. */
-enum recur_tensor_kind { RECUR_T_W_IH, RECUR_T_W_HH, RECUR_T_B_IH, RECUR_T_B_HH, RECUR_T_PARAM };
-#define RECUR_MAX_TENSORS (4 + RECUR_CELL_MAX_PARAMS)
+ * has), W_hr (a projecting layer's) and then the cell's own parameters, in
+ * this order in the canonical flat vector. */
+enum recur_tensor_kind { RECUR_T_W_IH, RECUR_T_W_HH, RECUR_T_B_IH, RECUR_T_B_HH, RECUR_T_W_HR, RECUR_T_PARAM };
+#define RECUR_MAX_TENSORS (5 + RECUR_CELL_MAX_PARAMS)
 
 struct recur_tensor {
     int kind;      /* enum recur_tensor_kind */
     int param;     /* RECUR_T_PARAM: index into the cell's params; else -1 */
     const char *name; /* "weight_ih", ..., or the parameter's name */
-    int gates;     /* gate blocks (of H rows each) it holds: G, Grec, or 0 for a cell parameter */
+    int gates;     /* gate blocks (of H rows each) it holds: G, Grec, or 0 for W_hr and a cell parameter */
     int ndim;      /* 2, or 1 for a bias or a one-row parameter */
     int rows, cols; /* the model's tensor: [rows, cols]; cols 1 for a 1-D tensor */
     size_t off;    /* floats from the start of the layer's weights */
     size_t count;  /* rows * cols */
 };
 
-/* The tensors of a cell's layer of input size I and hidden size H, into
- * t[RECUR_MAX_TENSORS]; returns their number. Sizes must have been checked
- * (recur_layer_create). */
-int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, struct recur_tensor *t);
+/* The tensors of a cell's layer of input size I, hidden size H and
+ * projection P (0: none), into t[RECUR_MAX_TENSORS]; returns their number.
+ * Sizes must have been checked (recur_layer_create). */
+int recur_cell_tensors(const struct recur_cell_desc *d, size_t I, size_t H, size_t P, struct recur_tensor *t);
 /* Grec: the gates with a recurrent product (those the stages cover). */
 int recur_cell_recurrent_gates(const struct recur_cell_desc *d);
 
@@ -37,18 +37,20 @@ struct recur_layer {
     const struct recur_cell *cell;
     void *kern; /* the backend's handle for the cell (recur_be_cell_open) */
     int I, H, G, n_states, n_save, n_stages, variant, split_grad;
-    int Grec;  /* gates with a recurrent product: W_hh is [Grec*H, H] */
+    int proj;  /* proj_size: 0, or the width W_hr projects a^{<t>} to */
+    int P;     /* the width of state 0 (the output): proj, or H */
+    int Grec;  /* gates with a recurrent product: W_hh is [Grec*H, P] */
     int raw;   /* RECUR_CELL_RAW_PRODUCTS: no b_ih, b_hh */
     int n_params;         /* the cell's own parameters: the last n_params tensors */
     size_t param_floats;  /* their floats together */
     size_t n_weights;
-    /* canonical layout on the device: [W_ih, W_hh, b_ih, b_hh, params...],
+    /* canonical layout on the device: [W_ih, W_hh, b_ih, b_hh, W_hr, params...],
      * the tensors t[0..n_tensors) */
     struct recur_mem w, dw;
     int n_tensors;
     struct recur_tensor t[RECUR_MAX_TENSORS];
-    int tw_ih, tw_hh, tb_ih, tb_hh; /* index of each in t, or -1 when absent */
-    /* W_hh^T [H, Grec*H]: the per-step product a W_hh^T as a plain (N, N)
+    int tw_ih, tw_hh, tb_ih, tb_hh, tw_hr; /* index of each in t, or -1 when absent */
+    /* W_hh^T [P, Grec*H]: the per-step product a W_hh^T as a plain (N, N)
      * GEMM, about 3x faster at small batch than transposing W_hh each call.
      * Rebuilt when w_version moves past wt_version. */
     struct recur_mem wt;

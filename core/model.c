@@ -62,14 +62,16 @@ recur_status recur_model_create(recur_ctx *ctx, const recur_model_desc *desc, re
     m->ctx = ctx;
     m->L = desc->num_layers;
     m->D = desc->direction >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
-    m->O = desc->direction == RECUR_DIR_BIDI_CONCAT ? 2 * desc->hidden_size : desc->hidden_size;
+    m->P = desc->proj_size ? desc->proj_size : desc->hidden_size;
+    m->O = desc->direction == RECUR_DIR_BIDI_CONCAT ? 2 * m->P : m->P;
     m->layers = calloc((size_t)(m->L * m->D), sizeof *m->layers);
     recur_status st = RECUR_OK;
     GOTO_IF(!m->layers, ctx, st, RECUR_ERR_NO_MEMORY, fail, "recur_model_create: out of memory");
     for (int l = 0; l < m->L; l++)
         for (int d = 0; d < m->D; d++) {
             recur_layer_desc ld = {.cell = desc->cell, .variant = desc->variant,
-                                   .input_size = l == 0 ? desc->input_size : m->O, .hidden_size = desc->hidden_size};
+                                   .input_size = l == 0 ? desc->input_size : m->O, .hidden_size = desc->hidden_size,
+                                   .proj_size = desc->proj_size};
             if ((st = recur_layer_create(ctx, &ld, &m->layers[l * m->D + d])) != RECUR_OK) goto fail;
             /* The model owns its layers: off the context's list. */
             recur_layer *y = m->layers[l * m->D + d];

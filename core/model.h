@@ -13,7 +13,8 @@
 struct recur_model {
     recur_ctx *ctx;
     recur_model_desc desc; /* cell and variant point into the cell's descriptor */
-    int L, D, O;           /* layers, directions, output width */
+    int L, D, O;           /* layers, directions, output width (D*P for concat, else P) */
+    int P;                 /* a layer's output and state-0 width: proj_size, or H */
     recur_layer **layers;  /* [L*D], index l*D + d */
     uint64_t calls;        /* training forwards so far: the dropout RNG's call number */
     struct recur_arena acts; /* every layer's output (and dropped-out input) and two gradients */

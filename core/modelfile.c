@@ -134,12 +134,13 @@ static recur_status wants_of_model(const recur_model *m, struct want **out, size
  * (recur_model_param_at); w holds L*D*RECUR_MAX_TENSORS. */
 static size_t wants_of_desc(const recur_model_desc *d, const struct recur_cell_desc *cd, struct want *w) {
     int D = d->direction >= RECUR_DIR_BIDI_CONCAT ? 2 : 1;
-    size_t H = (size_t)d->hidden_size, O = d->direction == RECUR_DIR_BIDI_CONCAT ? 2 * H : H;
+    size_t H = (size_t)d->hidden_size, P = d->proj_size ? (size_t)d->proj_size : H;
+    size_t O = d->direction == RECUR_DIR_BIDI_CONCAT ? 2 * P : P;
     size_t k = 0;
     for (int l = 0; l < d->num_layers; l++)
         for (int r = 0; r < D; r++) {
             struct recur_tensor t[RECUR_MAX_TENSORS];
-            int nt = recur_cell_tensors(cd, l == 0 ? (size_t)d->input_size : O, H, t);
+            int nt = recur_cell_tensors(cd, l == 0 ? (size_t)d->input_size : O, H, (size_t)d->proj_size, t);
             for (int b = 0; b < nt; b++, k++) {
                 snprintf(w[k].name, sizeof w[k].name, "%s_l%d%s", t[b].name, l, r ? "_reverse" : "");
                 w[k].ndim = t[b].ndim;
@@ -191,7 +192,8 @@ static recur_status match(recur_ctx *ctx, struct recur_sf_file *f, const struct 
 }
 
 /* The settings the tensors themselves describe, where they are consistent
- * with some model: sizes from weight_ih_l0 and weight_hh_l0, layers and
+ * with some model: sizes from weight_ih_l0 (and the projection from
+ * weight_hr_l0, when there is one), layers and
  * directions from the names, concat or sum from weight_ih_l1. What the
  * tensors cannot tell (forward or reverse, which cell of G gates) is taken
  * from the metadata. Returns 0 when they describe no model. */
@@ -211,10 +213,10 @@ static int infer(struct recur_sf_file *f, const struct sf_meta *m, struct sf_met
 /* infer() for cell cd. */
 static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const struct recur_cell_desc *cd,
                     struct sf_meta *out) {
-    const struct recur_sf_entry *ih = recur_sf_find(f, "weight_ih_l0"), *hh = recur_sf_find(f, "weight_hh_l0");
-    if (!ih || !hh || ih->ndim != 2 || hh->ndim != 2) return 0;
-    uint64_t H = hh->dims[1], R = ih->dims[0], I = ih->dims[1];
-    if (H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || R % H || R / H != (uint64_t)cd->n_gates) return 0;
+    const struct recur_sf_entry *ih = recur_sf_find(f, "weight_ih_l0"), *hr = recur_sf_find(f, "weight_hr_l0");
+    if (!ih || ih->ndim != 2 || (hr && (hr->ndim != 2 || !(cd->flags & RECUR_CELL_PROJECTABLE)))) return 0;
+    uint64_t R = ih->dims[0], I = ih->dims[1], G = (uint64_t)cd->n_gates, H = R / G, P = hr ? hr->dims[0] : H;
+    if (R % G || H < 1 || H > SIZE_LIMIT || I < 1 || I > SIZE_LIMIT || P < 1 || P > H || (hr && P == H)) return 0;
     *out = *m;
     out->G = cd->n_gates;
     out->cd = cd;
@@ -223,7 +225,7 @@ static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const stru
         out->desc.variant = NULL;
     }
     struct recur_tensor stems[RECUR_MAX_TENSORS];
-    int ns = recur_cell_tensors(out->cd, 1, 1, stems);
+    int ns = recur_cell_tensors(out->cd, 1, 2, hr ? 1 : 0, stems);
     int L = 0, D = 1;
     for (size_t i = 0; i < f->n; i++) {
         const char *s = f->t[i].name;
@@ -245,6 +247,7 @@ static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const stru
     }
     out->desc.input_size = (int)I;
     out->desc.hidden_size = (int)H;
+    out->desc.proj_size = hr ? (int)P : 0;
     out->desc.num_layers = L;
     recur_direction md = m->desc.direction;
     if (D == 1) {
@@ -254,8 +257,8 @@ static int infer_as(struct recur_sf_file *f, const struct sf_meta *m, const stru
     } else {
         const struct recur_sf_entry *ih1 = recur_sf_find(f, "weight_ih_l1");
         if (!ih1 || ih1->ndim != 2) return 0;
-        if (ih1->dims[1] == 2 * H) out->desc.direction = RECUR_DIR_BIDI_CONCAT;
-        else if (ih1->dims[1] == H) out->desc.direction = RECUR_DIR_BIDI_SUM;
+        if (ih1->dims[1] == 2 * P) out->desc.direction = RECUR_DIR_BIDI_CONCAT;
+        else if (ih1->dims[1] == P) out->desc.direction = RECUR_DIR_BIDI_SUM;
         else return 0;
     }
     struct want *w = calloc((size_t)L * D * RECUR_MAX_TENSORS, sizeof *w);
@@ -278,6 +281,8 @@ static recur_status meta_disagrees(recur_ctx *ctx, const struct recur_sf_file *f
         DIFF("%sinput_size is %d, the tensors' %d", u ? "; " : "", m->desc.input_size, t->desc.input_size);
     if (m->desc.hidden_size != t->desc.hidden_size)
         DIFF("%shidden_size is %d, the tensors' %d", u ? "; " : "", m->desc.hidden_size, t->desc.hidden_size);
+    if (m->desc.proj_size != t->desc.proj_size)
+        DIFF("%sproj_size is %d, the tensors' %d", u ? "; " : "", m->desc.proj_size, t->desc.proj_size);
     if (m->desc.num_layers != t->desc.num_layers)
         DIFF("%snum_layers is %d, the tensors have %d", u ? "; " : "", m->desc.num_layers, t->desc.num_layers);
     if (m->desc.direction != t->desc.direction)

@@ -80,6 +80,7 @@ recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_
     n->F = m->O; /* HEAD_LAST reads the top layer's states: concat 2H, sum H, like y */
     n->K = desc->output_size;
     n->H = desc->model.hidden_size;
+    n->P = m->P;
     n->L = m->L;
     n->D = m->D;
     n->S = m->layers[0]->n_states;
@@ -241,25 +242,26 @@ static double normal(uint64_t seed, uint64_t s, uint64_t k) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-/* An orthogonal [h, h] block from Gaussian draws: Q of A = QR by modified
- * Gram-Schmidt over the columns, which leaves R's diagonal positive, the
- * sign convention of torch.nn.init.orthogonal_. */
-static void orthogonal(float *dst, int ld, int h, uint64_t seed, uint64_t s, uint64_t first, double *a) {
+/* A [h, c] block (h >= c) with orthonormal columns from Gaussian draws: Q
+ * of A = QR by modified Gram-Schmidt over the columns, which leaves R's
+ * diagonal positive, the sign convention of torch.nn.init.orthogonal_
+ * (square for [H, H] blocks; [H, P] with a projection). */
+static void orthogonal(float *dst, int ld, int h, int c, uint64_t seed, uint64_t s, uint64_t first, double *a) {
     for (int i = 0; i < h; i++)
-        for (int j = 0; j < h; j++) a[(size_t)i * h + j] = normal(seed, s, first + (size_t)i * h + j);
-    for (int j = 0; j < h; j++) {
+        for (int j = 0; j < c; j++) a[(size_t)i * c + j] = normal(seed, s, first + (size_t)i * c + j);
+    for (int j = 0; j < c; j++) {
         for (int k = 0; k < j; k++) {
             double dot = 0;
-            for (int i = 0; i < h; i++) dot += a[(size_t)i * h + k] * a[(size_t)i * h + j];
-            for (int i = 0; i < h; i++) a[(size_t)i * h + j] -= dot * a[(size_t)i * h + k];
+            for (int i = 0; i < h; i++) dot += a[(size_t)i * c + k] * a[(size_t)i * c + j];
+            for (int i = 0; i < h; i++) a[(size_t)i * c + j] -= dot * a[(size_t)i * c + k];
         }
         double nrm = 0;
-        for (int i = 0; i < h; i++) nrm += a[(size_t)i * h + j] * a[(size_t)i * h + j];
+        for (int i = 0; i < h; i++) nrm += a[(size_t)i * c + j] * a[(size_t)i * c + j];
         nrm = sqrt(nrm);
-        for (int i = 0; i < h; i++) a[(size_t)i * h + j] /= nrm > 0 ? nrm : 1.0;
+        for (int i = 0; i < h; i++) a[(size_t)i * c + j] /= nrm > 0 ? nrm : 1.0;
     }
     for (int i = 0; i < h; i++)
-        for (int j = 0; j < h; j++) dst[(size_t)i * ld + j] = (float)a[(size_t)i * h + j];
+        for (int j = 0; j < c; j++) dst[(size_t)i * ld + j] = (float)a[(size_t)i * c + j];
 }
 
 float *recur_net_param_buffer(const recur_net *n) {
@@ -303,8 +305,10 @@ recur_status recur_net_init(recur_net *n, recur_init init, uint64_t seed) {
             double b = 1.0 / sqrt(fan);
             for (size_t k = 0; k < info.count; k++) v[k] = (float)((2.0 * unit(seed, s, k) - 1.0) * b);
             if (init == RECUR_INIT_ORTHOGONAL && strstr(info.name, "rnn.weight_hh_"))
-                for (int g = 0; g < info.rows / n->H; g++)
-                    orthogonal(v + (size_t)g * n->H * n->H, n->H, n->H, seed, s, (uint64_t)info.count + (uint64_t)g * n->H * n->H, a);
+                for (int g = 0; g < info.rows / n->H; g++) {
+                    size_t blk = (size_t)n->H * (size_t)info.cols; /* [H, P] */
+                    orthogonal(v + g * blk, info.cols, n->H, info.cols, seed, s, (uint64_t)info.count + g * blk, a);
+                }
         }
         if ((st = recur_net_param_set(n, info.name, v, info.count)) != RECUR_OK) goto done;
     }
@@ -322,7 +326,8 @@ static size_t rows_of(const recur_net *n, int T, int N) {
 }
 
 static recur_status plan(const recur_net *n, int T, int N, int training, struct net_plan *p) {
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K, st = (size_t)n->L * n->D * N * n->H;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K, st = (size_t)n->L * n->D * N * n->P;
+    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st */
     size_t S2 = n->S > 1, tok = n->desc.input != RECUR_INPUT_VECTOR, emb = n->n_emb != 0;
     size_t mse = n->desc.loss == RECUR_LOSS_MSE, all = n->desc.head == RECUR_HEAD_ALL;
     struct recur_plan pl = recur_plan_start(n->ctx, "net scratch");
@@ -333,9 +338,9 @@ static recur_status plan(const recur_net *n, int T, int N, int training, struct 
     p->x = recur_plan_take(&pl, "x", TN, (size_t)n->I, 1);
     p->y = recur_plan_take(&pl, "y", TN, (size_t)n->O, 1);
     p->h0 = recur_plan_take(&pl, "h0", st, 1, 1);
-    p->c0 = recur_plan_take(&pl, "c0", S2, st, 1);
+    p->c0 = recur_plan_take(&pl, "c0", S2, sc, 1);
     p->hT = recur_plan_take(&pl, "hT", st, 1, 1);
-    p->cT = recur_plan_take(&pl, "cT", S2, st, 1);
+    p->cT = recur_plan_take(&pl, "cT", S2, sc, 1);
     p->logits = recur_plan_take(&pl, "logits", R, K, 1);
     p->dz = recur_plan_take(&pl, "dz", R, K, 1);
     p->vals = recur_plan_take(&pl, "values", mse, R, K);
@@ -345,9 +350,9 @@ static recur_status plan(const recur_net *n, int T, int N, int training, struct 
         p->dy = recur_plan_take(&pl, "dy", all, TN, (size_t)n->O);
         p->dx = recur_plan_take(&pl, "dx", emb, TN, (size_t)n->I);
         p->dhT = recur_plan_take(&pl, "dhT", st, 1, 1);
-        p->dcT = recur_plan_take(&pl, "dcT", S2, st, 1);
+        p->dcT = recur_plan_take(&pl, "dcT", S2, sc, 1);
         p->dh0 = recur_plan_take(&pl, "dh0", st, 1, 1);
-        p->dc0 = recur_plan_take(&pl, "dc0", S2, st, 1);
+        p->dc0 = recur_plan_take(&pl, "dc0", S2, sc, 1);
     }
     p->total = pl.top;
     return pl.st;
@@ -426,9 +431,9 @@ static recur_status host_room(recur_net *n, size_t count) {
 
 /* The head's weight block that direction d of the top layer meets (HEAD_LAST). */
 static size_t head_col(const recur_net *n, int d) {
-    return n->desc.model.direction == RECUR_DIR_BIDI_CONCAT ? (size_t)d * n->H : 0;
+    return n->desc.model.direction == RECUR_DIR_BIDI_CONCAT ? (size_t)d * n->P : 0;
 }
-static size_t top_state(const recur_net *n, int N, int d) { return (size_t)((n->L - 1) * n->D + d) * N * n->H; }
+static size_t top_state(const recur_net *n, int N, int d) { return (size_t)((n->L - 1) * n->D + d) * N * n->P; }
 
 recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_batch *b, double *loss,
                                long long *count) {
@@ -440,7 +445,8 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
     struct recur_backend *be = &n->ctx->be;
     int T = b->T, N = b->N, K = n->K, training = mode == RECUR_MODE_TRAINING;
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->H;
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->P;
+    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st */
     n->trained_T = 0;
     n->loss_state = NET_LOSS_NONE; /* any forward replaces the last one's loss */
     struct net_plan p;
@@ -479,7 +485,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
         if (b->values) TRY(recur_be_write_staged(be, at_(n, p.vals), b->values, R * K * sizeof(float)));
     }
     if (b->h0) TRY(recur_be_write_staged(be, at_(n, p.h0), b->h0, st * sizeof(float)));
-    if (b->c0) TRY(recur_be_write_staged(be, at_(n, p.c0), b->c0, st * sizeof(float)));
+    if (b->c0) TRY(recur_be_write_staged(be, at_(n, p.c0), b->c0, sc * sizeof(float)));
 
     struct recur_stack_io io = {.T = T, .N = N, .lengths = b->lengths, .x = at_(n, p.x), .y = at_(n, p.y),
                                 .h0 = b->h0 ? at_(n, p.h0) : none_mem, .c0 = b->c0 ? at_(n, p.c0) : none_mem,
@@ -494,7 +500,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
             TRY(recur_be_gemm(be, 0, 1, (int)R, K, n->O, 1.0f, io.y, n->O, W, n->F, 1.0f, z, K));
         else
             for (int d = 0; d < n->D; d++)
-                TRY(recur_be_gemm(be, 0, 1, N, K, n->H, 1.0f, at_(n, p.hT + top_state(n, N, d)), n->H,
+                TRY(recur_be_gemm(be, 0, 1, N, K, n->P, 1.0f, at_(n, p.hT + top_state(n, N, d)), n->P,
                                   recur_mem_at(W, head_col(n, d)), n->F, 1.0f, z, K));
         if (has_targets) {
             struct recur_mem dz = at_(n, p.dz), lr = at_(n, p.loss);
@@ -521,7 +527,7 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     }
     /* No sync: the reads below wait; with none, the work stays queued. */
     if (b->hT) TRY(recur_be_read(be, b->hT, at_(n, p.hT), st * sizeof(float)));
-    if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), st * sizeof(float)));
+    if (b->cT) TRY(recur_be_read(be, b->cT, at_(n, p.cT), sc * sizeof(float)));
     if (b->logits) TRY(recur_be_read(be, b->logits, at_(n, p.logits), R * K * sizeof(float)));
     if (loss) *loss = n->loss_state == NET_LOSS_HOST ? n->loss : 0.0;
     if (count) *count = cnt;
@@ -554,16 +560,17 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
               bad);
     struct recur_backend *be = &n->ctx->be;
     const struct net_plan *p = &n->pl;
-    int T = b->T, N = b->N, K = n->K, H = n->H;
+    int T = b->T, N = b->N, K = n->K, H = n->P; /* the width of a's states */
     size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * H;
+    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states */
     float bw = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
 
     struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
     if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
     else TRY(recur_be_fill(be, dhT, 0.0f, st));
     if (n->S > 1) {
-        if (g->dcT) TRY(recur_be_write_staged(be, dcT, g->dcT, st * sizeof(float)));
-        else TRY(recur_be_fill(be, dcT, 0.0f, st));
+        if (g->dcT) TRY(recur_be_write_staged(be, dcT, g->dcT, sc * sizeof(float)));
+        else TRY(recur_be_fill(be, dcT, 0.0f, sc));
     }
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
     struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
@@ -595,7 +602,7 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     }
     /* No sync: a read waits; without one the work stays queued. */
     if (g->dh0) TRY(recur_be_read(be, g->dh0, sg.dh0, st * sizeof(float)));
-    if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, st * sizeof(float)));
+    if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, sc * sizeof(float)));
     return RECUR_OK;
 }
 

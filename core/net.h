@@ -21,6 +21,7 @@ struct recur_net {
     recur_net_desc desc;  /* desc.model.cell and .variant point into the cell's descriptor */
     recur_model *model;
     int V, I, O, F, K, H, L, D, S; /* vocab, model input, model output, head input, head output, ... */
+    int P;                         /* a state's width of a (proj_size, or H); c's is H */
     /* the net's own parameters on the device, [embedding | head.weight | head.bias],
      * and their gradients in the same layout */
     size_t n_emb, n_hw, n_hb, n_own;

@@ -206,10 +206,21 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         }
         next = d->stages[s].gate_end;
     }
-    const uint32_t known = RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS;
+    const uint32_t known =
+        RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS | RECUR_CELL_PROJECTABLE;
     if (d->flags & ~known) {
         snprintf(why, len, "flags 0x%x: unknown bits 0x%x", d->flags, d->flags & ~known);
         return why;
+    }
+    if (d->flags & RECUR_CELL_PROJECTABLE) {
+        /* a^{<t-1>} only through stage 0's product: it must have one, and no later stage may multiply an
+         * H-wide src by a W_hh that projection makes P wide. */
+        int later = 0;
+        for (int s = 1; s < d->n_stages; s++) later |= d->stages[s].gate_end > d->stages[s].gate_begin;
+        if (d->stages[0].gate_end == 0 || later) {
+            snprintf(why, len, "RECUR_CELL_PROJECTABLE needs a product in stage 0 and none in later stages");
+            return why;
+        }
     }
     for (int g = 0; g < d->n_gates; g++)
         if (d->gates[g].bias_hh_in_hw && ((d->flags & RECUR_CELL_RAW_PRODUCTS) || g >= next)) {
@@ -673,6 +684,7 @@ recur_status recur_cell_get_sized(size_t i, recur_cell_info *user, size_t size) 
     for (int v = 0; v < d->n_cpu; v++) out->cpu_isa |= d->cpu[v].isa;
     out->backends = ((const struct loaded *)((const char *)c - offsetof(struct loaded, cell)))->backends;
     out->n_params = d->n_params;
+    out->projectable = (d->flags & RECUR_CELL_PROJECTABLE) != 0;
     recur_info_copy(user, size, out, sizeof *out); /* what the caller's version of the struct holds */
     return RECUR_OK;
 }

@@ -148,6 +148,11 @@ recur_status recur_schema_get_model(const struct recur_meta_in *in, recur_model_
         return bad(in, "zoneout", z, "a number in [0, 1)");
     const char *s = recur_meta_get(in, "seed");
     if (s && !recur_parse_u64(s, UINT64_MAX, &d->seed)) return bad(in, "seed", s, "an integer in 0..2^64-1");
+    const char *pj = recur_meta_get(in, "proj_size");
+    uint64_t proj = 0;
+    if (pj && (!recur_parse_u64(pj, SIZE_LIMIT, &proj) || proj >= (uint64_t)d->hidden_size))
+        return bad(in, "proj_size", pj, "0 or an integer below hidden_size");
+    d->proj_size = (int)proj;
     return RECUR_OK;
 }
 
@@ -185,5 +190,6 @@ recur_status recur_schema_put_model(struct recur_sf_meta *m, const char *prefix,
     TRY(recur_meta_put(m, prefix, "direction", recur_direction_name(d->direction)));
     TRY(recur_meta_put_f32(m, prefix, "dropout", d->dropout));
     if (d->zoneout != 0.0f) TRY(recur_meta_put_f32(m, prefix, "zoneout", d->zoneout));
+    if (d->proj_size) TRY(recur_meta_put_uint(m, prefix, "proj_size", (uint64_t)d->proj_size));
     return recur_meta_put_uint(m, prefix, "seed", d->seed);
 }

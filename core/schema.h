@@ -17,6 +17,7 @@
  *   dropout        "0.25"    optional (0): a decimal in [0, 1)
  *   zoneout        "0.1"     optional (0): a decimal in [0, 1); written only when not 0
  *   seed           "42"      optional (0): decimal u64
+ *   proj_size      "64"      optional (0): decimal below hidden_size; written only when not 0
  *
  * Directions are written as recur_direction_name's words with '_' for '-'
  * ("bidi_concat", "bidi_sum"): the spelling every recur so far and the

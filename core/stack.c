@@ -5,9 +5,10 @@
  * once (host I/O, arena.h).
  *
  *   layer 0 reads x; layer l > 0 reads A_{l-1} (after dropout in training);
- *   direction d of layer l writes A_l: columns [d*H, (d+1)*H) for
- *   bidirectional concat, all H columns (the second direction adding) for
- *   bidirectional sum. The last layer writes y.
+ *   direction d of layer l writes A_l: columns [d*P, (d+1)*P) for
+ *   bidirectional concat, all P columns (the second direction adding) for
+ *   bidirectional sum (P: proj_size, or H). The last layer writes y.
+ *   States: a's are [L*D, N, P], c's [L*D, N, H].
  *
  * Backward runs the layers from the top; both directions of a layer send
  * their dx into one buffer (the second adds), which, through the dropout
@@ -95,7 +96,7 @@ static int is_reverse(const recur_model *m, int d) { return m->desc.direction ==
 
 /* The output column of direction d (bidirectional sum: both write column 0). */
 static int out_col(const recur_model *m, int d) {
-    return m->desc.direction == RECUR_DIR_BIDI_CONCAT ? d * m->desc.hidden_size : 0;
+    return m->desc.direction == RECUR_DIR_BIDI_CONCAT ? d * m->P : 0;
 }
 
 /* dst = dropout(src) as drawn for layer `layer`'s input by training call
@@ -123,7 +124,7 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
     TRY(check_shape(m, io->T, io->N, io->lengths, "recur_model_forward"));
     int T = io->T, N = io->N, H = m->desc.hidden_size, I = m->desc.input_size, L = m->L, D = m->D;
     int training = mode == RECUR_MODE_TRAINING, S = m->layers[0]->n_states;
-    size_t TN = (size_t)T * N, NH = (size_t)N * H;
+    size_t TN = (size_t)T * N, NH = (size_t)N * H, NP = (size_t)N * m->P;
     (void)I;
     m->trained_T = m->trained_N = 0;
 
@@ -149,7 +150,7 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
             x = act_view(io, in, m->O, 0);
         }
         for (int d = 0; d < D; d++) {
-            size_t sd = (size_t)(l * D + d) * NH;
+            size_t sd = (size_t)(l * D + d) * NH, sp = (size_t)(l * D + d) * NP;
             struct recur_run r = {.T = T, .N = N, .lengths = io->lengths, .reverse = is_reverse(m, d), .x = x};
             if (l == L - 1)
                 r.y = user_view(io, io->y, out_col(m, d), m->O);
@@ -157,9 +158,9 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
                 r.y = act_view(io, recur_mem_at(m->acts.mem, ap.a + (size_t)l * TN * m->O), m->O, out_col(m, d));
             r.y_add = m->desc.direction == RECUR_DIR_BIDI_SUM && d == 1;
             struct recur_mem none = {0};
-            r.h0 = state_at(io->h0, sd);
+            r.h0 = state_at(io->h0, sp);
             r.c0 = state_at(io->c0, sd);
-            r.hT = state_at(io->hT, sd);
+            r.hT = state_at(io->hT, sp);
             r.cT = S > 1 ? state_at(io->cT, sd) : none;
             r.zo_stream = zo_stream(m->calls, l, d);
             TRY(recur_engine_forward(m->layers[l * D + d], mode, &r));
@@ -194,7 +195,7 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
     struct recur_backend *be = &m->ctx->be;
     int T = io->T, N = io->N, H = m->desc.hidden_size, I = m->desc.input_size, L = m->L, D = m->D;
     int S = m->layers[0]->n_states;
-    size_t TN = (size_t)T * N, NH = (size_t)N * H, one = TN * m->O;
+    size_t TN = (size_t)T * N, NH = (size_t)N * H, NP = (size_t)N * m->P, one = TN * m->O;
     struct acts ap;
     TRY(acts_plan(m, T, N, &ap));
     /* dx at padded positions is zero; valid ones are written below. */
@@ -215,16 +216,16 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
             dx = act_view(io, gbuf, m->O, 0);
         }
         for (int d = 0; d < D; d++) {
-            size_t sd = (size_t)(l * D + d) * NH;
+            size_t sd = (size_t)(l * D + d) * NH, sp = (size_t)(l * D + d) * NP;
             struct recur_mem none = {0};
             struct recur_run r = {.T = T, .N = N, .lengths = io->lengths, .reverse = is_reverse(m, d), .x = x,
                                   .dx = dx, .dx_add = d == 1};
             r.dy = dy;
             r.dy.col = dy.col + out_col(m, d);
             if (!dy.m.buf) r.dy.m = none;
-            r.dhT = state_at(g->dhT, sd);
+            r.dhT = state_at(g->dhT, sp);
             r.dcT = S > 1 ? state_at(g->dcT, sd) : none;
-            r.dh0 = state_at(g->dh0, sd);
+            r.dh0 = state_at(g->dh0, sp);
             r.dc0 = S > 1 ? state_at(g->dc0, sd) : none;
             r.zo_stream = zo_stream(m->trained_call, l, d);
             TRY(recur_engine_backward(m->layers[l * D + d], &r, mode));
@@ -252,11 +253,12 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
     TRY(recur_check_mode(m->ctx, "recur_model_forward", mode));
     TRY(check_model_io(m, io, "recur_model_forward"));
     size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    size_t LDNP = (size_t)m->L * m->D * io->N * m->P;
     struct recur_stack_io d = user_io(io);
     const struct recur_hostio h[] = {
         {"x", io->x, NULL, TN * m->desc.input_size, &d.x}, {"y", NULL, io->y, TN * m->O, &d.y},
-        {"h0", io->h0, NULL, LDNH, &d.h0},                  {"c0", io->c0, NULL, LDNH, &d.c0},
-        {"hT", NULL, io->hT, LDNH, &d.hT},                  {"cT", NULL, io->cT, LDNH, &d.cT},
+        {"h0", io->h0, NULL, LDNP, &d.h0},                  {"c0", io->c0, NULL, LDNH, &d.c0},
+        {"hT", NULL, io->hT, LDNP, &d.hT},                  {"cT", NULL, io->cT, LDNH, &d.cT},
     };
     TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
     TRY(recur_stack_forward(m, mode, &d));
@@ -271,13 +273,13 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
     TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward", mode, g->dcT, g->dc0));
     size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
-    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size, LDNP = (size_t)m->L * m->D * io->N * m->P;
     struct recur_stack_io d = user_io(io);
     struct recur_stack_grad dg;
     const struct recur_hostio h[] = {
         {"x", io->x, NULL, TNI, &d.x},          {"dy", g->dy, NULL, TN * m->O, &dg.dy},
-        {"dhT", g->dhT, NULL, LDNH, &dg.dhT},   {"dcT", g->dcT, NULL, LDNH, &dg.dcT},
-        {"dx", NULL, g->dx, TNI, &dg.dx},       {"dh0", NULL, g->dh0, LDNH, &dg.dh0},
+        {"dhT", g->dhT, NULL, LDNP, &dg.dhT},   {"dcT", g->dcT, NULL, LDNH, &dg.dcT},
+        {"dx", NULL, g->dx, TNI, &dg.dx},       {"dh0", NULL, g->dh0, LDNP, &dg.dh0},
         {"dc0", NULL, g->dc0, LDNH, &dg.dc0},
     };
     TRY(recur_hostio_in(m->ctx, &m->io, h, RECUR_COUNT(h)));
@@ -336,11 +338,12 @@ recur_status recur_model_forward_dev(recur_model *m, recur_mode mode, const recu
     recur_model_io h = shape_of(io);
     TRY(check_model_io(m, &h, "recur_model_forward_dev"));
     size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    size_t LDNP = (size_t)m->L * m->D * io->N * m->P;
     struct recur_stack_io d = user_io(&h);
     const struct dev_arg a[] = {
-        {"io->x", io->x, TN * m->desc.input_size, 0, &d.x}, {"io->h0", io->h0, LDNH, 0, &d.h0},
+        {"io->x", io->x, TN * m->desc.input_size, 0, &d.x}, {"io->h0", io->h0, LDNP, 0, &d.h0},
         {"io->c0", io->c0, LDNH, 0, &d.c0},                  {"io->y", io->y, TN * m->O, 1, &d.y},
-        {"io->hT", io->hT, LDNH, 1, &d.hT},                  {"io->cT", io->cT, LDNH, 1, &d.cT},
+        {"io->hT", io->hT, LDNP, 1, &d.hT},                  {"io->cT", io->cT, LDNH, 1, &d.cT},
     };
     TRY(dev_args(m, "recur_model_forward_dev", a, RECUR_COUNT(a)));
     return recur_stack_forward(m, mode, &d);
@@ -357,15 +360,15 @@ recur_status recur_model_backward_dev(recur_model *m, const recur_model_io_dev *
     TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward_dev", mode, g->dcT ? &present : NULL,
                                g->dc0 ? &present : NULL));
     size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
-    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
+    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size, LDNP = (size_t)m->L * m->D * io->N * m->P;
     struct recur_stack_io d = user_io(&h);
     struct recur_stack_grad dg;
     struct recur_mem y_unused;
     const struct dev_arg a[] = {
         {"io->x", io->x, TNI, 0, &d.x},         {"io->y", io->y, TN * m->O, 0, &y_unused},
-        {"grad->dy", g->dy, TN * m->O, 0, &dg.dy}, {"grad->dhT", g->dhT, LDNH, 0, &dg.dhT},
+        {"grad->dy", g->dy, TN * m->O, 0, &dg.dy}, {"grad->dhT", g->dhT, LDNP, 0, &dg.dhT},
         {"grad->dcT", g->dcT, LDNH, 0, &dg.dcT},   {"grad->dx", g->dx, TNI, 1, &dg.dx},
-        {"grad->dh0", g->dh0, LDNH, 1, &dg.dh0},   {"grad->dc0", g->dc0, LDNH, 1, &dg.dc0},
+        {"grad->dh0", g->dh0, LDNP, 1, &dg.dh0},   {"grad->dc0", g->dc0, LDNH, 1, &dg.dc0},
     };
     TRY(dev_args(m, "recur_model_backward_dev", a, RECUR_COUNT(a)));
     return recur_stack_backward(m, &d, &dg, mode);

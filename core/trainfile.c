@@ -244,14 +244,15 @@ static recur_status want2(const recur_file *f, const char *prefix, const char *n
 static recur_status check_sizes(const recur_file *f, const char *prefix, const recur_net_desc *d) {
     if (d->input == RECUR_INPUT_EMBEDDING)
         TRY(want2(f, prefix, "embedding.weight", d->vocab, d->model.input_size));
-    int F = d->model.hidden_size * (d->model.direction == RECUR_DIR_BIDI_CONCAT ? 2 : 1);
+    int P = d->model.proj_size ? d->model.proj_size : d->model.hidden_size;
+    int F = P * (d->model.direction == RECUR_DIR_BIDI_CONCAT ? 2 : 1);
     if (d->head != RECUR_HEAD_NONE) TRY(want2(f, prefix, "head.weight", d->output_size, F));
     /* The layers' 2-D tensors, as the cell has them (an unknown cell fails in recur_net_create). */
     const struct recur_cell *cell = d->model.cell ? recur_cell_find(d->model.cell) : NULL;
     for (int l = 0; cell && l < d->model.num_layers; l++) {
         struct recur_tensor t[RECUR_MAX_TENSORS];
         int nt = recur_cell_tensors(cell->desc, l == 0 ? (size_t)d->model.input_size : (size_t)F,
-                                    (size_t)d->model.hidden_size, t);
+                                    (size_t)d->model.hidden_size, (size_t)d->model.proj_size, t);
         for (int k = 0; k < nt; k++) {
             char name[64];
             snprintf(name, sizeof name, "rnn.%s_l%d", t[k].name, l);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,11 +442,23 @@ Test(api, info_structs_sized) {
     recur_model_free(m);
     recur_ctx_free(ctx);
 
-    /* the cells (recur_cell_info has grown once, in ABI 2) */
+    /* the cells: recur_cell_info has grown since its first version (projectable), so a
+     * program built before that gets the first version's bytes and nothing past them */
     unsigned char cbig[sizeof(recur_cell_info) + NEWER];
     memset(cbig, 0x5a, sizeof cbig);
     EXPECT_OK(NULL, recur_cell_get_sized(0, (recur_cell_info *)cbig, sizeof cbig));
     expect_filled_to(cbig, sizeof(recur_cell_info), "recur_cell_get");
+    const size_t older = offsetof(recur_cell_info, projectable);
+    memset(cbig, 0x5a, sizeof cbig);
+    EXPECT_OK(NULL, recur_cell_get_sized(0, (recur_cell_info *)cbig, older));
+    size_t got;
+    memcpy(&got, cbig, sizeof got);
+    cr_assert_eq(got, older, "an older recur_cell_info of %zu bytes: struct_size %zu", older, got);
+    for (size_t i = older; i < sizeof cbig; i++)
+        cr_assert_eq(cbig[i], 0x5a, "an older recur_cell_info of %zu bytes: byte %zu was written", older, i);
+    recur_cell_info ci;
+    memcpy(&ci, cbig, older);
+    cr_assert(ci.name && ci.name[0] && ci.n_gates > 0, "the older struct's fields were not filled");
 }
 #undef NEWER
 

@@ -42,6 +42,7 @@ static const struct {
     {"dup-lstm.so", RECUR_ERR_PLUGIN_DUPLICATE}, {"garbage.so", RECUR_ERR_PLUGIN_OPEN},
     {"save-overrun.so", RECUR_ERR_PLUGIN_INVALID}, {"writes-input.so", RECUR_ERR_PLUGIN_INVALID},
     {"bad-param.so", RECUR_ERR_PLUGIN_INVALID},    {"bad-flags.so", RECUR_ERR_PLUGIN_INVALID},
+    {"fake-projectable.so", RECUR_ERR_PLUGIN_INVALID}, {"proj-dprev.so", RECUR_ERR_PLUGIN_INVALID},
     {"row-overrun.so", RECUR_ERR_PLUGIN_INVALID},
 };
 #define N_BROKEN (sizeof broken / sizeof broken[0])
@@ -207,7 +208,7 @@ Test(loader, no_cpu_and_invalid_are_not_registered) {
     cr_assert(strstr(msg, "wrote into prev[0], which it may only read"), "the message does not name prev[0]: %s", msg);
     static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",     "no-cpu",
                                           "invalid",  "bad-variants", "bad-cpu-count", "save-overrun", "writes-input",
-                                          "bad-param", "bad-flags", "row-overrun"};
+                                          "bad-param", "bad-flags", "fake-projectable", "proj-dprev", "row-overrun"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
                   refused[i], c.path);
@@ -218,7 +219,9 @@ Test(loader, bad_counts_name_the_value) {
     static const struct {
         const char *file, *text;
     } cases[] = {{"bad-variants.so", "n_variants -1"}, {"bad-cpu-count.so", "n_cpu 1000000"},
-                 {"bad-param.so", "parameter 'gain': rows 0"}, {"bad-flags.so", "unknown bits 0x200"}};
+                 {"bad-param.so", "parameter 'gain': rows 0"}, {"bad-flags.so", "unknown bits 0x200"},
+                 {"fake-projectable.so", "RECUR_CELL_PROJECTABLE, but its kernels read prev[0]"},
+                 {"proj-dprev.so", "RECUR_CELL_PROJECTABLE, but its backward kernels leave"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         recur_status st;
         const char *msg;
@@ -263,8 +266,9 @@ Test(loader, garbage_gives_dlerror_text) {
 Test(loader, real_cells_still_registered) {
     static const struct {
         const char *name;
-        int gates, states;
-    } real[] = {{"rnn", 1, 1}, {"gru", 3, 1}, {"gru-lbr", 3, 1}, {"lstm", 4, 2}};
+        int gates, states, projectable;
+    } real[] = {{"rnn", 1, 1, 0}, {"gru", 3, 1, 0}, {"gru-lbr", 3, 1, 0}, {"lstm", 4, 2, 1}, {"lstm-peephole", 4, 2, 1},
+                {"lstm-ln", 4, 2, 1}};
     char good[2048];
     path_dir(0, good, sizeof good);
     size_t n = recur_cell_count();
@@ -274,6 +278,7 @@ Test(loader, real_cells_still_registered) {
         cr_assert(cell_by_name(real[i].name, &c), "cell '%s' is not registered", real[i].name);
         cr_expect_eq(c.n_gates, real[i].gates, "%s: n_gates %d", real[i].name, c.n_gates);
         cr_expect_eq(c.n_states, real[i].states, "%s: n_states %d", real[i].name, c.n_states);
+        cr_expect_eq(c.projectable, real[i].projectable, "%s: projectable %d", real[i].name, c.projectable);
         cr_expect(strncmp(c.path, good, strlen(good)) == 0 && c.path[strlen(good)] == '/',
                   "%s comes from %s, not from the good plugin directory %s", real[i].name, c.path, good);
     }
@@ -361,6 +366,7 @@ Test(loader, echo_plugin_registered) {
     cr_assert_eq(c.cpu_isa, RECUR_ISA_SCALAR);
     cr_assert_str_eq(c.backends, "cpu");
     cr_assert_eq(c.n_params, 0);
+    cr_assert_eq(c.projectable, 0);
     cr_assert_eq(c.struct_size, sizeof c);
     cr_assert_str_eq(c.version, "0.1");
 }

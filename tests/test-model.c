@@ -756,3 +756,81 @@ Test(model, cell_kernels_agree_with_the_scalar_reference) {
     cr_assert(strstr(recur_ctx_error(ctx), "recur_cell_diff of 8 bytes"), "%s", recur_ctx_error(ctx));
     recur_ctx_free(ctx);
 }
+
+/* proj_size: 0 or 1..H-1, and only for cells flagged RECUR_CELL_PROJECTABLE;
+ * each refusal names the value and leaves *out NULL. A projecting layer's
+ * arrays are P wide where a's are (y, h0, hT) and H wide for c. */
+Test(model, projection_arguments_and_widths) {
+    recur_ctx *ctx = open_ctx();
+    const struct {
+        const char *cell;
+        int H, P;
+        recur_status st;
+        const char *needle;
+    } bad[] = {{"lstm", 4, 4, RECUR_ERR_ARG, "proj_size 4"},  {"lstm", 4, -1, RECUR_ERR_ARG, "proj_size -1"},
+               {"lstm", 4, 9, RECUR_ERR_ARG, "proj_size 9"},  {"gru", 4, 2, RECUR_ERR_UNSUPPORTED, "cell 'gru' cannot"},
+               {"rnn", 4, 2, RECUR_ERR_UNSUPPORTED, "RECUR_CELL_PROJECTABLE"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        recur_model_desc d = {.cell = bad[i].cell, .input_size = 2, .hidden_size = bad[i].H, .num_layers = 2,
+                              .proj_size = bad[i].P};
+        recur_model *m = (recur_model *)&d;
+        cr_assert_eq(recur_model_create(ctx, &d, &m), bad[i].st, "%s P=%d", bad[i].cell, bad[i].P);
+        cr_assert_null(m);
+        cr_assert(strstr(recur_ctx_error(ctx), bad[i].needle), "'%s' not in: %s", bad[i].needle, recur_ctx_error(ctx));
+        recur_layer_desc ld = {.cell = bad[i].cell, .input_size = 2, .hidden_size = bad[i].H, .proj_size = bad[i].P};
+        recur_layer *l = (recur_layer *)&ld;
+        cr_assert_eq(recur_layer_create(ctx, &ld, &l), bad[i].st, "layer %s P=%d", bad[i].cell, bad[i].P);
+        cr_assert_null(l);
+    }
+    /* A layer: G*H*I + G*H*P + 2*G*H + P*H weights; y, h0, hT P wide; c H wide. */
+    const int T = 3, N = 2, I = 2, H = 5, P = 3;
+    recur_layer_desc ld = {.cell = "lstm", .input_size = I, .hidden_size = H, .proj_size = P};
+    recur_layer *l;
+    cr_assert_eq(recur_layer_create(ctx, &ld, &l), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_layer_weight_count(l), (size_t)(4 * H * I + 4 * H * P + 8 * H + P * H));
+    size_t nw = recur_layer_weight_count(l);
+    float *w = test_floats(nw), x[T * N * I], y[T * N * P], h0[N * P], hT[N * P], c0[N * H], cT[N * H];
+    test_rng r = {77};
+    for (size_t k = 0; k < nw; k++) w[k] = (float)test_uniform(&r, -0.5, 0.5);
+    for (int k = 0; k < T * N * I; k++) x[k] = (float)test_uniform(&r, -1, 1);
+    for (int k = 0; k < N * P; k++) h0[k] = (float)test_uniform(&r, -1, 1);
+    for (int k = 0; k < N * H; k++) c0[k] = (float)test_uniform(&r, -1, 1);
+    cr_assert_eq(recur_layer_weights_set(l, RECUR_LAYOUT_TORCH, w, nw), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_io io = {.T = T, .N = N, .x = x, .h0 = h0, .c0 = c0, .y = y, .hT = hT, .cT = cT};
+    cr_assert_eq(recur_layer_forward(l, RECUR_MODE_INFERENCE, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    /* by hand, in double: W_ih, W_hh [4H, P], b_ih, b_hh, W_hr [P, H] */
+    const float *wih = w, *whh = wih + 4 * H * I, *bih = whh + 4 * H * P, *bhh = bih + 4 * H, *whr = bhh + 4 * H;
+    double h[N][P], c[N][H], worst = 0;
+    for (int n = 0; n < N; n++) {
+        for (int j = 0; j < P; j++) h[n][j] = h0[n * P + j];
+        for (int j = 0; j < H; j++) c[n][j] = c0[n * H + j];
+    }
+    for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) {
+            double g[4 * H], a[H];
+            for (int k = 0; k < 4 * H; k++) {
+                g[k] = (double)bih[k] + bhh[k];
+                for (int i = 0; i < I; i++) g[k] += (double)wih[k * I + i] * x[(t * N + n) * I + i];
+                for (int j = 0; j < P; j++) g[k] += (double)whh[k * P + j] * h[n][j];
+            }
+            for (int j = 0; j < H; j++) {
+                double gi = 1 / (1 + exp(-g[j])), gf = 1 / (1 + exp(-g[H + j])), gg = tanh(g[2 * H + j]);
+                double go = 1 / (1 + exp(-g[3 * H + j]));
+                c[n][j] = gf * c[n][j] + gi * gg;
+                a[j] = go * tanh(c[n][j]);
+            }
+            for (int p = 0; p < P; p++) {
+                double v = 0;
+                for (int j = 0; j < H; j++) v += (double)whr[p * H + j] * a[j];
+                h[n][p] = v;
+                worst = fmax(worst, fabs(v - y[(t * N + n) * P + p]));
+            }
+        }
+    for (int n = 0; n < N; n++) {
+        for (int p = 0; p < P; p++) worst = fmax(worst, fabs(h[n][p] - hT[n * P + p]));
+        for (int j = 0; j < H; j++) worst = fmax(worst, fabs(c[n][j] - cT[n * H + j]));
+    }
+    cr_assert_lt(worst, 1e-5, "layer with projection against the double loop: %g", worst);
+    free(w);
+    recur_ctx_free(ctx);
+}

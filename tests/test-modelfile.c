@@ -143,13 +143,11 @@ static const char *dir_name(recur_direction d) {
 }
 
 /* A model with weights U(-0.5, 0.5) drawn from `seed`. */
-static recur_model *make_model(recur_ctx *ctx, const char *cell, const char *variant, int I, int H, int L,
-                               recur_direction dir, float dropout, uint64_t seed, uint64_t wseed) {
-    recur_model_desc d = {.cell = cell, .variant = variant, .input_size = I, .hidden_size = H, .num_layers = L,
-                          .direction = dir, .dropout = dropout, .seed = seed};
+/* A model of these settings with weights U(-0.5, 0.5) from wseed. */
+static recur_model *make_model_desc(recur_ctx *ctx, const recur_model_desc *d, uint64_t wseed) {
     recur_model *m;
-    recur_status st = recur_model_create(ctx, &d, &m);
-    cr_assert_eq(st, RECUR_OK, "recur_model_create %s: %s", cell, recur_ctx_error(ctx));
+    recur_status st = recur_model_create(ctx, d, &m);
+    cr_assert_eq(st, RECUR_OK, "recur_model_create %s: %s", d->cell, recur_ctx_error(ctx));
     test_rng r = {wseed};
     for (size_t i = 0; i < recur_model_param_count(m); i++) {
         recur_param_info info;
@@ -160,6 +158,13 @@ static recur_model *make_model(recur_ctx *ctx, const char *cell, const char *var
         free(v);
     }
     return m;
+}
+
+static recur_model *make_model(recur_ctx *ctx, const char *cell, const char *variant, int I, int H, int L,
+                               recur_direction dir, float dropout, uint64_t seed, uint64_t wseed) {
+    recur_model_desc d = {.cell = cell, .variant = variant, .input_size = I, .hidden_size = H, .num_layers = L,
+                          .direction = dir, .dropout = dropout, .seed = seed};
+    return make_model_desc(ctx, &d, wseed);
 }
 
 /* Every parameter, concatenated in PyTorch order. */
@@ -207,6 +212,7 @@ static void expect_same_desc(const recur_model *a, const recur_model *b, const c
     cr_assert_eq(x.seed, y.seed, "%s: seed", what);
     cr_assert(memcmp(&x.zoneout, &y.zoneout, sizeof x.zoneout) == 0, "%s: zoneout %.9g vs %.9g", what,
               (double)x.zoneout, (double)y.zoneout);
+    cr_assert_eq(x.proj_size, y.proj_size, "%s: proj_size", what);
 }
 
 /* ---- editing a file's header ---- */
@@ -459,6 +465,63 @@ Test(roundtrip, zoneout) {
         recur_model_free(a);
         recur_model_free(b);
     }
+    recur_ctx_free(ctx);
+    drop_tmpdir();
+}
+
+/* An LSTM with projection (proj_size) keeps it through a file: "proj_size"
+ * in the metadata, weight_hr_l{k} [P, H] and weight_hh [4H, P] among the
+ * tensors; a plain state_dict of it loads into a model of the same shape;
+ * metadata without proj_size is named as disagreeing with such tensors. */
+Test(roundtrip, projection) {
+    make_tmpdir();
+    recur_ctx *ctx = new_ctx();
+    recur_model_desc d = {.cell = "lstm", .input_size = 3, .hidden_size = 5, .num_layers = 2,
+                          .direction = RECUR_DIR_BIDI_CONCAT, .proj_size = 2};
+    recur_model *a = make_model_desc(ctx, &d, 21), *b = NULL, *c = NULL;
+    recur_param_info hr, hh, ih1;
+    cr_assert_eq(recur_model_param_info(a, 4, &hr), RECUR_OK);
+    cr_assert_eq(recur_model_param_info(a, 1, &hh), RECUR_OK);
+    cr_assert_eq(recur_model_param_info(a, 10, &ih1), RECUR_OK);
+    cr_assert_str_eq(hr.name, "weight_hr_l0");
+    cr_assert(hr.rows == 2 && hr.cols == 5 && hh.rows == 20 && hh.cols == 2, "weight_hr [%d, %d], weight_hh [%d, %d]",
+              hr.rows, hr.cols, hh.rows, hh.cols);
+    cr_assert(!strcmp(ih1.name, "weight_ih_l1") && ih1.cols == 4, "%s [%d, %d]: layer 1 reads 2 * proj_size", ih1.name,
+              ih1.rows, ih1.cols);
+    cr_assert_eq(recur_model_output_size(a), 4);
+    const char *p = tmp_path("p.safetensors"), *q = tmp_path("plain.safetensors"), *r = tmp_path("noproj.safetensors");
+    cr_assert_eq(recur_model_save(a, p), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_load(ctx, p, RECUR_LOAD_CHECK_FINITE, &b), RECUR_OK, "%s", recur_ctx_error(ctx));
+    expect_same_desc(a, b, "proj_size 2");
+    size_t n;
+    float *w = weights_of(a, &n);
+    expect_weights(b, w, n, "projection");
+    char *h = header_of(p);
+    cr_assert(strstr(h, "\"proj_size\":\"2\""), "%s", h);
+    /* without the metadata: a state_dict, as torch.save of nn.LSTM(proj_size=2) */
+    char *end = strstr(h, "},\"weight_ih_l0\"");
+    cr_assert(end);
+    char *plain = malloc(strlen(h) + 1);
+    sprintf(plain, "{%s", end + 2);
+    with_header(p, q, plain);
+    recur_model *e = make_model_desc(ctx, &d, 22);
+    cr_assert_eq(recur_model_load_weights(e, q, RECUR_LOAD_CHECK_FINITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+    expect_weights(e, w, n, "plain state_dict with projection");
+    /* the metadata says no projection; the tensors have one */
+    char *noproj = malloc(strlen(h) + 1);
+    char *at = strstr(h, ",\"proj_size\":\"2\"");
+    cr_assert(at);
+    size_t k = (size_t)(at - h);
+    memcpy(noproj, h, k);
+    strcpy(noproj + k, at + strlen(",\"proj_size\":\"2\""));
+    with_header(p, r, noproj);
+    cr_assert_eq(recur_model_load(ctx, r, 0, &c), RECUR_ERR_FILE_METADATA);
+    cr_assert(strstr(recur_ctx_error(ctx), "proj_size is 0, the tensors' 2"), "%s", recur_ctx_error(ctx));
+    cr_assert_null(c);
+    free(noproj);
+    free(plain);
+    free(h);
+    free(w);
     recur_ctx_free(ctx);
     drop_tmpdir();
 }

@@ -1284,7 +1284,7 @@ Test(device, cells_match_the_cpu) {
         cr_assert_eq(recur_cell_get(ci, &info), RECUR_OK);
         int nv = info.n_variants ? info.n_variants : 1;
         for (int v = 0; v < nv; v++) {
-            recur_layer_desc ld = {info.name, info.n_variants ? info.variants[v] : NULL, 4, 9};
+            recur_layer_desc ld = {info.name, info.n_variants ? info.variants[v] : NULL, 4, 9, 0};
             if (!strstr(info.backends, "opencl")) {
                 recur_layer *l = NULL;
                 cr_assert_eq(recur_ctx_cell_supported(cl, info.name), RECUR_ERR_UNSUPPORTED);
@@ -1753,7 +1753,7 @@ Test(device, thousand_cycles_leak_nothing) {
         cr_assert_eq(st, RECUR_OK, "cycle %d: %s", c, recur_last_error());
         if (cellname) {
             /* a layer (its program and kernels, its buffers); now and then a run (CLBlast's programs) */
-            recur_layer_desc ld = {cellname, NULL, 4, 8};
+            recur_layer_desc ld = {cellname, NULL, 4, 8, 0};
             recur_layer *l = NULL;
             cr_assert_eq(recur_layer_create(ctx, &ld, &l), RECUR_OK, "cycle %d: %s", c, recur_ctx_error(ctx));
             if (c % 100 == 7) {

@@ -91,7 +91,7 @@ typedef struct gc {
     recur_model_io io;
     float *x, *h0, *c0, *y, *hT, *cT; /* io's arrays, writable */
     float *dy, *dhT, *dcT;
-    size_t nx, ny, ns; /* floats in x, in y, in one state ([L*D, N, H]) */
+    size_t nx, ny, ns, nc; /* floats in x, in y, in a's states ([L*D, N, P]) and in c's ([L*D, N, H]) */
     const recur_model_desc *md;
     size_t np;
     float *wbuf; /* room for the largest parameter tensor */
@@ -125,7 +125,7 @@ static recur_status loss_at(gc *g, double *out) {
     for (size_t i = 0; i < g->ny; i++) s += (double)g->y[i] * g->dy[i];
     for (size_t i = 0; i < g->ns; i++) s += (double)g->hT[i] * g->dhT[i];
     if (g->cT)
-        for (size_t i = 0; i < g->ns; i++) s += (double)g->cT[i] * g->dcT[i];
+        for (size_t i = 0; i < g->nc; i++) s += (double)g->cT[i] * g->dcT[i];
     *out = s;
     return RECUR_OK;
 }
@@ -323,7 +323,7 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     const char *call = "recur_ctx_create(\"cpu:scalar\")";
     res->ref_worst = 0;
     res->ref_worst_name[0] = res->ref_worst_at[0] = 0;
-    if (g->c0) cT = malloc(g->ns * sizeof *cT), dc0 = malloc(g->ns * sizeof *dc0);
+    if (g->c0) cT = malloc(g->nc * sizeof *cT), dc0 = malloc(g->nc * sizeof *dc0);
     if (!y || !hT || !dx || !dh0 || (g->c0 && (!cT || !dc0))) {
         fprintf(stderr, "recur %s: out of host memory\n", CMD);
         goto out;
@@ -371,10 +371,10 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     } while (0)
     CMP("y", g->y, y, g->ny);
     CMP("hT", g->hT, hT, g->ns);
-    if (g->c0) CMP("cT", g->cT, cT, g->ns);
+    if (g->c0) CMP("cT", g->cT, cT, g->nc);
     CMP("dL/dx", gio->dx, dx, g->nx);
     CMP("dL/dh0", gio->dh0, dh0, g->ns);
-    if (g->c0) CMP("dL/dc0", gio->dc0, dc0, g->ns);
+    if (g->c0) CMP("dL/dc0", gio->dc0, dc0, g->nc);
     for (size_t k = 0; k < np; k++) {
         recur_param_info pi;
         recur_model_param_info(g->model, k, &pi);
@@ -404,7 +404,8 @@ static void usage(FILE *f) {
             "usage: recur gradcheck --cell NAME [--variant V] [--layers L]\n"
             "                       [--direction forward|reverse|bidi_concat|bidi_sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
-            "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X] [--zoneout P]\n\n"
+            "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X] [--zoneout P]\n"
+            "                       [--proj P]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
             "central finite differences, on the device RECUR_DEVICE selects. With seeded random\n"
             "weights (uniform +-1/sqrt(H)), inputs x, h0 (and c0) and cotangents dy, dhT (and dcT),\n"
@@ -436,6 +437,8 @@ static void usage(FILE *f) {
             "  --seed S           seed of the weights, data and directions (default 1)\n"
             "  --zoneout P        the model's zoneout in [0, 1) (default 0); the finite differences\n"
             "                     are then of the training forward, with the masks of the checked one\n"
+            "  --proj P           project each layer's output to P < H units (proj_size, W_hr);\n"
+            "                     cells flagged projectable only (lstm, lstm-peephole, lstm-ln)\n"
             "  --tol X            the largest relative error that passes (default 1e-2)\n"
             "  --eps E[,E...]     up to 6 step lengths in (0, 1) instead of the default\n"
             "                     1e-1,5e-2,1e-2,2e-3,4e-4,1e-4\n"
@@ -504,6 +507,7 @@ int cmd_gradcheck(int argc, char **argv) {
     int bidirectional = 0, use_lengths = 0;
     uint64_t seed = 1;
     double tol = 1e-2, ref_tol = 1e-3, user_eps[6], zoneout = 0;
+    long proj = 0;
     int n_user_eps = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -521,7 +525,7 @@ int cmd_gradcheck(int argc, char **argv) {
         }
         static const char *valued[] = {"--cell", "--variant", "--layers", "--direction", "--input", "--hidden",
                                        "--steps", "--batch", "--seed", "--tol", "--eps", "--ref-tol",
-                                       "--zoneout"};
+                                       "--zoneout", "--proj"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
         if (!known) return tool_usage_error(CMD, "unknown option '%s' (see 'recur gradcheck --help')", a);
@@ -540,6 +544,7 @@ int cmd_gradcheck(int argc, char **argv) {
         else if (!strcmp(a, "--ref-tol")) rc = parse_real(a, v, 0, 1e30, &ref_tol);
         else if (!strcmp(a, "--eps")) rc = parse_eps_list(v, user_eps, &n_user_eps);
         else if (!strcmp(a, "--zoneout")) rc = parse_zoneout(v, &zoneout);
+        else if (!strcmp(a, "--proj")) rc = parse_long(a, v, 0, 4095, &proj);
         else { /* --seed */
             char *end;
             errno = 0;
@@ -599,7 +604,7 @@ int cmd_gradcheck(int argc, char **argv) {
     struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
                                .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol, .ref_tol = ref_tol,
                                .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1,
-                               .zoneout = zoneout};
+                               .zoneout = zoneout, .proj = (int)proj};
     struct gradcheck_result res;
     int rc = gradcheck_run(ctx, &o, &res);
     recur_ctx_free(ctx);
@@ -629,7 +634,7 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     const char *failed_call = NULL;
     recur_model_desc md = {.cell = cell, .variant = variant, .input_size = (int)I, .hidden_size = (int)H,
                            .num_layers = (int)L, .direction = dir, .dropout = 0, .seed = seed,
-                           .zoneout = (float)o->zoneout};
+                           .zoneout = (float)o->zoneout, .proj_size = o->proj};
     g.md = &md;
     if (recur_model_create(ctx, &md, &g.model) != RECUR_OK) {
         failed_call = "recur_model_create";
@@ -639,7 +644,8 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     O = recur_model_output_size(g.model);
     g.nx = (size_t)T * N * I;
     g.ny = (size_t)T * N * O;
-    g.ns = (size_t)L * D * N * H;
+    g.ns = (size_t)L * D * N * (o->proj ? o->proj : H);
+    g.nc = (size_t)L * D * N * H;
     g.x = malloc(g.nx * sizeof *g.x);
     g.y = malloc(g.ny * sizeof *g.y);
     g.dy = malloc(g.ny * sizeof *g.dy);
@@ -650,10 +656,10 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     dh0 = malloc(g.ns * sizeof *dh0);
     lengths = malloc((size_t)N * sizeof *lengths);
     if (two_state) {
-        g.c0 = malloc(g.ns * sizeof *g.c0);
-        g.cT = malloc(g.ns * sizeof *g.cT);
-        g.dcT = malloc(g.ns * sizeof *g.dcT);
-        dc0 = malloc(g.ns * sizeof *dc0);
+        g.c0 = malloc(g.nc * sizeof *g.c0);
+        g.cT = malloc(g.nc * sizeof *g.cT);
+        g.dcT = malloc(g.nc * sizeof *g.dcT);
+        dc0 = malloc(g.nc * sizeof *dc0);
     }
     if (!g.x || !g.y || !g.dy || !g.h0 || !g.hT || !g.dhT || !dx || !dh0 || !lengths ||
         (two_state && (!g.c0 || !g.cT || !g.dcT || !dc0))) {
@@ -663,7 +669,7 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
 
     /* Weights: PyTorch's uniform +-1/sqrt(H), tensor by tensor. */
     np = recur_model_param_count(g.model);
-    size_t maxp = g.nx > g.ns ? g.nx : g.ns;
+    size_t maxp = g.nx > g.nc ? g.nx : g.nc; /* nc >= ns */
     for (size_t k = 0; k < np; k++) {
         recur_param_info pi;
         if (recur_model_param_info(g.model, k, &pi) != RECUR_OK) {
@@ -695,8 +701,8 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     fill(g.dy, g.ny, 1.0);
     fill(g.dhT, g.ns, 1.0);
     if (two_state) {
-        fill(g.c0, g.ns, 0.5);
-        fill(g.dcT, g.ns, 1.0);
+        fill(g.c0, g.nc, 0.5);
+        fill(g.dcT, g.nc, 1.0);
     }
     if (use_lengths) fixed_lengths(lengths, (int)N, (int)T);
     g.io = (recur_model_io){.T = (int)T, .N = (int)N, .lengths = use_lengths ? lengths : NULL, .pad = 0,
@@ -721,7 +727,7 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     for (size_t i = 0; i < g.ny; i++) L0 += (double)g.y[i] * g.dy[i];
     for (size_t i = 0; i < g.ns; i++) L0 += (double)g.hT[i] * g.dhT[i];
     if (two_state)
-        for (size_t i = 0; i < g.ns; i++) L0 += (double)g.cT[i] * g.dcT[i];
+        for (size_t i = 0; i < g.nc; i++) L0 += (double)g.cT[i] * g.dcT[i];
     if (recur_model_backward(g.model, &g.io, &gio, RECUR_GRAD_OVERWRITE) != RECUR_OK) {
         failed_call = "recur_model_backward";
         goto lib_fail;
@@ -798,7 +804,8 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
         } else {
             size_t j = k - np;
             float *arr = j == 0 ? g.x : j == 1 ? g.h0 : g.c0;
-            t = (target){.name = j == 0 ? "x" : j == 1 ? "h0" : "c0", .input = arr, .count = j == 0 ? g.nx : g.ns};
+            t = (target){.name = j == 0 ? "x" : j == 1 ? "h0" : "c0", .input = arr,
+                         .count = j == 0 ? g.nx : j == 1 ? g.ns : g.nc};
             memcpy(pw, arr, t.count * sizeof *pw);
             w = pw, grad = j == 0 ? dx : j == 1 ? dh0 : dc0;
         }

@@ -70,6 +70,7 @@ struct gradcheck_opts {
     int verbose;     /* 1: print the per-tensor table and the summary */
     double zoneout;  /* the model's zoneout: the loss is then that of the training forward
                       * with the analytic run's masks (a fresh model at the same call number) */
+    int proj;        /* the model's proj_size (0: none) */
 };
 
 struct gradcheck_result {

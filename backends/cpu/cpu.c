@@ -76,13 +76,13 @@ static void fill_info(recur_device_info *d, uint32_t isa, int is_default) {
         snprintf(d->selector, sizeof d->selector, "cpu:%s", isa_name(isa));
     snprintf(d->backend, sizeof d->backend, "cpu");
     snprintf(d->name, sizeof d->name, "CPU (%s)", isa_name(isa));
-    snprintf(d->detail, sizeof d->detail, "ISA %s%s, GEMM %s", isa_name(isa), is_default ? " (best supported)" : "",
+    snprintf(d->detail, sizeof d->detail, "ISA %s%s, GEMM %s; %s", isa_name(isa), is_default ? " (best supported)" : "",
 #ifdef RECUR_HAVE_DNNL
-             "oneDNN dnnl_sgemm"
+             "oneDNN dnnl_sgemm",
 #else
-             "CBLAS"
+             "CBLAS",
 #endif
-    );
+             recur_be_cpu_half());
 }
 
 static void cpu_devices(recur_device_info *out, size_t cap, size_t *count) {

@@ -10,6 +10,7 @@
  */
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "backend-impl.h"
 
@@ -69,12 +70,48 @@ static uint32_t detect(void) {
     return isa;
 }
 
+/* The CPU's half-precision arithmetic (CPUID and XCR0; the fp32 kernels use
+ * none of it): what bf16 or fp16 GEMMs could run on here. */
+static void half_probe(char *buf, size_t len) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    int f16c = 0, bf16 = 0, amx_bf16 = 0, amx_tile = 0, fp16 = 0;
+    uint64_t xcr0 = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1)) {
+        f16c = (c >> 29) & 1;
+        xcr0 = xgetbv0();
+    }
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        int max_sub = (int)a;
+        amx_bf16 = (d >> 22) & 1;
+        fp16 = (d >> 23) & 1;
+        amx_tile = (d >> 24) & 1;
+        if (max_sub >= 1 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) bf16 = (a >> 5) & 1;
+    }
+    int os512 = (xcr0 & 0xe6) == 0xe6, os_amx = (xcr0 & 0x60000) == 0x60000;
+    snprintf(buf, len, "bf16: %s%s%s; fp16: %s%s", amx_bf16 && amx_tile && os_amx ? "AMX-BF16, " : "",
+             bf16 && os512 ? "AVX512-BF16" : "no dot products", f16c ? "" : ", no conversions",
+             fp16 && os512 ? "AVX512-FP16" : "no arithmetic", f16c ? " (F16C conversions)" : "");
+#else
+    snprintf(buf, len, "bf16, fp16: %s", "the architecture's (not probed)");
+#endif
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static uint32_t supported;
+static char half[128];
 
-static void init(void) { supported = detect(); }
+static void init(void) {
+    supported = detect();
+    half_probe(half, sizeof half);
+}
 
 uint32_t recur_be_cpu_isa(void) {
     pthread_once(&once, init);
     return supported;
+}
+
+const char *recur_be_cpu_half(void) {
+    pthread_once(&once, init);
+    return half;
 }

@@ -49,7 +49,8 @@ static struct recur_cell_desc desc = {
     .n_save = 17,
     .n_stages = 1,
     .stages = stages,
-    .flags = RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_ROW_KERNELS,
+    .flags = RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_ROW_KERNELS |
+             RECUR_CELL_PROJECTABLE,
     .n_params = 5,
     .params = params,
     .cpu = lstm_ln_cpu,

@@ -34,6 +34,7 @@ static struct recur_cell_desc desc = {
     .n_save = 5,
     .n_stages = 1,
     .stages = stages,
+    .flags = RECUR_CELL_PROJECTABLE, /* a^{<t-1>} only through W_hh: proj_size works */
     .n_params = 1,
     .params = params,
     .cpu = lstm_peephole_cpu,

@@ -359,6 +359,8 @@ devices)
         END { exit bad }' || fail "the columns are not aligned"
     out=$(RECUR_DEVICE=cpu "$recur" devices) || fail "recur devices exited $?"
     case "$out" in *"chosen now (RECUR_DEVICE=cpu): cpu"*) ;; *) fail "RECUR_DEVICE=cpu not said" ;; esac
+    # the CPU's half-precision arithmetic, in the detail of every cpu row
+    printf '%s\n' "$out" | grep '^cpu' | grep -qv 'bf16: .*; fp16: ' && fail "a cpu row does not say its bf16 and fp16"
     ;;
 progress)
     # classify has no epochs: step/steps; the loss a running mean; validation on stderr, paths on stdout

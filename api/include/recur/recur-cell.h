@@ -85,7 +85,7 @@ extern "C" {
 #endif
 
 #define RECUR_CELL_ABI_MAJOR 2
-#define RECUR_CELL_ABI_MINOR 0
+#define RECUR_CELL_ABI_MINOR 1
 #define RECUR_CELL_ABI_VERSION ((RECUR_CELL_ABI_MAJOR << 16) | RECUR_CELL_ABI_MINOR)
 
 /* Limits of ABI 2. */
@@ -307,6 +307,16 @@ enum recur_cell_flag {
     /* OpenCL: one work-group per row, so kernels may reduce over a row
      * (RECUR_CELL_ROW_BIND and recur_row_sum in recur-cell-cl.h). */
     RECUR_CELL_ROW_KERNELS = 1u << 2,
+    /* (ABI 2.1) a^{<t-1>} reaches step t only through stage 0's product:
+     * the kernels never read prev[0] and write zeros to dprev[0], and no
+     * stage after the first has a product. A layer of such a cell may then
+     * project its output (LSTM with projection, PyTorch's proj_size):
+     * h^{<t>} = W_hr a^{<t>}, P < H wide, is the layer's output and the
+     * state stage 0 multiplies (W_hh is [Grec*H, P]); the kernels keep
+     * seeing H-wide rows (next[0] is the unprojected a^{<t>}, dnext[0] its
+     * gradient; prev[0] reads as zeros). The loader checks the claim by
+     * running the scalar kernels. */
+    RECUR_CELL_PROJECTABLE = 1u << 3,
 };
 
 /* A cell's kernels for a backend that compiles source at run time, found by

@@ -70,7 +70,6 @@ struct recur_math_row {
     const float *dsrc;
     const float *param0, *param1, *param2, *param3, *param4, *param5, *param6, *param7;
     float *dparam0, *dparam1, *dparam2, *dparam3, *dparam4, *dparam5, *dparam6, *dparam7;
-    int j, tail; /* tail < RECUR_VMATH_WIDTH only for a row's last units */
 };
 
 static inline recur_f recur_math_load_(const float *p, int tail) {
@@ -90,8 +89,8 @@ static inline void recur_math_store_(float *p, int tail, recur_f v) {
     memcpy(p, b, (size_t)tail * sizeof(float));
 }
 
-#define recur_load(array, off) recur_math_load_(m_->array + (off) + m_->j, m_->tail)
-#define recur_store(array, off, v) recur_math_store_(m_->array + (off) + m_->j, m_->tail, (v))
+#define recur_load(array, off) recur_math_load_(m_->array + (off) + j_, tail_)
+#define recur_store(array, off, v) recur_math_store_(m_->array + (off) + j_, tail_, (v))
 #define recur_accum(array, off, v) recur_store(array, off, recur_load(array, off) + (v))
 #define recur_has(array) (m_->array != NULL)
 
@@ -116,9 +115,13 @@ static inline void recur_math_store_(float *p, int tail, recur_f v) {
 #define RECUR_MATH_MAYBE_UNUSED_
 #endif
 
-/* The CPU kernel `fn` (a recur_cell_fn) and the unit function its body is. */
+/* The CPU kernel `fn` (a recur_cell_fn) and the unit function its body is:
+ * units [j_, j_ + tail_) of the row m_. The row's full vectors run with
+ * tail_ the constant RECUR_VMATH_WIDTH (no tail test in the loads and
+ * stores once inlined), its last units once more with the rest. */
 #define RECUR_MATH_KERNEL(fn)                                                                      \
-    static inline void fn##_unit_(const struct recur_math_row *m_, const int H RECUR_MATH_MAYBE_UNUSED_, \
+    static inline void fn##_unit_(const struct recur_math_row *m_, const int j_, const int tail_,  \
+                                  const int H RECUR_MATH_MAYBE_UNUSED_,                            \
                                   const int variant RECUR_MATH_MAYBE_UNUSED_,                      \
                                   const int training RECUR_MATH_MAYBE_UNUSED_);                    \
     static void fn(const struct recur_cell_args *a) {                                             \
@@ -143,13 +146,14 @@ static inline void recur_math_store_(float *p, int tail, recur_f v) {
             m.dhw = RECUR_MATH_ROW_(a->dhw, GH);                                                   \
             m.dsrc = RECUR_MATH_ROW_(a->dsrc, H);                                                  \
             RECUR_MATH_PARAMS_(m, a, r_);                                                          \
-            for (m.j = 0; m.j < H; m.j += RECUR_VMATH_WIDTH) {                                     \
-                m.tail = H - m.j < RECUR_VMATH_WIDTH ? H - m.j : RECUR_VMATH_WIDTH;                \
-                fn##_unit_(&m, H, a->variant, a->training);                                        \
-            }                                                                                      \
+            int j_ = 0;                                                                            \
+            for (; j_ + RECUR_VMATH_WIDTH <= H; j_ += RECUR_VMATH_WIDTH)                           \
+                fn##_unit_(&m, j_, RECUR_VMATH_WIDTH, H, a->variant, a->training);                 \
+            if (j_ < H) fn##_unit_(&m, j_, H - j_, H, a->variant, a->training);                    \
         }                                                                                          \
     }                                                                                              \
-    static inline void fn##_unit_(const struct recur_math_row *m_, const int H RECUR_MATH_MAYBE_UNUSED_, \
+    static inline void fn##_unit_(const struct recur_math_row *m_, const int j_, const int tail_,  \
+                                  const int H RECUR_MATH_MAYBE_UNUSED_,                            \
                                   const int variant RECUR_MATH_MAYBE_UNUSED_,                      \
                                   const int training RECUR_MATH_MAYBE_UNUSED_)
 

@@ -246,6 +246,7 @@ typedef struct recur_cell_info {
                            * device runs it: recur_ctx_cell_supported */
     int n_params;         /* its own parameters beyond W_ih, W_hh, b_ih, b_hh (their tensors:
                            * recur_model_param_info) */
+    int projectable;      /* 1: its layers take proj_size (RECUR_CELL_PROJECTABLE: lstm, ...) */
 } recur_cell_info;
 
 /*
@@ -365,6 +366,11 @@ typedef struct recur_layer_desc {
     const char *variant; /* NULL for the default; "tanh" or "relu" for rnn */
     int input_size;      /* I >= 1 */
     int hidden_size;     /* H >= 1 */
+    int proj_size;       /* 0: none. 1..H-1: project each output, h^{<t>} = W_hr a^{<t>}
+                          * (PyTorch's LSTM proj_size): the layer's output, h0 and hT are
+                          * proj_size wide, and W_hh is [G*H, proj_size]; c keeps H. Only
+                          * cells flagged RECUR_CELL_PROJECTABLE (lstm, lstm-peephole,
+                          * lstm-ln): RECUR_ERR_UNSUPPORTED for the others */
 } recur_layer_desc;
 
 /*
@@ -387,14 +393,16 @@ typedef struct recur_sizes {
 RECUR_API recur_status recur_layer_sizes(const recur_layer *layer, int T, int N, recur_sizes *out);
 
 /* Number of weight floats: G*H*(I+H+2) for the cells of PyTorch; in general
- * G*H*I + Grec*H*H + 2*G*H (none with raw products) + the cell's own
- * parameters (see the layout below). */
+ * G*H*I + Grec*H*P + 2*G*H (none with raw products) + P*H (W_hr, with
+ * proj_size P; else P = H and no W_hr) + the cell's own parameters (see
+ * the layout below). */
 RECUR_API size_t recur_layer_weight_count(const recur_layer *layer);
 
 /*
  * Weight layouts. Both are one flat float array of recur_layer_weight_count()
  * floats: [W_ih (G*H x I), W_hh (G*H x H), b_ih (G*H), b_hh (G*H)], row-major,
- * each a stack of G gate blocks of H rows, then the cell's own parameters
+ * each a stack of G gate blocks of H rows, then W_hr (P x H) when the layer
+ * projects (W_hh is then G*H x P), then the cell's own parameters
  * (recur-cell.h, struct recur_cell_param: lstm-peephole's weight_peephole
  * [3, H], ...) in the cell's order, the same in both layouts. A cell whose
  * stages leave gates without a recurrent product has W_hh for the Grec gates
@@ -450,12 +458,13 @@ RECUR_API recur_status recur_layer_gate_name(const recur_layer *layer, int gate,
 /*
  * One batch of sequences. Pointers are host arrays of floats:
  *   x   [T, N, I]  input (required)
- *   h0  [N, H]     initial a^{<0>}; NULL means zeros
+ *   h0  [N, P]     initial a^{<0>}; NULL means zeros
  *   c0  [N, H]     initial c^{<0>} (cells with two states); NULL means zeros
- *   y   [T, N, H]  output a^{<t>} for every t (required)
- *   hT  [N, H]     final a^{<T>}; NULL if not wanted
+ *   y   [T, N, P]  output a^{<t>} for every t (required)
+ *   hT  [N, P]     final a^{<T>}; NULL if not wanted
  *   cT  [N, H]     final c^{<T>}; NULL if not wanted
- * c0 and cT must be NULL for cells with one state.
+ * c0 and cT must be NULL for cells with one state. P is the layer's
+ * proj_size, or H without projection (then a^{<t>} is the projected h^{<t>}).
  */
 typedef struct recur_io {
     int T, N;
@@ -482,11 +491,11 @@ RECUR_API recur_status recur_layer_forward(recur_layer *layer, recur_mode mode, 
 
 /*
  * Gradients of a loss L, given dL/dy and dL/d of the final states:
- *   dy   [T, N, H]  dL/d a^{<t>}; NULL means zeros
- *   dhT  [N, H]     dL/d a^{<T>} beyond what dy holds; NULL means zeros
+ *   dy   [T, N, P]  dL/d a^{<t>}; NULL means zeros
+ *   dhT  [N, P]     dL/d a^{<T>} beyond what dy holds; NULL means zeros
  *   dcT  [N, H]     dL/d c^{<T>}; NULL means zeros (two-state cells only)
  *   dx   [T, N, I]  written: dL/dx; NULL if not wanted
- *   dh0  [N, H]     written: dL/d a^{<0>}; NULL if not wanted
+ *   dh0  [N, P]     written: dL/d a^{<0>}; NULL if not wanted
  *   dc0  [N, H]     written: dL/d c^{<0>}; NULL if not wanted
  */
 typedef struct recur_grad_io {
@@ -548,6 +557,10 @@ typedef struct recur_model_desc {
                           * probability at each step, s_t = m s_{t-1} + (1 - m) s~_t (m drawn like
                           * dropout's masks, on a stream of its own); in inference
                           * s_t = p s_{t-1} + (1 - p) s~_t. The outputs are the zoned-out a. 0: none */
+    int proj_size;       /* 0: none; else every layer projects its output to this width
+                          * (recur_layer_desc.proj_size): y is D*proj_size wide (concat),
+                          * h0/hT [L*D, N, proj_size], c0/cT [L*D, N, H], and layer l > 0
+                          * takes D*proj_size inputs, as PyTorch's nn.LSTM(proj_size=...) */
 } recur_model_desc;
 
 typedef struct recur_model recur_model;
@@ -611,14 +624,15 @@ RECUR_API recur_status recur_model_grad_get(const recur_model *model, const char
 RECUR_API recur_status recur_model_grads_zero(recur_model *model);
 
 /*
- * One batch. L = num_layers, D = directions, O = output size (H or 2H).
+ * One batch. L = num_layers, D = directions, O = output size (P or 2P).
  *   batch_first  0: time-major arrays; 1: [N, T, ...]; any other value: RECUR_ERR_ARG
  *   x    [T, N, I]  ([N, T, I] when batch_first)
  *   lengths  [N]    each sequence's length T_x in 1..T, in any order; NULL: all T
- *   h0   [L*D, N, H] initial a per layer and direction (index l*D + d); NULL: zeros
+ *   h0   [L*D, N, P] initial a per layer and direction (index l*D + d); NULL: zeros
+ *                    (P: proj_size, or H without projection)
  *   c0   [L*D, N, H] initial c (two-state cells); NULL: zeros
  *   y    [T, N, O]  ([N, T, O] when batch_first); past a sequence's end: pad
- *   hT   [L*D, N, H] each sequence's state at its own last step; NULL: not wanted
+ *   hT   [L*D, N, P] each sequence's state at its own last step; NULL: not wanted
  *   cT   [L*D, N, H]
  * T or N below 1, or a length of 0 or above T: RECUR_ERR_ARG naming it; nothing runs.
  */
@@ -635,9 +649,9 @@ typedef struct recur_model_io {
 
 typedef struct recur_model_grad_io {
     const float *dy;         /* [T, N, O] (batch_first: [N, T, O]); padded positions ignored */
-    const float *dhT, *dcT;  /* [L*D, N, H] */
+    const float *dhT, *dcT;  /* [L*D, N, P] and [L*D, N, H] */
     float *dx;               /* [T, N, I]; zero at padded positions */
-    float *dh0, *dc0;        /* [L*D, N, H] */
+    float *dh0, *dc0;        /* [L*D, N, P] and [L*D, N, H] */
 } recur_model_grad_io;
 
 /* Forward through every layer and direction. In training mode the model
