@@ -101,10 +101,21 @@ struct recur_backend_i {
     recur_status (*copy)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
     /* (optional) Host to device without waiting: the host memory at src must
      * stay alive and unchanged until the next sync() or read() of this
-     * backend (both drain the queue, which is in order). Core never calls
-     * it directly: recur_be_write_owned/_staged below keep that memory
-     * alive. Default: write(). */
+     * backend (both drain the queue, which is in order). Core calls it
+     * through recur_be_write_owned/_staged below, which keep that memory
+     * alive, or (core/dist.c) with memory it keeps until the queue has
+     * drained. Default: write(). */
     recur_status (*write_async)(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
+    /* (optional) Device to host without waiting: dst is written once the
+     * work queued before it has run, and must stay alive until then. With
+     * `ticket` non-NULL, *ticket is a handle for read_done (NULL when the
+     * read already finished). Default: read(), and *ticket NULL. */
+    recur_status (*read_async)(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes,
+                               void **ticket);
+    /* (optional with read_async) Whether the read of `ticket` has finished
+     * (*done), waiting for it when `wait` is 1; a finished ticket (or one
+     * that failed) is released. */
+    recur_status (*read_done)(struct recur_backend *be, void *ticket, int wait, int *done);
     /* Set `count` floats to `value`. */
     recur_status (*fill)(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
     /* dst[r*ld + j] = beta * dst[r*ld + j] for r < rows, j < width (both > 0).
@@ -275,7 +286,7 @@ recur_status recur_be_alloc(struct recur_backend *be, size_t bytes, struct recur
 void recur_be_free(struct recur_backend *be, struct recur_mem *m);
 recur_status recur_be_write(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
 /* The write_async slot with its default (write()). The caller keeps src
- * alive until the queue drains; core uses the two calls below instead. */
+ * alive until the queue drains; core mostly uses the two calls below. */
 recur_status recur_be_write_async(struct recur_backend *be, struct recur_mem dst, const void *src, size_t bytes);
 /* Host to device without waiting, for host data that the caller gives up:
  * `block` (from malloc) becomes the backend's, which frees it once the
@@ -291,6 +302,13 @@ recur_status recur_be_write_staged(struct recur_backend *be, struct recur_mem ds
 #define RECUR_BE_KEPT_MAX ((size_t)64 << 20)
 #define RECUR_BE_KEPT_BLOCKS 4096
 recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes);
+/* The read_async slot with its default (read(), *ticket NULL), and
+ * read_done's (a NULL ticket is done). A read without a ticket is waited
+ * for by any later blocking read or sync, or by a later ticket's read_done
+ * (the queue is in order). */
+recur_status recur_be_read_async(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes,
+                                 void **ticket);
+recur_status recur_be_read_done(struct recur_backend *be, void *ticket, int wait, int *done);
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
 recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta);

@@ -144,6 +144,19 @@ recur_status recur_be_read(struct recur_backend *be, void *dst, struct recur_mem
     return st;
 }
 
+recur_status recur_be_read_async(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes,
+                                 void **ticket) {
+    if (ticket) *ticket = NULL;
+    if (!bytes) return RECUR_OK;
+    if (!be->iface->read_async) return recur_be_read(be, dst, src, bytes);
+    return be->iface->read_async(be, dst, src, bytes, ticket);
+}
+
+recur_status recur_be_read_done(struct recur_backend *be, void *ticket, int wait, int *done) {
+    *done = 1;
+    return ticket && be->iface->read_done ? be->iface->read_done(be, ticket, wait, done) : RECUR_OK;
+}
+
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
     return bytes ? be->iface->copy(be, dst, src, bytes) : RECUR_OK;
 }

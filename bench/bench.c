@@ -7,7 +7,9 @@
  *     GEMM library recur's CPU backend uses, so (recur - ceiling) / recur is
  *     the share of time that is not matrix products.
  * Rows: training (forward + BPTT) at N=32, T=50, I=H=512 and N=64, T=50,
- * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread.
+ * I=H=1024 on all threads; inference at N=1, T=100, I=H=256 on one thread;
+ * the LSTM with projection (lstmp) on those two training shapes with
+ * P = H/4 and H/2, against oneDNN's LSTMP and recur's plain LSTM.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  *
  * The main rows run on the device RECUR_DEVICE selects (RECUR_DEVICE=opencl: PoCL or a GPU;
@@ -77,7 +79,7 @@ static const struct cellspec cells[] = {
     {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
 };
 
-/* One layer of a cell on a device, with its data, ready to time. */
+/* One layer of a cell on a device, with proj_size P (0: none), with its data, ready to time. */
 struct timed {
     recur_ctx *ctx;
     recur_layer *l;
@@ -92,21 +94,23 @@ static void timed_close(struct timed *t) {
     memset(t, 0, sizeof *t);
 }
 
-static int timed_open(const char *device, const struct cellspec *c, const struct cfg *g, struct timed *t) {
+static int timed_open(const char *device, const struct cellspec *c, const struct cfg *g, int P, struct timed *t) {
     memset(t, 0, sizeof *t);
     if (recur_ctx_create(&t->ctx, device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
     recur_ctx_set_threads(t->ctx, g->threads); /* the peers' count, which is OpenMP's */
-    recur_layer_desc d = {.cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H};
+    recur_layer_desc d = {
+        .cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H, .proj_size = P};
     if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
         timed_close(t);
         return -1;
     }
-    size_t nw = recur_layer_weight_count(t->l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * g->H;
-    size_t nh = (size_t)g->N * g->H;
+    size_t Y = (size_t)(P ? P : g->H); /* the width of y and h */
+    size_t nw = recur_layer_weight_count(t->l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * Y;
+    size_t nh = (size_t)g->N * Y;
     t->w = malloc(nw * 4), t->x = malloc(nx * 4), t->y = malloc(ny * 4), t->dy = malloc(ny * 4);
     t->dx = malloc(nx * 4), t->h0 = malloc(nh * 4), t->hT = malloc(nh * 4);
     if (!t->w || !t->x || !t->y || !t->dy || !t->dx || !t->h0 || !t->hT) {
@@ -133,14 +137,14 @@ static double timed_run(struct timed *t, int training) {
 }
 
 /* recur: median ms of forward (+ backward) over reps, after 2 untimed runs,
- * of cell a on device_a and, when b is not NULL, of cell b on device_b, the
- * runs of the two alternating, so that a ratio of them is of one machine
- * state even when other processes come and go. */
-static int time_pair(const char *device_a, const struct cellspec *a, const char *device_b, const struct cellspec *b,
-                     const struct cfg *g, int reps, double *ms_a, double *ms_b) {
+ * of cell a (proj_size P_a) on device_a and, when b is not NULL, of cell b
+ * (P_b) on device_b, the runs of the two alternating, so that a ratio of
+ * them is of one machine state even when other processes come and go. */
+static int time_pair(const char *device_a, const struct cellspec *a, int P_a, const char *device_b,
+                     const struct cellspec *b, int P_b, const struct cfg *g, int reps, double *ms_a, double *ms_b) {
     struct timed ta, tb;
-    if (timed_open(device_a, a, g, &ta) != 0) return -1;
-    if (b && timed_open(device_b, b, g, &tb) != 0) {
+    if (timed_open(device_a, a, g, P_a, &ta) != 0) return -1;
+    if (b && timed_open(device_b, b, g, P_b, &tb) != 0) {
         timed_close(&ta);
         return -1;
     }
@@ -235,6 +239,55 @@ static int bench_lengths(int reps, int quick) {
     return 0;
 }
 
+/* LSTM with projection (proj_size P): recur against oneDNN's LSTMP
+ * primitive (dnnl_lstm_*_desc_init_v3 with weights_projection) on the same
+ * shapes, training (forward + BPTT) and inference, on all threads; and
+ * recur's plain LSTM at the same H, which shows what the projection saves.
+ * GFLOP/s counts matrix FLOPs: 4H(I + P) per row and step, plus the
+ * projection's PH, backward as 2x forward. */
+static int bench_lstmp(int reps, int quick, int threads) {
+    static const struct {
+        const char *name;
+        int T, N, I, H, P;
+    } shapes[] = {
+        {"B", 50, 32, 512, 512, 128},
+        {"B", 50, 32, 512, 512, 256},
+        {"C", 50, 64, 1024, 1024, 256},
+        {"C", 50, 64, 1024, 1024, 512},
+    };
+    const struct cellspec *lstm = &cells[1];
+    int n = quick ? 2 : (int)(sizeof shapes / sizeof shapes[0]);
+    printf("\nLSTM with projection (proj_size P), %d threads; ratios below 1: recur is faster\n", threads);
+    printf("%-6s %-5s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %8s\n", "config", "mode", "T", "N", "H", "P",
+           "recur ms", "GFLOP/s", "oneDNN ms", "ratio", "lstm ms", "P/plain");
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    int rc = 0;
+    for (int k = 0; k < n; k++)
+        for (int training = 1; training >= 0; training--) {
+            struct cfg g = {shapes[k].name, quick ? 10 : shapes[k].T, shapes[k].N, shapes[k].I, shapes[k].H,
+                            training, threads};
+            int P = shapes[k].P;
+            double ms = NAN, peer = NAN, full = NAN;
+            if (time_pair(NULL, lstm, P, NULL, lstm, 0, &g, reps, &ms, &full) != 0) {
+                rc = 1;
+                continue;
+            }
+#ifdef RECUR_HAVE_DNNL
+            char err[256];
+            if (onednn_lstmp_bench(g.T, g.N, g.I, g.H, P, training, 2, reps, &peer, err, sizeof err))
+                fprintf(stderr, "oneDNN lstmp: %s\n", err);
+#endif
+            double flops = 2.0 * g.T * g.N * g.H * (4.0 * (g.I + P) + P) * (training ? 3 : 1);
+            printf("%-6s %-5s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %8.2f\n", g.name,
+                   training ? "train" : "infer", g.T, g.N, g.H, P, ms, flops / ms * 1e-6, peer, ms / peer, full,
+                   ms / full);
+            fflush(stdout);
+        }
+    return rc;
+}
+
 /* OpenCL rows: recur on the first OpenCL device against CLBlast's time for
  * the same products there (the share that is not GEMM) and against recur's
  * CPU backend. Smaller than the CPU rows: PoCL runs GEMM at ~23 GFLOP/s. */
@@ -261,7 +314,7 @@ static int bench_opencl(int quick) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             const struct cfg *g = &cfgs[k];
             double ms = NAN, cpu = NAN, gemm = NAN;
-            if (time_pair("opencl", &cells[c], "cpu", &cells[c], g, reps, &ms, &cpu) != 0) {
+            if (time_pair("opencl", &cells[c], 0, "cpu", &cells[c], 0, g, reps, &ms, &cpu) != 0) {
                 rc = 1;
                 continue;
             }
@@ -286,8 +339,8 @@ int recur_bench_main(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]   (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
-                   "--cell rnn|lstm|gru|gru-lbr|lengths|opencl runs one part, --cell NAME of any other loaded\n"
-                   "cell times it against recur's LSTM on the same shapes; --quick a short run;\n"
+                   "--cell rnn|lstm|gru|gru-lbr|lstmp|lengths|opencl runs one part, --cell NAME of any other\n"
+                   "loaded cell times it against recur's LSTM on the same shapes; --quick a short run;\n"
                    "--config the rows to run: A (inference, N=1 T=100 H=256), B (training, N=32 T=50\n"
                    "H=512), C (training, N=64 T=50 H=1024), e.g. A,B (default all). The rows run on\n"
                    "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU).\n");
@@ -311,7 +364,7 @@ int recur_bench_main(int argc, char **argv) {
     /* recur-bench runs from the build tree: its plugins unless RECUR_PLUGIN_PATH says otherwise. */
     setenv("RECUR_PLUGIN_PATH", RECUR_BENCH_PLUGIN_DIR, 0);
 #endif
-    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl"));
+    int known = only && (!strcmp(only, "lengths") || !strcmp(only, "opencl") || !strcmp(only, "lstmp"));
     for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) known |= !strcmp(only, cells[c].label);
     /* Any other loaded cell: timed against recur's own LSTM on the same shapes (no oneDNN peer has it). */
     struct cellspec plugin = {0};
@@ -329,13 +382,14 @@ int recur_bench_main(int argc, char **argv) {
             if (recur_cell_get(k, &ci) == RECUR_OK)
                 used += (size_t)snprintf(names + used, sizeof names - used, ", %s", ci.name);
         }
-        fprintf(stderr, "recur-bench: --cell '%s': no such part or cell; parts: lengths, opencl%s\n", only, names);
+        fprintf(stderr, "recur-bench: --cell '%s': no such part or cell; parts: lstmp, lengths, opencl%s\n", only,
+                names);
         return 2;
     }
     /* Every cell the run needs, before any table: a missing plugin is one message, not empty rows. */
     for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
         if (only && strcmp(only, cells[c].label) && strcmp(only, "lengths") && strcmp(only, "opencl") &&
-            !(plugin.cell && !strcmp(cells[c].label, "lstm")))
+            !((plugin.cell || !strcmp(only, "lstmp")) && !strcmp(cells[c].label, "lstm")))
             continue;
         size_t k = 0, n = recur_cell_count();
         while (k < n) {
@@ -391,7 +445,7 @@ int recur_bench_main(int argc, char **argv) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_pair(NULL, cs, NULL, plugin.cell ? &cells[1] : NULL, g, reps, &ms, &peer) != 0) {
+            if (time_pair(NULL, cs, 0, NULL, plugin.cell ? &cells[1] : NULL, 0, g, reps, &ms, &peer) != 0) {
                 rc = 1;
                 continue;
             }
@@ -412,6 +466,7 @@ int recur_bench_main(int argc, char **argv) {
             fflush(stdout);
         }
     }
+    if (!only || !strcmp(only, "lstmp")) rc |= bench_lstmp(reps, quick, all);
     if (!only || !strcmp(only, "lengths")) rc |= bench_lengths(quick ? 2 : reps, quick);
     if (!only || !strcmp(only, "opencl")) rc |= bench_opencl(quick);
 #ifdef RECUR_HAVE_DNNL

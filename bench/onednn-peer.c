@@ -193,12 +193,12 @@ static double now_ms(void)
 
 enum {
     M_SRC_LAYER, M_SRC_ITER, M_SRC_ITER_C,
-    M_W_LAYER_USER, M_W_ITER_USER, M_BIAS,
-    M_W_LAYER_FWD, M_W_ITER_FWD,
+    M_W_LAYER_USER, M_W_ITER_USER, M_W_PROJ_USER, M_BIAS,
+    M_W_LAYER_FWD, M_W_ITER_FWD, M_W_PROJ_FWD,
     M_DST_LAYER, M_DST_ITER, M_DST_ITER_C, M_WORKSPACE,
-    M_W_LAYER_BWD, M_W_ITER_BWD,
+    M_W_LAYER_BWD, M_W_ITER_BWD, M_W_PROJ_BWD,
     M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
-    M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_BIAS,
+    M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_W_PROJ, M_DIFF_BIAS,
     M_DIFF_DST_LAYER, M_DIFF_DST_ITER, M_DIFF_DST_ITER_C,
     M_COUNT
 };
@@ -206,6 +206,7 @@ enum {
 /* Initialises the forward (bwd == 0) or backward op descriptor of cell c.
  * Data descriptors double as the matching diff descriptors (same shapes and
  * layouts); weights are format_tag_any both for weights and diff weights.
+ * wp: lstm's projection weights (the _v3 init functions), or NULL.
  * Sets *fn to the name of the init function that was called. */
 static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c,
                                    int bwd, dnnl_prop_kind_t prop,
@@ -214,6 +215,7 @@ static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c
                                    const dnnl_memory_desc_t *sic,
                                    const dnnl_memory_desc_t *wl,
                                    const dnnl_memory_desc_t *wi,
+                                   const dnnl_memory_desc_t *wp,
                                    const dnnl_memory_desc_t *b,
                                    const dnnl_memory_desc_t *dl,
                                    const dnnl_memory_desc_t *di,
@@ -239,6 +241,17 @@ static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c
                 0.0f);
     }
     case CELL_LSTM:
+        if (wp && !bwd) {
+            *fn = "dnnl_lstm_forward_desc_init_v3";
+            return dnnl_lstm_forward_desc_init_v3(d, prop, dir, sl, si, sic,
+                    wl, wi, NULL, wp, b, dl, di, dic, flags);
+        }
+        if (wp) {
+            *fn = "dnnl_lstm_backward_desc_init_v3";
+            return dnnl_lstm_backward_desc_init_v3(d, prop, dir, sl, si, sic,
+                    wl, wi, NULL, wp, b, dl, di, dic, sl, si, sic, wl, wi,
+                    NULL, wp, b, dl, di, dic, flags);
+        }
         if (!bwd) {
             *fn = "dnnl_lstm_forward_desc_init";
             return dnnl_lstm_forward_desc_init(d, prop, dir, sl, si, sic, wl,
@@ -276,7 +289,32 @@ static const dnnl_memory_desc_t *arg_md(const_dnnl_primitive_desc_t pd, int arg)
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
-int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
+/* *m = a new zeroed memory in the layout pd wants for argument arg. */
+static int new_mem_for(const_dnnl_primitive_desc_t pd, int arg,
+                       dnnl_memory_t *m, char *err, size_t errlen)
+{
+    const dnnl_memory_desc_t *md = arg_md(pd, arg);
+    if (md_is_zero(md)) {
+        set_err(err, errlen, "dnnl_primitive_desc_query_md: no descriptor "
+                "for argument %d", arg);
+        return -1;
+    }
+    return new_mem(m, md, 0, err, errlen);
+}
+
+/* *m = a new memory in the layout pd wants for weights argument arg,
+ * holding user's values (reordered). */
+static int reorder_for(const_dnnl_primitive_desc_t pd, int arg,
+                       dnnl_memory_t user, dnnl_memory_t *m, char *err,
+                       size_t errlen)
+{
+    if (new_mem_for(pd, arg, m, err, errlen)) return -1;
+    return reorder(user, *m, err, errlen);
+}
+
+/* onednn_rnn_bench and onednn_lstmp_bench: P is the projection's width,
+ * 0 for none. */
+static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
                      int training, int warmup, int reps, double *ms,
                      char *err, size_t errlen)
 {
@@ -300,11 +338,12 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
         return -1;
     }
     if (T < 1 || N < 1 || I < 1 || H < 1 || warmup < 0 || reps < 1 || !ms ||
-        (training != 0 && training != 1)) {
+        (training != 0 && training != 1) || P < 0 || P >= H ||
+        (P && c->kind != CELL_LSTM)) {
         set_err(err, errlen,
-                "onednn_rnn_bench: invalid argument (T=%d N=%d I=%d H=%d "
-                "training=%d warmup=%d reps=%d ms=%p)", T, N, I, H, training,
-                warmup, reps, (void *)ms);
+                "onednn_rnn_bench: invalid argument (cell %s T=%d N=%d I=%d "
+                "H=%d P=%d training=%d warmup=%d reps=%d ms=%p)", c->name, T,
+                N, I, H, P, training, warmup, reps, (void *)ms);
         return -1;
     }
     times = malloc((size_t)reps * sizeof *times);
@@ -318,17 +357,28 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
     const dnnl_prop_kind_t fprop =
             training ? dnnl_forward_training : dnnl_forward_inference;
 
-    /* ---- memory descriptors ---- */
-    dnnl_memory_desc_t md_sl, md_si, md_wl_user, md_wi_user, md_wl_any,
-            md_wi_any, md_b, md_dl, md_di;
+    /* ---- memory descriptors ----
+     * With projection the output and h are P wide (R), c stays H wide. */
+    const int R = P ? P : H;
+    dnnl_memory_desc_t md_sl, md_si, md_sc, md_wl_user, md_wi_user, md_wl_any,
+            md_wi_any, md_wp_user, md_wp_any, md_b, md_dl, md_di;
     {
-        dnnl_dims_t sl = {T, N, I}, dl = {T, N, H}, sdims = {1, 1, N, H};
-        dnnl_dims_t wl = {1, 1, I, c->gates, H}, wi = {1, 1, H, c->gates, H};
+        dnnl_dims_t sl = {T, N, I}, dl = {T, N, R}, sdims = {1, 1, N, R};
+        dnnl_dims_t cdims = {1, 1, N, H};
+        dnnl_dims_t wl = {1, 1, I, c->gates, H}, wi = {1, 1, R, c->gates, H};
+        dnnl_dims_t wp = {1, 1, H, P};
         dnnl_dims_t b = {1, 1, c->bias_gates, H};
         CHECK(dnnl_memory_desc_init_by_tag, (&md_sl, 3, sl, dnnl_f32, dnnl_tnc));
         CHECK(dnnl_memory_desc_init_by_tag, (&md_dl, 3, dl, dnnl_f32, dnnl_tnc));
         CHECK(dnnl_memory_desc_init_by_tag, (&md_si, 4, sdims, dnnl_f32, dnnl_ldnc));
+        CHECK(dnnl_memory_desc_init_by_tag, (&md_sc, 4, cdims, dnnl_f32, dnnl_ldnc));
         md_di = md_si;
+        if (P) {
+            CHECK(dnnl_memory_desc_init_by_tag,
+                  (&md_wp_user, 4, wp, dnnl_f32, dnnl_ldio));
+            CHECK(dnnl_memory_desc_init_by_tag,
+                  (&md_wp_any, 4, wp, dnnl_f32, dnnl_format_tag_any));
+        }
         CHECK(dnnl_memory_desc_init_by_tag,
               (&md_wl_user, 5, wl, dnnl_f32, dnnl_ldigo));
         CHECK(dnnl_memory_desc_init_by_tag,
@@ -339,14 +389,16 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
               (&md_wi_any, 5, wi, dnnl_f32, dnnl_format_tag_any));
         CHECK(dnnl_memory_desc_init_by_tag, (&md_b, 4, b, dnnl_f32, dnnl_ldgo));
     }
-    const dnnl_memory_desc_t *md_sic = lstm ? &md_si : NULL;
-    const dnnl_memory_desc_t *md_dic = lstm ? &md_di : NULL;
+    const dnnl_memory_desc_t *md_sic = lstm ? &md_sc : NULL;
+    const dnnl_memory_desc_t *md_dic = lstm ? &md_sc : NULL;
+    const dnnl_memory_desc_t *md_wp = P ? &md_wp_any : NULL;
 
     /* ---- forward primitive ---- */
     {
         dnnl_rnn_desc_t d;
         st = init_rnn_desc(&d, c, 0, fprop, &md_sl, &md_si, md_sic, &md_wl_any,
-                           &md_wi_any, &md_b, &md_dl, &md_di, md_dic, &fn);
+                           &md_wi_any, md_wp, &md_b, &md_dl, &md_di, md_dic,
+                           &fn);
         if (st != dnnl_success) {
             set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
             goto out;
@@ -357,8 +409,8 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
     if (training) {
         dnnl_rnn_desc_t d;
         st = init_rnn_desc(&d, c, 1, dnnl_backward, &md_sl, &md_si, md_sic,
-                           &md_wl_any, &md_wi_any, &md_b, &md_dl, &md_di,
-                           md_dic, &fn);
+                           &md_wl_any, &md_wi_any, md_wp, &md_b, &md_dl,
+                           &md_di, md_dic, &fn);
         if (st != dnnl_success) {
             set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
             goto out;
@@ -371,63 +423,60 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
     /* ---- memories: inputs (filled), weights (reordered), outputs ---- */
     if (new_mem(&mem[M_SRC_LAYER], &md_sl, 1, err, errlen)) goto out;
     if (new_mem(&mem[M_SRC_ITER], &md_si, 2, err, errlen)) goto out;
-    if (lstm && new_mem(&mem[M_SRC_ITER_C], &md_si, 3, err, errlen)) goto out;
+    if (lstm && new_mem(&mem[M_SRC_ITER_C], &md_sc, 3, err, errlen)) goto out;
     if (new_mem(&mem[M_W_LAYER_USER], &md_wl_user, 4, err, errlen)) goto out;
     if (new_mem(&mem[M_W_ITER_USER], &md_wi_user, 5, err, errlen)) goto out;
+    if (P && new_mem(&mem[M_W_PROJ_USER], &md_wp_user, 10, err, errlen))
+        goto out;
     if (new_mem(&mem[M_BIAS], &md_b, 6, err, errlen)) goto out;
     if (new_mem(&mem[M_DST_LAYER], &md_dl, 0, err, errlen)) goto out;
     if (new_mem(&mem[M_DST_ITER], &md_di, 0, err, errlen)) goto out;
-    if (lstm && new_mem(&mem[M_DST_ITER_C], &md_di, 0, err, errlen)) goto out;
+    if (lstm && new_mem(&mem[M_DST_ITER_C], &md_sc, 0, err, errlen)) goto out;
 
-    {
-        const dnnl_memory_desc_t *wl = arg_md(fwd_pd, DNNL_ARG_WEIGHTS_LAYER);
-        const dnnl_memory_desc_t *wi = arg_md(fwd_pd, DNNL_ARG_WEIGHTS_ITER);
-        if (!wl || !wi) {
-            set_err(err, errlen, "dnnl_primitive_desc_query_md: forward "
-                    "weights descriptor unavailable");
-            goto out;
-        }
-        if (new_mem(&mem[M_W_LAYER_FWD], wl, 0, err, errlen)) goto out;
-        if (new_mem(&mem[M_W_ITER_FWD], wi, 0, err, errlen)) goto out;
-        if (reorder(mem[M_W_LAYER_USER], mem[M_W_LAYER_FWD], err, errlen)) goto out;
-        if (reorder(mem[M_W_ITER_USER], mem[M_W_ITER_FWD], err, errlen)) goto out;
-    }
+    /* The weights, reordered into each primitive's own layout. */
+    if (reorder_for(fwd_pd, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_USER],
+                    &mem[M_W_LAYER_FWD], err, errlen) ||
+        reorder_for(fwd_pd, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_USER],
+                    &mem[M_W_ITER_FWD], err, errlen) ||
+        (P && reorder_for(fwd_pd, DNNL_ARG_WEIGHTS_PROJECTION,
+                          mem[M_W_PROJ_USER], &mem[M_W_PROJ_FWD], err, errlen)))
+        goto out;
     if (training) {
         const dnnl_memory_desc_t *ws =
                 dnnl_primitive_desc_query_md(fwd_pd, dnnl_query_workspace_md, 0);
         if (!md_is_zero(ws) && new_mem(&mem[M_WORKSPACE], ws, 0, err, errlen))
             goto out;
 
-        const dnnl_memory_desc_t *wl = arg_md(bwd_pd, DNNL_ARG_WEIGHTS_LAYER);
-        const dnnl_memory_desc_t *wi = arg_md(bwd_pd, DNNL_ARG_WEIGHTS_ITER);
-        const dnnl_memory_desc_t *dwl = arg_md(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_LAYER);
-        const dnnl_memory_desc_t *dwi = arg_md(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_ITER);
-        if (!wl || !wi || !dwl || !dwi) {
-            set_err(err, errlen, "dnnl_primitive_desc_query_md: backward "
-                    "weights descriptor unavailable");
+        if (reorder_for(bwd_pd, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_USER],
+                        &mem[M_W_LAYER_BWD], err, errlen) ||
+            reorder_for(bwd_pd, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_USER],
+                        &mem[M_W_ITER_BWD], err, errlen) ||
+            (P && reorder_for(bwd_pd, DNNL_ARG_WEIGHTS_PROJECTION,
+                              mem[M_W_PROJ_USER], &mem[M_W_PROJ_BWD], err,
+                              errlen)))
             goto out;
-        }
-        if (new_mem(&mem[M_W_LAYER_BWD], wl, 0, err, errlen)) goto out;
-        if (new_mem(&mem[M_W_ITER_BWD], wi, 0, err, errlen)) goto out;
-        if (reorder(mem[M_W_LAYER_USER], mem[M_W_LAYER_BWD], err, errlen)) goto out;
-        if (reorder(mem[M_W_ITER_USER], mem[M_W_ITER_BWD], err, errlen)) goto out;
-
-        if (new_mem(&mem[M_DIFF_W_LAYER], dwl, 0, err, errlen)) goto out;
-        if (new_mem(&mem[M_DIFF_W_ITER], dwi, 0, err, errlen)) goto out;
+        if (new_mem_for(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_LAYER,
+                        &mem[M_DIFF_W_LAYER], err, errlen) ||
+            new_mem_for(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_ITER,
+                        &mem[M_DIFF_W_ITER], err, errlen) ||
+            (P && new_mem_for(bwd_pd, DNNL_ARG_DIFF_WEIGHTS_PROJECTION,
+                              &mem[M_DIFF_W_PROJ], err, errlen)))
+            goto out;
         if (new_mem(&mem[M_DIFF_BIAS], &md_b, 0, err, errlen)) goto out;
         if (new_mem(&mem[M_DIFF_SRC_LAYER], &md_sl, 0, err, errlen)) goto out;
         if (new_mem(&mem[M_DIFF_SRC_ITER], &md_si, 0, err, errlen)) goto out;
-        if (lstm && new_mem(&mem[M_DIFF_SRC_ITER_C], &md_si, 0, err, errlen))
+        if (lstm && new_mem(&mem[M_DIFF_SRC_ITER_C], &md_sc, 0, err, errlen))
             goto out;
         if (new_mem(&mem[M_DIFF_DST_LAYER], &md_dl, 7, err, errlen)) goto out;
         if (new_mem(&mem[M_DIFF_DST_ITER], &md_di, 8, err, errlen)) goto out;
-        if (lstm && new_mem(&mem[M_DIFF_DST_ITER_C], &md_di, 9, err, errlen))
+        if (lstm && new_mem(&mem[M_DIFF_DST_ITER_C], &md_sc, 9, err, errlen))
             goto out;
     }
     /* The user-layout weights are only the reorders' source. */
     dnnl_memory_destroy(mem[M_W_LAYER_USER]);
     dnnl_memory_destroy(mem[M_W_ITER_USER]);
-    mem[M_W_LAYER_USER] = mem[M_W_ITER_USER] = NULL;
+    if (mem[M_W_PROJ_USER]) dnnl_memory_destroy(mem[M_W_PROJ_USER]);
+    mem[M_W_LAYER_USER] = mem[M_W_ITER_USER] = mem[M_W_PROJ_USER] = NULL;
 
     /* ---- execution arguments ---- */
     dnnl_exec_arg_t fargs[16], bargs[32];
@@ -437,6 +486,7 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
     add_arg(fargs, &nf, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
     add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_FWD]);
     add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_FWD]);
+    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_FWD]);
     add_arg(fargs, &nf, DNNL_ARG_BIAS, mem[M_BIAS]);
     add_arg(fargs, &nf, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
     add_arg(fargs, &nf, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
@@ -448,6 +498,7 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
         add_arg(bargs, &nb, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
         add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_BWD]);
         add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_BWD]);
+        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_BWD]);
         add_arg(bargs, &nb, DNNL_ARG_BIAS, mem[M_BIAS]);
         add_arg(bargs, &nb, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
         add_arg(bargs, &nb, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
@@ -461,6 +512,8 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
         add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_ITER_C, mem[M_DIFF_SRC_ITER_C]);
         add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_LAYER, mem[M_DIFF_W_LAYER]);
         add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_ITER, mem[M_DIFF_W_ITER]);
+        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_PROJECTION,
+                mem[M_DIFF_W_PROJ]);
         add_arg(bargs, &nb, DNNL_ARG_DIFF_BIAS, mem[M_DIFF_BIAS]);
     }
 
@@ -470,6 +523,7 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
             if (zero_mem(mem[M_DIFF_W_LAYER], err, errlen)) goto out;
             if (zero_mem(mem[M_DIFF_W_ITER], err, errlen)) goto out;
             if (zero_mem(mem[M_DIFF_BIAS], err, errlen)) goto out;
+            if (P && zero_mem(mem[M_DIFF_W_PROJ], err, errlen)) goto out;
         }
         double t0 = now_ms();
         CHECK(dnnl_primitive_execute, (fwd, g_stream, nf, fargs));
@@ -483,7 +537,7 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
     {
         static const int check[] = {M_DST_LAYER, M_DST_ITER, M_DST_ITER_C,
                 M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
-                M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_BIAS};
+                M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_W_PROJ, M_DIFF_BIAS};
         for (size_t k = 0; k < sizeof check / sizeof check[0]; k++)
             if (!mem_finite(mem[check[k]])) {
                 set_err(err, errlen, "onednn_rnn_bench: non-finite values in "
@@ -506,4 +560,24 @@ out:
         if (mem[k]) dnnl_memory_destroy(mem[k]);
     free(times);
     return rc;
+}
+
+int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
+                     int training, int warmup, int reps, double *ms,
+                     char *err, size_t errlen)
+{
+    return rnn_bench(cell, T, N, I, H, 0, training, warmup, reps, ms, err,
+                     errlen);
+}
+
+int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
+                       int warmup, int reps, double *ms, char *err,
+                       size_t errlen)
+{
+    if (P < 1) {
+        set_err(err, errlen, "onednn_lstmp_bench: P=%d, expected 1..H-1", P);
+        return -1;
+    }
+    return rnn_bench("lstm", T, N, I, H, P, training, warmup, reps, ms, err,
+                     errlen);
 }

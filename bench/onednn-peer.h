@@ -50,6 +50,16 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
                      int training, int warmup, int reps, double *ms,
                      char *err, size_t errlen);
 
+/* oneDNN's LSTM with projection ("LSTMP", dnnl_lstm_*_desc_init_v3 with
+ * weights_projection [1, 1, H, P], ldio): as onednn_rnn_bench("lstm", ...)
+ * but dst_layer, src_iter and dst_iter (and their diffs) are P wide, c stays
+ * H wide, weights_iter is [1, 1, P, 4, H], and the projection weights are
+ * reordered once like the others (and their gradient zeroed before every
+ * training repetition). P in 1..H-1. */
+int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
+                       int warmup, int reps, double *ms, char *err,
+                       size_t errlen);
+
 /* Releases the cached engine and stream (no-op when none is cached). */
 void onednn_rnn_bench_release(void);
 

@@ -335,9 +335,12 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     struct recur_mem x = direct_x ? view_base(&r->x) : at(WS, p.x);
     if (!direct_x) DO(recur_be_gather(be, x, I, view_base(&r->x), r->x.ld, at(ints, ints_at(&pk, IX_X)), pk.R, I));
 
+    /* W_hr^T [H, P] after W_hh^T in wt */
+    struct recur_mem w_hr_t = pj ? at(l->wt, (size_t)l->Grec * H * P) : no_mem;
     if (l->wt_version != l->w_version) {
         if (l->Grec)
             DO(recur_be_transpose(be, l->wt, l->Grec * H, tensor(l, l->w, l->tw_hh), P, l->Grec * H, P));
+        if (pj) DO(recur_be_transpose(be, w_hr_t, P, tensor(l, l->w, l->tw_hr), H, P, H));
         l->wt_version = l->w_version;
     }
     /* XW = X W_ih^T + bx, all steps at once (raw products: no bias). */
@@ -361,7 +364,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         DO(initials_in(l, &pk, ints, first, init[k], (int)state_width(l, k)));
     }
     /* Projection: the kernels see zeros for a^{<t-1>} (which they never read) and write the unprojected a. */
-    struct recur_mem w_hr = tensor(l, l->w, l->tw_hr), zprev = pj ? at(WS, p.zprev) : no_mem;
+    struct recur_mem zprev = pj ? at(WS, p.zprev) : no_mem;
     if (pj) DO(recur_be_fill(be, zprev, 0.0f, NH));
 
     int zo = l->zoneout > 0.0f;
@@ -407,8 +410,8 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
             step.next[0] = training ? at(RS, p.araws + row * H) : at(WS, p.araw);
         }
         DO(forward_step(l, &step, a0, hw, src));
-        /* h^{<t>} = W_hr a^{<t>} */
-        if (pj) DO(recur_be_gemm(be, 0, 1, step.n, P, H, 1.0f, step.next[0], H, w_hr, H, 0.0f, h, P));
+        /* h^{<t>} = W_hr a^{<t>}, through the transposed copy */
+        if (pj) DO(recur_be_gemm(be, 0, 0, step.n, P, H, 1.0f, step.next[0], H, w_hr_t, P, 0.0f, h, P));
         step.prev[0] = a0;
         step.next[0] = h;
         for (int k = 0; zo && k < S; k++)
@@ -527,6 +530,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     for (int t = pk.T - 1; t >= 0; t--) {
         size_t row = (size_t)pk.off[t], prow = t ? (size_t)pk.off[t - 1] : 0;
         int n = pk.bs[t];
+        if (r->poll) DO(r->poll(r->poll_arg));
         step.n = n;
         if (dy.buf) DO(recur_be_add(be, carry, at(dy, row * P), (size_t)n * P));
         for (int k = 0; k < S; k++) {

@@ -30,6 +30,10 @@ struct recur_run {
     int dx_add;         /* add dx into the view instead of writing it */
     struct recur_mem dhT, dcT, dh0, dc0;
     uint64_t zo_stream; /* the zoneout masks' Philox stream (layer->zoneout > 0) */
+    /* (optional) called at each step of backward's time loop, so that a
+     * reduction over MPI moves its messages meanwhile (stack.c, dist.c) */
+    recur_status (*poll)(void *arg);
+    void *poll_arg;
 };
 
 /* Keep a copy of lengths (NULL: all T) in *keep; 0 on success. */

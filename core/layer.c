@@ -129,8 +129,9 @@ recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, re
         (st = recur_be_alloc(&ctx->be, bytes, &l->dw)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->w, 0.0f, l->n_weights)) != RECUR_OK ||
         (st = recur_be_fill(&ctx->be, l->dw, 0.0f, l->n_weights)) != RECUR_OK ||
-        (l->Grec && (st = recur_be_alloc(&ctx->be, (size_t)l->Grec * l->H * l->P * sizeof(float), &l->wt)) !=
-                        RECUR_OK)) {
+        ((l->Grec || l->proj) &&
+         (st = recur_be_alloc(&ctx->be, ((size_t)l->Grec + (l->proj ? 1 : 0)) * l->H * l->P * sizeof(float),
+                              &l->wt)) != RECUR_OK)) {
         recur_layer_free(l);
         return st;
     }

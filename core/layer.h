@@ -50,8 +50,9 @@ struct recur_layer {
     int n_tensors;
     struct recur_tensor t[RECUR_MAX_TENSORS];
     int tw_ih, tw_hh, tb_ih, tb_hh, tw_hr; /* index of each in t, or -1 when absent */
-    /* W_hh^T [P, Grec*H]: the per-step product a W_hh^T as a plain (N, N)
-     * GEMM, about 3x faster at small batch than transposing W_hh each call.
+    /* W_hh^T [P, Grec*H], then with projection W_hr^T [H, P] (Grec*H*P floats in):
+     * the per-step products a W_hh^T and h = a W_hr^T as plain (N, N)
+     * GEMMs, about 3x faster at small batch than transposing each call.
      * Rebuilt when w_version moves past wt_version. */
     struct recur_mem wt;
     unsigned w_version, wt_version;

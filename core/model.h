@@ -10,6 +10,27 @@
 
 #define RECUR_MAX_LAYERS 64
 
+/* A net's backward pass, as it goes, for whoever reduces gradients while it
+ * runs (core/dist.c, over MPI). The pass calls the hook with BEGIN before it
+ * writes any gradient, then once each part's gradients are final (the last
+ * write to them enqueued), in the order backward finishes them: HEAD (the
+ * head's weight and bias, net.c), LAYER l for l = L-1 .. 0 (both directions
+ * of layer l, stack.c), INPUT (the embedding, net.c); and POLL at every
+ * step of a layer's backward time loop. A status other than
+ * RECUR_OK fails the backward call with it. Core only: the backend never
+ * sees it, and a model outside a net has none. */
+enum recur_grad_part {
+    RECUR_GRAD_PART_BEGIN,
+    RECUR_GRAD_PART_HEAD,
+    RECUR_GRAD_PART_LAYER,
+    RECUR_GRAD_PART_INPUT,
+    RECUR_GRAD_PART_POLL /* no part: a step of a layer's time loop (engine.c), to move messages */
+};
+struct recur_grad_hook {
+    recur_status (*fn)(void *arg, enum recur_grad_part part, int layer);
+    void *arg;
+};
+
 struct recur_model {
     recur_ctx *ctx;
     recur_model_desc desc; /* cell and variant point into the cell's descriptor */
@@ -24,7 +45,13 @@ struct recur_model {
     uint64_t trained_call;   /* the call number of the last training forward */
     struct recur_model *prev, *next; /* the context's live models (not a net's) */
     int owned;                       /* 1: part of a net, which frees it */
+    struct recur_grad_hook grad_hook; /* a net's, set by an optimizer over MPI; fn NULL: none */
 };
+
+/* recur_grad_ready: the hook's call, nothing when no hook is set. */
+static inline recur_status recur_grad_ready(const recur_model *m, enum recur_grad_part part, int layer) {
+    return m->grad_hook.fn ? m->grad_hook.fn(m->grad_hook.arg, part, layer) : RECUR_OK;
+}
 
 /* A net adopts a model: off the context's list, and recur_model_free
  * leaves it to the net, which frees it with recur_model_destroy. */

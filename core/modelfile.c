@@ -469,29 +469,37 @@ struct model_source {
     const recur_model *m;
     recur_param_info info;
     float *vals;
+    int dtype; /* recur_dtype of every tensor */
 };
 
 static recur_status model_tensor(void *user, size_t i, int with_data, struct recur_sf_view *v) {
     struct model_source *s = user;
     TRY(recur_model_param_info(s->m, i, &s->info));
     if (with_data) TRY(recur_model_param_get(s->m, s->info.name, s->vals, s->info.count));
-    *v = (struct recur_sf_view){s->info.name, s->info.ndim, {s->info.rows, s->info.cols}, s->info.count, s->vals};
+    *v = (struct recur_sf_view){s->info.name, s->info.ndim, {s->info.rows, s->info.cols}, s->info.count, s->vals,
+                                s->dtype};
     return RECUR_OK;
 }
 
 recur_status recur_model_save(const recur_model *m, const char *path) {
+    return recur_model_save_as(m, path, RECUR_DTYPE_F32);
+}
+
+recur_status recur_model_save_as(const recur_model *m, const char *path, recur_dtype dtype) {
     RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_save: model is NULL");
     recur_ctx *ctx = m->ctx;
     recur_err_clear(ctx);
     RETURN_IF(!path, ctx, RECUR_ERR_NULL, "recur_model_save: path is NULL");
     RETURN_IF(!*path, ctx, RECUR_ERR_ARG, "recur_model_save: path is empty");
+    RETURN_IF(dtype != RECUR_DTYPE_F32 && dtype != RECUR_DTYPE_BF16 && dtype != RECUR_DTYPE_F16, ctx, RECUR_ERR_ARG,
+              "recur_model_save_as: dtype %d: expected RECUR_DTYPE_F32, _BF16 or _F16", (int)dtype);
     size_t n = recur_model_param_count(m), maxc = 1;
     for (size_t i = 0; i < n; i++) {
         recur_param_info info;
         if (recur_model_param_info(m, i, &info) == RECUR_OK && info.count > maxc) maxc = info.count;
     }
     struct recur_sf_meta meta = {0};
-    struct model_source src = {.m = m, .vals = malloc(maxc * sizeof(float))};
+    struct model_source src = {.m = m, .vals = malloc(maxc * sizeof(float)), .dtype = (int)dtype};
     recur_status st;
     if (!src.vals || recur_schema_put_model(&meta, "", "recur", &m->desc) != RECUR_OK)
         st = recur_err(ctx, RECUR_ERR_NO_MEMORY, "recur_model_save: out of memory");

@@ -565,6 +565,7 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states */
     float bw = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
 
+    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_BEGIN, 0)); /* a reduction over MPI, if any (dist.c) */
     struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
     if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
     else TRY(recur_be_fill(be, dhT, 0.0f, st));
@@ -590,6 +591,7 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
         }
         TRY(recur_be_colsum(be, db, bw, dz, N, K, K));
     }
+    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_HEAD, 0));
     if (n->n_emb) sg.dx = at_(n, p->dx);
     if (g->dh0) sg.dh0 = at_(n, p->dh0);
     if (g->dc0) sg.dc0 = at_(n, p->dc0);
@@ -600,6 +602,7 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
         if (mode == RECUR_GRAD_OVERWRITE) TRY(recur_be_fill(be, n->dp, 0.0f, n->n_emb));
         TRY(recur_be_index_add(be, n->dp, n->I, sg.dx, n->I, at_(n, p->aidx), (int)TN, n->I));
     }
+    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_INPUT, 0));
     /* No sync: a read waits; without one the work stays queued. */
     if (g->dh0) TRY(recur_be_read(be, g->dh0, sg.dh0, st * sizeof(float)));
     if (g->dc0) TRY(recur_be_read(be, g->dc0, sg.dc0, sc * sizeof(float)));

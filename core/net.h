@@ -66,11 +66,16 @@ struct recur_optim {
     long long steps;
     struct recur_dist *dist; /* recur_optim_set_comm (dist.c); NULL: one process */
     double grad_weight;      /* this rank's weight in the average (1 by default) */
+    size_t bucket_bytes;     /* recur_optim_set_bucket_size; bucket_set: given (else RECUR_MPI_BUCKET or default) */
+    int bucket_set, accum;   /* accum: recur_optim_set_accum (1 by default) */
     struct recur_optim *prev, *next; /* the context's live optimizers */
 };
 
 /* dist.c: the ranks' weighted mean of every group's gradients, in place
- * (nothing when o->dist is NULL); recur_dist_free on recur_optim_free. */
+ * (nothing when o->dist is NULL): what the backward pass has not started
+ * yet (through the models' grad_hook), then waits for all of it;
+ * recur_dist_free on recur_optim_free. */
+#define RECUR_DIST_BUCKET_DEFAULT ((size_t)1 << 20)
 recur_status recur_dist_average(recur_optim *o);
 void recur_dist_free(struct recur_dist *d);
 

@@ -87,6 +87,8 @@ recur_status recur_optim_create(recur_net *const *nets, int n, const recur_optim
     o->ctx = ctx;
     o->d = *desc;
     o->grad_weight = 1.0;
+    o->bucket_bytes = RECUR_DIST_BUCKET_DEFAULT;
+    o->accum = 1;
     size_t groups = 0;
     for (int i = 0; i < n; i++) groups += 1 + (size_t)nets[i]->L * nets[i]->D;
     o->nets = calloc((size_t)n, sizeof *o->nets);

@@ -123,6 +123,40 @@ float recur_sf_f16_to_f32(uint16_t h) {
     return f;
 }
 
+uint16_t recur_sf_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40u); /* NaN: quiet, sign and top payload */
+    u += 0x7fffu + (u >> 16 & 1u); /* to nearest, ties to even; the largest finite values round to Inf, as torch's */
+    return (uint16_t)(u >> 16);
+}
+
+int recur_sf_f32_to_f16(float f, uint16_t *out) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint16_t sign = (uint16_t)(u >> 16 & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) { /* Inf, NaN (quiet, the payload's top bits) */
+        *out = (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | (a >> 13 & 0x3ffu) : 0));
+        return 0;
+    }
+    int e = (int)(a >> 23) - 127 + 15;
+    uint32_t m = (a & 0x7fffffu) | 0x800000u; /* 24 significant bits */
+    int shift = e >= 1 ? 13 : 13 + 1 - e;     /* to 11 bits (normal) or fewer (subnormal) */
+    if (!(a >> 23)) m &= 0x7fffffu, shift = 13 + 1 - e; /* float subnormals: far below F16's */
+    if (shift > 24 + 1) {
+        *out = sign; /* below half the smallest subnormal: zero */
+        return 0;
+    }
+    uint32_t q = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    q += rest > half || (rest == half && (q & 1u));
+    /* q holds the significand with its leading bit; adding it to the exponent field carries on overflow */
+    uint32_t h = e >= 1 ? ((uint32_t)(e - 1) << 10) + q : q;
+    if (h >= 0x7c00u) return -1;
+    *out = (uint16_t)(sign | h);
+    return 0;
+}
+
 static float get_value(int kind, const uint8_t *p, uint64_t k) {
     if (kind == SF_F32) return get_f32(p + 4 * k);
     uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
@@ -592,7 +626,7 @@ static recur_status doc_tensor(void *user, size_t i, int with_data, struct recur
     const struct recur_sf_tensor *t = &((const struct recur_sf_doc *)user)->t[i];
     (void)with_data;
     *v = (struct recur_sf_view){t->name, t->ndim, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]}, t->count,
-                                t->data};
+                                t->data, 0};
     return RECUR_OK;
 }
 
@@ -673,9 +707,10 @@ static recur_status build_header(recur_ctx *ctx, const char *fn, const struct re
         TRY(src(user, i, 0, &v));
         text_add(t, ",", 1);
         text_json(t, v.name);
-        text_printf(t, ":{\"dtype\":\"F32\",\"shape\":[");
+        static const char *const names[] = {"F32", "BF16", "F16"};
+        text_printf(t, ":{\"dtype\":\"%s\",\"shape\":[", names[v.dtype]);
         for (int k = 0; k < v.ndim; k++) text_printf(t, "%s%" PRId64, k ? "," : "", v.shape[k]);
-        uint64_t bytes = (uint64_t)v.count * 4;
+        uint64_t bytes = (uint64_t)v.count * (v.dtype ? 2 : 4);
         text_printf(t, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", at, at + bytes);
         at += bytes;
     }
@@ -832,8 +867,21 @@ recur_status recur_sf_write(recur_ctx *ctx, const char *fn, const char *path, co
             bytes = malloc(cap);
             GOTO_IF(!bytes, ctx, st, RECUR_ERR_NO_MEMORY, fail_unlink, "%s: out of memory", fn);
         }
-        for (size_t k = 0; k < v.count; k++) put_f32(bytes + 4 * k, v.data[k]);
-        GOTO_IF(out_write(&o, bytes, v.count * 4), ctx, st, RECUR_ERR_IO, fail_unlink,
+        size_t size = v.dtype ? 2 : 4;
+        for (size_t k = 0; k < v.count; k++) {
+            uint16_t h = 0;
+            if (v.dtype == 0) {
+                put_f32(bytes + 4 * k, v.data[k]);
+                continue;
+            }
+            if (v.dtype == 1) h = recur_sf_f32_to_bf16(v.data[k]);
+            else
+                GOTO_IF(recur_sf_f32_to_f16(v.data[k], &h), ctx, st, RECUR_ERR_ARG, fail_unlink,
+                        "%s '%s': tensor '%s' element %zu is %g, beyond F16's largest value 65504", fn, path, v.name,
+                        k, (double)v.data[k]);
+            bytes[2 * k] = (uint8_t)h, bytes[2 * k + 1] = (uint8_t)(h >> 8);
+        }
+        GOTO_IF(out_write(&o, bytes, v.count * size), ctx, st, RECUR_ERR_IO, fail_unlink,
                 "%s '%s': write to '%s' failed after %" PRIu64 " bytes: %s", fn, path, tmp, o.written,
                 strerror(errno));
     }

@@ -178,6 +178,9 @@ recur_status recur_stack_forward(recur_model *m, recur_mode mode, const struct r
     return RECUR_OK;
 }
 
+/* The engine's poll at each backward step: the grad hook's POLL. */
+static recur_status grad_poll(void *m) { return recur_grad_ready(m, RECUR_GRAD_PART_POLL, 0); }
+
 recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *io, const struct recur_stack_grad *g,
                                   recur_grad_mode mode) {
     TRY(check_shape(m, io->T, io->N, io->lengths, "recur_model_backward"));
@@ -228,8 +231,10 @@ recur_status recur_stack_backward(recur_model *m, const struct recur_stack_io *i
             r.dh0 = state_at(g->dh0, sp);
             r.dc0 = S > 1 ? state_at(g->dc0, sd) : none;
             r.zo_stream = zo_stream(m->trained_call, l, d);
+            r.poll = m->grad_hook.fn ? grad_poll : NULL, r.poll_arg = m;
             TRY(recur_engine_backward(m->layers[l * D + d], &r, mode));
         }
+        TRY(recur_grad_ready(m, RECUR_GRAD_PART_LAYER, l)); /* layer l's weight gradients are final */
         if (l > 0) {
             /* Through the dropout mask of layer l's input: the forward's draw. */
             if (p > 0) TRY(dropout(m, m->trained_call, l, gbuf, gbuf, one));

@@ -634,6 +634,139 @@ Test(half, bf16_every_pattern) {
         expect_half(recur_sf_bf16_to_f32((uint16_t)h), bf16_ref((uint16_t)h), (uint16_t)h, 7, "BF16");
 }
 
+/* The nearest of a format's values to x in double, ties to the even pattern,
+ * by search over the non-negative patterns below Inf (an independent
+ * reference of the narrowing); -1 when x rounds beyond the largest finite one
+ * (only asked for F16: BF16 goes to Inf as torch does, checked apart). */
+static int nearest_ref(double x, double (*ref)(uint16_t), uint16_t inf, uint16_t *out) {
+    double a = fabs(x);
+    uint16_t lo = 0, hi = (uint16_t)(inf - 1);
+    if (a > ref(hi)) {
+        /* beyond the largest finite value: to it only below the halfway point to the next binade step */
+        double next = ref(hi) + (ref(hi) - ref((uint16_t)(hi - 1)));
+        if (a >= (ref(hi) + next) / 2) return -1;
+        *out = (uint16_t)(hi | (x < 0 ? 0x8000 : 0));
+        return 0;
+    }
+    while (hi - lo > 1) { /* ref(lo) <= a <= ref(hi) */
+        uint16_t mid = (uint16_t)((lo + hi) / 2);
+        if (ref(mid) <= a) lo = mid;
+        else hi = mid;
+    }
+    double dl = a - ref(lo), dh = ref(hi) - a;
+    uint16_t r = dl < dh ? lo : dh < dl ? hi : (lo & 1) ? hi : lo;
+    if (ref(lo) == a) r = lo;
+    *out = (uint16_t)(r | (x < 0 ? 0x8000 : 0));
+    return 0;
+}
+
+/* Narrowing is the inverse of widening on every pattern (NaN: a NaN of the
+ * same sign), and rounds to nearest even: random floats of every binade
+ * against the search above. */
+Test(half, narrowing_every_pattern_and_rounding) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t back = 0;
+        float f = recur_sf_f16_to_f32((uint16_t)h);
+        cr_assert_eq(recur_sf_f32_to_f16(f, &back), 0, "F16 0x%04x", h);
+        if (isnan(f)) cr_assert((back & 0x7c00) == 0x7c00 && (back & 0x3ff) && (back >> 15) == (h >> 15), "F16 NaN 0x%04x", h);
+        else cr_assert_eq(back, h, "F16 0x%04x -> %.9g -> 0x%04x", h, (double)f, back);
+        f = recur_sf_bf16_to_f32((uint16_t)h);
+        back = recur_sf_f32_to_bf16(f);
+        if (isnan(f)) cr_assert((back & 0x7f80) == 0x7f80 && (back & 0x7f) && (back >> 15) == (h >> 15), "BF16 NaN 0x%04x", h);
+        else cr_assert_eq(back, h, "BF16 0x%04x -> %.9g -> 0x%04x", h, (double)f, back);
+    }
+    test_rng r = {2024};
+    for (int i = 0; i < 200000; i++) {
+        /* a random float32 pattern, NaN and Inf left out */
+        uint32_t u = (uint32_t)(test_uniform(&r, 0, 4294967296.0));
+        float f;
+        memcpy(&f, &u, 4);
+        if (!isfinite(f)) continue;
+        uint16_t want, got;
+        int rc = nearest_ref(f, f16_ref, 0x7c00, &want);
+        int grc = recur_sf_f32_to_f16(f, &got);
+        cr_assert_eq(grc, rc, "F16 of %.9g (0x%08x): %d, expected %d", (double)f, u, grc, rc);
+        if (!rc) cr_assert_eq(got, want, "F16 of %.9g (0x%08x): 0x%04x, expected 0x%04x", (double)f, u, got, want);
+        if (fabs(f) < 3.38e38) { /* below BF16's rounding to Inf */
+            cr_assert_eq(nearest_ref(f, bf16_ref, 0x7f80, &want), 0);
+            got = recur_sf_f32_to_bf16(f);
+            cr_assert_eq(got, want, "BF16 of %.9g (0x%08x): 0x%04x, expected 0x%04x", (double)f, u, got, want);
+        }
+    }
+    /* the edges: F16's largest, the halfway point past it, ties to even */
+    uint16_t h;
+    cr_assert(recur_sf_f32_to_f16(65519.0f, &h) == 0 && h == 0x7bff);
+    cr_assert_eq(recur_sf_f32_to_f16(65520.0f, &h), -1);
+    cr_assert(recur_sf_f32_to_f16(INFINITY, &h) == 0 && h == 0x7c00);
+    cr_assert(recur_sf_f32_to_f16(1.0f + 1.0f / 2048, &h) == 0 && h == 0x3c00, "0x%04x", h); /* tie: even */
+    cr_assert(recur_sf_f32_to_f16(1.0f + 3.0f / 2048, &h) == 0 && h == 0x3c02, "0x%04x", h); /* tie: even */
+    cr_assert(recur_sf_f32_to_f16(ldexpf(1.0f, -25), &h) == 0 && h == 0, "0x%04x", h);       /* tie: zero */
+    cr_assert(recur_sf_f32_to_f16(-ldexpf(3.0f, -26), &h) == 0 && h == 0x8001, "0x%04x", h);
+    cr_assert_eq(recur_sf_f32_to_bf16(3.4e38f), 0x7f80); /* torch rounds there to Inf too */
+}
+
+/* recur_model_save_as: the header names the dtype, every value is the
+ * nearest of that format, the file loads back exactly those; a finite
+ * weight beyond F16's range is refused by name and the file at the path
+ * stays as it was. */
+Test(half, save_as_bf16_and_f16) {
+    make_tmpdir();
+    recur_ctx *ctx = new_ctx();
+    recur_model *m = make_model(ctx, "lstm", NULL, 3, 4, 2, RECUR_DIR_BIDI_CONCAT, 0, 0, 31);
+    size_t n;
+    float *w = weights_of(m, &n);
+    static const struct {
+        recur_dtype dt;
+        const char *name;
+    } kinds[] = {{RECUR_DTYPE_BF16, "BF16"}, {RECUR_DTYPE_F16, "F16"}};
+    for (int k = 0; k < 2; k++) {
+        const char *p = tmp_path("h.safetensors");
+        cr_assert_eq(recur_model_save_as(m, p, kinds[k].dt), RECUR_OK, "%s", recur_ctx_error(ctx));
+        char *h = header_of(p);
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"dtype\":\"%s\"", kinds[k].name);
+        cr_assert(strstr(h, needle) && !strstr(h, "\"F32\""), "%s", h);
+        recur_model *b;
+        cr_assert_eq(recur_model_load(ctx, p, RECUR_LOAD_CHECK_FINITE, &b), RECUR_OK, "%s", recur_ctx_error(ctx));
+        expect_same_desc(m, b, kinds[k].name);
+        float *want = test_floats(n);
+        for (size_t i = 0; i < n; i++) {
+            uint16_t q = 0;
+            if (kinds[k].dt == RECUR_DTYPE_BF16) q = recur_sf_f32_to_bf16(w[i]);
+            else cr_assert_eq(recur_sf_f32_to_f16(w[i], &q), 0);
+            want[i] = kinds[k].dt == RECUR_DTYPE_BF16 ? recur_sf_bf16_to_f32(q) : recur_sf_f16_to_f32(q);
+            cr_assert(fabsf(want[i] - w[i]) <= fabsf(w[i]) * (kinds[k].dt == RECUR_DTYPE_BF16 ? 0x1p-8f : 0x1p-11f),
+                      "%s: %g rounds to %g", kinds[k].name, (double)w[i], (double)want[i]);
+        }
+        expect_weights(b, want, n, kinds[k].name);
+        free(want);
+        free(h);
+        recur_model_free(b);
+    }
+    /* beyond F16: refused, naming the tensor; the F32 file written before is untouched */
+    const char *p = tmp_path("keep.safetensors");
+    cr_assert_eq(recur_model_save(m, p), RECUR_OK);
+    size_t n0, n1;
+    uint8_t *before = read_bytes(p, &n0);
+    float big = 1e5f;
+    cr_assert_eq(recur_model_param_set(m, "bias_hh_l1", &big, 1) == RECUR_ERR_BUFFER_SIZE, 1);
+    float bias[16];
+    cr_assert_eq(recur_model_param_get(m, "bias_hh_l1", bias, 16), RECUR_OK);
+    bias[5] = big;
+    cr_assert_eq(recur_model_param_set(m, "bias_hh_l1", bias, 16), RECUR_OK);
+    cr_assert_eq(recur_model_save_as(m, p, RECUR_DTYPE_F16), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(ctx), "'bias_hh_l1' element 5 is 100000, beyond F16"), "%s", recur_ctx_error(ctx));
+    uint8_t *after = read_bytes(p, &n1);
+    cr_assert(n0 == n1 && !memcmp(before, after, n0), "the refused save changed %s", p);
+    cr_assert_eq(recur_model_save_as(m, p, RECUR_DTYPE_BF16), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_save_as(m, p, (recur_dtype)7), RECUR_ERR_ARG);
+    free(before);
+    free(after);
+    free(w);
+    recur_ctx_free(ctx);
+    drop_tmpdir();
+}
+
 /* A plain state_dict of an rnn (2 inputs, 3 hidden, 1 layer) with every
  * tensor in dtype dt, two bytes a value, bits h[0..20]. */
 static void write_half_file(const char *path, const char *dt, const uint16_t h[21]) {
@@ -1784,6 +1917,8 @@ static const struct {
     {"valid-lstm-bidi-dash", RECUR_OK, RECUR_OK},
     {"valid-lstm-bf16", RECUR_OK, RECUR_OK},
     {"valid-gru-lbr-f16", RECUR_OK, RECUR_OK},
+    {"valid-lstm-proj", RECUR_OK, RECUR_OK},
+    {"bad-proj-size", RECUR_ERR_FILE_METADATA, RECUR_ERR_FILE_METADATA},
 };
 
 /* The crafted training checkpoints of the corpus (make_corpus.py's

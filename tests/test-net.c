@@ -611,6 +611,17 @@ Test(errors, mpi_comm_and_weight_refusals) {
     cr_assert_eq(recur_optim_set_grad_weight(o, INFINITY), RECUR_ERR_ARG);
     cr_assert(strstr(recur_ctx_error(t.ctx), "recur_optim_set_grad_weight"), "%s", recur_ctx_error(t.ctx));
     cr_assert_eq(recur_optim_set_grad_weight(o, 3), RECUR_OK); /* alone, the weight changes nothing */
+    cr_assert_eq(recur_optim_set_bucket_size(NULL, 0), RECUR_ERR_NULL);
+    cr_assert_eq(recur_optim_set_bucket_size(o, ((size_t)1 << 31) + 1), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "2147483649 bytes"), "%s", recur_ctx_error(t.ctx));
+    cr_assert_eq(recur_optim_set_bucket_size(o, 0), RECUR_OK);
+    cr_assert_eq(recur_optim_set_bucket_size(o, 4), RECUR_OK); /* alone, the buckets change nothing */
+    cr_assert_eq(recur_optim_set_accum(NULL, 1), RECUR_ERR_NULL);
+    cr_assert_eq(recur_optim_set_accum(o, 0), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(t.ctx), "recur_optim_set_accum: 0 backward passes"), "%s",
+              recur_ctx_error(t.ctx));
+    cr_assert_eq(recur_optim_set_accum(o, 1000001), RECUR_ERR_ARG);
+    cr_assert_eq(recur_optim_set_accum(o, 2), RECUR_OK);
     recur_net_batch b = {.T = t.T, .N = t.N, .tokens = t.tokens, .targets = t.targets};
     cr_assert_eq(recur_net_forward(t.net, RECUR_MODE_TRAINING, &b, NULL, NULL), RECUR_OK);
     cr_assert_eq(recur_net_backward(t.net, &b, NULL, RECUR_GRAD_OVERWRITE), RECUR_OK);

@@ -1542,14 +1542,59 @@ static void write_async_check(recur_ctx *ctx) {
     recur_be_free(BE(ctx), &m);
 }
 
-Test(device, write_async_in_queue_order) {
-    NEED_DEVICE();
+/* check on the OpenCL device, then on the CPU (the slots' defaults). */
+static void on_opencl_and_cpu(void (*check)(recur_ctx *)) {
     recur_ctx *ctx = cl_ctx("opencl"), *cpu = NULL;
-    write_async_check(ctx);
+    check(ctx);
     recur_ctx_free(ctx);
     cr_assert_eq(recur_ctx_create(&cpu, "cpu"), RECUR_OK, "%s", recur_last_error());
-    write_async_check(cpu);
+    check(cpu);
     recur_ctx_free(cpu);
+}
+
+Test(device, write_async_in_queue_order) {
+    NEED_DEVICE();
+    on_opencl_and_cpu(write_async_check);
+}
+
+/* read_async: in queue order after the work before it (a scale here); a
+ * read without a ticket is done when a later ticket's is; read_done polls
+ * (wait 0) until done, or waits (wait 1), and counts a host wait only then.
+ * On the CPU the default: done at once, no ticket. */
+static void read_async_check(recur_ctx *ctx) {
+    float src[300], a[100], b[200];
+    for (int i = 0; i < 300; i++) src[i] = frand();
+    struct recur_mem m;
+    OK(ctx, recur_be_alloc(BE(ctx), sizeof src, &m));
+    OK(ctx, recur_be_write(BE(ctx), m, src, sizeof src));
+    OK(ctx, recur_be_scale(BE(ctx), m, 1, 300, 300, 3.0f));
+    void *t1 = NULL, *t2 = NULL;
+    OK(ctx, recur_be_read_async(BE(ctx), a, m, sizeof a, NULL));
+    OK(ctx, recur_be_read_async(BE(ctx), b, at(m, 100), sizeof b, &t1));
+    int done = 0;
+    for (long polls = 0; !done; polls++) {
+        OK(ctx, recur_be_read_done(BE(ctx), t1, 0, &done));
+        cr_assert(polls < 100000000, "%s: read_async never finished", ctx->be.iface->name);
+    }
+    for (int i = 0; i < 300; i++) {
+        float got = i < 100 ? a[i] : b[i - 100];
+        cr_assert_eq(got, 3.0f * src[i], "%s: read_async: [%d] = %g, expected %g", ctx->be.iface->name, i, got,
+                     3.0f * src[i]);
+    }
+    OK(ctx, recur_be_scale(BE(ctx), m, 1, 300, 300, 0.5f));
+    OK(ctx, recur_be_read_async(BE(ctx), b, m, sizeof b, &t2));
+    OK(ctx, recur_be_read_done(BE(ctx), t2, 1, &done));
+    cr_assert(done);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(b[i], 1.5f * src[i], "%s: read_async after a wait: [%d] = %g, expected %g", ctx->be.iface->name,
+                     i, b[i], 1.5f * src[i]);
+    if (ctx->be.iface->host_memory) cr_assert(!t1 && !t2, "a host-memory backend gave a ticket");
+    recur_be_free(BE(ctx), &m);
+}
+
+Test(device, read_async_in_queue_order) {
+    NEED_DEVICE();
+    on_opencl_and_cpu(read_async_check);
 }
 
 /* write_owned: the backend holds each block until its queue drains (a read

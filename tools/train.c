@@ -924,6 +924,7 @@ static int train_open(struct trainer *t) {
     if (dist_size() > 1) { /* the ranks' gradients averaged, weighted by their tokens */
         st = recur_optim_set_comm(t->opt, dist_comm());
         if (st == RECUR_OK) st = recur_optim_set_grad_weight(t->opt, (double)t->nb * r->bptt * r->accum);
+        if (st == RECUR_OK) st = recur_optim_set_accum(t->opt, r->accum); /* the buckets start in the last batch */
         if (st != RECUR_OK) return model_fail(&t->m, CMD, "joining the MPI ranks", st), 1;
     }
     if (alloc_buffers(t)) return 1;

@@ -630,6 +630,43 @@ static recur_status cl_read(struct recur_backend *be, void *dst, struct recur_me
     return RECUR_OK;
 }
 
+/* Not blocking: an event when asked for, and the queue flushed so that the
+ * device runs what came before while the host goes on. */
+static recur_status cl_read_async(struct recur_backend *be, void *dst, struct recur_mem src, size_t bytes,
+                                  void **ticket) {
+    char what[64];
+    fmt(what, sizeof what, "%zu bytes at %zu", bytes, src.off);
+    cl_event ev = NULL;
+    CL_TRY(be, clEnqueueReadBuffer(DEV(be)->queue, MEM(src), CL_FALSE, src.off, bytes, dst, 0, NULL, ticket ? &ev : NULL),
+           "clEnqueueReadBuffer", what);
+    if (ticket) *ticket = ev;
+    cl_int err = clFlush(DEV(be)->queue);
+    if (err != CL_SUCCESS) {
+        if (ev) clReleaseEvent(ev);
+        if (ticket) *ticket = NULL;
+        CL_TRY(be, err, "clFlush", DEV(be)->device_name);
+    }
+    return RECUR_OK;
+}
+
+static recur_status cl_read_done(struct recur_backend *be, void *ticket, int wait, int *done) {
+    cl_event ev = ticket;
+    cl_int status = CL_QUEUED, err;
+    if (wait) {
+        CL_COUNT(host_waits, 1);
+        err = clWaitForEvents(1, &ev);
+        if (err == CL_SUCCESS) err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+    } else {
+        err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+    }
+    if (err == CL_SUCCESS && status < 0) err = status; /* the read itself failed */
+    *done = err != CL_SUCCESS || status == CL_COMPLETE;
+    if (*done) clReleaseEvent(ev);
+    CL_TRY(be, err, wait ? "clWaitForEvents (an asynchronous read)" : "clGetEventInfo (an asynchronous read)",
+           DEV(be)->device_name);
+    return RECUR_OK;
+}
+
 static recur_status cl_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes) {
     char what[96];
     fmt(what, sizeof what, "%zu bytes, %zu to %zu", bytes, src.off, dst.off);
@@ -1298,6 +1335,8 @@ const struct recur_backend_i recur_opencl_backend = {
     .write = cl_write,
     .write_async = cl_write_async,
     .read = cl_read,
+    .read_async = cl_read_async,
+    .read_done = cl_read_done,
     .copy = cl_copy,
     .fill = cl_fill,
     .scale = cl_scale,

@@ -129,6 +129,21 @@ def main():
                      meta("lstm", 2, 3, 1, "forward"), dtype="BF16")
     save_safetensors(os.path.join(OUT, "valid-gru-lbr-f16"), tensors("gru-lbr", 2, 3, 2, "bidi_concat", half),
                      meta("gru-lbr", 2, 3, 2, "bidi_concat"), dtype="F16")
+    # an LSTM with projection (proj_size 2 of H 3: weight_hr_l<k> [2, 3], weight_hh [12, 2]), and one
+    # whose metadata claims proj_size 3 = hidden_size (refused, naming it); own rng, as above
+    proj = np.random.default_rng(4242)
+    pt = {}
+    for l in range(2):
+        for d in range(2):
+            s_ = "_l%d%s" % (l, "_reverse" if d else "")
+            pt["weight_ih" + s_] = proj.uniform(-0.5, 0.5, (12, 2 if l == 0 else 4))
+            pt["weight_hh" + s_] = proj.uniform(-0.5, 0.5, (12, 2))
+            pt["bias_ih" + s_] = proj.uniform(-0.5, 0.5, (12,))
+            pt["bias_hh" + s_] = proj.uniform(-0.5, 0.5, (12,))
+            pt["weight_hr" + s_] = proj.uniform(-0.5, 0.5, (2, 3))
+    pm = dict(meta("lstm", 2, 3, 2, "bidi_concat"), proj_size=2)
+    save_safetensors(os.path.join(OUT, "valid-lstm-proj"), pt, pm)
+    save_safetensors(os.path.join(OUT, "bad-proj-size"), pt, dict(pm, proj_size=3))
     for f in sorted(os.listdir(OUT)):
         print("%-34s %5d bytes" % (f, os.path.getsize(os.path.join(OUT, f))))
 

@@ -214,8 +214,20 @@ RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
  * counted targets and N ranks at a batch of B/N train as one process at B,
  * whose loss is the mean over all targets). It is reduced to rank 0 and
  * broadcast, so every rank gets the same bits and the replicas stay
- * identical. Gradients go through the host (one read and one write per
- * parameter group and step). A rank that does not join within
+ * identical.
+ *
+ * The reduction runs in buckets (recur_optim_set_bucket_size) that start
+ * while the backward pass still runs: a net's gradients become final in the
+ * order its backward writes them (the head, the layers from the top down,
+ * the embedding), and each bucket is started as soon as its last gradient
+ * is; recur_optim_step then only waits for what is still outstanding. From
+ * recur_optim_set_comm until the step returns, the nets' gradients belong
+ * to the reduction: read or write them only after the step (and free the
+ * optimizer before its nets). On the CPU backend a bucket of one tensor
+ * group is reduced in place on the gradients; a bucket of several, and
+ * every bucket on OpenCL, goes through host memory (on OpenCL the reads are
+ * queued without waiting when the bucket starts, and the means written back
+ * queued too). A rank that does not join within
  * RECUR_MPI_TIMEOUT seconds (default 300; 1..86400) makes the step fail with
  * RECUR_ERR_BACKEND naming this rank and the step (the caller should then
  * MPI_Abort: a collective cannot be cancelled). Needs MPI initialised with
@@ -224,8 +236,31 @@ RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
  */
 RECUR_API recur_status recur_optim_set_comm(recur_optim *opt, void *mpi_comm);
 /* This rank's weight in the next steps' average: finite and >= 0, and the
- * ranks' sum must be positive at each step (else that step fails). */
+ * ranks' sum must be positive at each step (else that step fails). The
+ * weight is applied when a step's first bucket starts (during its backward
+ * pass): changing it between the first backward of a step and the step is
+ * RECUR_ERR_STATE. */
 RECUR_API recur_status recur_optim_set_grad_weight(recur_optim *opt, double weight);
+/* The largest message of the gradients' reduction, in bytes (the same on
+ * every rank). A net's gradient tensors are taken in the order backward
+ * finishes them and gathered into buckets of at most `bytes` (a tensor
+ * group larger than that is a bucket of its own), each one MPI message
+ * that starts when its last tensor is final. Default 1 MiB, or
+ * RECUR_MPI_BUCKET (bytes, 0..2^31) when recur_optim_set_comm reads it
+ * (and a bad value there is RECUR_ERR_ARG naming it). 0: no overlap, every
+ * gradient in one message when the step begins. Any size gives 2 ranks the
+ * same bits; beyond 2, MPI may add a long message in another order than a
+ * short one (a rounding difference), and every rank still gets the same
+ * bits as the others. RECUR_ERR_ARG above 2^31; RECUR_ERR_STATE while a
+ * step's reduction has begun. */
+RECUR_API recur_status recur_optim_set_bucket_size(recur_optim *opt, size_t bytes);
+/* The number of backward passes whose gradients each net of the optimizer
+ * adds up before a step (gradient accumulation, RECUR_GRAD_ADD after the
+ * first; default 1): the buckets start during the last of them. One more
+ * backward pass of a net before the step fails with RECUR_ERR_STATE before
+ * it writes a gradient. 1..1000000; RECUR_ERR_STATE while a step's
+ * reduction has begun. */
+RECUR_API recur_status recur_optim_set_accum(recur_optim *opt, int passes);
 
 /* ------------------------------------------------------------------------ */
 /* Training files: nets, optimizer state and extra tensors in one           */

@@ -740,6 +740,20 @@ RECUR_API recur_status recur_model_backward_dev(recur_model *model, const recur_
  * A failure leaves any previous file at path as it was. */
 RECUR_API recur_status recur_model_save(const recur_model *model, const char *path);
 
+/* The element type of a saved tensor. */
+typedef enum recur_dtype {
+    RECUR_DTYPE_F32 = 0,  /* float32, exact (recur_model_save) */
+    RECUR_DTYPE_BF16 = 1, /* bfloat16: float32's range, 8 significant bits */
+    RECUR_DTYPE_F16 = 2,  /* IEEE binary16: 11 significant bits, |x| <= 65504 */
+} recur_dtype;
+
+/* recur_model_save with every tensor stored as dtype, rounded to nearest even
+ * (the file PyTorch's module.to(torch.bfloat16 or .float16).state_dict()
+ * would hold). NaN stays NaN, Inf stays Inf; a finite weight beyond F16's
+ * range is RECUR_ERR_ARG naming the tensor and element, and nothing is
+ * written. Loading widens BF16 and F16 back exactly. */
+RECUR_API recur_status recur_model_save_as(const recur_model *model, const char *path, recur_dtype dtype);
+
 enum recur_load_flag {
     RECUR_LOAD_CHECK_FINITE = 1u << 0, /* refuse NaN or Inf weights (RECUR_ERR_FILE_NONFINITE) */
 };
