@@ -12,8 +12,12 @@
  * P = H/4 and H/2, against oneDNN's LSTMP and recur's plain LSTM.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  *
- * usage: recur-bench [--quick] [--cell NAME] [--reps N], or recur bench ... (the same code,
- * built into the tool with -DRECUR_BENCH_NO_MAIN)
+ * The main rows run on the device RECUR_DEVICE selects (RECUR_DEVICE=opencl: PoCL or a GPU;
+ * the GEMM ceiling is then left out, as it is the CPU's); --config picks some of them, for
+ * devices on which C (or B) takes minutes.
+ *
+ * usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C], or recur bench ...
+ * (the same code, built into the tool with -DRECUR_BENCH_NO_MAIN)
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,51 +79,90 @@ static const struct cellspec cells[] = {
     {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
 };
 
-/* recur: median ms of forward (+ backward) over reps; P: proj_size, 0 for none. */
-static int time_recur_proj(const char *device, const struct cellspec *c, const struct cfg *g, int P, int reps,
-                           double *ms) {
+/* One layer of a cell on a device, with proj_size P (0: none), with its data, ready to time. */
+struct timed {
     recur_ctx *ctx;
-    if (recur_ctx_create(&ctx, device) != RECUR_OK) {
+    recur_layer *l;
+    float *w, *x, *y, *dy, *dx, *h0, *hT;
+    recur_io io;
+    recur_grad_io gio;
+};
+
+static void timed_close(struct timed *t) {
+    free(t->w), free(t->x), free(t->y), free(t->dy), free(t->dx), free(t->h0), free(t->hT);
+    recur_ctx_free(t->ctx); /* frees the layer */
+    memset(t, 0, sizeof *t);
+}
+
+static int timed_open(const char *device, const struct cellspec *c, const struct cfg *g, int P, struct timed *t) {
+    memset(t, 0, sizeof *t);
+    if (recur_ctx_create(&t->ctx, device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
-    recur_ctx_set_threads(ctx, g->threads); /* the peers' count, which is OpenMP's */
-    recur_layer *l;
+    recur_ctx_set_threads(t->ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer_desc d = {
         .cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H, .proj_size = P};
-    if (recur_layer_create(ctx, &d, &l) != RECUR_OK) {
-        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
-        recur_ctx_free(ctx);
+    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
+        timed_close(t);
         return -1;
     }
     size_t Y = (size_t)(P ? P : g->H); /* the width of y and h */
-    size_t nw = recur_layer_weight_count(l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * Y;
+    size_t nw = recur_layer_weight_count(t->l), nx = (size_t)g->T * g->N * g->I, ny = (size_t)g->T * g->N * Y;
     size_t nh = (size_t)g->N * Y;
-    float *w = malloc(nw * 4), *x = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4);
-    float *h0 = malloc(nh * 4), *hT = malloc(nh * 4);
-    fill(w, nw, 1), fill(x, nx, 2), fill(dy, ny, 3), fill(h0, nh, 4);
-    recur_layer_weights_set(l, RECUR_LAYOUT_CANONICAL, w, nw);
-    recur_io io = {.T = g->T, .N = g->N, .x = x, .h0 = h0, .y = y, .hT = hT};
-    recur_grad_io gio = {.dy = dy, .dx = dx};
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    int rc = 0;
-    for (int r = -2; r < reps && rc == 0; r++) {
-        double t0 = now_ms();
-        if (recur_layer_forward(l, g->training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &io) != RECUR_OK ||
-            (g->training && recur_layer_backward(l, &io, &gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
-            fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(ctx));
-            rc = -1;
-        }
-        if (r >= 0) t[r] = now_ms() - t0;
+    t->w = malloc(nw * 4), t->x = malloc(nx * 4), t->y = malloc(ny * 4), t->dy = malloc(ny * 4);
+    t->dx = malloc(nx * 4), t->h0 = malloc(nh * 4), t->hT = malloc(nh * 4);
+    if (!t->w || !t->x || !t->y || !t->dy || !t->dx || !t->h0 || !t->hT) {
+        fprintf(stderr, "recur-bench: out of host memory\n");
+        timed_close(t);
+        return -1;
     }
-    if (rc == 0) *ms = median(t, reps);
-    free(t), free(w), free(x), free(y), free(dy), free(dx), free(h0), free(hT);
-    recur_ctx_free(ctx);
-    return rc;
+    fill(t->w, nw, 1), fill(t->x, nx, 2), fill(t->dy, ny, 3), fill(t->h0, nh, 4);
+    recur_layer_weights_set(t->l, RECUR_LAYOUT_CANONICAL, t->w, nw);
+    t->io = (recur_io){.T = g->T, .N = g->N, .x = t->x, .h0 = t->h0, .y = t->y, .hT = t->hT};
+    t->gio = (recur_grad_io){.dy = t->dy, .dx = t->dx};
+    return 0;
 }
 
-static int time_recur(const char *device, const struct cellspec *c, const struct cfg *g, int reps, double *ms) {
-    return time_recur_proj(device, c, g, 0, reps, ms);
+/* One forward (+ backward) in ms; -1 on an error (printed). */
+static double timed_run(struct timed *t, int training) {
+    double t0 = now_ms();
+    if (recur_layer_forward(t->l, training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &t->io) != RECUR_OK ||
+        (training && recur_layer_backward(t->l, &t->io, &t->gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
+        fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
+        return -1;
+    }
+    return now_ms() - t0;
+}
+
+/* recur: median ms of forward (+ backward) over reps, after 2 untimed runs,
+ * of cell a (proj_size P_a) on device_a and, when b is not NULL, of cell b
+ * (P_b) on device_b, the runs of the two alternating, so that a ratio of
+ * them is of one machine state even when other processes come and go. */
+static int time_pair(const char *device_a, const struct cellspec *a, int P_a, const char *device_b,
+                     const struct cellspec *b, int P_b, const struct cfg *g, int reps, double *ms_a, double *ms_b) {
+    struct timed ta, tb;
+    if (timed_open(device_a, a, g, P_a, &ta) != 0) return -1;
+    if (b && timed_open(device_b, b, g, P_b, &tb) != 0) {
+        timed_close(&ta);
+        return -1;
+    }
+    double *t = malloc(sizeof(double) * 2 * (size_t)reps);
+    int rc = t ? 0 : -1;
+    for (int r = -2; r < reps && rc == 0; r++) {
+        double ea = timed_run(&ta, g->training), eb = b ? timed_run(&tb, g->training) : 0;
+        if (ea < 0 || eb < 0) rc = -1;
+        else if (r >= 0) t[r] = ea, t[reps + r] = eb;
+    }
+    if (rc == 0) {
+        *ms_a = median(t, reps);
+        if (b) *ms_b = median(t + reps, reps);
+    }
+    free(t);
+    timed_close(&ta);
+    if (b) timed_close(&tb);
+    return rc;
 }
 
 #ifdef RECUR_HAVE_DNNL
@@ -227,7 +270,7 @@ static int bench_lstmp(int reps, int quick, int threads) {
                             training, threads};
             int P = shapes[k].P;
             double ms = NAN, peer = NAN, full = NAN;
-            if (time_recur_proj(NULL, lstm, &g, P, reps, &ms) != 0 || time_recur(NULL, lstm, &g, reps, &full) != 0) {
+            if (time_pair(NULL, lstm, P, NULL, lstm, 0, &g, reps, &ms, &full) != 0) {
                 rc = 1;
                 continue;
             }
@@ -271,7 +314,7 @@ static int bench_opencl(int quick) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             const struct cfg *g = &cfgs[k];
             double ms = NAN, cpu = NAN, gemm = NAN;
-            if (time_recur("opencl", &cells[c], g, reps, &ms) != 0 || time_recur("cpu", &cells[c], g, reps, &cpu) != 0) {
+            if (time_pair("opencl", &cells[c], 0, "cpu", &cells[c], 0, g, reps, &ms, &cpu) != 0) {
                 rc = 1;
                 continue;
             }
@@ -291,22 +334,30 @@ static int bench_opencl(int quick) {
 int recur_bench_main(int argc, char **argv);
 int recur_bench_main(int argc, char **argv) {
     int quick = 0, reps = 7;
-    const char *only = NULL;
+    const char *only = NULL, *configs = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N]   (also: recur bench ...)\n"
+            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]   (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
                    "--cell rnn|lstm|gru|gru-lbr|lstmp|lengths|opencl runs one part, --cell NAME of any other\n"
-                   "loaded cell times it against recur's LSTM on the same shapes; --quick a short run.\n");
+                   "loaded cell times it against recur's LSTM on the same shapes; --quick a short run;\n"
+                   "--config the rows to run: A (inference, N=1 T=100 H=256), B (training, N=32 T=50\n"
+                   "H=512), C (training, N=64 T=50 H=1024), e.g. A,B (default all). The rows run on\n"
+                   "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU).\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cell") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) configs = argv[++i];
         else {
-            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N]\n");
+            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]\n");
             return 2;
         }
+    }
+    if (configs && (!configs[0] || strspn(configs, "ABC,") != strlen(configs) || !strpbrk(configs, "ABC"))) {
+        fprintf(stderr, "recur-bench: --config '%s': expected rows among A, B and C, e.g. A,B\n", configs);
+        return 2;
     }
     if (reps < 1) reps = 1;
 #ifdef RECUR_BENCH_PLUGIN_DIR
@@ -374,6 +425,7 @@ int recur_bench_main(int argc, char **argv) {
     }
     recur_ctx_device(ctx, &info);
     recur_ctx_free(ctx);
+    int on_cpu = !strcmp(info.backend, "cpu"); /* the GEMM ceiling is the CPU's */
     printf("recur %s on %s (%s); median of %d\n", RECUR_VERSION_STRING, info.selector, info.detail, reps);
     printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n");
     if (plugin.cell)
@@ -384,6 +436,7 @@ int recur_bench_main(int argc, char **argv) {
     int rc = 0;
     for (int k = 0; k < ncfg; k++) {
         const struct cfg *g = &cfgs[k];
+        if (configs && !strchr(configs, g->name[0])) continue;
 #ifdef _OPENMP
         omp_set_num_threads(g->threads);
 #endif
@@ -392,7 +445,7 @@ int recur_bench_main(int argc, char **argv) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_recur(NULL, cs, g, reps, &ms) != 0 || (plugin.cell && time_recur(NULL, &cells[1], g, reps, &peer))) {
+            if (time_pair(NULL, cs, 0, NULL, plugin.cell ? &cells[1] : NULL, 0, g, reps, &ms, &peer) != 0) {
                 rc = 1;
                 continue;
             }
@@ -402,10 +455,14 @@ int recur_bench_main(int argc, char **argv) {
             if (cs->peer && onednn_rnn_bench(cs->peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err,
                                              sizeof err))
                 fprintf(stderr, "oneDNN %s: %s\n", cs->peer, err);
-            gemm = time_gemms(cs, g, reps);
+            if (on_cpu) gemm = time_gemms(cs, g, reps);
+#else
+            (void)on_cpu;
 #endif
-            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %5.0f%%\n", g->name, cs->label,
-                   g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer, gemm, 100 * gemm / ms);
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | ", g->name, cs->label, g->T, g->N,
+                   g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer);
+            if (isnan(gemm)) printf("%9s %6s\n", "-", "-"); /* no ceiling: no oneDNN, or not on the CPU */
+            else printf("%9.3f %5.0f%%\n", gemm, 100 * gemm / ms);
             fflush(stdout);
         }
     }

@@ -3,6 +3,7 @@
  * their thread count (RECUR_THREADS).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +12,25 @@
 #include "context.h"
 #include "recur/recur-train.h"
 
-recur_status recur_devices(recur_device_info *out, size_t cap, size_t *count) {
+/* The first recur_device_info, which every caller's must hold. */
+#define DEVICE_INFO_FIRST (offsetof(recur_device_info, detail) + sizeof(((recur_device_info *)0)->detail))
+
+recur_status recur_devices_sized(recur_device_info *out, size_t cap, size_t *count, size_t size) {
     recur_err_clear(NULL);
     RETURN_IF(!count, NULL, RECUR_ERR_NULL, "recur_devices: count is NULL");
     RETURN_IF(cap && !out, NULL, RECUR_ERR_NULL, "recur_devices: out is NULL with cap %zu", cap);
-    recur_be_devices(out, cap, count);
+    TRY(recur_info_size_ok(NULL, "recur_devices", "recur_device_info", size, DEVICE_INFO_FIRST));
+    if (size == sizeof *out || !cap) { /* the caller's struct is this header's: fill in place */
+        recur_be_devices(out, cap, count);
+        for (size_t i = 0; i < cap && i < *count; i++) out[i].struct_size = sizeof *out;
+        return RECUR_OK;
+    }
+    recur_device_info *all = calloc(cap, sizeof *all);
+    RETURN_IF(!all, NULL, RECUR_ERR_NO_MEMORY, "recur_devices: %zu entries", cap);
+    recur_be_devices(all, cap, count);
+    for (size_t i = 0; i < cap && i < *count; i++)
+        recur_info_copy((unsigned char *)out + i * size, size, &all[i], sizeof all[i]);
+    free(all);
     return RECUR_OK;
 }
 
@@ -116,11 +131,13 @@ void recur_ctx_free(recur_ctx *ctx) {
     free(ctx);
 }
 
-recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out) {
+recur_status recur_ctx_device_sized(const recur_ctx *ctx, recur_device_info *out, size_t size) {
     RETURN_IF(!ctx, NULL, RECUR_ERR_NULL, "recur_ctx_device: ctx is NULL");
     recur_err_clear((recur_ctx *)ctx);
     RETURN_IF(!out, (recur_ctx *)ctx, RECUR_ERR_NULL, "recur_ctx_device: out is NULL");
-    *out = ctx->be.info;
+    TRY(recur_info_size_ok((recur_ctx *)ctx, "recur_ctx_device", "recur_device_info", size, DEVICE_INFO_FIRST));
+    recur_device_info info = ctx->be.info;
+    recur_info_copy(out, size, &info, sizeof info);
     return RECUR_OK;
 }
 

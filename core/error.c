@@ -132,3 +132,15 @@ void recur_log(recur_log_level level, const char *fmt, ...) {
         fprintf(stderr, "recur [%s] %s\n", names[level], buf);
     pthread_mutex_unlock(&log_lock);
 }
+
+recur_status recur_info_size_ok(recur_ctx *ctx, const char *fn, const char *type, size_t size, size_t first) {
+    RETURN_IF(size < first, ctx, RECUR_ERR_ARG, "%s: a %s of %zu bytes, less than the %zu of the first version", fn,
+              type, size, first);
+    return RECUR_OK;
+}
+
+void recur_info_copy(void *dst, size_t size, void *full, size_t full_size) {
+    size_t n = size < full_size ? size : full_size;
+    memcpy(full, &n, sizeof n); /* struct_size, the first field of each */
+    memcpy(dst, full, n);
+}

@@ -175,13 +175,14 @@ recur_status recur_model_param_at(const recur_model *m, size_t i, recur_param_in
     return RECUR_OK;
 }
 
-recur_status recur_model_param_info(const recur_model *m, size_t i, recur_param_info *out) {
+recur_status recur_model_param_info_sized(const recur_model *m, size_t i, recur_param_info *out, size_t size) {
     RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_param_info: model is NULL");
     recur_err_clear(m->ctx);
     RETURN_IF(!out, m->ctx, RECUR_ERR_NULL, "recur_model_param_info: out is NULL");
+    TRY(recur_info_size_ok(m->ctx, "recur_model_param_info", "recur_param_info", size, RECUR_PARAM_INFO_FIRST));
     recur_param_info info;
     TRY(recur_model_param_at(m, i, &info, NULL, NULL));
-    *out = info;
+    recur_info_copy(out, size, &info, sizeof info);
     return RECUR_OK;
 }
 

@@ -63,6 +63,8 @@ void recur_model_destroy(recur_model *m);
  * bias_hh, those the cell has, then its own parameters). */
 recur_status recur_model_param_at(const recur_model *m, size_t i, recur_param_info *info, recur_layer **layer,
                                   int *block);
+/* The first recur_param_info, which every caller's must hold (recur_*_param_info_sized). */
+#define RECUR_PARAM_INFO_FIRST (offsetof(recur_param_info, count) + sizeof(size_t))
 
 /* The model-file loaders on a buffer in memory (modelfile.c); `name` stands
  * for the file in messages. recur_model_load and _load_weights read the file

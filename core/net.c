@@ -170,24 +170,27 @@ size_t recur_net_param_count(const recur_net *n) {
     return n ? (size_t)own_count(n) + recur_model_param_count(n->model) : 0;
 }
 
-recur_status recur_net_param_info(const recur_net *n, size_t i, recur_param_info *out) {
+recur_status recur_net_param_info_sized(const recur_net *n, size_t i, recur_param_info *out, size_t size) {
     RETURN_IF(!n, NULL, RECUR_ERR_NULL, "recur_net_param_info: net is NULL");
     recur_err_clear(n->ctx);
     RETURN_IF(!out, n->ctx, RECUR_ERR_NULL, "recur_net_param_info: out is NULL");
+    TRY(recur_info_size_ok(n->ctx, "recur_net_param_info", "recur_param_info", size, RECUR_PARAM_INFO_FIRST));
     size_t own = (size_t)own_count(n), off;
     RETURN_IF(i >= recur_net_param_count(n), n->ctx, RECUR_ERR_ARG, "recur_net_param_info: index %zu: the net has %zu",
               i, recur_net_param_count(n));
+    recur_param_info info;
     if (i < own) {
-        own_info(n, (int)i, out, &off);
-        return RECUR_OK;
+        own_info(n, (int)i, &info, &off);
+    } else {
+        recur_param_info m;
+        TRY(recur_model_param_info(n->model, i - own, &m));
+        info = m;
+        /* model names are at most "weight_ih_l63_reverse" */
+        char name[sizeof m.name + 8];
+        snprintf(name, sizeof name, "rnn.%s", m.name);
+        snprintf(info.name, sizeof info.name, "%.47s", name);
     }
-    recur_param_info m;
-    TRY(recur_model_param_info(n->model, i - own, &m));
-    *out = m;
-    /* model names are at most "weight_ih_l63_reverse" */
-    char name[sizeof m.name + 8];
-    snprintf(name, sizeof name, "rnn.%s", m.name);
-    snprintf(out->name, sizeof out->name, "%.47s", name);
+    recur_info_copy(out, size, &info, sizeof info);
     return RECUR_OK;
 }
 

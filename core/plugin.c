@@ -666,14 +666,12 @@ size_t recur_cell_count(void) { return recur_cells_loaded(); }
 recur_status recur_cell_get_sized(size_t i, recur_cell_info *user, size_t size) {
     recur_err_clear(NULL);
     RETURN_IF(!user, NULL, RECUR_ERR_NULL, "recur_cell_get: out is NULL");
-    RETURN_IF(size < INFO_MIN_SIZE, NULL, RECUR_ERR_ARG, "recur_cell_get: a recur_cell_info of %zu bytes, less than "
-              "the %zu of the first version", size, (size_t)INFO_MIN_SIZE);
+    TRY(recur_info_size_ok(NULL, "recur_cell_get", "recur_cell_info", size, INFO_MIN_SIZE));
     const struct recur_cell *c = recur_cell_at(i);
     RETURN_IF(!c, NULL, RECUR_ERR_ARG, "recur_cell_get: index %zu: %zu cells are registered", i, n_cells);
     const struct recur_cell_desc *d = c->desc;
     recur_cell_info info, *out = &info;
     memset(out, 0, sizeof *out);
-    out->struct_size = size < sizeof info ? size : sizeof info;
     out->name = d->name;
     out->version = d->version;
     out->summary = d->summary;
@@ -687,7 +685,7 @@ recur_status recur_cell_get_sized(size_t i, recur_cell_info *user, size_t size) 
     out->backends = ((const struct loaded *)((const char *)c - offsetof(struct loaded, cell)))->backends;
     out->n_params = d->n_params;
     out->projectable = (d->flags & RECUR_CELL_PROJECTABLE) != 0;
-    memcpy(user, out, out->struct_size); /* what the caller's version of the struct holds */
+    recur_info_copy(user, size, out, sizeof *out); /* what the caller's version of the struct holds */
     return RECUR_OK;
 }
 

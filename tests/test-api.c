@@ -10,11 +10,13 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "recur/recur-train.h"
 #include "recur/recur.h"
 
 /* ---- helpers ---- */
@@ -357,6 +359,108 @@ Test(api, cell_get_bad_args) {
     EXPECT_ERR(NULL, recur_cell_get_sized(0, &info, sizeof(size_t)), RECUR_ERR_ARG, "bytes");
     cr_assert(memcmp(&info, &before, sizeof info) == 0, "a refused recur_cell_get wrote *out");
 }
+
+/*
+ * The caller-allocated info structs (struct_size first, recur.h): a size
+ * below the first version's is refused, naming it, before anything is
+ * written; a caller's larger struct (a program built against a newer recur.h)
+ * is filled up to this library's struct, whose size struct_size gives, and
+ * the rest is left alone; recur_devices steps through the caller's array by
+ * the caller's size.
+ */
+#define NEWER 24 /* bytes a newer header's struct might have added */
+static void expect_filled_to(const unsigned char *p, size_t ours, const char *what) {
+    size_t got;
+    memcpy(&got, p, sizeof got);
+    cr_assert_eq(got, ours, "%s: struct_size %zu, expected this library's %zu", what, got, ours);
+    for (size_t i = ours; i < ours + NEWER; i++)
+        cr_assert_eq(p[i], 0x5a, "%s: byte %zu, past this library's struct, was written", what, i);
+}
+
+Test(api, info_structs_sized) {
+    unsigned char big[2][sizeof(recur_device_info) + NEWER], before[sizeof big];
+    char buf[96];
+    size_t count = 0, first = sizeof(recur_device_info);
+    /* devices: each entry at the caller's stride */
+    memset(big, 0x5a, sizeof big);
+    memcpy(before, big, sizeof big);
+    EXPECT_ERR(NULL, recur_devices_sized((recur_device_info *)big, 2, &count, first - 1), RECUR_ERR_ARG,
+               fmt(buf, sizeof buf, "recur_device_info of %zu bytes, less than the %zu", first - 1, first));
+    cr_assert(memcmp(big, before, sizeof big) == 0, "a refused recur_devices wrote *out");
+    EXPECT_OK(NULL, recur_devices_sized((recur_device_info *)big, 2, &count, sizeof big[0]));
+    cr_assert_geq(count, 2);
+    recur_device_info d0, d1;
+    for (int k = 0; k < 2; k++) expect_filled_to(big[k], sizeof(recur_device_info), "recur_devices");
+    memcpy(&d0, big[0], sizeof d0), memcpy(&d1, big[1], sizeof d1);
+    recur_device_info plain[2];
+    EXPECT_OK(NULL, recur_devices(plain, 2, &count));
+    cr_assert_str_eq(d0.selector, plain[0].selector);
+    cr_assert_str_eq(d1.selector, plain[1].selector, "the second entry is not at the caller's stride");
+    cr_assert_eq(plain[1].struct_size, sizeof plain[1]);
+
+    /* the context's device */
+    recur_ctx *ctx = ctx_new("cpu:scalar");
+    memset(big, 0x5a, sizeof big);
+    EXPECT_ERR(ctx, recur_ctx_device_sized(ctx, (recur_device_info *)big[0], 16), RECUR_ERR_ARG, "16 bytes");
+    cr_assert(memcmp(big, before, sizeof big) == 0, "a refused recur_ctx_device wrote *out");
+    EXPECT_OK(ctx, recur_ctx_device_sized(ctx, (recur_device_info *)big[0], sizeof big[0]));
+    expect_filled_to(big[0], sizeof(recur_device_info), "recur_ctx_device");
+    memcpy(&d0, big[0], sizeof d0);
+    cr_assert_str_eq(d0.selector, "cpu:scalar");
+
+    /* a model's and a net's parameters */
+    unsigned char pbig[sizeof(recur_param_info) + NEWER], pbefore[sizeof pbig];
+    recur_model_desc md = {.cell = "gru", .input_size = 3, .hidden_size = 4, .num_layers = 1};
+    recur_model *m;
+    EXPECT_OK(ctx, recur_model_create(ctx, &md, &m));
+    memset(pbig, 0x5a, sizeof pbig);
+    memcpy(pbefore, pbig, sizeof pbig);
+    EXPECT_ERR(ctx, recur_model_param_info_sized(m, 0, (recur_param_info *)pbig, sizeof(size_t)), RECUR_ERR_ARG,
+               "recur_param_info of 8 bytes");
+    cr_assert(memcmp(pbig, pbefore, sizeof pbig) == 0, "a refused recur_model_param_info wrote *out");
+    EXPECT_OK(ctx, recur_model_param_info_sized(m, 1, (recur_param_info *)pbig, sizeof pbig));
+    expect_filled_to(pbig, sizeof(recur_param_info), "recur_model_param_info");
+    recur_param_info pi;
+    memcpy(&pi, pbig, sizeof pi);
+    cr_assert_str_eq(pi.name, "weight_hh_l0");
+    cr_assert_eq(pi.count, 3 * 4 * 4);
+    recur_net_desc nd = {.model = md, .head = RECUR_HEAD_ALL, .output_size = 2};
+    recur_net *net;
+    EXPECT_OK(ctx, recur_net_create(ctx, &nd, &net));
+    memset(pbig, 0x5a, sizeof pbig);
+    EXPECT_ERR(ctx, recur_net_param_info_sized(net, 0, (recur_param_info *)pbig, sizeof(recur_param_info) - 1),
+               RECUR_ERR_ARG, "less than the");
+    cr_assert(memcmp(pbig, pbefore, sizeof pbig) == 0, "a refused recur_net_param_info wrote *out");
+    for (size_t i = 0; i < recur_net_param_count(net); i++) {
+        memset(pbig, 0x5a, sizeof pbig);
+        EXPECT_OK(ctx, recur_net_param_info_sized(net, i, (recur_param_info *)pbig, sizeof pbig));
+        expect_filled_to(pbig, sizeof(recur_param_info), "recur_net_param_info");
+        memcpy(&pi, pbig, sizeof pi);
+        cr_assert(pi.name[0] && pi.count > 0, "net parameter %zu: name '%s', count %zu", i, pi.name, pi.count);
+    }
+    recur_net_free(net);
+    recur_model_free(m);
+    recur_ctx_free(ctx);
+
+    /* the cells: recur_cell_info has grown since its first version (projectable), so a
+     * program built before that gets the first version's bytes and nothing past them */
+    unsigned char cbig[sizeof(recur_cell_info) + NEWER];
+    memset(cbig, 0x5a, sizeof cbig);
+    EXPECT_OK(NULL, recur_cell_get_sized(0, (recur_cell_info *)cbig, sizeof cbig));
+    expect_filled_to(cbig, sizeof(recur_cell_info), "recur_cell_get");
+    const size_t older = offsetof(recur_cell_info, projectable);
+    memset(cbig, 0x5a, sizeof cbig);
+    EXPECT_OK(NULL, recur_cell_get_sized(0, (recur_cell_info *)cbig, older));
+    size_t got;
+    memcpy(&got, cbig, sizeof got);
+    cr_assert_eq(got, older, "an older recur_cell_info of %zu bytes: struct_size %zu", older, got);
+    for (size_t i = older; i < sizeof cbig; i++)
+        cr_assert_eq(cbig[i], 0x5a, "an older recur_cell_info of %zu bytes: byte %zu was written", older, i);
+    recur_cell_info ci;
+    memcpy(&ci, cbig, older);
+    cr_assert(ci.name && ci.name[0] && ci.n_gates > 0, "the older struct's fields were not filled");
+}
+#undef NEWER
 
 Test(api, cell_supported) {
     recur_ctx *ctx;

@@ -43,6 +43,7 @@ static const struct {
     {"save-overrun.so", RECUR_ERR_PLUGIN_INVALID}, {"writes-input.so", RECUR_ERR_PLUGIN_INVALID},
     {"bad-param.so", RECUR_ERR_PLUGIN_INVALID},    {"bad-flags.so", RECUR_ERR_PLUGIN_INVALID},
     {"fake-projectable.so", RECUR_ERR_PLUGIN_INVALID}, {"proj-dprev.so", RECUR_ERR_PLUGIN_INVALID},
+    {"row-overrun.so", RECUR_ERR_PLUGIN_INVALID},
 };
 #define N_BROKEN (sizeof broken / sizeof broken[0])
 
@@ -194,14 +195,20 @@ Test(loader, no_cpu_and_invalid_are_not_registered) {
     cr_assert(strstr(msg, "bias_ih") && strstr(msg, "parameter"), "the message does not say what is invalid: %s", msg);
     find_reject("save-overrun.so", &st, &msg);
     cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
-    cr_assert(strstr(msg, "floats past the end of save") && strstr(msg, "n_save = 1"),
-              "the message does not say that save overran: %s", msg);
+    cr_assert(strstr(msg, "cell 'save-overrun'") && strstr(msg, "forward kernel of stage 0") &&
+                  strstr(msg, "floats past the end of save") && strstr(msg, "n_save = 1"),
+              "the message does not name the cell, the stage's forward kernel and save, overrun: %s", msg);
+    find_reject("row-overrun.so", &st, &msg);
+    cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
+    cr_assert(strstr(msg, "cell 'row-overrun'") && strstr(msg, "forward kernel of stage 0") &&
+                  strstr(msg, "wrote up to 1 float past the end of next[0]"),
+              "the message does not name the cell, the stage's forward kernel and next[0]: %s", msg);
     find_reject("writes-input.so", &st, &msg);
     cr_assert_eq(st, RECUR_ERR_PLUGIN_INVALID, "%s", msg);
     cr_assert(strstr(msg, "wrote into prev[0], which it may only read"), "the message does not name prev[0]: %s", msg);
     static const char *const refused[] = {"no-entry", "init-fails", "abi-major",    "too-small",     "no-cpu",
                                           "invalid",  "bad-variants", "bad-cpu-count", "save-overrun", "writes-input",
-                                          "bad-param", "bad-flags", "fake-projectable", "proj-dprev"};
+                                          "bad-param", "bad-flags", "fake-projectable", "proj-dprev", "row-overrun"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         cr_assert(!cell_by_name(refused[i], &c), "cell '%s' of a rejected plugin is registered (from %s)",
                   refused[i], c.path);

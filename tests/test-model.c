@@ -712,6 +712,51 @@ Test(model, zoneout_outside_0_1_is_refused) {
     recur_ctx_free(ctx);
 }
 
+/* recur_ctx_cell_compare: every registered cell's kernels on the test's
+ * device agree with its scalar C kernels, stage by stage, at H = 19 (a whole
+ * AVX-512 vector and a tail) and H = 6, for every variant (the check must not
+ * cry wolf, as gradcheck runs it to name the stage of a real disagreement);
+ * and its arguments are checked. */
+Test(model, cell_kernels_agree_with_the_scalar_reference) {
+    recur_ctx *ctx = open_ctx();
+    size_t n = recur_cell_count();
+    cr_assert_geq(n, 4);
+    int checked = 0;
+    for (size_t k = 0; k < n; k++) {
+        recur_cell_info ci;
+        cr_assert_eq(recur_cell_get(k, &ci), RECUR_OK);
+        if (recur_ctx_cell_supported(ctx, ci.name) != RECUR_OK) continue;
+        for (int v = 0; v < (ci.n_variants ? ci.n_variants : 1); v++)
+            for (int h = 6; h <= 19; h += 13) {
+                const char *var = ci.n_variants ? ci.variants[v] : NULL;
+                recur_cell_diff df;
+                memset(&df, 0x5a, sizeof df);
+                cr_assert_eq(recur_ctx_cell_compare(ctx, ci.name, var, h, 3, 1e-4, &df), RECUR_OK, "%s: %s", ci.name,
+                             recur_ctx_error(ctx));
+                cr_assert_eq(df.struct_size, sizeof df);
+                cr_assert_eq(df.stage, -1,
+                             "%s%s%s at H=%d on %s: stage %d's %s kernel differs in %s (row %d, place %d: %g, reference %g; "
+                             "relative %g; written outside: %d floats; into an input: %d)",
+                             ci.name, var ? ":" : "", var ? var : "", h, device(), df.stage,
+                             df.backward ? "backward" : "forward", df.tensor, df.row, df.col, df.value, df.reference,
+                             df.diff, df.outside, df.read_only);
+                checked++;
+            }
+    }
+    cr_assert_geq(checked, 8, "only %d cell kernels compared", checked);
+    recur_cell_diff df;
+    cr_assert_eq(recur_ctx_cell_compare(ctx, "no-such-cell", NULL, 6, 3, 1e-3, &df), RECUR_ERR_UNKNOWN_CELL);
+    cr_assert(strstr(recur_ctx_error(ctx), "no-such-cell"), "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_ctx_cell_compare(ctx, "rnn", "sigmoid", 6, 3, 1e-3, &df), RECUR_ERR_UNKNOWN_NAME);
+    cr_assert(strstr(recur_ctx_error(ctx), "sigmoid"), "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_ctx_cell_compare(ctx, "lstm", NULL, 0, 3, 1e-3, &df), RECUR_ERR_ARG);
+    cr_assert_eq(recur_ctx_cell_compare(ctx, "lstm", NULL, 6, 3, 0, &df), RECUR_ERR_ARG);
+    cr_assert_eq(recur_ctx_cell_compare(ctx, "lstm", NULL, 6, 3, 1e-3, NULL), RECUR_ERR_NULL);
+    cr_assert_eq(recur_ctx_cell_compare_sized(ctx, "lstm", NULL, 6, 3, 1e-3, &df, 8), RECUR_ERR_ARG);
+    cr_assert(strstr(recur_ctx_error(ctx), "recur_cell_diff of 8 bytes"), "%s", recur_ctx_error(ctx));
+    recur_ctx_free(ctx);
+}
+
 /* proj_size: 0 or 1..H-1, and only for cells flagged RECUR_CELL_PROJECTABLE;
  * each refusal names the value and leaves *out NULL. A projecting layer's
  * arrays are P wide where a's are (y, h0, hT) and H wide for c. */

@@ -218,15 +218,86 @@ out:;
     return st;
 }
 
-/* max |a - b| / max |b| over n floats (0 when both are all zero). */
-static double rel_diff(const float *a, const float *b, size_t n) {
+/* max |a - b| / max |b| over the n floats where b, the reference, is a
+ * number (0 when they agree; INFINITY when b is all 0 and a is not). A NaN
+ * or Inf in a where b has a number is INFINITY, never "within tolerance":
+ * *at is then its element, else the one that differs most. */
+static double rel_diff(const float *a, const float *b, size_t n, size_t *at) {
     double d = 0, m = 0;
+    *at = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!isfinite(b[i])) continue; /* the reference's own trouble: its finite differences fail */
+        if (!isfinite(a[i])) {
+            *at = i;
+            return INFINITY;
+        }
         double e = fabs((double)a[i] - b[i]), v = fabs((double)b[i]);
-        if (!(e <= d)) d = e; /* NaN counts as the worst */
+        if (e > d) d = e, *at = i;
         if (v > m) m = v;
     }
     return d == 0 ? 0 : m > 0 ? d / m : INFINITY;
+}
+
+/*
+ * The cell's kernels on ctx's device against its scalar C kernels, one call
+ * each on the same inputs (recur_ctx_cell_compare), at the check's H and N,
+ * then at H = 19 (a whole AVX-512 vector and a tail): where the copies part,
+ * named for the author (the stage, the kernel, forward or backward, and the
+ * array), and any write outside an array (n_save too small, a write past a
+ * row), which nothing else catches in an OpenCL kernel. 0: they agree;
+ * 1: they do not (printed); -1: a library error (printed).
+ */
+static int stage_check(recur_ctx *ctx, const char *cell, const char *variant, int H, int N, double tol,
+                       const char *selector, int verbose) {
+    recur_cell_diff df;
+    int shape[2][2] = {{H, N}, {19, 3}}, used = 0;
+    for (int k = 0; k < 2; k++) {
+        used = k;
+        if (recur_ctx_cell_compare(ctx, cell, variant, shape[k][0], shape[k][1], tol, &df) != RECUR_OK) {
+            fprintf(stderr, "recur %s: recur_ctx_cell_compare: %s\n", CMD, recur_ctx_error(ctx));
+            return -1;
+        }
+        if (df.stage >= 0) break;
+    }
+    if (df.stage < 0) {
+        if (verbose)
+            printf("kernels one by one against the scalar C ones (H=%d and 19, the same inputs): agree, "
+                   "each within its arrays\n", H);
+        return 0;
+    }
+    int h = shape[used][0], n = shape[used][1];
+    const char *kern = df.backward ? "backward" : "forward";
+    if (df.read_only) {
+        printf("cell '%s' on %s: stage %d's %s kernel wrote into %s, which it may only read (H=%d, %d rows): FAILED\n",
+               cell, selector, df.stage, kern, df.tensor, h, n);
+        return 1;
+    }
+    if (df.outside) {
+        printf("cell '%s' on %s: stage %d's %s kernel wrote outside %s: up to %d float%s %s it (H=%d, %d rows%s): "
+               "FAILED\n",
+               cell, selector, df.stage, kern, df.tensor, abs(df.outside), abs(df.outside) > 1 ? "s" : "",
+               df.outside > 0 ? "past the end of" : "before the start of", h, n,
+               !strcmp(df.tensor, "save") ? "; save holds n_save * H floats a row: is n_save too small?" : "");
+        return 1;
+    }
+    char where[64];
+    if (!strncmp(df.tensor, "dxw", 3) || !strncmp(df.tensor, "dhw", 3))
+        snprintf(where, sizeof where, "gate %d, unit %d", df.col / h, df.col % h);
+    else if (!strcmp(df.tensor, "save"))
+        snprintf(where, sizeof where, "saved float %d (unit %d)", df.col, df.col % h);
+    else if (!strncmp(df.tensor, "dparam", 6))
+        snprintf(where, sizeof where, "element %d", df.col);
+    else
+        snprintf(where, sizeof where, "unit %d", df.col);
+    char how[96];
+    if (isinf(df.diff))
+        snprintf(how, sizeof how, "a %s where the reference has a number", isnan(df.value) ? "NaN" : "non-finite value");
+    else
+        snprintf(how, sizeof how, "relative difference %.2e, tolerance %.2e", df.diff, tol);
+    printf("cell '%s' on %s parts from its scalar C kernels first in stage %d's %s kernel, in %s: row %d, %s is "
+           "%.9g where the reference has %.9g (%s; H=%d, %d rows, one call on the same inputs): FAILED\n",
+           cell, selector, df.stage, kern, df.tensor, df.row, where, df.value, df.reference, how, h, n);
+    return 1;
 }
 
 /*
@@ -236,11 +307,13 @@ static double rel_diff(const float *a, const float *b, size_t n) {
  * differences check that a device's gradients fit its own outputs; this
  * checks the outputs themselves (a gate's polarity swapped in one copy of
  * the math passes the first and fails this). The worst relative difference
- * over y, hT, cT and every gradient in *worst, its tensor in name; -1 after
+ * over y, hT, cT and every gradient in res->ref_worst (INFINITY: a NaN or
+ * Inf where cpu:scalar has a number), its tensor and element in
+ * ref_worst_name and ref_worst_at; -1 after
  * printing a library error.
  */
 static int reference_check(gc *g, const recur_model_desc *md, const recur_model_grad_io *gio, size_t np,
-                           float *pw, float *pg, double *worst, char *name, size_t name_size) {
+                           float *pw, float *pg, struct gradcheck_result *res) {
     recur_ctx *rctx = NULL;
     recur_model *rm = NULL;
     int rc = -1;
@@ -248,8 +321,8 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     float *dx = malloc(g->nx * sizeof *dx), *dh0 = malloc(g->ns * sizeof *dh0), *dc0 = NULL;
     float *rg = NULL;
     const char *call = "recur_ctx_create(\"cpu:scalar\")";
-    *worst = 0;
-    name[0] = 0;
+    res->ref_worst = 0;
+    res->ref_worst_name[0] = res->ref_worst_at[0] = 0;
     if (g->c0) cT = malloc(g->nc * sizeof *cT), dc0 = malloc(g->nc * sizeof *dc0);
     if (!y || !hT || !dx || !dh0 || (g->c0 && (!cT || !dc0))) {
         fprintf(stderr, "recur %s: out of host memory\n", CMD);
@@ -286,8 +359,15 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
         goto fail;
 #define CMP(nm, a, b, n)                                                                                 \
     do {                                                                                                 \
-        double e_ = rel_diff(a, b, n);                                                                   \
-        if (!(e_ <= *worst)) *worst = e_, snprintf(name, name_size, "%s", nm);                           \
+        size_t at_;                                                                                      \
+        double e_ = rel_diff(a, b, n, &at_);                                                             \
+        if (e_ > res->ref_worst) {                                                                       \
+            res->ref_worst = e_;                                                                         \
+            snprintf(res->ref_worst_name, sizeof res->ref_worst_name, "%s", nm);                         \
+            snprintf(res->ref_worst_at, sizeof res->ref_worst_at, "element %zu: %.7g, cpu:scalar %.7g",  \
+                     at_,                                                                                \
+                     (double)(a)[at_], (double)(b)[at_]);                                                \
+        }                                                                                                \
     } while (0)
     CMP("y", g->y, y, g->ny);
     CMP("hT", g->hT, hT, g->ns);
@@ -336,9 +416,12 @@ static void usage(FILE *f) {
             "eps = 1e-1 .. 1e-4 (see tools/gradcheck.c). It prints the worst error per tensor\n"
             "On any device but cpu:scalar it also runs the same forward and backward on cpu:scalar,\n"
             "the cell's scalar C kernels (its reference), and compares y, hT, cT and every\n"
-            "gradient: max|a - b| / max|b| per tensor. It exits 0 when all are within the\n"
-            "tolerances, 1 when one is not (or on a library error), 2 on a bad option. ReLU's\n"
-            "kinks make its finite-difference check approximate.\n\n"
+            "gradient: max|a - b| / max|b| per tensor (a NaN or Inf where cpu:scalar has a number\n"
+            "always fails), and runs each kernel of the cell once on the device and once as the C\n"
+            "kernel on the same inputs, between guard zones, naming the first stage, kernel and\n"
+            "array that differ or are written outside (recur_ctx_cell_compare). It exits 0 when\n"
+            "all are within the tolerances, 1 when one is not (or on a library error), 2 on a\n"
+            "bad option. ReLU's kinks make its finite-difference check approximate.\n\n"
             "  --cell NAME        the cell (see 'recur cells'); required\n"
             "  --variant V        the cell's variant (rnn: tanh, relu); default the cell's first\n"
             "  --layers L         stacked layers, 1..64 (default 1)\n"
@@ -667,14 +750,19 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     /* Against the reference kernels, before the finite differences overwrite y, hT and cT. */
     res->ref_checked = strcmp(info.selector, "cpu:scalar") != 0;
     if (res->ref_checked) {
-        if (reference_check(&g, &md, &gio, np, pw, pg, &res->ref_worst, res->ref_worst_name,
-                            sizeof res->ref_worst_name) < 0)
+        if (reference_check(&g, &md, &gio, np, pw, pg, res) < 0)
             goto out;
         if (verbose)
-            printf("against cpu:scalar (the cell's C reference): worst relative difference %.2e (%s), tolerance "
+            printf("against cpu:scalar (the cell's C reference): worst relative difference %.2e (%s%s%s), tolerance "
                    "%.2e: %s\n",
-                   res->ref_worst, res->ref_worst_name[0] ? res->ref_worst_name : "-", o->ref_tol,
+                   res->ref_worst, res->ref_worst_name[0] ? res->ref_worst_name : "-",
+                   res->ref_worst_name[0] ? ", " : "", res->ref_worst_at, o->ref_tol,
                    res->ref_worst <= o->ref_tol ? "ok" : "FAILED");
+        int sc = stage_check(ctx, cell, variant, (int)H, (int)N, o->ref_tol, info.selector, verbose);
+        if (sc < 0) goto out;
+        res->stage_failed = sc;
+        if (verbose && !sc && !(res->ref_worst <= o->ref_tol))
+            printf("so the difference arises outside the cell's kernels (the engine or the backend)\n");
     }
     const double *eps = o->eps ? o->eps : default_eps;
     int n_eps = o->eps ? o->n_eps : (int)(sizeof default_eps / sizeof *default_eps);
@@ -737,10 +825,13 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
         if (verbose)
             printf("%-24s %9zu %12.2e  %s\n", t.name, t.count, worst, ok ? (kinked ? "ok (approximate)" : "ok") : "FAILED");
     }
-    int ref_failed = res->ref_checked && !(res->ref_worst <= o->ref_tol);
+    int ref_failed = res->ref_checked && (!(res->ref_worst <= o->ref_tol) || res->stage_failed);
     if (verbose)
         printf("summary: %d tensors checked, %d failed; worst error %.2e (%s), tolerance %.2e%s: %s\n", n_checked,
-               n_failed, worst_all, worst_name, tol, !res->ref_checked ? "" : ref_failed ? "; cpu:scalar disagrees" : "; cpu:scalar agrees",
+               n_failed, worst_all, worst_name, tol, !res->ref_checked     ? ""
+               : res->stage_failed ? "; a kernel fails its check against the C one"
+               : ref_failed        ? "; cpu:scalar disagrees"
+                                   : "; cpu:scalar agrees",
                n_failed || ref_failed ? "FAILED" : "ok");
     res->n_checked = n_checked;
     res->n_failed = n_failed;

@@ -80,8 +80,11 @@ struct gradcheck_result {
     double loss;       /* L at the starting point */
     double forward_ms, backward_ms; /* of the training forward and BPTT */
     int ref_checked;   /* 1: compared with cpu:scalar */
-    double ref_worst;  /* the worst relative difference from it */
-    char ref_worst_name[64];
+    double ref_worst;  /* the worst relative difference from it (INFINITY: a NaN or Inf where it has a number) */
+    char ref_worst_name[64]; /* its tensor */
+    char ref_worst_at[96];   /* its worst element and both values */
+    int stage_failed;  /* 1: a kernel on the device parts from its scalar C one, or writes outside
+                        * an array (recur_ctx_cell_compare; run where the model is compared) */
 };
 
 /* Finite differences of every parameter tensor and input of a model on ctx,

@@ -89,7 +89,8 @@ RECUR_API recur_status recur_net_init(recur_net *net, recur_init init, uint64_t 
 /* Parameters: the net's own ("embedding.weight", "head.weight", "head.bias")
  * and the model's, each with the prefix "rnn.", in that order. */
 RECUR_API size_t recur_net_param_count(const recur_net *net);
-RECUR_API recur_status recur_net_param_info(const recur_net *net, size_t i, recur_param_info *out);
+RECUR_API recur_status recur_net_param_info_sized(const recur_net *net, size_t i, recur_param_info *out, size_t size);
+#define recur_net_param_info(net, i, out) recur_net_param_info_sized((net), (i), (out), sizeof(recur_param_info))
 RECUR_API recur_status recur_net_param_set(recur_net *net, const char *name, const float *src, size_t count);
 RECUR_API recur_status recur_net_param_get(const recur_net *net, const char *name, float *dst, size_t count);
 RECUR_API recur_status recur_net_grad_get(const recur_net *net, const char *name, float *dst, size_t count);

@@ -136,7 +136,18 @@ RECUR_API void recur_log_set(recur_log_fn fn, void *user, recur_log_level max_le
 /* ------------------------------------------------------------------------ */
 /* Devices and contexts                                                     */
 
+/*
+ * The info structs a caller allocates (recur_device_info, recur_cell_info,
+ * recur_param_info) start with struct_size and only grow at the end. Each
+ * function that fills one takes the caller's sizeof through a macro of the
+ * old name (recur_devices calls recur_devices_sized(..., sizeof(recur_device_info)))
+ * and fills only that many bytes, so a program built against an older recur.h
+ * keeps working with a newer library: it gets the fields it knows, and
+ * struct_size says how many bytes were filled. A size below the first
+ * version's: RECUR_ERR_ARG naming both sizes, nothing written.
+ */
 typedef struct recur_device_info {
+    size_t struct_size; /* set by the call: the bytes of this struct it filled */
     char selector[64];  /* the exact string that selects it: "cpu:avx512", "opencl:0:1" */
     char backend[16];   /* "cpu" or "opencl" */
     char name[128];     /* human-readable device name */
@@ -146,8 +157,11 @@ typedef struct recur_device_info {
 /*
  * List every device of every backend compiled in. Writes up to `cap` entries
  * to `out` (which may be NULL when cap is 0) and the total number to *count.
+ * recur_devices_sized: entry k at byte k * size of out (the caller's
+ * recur_device_info); errors RECUR_ERR_NULL, RECUR_ERR_ARG (size too small).
  */
-RECUR_API recur_status recur_devices(recur_device_info *out, size_t cap, size_t *count);
+RECUR_API recur_status recur_devices_sized(recur_device_info *out, size_t cap, size_t *count, size_t size);
+#define recur_devices(out, cap, count) recur_devices_sized((out), (cap), (count), sizeof(recur_device_info))
 
 typedef struct recur_ctx recur_ctx;
 
@@ -170,8 +184,9 @@ RECUR_API void recur_ctx_free(recur_ctx *ctx);
 /* The detail message of the last failure on this context ("" if none). */
 RECUR_API const char *recur_ctx_error(const recur_ctx *ctx);
 
-/* The chosen device. */
-RECUR_API recur_status recur_ctx_device(const recur_ctx *ctx, recur_device_info *out);
+/* The chosen device (recur_ctx_device_sized: `size` bytes of the caller's struct). */
+RECUR_API recur_status recur_ctx_device_sized(const recur_ctx *ctx, recur_device_info *out, size_t size);
+#define recur_ctx_device(ctx, out) recur_ctx_device_sized((ctx), (out), sizeof(recur_device_info))
 
 /* ------------------------------------------------------------------------ */
 /* Threads                                                                  */
@@ -216,9 +231,8 @@ RECUR_API int recur_ctx_threads(const recur_ctx *ctx);
 /* Cells (plugins)                                                          */
 
 typedef struct recur_cell_info {
-    size_t struct_size;   /* set by recur_cell_get: the bytes of this struct it filled. The
-                           * struct only grows at the end; a program built against an older
-                           * recur.h gets the fields it knows (recur_cell_get passes its size) */
+    size_t struct_size;   /* set by recur_cell_get: the bytes of this struct it filled (see
+                           * recur_device_info on how these structs grow) */
     const char *name;     /* "lstm" */
     const char *version;  /* the plugin's own version */
     const char *summary;  /* one line */
@@ -267,6 +281,63 @@ RECUR_API recur_status recur_cell_get_sized(size_t i, recur_cell_info *out, size
  * same way.
  */
 RECUR_API recur_status recur_ctx_cell_supported(recur_ctx *ctx, const char *cell);
+
+/*
+ * Where a device's kernels of a cell part from the cell's scalar C kernels,
+ * its reference: what `recur gradcheck` runs on every device but cpu:scalar,
+ * beside its whole-model comparison, to name the stage an author must look at.
+ *
+ * Each stage's forward kernel (first to last), then each backward kernel
+ * (last to first, as BPTT runs them), runs once on ctx's device and once as
+ * the scalar C kernel, on n rows of H units in training mode, both from the
+ * same inputs: seeded values in [-0.9, 0.9] for xw, hw, b_hh, the previous
+ * states, the cell's parameters and the incoming gradients (dnext, dsrc),
+ * and for everything else what the reference's earlier kernels left (save,
+ * src, next, dxw between backward stages). So each kernel is judged on its
+ * own, never on a difference carried in from an earlier one. Compared per
+ * array, max|device - reference| / max|reference|, are what the kernels
+ * write: next[], save and src forward; dprev[], dxw, dhw and dparam[]
+ * backward. Every device array lies between guard zones at least a row
+ * wide, so a kernel that writes outside an array (past its row, or a save
+ * larger than n_save * H floats a row) is caught on every device, OpenCL
+ * included, which the loader's probe of the CPU kernels cannot reach, and
+ * so is one that writes into an array it may only read (any but those it
+ * writes, and hw, the forward's scratch). The first kernel
+ * that writes where it may not, or whose output differs by more
+ * than `tol` or holds a NaN or an Inf where the reference has a number, is
+ * reported in *out (with the array's worst element); stage -1 when every
+ * kernel agrees.
+ * On "cpu:scalar" itself both runs are the reference.
+ */
+typedef struct recur_cell_diff {
+    size_t struct_size; /* set by the call (see recur_device_info) */
+    int stage;          /* the first kernel's stage that disagrees, 0-based; -1: none does */
+    int backward;       /* 0: that stage's forward kernel, 1: its backward kernel */
+    char tensor[16];    /* the array, named as in struct recur_cell_args: "next[0]", "save",
+                         * "src", "dprev[1]", "dxw", "dhw", "dparam[0]" */
+    int row, col;       /* its worst element: row (0..n-1) and place in the row (a unit for
+                         * next and dprev, 0..n_save*H-1 for save, 0..G*H-1 for dxw) */
+    float value;        /* that element on ctx's device */
+    float reference;    /* ... and in the reference */
+    double diff;        /* max|device - reference| / max|reference| over the array; INFINITY
+                         * when the device has a NaN or Inf where the reference has a number */
+    int outside;        /* nonzero: the kernel wrote outside `tensor` (row, col, value,
+                         * reference and diff are then 0): up to this many floats past its
+                         * end (> 0) or before its start (< 0), e.g. save with n_save too small */
+    int read_only;      /* 1: the kernel wrote into `tensor`, an array it may only read (the
+                         * other fields as for outside) */
+} recur_cell_diff;
+
+/*
+ * Errors: RECUR_ERR_NULL, RECUR_ERR_UNKNOWN_CELL, RECUR_ERR_UNKNOWN_NAME (the
+ * variant; NULL: the cell's first), RECUR_ERR_ARG (H or n below 1 or above
+ * 4096, tol not above 0, size below the first recur_cell_diff's),
+ * RECUR_ERR_UNSUPPORTED (the device does not run the cell), the device's own.
+ */
+RECUR_API recur_status recur_ctx_cell_compare_sized(recur_ctx *ctx, const char *cell, const char *variant, int H,
+                                                    int n, double tol, recur_cell_diff *out, size_t size);
+#define recur_ctx_cell_compare(ctx, cell, variant, H, n, tol, out) \
+    recur_ctx_cell_compare_sized((ctx), (cell), (variant), (H), (n), (tol), (out), sizeof(recur_cell_diff))
 
 /*
  * Plugins and directories the loader rejected, with the reason (status and a
@@ -531,6 +602,7 @@ RECUR_API recur_status recur_model_layer(const recur_model *model, int layer, in
  * stored negated; see recur_layout).
  */
 typedef struct recur_param_info {
+    size_t struct_size; /* set by the call: the bytes of this struct it filled (see recur_device_info) */
     char name[48]; /* "weight_ih_l0_reverse" */
     int rows, cols; /* cols is 1 for a bias (a 1-D tensor) */
     int ndim;      /* 2 for weights, 1 for biases and one-row cell parameters */
@@ -538,7 +610,11 @@ typedef struct recur_param_info {
 } recur_param_info;
 
 RECUR_API size_t recur_model_param_count(const recur_model *model);
-RECUR_API recur_status recur_model_param_info(const recur_model *model, size_t i, recur_param_info *out);
+/* Tensor i in 0..recur_model_param_count()-1 (RECUR_ERR_ARG past it; recur_model_param_info_sized:
+ * `size` bytes of the caller's struct, RECUR_ERR_ARG below the first version's). */
+RECUR_API recur_status recur_model_param_info_sized(const recur_model *model, size_t i, recur_param_info *out,
+                                                    size_t size);
+#define recur_model_param_info(model, i, out) recur_model_param_info_sized((model), (i), (out), sizeof(recur_param_info))
 /* One tensor by name; count must equal its size (smaller: RECUR_ERR_BUFFER_SIZE,
  * larger: RECUR_ERR_SHAPE; unknown name: RECUR_ERR_UNKNOWN_NAME). */
 RECUR_API recur_status recur_model_param_set(recur_model *model, const char *name, const float *src, size_t count);
