@@ -583,6 +583,7 @@ recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengt
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
     struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
     struct recur_stack_grad sg = {.dhT = dhT, .dcT = dcT};
+    TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_BEGIN, 0)); /* a reduction over MPI, if any (dist.c) */
     if (n->desc.head == RECUR_HEAD_ALL) {
         TRY(recur_be_gemm(be, 1, 0, K, n->O, (int)R, 1.0f, dz, K, at_(n, p->y), n->O, bw, dW, n->F));
         TRY(recur_be_colsum(be, db, bw, dz, (int)R, K, K));
@@ -609,7 +610,7 @@ recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengt
         if (mode == RECUR_GRAD_OVERWRITE) TRY(recur_be_fill(be, n->dp, 0.0f, n->n_emb));
         TRY(recur_be_index_add(be, n->dp, n->I, sg.dx, n->I, at_(n, p->aidx), (int)TN, n->I));
     }
-    return RECUR_OK;
+    return recur_grad_ready(n->model, RECUR_GRAD_PART_INPUT, 0);
 }
 
 recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const recur_net_grad *g,
