@@ -431,10 +431,14 @@ int recur_bench_main(int argc, char **argv) {
     if (plugin.cell)
         printf("cell %s (G = %d) has no oneDNN peer: its peer is recur's own LSTM, on the same shapes.\n",
                plugin.cell, plugin.G);
-    printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %6s\n", "config", "cell", "T", "N", "H", "thr",
-           "recur ms", "GFLOP/s", plugin.cell ? "lstm ms" : "oneDNN ms", "ratio", "GEMM ms", "share");
+    /* The main table only when it has rows: not for --cell lstmp, lengths or opencl alone. */
+    int main_rows = !only || plugin.cell;
+    for (size_t c = 0; only && c < sizeof cells / sizeof cells[0]; c++) main_rows |= !strcmp(only, cells[c].label);
+    if (main_rows)
+        printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %7s | %9s %6s\n", "config", "cell", "T", "N", "H", "thr",
+               "recur ms", "GFLOP/s", plugin.cell ? "lstm ms" : "oneDNN ms", "ratio", "GEMM ms", "share");
     int rc = 0;
-    for (int k = 0; k < ncfg; k++) {
+    for (int k = 0; main_rows && k < ncfg; k++) {
         const struct cfg *g = &cfgs[k];
         if (configs && !strchr(configs, g->name[0])) continue;
 #ifdef _OPENMP
