@@ -172,9 +172,17 @@ static void args_common(const struct recur_cell_desc *d, struct recur_cell_args 
     for (int k = 0; k < RECUR_CELL_MAX_PARAMS; k++) a->param[k] = pb(&b[PARAM0 + k]);
 }
 
-/* One variant at n rows. NULL when it kept to its arrays, else why (in why). */
+/* The arrays a training call writes, which the projection check compares. */
+static const int written_arrays[] = {NEXT0, NEXT1, SAVE, SRC, DXW, DHW, DPREV1, DPARAM0, DPARAM0 + 1, DPARAM0 + 2,
+                                     DPARAM0 + 3, DPARAM0 + 4, DPARAM0 + 5, DPARAM0 + 6, DPARAM0 + 7};
+#define N_WRITTEN (sizeof written_arrays / sizeof written_arrays[0])
+
+/* One variant at n rows, with prev[0] drawn from prev_seed. NULL when it
+ * kept to its arrays (and, for a RECUR_CELL_PROJECTABLE cell, left zeros in
+ * dprev[0]), else why (in why). With `written`, a malloc'd copy of what the
+ * kernels wrote (written_arrays, in order) goes there. */
 static const char *probe_one(const struct recur_cell_desc *d, const struct recur_cell_cpu *v, int variant, int n,
-                             char *why, size_t len) {
+                             uint32_t prev_seed, float **written, char *why, size_t len) {
     const int S = d->n_states, NS = d->n_stages;
     const int split = (d->flags & RECUR_CELL_SPLIT_RECURRENT_GRAD) != 0;
     struct pbuf b[NBUF];
@@ -187,7 +195,8 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
     for (int k = 0; k < RECUR_CELL_MAX_PARAMS; k++) ro_fwd[PARAM0 + k] = ro_fwd[DPARAM0 + k] = 1;
     for (int i = 0; i < NBUF; i++) {
         if (!sizes[i]) continue;
-        if (pb_alloc(&b[i], buf_names[i], sizes[i], rows[i], ro_fwd[i], (uint32_t)i + 1) != 0) {
+        if (pb_alloc(&b[i], buf_names[i], sizes[i], rows[i], ro_fwd[i], i == PREV0 ? prev_seed : (uint32_t)i + 1) !=
+            0) {
             snprintf(why, len, "out of memory probing its kernels");
             bad = why;
             goto out;
@@ -231,102 +240,48 @@ static const char *probe_one(const struct recur_cell_desc *d, const struct recur
             if ((bad = pb_check(&b[i], what, sizeof what)))
                 snprintf(why, len, "backward kernel of stage %d %s", s, what);
     }
+    /* A projecting layer drops dprev[0] (filled with values before the call): it must be zeros. */
+    for (size_t k = 0; !bad && (d->flags & RECUR_CELL_PROJECTABLE) && k < b[DPREV0].n; k++)
+        if (pb(&b[DPREV0])[k] != 0.0f) {
+            snprintf(why, len, "cell sets RECUR_CELL_PROJECTABLE, but its backward kernels leave %g in dprev[0] "
+                     "(element %zu; they must write zeros there)", (double)pb(&b[DPREV0])[k], k);
+            bad = why;
+        }
+    if (!bad && written) {
+        size_t total = 0;
+        for (size_t k = 0; k < N_WRITTEN; k++) total += b[written_arrays[k]].n;
+        float *w = *written = malloc((total ? total : 1) * sizeof *w);
+        if (!w) {
+            snprintf(why, len, "out of memory probing its kernels");
+            bad = why;
+        }
+        for (size_t k = 0; w && k < N_WRITTEN; w += b[written_arrays[k]].n, k++)
+            if (b[written_arrays[k]].n) memcpy(w, pb(&b[written_arrays[k]]), b[written_arrays[k]].n * sizeof *w);
+    }
 out:
     for (int i = 0; i < NBUF; i++) free(b[i].mem), free(b[i].copy);
     return bad;
 }
 
-/* RECUR_CELL_PROJECTABLE's claim, on the scalar kernels (the reference):
- * with a^{<t-1>} (prev[0]) changed, forward and backward write the same
- * values, and backward leaves zeros in dprev[0]. A projecting layer hands
- * the kernels zeros for prev[0] and drops dprev[0], which is only right for
- * such a cell. NULL when the claim holds (or is not made). */
-static const char *probe_projectable(const struct recur_cell_desc *d, char *why, size_t len) {
-    if (!(d->flags & RECUR_CELL_PROJECTABLE)) return NULL;
-    const struct recur_cell_cpu *v = NULL;
-    for (int i = 0; i < d->n_cpu && !v; i++)
-        if (d->cpu[i].isa == RECUR_ISA_SCALAR) v = &d->cpu[i];
-    if (!v) return NULL; /* the loader refuses such a cell first */
-    const int H = PROBE_H, G = d->n_gates, S = d->n_states, NS = d->n_stages, n = 2;
-    const int split = (d->flags & RECUR_CELL_SPLIT_RECURRENT_GRAD) != 0;
-    const size_t nH = (size_t)n * H, nGH = nH * (size_t)G, nsave = nH * (size_t)d->n_save;
-    size_t npar = 0;
-    for (int k = 0; k < d->n_params; k++) npar += recur_cell_param_floats(d, k, H);
-    /* Per run: outputs [next0, next1, save, src, dxw, dhw, dprev0, dprev1, dparams]. */
-    const size_t nout = 2 * nH + nsave + nH + 2 * nGH + 2 * nH + (size_t)n * npar;
-    const size_t nin = 2 * nGH + (size_t)G * H + 4 * nH + nH + npar; /* xw, hw, b_hh, prev0/1, dnext0/1, dsrc, params */
-    float *in = malloc(nin * sizeof *in), *out[2] = {calloc(nout, sizeof(float)), calloc(nout, sizeof(float))};
-    float *hw = malloc(nGH * sizeof *hw);
-    const char *bad = NULL;
-    if (!in || !out[0] || !out[1] || !hw) {
-        snprintf(why, len, "out of memory probing its kernels");
-        bad = why;
-        goto done;
-    }
-    fill_values(in, nin, 7);
-    int nv = d->n_variants > 0 ? d->n_variants : 1;
-    for (int var = 0; var < nv && !bad; var++) {
-        for (int run = 0; run < 2; run++) {
-            float *i = in, *o = out[run];
-            struct recur_cell_args a;
-            memset(&a, 0, sizeof a);
-            a.n = n, a.H = H, a.variant = var, a.training = 1, a.n_gates = G, a.n_save = d->n_save;
-            const float *xw = i;
-            const float *hw0 = i + nGH;
-            a.b_hh = i + 2 * nGH;
-            float *prev0 = i + 2 * nGH + (size_t)G * H;
-            a.prev[0] = prev0;
-            a.prev[1] = prev0 + nH;
-            a.dnext[0] = prev0 + 2 * nH;
-            a.dnext[1] = prev0 + 3 * nH;
-            const float *dsrc = prev0 + 4 * nH, *par = dsrc + nH;
-            fill_values(prev0, nH, run ? 99u : 3u); /* a^{<t-1>}: the only difference between the runs */
-            for (int k = 0, at = 0; k < d->n_params; at += (int)recur_cell_param_floats(d, k, H), k++) {
-                a.param[k] = par + at;
-                a.param_floats[k] = (int)recur_cell_param_floats(d, k, H);
-            }
-            a.next[0] = o, a.next[1] = o + nH;
-            a.save = o + 2 * nH;
-            float *src = o + 2 * nH + nsave, *dxw = src + nH, *dhw = dxw + nGH, *dprev = dhw + nGH;
-            float *dpar = dprev + 2 * nH;
-            if (S < 2) a.prev[1] = a.next[1] = NULL, a.dnext[1] = NULL;
-            a.xw = xw;
-            memcpy(hw, hw0, nGH * sizeof *hw);
-            a.hw = hw;
-            for (int s = 0; s < NS; s++) {
-                a.src = s + 1 < NS ? src : NULL;
-                v->forward[s](&a);
-            }
-            a.xw = NULL, a.hw = NULL;
-            a.dxw = dxw;
-            a.dhw = split ? dhw : dxw;
-            for (size_t k = 0; k < 2 * nH; k++) dprev[k] = 7.0f; /* what backward must overwrite with zeros */
-            a.dprev[0] = dprev;
-            a.dprev[1] = S > 1 ? dprev + nH : NULL;
-            for (int k = 0, at = 0; k < d->n_params; at += n * a.param_floats[k], k++) a.dparam[k] = dpar + at;
-            for (size_t k = 0; k < (size_t)n * npar; k++) dpar[k] = 0.0f;
-            for (int s = NS - 1; s >= 0; s--) {
-                a.src = s + 1 < NS ? src : NULL;
-                a.dsrc = NULL; /* later stages have no product (the loader checked) */
-                (void)dsrc;
-                v->backward[s](&a);
-            }
-            for (size_t k = 0; k < nH && !bad; k++)
-                if (dprev[k] != 0.0f) {
-                    snprintf(why, len, "sets RECUR_CELL_PROJECTABLE, but its backward kernels leave %g in dprev[0] "
-                             "(element %zu; they must write zeros there)", (double)dprev[k], k);
-                    bad = why;
-                }
-        }
-        if (!bad && memcmp(out[0], out[1], nout * sizeof(float)) != 0) {
-            snprintf(why, len, "sets RECUR_CELL_PROJECTABLE, but its kernels read prev[0] (a^{<t-1>}): changing it "
-                     "changed what they wrote%s%s%s", d->n_variants ? " (variant '" : "",
-                     d->n_variants ? d->variants[var] : "", d->n_variants ? "')" : "");
+/* RECUR_CELL_PROJECTABLE's claim, for one variant at n rows: with a^{<t-1>}
+ * (prev[0]) drawn differently, the kernels write the same values (a
+ * projecting layer hands them zeros there). NULL when it holds. */
+static const char *probe_prev0_unread(const struct recur_cell_desc *d, const struct recur_cell_cpu *v, int variant,
+                                      int n, char *why, size_t len) {
+    float *w[2] = {NULL, NULL};
+    const char *bad = probe_one(d, v, variant, n, PREV0 + 1, &w[0], why, len);
+    if (!bad) bad = probe_one(d, v, variant, n, 99u, &w[1], why, len);
+    if (!bad) {
+        size_t sizes[NBUF], rows[NBUF], total = 0;
+        arg_sizes(d, n, PROBE_H, sizes, rows);
+        for (size_t k = 0; k < N_WRITTEN; k++) total += sizes[written_arrays[k]];
+        if (memcmp(w[0], w[1], total * sizeof(float)) != 0) {
+            snprintf(why, len, "cell sets RECUR_CELL_PROJECTABLE, but its kernels read prev[0] (a^{<t-1>}): "
+                     "changing it changed what they wrote");
             bad = why;
         }
     }
-done:
-    free(in), free(out[0]), free(out[1]), free(hw);
+    free(w[0]), free(w[1]);
     return bad;
 }
 
@@ -338,7 +293,8 @@ const char *recur_cell_probe(const struct recur_cell_desc *d, uint32_t cpu_isa, 
         if ((v->isa & cpu_isa) != v->isa) continue; /* this CPU cannot run it */
         for (int var = 0; var < nv; var++)
             for (int n = 1; n <= 3; n += 2)
-                if (probe_one(d, v, var, n, what, sizeof what)) {
+                if (probe_one(d, v, var, n, PREV0 + 1, NULL, what, sizeof what) ||
+                    ((d->flags & RECUR_CELL_PROJECTABLE) && probe_prev0_unread(d, v, var, n, what, sizeof what))) {
                     const char *isa = "?";
 #define RECUR_ISA_NAME_(u, ID, name, bit, arch, implies, flags) \
     if (v->isa == (uint32_t)(bit)) isa = #name;
@@ -354,7 +310,7 @@ const char *recur_cell_probe(const struct recur_cell_desc *d, uint32_t cpu_isa, 
                     return why;
                 }
     }
-    return probe_projectable(d, why, len);
+    return NULL;
 }
 
 /* ---- recur_ctx_cell_compare: a device's kernels against the scalar C ones ---- */

@@ -315,7 +315,7 @@ enum recur_cell_flag {
      * state stage 0 multiplies (W_hh is [Grec*H, P]); the kernels keep
      * seeing H-wide rows (next[0] is the unprojected a^{<t>}, dnext[0] its
      * gradient; prev[0] reads as zeros). The loader checks the claim by
-     * running the scalar kernels. */
+     * running each CPU variant twice. */
     RECUR_CELL_PROJECTABLE = 1u << 3,
 };
 
