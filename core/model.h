@@ -53,6 +53,12 @@ static inline recur_status recur_grad_ready(const recur_model *m, enum recur_gra
     return m->grad_hook.fn ? m->grad_hook.fn(m->grad_hook.arg, part, layer) : RECUR_OK;
 }
 
+/* Floats of state k of every layer and direction for N sequences: a's
+ * ([L*D, N, P], k 0) or c's ([L*D, N, H], k 1). */
+static inline size_t recur_model_states(const recur_model *m, int N, int k) {
+    return (size_t)m->L * (size_t)m->D * (size_t)N * (size_t)(k ? m->desc.hidden_size : m->P);
+}
+
 /* A net adopts a model: off the context's list, and recur_model_free
  * leaves it to the net, which frees it with recur_model_destroy. */
 void recur_model_adopt(recur_model *m);

@@ -326,8 +326,8 @@ static size_t rows_of(const recur_net *n, int T, int N) {
 }
 
 static recur_status plan(const recur_net *n, int T, int N, int training, struct net_plan *p) {
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K, st = (size_t)n->L * n->D * N * n->P;
-    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st */
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N), K = (size_t)n->K;
+    size_t st = recur_model_states(n->model, N, 0), sc = recur_model_states(n->model, N, 1); /* a's, c's */
     size_t S2 = n->S > 1, tok = n->desc.input != RECUR_INPUT_VECTOR, emb = n->n_emb != 0;
     size_t mse = n->desc.loss == RECUR_LOSS_MSE, all = n->desc.head == RECUR_HEAD_ALL;
     struct recur_plan pl = recur_plan_start(n->ctx, "net scratch");
@@ -513,8 +513,8 @@ recur_status recur_net_forward(recur_net *n, recur_mode mode, const recur_net_ba
     TRY(recur_layer_check_size(n->model->layers[0], b->T, b->N, "recur_net_forward"));
     struct recur_backend *be = &n->ctx->be;
     int T = b->T, N = b->N, K = n->K;
-    size_t TN = (size_t)T * N, R = rows_of(n, T, N), st = (size_t)n->L * n->D * N * n->P;
-    size_t sc = (size_t)n->L * n->D * N * n->H; /* c's states; a's are st (P wide) */
+    size_t TN = (size_t)T * N, R = rows_of(n, T, N);
+    size_t st = recur_model_states(n->model, N, 0), sc = recur_model_states(n->model, N, 1); /* a's, c's */
     TRY(recur_net_begin(n, T, N, mode == RECUR_MODE_TRAINING));
     const struct net_plan p = n->pl;
 
@@ -624,7 +624,7 @@ recur_status recur_net_backward(recur_net *n, const recur_net_batch *b, const re
     TRY(recur_net_check_backward(n, "recur_net_backward", b->T, b->N, b->lengths));
     struct recur_backend *be = &n->ctx->be;
     const struct net_plan *p = &n->pl;
-    size_t st = (size_t)n->L * n->D * b->N * n->P, sc = (size_t)n->L * n->D * b->N * n->H;
+    size_t st = recur_model_states(n->model, b->N, 0), sc = recur_model_states(n->model, b->N, 1);
     struct recur_mem dhT = at_(n, p->dhT), dcT = n->S > 1 ? at_(n, p->dcT) : none_mem;
     if (g->dhT) TRY(recur_be_write_staged(be, dhT, g->dhT, st * sizeof(float)));
     else TRY(recur_be_fill(be, dhT, 0.0f, st));

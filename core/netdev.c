@@ -77,7 +77,7 @@ recur_status recur_net_forward_dev(recur_net *n, recur_mode mode, const recur_ne
     int T = b->T, N = b->N, K = n->K;
     int all = n->desc.head == RECUR_HEAD_ALL;
     size_t TN = (size_t)T * N, R = all ? TN : n->desc.head == RECUR_HEAD_LAST ? (size_t)N : 0;
-    size_t st = (size_t)n->L * n->D * N * n->P, sc = (size_t)n->L * n->D * N * n->H; /* a's (P wide), c's */
+    size_t st = recur_model_states(n->model, N, 0), sc = recur_model_states(n->model, N, 1); /* a's, c's */
     struct recur_mem tok, x, tgt, vals, h0, c0, hT, cT, logits;
     const struct recur_dev_arg a[] = {
         {"batch->tokens", b->tokens, TN, 0, &tok},   {"batch->x", b->x, TN * n->I, 0, &x},
@@ -145,7 +145,7 @@ recur_status recur_net_backward_dev(recur_net *n, const recur_net_batch_dev *b, 
     TRY(recur_layer_check_grad(n->model->layers[0], fn, mode, g->dcT ? &present_f : NULL,
                                g->dc0 ? &present_f : NULL));
     TRY(recur_net_check_backward(n, fn, b->T, b->N, b->lengths));
-    size_t st = (size_t)n->L * n->D * b->N * n->P, sc = (size_t)n->L * n->D * b->N * n->H; /* a's, c's */
+    size_t st = recur_model_states(n->model, b->N, 0), sc = recur_model_states(n->model, b->N, 1);
     struct recur_mem dhT_in, dcT_in, dh0, dc0;
     const struct recur_dev_arg a[] = {
         {"grad->dhT", g->dhT, st, 0, &dhT_in}, {"grad->dcT", g->dcT, sc, 0, &dcT_in},

@@ -257,8 +257,7 @@ recur_status recur_model_forward(recur_model *m, recur_mode mode, const recur_mo
     recur_err_clear(m->ctx);
     TRY(recur_check_mode(m->ctx, "recur_model_forward", mode));
     TRY(check_model_io(m, io, "recur_model_forward"));
-    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
-    size_t LDNP = (size_t)m->L * m->D * io->N * m->P;
+    size_t TN = (size_t)io->T * io->N, LDNP = recur_model_states(m, io->N, 0), LDNH = recur_model_states(m, io->N, 1);
     struct recur_stack_io d = user_io(io);
     const struct recur_hostio h[] = {
         {"x", io->x, NULL, TN * m->desc.input_size, &d.x}, {"y", NULL, io->y, TN * m->O, &d.y},
@@ -278,7 +277,7 @@ recur_status recur_model_backward(recur_model *m, const recur_model_io *io, cons
     RETURN_IF(!g, m->ctx, RECUR_ERR_NULL, "recur_model_backward: grad is NULL");
     TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward", mode, g->dcT, g->dc0));
     size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
-    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size, LDNP = (size_t)m->L * m->D * io->N * m->P;
+    size_t LDNP = recur_model_states(m, io->N, 0), LDNH = recur_model_states(m, io->N, 1);
     struct recur_stack_io d = user_io(io);
     struct recur_stack_grad dg;
     const struct recur_hostio h[] = {
@@ -312,8 +311,7 @@ recur_status recur_model_forward_dev(recur_model *m, recur_mode mode, const recu
     RETURN_IF(!io, m->ctx, RECUR_ERR_NULL, "recur_model_forward_dev: io is NULL");
     recur_model_io h = shape_of(io);
     TRY(check_model_io(m, &h, "recur_model_forward_dev"));
-    size_t TN = (size_t)io->T * io->N, LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size;
-    size_t LDNP = (size_t)m->L * m->D * io->N * m->P;
+    size_t TN = (size_t)io->T * io->N, LDNP = recur_model_states(m, io->N, 0), LDNH = recur_model_states(m, io->N, 1);
     struct recur_stack_io d = user_io(&h);
     const struct recur_dev_arg a[] = {
         {"io->x", io->x, TN * m->desc.input_size, 0, &d.x}, {"io->h0", io->h0, LDNP, 0, &d.h0},
@@ -336,7 +334,7 @@ recur_status recur_model_backward_dev(recur_model *m, const recur_model_io_dev *
     TRY(recur_layer_check_grad(m->layers[0], "recur_model_backward_dev", mode, g->dcT ? &present : NULL,
                                g->dc0 ? &present : NULL));
     size_t TN = (size_t)io->T * io->N, TNI = TN * m->desc.input_size;
-    size_t LDNH = (size_t)m->L * m->D * io->N * m->desc.hidden_size, LDNP = (size_t)m->L * m->D * io->N * m->P;
+    size_t LDNP = recur_model_states(m, io->N, 0), LDNH = recur_model_states(m, io->N, 1);
     struct recur_stack_io d = user_io(&h);
     struct recur_stack_grad dg;
     struct recur_mem y_unused;

@@ -250,6 +250,19 @@ static void with_header(const char *src, const char *dst, const char *json) {
     free(b);
 }
 
+/* The file src without its __metadata__ (a plain state_dict, as torch
+ * writes one) into dst. */
+static void without_metadata(const char *src, const char *dst) {
+    char *h = header_of(src);
+    char *end = strstr(h, "},\"weight_ih_l0\"");
+    cr_assert(end, "%s: no weight_ih_l0 after the metadata", src);
+    char *plain = malloc(strlen(h) + 1);
+    sprintf(plain, "{%s", end + 2);
+    with_header(src, dst, plain);
+    free(plain);
+    free(h);
+}
+
 /* s with the first `from` replaced by `to`, malloc'd; `from` must occur. */
 static char *replace(const char *s, const char *from, const char *to) {
     const char *at = strstr(s, from);
@@ -499,11 +512,7 @@ Test(roundtrip, projection) {
     char *h = header_of(p);
     cr_assert(strstr(h, "\"proj_size\":\"2\""), "%s", h);
     /* without the metadata: a state_dict, as torch.save of nn.LSTM(proj_size=2) */
-    char *end = strstr(h, "},\"weight_ih_l0\"");
-    cr_assert(end);
-    char *plain = malloc(strlen(h) + 1);
-    sprintf(plain, "{%s", end + 2);
-    with_header(p, q, plain);
+    without_metadata(p, q);
     recur_model *e = make_model_desc(ctx, &d, 22);
     cr_assert_eq(recur_model_load_weights(e, q, RECUR_LOAD_CHECK_FINITE), RECUR_OK, "%s", recur_ctx_error(ctx));
     expect_weights(e, w, n, "plain state_dict with projection");
@@ -519,7 +528,6 @@ Test(roundtrip, projection) {
     cr_assert(strstr(recur_ctx_error(ctx), "proj_size is 0, the tensors' 2"), "%s", recur_ctx_error(ctx));
     cr_assert_null(c);
     free(noproj);
-    free(plain);
     free(h);
     free(w);
     recur_ctx_free(ctx);
@@ -572,12 +580,7 @@ Test(roundtrip, plain_state_dict) {
     recur_model *a = make_model(ctx, "gru-lbr", NULL, 3, 2, 2, RECUR_DIR_FORWARD, 0, 0, 9);
     const char *p = tmp_path("a.safetensors"), *q = tmp_path("plain.safetensors");
     cr_assert_eq(recur_model_save(a, p), RECUR_OK);
-    char *h = header_of(p);
-    char *end = strstr(h, "},\"weight_ih_l0\"");
-    cr_assert(end);
-    char *plain = malloc(strlen(h) + 1);
-    sprintf(plain, "{%s", end + 2);
-    with_header(p, q, plain);
+    without_metadata(p, q);
     recur_model *b = make_model(ctx, "gru-lbr", NULL, 3, 2, 2, RECUR_DIR_FORWARD, 0, 0, 10);
     cr_assert_eq(recur_model_load_weights(b, q, RECUR_LOAD_CHECK_FINITE), RECUR_OK, "%s", recur_ctx_error(ctx));
     size_t n;
@@ -587,8 +590,6 @@ Test(roundtrip, plain_state_dict) {
     cr_assert_eq(recur_model_load(ctx, q, 0, &c), RECUR_ERR_FILE_METADATA);
     cr_assert(strstr(recur_ctx_error(ctx), "no __metadata__"), "%s", recur_ctx_error(ctx));
     free(w);
-    free(plain);
-    free(h);
     recur_ctx_free(ctx);
     drop_tmpdir();
 }
