@@ -126,10 +126,32 @@ struct recur_backend_i {
     /* ---- linear algebra ---- */
 
     /* C = alpha op(A) op(B) + beta C, row-major, op(X) = X or X^T
-     * (trans_* nonzero); op(A) is M x K, op(B) K x N, C M x N. */
-    recur_status (*gemm)(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
-                         float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
-                         float beta, struct recur_mem C, int ldc);
+     * (trans_* nonzero); op(A) is M x K, op(B) K x N, C M x N. All three
+     * are float arrays; `prec` is the precision of the products: F32, or a
+     * type precisions() lists, for which each element of A and B is
+     * rounded to that type (to nearest even) as it enters the product and
+     * the sums are float32 (C stays float32). */
+    recur_status (*gemm)(struct recur_backend *be, recur_dtype prec, int trans_a, int trans_b, int M, int N,
+                         int K, float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+                         struct recur_mem C, int ldc);
+    /* (optional) The precisions gemm takes: bit 1 << RECUR_DTYPE_x for
+     * each, F32 always; *native the bits it computes faster than F32 (in
+     * hardware), the others it emulates (rounding, then float32 products).
+     * Default: F32 alone, natively. */
+    unsigned (*precisions)(struct recur_backend *be, unsigned *native);
+    /* (optional, with gemm_packed and unpack) A weight operand packed once
+     * for many products: op(B) (K x N; B row-major with ldb, transposed
+     * when trans_b) copied into the layout the backend multiplies fastest,
+     * rounded to `prec`. *packed is the backend's, freed with unpack; a
+     * copy, so B may change afterwards (the caller packs again). */
+    recur_status (*pack)(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
+                         int ldb, void **packed);
+    /* C = A op(B) + beta C (beta 0 or 1; 0 writes C without reading it)
+     * with op(B) from pack: A M x K (row stride lda), C M x N (ldc), A
+     * rounded to the pack's precision. */
+    recur_status (*gemm_packed)(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
+                                float beta, struct recur_mem C, int ldc);
+    void (*unpack)(struct recur_backend *be, void *packed);
 
     /* ---- shared kernels ---- */
 
@@ -312,9 +334,23 @@ recur_status recur_be_read_done(struct recur_backend *be, void *ticket, int wait
 recur_status recur_be_copy(struct recur_backend *be, struct recur_mem dst, struct recur_mem src, size_t bytes);
 recur_status recur_be_fill(struct recur_backend *be, struct recur_mem dst, float value, size_t count);
 recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld, float beta);
+/* gemm in float32. */
 recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
                            float beta, struct recur_mem C, int ldc);
+/* gemm in precision prec (one that recur_be_precisions lists). */
+recur_status recur_be_gemm_prec(struct recur_backend *be, recur_dtype prec, int trans_a, int trans_b, int M, int N,
+                                int K, float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                                float beta, struct recur_mem C, int ldc);
+/* The precisions slot with its default (F32 always set in both). */
+unsigned recur_be_precisions(struct recur_backend *be, unsigned *native);
+/* Whether the backend packs weights (pack, gemm_packed, unpack). */
+int recur_be_packs(const struct recur_backend *be);
+recur_status recur_be_pack(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
+                           int ldb, void **packed);
+recur_status recur_be_gemm_packed(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
+                                  float beta, struct recur_mem C, int ldc);
+void recur_be_unpack(struct recur_backend *be, void *packed);
 recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width,
                                int ld, struct recur_mem row);
 recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,

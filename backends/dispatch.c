@@ -169,15 +169,48 @@ recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int 
     return rows > 0 && width > 0 && beta != 1.0f ? be->iface->scale(be, dst, rows, width, ld, beta) : RECUR_OK;
 }
 
-recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
-                           float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
-                           float beta, struct recur_mem C, int ldc) {
+recur_status recur_be_gemm_prec(struct recur_backend *be, recur_dtype prec, int trans_a, int trans_b, int M, int N,
+                                int K, float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                                float beta, struct recur_mem C, int ldc) {
     if (M <= 0 || N <= 0) return RECUR_OK;
     /* An empty sum: C = beta C, by the scale slot. Never a GEMM with A = B = C:
      * BLAS libraries declare the inputs restrict (CLBlast's kernels race on
      * such a call) and 0 * Inf or NaN in C would give NaN. */
     if (K <= 0) return recur_be_scale(be, C, M, N, ldc, beta);
-    return be->iface->gemm(be, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    RETURN_IF(!(recur_be_precisions(be, NULL) & (1u << prec)), be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s: no %s products on this device", be->info.selector, recur_dtype_name(prec));
+    return be->iface->gemm(be, prec, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+recur_status recur_be_gemm(struct recur_backend *be, int trans_a, int trans_b, int M, int N, int K,
+                           float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
+                           float beta, struct recur_mem C, int ldc) {
+    return recur_be_gemm_prec(be, RECUR_DTYPE_F32, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+unsigned recur_be_precisions(struct recur_backend *be, unsigned *native) {
+    unsigned nat = 0, all = be->iface->precisions ? be->iface->precisions(be, &nat) : 0;
+    if (native) *native = nat | 1u << RECUR_DTYPE_F32;
+    return all | 1u << RECUR_DTYPE_F32;
+}
+
+int recur_be_packs(const struct recur_backend *be) {
+    return be->iface->pack && be->iface->gemm_packed && be->iface->unpack;
+}
+
+recur_status recur_be_pack(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
+                           int ldb, void **packed) {
+    *packed = NULL;
+    return be->iface->pack(be, prec, trans_b, K, N, B, ldb, packed);
+}
+
+recur_status recur_be_gemm_packed(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
+                                  float beta, struct recur_mem C, int ldc) {
+    return M > 0 ? be->iface->gemm_packed(be, M, A, lda, packed, beta, C, ldc) : RECUR_OK;
+}
+
+void recur_be_unpack(struct recur_backend *be, void *packed) {
+    if (packed) be->iface->unpack(be, packed);
 }
 
 recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width,

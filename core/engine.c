@@ -271,8 +271,8 @@ static recur_status forward_step(recur_layer *l, struct recur_step *st, struct r
         struct recur_mem a = s == 0 ? a0 : src;
         /* hw[stage] = a W_hh[stage]^T, through the transposed copy */
         if (has_product(d, s))
-            TRY(recur_be_gemm(be, 0, 0, n, (g1 - g0) * H, K, 1.0f, a, K, at(l->wt, (size_t)g0 * H), l->Grec * H,
-                              0.0f, at(hw, (size_t)g0 * H), GH));
+            TRY(recur_wgemm(l, RECUR_WP_HH_T + s, 0, K, (g1 - g0) * H, at(l->wt, (size_t)g0 * H), l->Grec * H, n, a,
+                            K, 0.0f, at(hw, (size_t)g0 * H), GH));
         st->src = s + 1 < l->n_stages ? src : no_mem;
         TRY(recur_be_cell_run(be, l->kern, s, 0, st));
     }
@@ -350,7 +350,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         DO(make_bx(l, bx));
         DO(recur_be_rows_set(be, xw, pk.R, GH, GH, bx));
     }
-    DO(recur_be_gemm(be, 0, 1, pk.R, GH, I, 1.0f, x, I, l->w, I, l->raw ? 0.0f : 1.0f, xw, GH));
+    DO(recur_wgemm(l, RECUR_WP_IH_T, 1, I, GH, l->w, I, pk.R, x, I, l->raw ? 0.0f : 1.0f, xw, GH));
 
     /* Where the states live. Training: the reserve's sequences, N initial
      * rows then the R packed rows. Inference: a^{<t>} in the packed output,
@@ -411,7 +411,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         }
         DO(forward_step(l, &step, a0, hw, src));
         /* h^{<t>} = W_hr a^{<t>}, through the transposed copy */
-        if (pj) DO(recur_be_gemm(be, 0, 0, step.n, P, H, 1.0f, step.next[0], H, w_hr_t, P, 0.0f, h, P));
+        if (pj) DO(recur_wgemm(l, RECUR_WP_HR_T, 0, H, P, w_hr_t, P, step.n, step.next[0], H, 0.0f, h, P));
         step.prev[0] = a0;
         step.next[0] = h;
         for (int k = 0; zo && k < S; k++)
@@ -548,7 +548,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         if (pj) {
             /* dh^{<t>} kept for dW_hr; da = dh W_hr */
             DO(recur_be_copy(be, at(dprojs, row * P), step.dnext[0], (size_t)n * P * sizeof(float)));
-            DO(recur_be_gemm(be, 0, 0, n, H, P, 1.0f, step.dnext[0], P, w_hr, H, 0.0f, da, H));
+            DO(recur_wgemm(l, RECUR_WP_HR, 0, P, H, w_hr, H, n, step.dnext[0], P, 0.0f, da, H));
             step.prev[0] = zprev;
             step.next[0] = at(RS, p.araws + row * H);
             step.dnext[0] = da;
@@ -565,8 +565,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
             if (product) {
                 /* dsrc = dhw[stage s+1] W_hh[stage s+1] (never with projection: later stages have no product) */
                 int g0 = d->stages[s + 1].gate_begin, g1 = d->stages[s + 1].gate_end;
-                DO(recur_be_gemm(be, 0, 0, n, H, (g1 - g0) * H, 1.0f, at(step.dhw, (size_t)g0 * H), GH,
-                                 at(w_hh, (size_t)g0 * H * H), H, 0.0f, dsrc, H));
+                DO(recur_wgemm(l, RECUR_WP_HH + s + 1, 0, (g1 - g0) * H, H, at(w_hh, (size_t)g0 * H * H), H, n,
+                               at(step.dhw, (size_t)g0 * H), GH, 0.0f, dsrc, H));
             }
             DO(recur_be_cell_run(be, l->kern, s, 1, &step));
         }
@@ -574,7 +574,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
          * kernels' part is zero (RECUR_CELL_PROJECTABLE), so it is only this. */
         int g1 = d->stages[0].gate_end;
         if (has_product(d, 0))
-            DO(recur_be_gemm(be, 0, 0, n, P, g1 * H, 1.0f, step.dhw, GH, w_hh, P, pj ? 0.0f : 1.0f, dprev0, P));
+            DO(recur_wgemm(l, RECUR_WP_HH0, 0, g1 * H, P, w_hh, P, n, step.dhw, GH, pj ? 0.0f : 1.0f, dprev0, P));
         for (int k = 0; zo && k < S; k++)
             DO(recur_be_add(be, at(other, state_off(l, k, N)), at(zkeep, state_off(l, k, N)),
                             (size_t)n * state_width(l, k)));
@@ -587,7 +587,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     float beta = mode == RECUR_GRAD_ADD ? 1.0f : 0.0f;
     struct recur_mem dw_ih = l->dw, dw_hh = tensor(l, l->dw, l->tw_hh);
     struct recur_mem db_ih = tensor(l, l->dw, l->tb_ih), db_hh = tensor(l, l->dw, l->tb_hh);
-    DO(recur_be_gemm(be, 1, 0, GH, I, pk.R, 1.0f, dxw, GH, x, I, beta, dw_ih, I));
+    DO(recur_be_gemm_prec(be, l->prec, 1, 0, GH, I, pk.R, 1.0f, dxw, GH, x, I, beta, dw_ih, I));
     struct recur_mem hprev = seq[0]; /* dense batches: the previous states are one block */
     if (p.hprev != NONE) {
         hprev = at(WS, p.hprev);
@@ -597,13 +597,13 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         int g0 = d->stages[s].gate_begin, g1 = d->stages[s].gate_end, K = s == 0 ? P : H;
         struct recur_mem a = s == 0 ? hprev : at(RS, p.srcs + (size_t)(s - 1) * R * H);
         if (has_product(d, s))
-            DO(recur_be_gemm(be, 1, 0, (g1 - g0) * H, K, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a, K, beta,
-                             at(dw_hh, (size_t)g0 * H * K), K));
+            DO(recur_be_gemm_prec(be, l->prec, 1, 0, (g1 - g0) * H, K, pk.R, 1.0f, at(dhw, (size_t)g0 * H), GH, a,
+                                  K, beta, at(dw_hh, (size_t)g0 * H * K), K));
     }
     /* dW_hr = sum over rows of dh^T a */
     if (pj)
-        DO(recur_be_gemm(be, 1, 0, P, H, pk.R, 1.0f, dprojs, P, at(RS, p.araws), H, beta,
-                         tensor(l, l->dw, l->tw_hr), H));
+        DO(recur_be_gemm_prec(be, l->prec, 1, 0, P, H, pk.R, 1.0f, dprojs, P, at(RS, p.araws), H, beta,
+                              tensor(l, l->dw, l->tw_hr), H));
     if (!l->raw) {
         DO(recur_be_colsum(be, db_ih, beta, dxw, pk.R, GH, GH));
         for (int gi = 0; gi < l->G; gi++) {
@@ -616,7 +616,7 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
         DO(recur_be_colsum(be, tensor(l, l->dw, ptensor[k]), beta, dpar[k], pk.R, (int)psize[k], (int)psize[k]));
     if (r->dx.m.buf) {
         struct recur_mem dx = direct_dx ? view_base(&r->dx) : at(WS, p.dxp);
-        DO(recur_be_gemm(be, 0, 0, pk.R, I, GH, 1.0f, dxw, GH, l->w, I, 0.0f, dx, I));
+        DO(recur_wgemm(l, RECUR_WP_IH, 0, GH, I, l->w, I, pk.R, dxw, GH, 0.0f, dx, I));
         if (!direct_dx)
             DO(recur_be_scatter(be, view_base(&r->dx), r->dx.ld, dx, I, at(ints, ints_at(&pk, IX_X)), pk.R, I,
                                 r->dx_add));

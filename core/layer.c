@@ -163,6 +163,7 @@ void recur_layer_destroy(recur_layer *l) {
     recur_be_free(be, &l->w);
     recur_be_free(be, &l->dw);
     recur_be_free(be, &l->wt);
+    recur_wpack_release(l);
     recur_arena_free(l->ctx, &l->ws);
     recur_arena_free(l->ctx, &l->rs);
     recur_arena_free(l->ctx, &l->io);

@@ -8,6 +8,33 @@
 
 #include "arena.h"
 
+/* A weight operand of a layer's matrix products, op(B) (K x N) read from
+ * the layer's weights (or their transposed copy wt). On a backend that
+ * packs (the CPU with oneDNN), it is packed once per weight version,
+ * precision and thread count and reused by every product until one of them
+ * changes; elsewhere each product is a GEMM on B itself (core/precision.c). */
+struct recur_wpack {
+    void *packed;          /* the backend's, or NULL */
+    struct recur_mem B;    /* what it was packed from, and how: */
+    int trans, K, N, ldb, threads;
+    recur_dtype prec;
+    unsigned version;
+};
+
+/* The operands the engine multiplies by (core/engine.c): W_ih^T (xw),
+ * W_ih (dx), W_hr^T and W_hr (projection), W_hh's stage-0 rows (dprev),
+ * then per stage s W_hh^T (hw) and W_hh (dsrc). */
+enum {
+    RECUR_WP_IH_T,
+    RECUR_WP_IH,
+    RECUR_WP_HR_T,
+    RECUR_WP_HR,
+    RECUR_WP_HH0,
+    RECUR_WP_HH_T,
+    RECUR_WP_HH = RECUR_WP_HH_T + RECUR_CELL_MAX_STAGES,
+    RECUR_WP_COUNT = RECUR_WP_HH + RECUR_CELL_MAX_STAGES
+};
+
 /* One tensor of a layer's weights: W_ih, W_hh, b_ih, b_hh (those the cell
  * has), W_hr (a projecting layer's) and then the cell's own parameters, in
  * this order in the canonical flat vector. */
@@ -69,7 +96,19 @@ struct recur_layer {
      * its own) and the key of its masks; the stream comes with each run */
     float zoneout;
     uint64_t zo_seed;
+    recur_dtype prec; /* the precision of its products (recur_layer_set_precision) */
+    struct recur_wpack wp[RECUR_WP_COUNT];
 };
+
+/* C = A op(B) + beta C (beta 0 or 1) in the layer's precision, op(B) the
+ * K x N weight operand `which` (RECUR_WP_*) read from B (row-major, ldb,
+ * transposed when trans): through its pack when the backend packs (made
+ * again when the weights, the precision or the thread count changed), else
+ * one GEMM. */
+recur_status recur_wgemm(recur_layer *l, int which, int trans, int K, int N, struct recur_mem B, int ldb, int M,
+                         struct recur_mem A, int lda, float beta, struct recur_mem C, int ldc);
+/* Free a layer's packs. */
+void recur_wpack_release(recur_layer *l);
 
 /* Note that the weights changed (every writer of l->w calls it). */
 static inline void recur_layer_touch(recur_layer *l) { l->w_version++; }

@@ -278,9 +278,11 @@ static void gemm_part(void *arg, int t, int nt) {
 #endif
 }
 
-static recur_status cpu_gemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
-                             struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+static recur_status cpu_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
+                             float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
                              struct recur_mem C, int ldc) {
+    RETURN_IF(prec != RECUR_DTYPE_F32, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
+              recur_dtype_name(prec));
     struct gemm_job j = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
                          .by_cols = N >= M, .alpha = alpha, .beta = beta, .A = HOSTF(A), .B = HOSTF(B),
                          .C = HOSTF(C)};

@@ -689,10 +689,12 @@ static recur_status cl_fill(struct recur_backend *be, struct recur_mem dst, floa
 
 /* ---- GEMM (CLBlast) ---- */
 
-static recur_status cl_gemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
-                            struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta, struct recur_mem C,
-                            int ldc) {
+static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
+                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+                            struct recur_mem C, int ldc) {
     struct cl_dev *d = DEV(be);
+    RETURN_IF(prec != RECUR_DTYPE_F32, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
+              recur_dtype_name(prec));
     RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
               "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
     clblast_acquire(d);

@@ -760,6 +760,39 @@ typedef enum recur_dtype {
     RECUR_DTYPE_F16 = 2,  /* IEEE binary16: 11 significant bits, |x| <= 65504 */
 } recur_dtype;
 
+/* A type's name, the one vocabulary of files, flags and messages: "f32",
+ * "bf16", "f16"; NULL for a value out of range. recur_dtype_parse takes
+ * them case-insensitively ("fp32", "fp16", "float32", "bfloat16" and
+ * "float16" too); RECUR_ERR_ARG naming the text for anything else. */
+RECUR_API const char *recur_dtype_name(recur_dtype dtype);
+RECUR_API recur_status recur_dtype_parse(const char *name, recur_dtype *out);
+
+/*
+ * Precision of the matrix products (mixed precision). RECUR_DTYPE_F32, the
+ * default, changes nothing. RECUR_DTYPE_BF16: every operand of a layer's
+ * matrix products (weights, inputs, states, gate gradients) is rounded to
+ * bfloat16 (to nearest even) as it enters the product and the products are
+ * summed in float32, as oneDNN's and PyTorch's bf16 GEMMs do; the states,
+ * the cells' pointwise math, the gradients and the weights themselves (the
+ * optimizer's master copy, what files hold) stay float32, so no loss
+ * scaling is needed. A result differs from F32 by bf16's rounding of the
+ * operands, 2^-9 relative per element (docs/performance.md, "bf16").
+ *
+ * recur_ctx_precisions: which precisions the context's device computes, as
+ * bits 1 << RECUR_DTYPE_x (F32 always); *native (may be NULL) those it
+ * computes in hardware, faster than F32 (bf16: AMX or AVX512-BF16 on the
+ * CPU); the others it emulates, with the same results and no speed gain.
+ * recur_model_set_precision / recur_layer_set_precision: RECUR_ERR_ARG for
+ * a value outside recur_dtype, RECUR_ERR_UNSUPPORTED naming the device and
+ * precision when the device cannot (never a silent float32). A net's
+ * model (recur_net_model) takes it like any other.
+ */
+RECUR_API unsigned recur_ctx_precisions(recur_ctx *ctx, unsigned *native);
+RECUR_API recur_status recur_layer_set_precision(recur_layer *layer, recur_dtype precision);
+RECUR_API recur_dtype recur_layer_precision(const recur_layer *layer);
+RECUR_API recur_status recur_model_set_precision(recur_model *model, recur_dtype precision);
+RECUR_API recur_dtype recur_model_precision(const recur_model *model);
+
 /* recur_model_save with every tensor stored as dtype, rounded to nearest even
  * (the file PyTorch's module.to(torch.bfloat16 or .float16).state_dict()
  * would hold). NaN stays NaN, Inf stays Inf; a finite weight beyond F16's

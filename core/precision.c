@@ -1,0 +1,95 @@
+/*
+ * precision.c: the precision of a layer's matrix products (float32, or
+ * bfloat16 operands with float32 sums) and its weight operands, packed once
+ * per weight version on a backend that packs (recur.h, "Precision").
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "context.h"
+#include "layer.h"
+#include "model.h"
+
+static const char *const dtype_names[] = {"f32", "bf16", "f16"};
+
+const char *recur_dtype_name(recur_dtype dtype) {
+    return (unsigned)dtype < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[dtype] : NULL;
+}
+
+recur_status recur_dtype_parse(const char *name, recur_dtype *out) {
+    RETURN_IF(!name || !out, NULL, RECUR_ERR_NULL, "recur_dtype_parse: %s is NULL", name ? "out" : "name");
+    static const struct {
+        const char *name;
+        recur_dtype dtype;
+    } names[] = {{"f32", RECUR_DTYPE_F32},   {"fp32", RECUR_DTYPE_F32},     {"float32", RECUR_DTYPE_F32},
+                 {"bf16", RECUR_DTYPE_BF16}, {"bfloat16", RECUR_DTYPE_BF16}, {"f16", RECUR_DTYPE_F16},
+                 {"fp16", RECUR_DTYPE_F16},  {"float16", RECUR_DTYPE_F16}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(name, names[i].name)) {
+            *out = names[i].dtype;
+            return RECUR_OK;
+        }
+    return recur_err(NULL, RECUR_ERR_ARG, "unknown precision '%.64s'; valid: f32 (fp32), bf16, f16 (fp16)", name);
+}
+
+unsigned recur_ctx_precisions(recur_ctx *ctx, unsigned *native) {
+    if (!ctx) {
+        if (native) *native = 0;
+        return 0;
+    }
+    return recur_be_precisions(&ctx->be, native);
+}
+
+recur_status recur_layer_set_precision(recur_layer *l, recur_dtype precision) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_set_precision: layer is NULL");
+    RETURN_IF(!recur_dtype_name(precision), l->ctx, RECUR_ERR_ARG,
+              "precision %d: expected RECUR_DTYPE_F32, _BF16 or _F16", (int)precision);
+    RETURN_IF(!(recur_be_precisions(&l->ctx->be, NULL) & (1u << precision)), l->ctx, RECUR_ERR_UNSUPPORTED,
+              "device %s (%s) cannot compute %s products; it computes: %s%s", l->ctx->be.info.selector,
+              l->ctx->be.info.name, recur_dtype_name(precision), "f32",
+              recur_be_precisions(&l->ctx->be, NULL) & (1u << RECUR_DTYPE_BF16) ? ", bf16" : "");
+    l->prec = precision; /* the packs notice (their precision differs) */
+    return RECUR_OK;
+}
+
+recur_dtype recur_layer_precision(const recur_layer *l) { return l ? l->prec : RECUR_DTYPE_F32; }
+
+recur_status recur_model_set_precision(recur_model *m, recur_dtype precision) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_set_precision: model is NULL");
+    /* all layers or none: the first refuses for all (same device) */
+    for (int i = 0; i < m->L * m->D; i++) TRY(recur_layer_set_precision(m->layers[i], precision));
+    return RECUR_OK;
+}
+
+recur_dtype recur_model_precision(const recur_model *m) { return m ? m->layers[0]->prec : RECUR_DTYPE_F32; }
+
+/* ---- weight operands ---- */
+
+static int pack_current(const recur_layer *l, const struct recur_wpack *w, int trans, int K, int N,
+                        struct recur_mem B, int ldb) {
+    return w->packed && w->version == l->w_version && w->prec == l->prec && w->threads == l->ctx->be.threads &&
+           w->B.buf == B.buf && w->B.off == B.off && w->trans == trans && w->K == K && w->N == N && w->ldb == ldb;
+}
+
+recur_status recur_wgemm(recur_layer *l, int which, int trans, int K, int N, struct recur_mem B, int ldb, int M,
+                         struct recur_mem A, int lda, float beta, struct recur_mem C, int ldc) {
+    struct recur_backend *be = &l->ctx->be;
+    if (M <= 0 || N <= 0) return RECUR_OK;
+    if (K <= 0 || !recur_be_packs(be))
+        return recur_be_gemm_prec(be, l->prec, 0, trans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    struct recur_wpack *w = &l->wp[which];
+    if (!pack_current(l, w, trans, K, N, B, ldb)) {
+        recur_be_unpack(be, w->packed);
+        memset(w, 0, sizeof *w);
+        TRY(recur_be_pack(be, l->prec, trans, K, N, B, ldb, &w->packed));
+        *w = (struct recur_wpack){w->packed, B, trans, K, N, ldb, be->threads, l->prec, l->w_version};
+    }
+    return recur_be_gemm_packed(be, M, A, lda, w->packed, beta, C, ldc);
+}
+
+void recur_wpack_release(recur_layer *l) {
+    for (int i = 0; i < RECUR_WP_COUNT; i++) {
+        recur_be_unpack(&l->ctx->be, l->wp[i].packed);
+        l->wp[i].packed = NULL;
+    }
+}
