@@ -17,6 +17,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: recur eval --model FILE [--corpus FILE] [--data FILE] [--size N] [--seed S]\n"
+               "                  [--precision f32|bf16|f16]\n"
                "The quality of a checkpoint of recur train, on RECUR_DEVICE.\n"
                "  lm:             loss (nats) and bits per char over --corpus FILE, by default over the\n"
                "                  checkpoint's own validation text (its corpus, split as in training)\n"
@@ -24,7 +25,9 @@ static void usage(FILE *f) {
                "                  held-out set of the training, N = its --val-size); --seed S draws another\n"
                "  trained on --data: accuracy (classify), exact match (seq2seq) or loss (generate) over the\n"
                "                  checkpoint's held-out examples (its data file, rebuilt), or every example\n"
-               "                  of --data FILE\n");
+               "                  of --data FILE\n"
+               "  --precision P:  of the matrix products (default: the checkpoint's, so that the loss is the\n"
+               "                  one training reported; f32 evaluates a bf16-trained model in float32)\n");
 }
 
 /* A model trained on --data: over the checkpoint's held-out examples (its data
@@ -94,7 +97,7 @@ static int eval_data(struct model *m, const recur_file *f, const char *model, co
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *corpus = NULL, *data = NULL;
-    int size = 0;
+    int size = 0, precision = 0;
     uint64_t seed = 0;
     struct opt opts[] = {
         {.name = "--model", .kind = OPT_STRING, .dst = &model},
@@ -102,6 +105,7 @@ int cmd_eval(int argc, char **argv) {
         {.name = "--data", .kind = OPT_STRING, .dst = &data},
         {.name = "--size", .kind = OPT_INT, .dst = &size, .lo = 1, .hi = 1000000}, /* --val-size's range */
         {.name = "--seed", .kind = OPT_U64, .dst = &seed},
+        {.name = "--precision", .kind = OPT_DTYPE, .dst = &precision},
         {.name = NULL},
     };
     recur_ctx *ctx;

@@ -301,26 +301,27 @@ static int stage_check(recur_ctx *ctx, const char *cell, const char *variant, in
 }
 
 /*
- * The same training forward and backward on "cpu:scalar", the cell's scalar
- * C kernels, which the ABI makes every cell's reference: every other ISA
- * variant and the OpenCL kernels must compute the same function. Finite
+ * The same training forward and backward on "cpu:scalar" (ref), the cell's
+ * scalar C kernels, which the ABI makes every cell's reference: every other
+ * ISA variant and the OpenCL kernels must compute the same function. Finite
  * differences check that a device's gradients fit its own outputs; this
  * checks the outputs themselves (a gate's polarity swapped in one copy of
- * the math passes the first and fails this). The worst relative difference
- * over y, hT, cT and every gradient in res->ref_worst (INFINITY: a NaN or
- * Inf where cpu:scalar has a number), its tensor and element in
- * ref_worst_name and ref_worst_at; -1 after
- * printing a library error.
+ * the math passes the first and fails this). ref NULL: the same device in
+ * float32 (the reference of a model in bf16 or f16). The worst relative
+ * difference over y, hT, cT and every gradient in res->ref_worst (INFINITY:
+ * a NaN or Inf where the reference has a number), its tensor and element in
+ * ref_worst_name and ref_worst_at; -1 after printing a library error.
  */
 static int reference_check(gc *g, const recur_model_desc *md, const recur_model_grad_io *gio, size_t np,
-                           float *pw, float *pg, struct gradcheck_result *res) {
+                           float *pw, float *pg, const char *ref, struct gradcheck_result *res) {
+    const char *label = ref ? ref : "f32";
     recur_ctx *rctx = NULL;
     recur_model *rm = NULL;
     int rc = -1;
     float *y = malloc(g->ny * sizeof *y), *hT = malloc(g->ns * sizeof *hT), *cT = NULL;
     float *dx = malloc(g->nx * sizeof *dx), *dh0 = malloc(g->ns * sizeof *dh0), *dc0 = NULL;
     float *rg = NULL;
-    const char *call = "recur_ctx_create(\"cpu:scalar\")";
+    const char *call = "recur_ctx_create of the reference";
     res->ref_worst = 0;
     res->ref_worst_name[0] = res->ref_worst_at[0] = 0;
     if (g->c0) cT = malloc(g->nc * sizeof *cT), dc0 = malloc(g->nc * sizeof *dc0);
@@ -328,16 +329,16 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
         fprintf(stderr, "recur %s: out of host memory\n", CMD);
         goto out;
     }
-    if (recur_ctx_create(&rctx, "cpu:scalar") != RECUR_OK) goto fail;
-    call = "recur_model_create on cpu:scalar";
-    if (recur_model_create(rctx, md, &rm) != RECUR_OK) goto fail;
+    if (ref && recur_ctx_create(&rctx, ref) != RECUR_OK) goto fail;
+    call = "recur_model_create of the reference";
+    if (recur_model_create(ref ? rctx : g->ctx, md, &rm) != RECUR_OK) goto fail;
     size_t maxp = 1; /* the largest parameter tensor, for its reference gradient */
     for (size_t k = 0; k < np; k++) {
         recur_param_info pi;
         call = "recur_model_param_info";
         if (recur_model_param_info(g->model, k, &pi) != RECUR_OK) goto fail;
         if (pi.count > maxp) maxp = pi.count;
-        call = "recur_model_param_get / recur_model_param_set on cpu:scalar";
+        call = "recur_model_param_get / recur_model_param_set of the reference";
         if (recur_model_param_get(g->model, pi.name, pw, pi.count) != RECUR_OK ||
             recur_model_param_set(rm, pi.name, pw, pi.count) != RECUR_OK)
             goto fail;
@@ -351,7 +352,7 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     io.y = y, io.hT = hT, io.cT = cT;
     recur_model_grad_io rgio = *gio;
     rgio.dx = dx, rgio.dh0 = dh0, rgio.dc0 = dc0;
-    call = "recur_model_forward / recur_model_backward on cpu:scalar";
+    call = "recur_model_forward / recur_model_backward of the reference";
     /* The checked run is g->model's second training forward: the same call number (its zoneout masks). */
     if ((md->zoneout > 0 && recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK) ||
         recur_model_forward(rm, RECUR_MODE_TRAINING, &io) != RECUR_OK ||
@@ -364,9 +365,8 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
         if (e_ > res->ref_worst) {                                                                       \
             res->ref_worst = e_;                                                                         \
             snprintf(res->ref_worst_name, sizeof res->ref_worst_name, "%s", nm);                         \
-            snprintf(res->ref_worst_at, sizeof res->ref_worst_at, "element %zu: %.7g, cpu:scalar %.7g",  \
-                     at_,                                                                                \
-                     (double)(a)[at_], (double)(b)[at_]);                                                \
+            snprintf(res->ref_worst_at, sizeof res->ref_worst_at, "element %zu: %.7g, %s %.7g", at_,     \
+                     (double)(a)[at_], label, (double)(b)[at_]);                                         \
         }                                                                                                \
     } while (0)
     CMP("y", g->y, y, g->ny);
@@ -390,8 +390,10 @@ static int reference_check(gc *g, const recur_model_desc *md, const recur_model_
     rc = 0;
     goto out;
 fail:
-    fprintf(stderr, "recur %s: %s: %s\n", CMD, call,
+    rctx = ref ? rctx : g->ctx;
+    fprintf(stderr, "recur %s: %s (%s): %s\n", CMD, call, label,
             rctx && recur_ctx_error(rctx)[0] ? recur_ctx_error(rctx) : recur_last_error());
+    if (!ref) rctx = NULL;
 out:
     recur_model_free(rm);
     recur_ctx_free(rctx);
@@ -405,7 +407,7 @@ static void usage(FILE *f) {
             "                       [--direction forward|reverse|bidi_concat|bidi_sum] [--bidirectional]\n"
             "                       [--input I] [--hidden H] [--steps T] [--batch N] [--lengths]\n"
             "                       [--seed S] [--tol X] [--eps E[,E...]] [--ref-tol X] [--zoneout P]\n"
-            "                       [--proj P]\n\n"
+            "                       [--proj P] [--precision f32|bf16|f16]\n\n"
             "Checks the BPTT of a cell (built-in or from a plugin), through a whole model, against\n"
             "central finite differences, on the device RECUR_DEVICE selects. With seeded random\n"
             "weights (uniform +-1/sqrt(H)), inputs x, h0 (and c0) and cotangents dy, dhT (and dcT),\n"
@@ -421,7 +423,8 @@ static void usage(FILE *f) {
             "kernel on the same inputs, between guard zones, naming the first stage, kernel and\n"
             "array that differ or are written outside (recur_ctx_cell_compare). It exits 0 when\n"
             "all are within the tolerances, 1 when one is not (or on a library error), 2 on a\n"
-            "bad option. ReLU's kinks make its finite-difference check approximate.\n\n"
+            "bad option (also a --precision the device cannot compute). ReLU's kinks make its\n"
+            "finite-difference check approximate.\n\n"
             "  --cell NAME        the cell (see 'recur cells'); required\n"
             "  --variant V        the cell's variant (rnn: tanh, relu); default the cell's first\n"
             "  --layers L         stacked layers, 1..64 (default 1)\n"
@@ -443,7 +446,13 @@ static void usage(FILE *f) {
             "  --eps E[,E...]     up to 6 step lengths in (0, 1) instead of the default\n"
             "                     1e-1,5e-2,1e-2,2e-3,4e-4,1e-4\n"
             "  --ref-tol X        the largest relative difference from cpu:scalar that passes\n"
-            "                     (default 1e-3)\n",
+            "                     (default 1e-3)\n"
+            "  --precision P      of the matrix products (default f32). bf16 or f16: no finite\n"
+            "                     differences (the operands' rounding makes L a step function of\n"
+            "                     small perturbations); instead y, hT, cT and every gradient against\n"
+            "                     the same model in f32 on the same device, max|a - b| / max|b| per\n"
+            "                     tensor within --ref-tol (default 8 units of the precision's\n"
+            "                     rounding: bf16 3.1e-2, f16 3.9e-3)\n",
             N_DIRECTIONS);
 }
 
@@ -508,6 +517,8 @@ int cmd_gradcheck(int argc, char **argv) {
     uint64_t seed = 1;
     double tol = 1e-2, ref_tol = 1e-3, user_eps[6], zoneout = 0;
     long proj = 0;
+    recur_dtype precision = RECUR_DTYPE_F32;
+    int ref_tol_given = 0;
     int n_user_eps = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -525,7 +536,7 @@ int cmd_gradcheck(int argc, char **argv) {
         }
         static const char *valued[] = {"--cell", "--variant", "--layers", "--direction", "--input", "--hidden",
                                        "--steps", "--batch", "--seed", "--tol", "--eps", "--ref-tol",
-                                       "--zoneout", "--proj"};
+                                       "--zoneout", "--proj", "--precision"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(a, valued[k]);
         if (!known) return tool_usage_error(CMD, "unknown option '%s' (see 'recur gradcheck --help')", a);
@@ -541,10 +552,14 @@ int cmd_gradcheck(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) rc = parse_long(a, v, 1, 100000, &T);
         else if (!strcmp(a, "--batch")) rc = parse_long(a, v, 1, 4096, &N);
         else if (!strcmp(a, "--tol")) rc = parse_real(a, v, 0, 1e30, &tol);
-        else if (!strcmp(a, "--ref-tol")) rc = parse_real(a, v, 0, 1e30, &ref_tol);
+        else if (!strcmp(a, "--ref-tol")) rc = parse_real(a, v, 0, 1e30, &ref_tol), ref_tol_given = 1;
         else if (!strcmp(a, "--eps")) rc = parse_eps_list(v, user_eps, &n_user_eps);
         else if (!strcmp(a, "--zoneout")) rc = parse_zoneout(v, &zoneout);
         else if (!strcmp(a, "--proj")) rc = parse_long(a, v, 0, 4095, &proj);
+        else if (!strcmp(a, "--precision")) {
+            if (recur_dtype_parse(v, &precision) != RECUR_OK)
+                return tool_usage_error(CMD, "--precision '%s': %s", v, recur_last_error());
+        }
         else { /* --seed */
             char *end;
             errno = 0;
@@ -599,16 +614,18 @@ int cmd_gradcheck(int argc, char **argv) {
     } else if (ci.n_variants > 0) {
         variant = ci.variants[0];
     }
+    /* 8 units of the operands' rounding, 2^-8 (bf16) and 2^-11 (f16): a product of two rounded operands */
+    if (!ref_tol_given && precision != RECUR_DTYPE_F32) ref_tol = precision == RECUR_DTYPE_BF16 ? 0x1p-5 : 0x1p-8;
     recur_ctx *ctx = tool_ctx(CMD);
     if (!ctx) return 1;
     struct gradcheck_opts o = {.cell = cell, .variant = variant, .L = (int)L, .I = (int)I, .H = (int)H, .T = (int)T,
                                .N = (int)N, .dir = dir, .lengths = use_lengths, .seed = seed, .tol = tol, .ref_tol = ref_tol,
                                .eps = n_user_eps ? user_eps : NULL, .n_eps = n_user_eps, .verbose = 1,
-                               .zoneout = zoneout, .proj = (int)proj};
+                               .zoneout = zoneout, .proj = (int)proj, .precision = precision};
     struct gradcheck_result res;
     int rc = gradcheck_run(ctx, &o, &res);
     recur_ctx_free(ctx);
-    return rc < 0 ? 1 : rc;
+    return rc == -2 ? 2 : rc < 0 ? 1 : rc;
 }
 
 int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradcheck_result *res) {
@@ -639,6 +656,11 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     if (recur_model_create(ctx, &md, &g.model) != RECUR_OK) {
         failed_call = "recur_model_create";
         goto lib_fail;
+    }
+    if (recur_model_set_precision(g.model, o->precision) != RECUR_OK) { /* the device cannot: as a bad option */
+        fprintf(stderr, "recur %s: --precision %s: %s\n", CMD, recur_dtype_name(o->precision), recur_ctx_error(ctx));
+        rc = -2;
+        goto out;
     }
     D = recur_model_directions(g.model);
     O = recur_model_output_size(g.model);
@@ -739,18 +761,34 @@ int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradche
     recur_device_info info;
     recur_ctx_device(ctx, &info);
     if (verbose)
-        printf("recur gradcheck: %s%s%s on %s, %ld layer%s, %s, I=%ld H=%ld T=%ld N=%ld, seed %llu\n", cell,
-           variant ? ":" : "", variant ? variant : "", info.selector, L, L == 1 ? "" : "s", recur_direction_name(dir), I, H,
-           T, N, (unsigned long long)seed);
+        printf("recur gradcheck: %s%s%s on %s in %s, %ld layer%s, %s, I=%ld H=%ld T=%ld N=%ld, seed %llu\n", cell,
+           variant ? ":" : "", variant ? variant : "", info.selector, recur_dtype_name(o->precision), L,
+           L == 1 ? "" : "s", recur_direction_name(dir), I, H, T, N, (unsigned long long)seed);
     if (verbose && use_lengths) {
         printf("lengths");
         for (long k = 0; k < N; k++) printf("%s%d", k ? "," : " ", lengths[k]);
         printf("\n");
     }
+    /* bf16, f16: the operands' rounding makes L a staircase at the steps that would test a
+     * gradient, so instead of finite differences the same model in f32 on the same device is
+     * the reference (the f32 gradcheck checks the gradients and kernels themselves). */
+    if (o->precision != RECUR_DTYPE_F32) {
+        res->ref_checked = 1;
+        if (reference_check(&g, &md, &gio, np, pw, pg, NULL, res) < 0) goto out;
+        rc = res->ref_worst <= o->ref_tol ? 0 : 1;
+        if (verbose) {
+            printf("against f32 on %s: worst relative difference %.2e (%s%s%s), tolerance %.2e: %s\n", info.selector,
+                   res->ref_worst, res->ref_worst_name[0] ? res->ref_worst_name : "-",
+                   res->ref_worst_name[0] ? ", " : "", res->ref_worst_at, o->ref_tol, rc ? "FAILED" : "ok");
+            printf("(no finite differences in %s: its rounding makes them meaningless; the f32 gradcheck checks "
+                   "the gradients)\n", recur_dtype_name(o->precision));
+        }
+        goto out;
+    }
     /* Against the reference kernels, before the finite differences overwrite y, hT and cT. */
     res->ref_checked = strcmp(info.selector, "cpu:scalar") != 0;
     if (res->ref_checked) {
-        if (reference_check(&g, &md, &gio, np, pw, pg, res) < 0)
+        if (reference_check(&g, &md, &gio, np, pw, pg, "cpu:scalar", res) < 0)
             goto out;
         if (verbose)
             printf("against cpu:scalar (the cell's C reference): worst relative difference %.2e (%s%s%s), tolerance "

@@ -97,6 +97,12 @@ int opt_value(const struct opt *o, const char *v, void *dst, int empty_ok, char 
         *(int *)dst = (int)d;
         return 0;
     }
+    case OPT_DTYPE: {
+        recur_dtype d;
+        if (recur_dtype_parse(v, &d) != RECUR_OK) WHY("%s", recur_last_error());
+        *(int *)dst = (int)d;
+        return 0;
+    }
     }
     WHY("internal error (option kind %d)", (int)o->kind);
 }

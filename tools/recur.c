@@ -101,6 +101,14 @@ static int cmd_devices(int argc, char **argv) {
         int threads = recur_ctx_threads(ctx);
         printf("threads: %d (%s)\n", threads,
                getenv("RECUR_THREADS") ? "RECUR_THREADS" : "the CPUs this process may run on");
+        /* the precisions of the products it computes (recur train --precision): emulated ones gain no speed */
+        unsigned native = 0, can = recur_ctx_precisions(ctx, &native);
+        printf("precisions:");
+        for (int p = 0; recur_dtype_name((recur_dtype)p); p++)
+            if (can & (1u << p))
+                printf("%s %s%s", p ? "," : "", recur_dtype_name((recur_dtype)p),
+                       p && !(native & (1u << p)) ? " (emulated)" : "");
+        printf("\n");
         recur_ctx_free(ctx);
     } else {
         fprintf(stderr, "recur devices: %s\n", recur_last_error()); /* names RECUR_DEVICE or RECUR_THREADS */

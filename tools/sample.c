@@ -19,7 +19,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: recur sample --model FILE [--n K] [--length L] [--temperature X] [--top-k K] [--seed S]\n"
-               "                    [--start TEXT] [--input TEXT]\n"
+               "                    [--start TEXT] [--input TEXT] [--precision f32|bf16|f16]\n"
                "Generate from a checkpoint of recur train (runs/TASK/checkpoint.safetensors) on RECUR_DEVICE.\n"
                "  lm:       K samples (8), one per line, each from a newline and TEXT (--start) to the next\n"
                "            newline or L bytes (100); temperature 0.8 (0: greedy), top-k 0 (all), seed 1\n"
@@ -31,7 +31,8 @@ static void usage(FILE *f) {
                "    classify: --input TEXT prints its label and probability\n"
                "    seq2seq:  --input SOURCE prints the greedy decoding (at most L bytes)\n"
                "    generate: K sequences (LABEL<TAB>TEXT), of --input LABEL or of each label in turn;\n"
-               "              temperature, top-k and seed as for lm\n");
+               "              temperature, top-k and seed as for lm\n"
+               "  --precision P: of the matrix products (default: the checkpoint's, as it trained)\n");
 }
 
 /* "0 1 2, 3" -> symbols; -1 naming the bad one. */
@@ -115,7 +116,7 @@ static int sample_data(struct model *m, const struct opt *opts, const char *inpu
 
 int cmd_sample(int argc, char **argv) {
     const char *model = NULL, *start = NULL, *input = NULL;
-    int n = 8, length = 100, top_k = 0;
+    int n = 8, length = 100, top_k = 0, precision = 0;
     double temperature = 0.8;
     uint64_t seed = 1;
     struct opt opts[] = {
@@ -127,6 +128,7 @@ int cmd_sample(int argc, char **argv) {
         {.name = "--seed", .kind = OPT_U64, .dst = &seed},
         {.name = "--start", .kind = OPT_TEXT, .dst = &start},
         {.name = "--input", .kind = OPT_STRING, .dst = &input},
+        {.name = "--precision", .kind = OPT_DTYPE, .dst = &precision},
         {.name = NULL},
     };
     recur_ctx *ctx;

@@ -69,6 +69,8 @@ const struct setting run_settings[] = {
     S("recur.accum", "--accum", OPT_INT, accum, 1, 1024, 0, 1),
     S("recur.data", "--data", OPT_BUF, data, 0, 0, DATA, 0, BUF(data)),
     S("recur.proj", "--proj", OPT_INT, proj, 0, 8191, 0, 0),
+    /* runtime: the weights are float32 in every precision, so a run may resume in another one */
+    S("recur.precision", "--precision", OPT_DTYPE, precision, 0, 0, 0, 1),
 };
 #undef S
 #undef BUF
@@ -134,6 +136,7 @@ void setting_format(const struct setting *s, const struct run *r, char *buf, siz
     case OPT_BUF: snprintf(buf, len, "%s", p); break;
     case OPT_CHOICE: snprintf(buf, len, "%s", s->opt.choices[*(const int *)p]); break;
     case OPT_DIRECTION: snprintf(buf, len, "%s", recur_direction_name((recur_direction) * (const int *)p)); break;
+    case OPT_DTYPE: snprintf(buf, len, "%s", recur_dtype_name((recur_dtype) * (const int *)p)); break;
     default: snprintf(buf, len, "?"); /* no setting has another kind */
     }
 }
@@ -304,6 +307,28 @@ void model_free(struct model *m) {
     m->net[0] = m->net[1] = NULL;
 }
 
+int model_set_precision(struct model *m, const char *cmd, int given) {
+    recur_dtype p = (recur_dtype)m->r.precision;
+    for (int i = 0; i < m->n_nets; i++) {
+        if (recur_model_set_precision(recur_net_model(m->net[i]), p) == RECUR_OK) continue;
+        if (given) {
+            fprintf(stderr, "recur %s: --precision %s: %s\n", cmd, recur_dtype_name(p), recur_ctx_error(m->ctx));
+            return 2;
+        }
+        fprintf(stderr, "recur %s: the checkpoint's precision %s: %s; --precision f32 computes in float32 (the "
+                        "weights are float32)\n", cmd, recur_dtype_name(p), recur_ctx_error(m->ctx));
+        return 1;
+    }
+    return 0;
+}
+
+void precision_text(const struct model *m, char *buf, size_t len) {
+    unsigned native = 0;
+    recur_ctx_precisions(m->ctx, &native);
+    int emulated = m->r.precision != RECUR_DTYPE_F32 && !(native & (1u << m->r.precision));
+    snprintf(buf, len, " in %s%s", recur_dtype_name((recur_dtype)m->r.precision), emulated ? ", emulated" : "");
+}
+
 recur_status run_to_file(recur_file *f, const struct model *m) {
     recur_status st = recur_file_put_meta(f, "recur.format", CHECKPOINT_FORMAT);
     for (size_t i = 0; st == RECUR_OK && i < n_run_settings; i++) {
@@ -450,6 +475,15 @@ int cmd_begin_model(const char *cmd, int argc, char **argv, struct opt *opts, vo
     if (model_load(m, cmd, *ctx, *model, file)) {
         recur_ctx_free(*ctx);
         return 1;
+    }
+    /* The checkpoint's precision, so that eval says the number training said; --precision another. */
+    const struct opt *p = opts_find(opts, "--precision");
+    if (p && p->given) m->r.precision = *(const int *)p->dst;
+    if ((rc = model_set_precision(m, cmd, p && p->given))) {
+        if (file) recur_file_free(*file), *file = NULL;
+        model_free(m);
+        recur_ctx_free(*ctx);
+        return rc;
     }
     return -1;
 }

@@ -71,6 +71,7 @@ struct gradcheck_opts {
     double zoneout;  /* the model's zoneout: the loss is then that of the training forward
                       * with the analytic run's masks (a fresh model at the same call number) */
     int proj;        /* the model's proj_size (0: none) */
+    recur_dtype precision; /* of the products; not f32: against the model in f32, no finite differences */
 };
 
 struct gradcheck_result {
@@ -90,7 +91,8 @@ struct gradcheck_result {
 /* Finite differences of every parameter tensor and input of a model on ctx,
  * and (on any device but cpu:scalar) its outputs and gradients against
  * cpu:scalar's (gradcheck.c). 0: all within tol and ref_tol; 1: some are
- * not; -1: a library error, already printed. */
+ * not; -1: a library error, already printed; -2: the device cannot compute
+ * o->precision (printed). */
 int gradcheck_run(recur_ctx *ctx, const struct gradcheck_opts *o, struct gradcheck_result *res);
 
 /* ---- option tables (opts.c) ---- */
@@ -106,6 +108,7 @@ enum opt_kind {
     OPT_CHOICE, /* int *: the index in choices (NULL-terminated) */
     OPT_DIRECTION, /* int *: a recur_direction, by recur_direction_parse (old spellings too) */
     OPT_BUF,    /* char[cap]: a copy, not empty, shorter than cap */
+    OPT_DTYPE,  /* int *: a recur_dtype, by recur_dtype_parse ("f32", "bf16", "f16"; "fp32" etc. too) */
 };
 enum { OPT_LO_OPEN = 1, OPT_HI_OPEN = 2 };
 
@@ -185,6 +188,8 @@ struct run {
     char data[4096];         /* classify (empty: the synthetic task), seq2seq, generate: --data's real path */
     double zoneout;          /* of every layer's states (recur_model_desc.zoneout) */
     int proj;                /* recur_model_desc.proj_size: 0, or each layer's output projected to it */
+    int precision;           /* a recur_dtype: the matrix products' (recur_model_set_precision); the weights
+                              * stay float32, so it may change on --resume */
 };
 /* The run learns from a file of examples (--data). */
 static inline int run_has_data(const struct run *r) { return r->data[0] != 0; }
@@ -278,6 +283,15 @@ int run_from_file(const recur_file *f, struct run *r, char *err, size_t errlen);
 /* Write the settings, the vocabularies and the format tag to f. */
 recur_status run_to_file(recur_file *f, const struct model *m);
 void model_free(struct model *m);
+/* Every net of m computes its products in m->r.precision (recur_model_set_precision).
+ * 0; otherwise the exit code after "recur CMD: --precision X: <the library's
+ * reason>": 2 when `given` (the option's value, a usage error), 1 when it is
+ * the checkpoint's (the message then says that --precision f32 computes in
+ * float32). */
+int model_set_precision(struct model *m, const char *cmd, int given);
+/* " in bf16" (" in bf16, emulated" when the device has no bf16 hardware; "
+ * in f32"): the precision of m's products as the banners say it. */
+void precision_text(const struct model *m, char *buf, size_t len);
 /* "recur CMD: what: <the context's message>" (without one, as from the tool's
  * own buffers: st's text and the run's sizes), returns -1. */
 int model_fail(const struct model *m, const char *cmd, const char *what, recur_status st);

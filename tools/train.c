@@ -59,6 +59,8 @@ struct trainer {
     int resume, quiet, samples, top_k;
     double temperature;
     int corpus_given; /* --corpus given: not the default corpus */
+    int precision_given;  /* --precision given (else the checkpoint's, or f32) */
+    int ck_precision;     /* --resume: the checkpoint's precision */
     struct run run;   /* the settings, until train_open makes m (then m.r) */
     recur_file *ck;   /* --resume: the checkpoint, open until restored */
     char out[4096], ckpt[4200], svg[4200], best[4200], metrics[4200];
@@ -132,6 +134,10 @@ static void usage(FILE *f) {
             "                        projection, PyTorch's proj_size; lstm, lstm-peephole, lstm-ln)\n"
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
+            "  --precision f32|bf16|f16   of the matrix products (f32): bf16 rounds their operands to\n"
+            "                        bfloat16 and sums in float32; the weights, states and gradients stay\n"
+            "                        float32. A device that cannot refuses it. With --resume: the\n"
+            "                        checkpoint's unless given (it may change: the weights are float32)\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
             "                        classify 5000, generate 2000, seq2seq and dates 3000)\n"
             "  --batch N             sequences per step (lm 32, classify 32, generate 32, others 64)\n"
@@ -502,8 +508,9 @@ static void write_svg(const struct trainer *t) {
     const struct run *r = &t->m.r;
     char proj[24] = "";
     if (r->proj) snprintf(proj, sizeof proj, " P=%d", r->proj);
-    snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d%s L=%d, %s lr %g", task_names[r->task], r->cell,
-             r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, optim_names[r->optim], r->lr);
+    snprintf(title, sizeof title, "recur train --task %s: %s%s%s H=%d%s L=%d, %s lr %g, %s", task_names[r->task],
+             r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, optim_names[r->optim], r->lr,
+             recur_dtype_name((recur_dtype)r->precision));
     if (t->loss.n && svg_loss_curve(t->svg, title, &t->loss, &t->val, task_has_accuracy(r->task) ? &t->acc : NULL))
         fprintf(stderr, "recur %s: warning: writing %s: %s\n", CMD, t->svg, strerror(errno));
 }
@@ -684,6 +691,7 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
     int rc = cmd_begin(CMD, argc, argv, opts, usage);
     if (rc >= 0) return rc;
     t->corpus_given = opt_given(opts, "--corpus");
+    t->precision_given = opt_given(opts, "--precision");
     t->data_given = opt_given(opts, "--data");
     char real[PATH_MAX];
     if (t->corpus_given && realpath(cli.corpus, real)) snprintf(cli.corpus, sizeof cli.corpus, "%s", real);
@@ -713,6 +721,7 @@ static int train_settings(struct trainer *t, int argc, char **argv) {
             return 1;
         }
         if (!opt_given(opts, "--task")) task = ckr.task;
+        t->ck_precision = ckr.precision;
     }
     struct run *r = &t->run;
     run_defaults(r, task);
@@ -867,10 +876,11 @@ static void print_banner(const struct trainer *t) {
     const struct run *r = &t->m.r;
     recur_device_info dev;
     recur_ctx_device(t->ctx, &dev);
-    char proj[24] = "";
+    char proj[24] = "", prec[48];
     if (r->proj) snprintf(proj, sizeof proj, " P=%d", r->proj);
-    printf("recur train: %s on %s, %s%s%s H=%d%s L=%d E=%d %s, %lld parameters\n", task_names[r->task], dev.selector,
-           r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, r->embed,
+    precision_text(&t->m, prec, sizeof prec);
+    printf("recur train: %s on %s%s, %s%s%s H=%d%s L=%d E=%d %s, %lld parameters\n", task_names[r->task],
+           dev.selector, prec, r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, r->embed,
            recur_direction_name(r->dir), param_total(&t->m));
     if (r->dropout > 0 || r->zoneout > 0) printf("  dropout %g, zoneout %g\n", r->dropout, r->zoneout);
     if (r->task == TASK_LM)
@@ -897,9 +907,15 @@ static void print_banner(const struct trainer *t) {
     if (r->accum > 1) snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", %d batches a step", r->accum);
     if (r->patience)
         snprintf(sched + strlen(sched), sizeof sched - strlen(sched), ", patience %d evaluations", r->patience);
+    char resumed[64] = "";
+    if (t->resume && t->ck_precision != r->precision)
+        snprintf(resumed, sizeof resumed, " (resumed; the checkpoint's precision was %s)",
+                 recur_dtype_name((recur_dtype)t->ck_precision));
+    else if (t->resume)
+        snprintf(resumed, sizeof resumed, " (resumed)");
     printf("  %s lr %g%s%s, clip %g; steps %lld -> %lld%s\n", optim_names[r->optim], r->lr,
            r->optim == RECUR_OPTIM_SGD && r->momentum > 0 ? " momentum" : "", sched, r->clip, t->step, r->steps,
-           t->resume ? " (resumed)" : "");
+           resumed);
     fflush(stdout);
 }
 
@@ -911,6 +927,7 @@ static void print_banner(const struct trainer *t) {
  */
 static int train_open(struct trainer *t) {
     struct run *r = &t->run;
+    int rc;
     if (check_out_dir(t->out) || !(t->ctx = tool_ctx(CMD))) return 1;
     if (r->task == TASK_LM && open_corpus(t)) return 1;
     if (run_has_data(r) && open_data(t)) return 1;
@@ -939,6 +956,7 @@ static int train_open(struct trainer *t) {
         return 1;
     }
     r = &t->m.r;
+    if ((rc = model_set_precision(&t->m, CMD, t->precision_given))) return rc;
     t->nb = r->batch;
     if (dist_size() > 1) { /* data-parallel: each rank its columns of every batch (tools/dist.c) */
         if (r->task != TASK_LM) {

@@ -294,6 +294,57 @@ resume-equal-proj)
     expect 1 "cannot project" train $tiny --cell gru --proj 4 --steps 1 --out c
     expect 2 "--proj" train $tiny --proj -1 --steps 1 --out c
     ;;
+precision)
+    # --precision (issue 10): the precision of the matrix products, in the banner, the loss curve's
+    # title and the checkpoint (recur.precision); --resume keeps it unless given, and may change it
+    # (the weights are float32). One the device cannot compute (recur devices lists those it can) is
+    # refused before training with the library's reason, exit 2 like a bad option.
+    expect 2 "--precision 'fp8': unknown precision 'fp8'" train $tiny --precision fp8 --steps 1 --out c
+    expect 2 "--precision 'half': unknown precision" eval --model a/$ck --precision half
+    run train $tiny --steps 4 --eval-every 2 --out a
+    case "$out" in *" on cpu in f32, "*) ;; *) fail "the banner does not say f32" ;; esac
+    [ "$(meta a/$ck recur.precision)" = f32 ] || fail "recur.precision is '$(meta a/$ck recur.precision)'"
+    grep -q 'lr 0.002, f32<' a/loss.svg || fail "the loss curve's title does not say f32"
+    can=$("$recur" devices | sed -n 's/^precisions: //p')
+    echo "the device computes: $can"
+    case "$can" in f32*) ;; *) fail "recur devices does not list the precisions" ;; esac
+    for p in bf16 f16; do
+        case ", $can," in
+        *", $p,"* | *", $p (emulated),"*)
+            run train $tiny --precision $p --steps 6 --eval-every 3 --checkpoint-every 3 --out $p
+            case "$out" in *" on cpu in $p"*) ;; *) fail "the banner does not say $p" ;; esac
+            [ "$(meta $p/$ck recur.precision)" = $p ] || fail "$p: recur.precision is '$(meta $p/$ck recur.precision)'"
+            grep -q "lr 0.002, $p<" $p/loss.svg || fail "the loss curve's title does not say $p"
+            v=$(value "$out" "val loss")
+            run eval --model $p/$ck
+            [ "$(value "$out" loss)" = "$v" ] || fail "recur eval of the $p checkpoint says $(value "$out" loss), training said $v"
+            # resumed: still p, and the same file as an uninterrupted run
+            run train --resume --out $p --steps 9 --quiet --samples 0
+            case "$out" in *" on cpu in $p"*) ;; *) fail "resumed: the banner does not say $p" ;; esac
+            run train $tiny --precision $p --steps 9 --eval-every 3 --checkpoint-every 3 --out ${p}u
+            cmp $p/$ck ${p}u/$ck || fail "$p: resumed and uninterrupted checkpoints differ"
+            # resumed in another precision: taken, said, recorded
+            run train --resume --out $p --steps 12 --precision f32 --quiet --samples 0
+            case "$out" in *" in f32, "*"the checkpoint's precision was $p)"*) ;; *) fail "resumed in f32: not said" ;; esac
+            [ "$(meta $p/$ck recur.precision)" = f32 ] || fail "resumed in f32: recur.precision '$(meta $p/$ck recur.precision)'"
+            ;;
+        *)
+            expect 2 "--precision $p: device cpu" train $tiny --precision $p --steps 1 --out n$p
+            case "$out" in *"cannot compute $p"*) ;; *) fail "the refusal does not name $p" ;; esac
+            [ -e n$p/$ck ] && fail "a checkpoint was written"
+            # a checkpoint that says p: its precision is refused by name, --precision f32 goes on
+            mkdir -p x$p
+            cp a/$ck x$p/$ck
+            set_meta x$p/$ck recur.precision $p
+            expect 1 "the checkpoint's precision $p: " eval --model x$p/$ck
+            run eval --model x$p/$ck --precision f32
+            expect 1 "--precision f32 computes in float32" train --resume --out x$p --steps 5
+            run train --resume --out x$p --steps 5 --precision f32 --quiet --samples 0
+            [ "$(meta x$p/$ck recur.precision)" = f32 ] || fail "resumed in f32: recur.precision '$(meta x$p/$ck recur.precision)'"
+            ;;
+        esac
+    done
+    ;;
 resume-equal-classify)
     args="--task classify --cell gru --direction bidi --hidden 16 --embed 8 --batch 8 --layers 2 --dropout 0.2 --val-size 50 --quiet"
     run train $args --eval-every 15 --checkpoint-every 25 --steps 40 --out a
