@@ -79,7 +79,16 @@ static const struct cellspec cells[] = {
     {"gru-lbr", "gru-lbr", NULL, "gru-lbr", 3, 1},
 };
 
-/* One layer of a cell on a device, with proj_size P (0: none), with its data, ready to time. */
+/* What one side of a timed pair runs: a cell with proj_size P (0: none) on a
+ * device (NULL: RECUR_DEVICE's), its products in precision prec. */
+struct side {
+    const char *device;
+    const struct cellspec *c;
+    int P;
+    recur_dtype prec;
+};
+
+/* One layer of a side, with its data, ready to time. */
 struct timed {
     recur_ctx *ctx;
     recur_layer *l;
@@ -94,16 +103,18 @@ static void timed_close(struct timed *t) {
     memset(t, 0, sizeof *t);
 }
 
-static int timed_open(const char *device, const struct cellspec *c, const struct cfg *g, int P, struct timed *t) {
+static int timed_open(const struct side *s, const struct cfg *g, struct timed *t) {
+    const struct cellspec *c = s->c;
+    int P = s->P;
     memset(t, 0, sizeof *t);
-    if (recur_ctx_create(&t->ctx, device) != RECUR_OK) {
+    if (recur_ctx_create(&t->ctx, s->device) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_last_error());
         return -1;
     }
     recur_ctx_set_threads(t->ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer_desc d = {
         .cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H, .proj_size = P};
-    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK) {
+    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK || recur_layer_set_precision(t->l, s->prec) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
         timed_close(t);
         return -1;
@@ -137,14 +148,14 @@ static double timed_run(struct timed *t, int training) {
 }
 
 /* recur: median ms of forward (+ backward) over reps, after 2 untimed runs,
- * of cell a (proj_size P_a) on device_a and, when b is not NULL, of cell b
- * (P_b) on device_b, the runs of the two alternating, so that a ratio of
- * them is of one machine state even when other processes come and go. */
-static int time_pair(const char *device_a, const struct cellspec *a, int P_a, const char *device_b,
-                     const struct cellspec *b, int P_b, const struct cfg *g, int reps, double *ms_a, double *ms_b) {
+ * of side a and, when b is not NULL, of side b, the runs of the two
+ * alternating, so that a ratio of them is of one machine state even when
+ * other processes come and go. */
+static int time_pair(const struct side *a, const struct side *b, const struct cfg *g, int reps, double *ms_a,
+                     double *ms_b) {
     struct timed ta, tb;
-    if (timed_open(device_a, a, g, P_a, &ta) != 0) return -1;
-    if (b && timed_open(device_b, b, g, P_b, &tb) != 0) {
+    if (timed_open(a, g, &ta) != 0) return -1;
+    if (b && timed_open(b, g, &tb) != 0) {
         timed_close(&ta);
         return -1;
     }
@@ -270,7 +281,8 @@ static int bench_lstmp(int reps, int quick, int threads) {
                             training, threads};
             int P = shapes[k].P;
             double ms = NAN, peer = NAN, full = NAN;
-            if (time_pair(NULL, lstm, P, NULL, lstm, 0, &g, reps, &ms, &full) != 0) {
+            const struct side a = {NULL, lstm, P, RECUR_DTYPE_F32}, b = {NULL, lstm, 0, RECUR_DTYPE_F32};
+            if (time_pair(&a, &b, &g, reps, &ms, &full) != 0) {
                 rc = 1;
                 continue;
             }
@@ -314,7 +326,8 @@ static int bench_opencl(int quick) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             const struct cfg *g = &cfgs[k];
             double ms = NAN, cpu = NAN, gemm = NAN;
-            if (time_pair("opencl", &cells[c], 0, "cpu", &cells[c], 0, g, reps, &ms, &cpu) != 0) {
+            const struct side a = {"opencl", &cells[c], 0, RECUR_DTYPE_F32}, b = {"cpu", &cells[c], 0, RECUR_DTYPE_F32};
+            if (time_pair(&a, &b, g, reps, &ms, &cpu) != 0) {
                 rc = 1;
                 continue;
             }
@@ -330,28 +343,94 @@ static int bench_opencl(int quick) {
     return rc;
 }
 
+/* --precision P: each main row of recur in P against recur in f32 in the same
+ * run (the runs alternating, time_pair) and against oneDNN's RNN primitives
+ * in P on the same shapes (bf16: bf16 data, h-states and weights; f32 bias,
+ * c-state and diffs, as oneDNN's bf16 training takes them), with oneDNN's
+ * implementation and ISA. A cell without a oneDNN peer (--cell of a plugin)
+ * has the first two only. */
+static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, const char *configs, const char *only,
+                           const struct cellspec *plugin, int reps) {
+    const char *pn = recur_dtype_name(prec);
+    printf("precision %s: recur in %s against recur in f32 (the same run, alternating; %s/f32 below 1 and speedup "
+           "above 1: %s is faster)\n", pn, pn, pn, pn);
+#ifdef RECUR_HAVE_DNNL
+    if (prec == RECUR_DTYPE_BF16)
+        printf("and against oneDNN's bf16 RNN primitives (bf16 data, h-states and weights; f32 bias, c-state and "
+               "diffs); oneDNN's ISA: %s\n", onednn_cpu_isa());
+#endif
+    char h1[16], h2[16];
+    snprintf(h1, sizeof h1, "%s ms", pn);
+    snprintf(h2, sizeof h2, "%s/f32", pn);
+    printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %8s %7s | %9s %7s  %s\n", "config", "cell", "T", "N", "H",
+           "thr", h1, "GFLOP/s", "f32 ms", h2, "speedup", "oneDNN ms", "ratio", "oneDNN impl");
+    int rc = 0;
+    for (int k = 0; k < ncfg; k++) {
+        const struct cfg *g = &cfgs[k];
+        if (configs && !strchr(configs, g->name[0])) continue;
+#ifdef _OPENMP
+        omp_set_num_threads(g->threads);
+#endif
+        size_t ncell = plugin->cell ? 1 : sizeof cells / sizeof cells[0];
+        for (size_t c = 0; c < ncell; c++) {
+            const struct cellspec *cs = plugin->cell ? plugin : &cells[c];
+            if (only && strcmp(only, cs->label)) continue;
+            const struct side a = {NULL, cs, 0, prec}, b = {NULL, cs, 0, RECUR_DTYPE_F32};
+            double ms = NAN, f32 = NAN, peer = NAN;
+            char impl[128] = "-";
+            if (time_pair(&a, &b, g, reps, &ms, &f32) != 0) {
+                rc = 1;
+                continue;
+            }
+#ifdef RECUR_HAVE_DNNL
+            char err[256];
+            if (cs->peer && prec == RECUR_DTYPE_BF16 &&
+                onednn_rnn_bench_dt(cs->peer, g->T, g->N, g->I, g->H, g->training, dnnl_bf16, 2, reps, &peer, impl,
+                                    sizeof impl, err, sizeof err))
+                fprintf(stderr, "oneDNN %s bf16: %s\n", cs->peer, err);
+#endif
+            double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %8.2f %7.2f | %9.3f %7.2f  %s\n", g->name,
+                   cs->label, g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, f32, ms / f32, f32 / ms, peer,
+                   ms / peer, impl);
+            fflush(stdout);
+        }
+    }
+    return rc;
+}
+
 /* The benchmark's entry: recur-bench's main, and `recur bench` (tools/benchcmd.c). */
 int recur_bench_main(int argc, char **argv);
 int recur_bench_main(int argc, char **argv) {
     int quick = 0, reps = 7;
     const char *only = NULL, *configs = NULL;
+    recur_dtype prec = RECUR_DTYPE_F32;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]   (also: recur bench ...)\n"
+            printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P]\n"
+                   "       (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
                    "--cell rnn|lstm|gru|gru-lbr|lstmp|lengths|opencl runs one part, --cell NAME of any other\n"
                    "loaded cell times it against recur's LSTM on the same shapes; --quick a short run;\n"
                    "--config the rows to run: A (inference, N=1 T=100 H=256), B (training, N=32 T=50\n"
                    "H=512), C (training, N=64 T=50 H=1024), e.g. A,B (default all). The rows run on\n"
-                   "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU).\n");
+                   "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU). --precision bf16\n"
+                   "(or f16): the main rows in that precision against recur in f32 in the same run\n"
+                   "(bf16/f32 time ratio and speedup) and against oneDNN's bf16 RNN primitives; the\n"
+                   "other parts (lstmp, lengths, opencl) stay f32 and are left out.\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cell") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--config") && i + 1 < argc) configs = argv[++i];
-        else {
-            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C]\n");
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            if (recur_dtype_parse(argv[++i], &prec) != RECUR_OK) {
+                fprintf(stderr, "recur-bench: --precision '%s': %s\n", argv[i], recur_last_error());
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P]\n");
             return 2;
         }
     }
@@ -360,6 +439,12 @@ int recur_bench_main(int argc, char **argv) {
         return 2;
     }
     if (reps < 1) reps = 1;
+    if (prec != RECUR_DTYPE_F32 && only &&
+        (!strcmp(only, "lstmp") || !strcmp(only, "lengths") || !strcmp(only, "opencl"))) {
+        fprintf(stderr, "recur-bench: --precision %s times the main rows; --cell %s is f32 only\n",
+                recur_dtype_name(prec), only);
+        return 2;
+    }
 #ifdef RECUR_BENCH_PLUGIN_DIR
     /* recur-bench runs from the build tree: its plugins unless RECUR_PLUGIN_PATH says otherwise. */
     setenv("RECUR_PLUGIN_PATH", RECUR_BENCH_PLUGIN_DIR, 0);
@@ -424,9 +509,25 @@ int recur_bench_main(int argc, char **argv) {
         return 1;
     }
     recur_ctx_device(ctx, &info);
+    unsigned native = 0, can = recur_ctx_precisions(ctx, &native);
     recur_ctx_free(ctx);
+    if (!(can & (1u << prec))) {
+        fprintf(stderr, "recur-bench: --precision %s: device %s (%s) cannot compute %s products\n",
+                recur_dtype_name(prec), info.selector, info.name, recur_dtype_name(prec));
+        return 1;
+    }
     int on_cpu = !strcmp(info.backend, "cpu"); /* the GEMM ceiling is the CPU's */
     printf("recur %s on %s (%s); median of %d\n", RECUR_VERSION_STRING, info.selector, info.detail, reps);
+    if (prec != RECUR_DTYPE_F32) {
+        if (!(native & (1u << prec)))
+            printf("(%s is emulated on this device: the same results as its hardware would give, no speed gained)\n",
+                   recur_dtype_name(prec));
+        int rc = bench_precision(prec, cfgs, ncfg, configs, only, &plugin, reps);
+#ifdef RECUR_HAVE_DNNL
+        onednn_rnn_bench_release();
+#endif
+        return rc;
+    }
     printf("time ratios: recur/peer, below 1 means recur is faster. GEMM share: the matrix products alone / recur.\n");
     if (plugin.cell)
         printf("cell %s (G = %d) has no oneDNN peer: its peer is recur's own LSTM, on the same shapes.\n",
@@ -449,7 +550,8 @@ int recur_bench_main(int argc, char **argv) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            if (time_pair(NULL, cs, 0, NULL, plugin.cell ? &cells[1] : NULL, 0, g, reps, &ms, &peer) != 0) {
+            const struct side a = {NULL, cs, 0, RECUR_DTYPE_F32}, b = {NULL, &cells[1], 0, RECUR_DTYPE_F32};
+            if (time_pair(&a, plugin.cell ? &b : NULL, g, reps, &ms, &peer) != 0) {
                 rc = 1;
                 continue;
             }

@@ -83,14 +83,40 @@ static const struct cell_info cells[] = {
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Deterministic values in [-0.1, 0.1] from a 32-bit LCG. */
-static void fill_lcg(float *p, size_t n, uint32_t seed)
+/* bf16 <-> f32: the top 16 bits, rounded to nearest even (no NaN here). */
+static uint16_t to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static float from_bf16(uint16_t b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Deterministic values in [-0.1, 0.1] from a 32-bit LCG, as n elements of
+ * type dt (f32, or bf16 rounded from the same floats). */
+static void fill_lcg(void *p, dnnl_data_type_t dt, size_t n, uint32_t seed)
 {
     uint32_t s = seed * 2654435761u + 12345u;
     for (size_t i = 0; i < n; i++) {
         s = s * 1664525u + 1013904223u;
-        p[i] = (float)((double)(s >> 8) / 16777215.0 * 0.2 - 0.1);
+        float v = (float)((double)(s >> 8) / 16777215.0 * 0.2 - 0.1);
+        if (dt == dnnl_bf16)
+            ((uint16_t *)p)[i] = to_bf16(v);
+        else
+            ((float *)p)[i] = v;
     }
+}
+
+static size_t dt_size(dnnl_data_type_t dt)
+{
+    return dt == dnnl_bf16 || dt == dnnl_f16 ? 2 : 4;
 }
 
 static int md_is_zero(const dnnl_memory_desc_t *md)
@@ -109,7 +135,7 @@ static int new_mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md,
     CHECK(dnnl_memory_get_data_handle, (*m, &h));
     size_t bytes = dnnl_memory_desc_get_size(md);
     if (seed)
-        fill_lcg((float *)h, bytes / sizeof(float), seed);
+        fill_lcg(h, md->data_type, bytes / dt_size(md->data_type), seed);
     else
         memset(h, 0, bytes);
     rc = 0;
@@ -130,7 +156,8 @@ out:
     return rc;
 }
 
-/* Returns 1 when every float of m is finite (m may be NULL). */
+/* Returns 1 when every element (f32 or bf16) of m is finite (m may be
+ * NULL). */
 static int mem_finite(dnnl_memory_t m)
 {
     const dnnl_memory_desc_t *md = NULL;
@@ -138,10 +165,12 @@ static int mem_finite(dnnl_memory_t m)
     if (!m) return 1;
     if (dnnl_memory_get_memory_desc(m, &md) != dnnl_success) return 0;
     if (dnnl_memory_get_data_handle(m, &h) != dnnl_success) return 0;
-    size_t n = dnnl_memory_desc_get_size(md) / sizeof(float);
-    const float *p = (const float *)h;
+    int bf16 = md->data_type == dnnl_bf16;
+    size_t n = dnnl_memory_desc_get_size(md) / dt_size(md->data_type);
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i])) return 0;
+        if (!isfinite(bf16 ? from_bf16(((const uint16_t *)h)[i])
+                           : ((const float *)h)[i]))
+            return 0;
     return 1;
 }
 
@@ -203,24 +232,26 @@ enum {
     M_COUNT
 };
 
-/* Initialises the forward (bwd == 0) or backward op descriptor of cell c.
- * Data descriptors double as the matching diff descriptors (same shapes and
- * layouts); weights are format_tag_any both for weights and diff weights.
- * wp: lstm's projection weights (the _v3 init functions), or NULL.
- * Sets *fn to the name of the init function that was called. */
+/* The memory descriptors of an RNN primitive: its data (src_layer,
+ * src_iter, src_iter_c, weights_layer, weights_iter, weights_projection,
+ * bias, dst_layer, dst_iter, dst_iter_c), or their diffs. sic, dic: lstm's
+ * c-state, else NULL; wp: lstm's projection weights (the _v3 init
+ * functions), else NULL. */
+struct rnn_mds {
+    const dnnl_memory_desc_t *sl, *si, *sic, *wl, *wi, *wp, *b, *dl, *di,
+            *dic;
+};
+
+/* Initialises the forward (bwd == 0) or backward op descriptor of cell c
+ * with data descriptors m and (backward) diff descriptors g: the same
+ * shapes and layouts; in f32 the same descriptors, in bf16 g is all f32
+ * (oneDNN 2.x requires every diff in f32). Weights are format_tag_any both
+ * for weights and diff weights. Sets *fn to the name of the init function
+ * that was called. */
 static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c,
                                    int bwd, dnnl_prop_kind_t prop,
-                                   const dnnl_memory_desc_t *sl,
-                                   const dnnl_memory_desc_t *si,
-                                   const dnnl_memory_desc_t *sic,
-                                   const dnnl_memory_desc_t *wl,
-                                   const dnnl_memory_desc_t *wi,
-                                   const dnnl_memory_desc_t *wp,
-                                   const dnnl_memory_desc_t *b,
-                                   const dnnl_memory_desc_t *dl,
-                                   const dnnl_memory_desc_t *di,
-                                   const dnnl_memory_desc_t *dic,
-                                   const char **fn)
+                                   const struct rnn_mds *m,
+                                   const struct rnn_mds *g, const char **fn)
 {
     const dnnl_rnn_direction_t dir = dnnl_unidirectional_left2right;
     const unsigned flags = dnnl_rnn_flags_undef;
@@ -232,52 +263,57 @@ static dnnl_status_t init_rnn_desc(dnnl_rnn_desc_t *d, const struct cell_info *c
                                                        : dnnl_eltwise_relu;
         if (!bwd) {
             *fn = "dnnl_vanilla_rnn_forward_desc_init";
-            return dnnl_vanilla_rnn_forward_desc_init(d, prop, act, dir, sl, si,
-                    wl, wi, b, dl, di, flags, 0.0f, 0.0f);
+            return dnnl_vanilla_rnn_forward_desc_init(d, prop, act, dir, m->sl,
+                    m->si, m->wl, m->wi, m->b, m->dl, m->di, flags, 0.0f, 0.0f);
         }
         *fn = "dnnl_vanilla_rnn_backward_desc_init";
-        return dnnl_vanilla_rnn_backward_desc_init(d, prop, act, dir, sl, si,
-                wl, wi, b, dl, di, sl, si, wl, wi, b, dl, di, flags, 0.0f,
-                0.0f);
+        return dnnl_vanilla_rnn_backward_desc_init(d, prop, act, dir, m->sl,
+                m->si, m->wl, m->wi, m->b, m->dl, m->di, g->sl, g->si, g->wl,
+                g->wi, g->b, g->dl, g->di, flags, 0.0f, 0.0f);
     }
     case CELL_LSTM:
-        if (wp && !bwd) {
+        if (m->wp && !bwd) {
             *fn = "dnnl_lstm_forward_desc_init_v3";
-            return dnnl_lstm_forward_desc_init_v3(d, prop, dir, sl, si, sic,
-                    wl, wi, NULL, wp, b, dl, di, dic, flags);
+            return dnnl_lstm_forward_desc_init_v3(d, prop, dir, m->sl, m->si,
+                    m->sic, m->wl, m->wi, NULL, m->wp, m->b, m->dl, m->di,
+                    m->dic, flags);
         }
-        if (wp) {
+        if (m->wp) {
             *fn = "dnnl_lstm_backward_desc_init_v3";
-            return dnnl_lstm_backward_desc_init_v3(d, prop, dir, sl, si, sic,
-                    wl, wi, NULL, wp, b, dl, di, dic, sl, si, sic, wl, wi,
-                    NULL, wp, b, dl, di, dic, flags);
+            return dnnl_lstm_backward_desc_init_v3(d, prop, dir, m->sl, m->si,
+                    m->sic, m->wl, m->wi, NULL, m->wp, m->b, m->dl, m->di,
+                    m->dic, g->sl, g->si, g->sic, g->wl, g->wi, NULL, g->wp,
+                    g->b, g->dl, g->di, g->dic, flags);
         }
         if (!bwd) {
             *fn = "dnnl_lstm_forward_desc_init";
-            return dnnl_lstm_forward_desc_init(d, prop, dir, sl, si, sic, wl,
-                    wi, b, dl, di, dic, flags);
+            return dnnl_lstm_forward_desc_init(d, prop, dir, m->sl, m->si,
+                    m->sic, m->wl, m->wi, m->b, m->dl, m->di, m->dic, flags);
         }
         *fn = "dnnl_lstm_backward_desc_init";
-        return dnnl_lstm_backward_desc_init(d, prop, dir, sl, si, sic, wl, wi,
-                b, dl, di, dic, sl, si, sic, wl, wi, b, dl, di, dic, flags);
+        return dnnl_lstm_backward_desc_init(d, prop, dir, m->sl, m->si, m->sic,
+                m->wl, m->wi, m->b, m->dl, m->di, m->dic, g->sl, g->si, g->sic,
+                g->wl, g->wi, g->b, g->dl, g->di, g->dic, flags);
     case CELL_GRU:
         if (!bwd) {
             *fn = "dnnl_gru_forward_desc_init";
-            return dnnl_gru_forward_desc_init(d, prop, dir, sl, si, wl, wi, b,
-                    dl, di, flags);
+            return dnnl_gru_forward_desc_init(d, prop, dir, m->sl, m->si,
+                    m->wl, m->wi, m->b, m->dl, m->di, flags);
         }
         *fn = "dnnl_gru_backward_desc_init";
-        return dnnl_gru_backward_desc_init(d, prop, dir, sl, si, wl, wi, b, dl,
-                di, sl, si, wl, wi, b, dl, di, flags);
+        return dnnl_gru_backward_desc_init(d, prop, dir, m->sl, m->si, m->wl,
+                m->wi, m->b, m->dl, m->di, g->sl, g->si, g->wl, g->wi, g->b,
+                g->dl, g->di, flags);
     case CELL_GRU_LBR:
         if (!bwd) {
             *fn = "dnnl_lbr_gru_forward_desc_init";
-            return dnnl_lbr_gru_forward_desc_init(d, prop, dir, sl, si, wl, wi,
-                    b, dl, di, flags);
+            return dnnl_lbr_gru_forward_desc_init(d, prop, dir, m->sl, m->si,
+                    m->wl, m->wi, m->b, m->dl, m->di, flags);
         }
         *fn = "dnnl_lbr_gru_backward_desc_init";
-        return dnnl_lbr_gru_backward_desc_init(d, prop, dir, sl, si, wl, wi, b,
-                dl, di, sl, si, wl, wi, b, dl, di, flags);
+        return dnnl_lbr_gru_backward_desc_init(d, prop, dir, m->sl, m->si,
+                m->wl, m->wi, m->b, m->dl, m->di, g->sl, g->si, g->wl, g->wi,
+                g->b, g->dl, g->di, flags);
     }
     *fn = "init_rnn_desc";
     return dnnl_invalid_arguments;
@@ -312,11 +348,54 @@ static int reorder_for(const_dnnl_primitive_desc_t pd, int arg,
     return reorder(user, *m, err, errlen);
 }
 
-/* onednn_rnn_bench and onednn_lstmp_bench: P is the projection's width,
+/* "fwd-impl" or "fwd-impl / bwd-impl": oneDNN's implementation strings. */
+static void impl_names(const_dnnl_primitive_desc_t fwd,
+                       const_dnnl_primitive_desc_t bwd, char *impl,
+                       size_t impllen)
+{
+    const char *f = NULL, *b = NULL;
+    if (!impl || !impllen) return;
+    dnnl_primitive_desc_query(fwd, dnnl_query_impl_info_str, 0, &f);
+    if (bwd) dnnl_primitive_desc_query(bwd, dnnl_query_impl_info_str, 0, &b);
+    if (b && f && strcmp(f, b))
+        snprintf(impl, impllen, "%s / %s", f, b);
+    else
+        snprintf(impl, impllen, "%s", f ? f : "?");
+}
+
+/* The descriptors of one data type: src_layer (sl), dst_layer (dl), the
+ * h-states (s: src_iter and dst_iter alike) in plain layouts, and the
+ * weights (wl, wi, wp: lstm's projection, when wpd is not NULL) in
+ * format_tag_any. The data in dt, or (the same shapes) the diffs in f32. */
+struct typed_mds {
+    dnnl_memory_desc_t sl, dl, s, wl, wi, wp;
+};
+
+static int typed_mds_init(struct typed_mds *m, dnnl_data_type_t dt,
+                          const dnnl_dims_t sld, const dnnl_dims_t dld,
+                          const dnnl_dims_t sd, const dnnl_dims_t wld,
+                          const dnnl_dims_t wid, const dnnl_dims_t wpd,
+                          char *err, size_t errlen)
+{
+    int rc = -1;
+    const dnnl_format_tag_t any = dnnl_format_tag_any;
+    CHECK(dnnl_memory_desc_init_by_tag, (&m->sl, 3, sld, dt, dnnl_tnc));
+    CHECK(dnnl_memory_desc_init_by_tag, (&m->dl, 3, dld, dt, dnnl_tnc));
+    CHECK(dnnl_memory_desc_init_by_tag, (&m->s, 4, sd, dt, dnnl_ldnc));
+    CHECK(dnnl_memory_desc_init_by_tag, (&m->wl, 5, wld, dt, any));
+    CHECK(dnnl_memory_desc_init_by_tag, (&m->wi, 5, wid, dt, any));
+    if (wpd) CHECK(dnnl_memory_desc_init_by_tag, (&m->wp, 4, wpd, dt, any));
+    rc = 0;
+out:
+    return rc;
+}
+
+/* onednn_rnn_bench_dt and onednn_lstmp_bench: P is the projection's width,
  * 0 for none. */
 static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
-                     int training, int warmup, int reps, double *ms,
-                     char *err, size_t errlen)
+                     int training, dnnl_data_type_t dt, int warmup, int reps,
+                     double *ms, char *impl, size_t impllen, char *err,
+                     size_t errlen)
 {
     int rc = -1;
     const struct cell_info *c = NULL;
@@ -328,6 +407,7 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     dnnl_status_t st;
 
     if (err && errlen) err[0] = '\0';
+    if (impl && impllen) impl[0] = '\0';
     if (cell)
         for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++)
             if (strcmp(cell, cells[k].name) == 0) c = &cells[k];
@@ -339,11 +419,12 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     }
     if (T < 1 || N < 1 || I < 1 || H < 1 || warmup < 0 || reps < 1 || !ms ||
         (training != 0 && training != 1) || P < 0 || P >= H ||
-        (P && c->kind != CELL_LSTM)) {
+        (P && c->kind != CELL_LSTM) || (dt != dnnl_f32 && dt != dnnl_bf16)) {
         set_err(err, errlen,
                 "onednn_rnn_bench: invalid argument (cell %s T=%d N=%d I=%d "
-                "H=%d P=%d training=%d warmup=%d reps=%d ms=%p)", c->name, T,
-                N, I, H, P, training, warmup, reps, (void *)ms);
+                "H=%d P=%d training=%d dt=%s warmup=%d reps=%d ms=%p)",
+                c->name, T, N, I, H, P, training, dnnl_dt2str(dt), warmup,
+                reps, (void *)ms);
         return -1;
     }
     times = malloc((size_t)reps * sizeof *times);
@@ -358,47 +439,46 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
             training ? dnnl_forward_training : dnnl_forward_inference;
 
     /* ---- memory descriptors ----
-     * With projection the output and h are P wide (R), c stays H wide. */
+     * With projection the output and h are P wide (R), c stays H wide.
+     * dt: of the layer's data, h-states and weights; the bias, c-state
+     * and every diff are f32 in every dt. The user's weights are f32,
+     * converted by the reorders into the primitives'. */
     const int R = P ? P : H;
-    dnnl_memory_desc_t md_sl, md_si, md_sc, md_wl_user, md_wi_user, md_wl_any,
-            md_wi_any, md_wp_user, md_wp_any, md_b, md_dl, md_di;
-    {
-        dnnl_dims_t sl = {T, N, I}, dl = {T, N, R}, sdims = {1, 1, N, R};
-        dnnl_dims_t cdims = {1, 1, N, H};
-        dnnl_dims_t wl = {1, 1, I, c->gates, H}, wi = {1, 1, R, c->gates, H};
-        dnnl_dims_t wp = {1, 1, H, P};
-        dnnl_dims_t b = {1, 1, c->bias_gates, H};
-        CHECK(dnnl_memory_desc_init_by_tag, (&md_sl, 3, sl, dnnl_f32, dnnl_tnc));
-        CHECK(dnnl_memory_desc_init_by_tag, (&md_dl, 3, dl, dnnl_f32, dnnl_tnc));
-        CHECK(dnnl_memory_desc_init_by_tag, (&md_si, 4, sdims, dnnl_f32, dnnl_ldnc));
-        CHECK(dnnl_memory_desc_init_by_tag, (&md_sc, 4, cdims, dnnl_f32, dnnl_ldnc));
-        md_di = md_si;
-        if (P) {
-            CHECK(dnnl_memory_desc_init_by_tag,
-                  (&md_wp_user, 4, wp, dnnl_f32, dnnl_ldio));
-            CHECK(dnnl_memory_desc_init_by_tag,
-                  (&md_wp_any, 4, wp, dnnl_f32, dnnl_format_tag_any));
-        }
+    dnnl_dims_t sl = {T, N, I}, dl = {T, N, R}, sdims = {1, 1, N, R};
+    dnnl_dims_t cdims = {1, 1, N, H};
+    dnnl_dims_t wl = {1, 1, I, c->gates, H}, wi = {1, 1, R, c->gates, H};
+    dnnl_dims_t wp = {1, 1, H, P};
+    dnnl_dims_t b = {1, 1, c->bias_gates, H};
+    /* md: the data in dt; gd: the diffs (f32 in every dt) */
+    struct typed_mds md, gd;
+    dnnl_memory_desc_t md_sc, md_wl_user, md_wi_user, md_wp_user, md_b;
+    if (typed_mds_init(&md, dt, sl, dl, sdims, wl, wi, P ? wp : NULL, err,
+                       errlen) ||
+        typed_mds_init(&gd, dnnl_f32, sl, dl, sdims, wl, wi, P ? wp : NULL,
+                       err, errlen))
+        goto out;
+    CHECK(dnnl_memory_desc_init_by_tag, (&md_sc, 4, cdims, dnnl_f32, dnnl_ldnc));
+    if (P)
         CHECK(dnnl_memory_desc_init_by_tag,
-              (&md_wl_user, 5, wl, dnnl_f32, dnnl_ldigo));
-        CHECK(dnnl_memory_desc_init_by_tag,
-              (&md_wi_user, 5, wi, dnnl_f32, dnnl_ldigo));
-        CHECK(dnnl_memory_desc_init_by_tag,
-              (&md_wl_any, 5, wl, dnnl_f32, dnnl_format_tag_any));
-        CHECK(dnnl_memory_desc_init_by_tag,
-              (&md_wi_any, 5, wi, dnnl_f32, dnnl_format_tag_any));
-        CHECK(dnnl_memory_desc_init_by_tag, (&md_b, 4, b, dnnl_f32, dnnl_ldgo));
-    }
+              (&md_wp_user, 4, wp, dnnl_f32, dnnl_ldio));
+    CHECK(dnnl_memory_desc_init_by_tag,
+          (&md_wl_user, 5, wl, dnnl_f32, dnnl_ldigo));
+    CHECK(dnnl_memory_desc_init_by_tag,
+          (&md_wi_user, 5, wi, dnnl_f32, dnnl_ldigo));
+    CHECK(dnnl_memory_desc_init_by_tag, (&md_b, 4, b, dnnl_f32, dnnl_ldgo));
     const dnnl_memory_desc_t *md_sic = lstm ? &md_sc : NULL;
     const dnnl_memory_desc_t *md_dic = lstm ? &md_sc : NULL;
-    const dnnl_memory_desc_t *md_wp = P ? &md_wp_any : NULL;
+    const struct rnn_mds mds = {&md.sl, &md.s, md_sic, &md.wl, &md.wi,
+                                P ? &md.wp : NULL, &md_b, &md.dl, &md.s,
+                                md_dic};
+    const struct rnn_mds gds = {&gd.sl, &gd.s, md_sic, &gd.wl, &gd.wi,
+                                P ? &gd.wp : NULL, &md_b, &gd.dl, &gd.s,
+                                md_dic};
 
     /* ---- forward primitive ---- */
     {
         dnnl_rnn_desc_t d;
-        st = init_rnn_desc(&d, c, 0, fprop, &md_sl, &md_si, md_sic, &md_wl_any,
-                           &md_wi_any, md_wp, &md_b, &md_dl, &md_di, md_dic,
-                           &fn);
+        st = init_rnn_desc(&d, c, 0, fprop, &mds, NULL, &fn);
         if (st != dnnl_success) {
             set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
             goto out;
@@ -408,9 +488,7 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     }
     if (training) {
         dnnl_rnn_desc_t d;
-        st = init_rnn_desc(&d, c, 1, dnnl_backward, &md_sl, &md_si, md_sic,
-                           &md_wl_any, &md_wi_any, md_wp, &md_b, &md_dl,
-                           &md_di, md_dic, &fn);
+        st = init_rnn_desc(&d, c, 1, dnnl_backward, &mds, &gds, &fn);
         if (st != dnnl_success) {
             set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
             goto out;
@@ -421,16 +499,16 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     }
 
     /* ---- memories: inputs (filled), weights (reordered), outputs ---- */
-    if (new_mem(&mem[M_SRC_LAYER], &md_sl, 1, err, errlen)) goto out;
-    if (new_mem(&mem[M_SRC_ITER], &md_si, 2, err, errlen)) goto out;
+    if (new_mem(&mem[M_SRC_LAYER], &md.sl, 1, err, errlen)) goto out;
+    if (new_mem(&mem[M_SRC_ITER], &md.s, 2, err, errlen)) goto out;
     if (lstm && new_mem(&mem[M_SRC_ITER_C], &md_sc, 3, err, errlen)) goto out;
     if (new_mem(&mem[M_W_LAYER_USER], &md_wl_user, 4, err, errlen)) goto out;
     if (new_mem(&mem[M_W_ITER_USER], &md_wi_user, 5, err, errlen)) goto out;
     if (P && new_mem(&mem[M_W_PROJ_USER], &md_wp_user, 10, err, errlen))
         goto out;
     if (new_mem(&mem[M_BIAS], &md_b, 6, err, errlen)) goto out;
-    if (new_mem(&mem[M_DST_LAYER], &md_dl, 0, err, errlen)) goto out;
-    if (new_mem(&mem[M_DST_ITER], &md_di, 0, err, errlen)) goto out;
+    if (new_mem(&mem[M_DST_LAYER], &md.dl, 0, err, errlen)) goto out;
+    if (new_mem(&mem[M_DST_ITER], &md.s, 0, err, errlen)) goto out;
     if (lstm && new_mem(&mem[M_DST_ITER_C], &md_sc, 0, err, errlen)) goto out;
 
     /* The weights, reordered into each primitive's own layout. */
@@ -463,12 +541,12 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
                               &mem[M_DIFF_W_PROJ], err, errlen)))
             goto out;
         if (new_mem(&mem[M_DIFF_BIAS], &md_b, 0, err, errlen)) goto out;
-        if (new_mem(&mem[M_DIFF_SRC_LAYER], &md_sl, 0, err, errlen)) goto out;
-        if (new_mem(&mem[M_DIFF_SRC_ITER], &md_si, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_SRC_LAYER], &gd.sl, 0, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_SRC_ITER], &gd.s, 0, err, errlen)) goto out;
         if (lstm && new_mem(&mem[M_DIFF_SRC_ITER_C], &md_sc, 0, err, errlen))
             goto out;
-        if (new_mem(&mem[M_DIFF_DST_LAYER], &md_dl, 7, err, errlen)) goto out;
-        if (new_mem(&mem[M_DIFF_DST_ITER], &md_di, 8, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_DST_LAYER], &gd.dl, 7, err, errlen)) goto out;
+        if (new_mem(&mem[M_DIFF_DST_ITER], &gd.s, 8, err, errlen)) goto out;
         if (lstm && new_mem(&mem[M_DIFF_DST_ITER_C], &md_sc, 9, err, errlen))
             goto out;
     }
@@ -549,6 +627,7 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     qsort(times, (size_t)reps, sizeof *times, cmp_double);
     *ms = reps % 2 ? times[reps / 2]
                    : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    impl_names(fwd_pd, bwd_pd, impl, impllen);
     rc = 0;
 
 out:
@@ -566,8 +645,34 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
                      int training, int warmup, int reps, double *ms,
                      char *err, size_t errlen)
 {
-    return rnn_bench(cell, T, N, I, H, 0, training, warmup, reps, ms, err,
-                     errlen);
+    return rnn_bench(cell, T, N, I, H, 0, training, dnnl_f32, warmup, reps,
+                     ms, NULL, 0, err, errlen);
+}
+
+int onednn_rnn_bench_dt(const char *cell, int T, int N, int I, int H,
+                        int training, dnnl_data_type_t dt, int warmup,
+                        int reps, double *ms, char *impl, size_t impllen,
+                        char *err, size_t errlen)
+{
+    return rnn_bench(cell, T, N, I, H, 0, training, dt, warmup, reps, ms,
+                     impl, impllen, err, errlen);
+}
+
+const char *onednn_cpu_isa(void)
+{
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "all";
+    }
 }
 
 int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
@@ -578,6 +683,6 @@ int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
         set_err(err, errlen, "onednn_lstmp_bench: P=%d, expected 1..H-1", P);
         return -1;
     }
-    return rnn_bench("lstm", T, N, I, H, P, training, warmup, reps, ms, err,
-                     errlen);
+    return rnn_bench("lstm", T, N, I, H, P, training, dnnl_f32, warmup, reps,
+                     ms, NULL, 0, err, errlen);
 }

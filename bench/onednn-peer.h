@@ -2,9 +2,10 @@
  *
  * Times oneDNN's own RNN primitives on the same problem recur's benchmark
  * runs, so the two can be compared: one layer, one direction
- * (unidirectional left-to-right), f32, time-major activations (tnc), user
- * weights in ldigo (reordered once, outside the timed region, into whatever
- * layout oneDNN picks via dnnl_format_tag_any), initial states given
+ * (unidirectional left-to-right), f32 (or bf16: onednn_rnn_bench_dt),
+ * time-major activations (tnc), user weights in ldigo (reordered once,
+ * outside the timed region, into whatever layout oneDNN picks via
+ * dnnl_format_tag_any), initial states given
  * (src_iter, plus src_iter_c for lstm) and final states produced.
  *
  * Build: link with -ldnnl (Debian's libdnnl-dev 2.6.x). oneDNN runs its
@@ -20,6 +21,8 @@
 #define RECUR_BENCH_ONEDNN_PEER_H
 
 #include <stddef.h>
+
+#include <oneapi/dnnl/dnnl_types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +53,20 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
                      int training, int warmup, int reps, double *ms,
                      char *err, size_t errlen);
 
+/* onednn_rnn_bench in data type dt: dnnl_f32 (the same), or dnnl_bf16:
+ * src_layer, src_iter, the weights (reordered from f32 user weights),
+ * dst_layer and dst_iter in bf16; the bias and lstm's c-state (src_iter_c,
+ * dst_iter_c) in f32; in training every diff (diff_src_*, diff_dst_*, the
+ * diff weights and bias) in f32, as oneDNN 2.x requires of bf16 training.
+ * impl (may be NULL): oneDNN's implementation string of the forward
+ * primitive, and " / " and the backward's when it differs ("brgemm",
+ * "ref"; onednn_cpu_isa says which instructions). A CPU without bf16
+ * support makes the primitive descriptor fail: -1, naming the call. */
+int onednn_rnn_bench_dt(const char *cell, int T, int N, int I, int H,
+                        int training, dnnl_data_type_t dt, int warmup,
+                        int reps, double *ms, char *impl, size_t impllen,
+                        char *err, size_t errlen);
+
 /* oneDNN's LSTM with projection ("LSTMP", dnnl_lstm_*_desc_init_v3 with
  * weights_projection [1, 1, H, P], ldio): as onednn_rnn_bench("lstm", ...)
  * but dst_layer, src_iter and dst_iter (and their diffs) are P wide, c stays
@@ -59,6 +76,10 @@ int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
 int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
                        int warmup, int reps, double *ms, char *err,
                        size_t errlen);
+
+/* oneDNN's effective CPU ISA (dnnl_get_effective_cpu_isa) by name, e.g.
+ * "avx512_core_bf16" (AVX512-BF16) or "avx512_core_amx" (AMX). */
+const char *onednn_cpu_isa(void);
 
 /* Releases the cached engine and stream (no-op when none is cached). */
 void onednn_rnn_bench_release(void);
