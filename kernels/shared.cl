@@ -72,6 +72,23 @@ __kernel void recur_transpose(__global float *dst_b, const ulong dst_o, const in
     dst_b[dst_o + (size_t)j * (size_t)ld_dst + (size_t)i] = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j];
 }
 
+/* dst[i*cols + j] = bf16(src[i*ld_src + j]) for i < rows, j < cols: each
+ * float rounded to the nearest bfloat16 (ties to even; the largest finite
+ * values round to Inf, as torch's), kept as a float; NaN stays NaN, made
+ * quiet (core/safetensors.c rounds the same way). A GEMM's operands in
+ * bf16 precision (opencl.c: cl_gemm), dense in a scratch buffer. NDRange
+ * (cols, rows). On the bits (uint): no float load, store or arithmetic
+ * that a device could flush to zero or make quiet. */
+__kernel void recur_round_bf16(__global uint *dst_b, const ulong dst_o, __global const uint *src_b,
+                               const ulong src_o, const int ld_src, const int rows, const int cols) {
+    const int j = (int)get_global_id(0), i = (int)get_global_id(1);
+    if (j >= cols || i >= rows) return;
+    const uint u = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j];
+    const uint r = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u
+                                                   : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    dst_b[dst_o + (size_t)i * (size_t)cols + (size_t)j] = r;
+}
+
 /* Row gather: dst[r*ld_dst + j] = src[idx[r]*ld_src + j]. NDRange (width, rows). */
 __kernel void recur_gather(__global float *dst_b, const ulong dst_o, const int ld_dst, __global const float *src_b,
                            const ulong src_o, const int ld_src, __global const int *idx_b, const ulong idx_o,

@@ -14,6 +14,7 @@
 #include "../backends/philox.h"
 #include "common.h"
 #include "recur/recur.h"
+#include "ref/ref-cell.h"
 #include "ref/ref-model.h"
 
 #define RTOL 2e-5
@@ -30,6 +31,7 @@ struct mcase {
     int ref_variant, dir, L, T, N, I, H, batch_first;
     const int *lengths;
     float dropout;
+    int bf16; /* products in bf16 (recur_model_set_precision), against the reference's bf16 products */
 };
 
 static const recur_direction dirs[] = {RECUR_DIR_FORWARD, RECUR_DIR_REVERSE, RECUR_DIR_BIDI_CONCAT, RECUR_DIR_BIDI_SUM};
@@ -136,6 +138,14 @@ static void check_model_after(const struct mcase *c, int warm) {
     recur_model *m = make_model(ctx, c, seed);
     cr_assert_eq(recur_model_output_size(m), O);
     set_weights(m, &rm, w);
+    if (c->bf16) cr_assert_eq(recur_model_set_precision(m, RECUR_DTYPE_BF16), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_precision(m), c->bf16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32);
+    /* bf16: what is left besides the reference's own rounding is float32's
+     * sums and, rarely, an operand on the other side of a rounding tie
+     * (2^-8 of one product term), so the tolerances are wider than float32's:
+     * measured 1e-7 (float32 noise) where the exact reference is 5e-4 to 5e-3 away */
+    double ytol = c->bf16 ? 5e-4 : 2e-5, gtol = c->bf16 ? 5e-4 : 1e-5;
+    ref_set_bf16_products(c->bf16);
 
     float *y = test_floats(ny), *hT = test_floats(ns), *cT = test_floats(ns), *dx = test_floats(nx);
     float *dh0 = test_floats(ns), *dc0 = test_floats(ns), *dw = test_floats(nw);
@@ -168,7 +178,7 @@ static void check_model_after(const struct mcase *c, int warm) {
 #define LABEL(name)                                                                                          \
     snprintf(what, sizeof what, "%s %s%s%s dir %d L%d T%d N%d%s%s%s: " name, device(), c->cell,              \
              c->variant ? ":" : "", c->variant ? c->variant : "", c->dir, c->L, T, N, c->lengths ? " lengths" : "", \
-             c->batch_first ? " batch-first" : "", c->dropout > 0 ? " dropout" : "")
+             c->batch_first ? " batch-first" : "", c->dropout > 0 ? " dropout" : c->bf16 ? " bf16" : "")
     /* Past each sequence's end: exactly the pad value in y, exactly zero in dx. */
     for (int t = 0; t < T; t++)
         for (int n = 0; n < N; n++)
@@ -181,20 +191,45 @@ static void check_model_after(const struct mcase *c, int warm) {
                     cr_assert_eq(dx[((size_t)t * N + n) * c->I + i], 0.0f, "dx[%d][%d][%d] past the end is not 0", t, n, i);
             }
     LABEL("y");
-    ASSERT_CLOSE(what, y, yd, ny, RTOL, 2e-5);
+    ASSERT_CLOSE(what, y, yd, ny, RTOL, ytol);
     LABEL("hT");
-    ASSERT_CLOSE(what, hT, hTd, ns, RTOL, 2e-5);
+    ASSERT_CLOSE(what, hT, hTd, ns, RTOL, ytol);
     LABEL("dx");
-    ASSERT_CLOSE(what, dx, dxd, nx, RTOL, 1e-5 * (1 + scale_of(dxd, nx)));
+    ASSERT_CLOSE(what, dx, dxd, nx, RTOL, gtol * (1 + scale_of(dxd, nx)));
     LABEL("dh0");
-    ASSERT_CLOSE(what, dh0, dh0d, ns, RTOL, 1e-5 * (1 + scale_of(dh0d, ns)));
+    ASSERT_CLOSE(what, dh0, dh0d, ns, RTOL, gtol * (1 + scale_of(dh0d, ns)));
     LABEL("dw");
-    ASSERT_CLOSE(what, dw, dwd, nw, RTOL, 1e-5 * (1 + scale_of(dwd, nw)));
+    ASSERT_CLOSE(what, dw, dwd, nw, RTOL, gtol * (1 + scale_of(dwd, nw)));
     if (two) {
         LABEL("cT");
-        ASSERT_CLOSE(what, cT, cTd, ns, RTOL, 2e-5);
+        ASSERT_CLOSE(what, cT, cTd, ns, RTOL, ytol);
         LABEL("dc0");
-        ASSERT_CLOSE(what, dc0, dc0d, ns, RTOL, 1e-5 * (1 + scale_of(dc0d, ns)));
+        ASSERT_CLOSE(what, dc0, dc0d, ns, RTOL, gtol * (1 + scale_of(dc0d, ns)));
+    }
+    if (c->bf16) {
+        /* the rounding happened where the reference's did: recur is several
+         * times closer to the bf16 reference than to the exact one */
+        double *ye = test_doubles(ny), *dwe = test_doubles(nw);
+        ref_set_bf16_products(0);
+        ref_model_forward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, ye, NULL, NULL);
+        ref_model_backward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, dyd, dhTd, dcTd, NULL, NULL, NULL, dwe);
+        ref_set_bf16_products(1);
+        double y16 = 0, yex = 0, w16 = 0, wex = 0;
+        for (size_t i = 0; i < ny; i++)
+            if (ye[i] == ye[i] && !(c->lengths && y[i] == PAD && yd[i] == PAD)) {
+                y16 = fmax(y16, fabs(y[i] - yd[i]));
+                yex = fmax(yex, fabs(y[i] - ye[i]));
+            }
+        for (size_t i = 0; i < nw; i++) {
+            w16 = fmax(w16, fabs(dw[i] - dwd[i]));
+            wex = fmax(wex, fabs(dw[i] - dwe[i]));
+        }
+        LABEL("bf16 rounding");
+        cr_assert(yex > 4 * y16 && wex > 4 * w16,
+                  "%s: y differs from the exact reference by %.3g and from the bf16 one by %.3g; dw by %.3g and %.3g",
+                  what, yex, y16, wex, w16);
+        free(ye);
+        free(dwe);
     }
 
     /* Inference: no dropout, the same outputs as the reference without masks. */
@@ -210,7 +245,8 @@ static void check_model_after(const struct mcase *c, int warm) {
             if (c->lengths && t >= c->lengths[n])
                 for (int j = 0; j < O; j++) yd[((size_t)t * N + n) * O + j] = PAD;
     LABEL("inference y");
-    ASSERT_CLOSE(what, y2, yd, ny, RTOL, 2e-5);
+    ASSERT_CLOSE(what, y2, yd, ny, RTOL, ytol);
+    ref_set_bf16_products(0);
 
     recur_ctx_free(ctx);
     free(masks);
@@ -229,11 +265,26 @@ static void check_cell_models(const char *cell, const char *variant, int rv) {
     for (int dir = 0; dir < 4; dir++)
         for (int L = 1; L <= 2; L++)
             for (int withlen = 0; withlen < 2; withlen++) {
-                struct mcase c = {cell, variant, rv, dir, L, 5, 4, 3, 5, 0, withlen ? lens5 : NULL, 0};
+                struct mcase c = {cell, variant, rv, dir, L, 5, 4, 3, 5, 0, withlen ? lens5 : NULL, 0, 0};
                 check_model(&c);
             }
-    struct mcase bf = {cell, variant, rv, RECUR_DIR_BIDI_CONCAT, 2, 5, 4, 3, 5, 1, lens5, 0};
+    struct mcase bf = {cell, variant, rv, RECUR_DIR_BIDI_CONCAT, 2, 5, 4, 3, 5, 1, lens5, 0, 0};
     check_model(&bf);
+}
+
+/* bf16 products: a stack of both directions with lengths and one batch-first run, per cell */
+static void check_cell_models_bf16(const char *cell, const char *variant, int rv) {
+    struct mcase c = {cell, variant, rv, 2, 2, 5, 4, 6, 9, 0, lens5, 0, 1};
+    check_model(&c);
+    struct mcase bf = {cell, variant, rv, RECUR_DIR_FORWARD, 1, 6, 3, 5, 8, 1, NULL, 0, 1};
+    check_model(&bf);
+}
+
+Test(model, bf16_products) {
+    check_cell_models_bf16("lstm", NULL, 0);
+    check_cell_models_bf16("gru", NULL, 0);
+    check_cell_models_bf16("gru-lbr", NULL, 0);
+    check_cell_models_bf16("rnn", "tanh", 0);
 }
 
 Test(model, rnn_tanh) { check_cell_models("rnn", "tanh", 0); }
@@ -245,18 +296,18 @@ Test(model, lstm) { check_cell_models("lstm", NULL, 0); }
 /* Dropout between layers: recur's masks are Philox draws by element, so the
  * reference given the same masks must agree, gradients included. */
 Test(model, dropout_matches_reference_with_its_masks) {
-    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 3, 5, 4, 3, 5, 0, lens5, 0.4f};
+    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 3, 5, 4, 3, 5, 0, lens5, 0.4f, 0};
     check_model(&c);
-    struct mcase g = {"gru", NULL, 0, RECUR_DIR_FORWARD, 2, 6, 3, 4, 6, 1, NULL, 0.25f};
+    struct mcase g = {"gru", NULL, 0, RECUR_DIR_FORWARD, 2, 6, 3, 4, 6, 1, NULL, 0.25f, 0};
     check_model(&g);
     /* Backward after the third training forward goes back through call 2's
      * masks (the call number it is given, not the model's counter). */
-    struct mcase w = {"rnn", NULL, 0, RECUR_DIR_BIDI_SUM, 3, 5, 4, 3, 5, 0, lens5, 0.3f};
+    struct mcase w = {"rnn", NULL, 0, RECUR_DIR_BIDI_SUM, 3, 5, 4, 3, 5, 0, lens5, 0.3f, 0};
     check_model_after(&w, 2);
 }
 
 Test(model, dropout_is_repeatable_and_changes_per_call) {
-    struct mcase c = {"rnn", NULL, 0, RECUR_DIR_FORWARD, 2, 4, 3, 3, 8, 0, NULL, 0.5f};
+    struct mcase c = {"rnn", NULL, 0, RECUR_DIR_FORWARD, 2, 4, 3, 3, 8, 0, NULL, 0.5f, 0};
     recur_ctx *ctx = open_ctx();
     size_t nx = (size_t)c.T * c.N * c.I, ny = (size_t)c.T * c.N * c.H;
     float *x = test_floats(nx), *y[3] = {test_floats(ny), test_floats(ny), test_floats(ny)};
@@ -304,7 +355,7 @@ Test(model, philox_known_answers) {
 }
 
 Test(model, bad_lengths_are_named_and_nothing_runs) {
-    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 4, 3, 2, 3, 0, NULL, 0};
+    struct mcase c = {"lstm", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 4, 3, 2, 3, 0, NULL, 0, 0};
     recur_ctx *ctx = open_ctx();
     recur_model *m = make_model(ctx, &c, 0);
     size_t ny = (size_t)4 * 3 * 6;
@@ -374,7 +425,7 @@ Test(model, bad_lengths_are_named_and_nothing_runs) {
 }
 
 Test(model, parameters_by_pytorch_names) {
-    struct mcase c = {"gru", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 1, 1, 3, 2, 0, NULL, 0};
+    struct mcase c = {"gru", NULL, 0, RECUR_DIR_BIDI_CONCAT, 2, 1, 1, 3, 2, 0, NULL, 0, 0};
     recur_ctx *ctx;
     cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK);
     recur_model *m = make_model(ctx, &c, 0);

@@ -24,9 +24,8 @@
 #include <cblas.h>
 #endif
 
-#include "backend-impl.h"
+#include "cpu-impl.h"
 #include "philox.h"
-#include "pool.h"
 
 /* Every instruction set, most preferred first (RECUR_ISA_LIST, recur-cell.h):
  * name, bit, the bits the kernels it may run need (itself and what it
@@ -40,12 +39,6 @@ static const struct {
 } isa_table[] = {RECUR_ISA_LIST(ISA_ROW, )};
 #undef ISA_ROW
 #define N_ISA (sizeof isa_table / sizeof isa_table[0])
-
-struct cpu_dev {
-    uint32_t isa;            /* the chosen ISA: kernels may use it and anything below */
-    uint32_t allowed;        /* the set of ISA bits kernels may need */
-    struct recur_pool *pool; /* for be->threads threads; made on first use */
-};
 
 /* The ISAs this machine runs and this build compiles. */
 static uint32_t available(void) {
@@ -131,22 +124,19 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
 static void cpu_close(struct recur_backend *be) {
     struct cpu_dev *d = be->context;
     recur_pool_free(d->pool);
+    recur_cpu_mm_free(d->mm);
     free(d);
     be->context = NULL;
 }
 
 /* ---- threads ---- */
 
-/* The threads for `work` units of which `min` are worth one thread (at most
- * be->threads, at least 1). */
-static int team(struct recur_backend *be, size_t work, size_t min) {
+int recur_cpu_team(struct recur_backend *be, size_t work, size_t min) {
     size_t nt = work / min;
     return nt < 1 ? 1 : nt < (size_t)be->threads ? (int)nt : be->threads;
 }
 
-/* fn(arg, t, nt) for t < nt on be's pool, made (again) when the context's
- * thread count changed; on one thread when nt is 1 or no pool can be made. */
-static void run(struct recur_backend *be, int nt, recur_pool_fn fn, void *arg) {
+void recur_cpu_run(struct recur_backend *be, int nt, recur_pool_fn fn, void *arg) {
     struct cpu_dev *d = be->context;
     if (nt > 1 && (!d->pool || recur_pool_threads(d->pool) != be->threads)) {
         recur_pool_free(d->pool);
@@ -159,16 +149,13 @@ static void run(struct recur_backend *be, int nt, recur_pool_fn fn, void *arg) {
         recur_pool_run(d->pool, nt, fn, arg);
 }
 
-/* Thread t of nt's share [*lo, *hi) of n items: contiguous, in order. */
-static void share(size_t n, int t, int nt, size_t *lo, size_t *hi) {
+void recur_cpu_share(size_t n, int t, int nt, size_t *lo, size_t *hi) {
     *lo = n / (size_t)nt * (size_t)t + (n % (size_t)nt < (size_t)t ? n % (size_t)nt : (size_t)t);
     *hi = *lo + n / (size_t)nt + ((size_t)t < n % (size_t)nt);
 }
 
 /* ---- buffers ---- */
 
-#define HOST(m) ((void *)((char *)(m).buf + (m).off))
-#define HOSTF(m) ((float *)HOST(m))
 
 static recur_status cpu_alloc(struct recur_backend *be, size_t bytes, void **buf) {
     size_t rounded = (bytes + 63) & ~(size_t)63;
@@ -240,7 +227,7 @@ struct gemm_job {
 static void gemm_part(void *arg, int t, int nt) {
     struct gemm_job *j = arg;
     size_t lo, hi;
-    share((size_t)j->tiles, t, nt, &lo, &hi);
+    recur_cpu_share((size_t)j->tiles, t, nt, &lo, &hi);
     int dim = j->by_cols ? j->N : j->M, i0 = (int)lo * GEMM_TILE, i1 = (int)hi * GEMM_TILE;
     if (i1 > dim) i1 = dim;
     if (i1 <= i0) return;
@@ -278,21 +265,26 @@ static void gemm_part(void *arg, int t, int nt) {
 #endif
 }
 
-static recur_status cpu_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
-                             float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
-                             struct recur_mem C, int ldc) {
-    RETURN_IF(prec != RECUR_DTYPE_F32, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
-              recur_dtype_name(prec));
+recur_status recur_cpu_sgemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,
+                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     struct gemm_job j = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
-                         .by_cols = N >= M, .alpha = alpha, .beta = beta, .A = HOSTF(A), .B = HOSTF(B),
-                         .C = HOSTF(C)};
+                         .by_cols = N >= M, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
     atomic_init(&j.status, 0);
     j.tiles = ((j.by_cols ? N : M) + GEMM_TILE - 1) / GEMM_TILE;
-    int nt = team(be, (size_t)M * (size_t)N * (size_t)K, GEMM_PARALLEL_MIN);
-    run(be, nt < j.tiles ? nt : j.tiles, gemm_part, &j);
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, GEMM_PARALLEL_MIN);
+    recur_cpu_run(be, nt < j.tiles ? nt : j.tiles, gemm_part, &j);
     int s = atomic_load(&j.status);
     RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "dnnl_sgemm(M=%d, N=%d, K=%d) failed with status %d", M, N, K, s);
     return RECUR_OK;
+}
+
+static recur_status cpu_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
+                             float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+                             struct recur_mem C, int ldc) {
+    if (prec != RECUR_DTYPE_F32)
+        return recur_cpu_gemm_half(be, prec, ta, tb, M, N, K, alpha, HOSTF(A), lda, HOSTF(B), ldb, beta, HOSTF(C),
+                                   ldc);
+    return recur_cpu_sgemm(be, ta, tb, M, N, K, alpha, HOSTF(A), lda, HOSTF(B), ldb, beta, HOSTF(C), ldc);
 }
 
 /* ---- shared kernels ---- */
@@ -385,14 +377,14 @@ struct ew_job {
 
 /* n items over threads when count floats are worth it. */
 static void ew_run(struct recur_backend *be, size_t n, size_t count, recur_pool_fn fn, struct ew_job *j) {
-    int nt = team(be, count, TRAIN_PARALLEL_MIN);
-    run(be, (size_t)nt < n ? nt : (int)n, fn, j);
+    int nt = recur_cpu_team(be, count, TRAIN_PARALLEL_MIN);
+    recur_cpu_run(be, (size_t)nt < n ? nt : (int)n, fn, j);
 }
 
 static void dropout_part(void *arg, int t, int nt) {
     const struct ew_job *j = arg;
     size_t lo, hi;
-    share(j->count, t, nt, &lo, &hi);
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         j->d[i] = recur_philox_uniform(j->seed, j->stream, i) >= j->b ? j->s[i] * j->a : 0.0f;
 }
@@ -418,7 +410,7 @@ struct zo_job {
 static void zoneout_part(void *arg, int t, int nt) {
     const struct zo_job *j = arg;
     size_t lo, hi, H = (size_t)j->H;
-    share(j->rows, t, nt, &lo, &hi);
+    recur_cpu_share(j->rows, t, nt, &lo, &hi);
     for (size_t r = lo; r < hi; r++) {
         float *out = j->out + r * H, *a = j->a + r * H;
         const float *b = j->b + r * H;
@@ -449,8 +441,8 @@ static recur_status cpu_zoneout(struct recur_backend *be, int mode, struct recur
     struct zo_job j = {.mode = mode, .H = H, .out = HOSTF(out), .a = HOSTF(a), .b = HOSTF(b), .ix = HOST(idx),
                        .rows = (size_t)rows, .base = base, .seed = seed, .stream = stream, .p = p, .q = q};
     size_t count = (size_t)rows * (size_t)H;
-    int nt = team(be, count, TRAIN_PARALLEL_MIN);
-    run(be, nt < rows ? nt : rows, zoneout_part, &j);
+    int nt = recur_cpu_team(be, count, TRAIN_PARALLEL_MIN);
+    recur_cpu_run(be, nt < rows ? nt : rows, zoneout_part, &j);
     return RECUR_OK;
 }
 
@@ -474,7 +466,7 @@ static recur_status cpu_index_add(struct recur_backend *be, struct recur_mem dst
                                   int ld_src, struct recur_mem idx, int rows, int width) {
     struct ew_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .count = (size_t)rows,
                        .ld = (size_t)ld_dst, .ld2 = (size_t)ld_src, .K = width};
-    run(be, team(be, (size_t)rows * (size_t)width, TRAIN_PARALLEL_MIN), index_add_part, &j);
+    recur_cpu_run(be, recur_cpu_team(be, (size_t)rows * (size_t)width, TRAIN_PARALLEL_MIN), index_add_part, &j);
     return RECUR_OK;
 }
 
@@ -504,7 +496,7 @@ static void xent_row(const float *z, int32_t t, int K, float scale, float *dz, f
 static void xent_part(void *arg, int t, int nt) {
     const struct ew_job *j = arg;
     size_t lo, hi;
-    share(j->count, t, nt, &lo, &hi);
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
     for (size_t r = lo; r < hi; r++) xent_row(j->s + r * j->ld, j->ix[r], j->K, j->a, j->d + r * j->ld, j->d2 + r);
 }
 
@@ -520,7 +512,7 @@ static void mse_part(void *arg, int t, int nt) {
     const struct ew_job *j = arg;
     const int K = j->K;
     size_t lo, hi;
-    share(j->count, t, nt, &lo, &hi);
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
     for (size_t r = lo; r < hi; r++) {
         const float *a = j->s + r * j->ld, *b = j->s2 + r * j->ld2;
         float *g = j->d + r * j->ld;
@@ -571,7 +563,7 @@ static void sum_parts(void *arg, int t, int nt) {
     const struct ew_job *j = arg;
     const size_t chunk = sum_chunk(j->count);
     size_t lo, hi;
-    share(RECUR_SUM_PARTS, t, nt, &lo, &hi);
+    recur_cpu_share(RECUR_SUM_PARTS, t, nt, &lo, &hi);
     for (size_t q = lo; q < hi; q++) {
         size_t i0 = q * chunk, i1 = i0 + chunk;
         if (i0 > j->count) i0 = j->count;
@@ -594,7 +586,7 @@ static void sgd_part(void *arg, int t, int nt) {
     const float *pg = j->s;
     const float lr = j->a, momentum = j->b, wd = j->c, gscale = j->e;
     size_t lo, hi;
-    share(j->count, t, nt, &lo, &hi);
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
     if (momentum == 0.0f) {
         for (size_t i = lo; i < hi; i++) pw[i] -= lr * (gscale * pg[i] + wd * pw[i]);
         return;
@@ -623,7 +615,7 @@ static void adam_part(void *arg, int t, int nt) {
     const float step_size = j->a, b1 = j->b, b2 = j->c, eps = j->e, bc2_sqrt = j->f, wd = j->g, gscale = j->h;
     const float c1 = 1.0f - b1, c2 = 1.0f - b2;
     size_t lo, hi;
-    share(j->count, t, nt, &lo, &hi);
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         const float d = gscale * pg[i] + wd * pw[i];
         const float nm = b1 * pm[i] + c1 * d;
@@ -735,7 +727,7 @@ struct cell_job {
 static void cell_part(void *arg, int t, int nt) {
     const struct cell_job *j = arg;
     size_t r0, r1;
-    share((size_t)j->s->n, t, nt, &r0, &r1);
+    recur_cpu_share((size_t)j->s->n, t, nt, &r0, &r1);
     if (r1 == r0) return;
     struct recur_cell_args a;
     rows_args(j->s, j->desc, (int)r0, (int)(r1 - r0), &a);
@@ -748,7 +740,7 @@ static recur_status cpu_cell_run(struct recur_backend *be, void *handle, int sta
     struct cell_job j = {s, c->desc, backward ? c->kern->backward[stage] : c->kern->forward[stage]};
     size_t work = (size_t)s->n * (size_t)s->H * (size_t)c->desc->n_gates;
     int nt = work < PARALLEL_MIN ? 1 : be->threads;
-    run(be, nt < s->n ? nt : s->n, cell_part, &j);
+    recur_cpu_run(be, nt < s->n ? nt : s->n, cell_part, &j);
     return RECUR_OK;
 }
 
@@ -767,6 +759,10 @@ const struct recur_backend_i recur_cpu_backend = {
     .fill = cpu_fill,
     .scale = cpu_scale,
     .gemm = cpu_gemm,
+    .precisions = recur_cpu_precisions,
+    .pack = recur_cpu_pack,
+    .gemm_packed = recur_cpu_gemm_packed,
+    .unpack = recur_cpu_unpack,
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,
     .add = cpu_add,

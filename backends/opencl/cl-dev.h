@@ -31,6 +31,7 @@ enum cl_shared {
     K_ADAM,
     K_SCALE,
     K_ZONEOUT,
+    K_ROUND_BF16,
     N_SHARED
 };
 
@@ -62,6 +63,12 @@ struct cl_dev {
     char library[512]; /* recur_cl_driver_library() */
 
     int used_clblast; /* ran a CLBlast GEMM: counted in opencl.c's clblast_users */
+
+    /* bf16 GEMMs (opencl.c: cl_gemm): op(A)'s and op(B)'s stored regions
+     * rounded to bf16, dense; grown as needed, never shrunk, freed at
+     * close. One in-order queue, so each GEMM may reuse them. */
+    cl_mem scratch[2];
+    size_t scratch_bytes[2];
 };
 
 /* Process-wide counters (opencl.c). */

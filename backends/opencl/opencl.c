@@ -1,6 +1,7 @@
 /*
  * opencl.c: the OpenCL backend. Through the ICD loader only (libOpenCL),
- * OpenCL 1.2, GEMM by CLBlast on recur's own queue.
+ * OpenCL 1.2, GEMM by CLBlast on recur's own queue (bf16 products emulated
+ * on every device: operands rounded into scratch copies, then CLBlastSgemm).
  *
  * One cl_context and one in-order queue per recur context. Buffers are
  * cl_mem addressed by byte offsets (no sub-buffers): kernels take
@@ -399,6 +400,11 @@ static int clblast_release(void) {
 static void release_dev(struct cl_dev *d) {
     if (!d) return;
     if (d->queue) clFinish(d->queue);
+    for (int i = 0; i < 2; i++)
+        if (d->scratch[i]) {
+            clReleaseMemObject(d->scratch[i]);
+            CL_COUNT(buffers, -1);
+        }
     for (int i = 0; i < N_SHARED; i++) recur_cl_release_kernel(d->k[i]);
     recur_cl_release_program(d->shared);
     int last_clblast = d->used_clblast && clblast_release();
@@ -515,7 +521,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
                                                  "recur_sgd",      "recur_adam",      "recur_scale",
-                                                 "recur_zoneout"};
+                                                 "recur_zoneout",  "recur_round_bf16"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -689,19 +695,17 @@ static recur_status cl_fill(struct recur_backend *be, struct recur_mem dst, floa
 
 /* ---- GEMM (CLBlast) ---- */
 
-static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
-                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
-                            struct recur_mem C, int ldc) {
+/* CLBlastSgemm on (buffer, float offset) operands; its errors by name.
+ * `how` follows the call in messages ("" or " on bf16 copies"). */
+static recur_status sgemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha, cl_mem A,
+                          size_t a_off, int lda, cl_mem B, size_t b_off, int ldb, float beta, struct recur_mem C,
+                          int ldc, const char *how) {
     struct cl_dev *d = DEV(be);
-    RETURN_IF(prec != RECUR_DTYPE_F32, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
-              recur_dtype_name(prec));
-    RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
-              "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
     clblast_acquire(d);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                        tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)M, (size_t)N, (size_t)K,
-                                       alpha, MEM(A), A.off / 4, (size_t)lda, MEM(B), B.off / 4, (size_t)ldb, beta,
-                                       MEM(C), C.off / 4, (size_t)ldc, &d->queue, NULL);
+                                       alpha, A, a_off, (size_t)lda, B, b_off, (size_t)ldb, beta, MEM(C), C.off / 4,
+                                       (size_t)ldc, &d->queue, NULL);
     if (s != CLBlastSuccess) {
         const char *name = recur_clblast_code_name(s);
         char hint[320] = "";
@@ -710,11 +714,73 @@ static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, 
                               : RECUR_ERR_BACKEND;
         if ((cl_int)s == CL_OUT_OF_RESOURCES || (cl_int)s == CL_MEM_OBJECT_ALLOCATION_FAILURE) /* OpenCL's own codes */
             st = dev_status(d, (cl_int)s, hint, sizeof hint) == RECUR_ERR_DEVICE_MEMORY ? RECUR_ERR_DEVICE_MEMORY : st;
-        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d): %s%s%d%s%s",
-                         ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, ldc, name ? name : "CLBlast status ",
+        return recur_err(be->ctx, st, "CLBlastSgemm(%c%c, M=%d, N=%d, K=%d, lda=%d, ldb=%d, ldc=%d)%s: %s%s%d%s%s",
+                         ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, ldc, how, name ? name : "CLBlast status ",
                          name ? " (" : "", (int)s, name ? ")" : "", hint);
     }
     return RECUR_OK;
+}
+
+/* Scratch buffer i (cl_dev.scratch) of at least `bytes`: the one it has,
+ * or a new one (64 KiB multiples) in place of it. Releasing the old one is
+ * safe with GEMMs that use it still queued: OpenCL frees a buffer only when
+ * the commands that use it have finished. */
+static recur_status scratch(struct recur_backend *be, int i, size_t bytes, cl_mem *out) {
+    struct cl_dev *d = DEV(be);
+    if (bytes > d->scratch_bytes[i]) {
+        size_t want = (bytes + 65535) / 65536 * 65536;
+        if ((cl_ulong)want > d->max_alloc && (cl_ulong)bytes <= d->max_alloc) want = bytes;
+        void *buf = NULL;
+        TRY(cl_alloc(be, want, &buf));
+        cl_free(be, d->scratch[i]);
+        d->scratch[i] = buf;
+        d->scratch_bytes[i] = want;
+    }
+    *out = d->scratch[i];
+    return RECUR_OK;
+}
+
+static recur_status round_bf16(struct recur_backend *be, cl_mem dst, struct recur_mem src, int ld, int rows,
+                               int cols);
+
+/* The precisions of cl_gemm: bf16 emulated (rounded copies, float32
+ * products: cl_gemm), so on every device, never natively. */
+static unsigned cl_precisions(struct recur_backend *be, unsigned *native) {
+    (void)be;
+    *native = 1u << RECUR_DTYPE_F32;
+    return 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16;
+}
+
+/*
+ * F32: CLBlastSgemm on the operands. BF16: op(A)'s and op(B)'s stored
+ * regions (rows x cols with their leading dimension) are rounded to bf16
+ * into dense scratch copies (recur_round_bf16), then CLBlastSgemm on those:
+ * a product of two bf16 values has at most 16 significant bits, so float32
+ * holds it exactly, and the result is bf16 products with float32 sums, as
+ * the contract asks (backend-impl.h), on any device. F16: refused.
+ */
+static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
+                            float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
+                            struct recur_mem C, int ldc) {
+    struct cl_dev *d = DEV(be);
+    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s (%s): no %s products (the OpenCL backend computes f32 and bf16)", be->info.selector,
+              d->device_name, recur_dtype_name(prec) ? recur_dtype_name(prec) : "unknown");
+    RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
+              "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
+    if (prec == RECUR_DTYPE_F32)
+        return sgemm(be, ta, tb, M, N, K, alpha, MEM(A), A.off / 4, lda, MEM(B), B.off / 4, ldb, beta, C, ldc, "");
+    const int rows_a = ta ? K : M, cols_a = ta ? M : K, rows_b = tb ? N : K, cols_b = tb ? K : N;
+    RETURN_IF(lda < cols_a || ldb < cols_b, be->ctx, RECUR_ERR_ARG,
+              "bf16 gemm(%c%c, M=%d, N=%d, K=%d): lda=%d, ldb=%d; the rows of op(A) and op(B) as stored hold %d "
+              "and %d floats",
+              ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, cols_a, cols_b);
+    cl_mem a16, b16;
+    TRY(scratch(be, 0, (size_t)rows_a * (size_t)cols_a * sizeof(float), &a16));
+    TRY(scratch(be, 1, (size_t)rows_b * (size_t)cols_b * sizeof(float), &b16));
+    TRY(round_bf16(be, a16, A, lda, rows_a, cols_a));
+    TRY(round_bf16(be, b16, B, ldb, rows_b, cols_b));
+    return sgemm(be, ta, tb, M, N, K, alpha, a16, 0, cols_a, b16, 0, cols_b, beta, C, ldc, " on bf16 copies");
 }
 
 /* ---- launch shapes ---- */
@@ -888,6 +954,29 @@ static recur_status cl_transpose(struct recur_backend *be, struct recur_mem dst,
     if (rows <= 0 || cols <= 0) return RECUR_OK;
     struct rows_args a = {dst, src, {0}, ld_dst, ld_src, cols, 0};
     return launch_rows(be, K_TRANSPOSE, "recur_transpose", cols, rows, transpose_chunk, &a);
+}
+
+struct round_args {
+    cl_mem dst;
+    struct recur_mem src;
+    int ld, cols;
+};
+
+static recur_status round_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
+                                const void *user) {
+    const struct round_args *a = user;
+    TRY(set_mem(be, k, name, 0, (struct recur_mem){a->dst, 0}, r0 * (size_t)a->cols));
+    TRY(set_mem(be, k, name, 2, a->src, r0 * (size_t)a->ld));
+    TRY(set_arg(be, k, name, 4, sizeof(int), &a->ld));
+    TRY(set_arg(be, k, name, 5, sizeof(int), &n));
+    return set_arg(be, k, name, 6, sizeof(int), &a->cols);
+}
+
+/* dst (dense, rows x cols) = src (rows x cols, leading dimension ld) rounded to bf16. */
+static recur_status round_bf16(struct recur_backend *be, cl_mem dst, struct recur_mem src, int ld, int rows,
+                               int cols) {
+    struct round_args a = {dst, src, ld, cols};
+    return launch_rows(be, K_ROUND_BF16, "recur_round_bf16", cols, rows, round_chunk, &a);
 }
 
 static recur_status gather_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
@@ -1343,6 +1432,7 @@ const struct recur_backend_i recur_opencl_backend = {
     .fill = cl_fill,
     .scale = cl_scale,
     .gemm = cl_gemm,
+    .precisions = cl_precisions,
     .rows_set = cl_rows_set,
     .colsum = cl_colsum,
     .add = cl_add,

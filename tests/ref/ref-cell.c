@@ -235,12 +235,27 @@ static wparts split(const ref_cell *c, const double *w)
     return s;
 }
 
+/* bf16 products (ref_set_bf16_products): each operand of a matrix
+ * product rounded to bfloat16, 8 significant bits, to nearest even. */
+static int bf16_products;
+
+void ref_set_bf16_products(int on) { bf16_products = on; }
+
+static double op(double v)
+{
+    if (!bf16_products || v == 0.0 || !isfinite(v))
+        return v;
+    int e;
+    double m = frexp(v, &e); /* |m| in [0.5, 1): 8 significant bits are m * 2^8 */
+    return ldexp(nearbyint(ldexp(m, 8)), e - 8);
+}
+
 /* b[row] + sum_k W[row][k] v[k]   (W row-major with `cols` columns) */
 static double affine(const double *W, const double *b, int cols, int row, const double *v)
 {
     double s = b[row];
     for (int k = 0; k < cols; k++)
-        s += W[(size_t)row * cols + k] * v[k];
+        s += op(W[(size_t)row * cols + k]) * op(v[k]);
     return s;
 }
 
@@ -249,7 +264,7 @@ static double dot(const double *W, int cols, int row, const double *v)
 {
     double s = 0.0;
     for (int k = 0; k < cols; k++)
-        s += W[(size_t)row * cols + k] * v[k];
+        s += op(W[(size_t)row * cols + k]) * op(v[k]);
     return s;
 }
 
@@ -299,9 +314,9 @@ static void affine_back(const double *W, int cols, int r0, int nrows, const doub
             db[r] += d;
         for (int k = 0; k < cols; k++) {
             if (dW != NULL)
-                dW[(size_t)r * cols + k] += d * v[k];
+                dW[(size_t)r * cols + k] += op(d) * op(v[k]);
             if (dv != NULL)
-                dv[k] += W[(size_t)r * cols + k] * d;
+                dv[k] += op(W[(size_t)r * cols + k]) * op(d);
         }
     }
 }

@@ -124,6 +124,12 @@ int ref_states(const ref_cell *c);
 /* Number of doubles in w (see the layout above; 0 for an unknown cell). */
 size_t ref_weight_count(const ref_cell *c);
 
+/* 1: every operand of a matrix product (a weight, an input, a state, a
+ * gate's gradient) is rounded to bfloat16 (to nearest even) before it is
+ * multiplied, as recur's RECUR_DTYPE_BF16 precision does; biases, sums and
+ * pointwise math stay double. 0 (the default): exact. For all cells. */
+void ref_set_bf16_products(int on);
+
 /* Forward over T steps, N sequences. h0/c0 NULL means zeros; hT/cT may be NULL.
  * y [T][N][H] must not be NULL. */
 void ref_forward(const ref_cell *c, int T, int N, const double *w, const double *x,

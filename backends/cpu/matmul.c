@@ -1,0 +1,636 @@
+/*
+ * matmul.c: the CPU backend's products beyond one float32 GEMM call:
+ * weights packed once for the many products of a time loop, and products
+ * in bfloat16 (operands rounded to nearest even, float32 sums).
+ *
+ * With oneDNN, a weight operand is packed by a reorder into the layout its
+ * matmul primitive chooses (format_tag_any): float32 when that matmul is a
+ * brgemm (AVX-512 and up; on AVX2 oneDNN 2.6 picks gemm:jit, slower than
+ * dnnl_sgemm, so the pack keeps B as it is), bfloat16 when oneDNN has a
+ * bf16 brgemm for this CPU (AVX512-BF16 or AMX: "native"). The columns of
+ * op(B) are split into one part per thread, each with its own primitives,
+ * so every call runs on the backend's pool, one thread per part, and each
+ * element of C is summed by one thread in a fixed order: for a given
+ * thread count, the same bits from run to run. Primitives are created once
+ * per part and shape (row count M, leading dimensions, beta) and kept; each
+ * thread has its own stream and scratchpad (oneDNN's user scratchpad mode:
+ * parts run concurrently).
+ *
+ * Without native bf16 (or without oneDNN) bfloat16 is emulated with the
+ * same results: both operands rounded to bf16 values held in floats, then
+ * the float32 GEMM (a product of two bf16 values is exact in float32).
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef RECUR_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+#include "cpu-impl.h"
+
+/* ---- bfloat16 rounding ---- */
+
+/* f to bf16 bits, to nearest even; a NaN stays a (quiet) NaN. */
+static inline uint16_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float bf16_float(float f) {
+    uint32_t u = (uint32_t)bf16_bits(f) << 16;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+/* A rows x cols region (row stride ld) rounded into a dense array, as bf16
+ * bits (d16) or as floats (d32), split over threads by rows. */
+struct round_job {
+    const float *src;
+    int rows, cols, ld;
+    uint16_t *d16;
+    float *d32;
+};
+
+static void round_part(void *arg, int t, int nt) {
+    const struct round_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((size_t)j->rows, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        const float *s = j->src + r * (size_t)j->ld;
+        size_t o = r * (size_t)j->cols;
+        if (j->d16)
+            for (int c = 0; c < j->cols; c++) j->d16[o + (size_t)c] = bf16_bits(s[c]);
+        else
+            for (int c = 0; c < j->cols; c++) j->d32[o + (size_t)c] = bf16_float(s[c]);
+    }
+}
+
+#define ROUND_PARALLEL_MIN 65536
+
+static void round_region(struct recur_backend *be, const float *src, int rows, int cols, int ld, uint16_t *d16,
+                         float *d32) {
+    struct round_job j = {src, rows, cols, ld, d16, d32};
+    int nt = recur_cpu_team(be, (size_t)rows * (size_t)cols, ROUND_PARALLEL_MIN);
+    recur_cpu_run(be, nt < rows ? nt : rows, round_part, &j);
+}
+
+/* ---- the device's state ---- */
+
+struct mm_thread {
+#ifdef RECUR_HAVE_DNNL
+    dnnl_stream_t stream;
+#endif
+    void *pad; /* the scratchpad of this thread's primitives */
+    size_t pad_cap;
+};
+
+struct recur_cpu_mm {
+    int native_bf16; /* oneDNN has a bf16 brgemm matmul here */
+    int packs_f32;   /* oneDNN's f32 matmul is a brgemm here: worth packing for */
+    void *scratch[2]; /* rounded operands A and B */
+    size_t cap[2];
+    int n_thr;
+    struct mm_thread *thr; /* [n_thr] */
+#ifdef RECUR_HAVE_DNNL
+    dnnl_engine_t eng;
+#endif
+};
+
+/* 64-byte aligned memory of at least `bytes` at *p (kept when large enough). */
+static void *grow(void **p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return *p;
+    void *q = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || posix_memalign(&q, 64, rounded) != 0) return NULL;
+    free(*p);
+    *p = q;
+    *cap = rounded;
+    return q;
+}
+
+#ifdef RECUR_HAVE_DNNL
+/* oneDNN's matmul implementation for a K x N problem of type dt, whether it is a brgemm. */
+static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt, int need_bf16) {
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t da = {64, 64}, dc = {64, 64};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&a, 2, da, dt, dnnl_ab) || dnnl_memory_desc_init_by_tag(&b, 2, da, dt, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&c, 2, dc, dnnl_f32, dnnl_ab) || dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) ||
+        dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL))
+        return 0;
+    const char *impl = "";
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    int yes = !strncmp(impl, "brg", 3) && (!need_bf16 || strstr(impl, "bf16") || strstr(impl, "amx"));
+    dnnl_primitive_desc_destroy(pd);
+    return yes;
+}
+#endif
+
+/* The device's state, made on first use (NULL when out of memory). */
+static struct recur_cpu_mm *mm_get(struct recur_backend *be) {
+    struct cpu_dev *d = be->context;
+    if (d->mm) return d->mm;
+    struct recur_cpu_mm *mm = calloc(1, sizeof *mm);
+    if (!mm) return NULL;
+#ifdef RECUR_HAVE_DNNL
+    if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) == dnnl_success) {
+        mm->packs_f32 = brgemm_matmul(mm->eng, dnnl_f32, 0);
+        mm->native_bf16 = brgemm_matmul(mm->eng, dnnl_bf16, 1);
+        /* RECUR_CPU_MATMUL=0: float32 products by dnnl_sgemm alone, bf16 emulated (for comparison) */
+        const char *env = getenv("RECUR_CPU_MATMUL");
+        if (env && !strcmp(env, "0")) mm->packs_f32 = mm->native_bf16 = 0;
+    } else {
+        mm->eng = NULL;
+    }
+#endif
+    d->mm = mm;
+    return mm;
+}
+
+/* Thread t's stream and scratchpad, for at least `threads` threads. */
+static recur_status mm_threads(struct recur_backend *be, struct recur_cpu_mm *mm, int threads) {
+    if (threads <= mm->n_thr) return RECUR_OK;
+    struct mm_thread *thr = realloc(mm->thr, (size_t)threads * sizeof *thr);
+    RETURN_IF(!thr, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
+    mm->thr = thr;
+    for (int t = mm->n_thr; t < threads; t++) {
+        memset(&thr[t], 0, sizeof thr[t]);
+#ifdef RECUR_HAVE_DNNL
+        dnnl_status_t s = dnnl_stream_create(&thr[t].stream, mm->eng, dnnl_stream_default_flags);
+        RETURN_IF(s != dnnl_success, be->ctx, RECUR_ERR_BACKEND, "oneDNN: cannot create a stream (status %d)", s);
+#endif
+        mm->n_thr = t + 1;
+    }
+    return RECUR_OK;
+}
+
+void recur_cpu_mm_free(struct recur_cpu_mm *mm) {
+    if (!mm) return;
+    for (int t = 0; t < mm->n_thr; t++) {
+#ifdef RECUR_HAVE_DNNL
+        dnnl_stream_destroy(mm->thr[t].stream);
+#endif
+        free(mm->thr[t].pad);
+    }
+    free(mm->thr);
+    free(mm->scratch[0]);
+    free(mm->scratch[1]);
+#ifdef RECUR_HAVE_DNNL
+    if (mm->eng) dnnl_engine_destroy(mm->eng);
+#endif
+    free(mm);
+}
+
+unsigned recur_cpu_precisions(struct recur_backend *be, unsigned *native) {
+    struct recur_cpu_mm *mm = mm_get(be);
+    *native = mm && mm->native_bf16 ? 1u << RECUR_DTYPE_BF16 : 0;
+    return 1u << RECUR_DTYPE_BF16;
+}
+
+/* ---- oneDNN's matmul, one part ---- */
+
+#ifdef RECUR_HAVE_DNNL
+/* A primitive for one shape of a part's products, with its memory objects. */
+struct mm_prim {
+    int M, lda, ldc;
+    float beta;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, dst, pad;
+    size_t pad_bytes;
+};
+
+#define PART_PRIMS 8
+
+/* Columns [n0, n1) of a packed op(B): its weights in the matmul's layout. */
+struct mm_part {
+    int n0, n1;
+    void *w;
+    dnnl_memory_desc_t wmd;
+    struct mm_prim prims[PART_PRIMS];
+    int next; /* the slot the next new shape takes */
+};
+
+static void prim_clear(struct mm_prim *p) {
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    if (p->src) dnnl_memory_destroy(p->src);
+    if (p->wei) dnnl_memory_destroy(p->wei);
+    if (p->dst) dnnl_memory_destroy(p->dst);
+    if (p->pad) dnnl_memory_destroy(p->pad);
+    memset(p, 0, sizeof *p);
+}
+
+/* The matmul of C (M x nn, ldc) [+]= A (M x K, lda, type dt) W with the
+ * weights' descriptor wmd; beta 0 or a sum post-op; alpha as an output scale. */
+static dnnl_status_t prim_make(dnnl_engine_t eng, dnnl_data_type_t dt, int M, int K, int nn, int64_t sa_m,
+                               int64_t sa_k, const dnnl_memory_desc_t *wmd, int ldc, float alpha, float beta,
+                               struct mm_prim *p) {
+    dnnl_memory_desc_t a, c;
+    dnnl_dims_t da = {M, K}, dc = {M, nn}, sa = {sa_m, sa_k}, sc = {ldc, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s;
+    memset(p, 0, sizeof *p);
+    if ((s = dnnl_memory_desc_init_by_strides(&a, 2, da, dt, sa)) || (s = dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc)) ||
+        (s = dnnl_matmul_desc_init(&md, &a, wmd, NULL, &c)) || (s = dnnl_primitive_attr_create(&attr)) ||
+        (s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)))
+        goto out;
+    if (alpha != 1.0f && (s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha))) goto out;
+    if (beta != 0.0f) {
+        if ((s = dnnl_post_ops_create(&po)) || (s = dnnl_post_ops_append_sum(po, beta)) ||
+            (s = dnnl_primitive_attr_set_post_ops(attr, po)))
+            goto out;
+    }
+    if ((s = dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL)) || (s = dnnl_primitive_create(&p->prim, pd))) goto out;
+    const dnnl_memory_desc_t *pad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    p->pad_bytes = pad ? dnnl_memory_desc_get_size(pad) : 0;
+    if ((s = dnnl_memory_create(&p->src, &a, eng, DNNL_MEMORY_NONE)) ||
+        (s = dnnl_memory_create(&p->wei, wmd, eng, DNNL_MEMORY_NONE)) ||
+        (s = dnnl_memory_create(&p->dst, &c, eng, DNNL_MEMORY_NONE)))
+        goto out;
+    if (p->pad_bytes && (s = dnnl_memory_create(&p->pad, pad, eng, DNNL_MEMORY_NONE))) goto out;
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) prim_clear(p);
+    return s;
+}
+
+/* Run p on thread t's stream with oneDNN held to one thread (its OpenMP
+ * team, which spins, never starts: the pool is the parallelism). */
+static dnnl_status_t prim_run(struct recur_cpu_mm *mm, int t, struct mm_prim *p, const void *A, const void *W,
+                              float *C) {
+    struct mm_thread *th = &mm->thr[t];
+    if (p->pad_bytes && !grow(&th->pad, &th->pad_cap, p->pad_bytes)) return dnnl_out_of_memory;
+    dnnl_status_t s;
+    if ((s = dnnl_memory_set_data_handle(p->src, (void *)A)) || (s = dnnl_memory_set_data_handle(p->wei, (void *)W)) ||
+        (s = dnnl_memory_set_data_handle(p->dst, C)) || (p->pad && (s = dnnl_memory_set_data_handle(p->pad, th->pad))))
+        return s;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src}, {DNNL_ARG_WEIGHTS, p->wei}, {DNNL_ARG_DST, p->dst},
+                               {DNNL_ARG_SCRATCHPAD, p->pad}};
+#ifdef _OPENMP
+    int omp_before = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    s = dnnl_primitive_execute(p->prim, th->stream, p->pad ? 4 : 3, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(th->stream);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_before);
+#endif
+    return s;
+}
+
+static dnnl_data_type_t dnnl_type(recur_dtype prec) { return prec == RECUR_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32; }
+
+/* Pack columns [n0, n1) of op(B) (float32, row-major ldb, transposed when
+ * trans) into part: the layout oneDNN's matmul of type dt chooses, by a reorder. */
+static dnnl_status_t part_pack(struct recur_cpu_mm *mm, int t, dnnl_data_type_t dt, int trans, int K, const float *B,
+                               int ldb, struct mm_part *part) {
+    int nn = part->n1 - part->n0;
+    dnnl_memory_desc_t a, any, c, user;
+    dnnl_dims_t da = {64, K}, db = {K, nn}, dc = {64, nn};
+    dnnl_dims_t sb = {trans ? 1 : ldb, trans ? ldb : 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_tag(&a, 2, da, dt, dnnl_ab)) ||
+        (s = dnnl_memory_desc_init_by_tag(&any, 2, db, dt, dnnl_format_tag_any)) ||
+        (s = dnnl_memory_desc_init_by_tag(&c, 2, dc, dnnl_f32, dnnl_ab)) ||
+        (s = dnnl_memory_desc_init_by_strides(&user, 2, db, dnnl_f32, sb)) ||
+        (s = dnnl_matmul_desc_init(&md, &a, &any, NULL, &c)) || (s = dnnl_primitive_desc_create(&pd, &md, NULL, mm->eng, NULL)))
+        goto out;
+    part->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    size_t bytes = dnnl_memory_desc_get_size(&part->wmd);
+    if (posix_memalign(&part->w, 64, (bytes + 63) & ~(size_t)63) != 0) {
+        part->w = NULL;
+        s = dnnl_out_of_memory;
+        goto out;
+    }
+    const float *src = B + (trans ? (size_t)part->n0 * (size_t)ldb : (size_t)part->n0);
+    if ((s = dnnl_memory_create(&from, &user, mm->eng, (void *)src)) ||
+        (s = dnnl_memory_create(&to, &part->wmd, mm->eng, part->w)) ||
+        (s = dnnl_reorder_primitive_desc_create(&rpd, &user, mm->eng, &part->wmd, mm->eng, NULL)) ||
+        (s = dnnl_primitive_create(&reorder, rpd)))
+        goto out;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+#ifdef _OPENMP
+    int omp_before = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    s = dnnl_primitive_execute(reorder, mm->thr[t].stream, 2, args);
+    if (s == dnnl_success) s = dnnl_stream_wait(mm->thr[t].stream);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_before);
+#endif
+out:
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    return s;
+}
+#endif
+
+/* ---- packed weights ---- */
+
+enum pack_kind {
+    PACK_REF,     /* float32, B itself: the float32 GEMM */
+    PACK_ROUNDED, /* emulated bf16: op(B)'s region rounded to bf16 values, in floats */
+    PACK_DNNL,    /* oneDNN matmul parts, float32 or bf16 */
+};
+
+struct cpu_pack {
+    enum pack_kind kind;
+    recur_dtype prec;
+    int trans, K, N, ldb;
+    const float *B;   /* PACK_REF */
+    float *rounded;   /* PACK_ROUNDED: the stored region of B (trans ? N x K : K x N), dense */
+    int parts;        /* PACK_DNNL */
+#ifdef RECUR_HAVE_DNNL
+    struct mm_part part[];
+#endif
+};
+
+/* Below this many columns per thread a pack is one part. */
+#define PART_MIN_COLS 64
+
+#ifdef RECUR_HAVE_DNNL
+struct pack_job {
+    struct recur_cpu_mm *mm;
+    struct cpu_pack *pk;
+    atomic_int status;
+};
+
+static void pack_part(void *arg, int t, int nt) {
+    struct pack_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((size_t)j->pk->parts, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        dnnl_status_t s = part_pack(j->mm, t, dnnl_type(j->pk->prec), j->pk->trans, j->pk->K, j->pk->B, j->pk->ldb,
+                                    &j->pk->part[i]);
+        int none = 0;
+        if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
+    }
+}
+#endif
+
+recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int trans, int K, int N, struct recur_mem B,
+                            int ldb, void **packed) {
+    struct recur_cpu_mm *mm = mm_get(be);
+    RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
+    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s: no %s products", be->info.selector, recur_dtype_name(prec));
+    int dnnl = prec == RECUR_DTYPE_BF16 ? mm->native_bf16 : mm->packs_f32;
+    int parts = 1;
+#ifdef RECUR_HAVE_DNNL
+    if (dnnl) {
+        parts = N / PART_MIN_COLS < be->threads ? N / PART_MIN_COLS : be->threads;
+        if (parts < 1) parts = 1;
+    }
+#endif
+    struct cpu_pack *pk = calloc(1, sizeof *pk
+#ifdef RECUR_HAVE_DNNL
+                                         + (dnnl ? (size_t)parts * sizeof(struct mm_part) : 0)
+#endif
+    );
+    RETURN_IF(!pk, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
+    *pk = (struct cpu_pack){.prec = prec, .trans = trans, .K = K, .N = N, .ldb = ldb, .B = HOSTF(B)};
+    if (!dnnl && prec == RECUR_DTYPE_F32) {
+        pk->kind = PACK_REF;
+    } else if (!dnnl) {
+        pk->kind = PACK_ROUNDED;
+        int rows = trans ? N : K, cols = trans ? K : N;
+        pk->rounded = malloc((size_t)rows * (size_t)cols * sizeof(float));
+        if (!pk->rounded) {
+            free(pk);
+            return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
+        }
+        round_region(be, pk->B, rows, cols, ldb, NULL, pk->rounded);
+    } else {
+#ifdef RECUR_HAVE_DNNL
+        pk->kind = PACK_DNNL;
+        pk->parts = parts;
+        /* parts of whole 16-column blocks, in order */
+        int blocks = (N + 15) / 16;
+        for (int i = 0; i < parts; i++) {
+            size_t lo, hi;
+            recur_cpu_share((size_t)blocks, i, parts, &lo, &hi);
+            pk->part[i].n0 = (int)lo * 16;
+            pk->part[i].n1 = (int)hi * 16 < N ? (int)hi * 16 : N;
+        }
+        recur_status st = mm_threads(be, mm, be->threads);
+        if (st != RECUR_OK) {
+            free(pk);
+            return st;
+        }
+        struct pack_job j = {mm, pk, 0};
+        atomic_init(&j.status, 0);
+        recur_cpu_run(be, parts, pack_part, &j);
+        int s = atomic_load(&j.status);
+        if (s) {
+            recur_cpu_unpack(be, pk);
+            return recur_err(be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
+                             "oneDNN: packing a %d x %d %s weight failed with status %d", K, N,
+                             recur_dtype_name(prec), s);
+        }
+#endif
+    }
+    *packed = pk;
+    return RECUR_OK;
+}
+
+void recur_cpu_unpack(struct recur_backend *be, void *packed) {
+    (void)be;
+    struct cpu_pack *pk = packed;
+    if (!pk) return;
+#ifdef RECUR_HAVE_DNNL
+    for (int i = 0; pk->kind == PACK_DNNL && i < pk->parts; i++) {
+        for (int k = 0; k < PART_PRIMS; k++) prim_clear(&pk->part[i].prims[k]);
+        free(pk->part[i].w);
+    }
+#endif
+    free(pk->rounded);
+    free(pk);
+}
+
+#ifdef RECUR_HAVE_DNNL
+struct packed_job {
+    struct recur_cpu_mm *mm;
+    struct cpu_pack *pk;
+    int M, lda, ldc;
+    float beta;
+    const void *A; /* float32 or bf16 bits, per the pack's precision */
+    float *C;
+    atomic_int status;
+};
+
+static void packed_part(void *arg, int t, int nt) {
+    struct packed_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((size_t)j->pk->parts, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        struct mm_part *part = &j->pk->part[i];
+        struct mm_prim *p = NULL;
+        for (int k = 0; k < PART_PRIMS && !p; k++)
+            if (part->prims[k].prim && part->prims[k].M == j->M && part->prims[k].lda == j->lda &&
+                part->prims[k].ldc == j->ldc && part->prims[k].beta == j->beta)
+                p = &part->prims[k];
+        dnnl_status_t s = dnnl_success;
+        if (!p) {
+            p = &part->prims[part->next];
+            part->next = (part->next + 1) % PART_PRIMS;
+            prim_clear(p);
+            s = prim_make(j->mm->eng, dnnl_type(j->pk->prec), j->M, j->pk->K, part->n1 - part->n0, j->lda, 1,
+                          &part->wmd, j->ldc, 1.0f, j->beta, p);
+            p->M = j->M, p->lda = j->lda, p->ldc = j->ldc, p->beta = j->beta;
+        }
+        if (s == dnnl_success) s = prim_run(j->mm, t, p, j->A, part->w, j->C + part->n0);
+        int none = 0;
+        if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
+    }
+}
+#endif
+
+/* Scratch for a rounded operand: slot 0 A, slot 1 B. */
+static void *scratch(struct recur_cpu_mm *mm, int slot, size_t bytes) {
+    return grow(&mm->scratch[slot], &mm->cap[slot], bytes);
+}
+
+recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur_mem Am, int lda, const void *packed,
+                                   float beta, struct recur_mem Cm, int ldc) {
+    struct cpu_pack *pk = (struct cpu_pack *)packed;
+    struct recur_cpu_mm *mm = mm_get(be);
+    const float *A = HOSTF(Am);
+    float *C = HOSTF(Cm);
+    size_t elems = (size_t)M * (size_t)pk->K;
+    if (pk->kind == PACK_REF)
+        return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, A, lda, pk->B, pk->ldb, beta, C, ldc);
+    if (pk->kind == PACK_ROUNDED) {
+        float *a = scratch(mm, 0, elems * sizeof(float));
+        RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
+        round_region(be, A, M, pk->K, lda, NULL, a);
+        return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, a, pk->K, pk->rounded,
+                               pk->trans ? pk->K : pk->N, beta, C, ldc);
+    }
+#ifdef RECUR_HAVE_DNNL
+    struct packed_job j = {mm, pk, M, lda, ldc, beta, A, C, 0};
+    atomic_init(&j.status, 0);
+    if (pk->prec == RECUR_DTYPE_BF16) {
+        uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
+        RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
+        round_region(be, A, M, pk->K, lda, a, NULL);
+        j.A = a;
+        j.lda = pk->K;
+    }
+    TRY(mm_threads(be, mm, be->threads));
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
+    recur_cpu_run(be, nt < pk->parts ? nt : pk->parts, packed_part, &j);
+    int s = atomic_load(&j.status);
+    RETURN_IF(s, be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
+              "oneDNN: a %s matmul (M=%d, N=%d, K=%d) failed with status %d", recur_dtype_name(pk->prec), M, pk->N,
+              pk->K, s);
+#endif
+    return RECUR_OK;
+}
+
+/* ---- one product in bf16 ---- */
+
+#ifdef RECUR_HAVE_DNNL
+/* C = alpha op(A) op(B) + beta C on bf16 operands a and b (dense copies of
+ * A's and B's stored regions), split over threads along the longer of M
+ * and N into 16-wide tiles; each part makes its primitive (oneDNN's
+ * primitive cache keeps them). */
+struct half_job {
+    struct recur_cpu_mm *mm;
+    int ta, tb, M, N, K, ldc, by_cols, tiles;
+    float alpha, beta;
+    const uint16_t *a, *b;
+    float *C;
+    atomic_int status;
+};
+
+static void half_part(void *arg, int t, int nt) {
+    struct half_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((size_t)j->tiles, t, nt, &lo, &hi);
+    int dim = j->by_cols ? j->N : j->M, i0 = (int)lo * 16, i1 = (int)hi * 16 < dim ? (int)hi * 16 : dim;
+    if (i1 <= i0) return;
+    /* strides of op(A) (M x K) and op(B) (K x N) in the dense copies */
+    int64_t am = j->ta ? 1 : j->K, ak = j->ta ? j->M : 1, bk = j->tb ? 1 : j->N, bn = j->tb ? j->K : 1;
+    const uint16_t *a = j->a, *b = j->b;
+    float *C = j->C;
+    int M = j->M, N = j->N;
+    if (j->by_cols) {
+        b += (size_t)i0 * (size_t)bn;
+        C += i0;
+        N = i1 - i0;
+    } else {
+        a += (size_t)i0 * (size_t)am;
+        C += (size_t)i0 * (size_t)j->ldc;
+        M = i1 - i0;
+    }
+    dnnl_memory_desc_t wmd;
+    dnnl_dims_t db = {j->K, N}, sb = {bk, bn};
+    struct mm_prim p;
+    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&wmd, 2, db, dnnl_bf16, sb);
+    if (s == dnnl_success) s = prim_make(j->mm->eng, dnnl_bf16, M, j->K, N, am, ak, &wmd, j->ldc, j->alpha, j->beta, &p);
+    if (s == dnnl_success) {
+        s = prim_run(j->mm, t, &p, a, b, C);
+        prim_clear(&p);
+    }
+    int none = 0;
+    if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
+}
+#endif
+
+recur_status recur_cpu_gemm_half(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
+                                 float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                                 int ldc) {
+    struct recur_cpu_mm *mm = mm_get(be);
+    RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
+    RETURN_IF(prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
+              recur_dtype_name(prec));
+    /* the stored regions: A is (ta ? K x M : M x K), B (tb ? N x K : K x N) */
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    size_t an = (size_t)ar * (size_t)ac, bn = (size_t)br * (size_t)bc;
+    size_t esize = mm->native_bf16 ? sizeof(uint16_t) : sizeof(float);
+    void *a = scratch(mm, 0, an * esize), *b = scratch(mm, 1, bn * esize);
+    RETURN_IF(!a || !b, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding the operands of a %d x %d x %d GEMM",
+              M, N, K);
+    if (!mm->native_bf16) {
+        round_region(be, A, ar, ac, lda, NULL, a);
+        round_region(be, B, br, bc, ldb, NULL, b);
+        return recur_cpu_sgemm(be, ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
+    }
+#ifdef RECUR_HAVE_DNNL
+    round_region(be, A, ar, ac, lda, a, NULL);
+    round_region(be, B, br, bc, ldb, b, NULL);
+    TRY(mm_threads(be, mm, be->threads));
+    struct half_job j = {.mm = mm, .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .by_cols = N >= M,
+                         .alpha = alpha, .beta = beta, .a = a, .b = b, .C = C};
+    atomic_init(&j.status, 0);
+    j.tiles = ((j.by_cols ? N : M) + 15) / 16;
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, 131072);
+    recur_cpu_run(be, nt < j.tiles ? nt : j.tiles, half_part, &j);
+    int s = atomic_load(&j.status);
+    RETURN_IF(s, be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
+              "oneDNN: a bf16 matmul (M=%d, N=%d, K=%d) failed with status %d", M, N, K, s);
+#endif
+    return RECUR_OK;
+}
