@@ -4,7 +4,7 @@
  *
  *   - recur_dtype_name / recur_dtype_parse, and bad values refused naming them;
  *   - recur_ctx_precisions: f32 and bf16 (native exactly when oneDNN has a
- *     bf16 brgemm here; RECUR_CPU_MATMUL=0 makes it emulated: the
+ *     bf16 brgemm here; RECUR_CPU_BF16=emulate makes it emulated: the
  *     'precision-emulated' run);
  *   - recur_be_gemm_prec(BF16) in the four transpositions, odd sizes,
  *     leading dimensions past the columns, alpha and beta, on 1 and 2
@@ -75,8 +75,8 @@ Test(precision, cpu_lists_bf16) {
     unsigned native = 0, all = recur_ctx_precisions(ctx, &native);
     cr_assert_eq(all, 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16, "precisions 0x%x", all);
     cr_assert(native & 1u << RECUR_DTYPE_F32);
-    const char *env = getenv("RECUR_CPU_MATMUL");
-    if (env && !strcmp(env, "0")) cr_assert_eq(native, 1u << RECUR_DTYPE_F32, "native 0x%x", native);
+    const char *env = getenv("RECUR_CPU_BF16");
+    if (env && !strcmp(env, "emulate")) cr_assert_eq(native, 1u << RECUR_DTYPE_F32, "native 0x%x", native);
     cr_log_info("bf16 on this CPU: %s", native & 1u << RECUR_DTYPE_BF16 ? "native" : "emulated");
     recur_ctx_free(ctx);
 }
