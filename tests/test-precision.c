@@ -213,22 +213,29 @@ Test(precision, bf16_pack_is_a_copy) {
     recur_ctx_free(ctx);
 }
 
+/* Every parameter of m uniform in [-r, r]; returns their floats. */
+static size_t fill_params(recur_ctx *ctx, recur_model *m, test_rng *rng, double r) {
+    size_t n = 0;
+    for (size_t i = 0; i < recur_model_param_count(m); i++) {
+        recur_param_info pi;
+        OK(ctx, recur_model_param_info(m, i, &pi));
+        float *v = test_floats(pi.count);
+        for (size_t k = 0; k < pi.count; k++) v[k] = (float)test_uniform(rng, -r, r);
+        OK(ctx, recur_model_param_set(m, pi.name, v, pi.count));
+        free(v);
+        n += pi.count;
+    }
+    return n;
+}
+
 Test(precision, model_f16_refused_and_f32_restored) {
     recur_ctx *ctx = open_cpu(2);
     recur_model_desc d = {.cell = "lstm", .input_size = 6, .hidden_size = 40, .num_layers = 2,
                           .direction = RECUR_DIR_BIDI_CONCAT};
     recur_model *m;
     OK(ctx, recur_model_create(ctx, &d, &m));
-    size_t nparam = recur_model_param_count(m);
     test_rng rng = {11};
-    for (size_t i = 0; i < nparam; i++) {
-        recur_param_info pi;
-        OK(ctx, recur_model_param_info(m, i, &pi));
-        float *v = test_floats(pi.count);
-        for (size_t k = 0; k < pi.count; k++) v[k] = (float)test_uniform(&rng, -0.3, 0.3);
-        OK(ctx, recur_model_param_set(m, pi.name, v, pi.count));
-        free(v);
-    }
+    fill_params(ctx, m, &rng, 0.3);
     enum { T = 9, N = 3 };
     int O = recur_model_output_size(m);
     float *x = test_floats((size_t)T * N * 6), *y32 = test_floats((size_t)T * N * O), *y16 = test_floats((size_t)T * N * O),
@@ -281,16 +288,7 @@ static void bf16_near_f32(const char *cell, int proj) {
     recur_model *m;
     OK(ctx, recur_model_create(ctx, &d, &m));
     test_rng rng = {31};
-    size_t nparam = recur_model_param_count(m), nw = 0;
-    for (size_t i = 0; i < nparam; i++) {
-        recur_param_info pi;
-        OK(ctx, recur_model_param_info(m, i, &pi));
-        float *v = test_floats(pi.count);
-        for (size_t k = 0; k < pi.count; k++) v[k] = (float)test_uniform(&rng, -0.4, 0.4);
-        OK(ctx, recur_model_param_set(m, pi.name, v, pi.count));
-        free(v);
-        nw += pi.count;
-    }
+    size_t nparam = recur_model_param_count(m), nw = fill_params(ctx, m, &rng, 0.4);
     enum { T = 7, N = 4 };
     static const int lengths[N] = {7, 3, 6, 1};
     int O = recur_model_output_size(m);
