@@ -4,7 +4,7 @@
  *
  *   - recur_dtype_name / recur_dtype_parse, and bad values refused naming them;
  *   - recur_ctx_precisions: f32 and bf16 (native exactly when oneDNN has a
- *     bf16 brgemm here; RECUR_CPU_MATMUL=0 makes it emulated: the
+ *     bf16 brgemm here; RECUR_CPU_BF16=emulate makes it emulated: the
  *     'precision-emulated' run);
  *   - recur_be_gemm_prec(BF16) in the four transpositions, odd sizes,
  *     leading dimensions past the columns, alpha and beta, on 1 and 2
@@ -15,7 +15,10 @@
  *     the same loop; the pack is a copy (B changed afterwards does not
  *     change its products);
  *   - f16 refused by recur_model_set_precision, naming it, the model left
- *     in its precision; back to f32 gives f32's bits again.
+ *     in its precision; back to f32 gives f32's bits again; new weights
+ *     reach the packs;
+ *   - the plugin cells and the projection in bf16 (forward and backward,
+ *     2 layers, both directions, lengths) near f32's results, not equal.
  * Links a private copy of the library's objects to reach the backend.
  */
 #include <criterion/criterion.h>
@@ -75,8 +78,8 @@ Test(precision, cpu_lists_bf16) {
     unsigned native = 0, all = recur_ctx_precisions(ctx, &native);
     cr_assert_eq(all, 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16, "precisions 0x%x", all);
     cr_assert(native & 1u << RECUR_DTYPE_F32);
-    const char *env = getenv("RECUR_CPU_MATMUL");
-    if (env && !strcmp(env, "0")) cr_assert_eq(native, 1u << RECUR_DTYPE_F32, "native 0x%x", native);
+    const char *env = getenv("RECUR_CPU_BF16");
+    if (env && !strcmp(env, "emulate")) cr_assert_eq(native, 1u << RECUR_DTYPE_F32, "native 0x%x", native);
     cr_log_info("bf16 on this CPU: %s", native & 1u << RECUR_DTYPE_BF16 ? "native" : "emulated");
     recur_ctx_free(ctx);
 }
@@ -210,22 +213,29 @@ Test(precision, bf16_pack_is_a_copy) {
     recur_ctx_free(ctx);
 }
 
+/* Every parameter of m uniform in [-r, r]; returns their floats. */
+static size_t fill_params(recur_ctx *ctx, recur_model *m, test_rng *rng, double r) {
+    size_t n = 0;
+    for (size_t i = 0; i < recur_model_param_count(m); i++) {
+        recur_param_info pi;
+        OK(ctx, recur_model_param_info(m, i, &pi));
+        float *v = test_floats(pi.count);
+        for (size_t k = 0; k < pi.count; k++) v[k] = (float)test_uniform(rng, -r, r);
+        OK(ctx, recur_model_param_set(m, pi.name, v, pi.count));
+        free(v);
+        n += pi.count;
+    }
+    return n;
+}
+
 Test(precision, model_f16_refused_and_f32_restored) {
     recur_ctx *ctx = open_cpu(2);
     recur_model_desc d = {.cell = "lstm", .input_size = 6, .hidden_size = 40, .num_layers = 2,
                           .direction = RECUR_DIR_BIDI_CONCAT};
     recur_model *m;
     OK(ctx, recur_model_create(ctx, &d, &m));
-    size_t nparam = recur_model_param_count(m);
     test_rng rng = {11};
-    for (size_t i = 0; i < nparam; i++) {
-        recur_param_info pi;
-        OK(ctx, recur_model_param_info(m, i, &pi));
-        float *v = test_floats(pi.count);
-        for (size_t k = 0; k < pi.count; k++) v[k] = (float)test_uniform(&rng, -0.3, 0.3);
-        OK(ctx, recur_model_param_set(m, pi.name, v, pi.count));
-        free(v);
-    }
+    fill_params(ctx, m, &rng, 0.3);
     enum { T = 9, N = 3 };
     int O = recur_model_output_size(m);
     float *x = test_floats((size_t)T * N * 6), *y32 = test_floats((size_t)T * N * O), *y16 = test_floats((size_t)T * N * O),
@@ -266,4 +276,65 @@ Test(precision, model_f16_refused_and_f32_restored) {
     cr_assert(!memcmp(y, y32, (size_t)T * N * O * sizeof(float)), "back to f32: not f32's outputs bit for bit");
     free(x), free(y32), free(y16), free(y), free(w);
     recur_ctx_free(ctx);
+}
+
+/* Every cell and projection in bf16 close to the same model in f32, and not
+ * equal to it (the model tests check the built-in cells against a bf16
+ * reference; this covers the plugin cells' paths and W_hr's products). */
+static void bf16_near_f32(const char *cell, int proj) {
+    recur_ctx *ctx = open_cpu(2);
+    recur_model_desc d = {.cell = cell, .input_size = 5, .hidden_size = 24, .num_layers = 2,
+                          .direction = RECUR_DIR_BIDI_CONCAT, .proj_size = proj};
+    recur_model *m;
+    OK(ctx, recur_model_create(ctx, &d, &m));
+    test_rng rng = {31};
+    size_t nparam = recur_model_param_count(m), nw = fill_params(ctx, m, &rng, 0.4);
+    enum { T = 7, N = 4 };
+    static const int lengths[N] = {7, 3, 6, 1};
+    int O = recur_model_output_size(m);
+    size_t nx = (size_t)T * N * 5, ny = (size_t)T * N * O;
+    float *x = test_floats(nx), *dy = test_floats(ny), *y[2], *dx[2], *dw[2];
+    for (size_t i = 0; i < nx; i++) x[i] = (float)test_uniform(&rng, -1, 1);
+    for (size_t i = 0; i < ny; i++) dy[i] = (float)test_uniform(&rng, -1, 1);
+    for (int p = 0; p < 2; p++) {
+        y[p] = test_floats(ny), dx[p] = test_floats(nx), dw[p] = test_floats(nw);
+        OK(ctx, recur_model_set_precision(m, p ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32));
+        recur_model_io io = {.T = T, .N = N, .lengths = lengths, .x = x, .y = y[p]};
+        recur_model_grad_io g = {.dy = dy, .dx = dx[p]};
+        OK(ctx, recur_model_forward(m, RECUR_MODE_TRAINING, &io));
+        OK(ctx, recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE));
+        for (size_t i = 0, at = 0; i < nparam; i++) {
+            recur_param_info pi;
+            OK(ctx, recur_model_param_info(m, i, &pi));
+            OK(ctx, recur_model_grad_get(m, pi.name, dw[p] + at, pi.count));
+            at += pi.count;
+        }
+    }
+    const struct {
+        const char *name;
+        float **v;
+        size_t n;
+    } arrays[] = {{"y", y, ny}, {"dx", dx, nx}, {"dw", dw, nw}};
+    for (size_t a = 0; a < 3; a++) {
+        double scale = 0, diff = 0;
+        for (size_t i = 0; i < arrays[a].n; i++) {
+            scale = fmax(scale, fabs(arrays[a].v[0][i]));
+            diff = fmax(diff, fabs(arrays[a].v[1][i] - arrays[a].v[0][i]));
+        }
+        /* bf16's operands are 2^-9 off each; a few products deep, 2^-5 of the scale is far */
+        cr_assert(diff <= scale / 32 && diff > scale * 1e-6, "%s proj %d: bf16 %s differs from f32's by %.3g (scale %.3g)",
+                  cell, proj, arrays[a].name, diff, scale);
+    }
+    for (int p = 0; p < 2; p++) free(y[p]), free(dx[p]), free(dw[p]);
+    free(x), free(dy);
+    recur_ctx_free(ctx);
+}
+
+Test(precision, cells_and_projection_in_bf16) {
+    bf16_near_f32("lstm", 7);
+    bf16_near_f32("lstm-peephole", 5);
+    bf16_near_f32("lstm-ln", 0);
+    bf16_near_f32("gru-ln", 0);
+    bf16_near_f32("gru-simple", 0);
+    bf16_near_f32("indrnn", 0);
 }

@@ -1,24 +1,31 @@
 /*
- * matmul.c: the CPU backend's products beyond one float32 GEMM call:
- * weights packed once for the many products of a time loop, and products
- * in bfloat16 (operands rounded to nearest even, float32 sums).
+ * matmul.c: the CPU backend's products in bfloat16 (operands rounded to
+ * nearest even, float32 sums), and weights packed once for the many
+ * products of a time loop.
  *
- * With oneDNN, a weight operand is packed by a reorder into the layout its
- * matmul primitive chooses (format_tag_any): float32 when that matmul is a
- * brgemm (AVX-512 and up; on AVX2 oneDNN 2.6 picks gemm:jit, slower than
- * dnnl_sgemm, so the pack keeps B as it is), bfloat16 when oneDNN has a
- * bf16 brgemm for this CPU (AVX512-BF16 or AMX: "native"). The columns of
- * op(B) are split into one part per thread, each with its own primitives,
- * so every call runs on the backend's pool, one thread per part, and each
- * element of C is summed by one thread in a fixed order: for a given
- * thread count, the same bits from run to run. Primitives are created once
- * per part and shape (row count M, leading dimensions, beta) and kept; each
- * thread has its own stream and scratchpad (oneDNN's user scratchpad mode:
- * parts run concurrently).
+ * bf16 is native where oneDNN has a bf16 brgemm matmul for this CPU
+ * (AVX512-BF16 or AMX): a weight operand is packed by a reorder into the
+ * layout that matmul chooses (format_tag_any), in bf16, once per weight
+ * version; the other operand is rounded into a dense bf16 copy per call.
+ * The columns of op(B) are split into one part per thread, each with its
+ * own primitives, so every call runs on the backend's pool, one thread per
+ * part, and each element of C is summed by one thread in a fixed order:
+ * for a given thread count, the same bits from run to run. Primitives are
+ * created once per part and shape (row count M, beta) and kept; each thread
+ * has its own stream and scratchpad (oneDNN's user scratchpad mode: parts
+ * run concurrently). oneDNN 2.6's brgemm takes only dense source and
+ * destination rows (a leading dimension past the columns falls back to
+ * gemm:jit, or to ref:any against packed weights, hundreds of times
+ * slower), so a part whose columns are not whole rows of C is written to a
+ * dense block of its thread and added into C.
  *
- * Without native bf16 (or without oneDNN) bfloat16 is emulated with the
- * same results: both operands rounded to bf16 values held in floats, then
- * the float32 GEMM (a product of two bf16 values is exact in float32).
+ * Elsewhere (no AVX512-BF16 or AMX, no oneDNN, or RECUR_CPU_BF16=emulate)
+ * bf16 is emulated with the same results: both operands rounded to bf16
+ * values held in floats, then the float32 GEMM (a product of two bf16
+ * values is exact in float32). float32 products are never packed: on Zen 5
+ * a packed float32 brgemm measured 0.98x (training) to 1.13x (inference at
+ * batch 1) the time of dnnl_sgemm on the transposed copy the engine keeps
+ * (docs/performance.md), so its pack is B itself.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -92,11 +99,12 @@ struct mm_thread {
 #endif
     void *pad; /* the scratchpad of this thread's primitives */
     size_t pad_cap;
+    float *out; /* a dense destination, added into C afterwards */
+    size_t out_cap;
 };
 
 struct recur_cpu_mm {
     int native_bf16; /* oneDNN has a bf16 brgemm matmul here */
-    int packs_f32;   /* oneDNN's f32 matmul is a brgemm here: worth packing for */
     void *scratch[2]; /* rounded operands A and B */
     size_t cap[2];
     int n_thr;
@@ -119,8 +127,8 @@ static void *grow(void **p, size_t *cap, size_t bytes) {
 }
 
 #ifdef RECUR_HAVE_DNNL
-/* oneDNN's matmul implementation for a K x N problem of type dt, whether it is a brgemm. */
-static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt, int need_bf16) {
+/* Whether oneDNN's matmul of type dt is a brgemm in hardware bf16 (or AMX) here. */
+static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt) {
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t da = {64, 64}, dc = {64, 64};
     dnnl_matmul_desc_t md;
@@ -131,7 +139,7 @@ static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt, int need_bf16) 
         return 0;
     const char *impl = "";
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    int yes = !strncmp(impl, "brg", 3) && (!need_bf16 || strstr(impl, "bf16") || strstr(impl, "amx"));
+    int yes = !strncmp(impl, "brg", 3) && (strstr(impl, "bf16") || strstr(impl, "amx"));
     dnnl_primitive_desc_destroy(pd);
     return yes;
 }
@@ -145,11 +153,10 @@ static struct recur_cpu_mm *mm_get(struct recur_backend *be) {
     if (!mm) return NULL;
 #ifdef RECUR_HAVE_DNNL
     if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) == dnnl_success) {
-        mm->packs_f32 = brgemm_matmul(mm->eng, dnnl_f32, 0);
-        mm->native_bf16 = brgemm_matmul(mm->eng, dnnl_bf16, 1);
-        /* RECUR_CPU_MATMUL=0: float32 products by dnnl_sgemm alone, bf16 emulated (for comparison) */
-        const char *env = getenv("RECUR_CPU_MATMUL");
-        if (env && !strcmp(env, "0")) mm->packs_f32 = mm->native_bf16 = 0;
+        mm->native_bf16 = brgemm_matmul(mm->eng, dnnl_bf16);
+        /* RECUR_CPU_BF16=emulate: emulated where it would be native (tests, comparisons) */
+        const char *env = getenv("RECUR_CPU_BF16");
+        if (env && !strcmp(env, "emulate")) mm->native_bf16 = 0;
     } else {
         mm->eng = NULL;
     }
@@ -182,6 +189,7 @@ void recur_cpu_mm_free(struct recur_cpu_mm *mm) {
         dnnl_stream_destroy(mm->thr[t].stream);
 #endif
         free(mm->thr[t].pad);
+        free(mm->thr[t].out);
     }
     free(mm->thr);
     free(mm->scratch[0]);
@@ -203,7 +211,7 @@ unsigned recur_cpu_precisions(struct recur_backend *be, unsigned *native) {
 #ifdef RECUR_HAVE_DNNL
 /* A primitive for one shape of a part's products, with its memory objects. */
 struct mm_prim {
-    int M, lda, ldc;
+    int M, direct; /* direct: into C itself (with beta as a sum post-op), else a dense block */
     float beta;
     dnnl_primitive_t prim;
     dnnl_memory_t src, wei, dst, pad;
@@ -396,7 +404,7 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
     RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
               "%s: no %s products", be->info.selector, recur_dtype_name(prec));
-    int dnnl = prec == RECUR_DTYPE_BF16 ? mm->native_bf16 : mm->packs_f32;
+    int dnnl = prec == RECUR_DTYPE_BF16 && mm->native_bf16;
     int parts = 1;
 #ifdef RECUR_HAVE_DNNL
     if (dnnl) {
@@ -473,12 +481,24 @@ void recur_cpu_unpack(struct recur_backend *be, void *packed) {
 struct packed_job {
     struct recur_cpu_mm *mm;
     struct cpu_pack *pk;
-    int M, lda, ldc;
+    int M, ldc;
     float beta;
-    const void *A; /* float32 or bf16 bits, per the pack's precision */
+    const void *A; /* dense (M x K): float32 or bf16 bits, per the pack's precision */
     float *C;
     atomic_int status;
 };
+
+/* C[:, n0:n0+nn] (ldc) = beta C + the dense M x nn block `out`. */
+static void add_block(float *C, int ldc, const float *out, int M, int nn, float beta) {
+    for (int r = 0; r < M; r++) {
+        float *c = C + (size_t)r * (size_t)ldc;
+        const float *o = out + (size_t)r * (size_t)nn;
+        if (beta == 0.0f)
+            memcpy(c, o, (size_t)nn * sizeof(float));
+        else
+            for (int k = 0; k < nn; k++) c[k] = o[k] + beta * c[k];
+    }
+}
 
 static void packed_part(void *arg, int t, int nt) {
     struct packed_job *j = arg;
@@ -486,21 +506,30 @@ static void packed_part(void *arg, int t, int nt) {
     recur_cpu_share((size_t)j->pk->parts, t, nt, &lo, &hi);
     for (size_t i = lo; i < hi; i++) {
         struct mm_part *part = &j->pk->part[i];
+        int nn = part->n1 - part->n0, direct = j->ldc == nn;
+        float beta = direct ? j->beta : 0.0f;
         struct mm_prim *p = NULL;
         for (int k = 0; k < PART_PRIMS && !p; k++)
-            if (part->prims[k].prim && part->prims[k].M == j->M && part->prims[k].lda == j->lda &&
-                part->prims[k].ldc == j->ldc && part->prims[k].beta == j->beta)
+            if (part->prims[k].prim && part->prims[k].M == j->M && part->prims[k].direct == direct &&
+                part->prims[k].beta == beta)
                 p = &part->prims[k];
         dnnl_status_t s = dnnl_success;
         if (!p) {
             p = &part->prims[part->next];
             part->next = (part->next + 1) % PART_PRIMS;
             prim_clear(p);
-            s = prim_make(j->mm->eng, dnnl_type(j->pk->prec), j->M, j->pk->K, part->n1 - part->n0, j->lda, 1,
-                          &part->wmd, j->ldc, 1.0f, j->beta, p);
-            p->M = j->M, p->lda = j->lda, p->ldc = j->ldc, p->beta = j->beta;
+            s = prim_make(j->mm->eng, dnnl_type(j->pk->prec), j->M, j->pk->K, nn, j->pk->K, 1, &part->wmd, nn, 1.0f,
+                          beta, p);
+            p->M = j->M, p->direct = direct, p->beta = beta;
         }
-        if (s == dnnl_success) s = prim_run(j->mm, t, p, j->A, part->w, j->C + part->n0);
+        float *out = j->C + part->n0;
+        if (!direct) {
+            struct mm_thread *th = &j->mm->thr[t];
+            out = grow((void **)&th->out, &th->out_cap, (size_t)j->M * (size_t)nn * sizeof(float));
+            if (!out) s = dnnl_out_of_memory;
+        }
+        if (s == dnnl_success) s = prim_run(j->mm, t, p, j->A, part->w, out);
+        if (s == dnnl_success && !direct) add_block(j->C + part->n0, j->ldc, out, j->M, nn, j->beta);
         int none = 0;
         if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
     }
@@ -529,14 +558,19 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
                                pk->trans ? pk->K : pk->N, beta, C, ldc);
     }
 #ifdef RECUR_HAVE_DNNL
-    struct packed_job j = {mm, pk, M, lda, ldc, beta, A, C, 0};
+    struct packed_job j = {mm, pk, M, ldc, beta, A, C, 0};
     atomic_init(&j.status, 0);
-    if (pk->prec == RECUR_DTYPE_BF16) {
+    if (pk->prec == RECUR_DTYPE_BF16) { /* rounded into a dense copy */
         uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
         RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
         round_region(be, A, M, pk->K, lda, a, NULL);
         j.A = a;
-        j.lda = pk->K;
+    } else if (lda != pk->K) { /* a dense copy */
+        float *a = scratch(mm, 0, elems * sizeof(float));
+        RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory copying a %d x %d operand", M, pk->K);
+        for (int r = 0; r < M; r++)
+            memcpy(a + (size_t)r * (size_t)pk->K, A + (size_t)r * (size_t)lda, (size_t)pk->K * sizeof(float));
+        j.A = a;
     }
     TRY(mm_threads(be, mm, be->threads));
     int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
@@ -553,12 +587,15 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
 
 #ifdef RECUR_HAVE_DNNL
 /* C = alpha op(A) op(B) + beta C on bf16 operands a and b (dense copies of
- * A's and B's stored regions), split over threads along the longer of M
- * and N into 16-wide tiles; each part makes its primitive (oneDNN's
- * primitive cache keeps them). */
+ * A's and B's stored regions), split over threads by rows of C in 16-row
+ * tiles (the whole of B dense for each: oneDNN's brgemm takes no column
+ * slice of it); each part makes its primitive (oneDNN's primitive cache
+ * keeps them) and writes C directly when its rows are dense, else a dense
+ * block of its thread that is then added into C. */
 struct half_job {
     struct recur_cpu_mm *mm;
-    int ta, tb, M, N, K, ldc, by_cols, tiles;
+    int ta, M, N, K, ldc, tiles;
+    int64_t bk, bn; /* op(B)'s strides in b */
     float alpha, beta;
     const uint16_t *a, *b;
     float *C;
@@ -569,31 +606,29 @@ static void half_part(void *arg, int t, int nt) {
     struct half_job *j = arg;
     size_t lo, hi;
     recur_cpu_share((size_t)j->tiles, t, nt, &lo, &hi);
-    int dim = j->by_cols ? j->N : j->M, i0 = (int)lo * 16, i1 = (int)hi * 16 < dim ? (int)hi * 16 : dim;
-    if (i1 <= i0) return;
-    /* strides of op(A) (M x K) and op(B) (K x N) in the dense copies */
-    int64_t am = j->ta ? 1 : j->K, ak = j->ta ? j->M : 1, bk = j->tb ? 1 : j->N, bn = j->tb ? j->K : 1;
-    const uint16_t *a = j->a, *b = j->b;
-    float *C = j->C;
-    int M = j->M, N = j->N;
-    if (j->by_cols) {
-        b += (size_t)i0 * (size_t)bn;
-        C += i0;
-        N = i1 - i0;
-    } else {
-        a += (size_t)i0 * (size_t)am;
-        C += (size_t)i0 * (size_t)j->ldc;
-        M = i1 - i0;
+    int i0 = (int)lo * 16, i1 = (int)hi * 16 < j->M ? (int)hi * 16 : j->M, M = i1 - i0, direct = j->ldc == j->N;
+    if (M <= 0) return;
+    /* op(A)'s rows i0..i1: strides in the dense copy */
+    int64_t am = j->ta ? 1 : j->K, ak = j->ta ? j->M : 1;
+    const uint16_t *a = j->a + (size_t)i0 * (size_t)am;
+    float *C = j->C + (size_t)i0 * (size_t)j->ldc, *out = C;
+    dnnl_status_t s = dnnl_success;
+    if (!direct) {
+        struct mm_thread *th = &j->mm->thr[t];
+        out = grow((void **)&th->out, &th->out_cap, (size_t)M * (size_t)j->N * sizeof(float));
+        if (!out) s = dnnl_out_of_memory;
     }
     dnnl_memory_desc_t wmd;
-    dnnl_dims_t db = {j->K, N}, sb = {bk, bn};
+    dnnl_dims_t db = {j->K, j->N}, sb = {j->bk, j->bn};
     struct mm_prim p;
-    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&wmd, 2, db, dnnl_bf16, sb);
-    if (s == dnnl_success) s = prim_make(j->mm->eng, dnnl_bf16, M, j->K, N, am, ak, &wmd, j->ldc, j->alpha, j->beta, &p);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&wmd, 2, db, dnnl_bf16, sb);
+    if (s == dnnl_success)
+        s = prim_make(j->mm->eng, dnnl_bf16, M, j->K, j->N, am, ak, &wmd, j->N, j->alpha, direct ? j->beta : 0.0f, &p);
     if (s == dnnl_success) {
-        s = prim_run(j->mm, t, &p, a, b, C);
+        s = prim_run(j->mm, t, &p, a, j->b, out);
         prim_clear(&p);
     }
+    if (s == dnnl_success && !direct) add_block(C, j->ldc, out, M, j->N, j->beta);
     int none = 0;
     if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
 }
@@ -622,10 +657,10 @@ recur_status recur_cpu_gemm_half(struct recur_backend *be, recur_dtype prec, int
     round_region(be, A, ar, ac, lda, a, NULL);
     round_region(be, B, br, bc, ldb, b, NULL);
     TRY(mm_threads(be, mm, be->threads));
-    struct half_job j = {.mm = mm, .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .by_cols = N >= M,
+    struct half_job j = {.mm = mm, .ta = ta, .M = M, .N = N, .K = K, .ldc = ldc, .bk = tb ? 1 : N, .bn = tb ? K : 1,
                          .alpha = alpha, .beta = beta, .a = a, .b = b, .C = C};
     atomic_init(&j.status, 0);
-    j.tiles = ((j.by_cols ? N : M) + 15) / 16;
+    j.tiles = (M + 15) / 16;
     int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, 131072);
     recur_cpu_run(be, nt < j.tiles ? nt : j.tiles, half_part, &j);
     int s = atomic_load(&j.status);
