@@ -44,12 +44,13 @@
 
 /* ---- bfloat16 rounding ---- */
 
-/* f to bf16 bits, to nearest even; a NaN stays a (quiet) NaN. */
+/* f to bf16 bits, to nearest even; a NaN stays a (quiet) NaN. Branch-free,
+ * so that the loops below vectorize (this runs on every product's operand). */
 static inline uint16_t bf16_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
 static inline float bf16_float(float f) {
@@ -68,7 +69,15 @@ struct round_job {
     float *d32;
 };
 
-static void round_part(void *arg, int t, int nt) {
+/* Rounding an operand is a pass over it on every product: also compiled for
+ * AVX-512 and AVX2, picked when the library loads (GCC's ifunc; x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ROUND_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define ROUND_CLONES
+#endif
+
+ROUND_CLONES static void round_part(void *arg, int t, int nt) {
     const struct round_job *j = arg;
     size_t lo, hi;
     recur_cpu_share((size_t)j->rows, t, nt, &lo, &hi);
