@@ -73,6 +73,22 @@ Test(precision, names_and_parsing) {
     cr_assert_eq(recur_dtype_parse(NULL, &d), RECUR_ERR_NULL);
 }
 
+Test(precision, bad_cpu_bf16_setting_is_named) {
+    const char *was = getenv("RECUR_CPU_BF16");
+    char *keep = was ? strdup(was) : NULL;
+    setenv("RECUR_CPU_BF16", "fast", 1);
+    recur_ctx *ctx = NULL;
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_ERR_ARG);
+    cr_assert_null(ctx);
+    cr_assert(strstr(recur_last_error(), "RECUR_CPU_BF16='fast'"), "%s", recur_last_error());
+    setenv("RECUR_CPU_BF16", "auto", 1);
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+    recur_ctx_free(ctx);
+    if (keep) setenv("RECUR_CPU_BF16", keep, 1);
+    else unsetenv("RECUR_CPU_BF16");
+    free(keep);
+}
+
 Test(precision, cpu_lists_bf16) {
     recur_ctx *ctx = open_cpu(1);
     unsigned native = 0, all = recur_ctx_precisions(ctx, &native);

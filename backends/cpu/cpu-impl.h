@@ -16,6 +16,7 @@ struct cpu_dev {
     uint32_t allowed;          /* the set of ISA bits kernels may need */
     struct recur_pool *pool;   /* for be->threads threads; made on first use */
     struct recur_cpu_mm *mm;   /* matmul.c's state; made on first use */
+    int emulate_bf16;          /* RECUR_CPU_BF16=emulate: bf16 emulated even where oneDNN has it */
 };
 
 #define HOST(m) ((void *)((char *)(m).buf + (m).off))

@@ -100,6 +100,10 @@ static void valid_choices(char *buf, size_t len) {
 static recur_status cpu_open(struct recur_backend *be, const char *spec) {
     char valid[256];
     valid_choices(valid, sizeof valid);
+    /* RECUR_CPU_BF16: "auto" (the same as unset) or "emulate" (bf16 emulated where it would be native) */
+    const char *bf16 = getenv("RECUR_CPU_BF16");
+    RETURN_IF(bf16 && strcmp(bf16, "auto") && strcmp(bf16, "emulate"), be->ctx, RECUR_ERR_ARG,
+              "RECUR_CPU_BF16='%.64s': expected 'auto' or 'emulate'", bf16);
     uint32_t isa = best_isa();
     if (*spec) {
         size_t i = 0;
@@ -114,6 +118,7 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
     struct cpu_dev *d = calloc(1, sizeof *d);
     RETURN_IF(!d, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     d->isa = isa;
+    d->emulate_bf16 = bf16 && !strcmp(bf16, "emulate");
     for (size_t i = 0; i < N_ISA; i++)
         if (isa_table[i].isa == isa) d->allowed = isa_table[i].allowed;
     be->context = d;

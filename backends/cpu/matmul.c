@@ -163,9 +163,7 @@ static struct recur_cpu_mm *mm_get(struct recur_backend *be) {
 #ifdef RECUR_HAVE_DNNL
     if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) == dnnl_success) {
         mm->native_bf16 = brgemm_matmul(mm->eng, dnnl_bf16);
-        /* RECUR_CPU_BF16=emulate: emulated where it would be native (tests, comparisons) */
-        const char *env = getenv("RECUR_CPU_BF16");
-        if (env && !strcmp(env, "emulate")) mm->native_bf16 = 0;
+        if (d->emulate_bf16) mm->native_bf16 = 0; /* RECUR_CPU_BF16=emulate (cpu_open) */
     } else {
         mm->eng = NULL;
     }
