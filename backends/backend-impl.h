@@ -142,8 +142,10 @@ struct recur_backend_i {
     /* (optional, with gemm_packed and unpack) A weight operand packed once
      * for many products: op(B) (K x N; B row-major with ldb, transposed
      * when trans_b) copied into the layout the backend multiplies fastest,
-     * rounded to `prec`. *packed is the backend's, freed with unpack; a
-     * copy, so B may change afterwards (the caller packs again). */
+     * rounded to `prec`. *packed is the backend's, freed with unpack. It
+     * may be B itself (a float32 pack on the CPU and OpenCL) or a copy, so
+     * the caller packs again whenever B changes (core/precision.c: per
+     * weight version) and keeps B alive while the pack lives. */
     recur_status (*pack)(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
                          int ldb, void **packed);
     /* C = A op(B) + beta C (beta 0 or 1; 0 writes C without reading it)

@@ -177,7 +177,7 @@ recur_status recur_be_gemm_prec(struct recur_backend *be, recur_dtype prec, int 
      * BLAS libraries declare the inputs restrict (CLBlast's kernels race on
      * such a call) and 0 * Inf or NaN in C would give NaN. */
     if (K <= 0) return recur_be_scale(be, C, M, N, ldc, beta);
-    RETURN_IF(!(recur_be_precisions(be, NULL) & (1u << prec)), be->ctx, RECUR_ERR_UNSUPPORTED,
+    RETURN_IF(prec != RECUR_DTYPE_F32 && !(recur_be_precisions(be, NULL) & (1u << prec)), be->ctx, RECUR_ERR_UNSUPPORTED,
               "%s: no %s products on this device", be->info.selector, recur_dtype_name(prec));
     return be->iface->gemm(be, prec, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

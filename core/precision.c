@@ -3,6 +3,7 @@
  * bfloat16 operands with float32 sums) and its weight operands, packed once
  * per weight version on a backend that packs (recur.h, "Precision").
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -44,10 +45,16 @@ recur_status recur_layer_set_precision(recur_layer *l, recur_dtype precision) {
     RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_set_precision: layer is NULL");
     RETURN_IF(!recur_dtype_name(precision), l->ctx, RECUR_ERR_ARG,
               "precision %d: expected RECUR_DTYPE_F32, _BF16 or _F16", (int)precision);
-    RETURN_IF(!(recur_be_precisions(&l->ctx->be, NULL) & (1u << precision)), l->ctx, RECUR_ERR_UNSUPPORTED,
-              "device %s (%s) cannot compute %s products; it computes: %s%s", l->ctx->be.info.selector,
-              l->ctx->be.info.name, recur_dtype_name(precision), "f32",
-              recur_be_precisions(&l->ctx->be, NULL) & (1u << RECUR_DTYPE_BF16) ? ", bf16" : "");
+    unsigned can = recur_be_precisions(&l->ctx->be, NULL);
+    if (!(can & (1u << precision))) {
+        char list[32] = "";
+        for (int p = 0; recur_dtype_name((recur_dtype)p); p++)
+            if (can & (1u << p))
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "",
+                         recur_dtype_name((recur_dtype)p));
+        return recur_err(l->ctx, RECUR_ERR_UNSUPPORTED, "device %s (%s) cannot compute %s products; it computes: %s",
+                         l->ctx->be.info.selector, l->ctx->be.info.name, recur_dtype_name(precision), list);
+    }
     l->prec = precision; /* the packs notice (their precision differs) */
     return RECUR_OK;
 }

@@ -380,3 +380,54 @@ Test(precision, bf16_model_forward_backward) {
     recur_model_free(m);
     recur_ctx_free(ctx);
 }
+
+/* The pack slots: a bf16 pack (op(B) rounded once) gives the bits of the
+ * unpacked bf16 GEMM for several row counts, and keeps them after B changes;
+ * a float32 pack those of the float32 GEMM. */
+Test(precision, packs_match_the_unpacked_gemm) {
+    recur_ctx *ctx = open_cl();
+    struct recur_backend *be = &ctx->be;
+    enum { K = 19, N = 23, MAXM = 9, LDA = K + 2, LDB = K + 3, LDC = N + 1 };
+    float A[MAXM * LDA], B[N * LDB], C[MAXM * LDC], want[MAXM * LDC], got[MAXM * LDC];
+    test_rng rng = {77};
+    for (size_t i = 0; i < sizeof A / sizeof *A; i++) A[i] = (float)test_uniform(&rng, -2, 2);
+    for (size_t i = 0; i < sizeof B / sizeof *B; i++) B[i] = (float)test_uniform(&rng, -2, 2);
+    for (size_t i = 0; i < sizeof C / sizeof *C; i++) C[i] = (float)test_uniform(&rng, -1, 1);
+    struct recur_mem dA = put(ctx, A, sizeof A / sizeof *A), dB = put(ctx, B, sizeof B / sizeof *B);
+    struct recur_mem dC = put(ctx, C, sizeof C / sizeof *C);
+    for (int prec = 0; prec < 2; prec++) {
+        recur_dtype p = prec ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32;
+        void *pk = NULL;
+        OK(ctx, recur_be_pack(be, p, 1, K, N, dB, LDB, &pk));
+        const int Ms[] = {MAXM, 3, 1};
+        for (size_t m = 0; m < 3; m++)
+            for (int b = 0; b < 2; b++) {
+                float beta = (float)b;
+                OK(ctx, recur_be_write(be, dC, C, sizeof C));
+                OK(ctx, recur_be_gemm_prec(be, p, 0, 1, Ms[m], N, K, 1.0f, dA, LDA, dB, LDB, beta, dC, LDC));
+                get(ctx, want, dC, sizeof C / sizeof *C);
+                OK(ctx, recur_be_write(be, dC, C, sizeof C));
+                OK(ctx, recur_be_gemm_packed(be, Ms[m], dA, LDA, pk, beta, dC, LDC));
+                get(ctx, got, dC, sizeof C / sizeof *C);
+                cr_assert(!memcmp(got, want, sizeof got), "%s pack, M=%d, beta %g: not the unpacked GEMM's bits",
+                          recur_dtype_name(p), Ms[m], beta);
+            }
+        if (p == RECUR_DTYPE_BF16) { /* a copy: B changed afterwards does not reach it */
+            OK(ctx, recur_be_write(be, dC, C, sizeof C));
+            OK(ctx, recur_be_gemm_packed(be, MAXM, dA, LDA, pk, 1.0f, dC, LDC));
+            get(ctx, want, dC, sizeof C / sizeof *C);
+            float B2[N * LDB];
+            for (size_t i = 0; i < sizeof B2 / sizeof *B2; i++) B2[i] = 100.0f;
+            OK(ctx, recur_be_write(be, dB, B2, sizeof B2));
+            OK(ctx, recur_be_write(be, dC, C, sizeof C));
+            OK(ctx, recur_be_gemm_packed(be, MAXM, dA, LDA, pk, 1.0f, dC, LDC));
+            get(ctx, got, dC, sizeof C / sizeof *C);
+            cr_assert(!memcmp(got, want, sizeof got), "the bf16 pack read B after packing");
+        }
+        recur_be_unpack(be, pk);
+    }
+    recur_be_free(be, &dA);
+    recur_be_free(be, &dB);
+    recur_be_free(be, &dC);
+    recur_ctx_free(ctx);
+}

@@ -783,6 +783,61 @@ static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, 
     return sgemm(be, ta, tb, M, N, K, alpha, a16, 0, cols_a, b16, 0, cols_b, beta, C, ldc, " on bf16 copies");
 }
 
+/* A weight operand for many products (the pack slots): float32, B itself
+ * (CLBlast reads it as it is; the engine packs again when B changes); bf16,
+ * op(B)'s stored region rounded once into a buffer of its own, so a time
+ * loop rounds only its per-step operand, not the weights at every step. */
+struct cl_pack {
+    recur_dtype prec;
+    int trans, K, N, ldb; /* ldb: of B, or of the rounded copy (its stored columns) */
+    struct recur_mem B;   /* float32: the weights; bf16: the rounded copy (offset 0) */
+};
+
+static recur_status cl_pack(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
+                            int ldb, void **packed) {
+    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s (%s): no %s products (the OpenCL backend computes f32 and bf16)", be->info.selector,
+              DEV(be)->device_name, recur_dtype_name(prec) ? recur_dtype_name(prec) : "unknown");
+    struct cl_pack *pk = calloc(1, sizeof *pk);
+    RETURN_IF(!pk, be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory packing a %d x %d weight", K, N);
+    *pk = (struct cl_pack){prec, trans_b, K, N, ldb, B};
+    if (prec == RECUR_DTYPE_BF16) {
+        int rows = trans_b ? N : K, cols = trans_b ? K : N;
+        void *buf = NULL;
+        recur_status st = cl_alloc(be, (size_t)rows * (size_t)cols * sizeof(float), &buf);
+        if (st == RECUR_OK) st = round_bf16(be, buf, B, ldb, rows, cols);
+        if (st != RECUR_OK) {
+            cl_free(be, buf);
+            free(pk);
+            return st;
+        }
+        pk->B = (struct recur_mem){buf, 0};
+        pk->ldb = cols;
+    }
+    *packed = pk;
+    return RECUR_OK;
+}
+
+static recur_status cl_gemm_packed(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
+                                   float beta, struct recur_mem C, int ldc) {
+    const struct cl_pack *pk = packed;
+    if (pk->prec == RECUR_DTYPE_F32)
+        return cl_gemm(be, RECUR_DTYPE_F32, 0, pk->trans, M, pk->N, pk->K, 1.0f, A, lda, pk->B, pk->ldb, beta, C, ldc);
+    RETURN_IF(A.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
+              "CLBlastSgemm: byte offsets %zu, %zu must be float-aligned", A.off, C.off);
+    cl_mem a16;
+    TRY(scratch(be, 0, (size_t)M * (size_t)pk->K * sizeof(float), &a16));
+    TRY(round_bf16(be, a16, A, lda, M, pk->K));
+    return sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, a16, 0, pk->K, MEM(pk->B), 0, pk->ldb, beta, C, ldc,
+                 " on bf16 copies");
+}
+
+static void cl_unpack(struct recur_backend *be, void *packed) {
+    struct cl_pack *pk = packed;
+    if (pk->prec == RECUR_DTYPE_BF16) cl_free(be, pk->B.buf);
+    free(pk);
+}
+
 /* ---- launch shapes ---- */
 
 static size_t pow2_floor(size_t v) {
@@ -1433,6 +1488,9 @@ const struct recur_backend_i recur_opencl_backend = {
     .scale = cl_scale,
     .gemm = cl_gemm,
     .precisions = cl_precisions,
+    .pack = cl_pack,
+    .gemm_packed = cl_gemm_packed,
+    .unpack = cl_unpack,
     .rows_set = cl_rows_set,
     .colsum = cl_colsum,
     .add = cl_add,
