@@ -12,6 +12,9 @@
 #ifndef RECUR_BACKEND_HOST_H
 #define RECUR_BACKEND_HOST_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include "recur/recur.h"
 
 #define RECUR_MSG_MAX 1024
@@ -50,5 +53,17 @@ int recur_log_enabled(recur_log_level level);
         recur_status try_st_ = (expr);                                                         \
         if (try_st_ != RECUR_OK) return try_st_;                                               \
     } while (0)
+
+/* float to bfloat16's bits, to nearest even (torch's .bfloat16()): the
+ * largest finite values round to Inf; a NaN stays a quiet NaN of the same
+ * sign and top payload. Branch-free, so that loops over it vectorize: the
+ * one rounding of the files (core/safetensors.c) and of bf16 products on
+ * the CPU (backends/cpu/matmul.c). */
+static inline uint16_t recur_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+}
 
 #endif /* RECUR_BACKEND_HOST_H */

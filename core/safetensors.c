@@ -123,14 +123,6 @@ float recur_sf_f16_to_f32(uint16_t h) {
     return f;
 }
 
-uint16_t recur_sf_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40u); /* NaN: quiet, sign and top payload */
-    u += 0x7fffu + (u >> 16 & 1u); /* to nearest, ties to even; the largest finite values round to Inf, as torch's */
-    return (uint16_t)(u >> 16);
-}
-
 int recur_sf_f32_to_f16(float f, uint16_t *out) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
@@ -874,7 +866,7 @@ recur_status recur_sf_write(recur_ctx *ctx, const char *fn, const char *path, co
                 put_f32(bytes + 4 * k, v.data[k]);
                 continue;
             }
-            if (v.dtype == 1) h = recur_sf_f32_to_bf16(v.data[k]);
+            if (v.dtype == 1) h = recur_f32_to_bf16(v.data[k]);
             else
                 GOTO_IF(recur_sf_f32_to_f16(v.data[k], &h), ctx, st, RECUR_ERR_ARG, fail_unlink,
                         "%s '%s': tensor '%s' element %zu is %g, beyond F16's largest value 65504", fn, path, v.name,

@@ -85,10 +85,9 @@ recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, 
  * BF16 and F16 widened exactly (recur_sf_bf16_to_f32, recur_sf_f16_to_f32). */
 float recur_sf_bf16_to_f32(uint16_t h);
 float recur_sf_f16_to_f32(uint16_t h);
-/* float to BF16 and F16, rounded to nearest even; NaN stays a (quiet) NaN of
- * the same sign, Inf stays Inf. recur_sf_f32_to_f16 returns -1 for a finite
- * value that rounds beyond F16's largest (65504), 0 otherwise. */
-uint16_t recur_sf_f32_to_bf16(float f);
+/* float to F16, rounded to nearest even; NaN stays a (quiet) NaN of the
+ * same sign, Inf stays Inf; -1 for a finite value that rounds beyond F16's
+ * largest (65504), 0 otherwise. (BF16: recur_f32_to_bf16, backend-host.h.) */
 int recur_sf_f32_to_f16(float f, uint16_t *out);
 void recur_sf_decode(const struct recur_sf_file *f, const struct recur_sf_entry *t, float *dst);
 

@@ -672,7 +672,7 @@ Test(half, narrowing_every_pattern_and_rounding) {
         if (isnan(f)) cr_assert((back & 0x7c00) == 0x7c00 && (back & 0x3ff) && (back >> 15) == (h >> 15), "F16 NaN 0x%04x", h);
         else cr_assert_eq(back, h, "F16 0x%04x -> %.9g -> 0x%04x", h, (double)f, back);
         f = recur_sf_bf16_to_f32((uint16_t)h);
-        back = recur_sf_f32_to_bf16(f);
+        back = recur_f32_to_bf16(f);
         if (isnan(f)) cr_assert((back & 0x7f80) == 0x7f80 && (back & 0x7f) && (back >> 15) == (h >> 15), "BF16 NaN 0x%04x", h);
         else cr_assert_eq(back, h, "BF16 0x%04x -> %.9g -> 0x%04x", h, (double)f, back);
     }
@@ -690,7 +690,7 @@ Test(half, narrowing_every_pattern_and_rounding) {
         if (!rc) cr_assert_eq(got, want, "F16 of %.9g (0x%08x): 0x%04x, expected 0x%04x", (double)f, u, got, want);
         if (fabs(f) < 3.38e38) { /* below BF16's rounding to Inf */
             cr_assert_eq(nearest_ref(f, bf16_ref, 0x7f80, &want), 0);
-            got = recur_sf_f32_to_bf16(f);
+            got = recur_f32_to_bf16(f);
             cr_assert_eq(got, want, "BF16 of %.9g (0x%08x): 0x%04x, expected 0x%04x", (double)f, u, got, want);
         }
     }
@@ -703,7 +703,7 @@ Test(half, narrowing_every_pattern_and_rounding) {
     cr_assert(recur_sf_f32_to_f16(1.0f + 3.0f / 2048, &h) == 0 && h == 0x3c02, "0x%04x", h); /* tie: even */
     cr_assert(recur_sf_f32_to_f16(ldexpf(1.0f, -25), &h) == 0 && h == 0, "0x%04x", h);       /* tie: zero */
     cr_assert(recur_sf_f32_to_f16(-ldexpf(3.0f, -26), &h) == 0 && h == 0x8001, "0x%04x", h);
-    cr_assert_eq(recur_sf_f32_to_bf16(3.4e38f), 0x7f80); /* torch rounds there to Inf too */
+    cr_assert_eq(recur_f32_to_bf16(3.4e38f), 0x7f80); /* torch rounds there to Inf too */
 }
 
 /* recur_model_save_as: the header names the dtype, every value is the
@@ -733,7 +733,7 @@ Test(half, save_as_bf16_and_f16) {
         float *want = test_floats(n);
         for (size_t i = 0; i < n; i++) {
             uint16_t q = 0;
-            if (kinds[k].dt == RECUR_DTYPE_BF16) q = recur_sf_f32_to_bf16(w[i]);
+            if (kinds[k].dt == RECUR_DTYPE_BF16) q = recur_f32_to_bf16(w[i]);
             else cr_assert_eq(recur_sf_f32_to_f16(w[i], &q), 0);
             want[i] = kinds[k].dt == RECUR_DTYPE_BF16 ? recur_sf_bf16_to_f32(q) : recur_sf_f16_to_f32(q);
             cr_assert(fabsf(want[i] - w[i]) <= fabsf(w[i]) * (kinds[k].dt == RECUR_DTYPE_BF16 ? 0x1p-8f : 0x1p-11f),

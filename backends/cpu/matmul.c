@@ -44,17 +44,8 @@
 
 /* ---- bfloat16 rounding ---- */
 
-/* f to bf16 bits, to nearest even; a NaN stays a (quiet) NaN. Branch-free,
- * so that the loops below vectorize (this runs on every product's operand). */
-static inline uint16_t bf16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
-}
-
 static inline float bf16_float(float f) {
-    uint32_t u = (uint32_t)bf16_bits(f) << 16;
+    uint32_t u = (uint32_t)recur_f32_to_bf16(f) << 16;
     float r;
     memcpy(&r, &u, sizeof r);
     return r;
@@ -85,7 +76,7 @@ ROUND_CLONES static void round_part(void *arg, int t, int nt) {
         const float *s = j->src + r * (size_t)j->ld;
         size_t o = r * (size_t)j->cols;
         if (j->d16)
-            for (int c = 0; c < j->cols; c++) j->d16[o + (size_t)c] = bf16_bits(s[c]);
+            for (int c = 0; c < j->cols; c++) j->d16[o + (size_t)c] = recur_f32_to_bf16(s[c]);
         else
             for (int c = 0; c < j->cols; c++) j->d32[o + (size_t)c] = bf16_float(s[c]);
     }
