@@ -66,4 +66,35 @@ static inline uint16_t recur_f32_to_bf16(float f) {
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
+/* float to the nearest IEEE binary16 value (ties to even), kept as a float:
+ * what an f16 product's operand becomes (RECUR_DTYPE_F16). Values from
+ * 65520 up round to Inf (65504 is the largest finite), those below 2^-14
+ * to a multiple of 2^-24 (f16's subnormals), below 2^-25 to a signed zero;
+ * a NaN stays a quiet NaN. On the bits and branch-free, as
+ * recur_f32_to_bf16, so loops over it vectorize and a device that flushes
+ * subnormal floats computes it the same (kernels/shared.cl: recur_round). */
+static inline float recur_round_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    /* normal f16 range: 23 fraction bits to 10 */
+    uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u;
+    /* below 2^-14: the significand (implicit bit set) to a multiple of
+     * 2^-24, a shift of 126 - exponent (>= 14 there; capped at 31, which
+     * leaves 0 for everything below 2^-25) */
+    uint32_t e = a >> 23, shift = e < 95u ? 31u : 126u - e;
+    uint32_t sig = (a & 0x7fffffu) | 0x800000u;
+    uint32_t m = (sig + (1u << (shift - 1u)) - 1u + ((sig >> shift) & 1u)) >> shift; /* 0..1024 */
+    float sub = (float)m * 0x1p-24f;
+    uint32_t subnormal;
+    memcpy(&subnormal, &sub, sizeof subnormal);
+    uint32_t r = a > 0x7f800000u   ? (a | 0x00400000u) & 0xffffe000u /* NaN: quiet, f16's payload bits */
+                 : a >= 0x477ff000u ? 0x7f800000u                    /* 65520 and up, Inf: Inf */
+                 : a >= 0x38800000u ? normal
+                                    : subnormal;
+    r |= sign;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
 #endif /* RECUR_BACKEND_HOST_H */

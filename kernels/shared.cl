@@ -72,20 +72,35 @@ __kernel void recur_transpose(__global float *dst_b, const ulong dst_o, const in
     dst_b[dst_o + (size_t)j * (size_t)ld_dst + (size_t)i] = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j];
 }
 
-/* dst[i*cols + j] = bf16(src[i*ld_src + j]) for i < rows, j < cols: each
- * float rounded to the nearest bfloat16 (ties to even; the largest finite
- * values round to Inf, as torch's), kept as a float; NaN stays NaN, made
- * quiet (core/safetensors.c rounds the same way). A GEMM's operands in
- * bf16 precision (opencl.c: cl_gemm), dense in a scratch buffer. NDRange
- * (cols, rows). On the bits (uint): no float load, store or arithmetic
- * that a device could flush to zero or make quiet. */
-__kernel void recur_round_bf16(__global uint *dst_b, const ulong dst_o, __global const uint *src_b,
-                               const ulong src_o, const int ld_src, const int rows, const int cols) {
+/* dst[i*cols + j] = src[i*ld_src + j] rounded to the nearest bfloat16
+ * (f16 == 0) or IEEE binary16 (f16 != 0) value, ties to even, kept as a
+ * float: a GEMM's operands in bf16 or f16 precision (opencl.c: cl_gemm),
+ * dense in a scratch buffer. NDRange (cols, rows). bf16: the largest
+ * finite values round to Inf, as torch's. f16: from 65520 up to Inf,
+ * below 2^-14 to a multiple of 2^-24 (subnormals), below 2^-25 to a
+ * signed zero. A NaN stays a quiet NaN. backend-host.h rounds the same
+ * way on the host (recur_f32_to_bf16, recur_round_f16). On the bits
+ * (uint): no float load, store or arithmetic that a device could flush to
+ * zero or make quiet (the one float product, m * 2^-24, is normal). */
+__kernel void recur_round(__global uint *dst_b, const ulong dst_o, __global const uint *src_b, const ulong src_o,
+                          const int ld_src, const int rows, const int cols, const int f16) {
     const int j = (int)get_global_id(0), i = (int)get_global_id(1);
     if (j >= cols || i >= rows) return;
-    const uint u = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j];
-    const uint r = (u & 0x7fffffffu) > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u
-                                                   : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    const uint u = src_b[src_o + (size_t)i * (size_t)ld_src + (size_t)j], a = u & 0x7fffffffu;
+    uint r;
+    if (!f16) {
+        r = a > 0x7f800000u ? (u & 0xffff0000u) | 0x00400000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    } else if (a > 0x7f800000u) {
+        r = (u | 0x00400000u) & 0xffffe000u;
+    } else if (a >= 0x477ff000u) {
+        r = (u & 0x80000000u) | 0x7f800000u;
+    } else if (a >= 0x38800000u) {
+        r = (u & 0x80000000u) | ((a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u);
+    } else {
+        const uint e = a >> 23, shift = e < 95u ? 31u : 126u - e, sig = (a & 0x7fffffu) | 0x800000u;
+        const uint m = (sig + (1u << (shift - 1u)) - 1u + ((sig >> shift) & 1u)) >> shift;
+        r = (u & 0x80000000u) | (m ? as_uint((float)m * 0x1p-24f) : 0u);
+    }
     dst_b[dst_o + (size_t)i * (size_t)cols + (size_t)j] = r;
 }
 

@@ -36,7 +36,7 @@ recur_status recur_cpu_sgemm(struct recur_backend *be, int ta, int tb, int M, in
                              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* matmul.c: the precisions, pack, gemm_packed and unpack slots, the
- * products in bf16 (prec not F32: recur_cpu_gemm_half), and the device's
+ * products in bf16 or f16 (prec not F32: recur_cpu_gemm_half), and the device's
  * matmul state's release. */
 unsigned recur_cpu_precisions(struct recur_backend *be, unsigned *native);
 recur_status recur_cpu_gemm_half(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,

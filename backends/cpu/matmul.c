@@ -1,7 +1,7 @@
 /*
- * matmul.c: the CPU backend's products in bfloat16 (operands rounded to
- * nearest even, float32 sums), and weights packed once for the many
- * products of a time loop.
+ * matmul.c: the CPU backend's products in bfloat16 and float16 (operands
+ * rounded to nearest even, float32 sums), and weights packed once for the
+ * many products of a time loop.
  *
  * bf16 is native where oneDNN has a bf16 brgemm matmul for this CPU
  * (AVX512-BF16 or AMX): a weight operand is packed by a reorder into the
@@ -22,7 +22,10 @@
  * Elsewhere (no AVX512-BF16 or AMX, no oneDNN, or RECUR_CPU_BF16=emulate)
  * bf16 is emulated with the same results: both operands rounded to bf16
  * values held in floats, then the float32 GEMM (a product of two bf16
- * values is exact in float32). float32 products are never packed: on Zen 5
+ * values is exact in float32). float16 is always emulated so: a product of
+two f16 values (11 significant bits, exponents from -24) is exact in
+float32 too; oneDNN 2.6 has f16 matmuls only for AVX512-FP16, which no
+machine of ours had to test them on. float32 products are never packed: on Zen 5
  * a packed float32 brgemm measured 0.98x (training) to 1.13x (inference at
  * batch 1) the time of dnnl_sgemm on the transposed copy the engine keeps
  * (docs/performance.md), so its pack is B itself.
@@ -42,7 +45,7 @@
 
 #include "cpu-impl.h"
 
-/* ---- bfloat16 rounding ---- */
+/* ---- rounding to bfloat16 and float16 ---- */
 
 static inline float bf16_float(float f) {
     uint32_t u = (uint32_t)recur_f32_to_bf16(f) << 16;
@@ -52,10 +55,12 @@ static inline float bf16_float(float f) {
 }
 
 /* A rows x cols region (row stride ld) rounded into a dense array, as bf16
- * bits (d16) or as floats (d32), split over threads by rows. */
+ * bits (d16) or as bf16 or f16 values in floats (d32, per prec), split over
+ * threads by rows. */
 struct round_job {
     const float *src;
     int rows, cols, ld;
+    recur_dtype prec;
     uint16_t *d16;
     float *d32;
 };
@@ -77,6 +82,8 @@ ROUND_CLONES static void round_part(void *arg, int t, int nt) {
         size_t o = r * (size_t)j->cols;
         if (j->d16)
             for (int c = 0; c < j->cols; c++) j->d16[o + (size_t)c] = recur_f32_to_bf16(s[c]);
+        else if (j->prec == RECUR_DTYPE_F16)
+            for (int c = 0; c < j->cols; c++) j->d32[o + (size_t)c] = recur_round_f16(s[c]);
         else
             for (int c = 0; c < j->cols; c++) j->d32[o + (size_t)c] = bf16_float(s[c]);
     }
@@ -84,9 +91,9 @@ ROUND_CLONES static void round_part(void *arg, int t, int nt) {
 
 #define ROUND_PARALLEL_MIN 65536
 
-static void round_region(struct recur_backend *be, const float *src, int rows, int cols, int ld, uint16_t *d16,
-                         float *d32) {
-    struct round_job j = {src, rows, cols, ld, d16, d32};
+static void round_region(struct recur_backend *be, recur_dtype prec, const float *src, int rows, int cols, int ld,
+                         uint16_t *d16, float *d32) {
+    struct round_job j = {src, rows, cols, ld, prec, d16, d32};
     int nt = recur_cpu_team(be, (size_t)rows * (size_t)cols, ROUND_PARALLEL_MIN);
     recur_cpu_run(be, nt < rows ? nt : rows, round_part, &j);
 }
@@ -201,7 +208,7 @@ void recur_cpu_mm_free(struct recur_cpu_mm *mm) {
 unsigned recur_cpu_precisions(struct recur_backend *be, unsigned *native) {
     struct recur_cpu_mm *mm = mm_get(be);
     *native = mm && mm->native_bf16 ? 1u << RECUR_DTYPE_BF16 : 0;
-    return 1u << RECUR_DTYPE_BF16;
+    return 1u << RECUR_DTYPE_BF16 | 1u << RECUR_DTYPE_F16;
 }
 
 /* ---- oneDNN's matmul, one part ---- */
@@ -357,7 +364,7 @@ out:
 
 enum pack_kind {
     PACK_REF,     /* float32, B itself: the float32 GEMM */
-    PACK_ROUNDED, /* emulated bf16: op(B)'s region rounded to bf16 values, in floats */
+    PACK_ROUNDED, /* emulated bf16 or f16: op(B)'s region rounded to the pack's type, in floats */
     PACK_DNNL,    /* oneDNN matmul parts, float32 or bf16 */
 };
 
@@ -400,8 +407,8 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
                             int ldb, void **packed) {
     struct recur_cpu_mm *mm = mm_get(be);
     RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
-    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
-              "%s: no %s products", be->info.selector, recur_dtype_name(prec));
+    RETURN_IF(!recur_dtype_name(prec), be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no products of type %d",
+              be->info.selector, (int)prec);
     int dnnl = prec == RECUR_DTYPE_BF16 && mm->native_bf16;
     int parts = 1;
 #ifdef RECUR_HAVE_DNNL
@@ -427,7 +434,7 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
             free(pk);
             return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
         }
-        round_region(be, pk->B, rows, cols, ldb, NULL, pk->rounded);
+        round_region(be, prec, pk->B, rows, cols, ldb, NULL, pk->rounded);
     } else {
 #ifdef RECUR_HAVE_DNNL
         pk->kind = PACK_DNNL;
@@ -551,7 +558,7 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     if (pk->kind == PACK_ROUNDED) {
         float *a = scratch(mm, 0, elems * sizeof(float));
         RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
-        round_region(be, A, M, pk->K, lda, NULL, a);
+        round_region(be, pk->prec, A, M, pk->K, lda, NULL, a);
         return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, a, pk->K, pk->rounded,
                                pk->trans ? pk->K : pk->N, beta, C, ldc);
     }
@@ -561,7 +568,7 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     if (pk->prec == RECUR_DTYPE_BF16) { /* rounded into a dense copy */
         uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
         RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
-        round_region(be, A, M, pk->K, lda, a, NULL);
+        round_region(be, RECUR_DTYPE_BF16, A, M, pk->K, lda, a, NULL);
         j.A = a;
     } else if (lda != pk->K) { /* a dense copy */
         float *a = scratch(mm, 0, elems * sizeof(float));
@@ -581,7 +588,7 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     return RECUR_OK;
 }
 
-/* ---- one product in bf16 ---- */
+/* ---- one product in bf16 or f16 ---- */
 
 #ifdef RECUR_HAVE_DNNL
 /* C = alpha op(A) op(B) + beta C on bf16 operands a and b (dense copies of
@@ -637,23 +644,24 @@ recur_status recur_cpu_gemm_half(struct recur_backend *be, recur_dtype prec, int
                                  int ldc) {
     struct recur_cpu_mm *mm = mm_get(be);
     RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
-    RETURN_IF(prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no %s products", be->info.selector,
-              recur_dtype_name(prec));
+    RETURN_IF(prec != RECUR_DTYPE_BF16 && prec != RECUR_DTYPE_F16, be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s: no products of type %d", be->info.selector, (int)prec);
     /* the stored regions: A is (ta ? K x M : M x K), B (tb ? N x K : K x N) */
     int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     size_t an = (size_t)ar * (size_t)ac, bn = (size_t)br * (size_t)bc;
-    size_t esize = mm->native_bf16 ? sizeof(uint16_t) : sizeof(float);
+    int native = prec == RECUR_DTYPE_BF16 && mm->native_bf16;
+    size_t esize = native ? sizeof(uint16_t) : sizeof(float);
     void *a = scratch(mm, 0, an * esize), *b = scratch(mm, 1, bn * esize);
     RETURN_IF(!a || !b, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding the operands of a %d x %d x %d GEMM",
               M, N, K);
-    if (!mm->native_bf16) {
-        round_region(be, A, ar, ac, lda, NULL, a);
-        round_region(be, B, br, bc, ldb, NULL, b);
+    if (!native) {
+        round_region(be, prec, A, ar, ac, lda, NULL, a);
+        round_region(be, prec, B, br, bc, ldb, NULL, b);
         return recur_cpu_sgemm(be, ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
     }
 #ifdef RECUR_HAVE_DNNL
-    round_region(be, A, ar, ac, lda, a, NULL);
-    round_region(be, B, br, bc, ldb, b, NULL);
+    round_region(be, prec, A, ar, ac, lda, a, NULL);
+    round_region(be, prec, B, br, bc, ldb, b, NULL);
     TRY(mm_threads(be, mm, be->threads));
     struct half_job j = {.mm = mm, .ta = ta, .M = M, .N = N, .K = K, .ldc = ldc, .bk = tb ? 1 : N, .bn = tb ? K : 1,
                          .alpha = alpha, .beta = beta, .a = a, .b = b, .C = C};

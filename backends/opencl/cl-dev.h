@@ -31,7 +31,7 @@ enum cl_shared {
     K_ADAM,
     K_SCALE,
     K_ZONEOUT,
-    K_ROUND_BF16,
+    K_ROUND,
     N_SHARED
 };
 

@@ -1,6 +1,6 @@
 /*
  * opencl.c: the OpenCL backend. Through the ICD loader only (libOpenCL),
- * OpenCL 1.2, GEMM by CLBlast on recur's own queue (bf16 products emulated
+ * OpenCL 1.2, GEMM by CLBlast on recur's own queue (bf16 and f16 products emulated
  * on every device: operands rounded into scratch copies, then CLBlastSgemm).
  *
  * One cl_context and one in-order queue per recur context. Buffers are
@@ -521,7 +521,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
                                                  "recur_sgd",      "recur_adam",      "recur_scale",
-                                                 "recur_zoneout",  "recur_round_bf16"};
+                                                 "recur_zoneout",  "recur_round"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -696,7 +696,7 @@ static recur_status cl_fill(struct recur_backend *be, struct recur_mem dst, floa
 /* ---- GEMM (CLBlast) ---- */
 
 /* CLBlastSgemm on (buffer, float offset) operands; its errors by name.
- * `how` follows the call in messages ("" or " on bf16 copies"). */
+ * `how` follows the call in messages ("", " on bf16 copies", " on f16 copies"). */
 static recur_status sgemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha, cl_mem A,
                           size_t a_off, int lda, cl_mem B, size_t b_off, int ldb, float beta, struct recur_mem C,
                           int ldc, const char *how) {
@@ -740,72 +740,74 @@ static recur_status scratch(struct recur_backend *be, int i, size_t bytes, cl_me
     return RECUR_OK;
 }
 
-static recur_status round_bf16(struct recur_backend *be, cl_mem dst, struct recur_mem src, int ld, int rows,
-                               int cols);
+static recur_status round_to(struct recur_backend *be, recur_dtype prec, cl_mem dst, struct recur_mem src, int ld,
+                             int rows, int cols);
 
-/* The precisions of cl_gemm: bf16 emulated (rounded copies, float32
+/* The precisions of cl_gemm: bf16 and f16 emulated (rounded copies, float32
  * products: cl_gemm), so on every device, never natively. */
 static unsigned cl_precisions(struct recur_backend *be, unsigned *native) {
     (void)be;
     *native = 1u << RECUR_DTYPE_F32;
-    return 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16;
+    return 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16 | 1u << RECUR_DTYPE_F16;
 }
 
 /*
- * F32: CLBlastSgemm on the operands. BF16: op(A)'s and op(B)'s stored
- * regions (rows x cols with their leading dimension) are rounded to bf16
- * into dense scratch copies (recur_round_bf16), then CLBlastSgemm on those:
- * a product of two bf16 values has at most 16 significant bits, so float32
- * holds it exactly, and the result is bf16 products with float32 sums, as
- * the contract asks (backend-impl.h), on any device. F16: refused.
+ * F32: CLBlastSgemm on the operands. BF16 and F16: op(A)'s and op(B)'s
+ * stored regions (rows x cols with their leading dimension) are rounded to
+ * the type into dense scratch copies (recur_round), then CLBlastSgemm on
+ * those: a product of two bf16 values (8 significant bits) or two f16
+ * values (11, exponents from -24) is exact in float32, so the result is
+ * the type's products with float32 sums, as the contract asks
+ * (backend-impl.h), on any device. Not CLBlastHgemm, which sums in half
+ * precision: a different contract, and no device here has cl_khr_fp16.
  */
 static recur_status cl_gemm(struct recur_backend *be, recur_dtype prec, int ta, int tb, int M, int N, int K,
                             float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb, float beta,
                             struct recur_mem C, int ldc) {
     struct cl_dev *d = DEV(be);
-    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
-              "%s (%s): no %s products (the OpenCL backend computes f32 and bf16)", be->info.selector,
-              d->device_name, recur_dtype_name(prec) ? recur_dtype_name(prec) : "unknown");
+    RETURN_IF(!recur_dtype_name(prec), be->ctx, RECUR_ERR_UNSUPPORTED, "%s (%s): no products of type %d",
+              be->info.selector, d->device_name, (int)prec);
     RETURN_IF(A.off % 4 || B.off % 4 || C.off % 4, be->ctx, RECUR_ERR_ARG,
               "CLBlastSgemm: byte offsets %zu, %zu, %zu must be float-aligned", A.off, B.off, C.off);
     if (prec == RECUR_DTYPE_F32)
         return sgemm(be, ta, tb, M, N, K, alpha, MEM(A), A.off / 4, lda, MEM(B), B.off / 4, ldb, beta, C, ldc, "");
     const int rows_a = ta ? K : M, cols_a = ta ? M : K, rows_b = tb ? N : K, cols_b = tb ? K : N;
     RETURN_IF(lda < cols_a || ldb < cols_b, be->ctx, RECUR_ERR_ARG,
-              "bf16 gemm(%c%c, M=%d, N=%d, K=%d): lda=%d, ldb=%d; the rows of op(A) and op(B) as stored hold %d "
+              "%s gemm(%c%c, M=%d, N=%d, K=%d): lda=%d, ldb=%d; the rows of op(A) and op(B) as stored hold %d "
               "and %d floats",
-              ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, cols_a, cols_b);
+              recur_dtype_name(prec), ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, lda, ldb, cols_a, cols_b);
     cl_mem a16, b16;
     TRY(scratch(be, 0, (size_t)rows_a * (size_t)cols_a * sizeof(float), &a16));
     TRY(scratch(be, 1, (size_t)rows_b * (size_t)cols_b * sizeof(float), &b16));
-    TRY(round_bf16(be, a16, A, lda, rows_a, cols_a));
-    TRY(round_bf16(be, b16, B, ldb, rows_b, cols_b));
-    return sgemm(be, ta, tb, M, N, K, alpha, a16, 0, cols_a, b16, 0, cols_b, beta, C, ldc, " on bf16 copies");
+    TRY(round_to(be, prec, a16, A, lda, rows_a, cols_a));
+    TRY(round_to(be, prec, b16, B, ldb, rows_b, cols_b));
+    return sgemm(be, ta, tb, M, N, K, alpha, a16, 0, cols_a, b16, 0, cols_b, beta, C, ldc,
+                 prec == RECUR_DTYPE_F16 ? " on f16 copies" : " on bf16 copies");
 }
 
 /* A weight operand for many products (the pack slots): float32, B itself
- * (CLBlast reads it as it is; the engine packs again when B changes); bf16,
- * op(B)'s stored region rounded once into a buffer of its own, so a time
- * loop rounds only its per-step operand, not the weights at every step. */
+ * (CLBlast reads it as it is; the engine packs again when B changes); bf16
+ * and f16, op(B)'s stored region rounded once into a buffer of its own, so
+ * a time loop rounds only its per-step operand, not the weights at every
+ * step. */
 struct cl_pack {
     recur_dtype prec;
     int trans, K, N, ldb; /* ldb: of B, or of the rounded copy (its stored columns) */
-    struct recur_mem B;   /* float32: the weights; bf16: the rounded copy (offset 0) */
+    struct recur_mem B;   /* float32: the weights; bf16, f16: the rounded copy (offset 0) */
 };
 
 static recur_status cl_pack(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
                             int ldb, void **packed) {
-    RETURN_IF(prec != RECUR_DTYPE_F32 && prec != RECUR_DTYPE_BF16, be->ctx, RECUR_ERR_UNSUPPORTED,
-              "%s (%s): no %s products (the OpenCL backend computes f32 and bf16)", be->info.selector,
-              DEV(be)->device_name, recur_dtype_name(prec) ? recur_dtype_name(prec) : "unknown");
+    RETURN_IF(!recur_dtype_name(prec), be->ctx, RECUR_ERR_UNSUPPORTED, "%s (%s): no products of type %d",
+              be->info.selector, DEV(be)->device_name, (int)prec);
     struct cl_pack *pk = calloc(1, sizeof *pk);
     RETURN_IF(!pk, be->ctx, RECUR_ERR_NO_MEMORY, "opencl: out of memory packing a %d x %d weight", K, N);
     *pk = (struct cl_pack){prec, trans_b, K, N, ldb, B};
-    if (prec == RECUR_DTYPE_BF16) {
+    if (prec != RECUR_DTYPE_F32) {
         int rows = trans_b ? N : K, cols = trans_b ? K : N;
         void *buf = NULL;
         recur_status st = cl_alloc(be, (size_t)rows * (size_t)cols * sizeof(float), &buf);
-        if (st == RECUR_OK) st = round_bf16(be, buf, B, ldb, rows, cols);
+        if (st == RECUR_OK) st = round_to(be, prec, buf, B, ldb, rows, cols);
         if (st != RECUR_OK) {
             cl_free(be, buf);
             free(pk);
@@ -827,14 +829,14 @@ static recur_status cl_gemm_packed(struct recur_backend *be, int M, struct recur
               "CLBlastSgemm: byte offsets %zu, %zu must be float-aligned", A.off, C.off);
     cl_mem a16;
     TRY(scratch(be, 0, (size_t)M * (size_t)pk->K * sizeof(float), &a16));
-    TRY(round_bf16(be, a16, A, lda, M, pk->K));
+    TRY(round_to(be, pk->prec, a16, A, lda, M, pk->K));
     return sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, a16, 0, pk->K, MEM(pk->B), 0, pk->ldb, beta, C, ldc,
-                 " on bf16 copies");
+                 pk->prec == RECUR_DTYPE_F16 ? " on f16 copies" : " on bf16 copies");
 }
 
 static void cl_unpack(struct recur_backend *be, void *packed) {
     struct cl_pack *pk = packed;
-    if (pk->prec == RECUR_DTYPE_BF16) cl_free(be, pk->B.buf);
+    if (pk->prec != RECUR_DTYPE_F32) cl_free(be, pk->B.buf);
     free(pk);
 }
 
@@ -1014,7 +1016,7 @@ static recur_status cl_transpose(struct recur_backend *be, struct recur_mem dst,
 struct round_args {
     cl_mem dst;
     struct recur_mem src;
-    int ld, cols;
+    int ld, cols, f16;
 };
 
 static recur_status round_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
@@ -1024,14 +1026,15 @@ static recur_status round_chunk(struct recur_backend *be, cl_kernel k, const cha
     TRY(set_mem(be, k, name, 2, a->src, r0 * (size_t)a->ld));
     TRY(set_arg(be, k, name, 4, sizeof(int), &a->ld));
     TRY(set_arg(be, k, name, 5, sizeof(int), &n));
-    return set_arg(be, k, name, 6, sizeof(int), &a->cols);
+    TRY(set_arg(be, k, name, 6, sizeof(int), &a->cols));
+    return set_arg(be, k, name, 7, sizeof(int), &a->f16);
 }
 
-/* dst (dense, rows x cols) = src (rows x cols, leading dimension ld) rounded to bf16. */
-static recur_status round_bf16(struct recur_backend *be, cl_mem dst, struct recur_mem src, int ld, int rows,
-                               int cols) {
-    struct round_args a = {dst, src, ld, cols};
-    return launch_rows(be, K_ROUND_BF16, "recur_round_bf16", cols, rows, round_chunk, &a);
+/* dst (dense, rows x cols) = src (rows x cols, leading dimension ld) rounded to prec (bf16 or f16). */
+static recur_status round_to(struct recur_backend *be, recur_dtype prec, cl_mem dst, struct recur_mem src, int ld,
+                             int rows, int cols) {
+    struct round_args a = {dst, src, ld, cols, prec == RECUR_DTYPE_F16};
+    return launch_rows(be, K_ROUND, "recur_round", cols, rows, round_chunk, &a);
 }
 
 static recur_status gather_chunk(struct recur_backend *be, cl_kernel k, const char *name, size_t r0, int n,
