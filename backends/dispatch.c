@@ -169,6 +169,17 @@ recur_status recur_be_scale(struct recur_backend *be, struct recur_mem dst, int 
     return rows > 0 && width > 0 && beta != 1.0f ? be->iface->scale(be, dst, rows, width, ld, beta) : RECUR_OK;
 }
 
+/* prec is F32 or a type the backend lists (never a shift by an unknown value). */
+static recur_status check_prec(struct recur_backend *be, recur_dtype prec) {
+    if (prec == RECUR_DTYPE_F32) return RECUR_OK;
+    const char *name = recur_dtype_name(prec);
+    RETURN_IF(!name, be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no products of type %d: not a recur_dtype", be->info.selector,
+              (int)prec);
+    RETURN_IF(!(recur_be_precisions(be, NULL) & (1u << prec)), be->ctx, RECUR_ERR_UNSUPPORTED,
+              "%s: no %s products on this device", be->info.selector, name);
+    return RECUR_OK;
+}
+
 recur_status recur_be_gemm_prec(struct recur_backend *be, recur_dtype prec, int trans_a, int trans_b, int M, int N,
                                 int K, float alpha, struct recur_mem A, int lda, struct recur_mem B, int ldb,
                                 float beta, struct recur_mem C, int ldc) {
@@ -177,8 +188,7 @@ recur_status recur_be_gemm_prec(struct recur_backend *be, recur_dtype prec, int 
      * BLAS libraries declare the inputs restrict (CLBlast's kernels race on
      * such a call) and 0 * Inf or NaN in C would give NaN. */
     if (K <= 0) return recur_be_scale(be, C, M, N, ldc, beta);
-    RETURN_IF(prec != RECUR_DTYPE_F32 && !(recur_be_precisions(be, NULL) & (1u << prec)), be->ctx, RECUR_ERR_UNSUPPORTED,
-              "%s: no %s products on this device", be->info.selector, recur_dtype_name(prec));
+    TRY(check_prec(be, prec));
     return be->iface->gemm(be, prec, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -201,6 +211,7 @@ int recur_be_packs(const struct recur_backend *be) {
 recur_status recur_be_pack(struct recur_backend *be, recur_dtype prec, int trans_b, int K, int N, struct recur_mem B,
                            int ldb, void **packed) {
     *packed = NULL;
+    TRY(check_prec(be, prec));
     return be->iface->pack(be, prec, trans_b, K, N, B, ldb, packed);
 }
 

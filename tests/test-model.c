@@ -31,7 +31,7 @@ struct mcase {
     int ref_variant, dir, L, T, N, I, H, batch_first;
     const int *lengths;
     float dropout;
-    int bf16; /* products in bf16 (recur_model_set_precision), against the reference's bf16 products */
+    recur_dtype prec; /* of the products (recur_model_set_precision), against the reference's rounded products */
 };
 
 static const recur_direction dirs[] = {RECUR_DIR_FORWARD, RECUR_DIR_REVERSE, RECUR_DIR_BIDI_CONCAT, RECUR_DIR_BIDI_SUM};
@@ -138,14 +138,16 @@ static void check_model_after(const struct mcase *c, int warm) {
     recur_model *m = make_model(ctx, c, seed);
     cr_assert_eq(recur_model_output_size(m), O);
     set_weights(m, &rm, w);
-    if (c->bf16) cr_assert_eq(recur_model_set_precision(m, RECUR_DTYPE_BF16), RECUR_OK, "%s", recur_ctx_error(ctx));
-    cr_assert_eq(recur_model_precision(m), c->bf16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32);
-    /* bf16: what is left besides the reference's own rounding is float32's
-     * sums and, rarely, an operand on the other side of a rounding tie
-     * (2^-8 of one product term), so the tolerances are wider than float32's:
-     * measured 1e-7 (float32 noise) where the exact reference is 5e-4 to 5e-3 away */
-    double ytol = c->bf16 ? 5e-4 : 2e-5, gtol = c->bf16 ? 5e-4 : 1e-5;
-    ref_set_bf16_products(c->bf16);
+    cr_assert_eq(recur_model_set_precision(m, c->prec), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_precision(m), c->prec);
+    /* bf16, f16: what is left besides the reference's own rounding is
+     * float32's sums and, rarely, an operand on the other side of a rounding
+     * tie (2^-8 or 2^-11 of one product term), so the tolerances are wider
+     * than float32's: measured 1e-7 (float32 noise) where the exact
+     * reference is 5e-4 to 5e-3 (bf16) or 1e-4 to 6e-4 (f16) away */
+    int rounded = c->prec != RECUR_DTYPE_F32;
+    double ytol = rounded ? 5e-4 : 2e-5, gtol = rounded ? 5e-4 : 1e-5;
+    ref_set_products(c->prec == RECUR_DTYPE_BF16 ? REF_BF16 : c->prec == RECUR_DTYPE_F16 ? REF_F16 : REF_EXACT);
 
     float *y = test_floats(ny), *hT = test_floats(ns), *cT = test_floats(ns), *dx = test_floats(nx);
     float *dh0 = test_floats(ns), *dc0 = test_floats(ns), *dw = test_floats(nw);
@@ -176,9 +178,9 @@ static void check_model_after(const struct mcase *c, int warm) {
 
     char what[160];
 #define LABEL(name)                                                                                          \
-    snprintf(what, sizeof what, "%s %s%s%s dir %d L%d T%d N%d%s%s%s: " name, device(), c->cell,              \
+    snprintf(what, sizeof what, "%s %s%s%s dir %d L%d T%d N%d%s%s%s%s: " name, device(), c->cell,              \
              c->variant ? ":" : "", c->variant ? c->variant : "", c->dir, c->L, T, N, c->lengths ? " lengths" : "", \
-             c->batch_first ? " batch-first" : "", c->dropout > 0 ? " dropout" : c->bf16 ? " bf16" : "")
+             c->batch_first ? " batch-first" : "", c->dropout > 0 ? " dropout" : rounded ? " " : "", rounded ? recur_dtype_name(c->prec) : "")
     /* Past each sequence's end: exactly the pad value in y, exactly zero in dx. */
     for (int t = 0; t < T; t++)
         for (int n = 0; n < N; n++)
@@ -206,28 +208,36 @@ static void check_model_after(const struct mcase *c, int warm) {
         LABEL("dc0");
         ASSERT_CLOSE(what, dc0, dc0d, ns, RTOL, gtol * (1 + scale_of(dc0d, ns)));
     }
-    if (c->bf16) {
-        /* the rounding happened where the reference's did: recur is several
-         * times closer to the bf16 reference than to the exact one */
+    if (rounded) {
+        /* the rounding happened where the reference's did: on average recur
+         * is several times closer to the rounded reference than to the exact
+         * one. (Not at every element: an operand within float32's noise of a
+         * rounding tie may round the other way in recur than in the double
+         * reference, one ulp of the type in one product term, and a state or
+         * a gate's gradient is an operand of a whole row or column of dw.
+         * f16's ties are 8 times denser than bf16's.) */
         double *ye = test_doubles(ny), *dwe = test_doubles(nw);
-        ref_set_bf16_products(0);
+        ref_set_products(REF_EXACT);
         ref_model_forward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, ye, NULL, NULL);
         ref_model_backward(&rm, T, N, c->lengths, wd, xd, h0d, c0d, masks, dyd, dhTd, dcTd, NULL, NULL, NULL, dwe);
-        ref_set_bf16_products(1);
+        ref_set_products(c->prec == RECUR_DTYPE_BF16 ? REF_BF16 : REF_F16);
         double y16 = 0, yex = 0, w16 = 0, wex = 0;
         for (size_t i = 0; i < ny; i++)
             if (ye[i] == ye[i] && !(c->lengths && y[i] == PAD && yd[i] == PAD)) {
-                y16 = fmax(y16, fabs(y[i] - yd[i]));
-                yex = fmax(yex, fabs(y[i] - ye[i]));
+                y16 += fabs(y[i] - yd[i]);
+                yex += fabs(y[i] - ye[i]);
             }
         for (size_t i = 0; i < nw; i++) {
-            w16 = fmax(w16, fabs(dw[i] - dwd[i]));
-            wex = fmax(wex, fabs(dw[i] - dwe[i]));
+            w16 += fabs(dw[i] - dwd[i]);
+            wex += fabs(dw[i] - dwe[i]);
         }
-        LABEL("bf16 rounding");
+        LABEL("rounding");
         cr_assert(yex > 4 * y16 && wex > 4 * w16,
-                  "%s: y differs from the exact reference by %.3g and from the bf16 one by %.3g; dw by %.3g and %.3g",
+                  "%s: y differs from the exact reference by %.3g and from the rounded one by %.3g; dw by %.3g and "
+                  "%.3g (sums of |difference|)",
                   what, yex, y16, wex, w16);
+        cr_log_info("%s: sums of |difference| from the exact and the rounded reference: y %.3g, %.3g; dw %.3g, %.3g",
+                    what, yex, y16, wex, w16);
         free(ye);
         free(dwe);
     }
@@ -246,7 +256,7 @@ static void check_model_after(const struct mcase *c, int warm) {
                 for (int j = 0; j < O; j++) yd[((size_t)t * N + n) * O + j] = PAD;
     LABEL("inference y");
     ASSERT_CLOSE(what, y2, yd, ny, RTOL, ytol);
-    ref_set_bf16_products(0);
+    ref_set_products(REF_EXACT);
 
     recur_ctx_free(ctx);
     free(masks);
@@ -272,19 +282,26 @@ static void check_cell_models(const char *cell, const char *variant, int rv) {
     check_model(&bf);
 }
 
-/* bf16 products: a stack of both directions with lengths and one batch-first run, per cell */
-static void check_cell_models_bf16(const char *cell, const char *variant, int rv) {
-    struct mcase c = {cell, variant, rv, 2, 2, 5, 4, 6, 9, 0, lens5, 0, 1};
+/* bf16 or f16 products: a stack of both directions with lengths and one batch-first run, per cell */
+static void check_cell_models_in(recur_dtype prec, const char *cell, const char *variant, int rv) {
+    struct mcase c = {cell, variant, rv, 2, 2, 5, 4, 6, 9, 0, lens5, 0, prec};
     check_model(&c);
-    struct mcase bf = {cell, variant, rv, RECUR_DIR_FORWARD, 1, 6, 3, 5, 8, 1, NULL, 0, 1};
+    struct mcase bf = {cell, variant, rv, RECUR_DIR_FORWARD, 1, 6, 3, 5, 8, 1, NULL, 0, prec};
     check_model(&bf);
 }
 
 Test(model, bf16_products) {
-    check_cell_models_bf16("lstm", NULL, 0);
-    check_cell_models_bf16("gru", NULL, 0);
-    check_cell_models_bf16("gru-lbr", NULL, 0);
-    check_cell_models_bf16("rnn", "tanh", 0);
+    check_cell_models_in(RECUR_DTYPE_BF16, "lstm", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_BF16, "gru", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_BF16, "gru-lbr", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_BF16, "rnn", "tanh", 0);
+}
+
+Test(model, f16_products) {
+    check_cell_models_in(RECUR_DTYPE_F16, "lstm", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_F16, "gru", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_F16, "gru-lbr", NULL, 0);
+    check_cell_models_in(RECUR_DTYPE_F16, "rnn", "tanh", 0);
 }
 
 Test(model, rnn_tanh) { check_cell_models("rnn", "tanh", 0); }

@@ -3,22 +3,28 @@
  * (backends/cpu/matmul.c) and its public calls.
  *
  *   - recur_dtype_name / recur_dtype_parse, and bad values refused naming them;
- *   - recur_ctx_precisions: f32 and bf16 (native exactly when oneDNN has a
+ *   - recur_ctx_precisions: f32, bf16 (native exactly when oneDNN has a
  *     bf16 brgemm here; RECUR_CPU_BF16=emulate makes it emulated: the
- *     'precision-emulated' run);
- *   - recur_be_gemm_prec(BF16) in the four transpositions, odd sizes,
+ *     'precision-emulated' run) and f16 (always emulated);
+ *   - the f16 rounding (backend-host.h: recur_round_f16) against the test's
+ *     own at every tie between two f16 values and beside it, at the edges
+ *     (65504, Inf, the subnormals, zero) and over a sweep of all floats;
+ *   - recur_be_gemm_prec(BF16, F16) in the four transpositions, odd sizes,
  *     leading dimensions past the columns, alpha and beta, on 1 and 2
- *     threads, against a double loop over the bf16-rounded operands (ties
- *     to even: truncation is 2^-9 off, far past the tolerance);
- *   - packed weights (pack, gemm_packed) in f32 and bf16, one pack reused
- *     for several row counts, beta 0 (C's NaN overwritten) and 1, against
- *     the same loop; the pack is a copy (B changed afterwards does not
- *     change its products);
- *   - f16 refused by recur_model_set_precision, naming it, the model left
- *     in its precision; back to f32 gives f32's bits again; new weights
- *     reach the packs;
- *   - the plugin cells and the projection in bf16 (forward and backward,
- *     2 layers, both directions, lengths) near f32's results, not equal.
+ *     threads, against a double loop over the rounded operands (ties to
+ *     even: truncation is 2^-9 or 2^-12 off, past the tolerance); f16's
+ *     overflow to Inf and its subnormals in a product;
+ *   - packed weights (pack, gemm_packed) in f32, bf16 and f16, one pack
+ *     reused for several row counts, beta 0 (C's NaN overwritten) and 1,
+ *     against the same loop; the packs are copies (B changed afterwards
+ *     does not change their products);
+ *   - a type that is not a recur_dtype refused by recur_model_set_precision
+ *     and by the dispatch (never a shift by it), the model left in its
+ *     precision; bf16 and f16 near f32, f16 nearer; back to f32 gives
+ *     f32's bits again; new weights reach the packs;
+ *   - the plugin cells and the projection in bf16 and f16 (forward and
+ *     backward, 2 layers, both directions, lengths) near f32's results, not
+ *     equal.
  * Links a private copy of the library's objects to reach the backend.
  */
 #include <criterion/criterion.h>
@@ -44,12 +50,18 @@ static recur_ctx *open_cpu(int threads) {
     return ctx;
 }
 
-/* The host's bf16 rounding, written apart from the backend's: to nearest, ties to even. */
-static double bf16(float f) {
-    if (f == 0.0f || !isfinite(f)) return f;
+/* The host's rounding to prec, written apart from the backend's: to
+ * nearest, ties to even, in double; f16 with subnormals (spacing 2^-24
+ * below 2^-14) and Inf from 65520 (halfway to 2^16, a tie to the even
+ * 2^16). F32: f itself. */
+static double rounded(recur_dtype prec, float f) {
+    if (prec == RECUR_DTYPE_F32 || f == 0.0f || !isfinite(f)) return f;
     int e;
-    double m = frexp((double)f, &e);
-    return ldexp(nearbyint(ldexp(m, 8)), e - 8);
+    double m = frexp((double)f, &e); /* f = m 2^e, |m| in [0.5, 1) */
+    if (prec == RECUR_DTYPE_BF16) return ldexp(nearbyint(ldexp(m, 8)), e - 8);
+    if (fabs((double)f) >= 65520.0) return copysign(INFINITY, (double)f);
+    int q = (e - 1 < -14 ? -14 : e - 1) - 10; /* the f16 spacing at f: 2^q */
+    return ldexp(nearbyint(ldexp((double)f, -q)), q);
 }
 
 static struct recur_mem host(float *p) { return (struct recur_mem){p, 0}; }
@@ -89,11 +101,12 @@ Test(precision, bad_cpu_bf16_setting_is_named) {
     free(keep);
 }
 
-Test(precision, cpu_lists_bf16) {
+Test(precision, cpu_lists_bf16_and_f16) {
     recur_ctx *ctx = open_cpu(1);
     unsigned native = 0, all = recur_ctx_precisions(ctx, &native);
-    cr_assert_eq(all, 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16, "precisions 0x%x", all);
+    cr_assert_eq(all, 1u << RECUR_DTYPE_F32 | 1u << RECUR_DTYPE_BF16 | 1u << RECUR_DTYPE_F16, "precisions 0x%x", all);
     cr_assert(native & 1u << RECUR_DTYPE_F32);
+    cr_assert(!(native & 1u << RECUR_DTYPE_F16), "f16 listed as native: 0x%x", native);
     const char *env = getenv("RECUR_CPU_BF16");
     if (env && !strcmp(env, "emulate")) cr_assert_eq(native, 1u << RECUR_DTYPE_F32, "native 0x%x", native);
     cr_log_info("bf16 on this CPU: %s", native & 1u << RECUR_DTYPE_BF16 ? "native" : "emulated");
@@ -105,8 +118,8 @@ struct gcase {
     float alpha, beta;
 };
 
-/* C (M x N, ldc) against alpha op(A) op(B) + beta C0 over bf16 (or exact) operands. */
-static void expect(const char *what, const struct gcase *g, int round, const float *A, int lda, const float *B,
+/* C (M x N, ldc) against alpha op(A) op(B) + beta C0 over operands rounded to prec. */
+static void expect(const char *what, const struct gcase *g, recur_dtype prec, const float *A, int lda, const float *B,
                    int ldb, const float *C0, const float *C, int ldc) {
     for (int r = 0; r < g->M; r++)
         for (int j = 0; j < ldc; j++) {
@@ -119,7 +132,7 @@ static void expect(const char *what, const struct gcase *g, int round, const flo
             for (int k = 0; k < g->K; k++) {
                 float a = g->ta ? A[(size_t)k * lda + r] : A[(size_t)r * lda + k];
                 float b = g->tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-                double p = round ? bf16(a) * bf16(b) : (double)a * b;
+                double p = rounded(prec, a) * rounded(prec, b);
                 s += p;
                 mag += fabs(p);
             }
@@ -137,9 +150,9 @@ static const struct gcase cases[] = {
     {0, 1, 130, 70, 65, 3, 1.0f, 1.0f}, {1, 0, 66, 200, 33, 0, 1.0f, 0.0f}, {0, 1, 32, 160, 48, 2, 1.0f, 0.0f},
 };
 
-static void gemm_cases(int threads) {
+static void gemm_cases(recur_dtype prec, int threads) {
     recur_ctx *ctx = open_cpu(threads);
-    test_rng rng = {7 + (uint64_t)threads};
+    test_rng rng = {7 + (uint64_t)threads + 10 * (uint64_t)prec};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const struct gcase *g = &cases[c];
         int ra = g->ta ? g->K : g->M, ca = g->ta ? g->M : g->K, rb = g->tb ? g->N : g->K, cb = g->tb ? g->K : g->N;
@@ -151,11 +164,11 @@ static void gemm_cases(int threads) {
         for (size_t i = 0; i < nb; i++) B0[i] = B[i] = (float)test_uniform(&rng, -2, 2);
         for (size_t i = 0; i < nc; i++) C[i] = C0[i] = (float)test_uniform(&rng, -1, 1);
         char what[128];
-        snprintf(what, sizeof what, "bf16 gemm %c%c M=%d N=%d K=%d pad %d, %d threads", g->ta ? 'T' : 'N',
-                 g->tb ? 'T' : 'N', g->M, g->N, g->K, g->pad, threads);
-        OK(ctx, recur_be_gemm_prec(&ctx->be, RECUR_DTYPE_BF16, g->ta, g->tb, g->M, g->N, g->K, g->alpha, host(A), lda,
-                                   host(B), ldb, g->beta, host(C), ldc));
-        expect(what, g, 1, A, lda, B, ldb, C0, C, ldc);
+        snprintf(what, sizeof what, "%s gemm %c%c M=%d N=%d K=%d pad %d, %d threads", recur_dtype_name(prec),
+                 g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', g->M, g->N, g->K, g->pad, threads);
+        OK(ctx, recur_be_gemm_prec(&ctx->be, prec, g->ta, g->tb, g->M, g->N, g->K, g->alpha, host(A), lda, host(B),
+                                   ldb, g->beta, host(C), ldc));
+        expect(what, g, prec, A, lda, B, ldb, C0, C, ldc);
         cr_assert(!memcmp(A, A0, na * sizeof(float)) && !memcmp(B, B0, nb * sizeof(float)),
                   "%s: an operand was changed", what);
         free(A), free(B), free(C0), free(C), free(A0), free(B0);
@@ -163,8 +176,72 @@ static void gemm_cases(int threads) {
     recur_ctx_free(ctx);
 }
 
-Test(precision, bf16_gemm_one_thread) { gemm_cases(1); }
-Test(precision, bf16_gemm_two_threads) { gemm_cases(2); }
+Test(precision, bf16_gemm_one_thread) { gemm_cases(RECUR_DTYPE_BF16, 1); }
+Test(precision, bf16_gemm_two_threads) { gemm_cases(RECUR_DTYPE_BF16, 2); }
+Test(precision, f16_gemm_one_thread) { gemm_cases(RECUR_DTYPE_F16, 1); }
+Test(precision, f16_gemm_two_threads) { gemm_cases(RECUR_DTYPE_F16, 2); }
+
+/* f16's range in a product: an operand from 65520 up is Inf (and Inf times
+ * 0 NaN), one below 2^-25 is 0, one between counts in steps of 2^-24. */
+Test(precision, f16_gemm_range) {
+    recur_ctx *ctx = open_cpu(1);
+    /* C (1 x 6) = A (1 x 2) B (2 x 6) */
+    float A[2] = {1.0f, 1.0f};
+    float B[12] = {65519.0f, 65520.0f, 1e-8f, 3e-7f, -70000.0f, 0x1p-14f,
+                   0.0f,     0.0f,     0.0f,  0.0f,  0.0f,      0x1.002p-14f};
+    float C[6];
+    OK(ctx, recur_be_gemm_prec(&ctx->be, RECUR_DTYPE_F16, 0, 0, 1, 6, 2, 1.0f, host(A), 2, host(B), 6, 0.0f, host(C),
+                               6));
+    cr_assert_eq(C[0], 65504.0f, "65519 -> %g", C[0]);
+    cr_assert(isinf(C[1]) && C[1] > 0, "65520 -> %g", C[1]);
+    cr_assert(C[2] == 0.0f, "1e-8 -> %g", C[2]);
+    cr_assert_eq(C[3], 5 * 0x1p-24f, "3e-7 -> %g", C[3]); /* 5.03 steps of 2^-24 */
+    cr_assert(isinf(C[4]) && C[4] < 0, "-70000 -> %g", C[4]);
+    /* 2^-14 + (2^-14 + 2^-25, a tie between 2^-14 and 2^-14 + 2^-24: to the even 2^-14) */
+    cr_assert_eq(C[5], 0x1p-13f, "the tie above 2^-14 -> %a", C[5]);
+    recur_ctx_free(ctx);
+}
+
+/* recur_round_f16 against the test's own rounding at every tie between two
+ * neighbouring f16 values (to the even one), one float ulp either side of
+ * it (to the nearer), at each f16 value itself, and over a sweep of every
+ * 65537th float (NaN stays NaN). */
+Test(precision, f16_rounding_at_every_tie) {
+    long checked = 0;
+    for (uint32_t h = 0; h < 0x7c00u; h++) { /* the finite non-negative f16 values, in order */
+        /* h's value, and the next one's (0x7bff's next: 65536, where Inf begins) */
+        double v0 = h < 0x400u ? ldexp(h, -24) : ldexp(1024 + (h & 0x3ffu), (int)(h >> 10) - 25);
+        double v1 = h + 1 < 0x400u ? ldexp(h + 1, -24) : ldexp(1024 + ((h + 1) & 0x3ffu), (int)((h + 1) >> 10) - 25);
+        float mid = (float)((v0 + v1) / 2); /* exact: 12 significant bits */
+        double even = !(h & 1u) ? v0 : h == 0x7bffu ? INFINITY : v1; /* 65536 is f16's Inf */
+        cr_assert_eq(rounded(RECUR_DTYPE_F16, mid), even, "the test's own rounding: the tie %a", (double)mid);
+        float around[] = {(float)v0, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
+        for (int k = 0; k < 4; k++)
+            for (int sgn = 0; sgn < 2; sgn++) {
+                float f = sgn ? -around[k] : around[k];
+                double want = rounded(RECUR_DTYPE_F16, f);
+                float got = recur_round_f16(f);
+                cr_assert(got == want && signbit(got) == signbit(f), "recur_round_f16(%a) = %a, expected %a", (double)f,
+                          (double)got, want);
+                checked++;
+            }
+    }
+    for (uint64_t u = 0; u < 0x100000000u; u += 65537) {
+        uint32_t b = (uint32_t)u;
+        float f;
+        memcpy(&f, &b, sizeof f);
+        float got = recur_round_f16(f);
+        if (isnan(f)) {
+            cr_assert(isnan(got), "NaN %08x rounded to %a", b, (double)got);
+            continue;
+        }
+        double want = rounded(RECUR_DTYPE_F16, f);
+        cr_assert(got == want && signbit(got) == signbit(f), "recur_round_f16(%a) = %a, expected %a", (double)f,
+                  (double)got, want);
+        checked++;
+    }
+    cr_log_info("%ld values checked", checked);
+}
 
 /* One pack of op(B), then products for several row counts (the per-step
  * product of a time loop whose batch shrinks), beta 0 over NaN and beta 1. */
@@ -193,7 +270,7 @@ static void pack_cases(recur_dtype prec, int threads) {
             char what[128];
             snprintf(what, sizeof what, "%s pack %c K=%d N=%d, M=%d beta %g, %d threads", recur_dtype_name(prec),
                      tb ? 'T' : 'N', K, N, M, beta, threads);
-            expect(what, &g, prec == RECUR_DTYPE_BF16, A, lda, B0, ldb, C0, C, ldc);
+            expect(what, &g, prec, A, lda, B0, ldb, C0, C, ldc);
             free(A), free(C), free(C0);
         }
         recur_be_unpack(&ctx->be, pk);
@@ -210,9 +287,13 @@ Test(precision, packed_bf16) {
     pack_cases(RECUR_DTYPE_BF16, 1);
     pack_cases(RECUR_DTYPE_BF16, 2);
 }
+Test(precision, packed_f16) {
+    pack_cases(RECUR_DTYPE_F16, 1);
+    pack_cases(RECUR_DTYPE_F16, 2);
+}
 
-/* The bf16 pack is a copy: B rewritten after packing leaves its products alone. */
-Test(precision, bf16_pack_is_a_copy) {
+/* A bf16 or f16 pack is a copy: B rewritten after packing leaves its products alone. */
+static void pack_is_a_copy(recur_dtype prec) {
     recur_ctx *ctx = open_cpu(2);
     enum { K = 24, N = 130, M = 5 };
     float B[K * N], A[M * K], C1[M * N], C2[M * N];
@@ -220,13 +301,18 @@ Test(precision, bf16_pack_is_a_copy) {
     for (int i = 0; i < K * N; i++) B[i] = (float)test_uniform(&rng, -1, 1);
     for (int i = 0; i < M * K; i++) A[i] = (float)test_uniform(&rng, -1, 1);
     void *pk = NULL;
-    OK(ctx, recur_be_pack(&ctx->be, RECUR_DTYPE_BF16, 0, K, N, host(B), N, &pk));
+    OK(ctx, recur_be_pack(&ctx->be, prec, 0, K, N, host(B), N, &pk));
     OK(ctx, recur_be_gemm_packed(&ctx->be, M, host(A), K, pk, 0.0f, host(C1), N));
     for (int i = 0; i < K * N; i++) B[i] = 100.0f;
     OK(ctx, recur_be_gemm_packed(&ctx->be, M, host(A), K, pk, 0.0f, host(C2), N));
-    cr_assert(!memcmp(C1, C2, sizeof C1), "the pack read B after packing");
+    cr_assert(!memcmp(C1, C2, sizeof C1), "the %s pack read B after packing", recur_dtype_name(prec));
     recur_be_unpack(&ctx->be, pk);
     recur_ctx_free(ctx);
+}
+
+Test(precision, packs_are_copies) {
+    pack_is_a_copy(RECUR_DTYPE_BF16);
+    pack_is_a_copy(RECUR_DTYPE_F16);
 }
 
 /* Every parameter of m uniform in [-r, r]; returns their floats. */
@@ -244,7 +330,7 @@ static size_t fill_params(recur_ctx *ctx, recur_model *m, test_rng *rng, double 
     return n;
 }
 
-Test(precision, model_f16_refused_and_f32_restored) {
+Test(precision, model_precisions_and_f32_restored) {
     recur_ctx *ctx = open_cpu(2);
     recur_model_desc d = {.cell = "lstm", .input_size = 6, .hidden_size = 40, .num_layers = 2,
                           .direction = RECUR_DIR_BIDI_CONCAT};
@@ -254,23 +340,43 @@ Test(precision, model_f16_refused_and_f32_restored) {
     fill_params(ctx, m, &rng, 0.3);
     enum { T = 9, N = 3 };
     int O = recur_model_output_size(m);
-    float *x = test_floats((size_t)T * N * 6), *y32 = test_floats((size_t)T * N * O), *y16 = test_floats((size_t)T * N * O),
-          *y = test_floats((size_t)T * N * O);
+    size_t ny = (size_t)T * N * O;
+    float *x = test_floats((size_t)T * N * 6), *y32 = test_floats(ny), *y16 = test_floats(ny), *yh = test_floats(ny),
+          *y = test_floats(ny);
     for (size_t i = 0; i < (size_t)T * N * 6; i++) x[i] = (float)test_uniform(&rng, -1, 1);
     recur_model_io io = {.T = T, .N = N, .x = x, .y = y32};
     OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
 
-    cr_assert_eq(recur_model_set_precision(m, RECUR_DTYPE_F16), RECUR_ERR_UNSUPPORTED);
-    cr_assert(strstr(recur_ctx_error(ctx), "f16"), "%s", recur_ctx_error(ctx));
-    cr_assert_eq(recur_model_set_precision(m, (recur_dtype)7), RECUR_ERR_ARG);
-    cr_assert_eq(recur_model_precision(m), RECUR_DTYPE_F32);
+    /* not a recur_dtype: refused by the model and by the dispatch, nothing changed */
+    const recur_dtype bad[] = {(recur_dtype)3, (recur_dtype)7, (recur_dtype)-1, (recur_dtype)40};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(recur_model_set_precision(m, bad[i]), RECUR_ERR_ARG, "type %d", (int)bad[i]);
+        cr_assert_eq(recur_model_precision(m), RECUR_DTYPE_F32);
+        float a = 1, c = 0;
+        cr_assert_eq(recur_be_gemm_prec(&ctx->be, bad[i], 0, 0, 1, 1, 1, 1.0f, host(&a), 1, host(&a), 1, 0.0f, host(&c),
+                                        1),
+                     RECUR_ERR_UNSUPPORTED, "type %d", (int)bad[i]);
+        cr_assert(strstr(recur_ctx_error(ctx), "not a recur_dtype"), "%s", recur_ctx_error(ctx));
+        void *pk = (void *)1;
+        cr_assert_eq(recur_be_pack(&ctx->be, bad[i], 0, 1, 1, host(&a), 1, &pk), RECUR_ERR_UNSUPPORTED);
+        cr_assert_null(pk);
+    }
 
+    OK(ctx, recur_model_set_precision(m, RECUR_DTYPE_F16));
+    cr_assert_eq(recur_model_precision(m), RECUR_DTYPE_F16);
+    io.y = yh;
+    OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
     OK(ctx, recur_model_set_precision(m, RECUR_DTYPE_BF16));
     io.y = y16;
     OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
-    double diff = 0;
-    for (size_t i = 0; i < (size_t)T * N * O; i++) diff = fmax(diff, fabs(y16[i] - y32[i]));
+    double diff = 0, diffh = 0;
+    for (size_t i = 0; i < ny; i++) {
+        diff = fmax(diff, fabs(y16[i] - y32[i]));
+        diffh = fmax(diffh, fabs(yh[i] - y32[i]));
+    }
     cr_assert(diff > 1e-5 && diff < 3e-2, "bf16 outputs differ from f32's by %.3g", diff);
+    /* f16 keeps 3 more bits than bf16: several times nearer f32 */
+    cr_assert(diffh > 1e-6 && diffh < diff / 3, "f16 outputs differ from f32's by %.3g (bf16's by %.3g)", diffh, diff);
 
     /* weights changed while in bf16: the packs follow them */
     recur_param_info pi;
@@ -281,23 +387,24 @@ Test(precision, model_f16_refused_and_f32_restored) {
     OK(ctx, recur_model_param_set(m, pi.name, w, pi.count));
     io.y = y;
     OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
-    cr_assert(memcmp(y, y16, (size_t)T * N * O * sizeof(float)), "new weights, the old packs' outputs");
+    cr_assert(memcmp(y, y16, ny * sizeof(float)), "new weights, the old packs' outputs");
     for (size_t k = 0; k < pi.count; k++) w[k] *= 2.0f;
     OK(ctx, recur_model_param_set(m, pi.name, w, pi.count));
     OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
-    cr_assert(!memcmp(y, y16, (size_t)T * N * O * sizeof(float)), "the same weights, bf16 outputs not repeated");
+    cr_assert(!memcmp(y, y16, ny * sizeof(float)), "the same weights, bf16 outputs not repeated");
 
     OK(ctx, recur_model_set_precision(m, RECUR_DTYPE_F32));
     OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io));
-    cr_assert(!memcmp(y, y32, (size_t)T * N * O * sizeof(float)), "back to f32: not f32's outputs bit for bit");
-    free(x), free(y32), free(y16), free(y), free(w);
+    cr_assert(!memcmp(y, y32, ny * sizeof(float)), "back to f32: not f32's outputs bit for bit");
+    free(x), free(y32), free(y16), free(yh), free(y), free(w);
     recur_ctx_free(ctx);
 }
 
-/* Every cell and projection in bf16 close to the same model in f32, and not
- * equal to it (the model tests check the built-in cells against a bf16
- * reference; this covers the plugin cells' paths and W_hr's products). */
-static void bf16_near_f32(const char *cell, int proj) {
+/* Every cell and projection in bf16 or f16 close to the same model in f32,
+ * and not equal to it (the model tests check the built-in cells against a
+ * rounded reference; this covers the plugin cells' paths and W_hr's
+ * products). */
+static void near_f32(recur_dtype prec, const char *cell, int proj) {
     recur_ctx *ctx = open_cpu(2);
     recur_model_desc d = {.cell = cell, .input_size = 5, .hidden_size = 24, .num_layers = 2,
                           .direction = RECUR_DIR_BIDI_CONCAT, .proj_size = proj};
@@ -314,7 +421,7 @@ static void bf16_near_f32(const char *cell, int proj) {
     for (size_t i = 0; i < ny; i++) dy[i] = (float)test_uniform(&rng, -1, 1);
     for (int p = 0; p < 2; p++) {
         y[p] = test_floats(ny), dx[p] = test_floats(nx), dw[p] = test_floats(nw);
-        OK(ctx, recur_model_set_precision(m, p ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32));
+        OK(ctx, recur_model_set_precision(m, p ? prec : RECUR_DTYPE_F32));
         recur_model_io io = {.T = T, .N = N, .lengths = lengths, .x = x, .y = y[p]};
         recur_model_grad_io g = {.dy = dy, .dx = dx[p]};
         OK(ctx, recur_model_forward(m, RECUR_MODE_TRAINING, &io));
@@ -337,20 +444,25 @@ static void bf16_near_f32(const char *cell, int proj) {
             scale = fmax(scale, fabs(arrays[a].v[0][i]));
             diff = fmax(diff, fabs(arrays[a].v[1][i] - arrays[a].v[0][i]));
         }
-        /* bf16's operands are 2^-9 off each; a few products deep, 2^-5 of the scale is far */
-        cr_assert(diff <= scale / 32 && diff > scale * 1e-6, "%s proj %d: bf16 %s differs from f32's by %.3g (scale %.3g)",
-                  cell, proj, arrays[a].name, diff, scale);
+        /* bf16's operands are 2^-9 off each, f16's 2^-12; a few products
+         * deep, 2^-5 (bf16) or 2^-8 (f16) of the scale is far */
+        double far = prec == RECUR_DTYPE_F16 ? scale / 256 : scale / 32;
+        cr_assert(diff <= far && diff > scale * 1e-7, "%s proj %d: %s %s differs from f32's by %.3g (scale %.3g)", cell,
+                  proj, recur_dtype_name(prec), arrays[a].name, diff, scale);
     }
     for (int p = 0; p < 2; p++) free(y[p]), free(dx[p]), free(dw[p]);
     free(x), free(dy);
     recur_ctx_free(ctx);
 }
 
-Test(precision, cells_and_projection_in_bf16) {
-    bf16_near_f32("lstm", 7);
-    bf16_near_f32("lstm-peephole", 5);
-    bf16_near_f32("lstm-ln", 0);
-    bf16_near_f32("gru-ln", 0);
-    bf16_near_f32("gru-simple", 0);
-    bf16_near_f32("indrnn", 0);
+static void cells_near_f32(recur_dtype prec) {
+    near_f32(prec, "lstm", 7);
+    near_f32(prec, "lstm-peephole", 5);
+    near_f32(prec, "lstm-ln", 0);
+    near_f32(prec, "gru-ln", 0);
+    near_f32(prec, "gru-simple", 0);
+    near_f32(prec, "indrnn", 0);
 }
+
+Test(precision, cells_and_projection_in_bf16) { cells_near_f32(RECUR_DTYPE_BF16); }
+Test(precision, cells_and_projection_in_f16) { cells_near_f32(RECUR_DTYPE_F16); }

@@ -235,19 +235,25 @@ static wparts split(const ref_cell *c, const double *w)
     return s;
 }
 
-/* bf16 products (ref_set_bf16_products): each operand of a matrix
- * product rounded to bfloat16, 8 significant bits, to nearest even. */
-static int bf16_products;
+/* Rounded products (ref_set_products): each operand of a matrix product
+ * rounded to bfloat16 (8 significant bits) or binary16 (11, exponents down
+ * to -14 then subnormals in steps of 2^-24, Inf from 65520), to nearest even. */
+static int products = REF_EXACT;
 
-void ref_set_bf16_products(int on) { bf16_products = on; }
+void ref_set_products(int type) { products = type; }
 
 static double op(double v)
 {
-    if (!bf16_products || v == 0.0 || !isfinite(v))
+    if (products == REF_EXACT || v == 0.0 || !isfinite(v))
         return v;
     int e;
-    double m = frexp(v, &e); /* |m| in [0.5, 1): 8 significant bits are m * 2^8 */
-    return ldexp(nearbyint(ldexp(m, 8)), e - 8);
+    double m = frexp(v, &e); /* |m| in [0.5, 1), v = m 2^e */
+    if (products == REF_BF16)
+        return ldexp(nearbyint(ldexp(m, 8)), e - 8);
+    if (fabs(v) >= 65520.0)
+        return copysign(INFINITY, v);
+    int q = (e - 1 < -14 ? -14 : e - 1) - 10; /* the f16 spacing at v: 2^q */
+    return copysign(ldexp(nearbyint(ldexp(fabs(v), -q)), q), v);
 }
 
 /* b[row] + sum_k W[row][k] v[k]   (W row-major with `cols` columns) */

@@ -124,11 +124,14 @@ int ref_states(const ref_cell *c);
 /* Number of doubles in w (see the layout above; 0 for an unknown cell). */
 size_t ref_weight_count(const ref_cell *c);
 
-/* 1: every operand of a matrix product (a weight, an input, a state, a
- * gate's gradient) is rounded to bfloat16 (to nearest even) before it is
- * multiplied, as recur's RECUR_DTYPE_BF16 precision does; biases, sums and
- * pointwise math stay double. 0 (the default): exact. For all cells. */
-void ref_set_bf16_products(int on);
+/* REF_BF16 (1) or REF_F16 (2): every operand of a matrix product (a
+ * weight, an input, a state, a gate's gradient) is rounded to bfloat16 or
+ * to IEEE binary16 (to nearest even; f16: subnormals below 2^-14, Inf from
+ * 65520) before it is multiplied, as recur's RECUR_DTYPE_BF16 and _F16
+ * precisions do; biases, sums and pointwise math stay double. REF_EXACT
+ * (0, the default): exact. For all cells. */
+enum { REF_EXACT = 0, REF_BF16 = 1, REF_F16 = 2 };
+void ref_set_products(int type);
 
 /* Forward over T steps, N sequences. h0/c0 NULL means zeros; hT/cT may be NULL.
  * y [T][N][H] must not be NULL. */
