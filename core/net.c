@@ -65,6 +65,7 @@ recur_status recur_net_create(recur_ctx *ctx, const recur_net_desc *desc, recur_
     recur_net *n = calloc(1, sizeof *n);
     RETURN_IF(!n, ctx, RECUR_ERR_NO_MEMORY, "recur_net_create: out of memory");
     n->ctx = ctx;
+    n->loss_scale = 1.0;
     recur_status st = recur_model_create(ctx, &desc->model, &n->model);
     if (st != RECUR_OK) {
         free(n);
@@ -474,10 +475,10 @@ recur_status recur_net_run_forward(recur_net *n, recur_mode mode, int T, int N, 
             struct recur_mem dz = at_(n, p.dz), lr = at_(n, p.loss);
             float scale = 0.0f;
             if (n->desc.loss == RECUR_LOSS_XENT) {
-                scale = cnt ? (float)(1.0 / (double)cnt) : 0.0f;
+                scale = cnt ? (float)(n->loss_scale / (double)cnt) : 0.0f;
                 TRY(recur_be_xent(be, z, K, at_(n, p.tgt), (int)R, K, scale, dz, lr));
             } else {
-                scale = cnt ? (float)(1.0 / ((double)cnt * K)) : 0.0f;
+                scale = cnt ? (float)(n->loss_scale / ((double)cnt * K)) : 0.0f;
                 TRY(recur_be_mse(be, z, K, at_(n, p.vals), K, at_(n, p.tgt), (int)R, K, scale, dz, lr));
             }
             TRY(recur_be_sum(be, lr, R, 0, at_(n, p.parts)));
@@ -499,6 +500,7 @@ recur_status recur_net_run_forward(recur_net *n, recur_mode mode, int T, int N, 
         n->trained_T = T;
         n->trained_N = N;
         n->has_targets = has_targets;
+        n->trained_scale = has_targets ? n->loss_scale : 0.0;
     }
     return RECUR_OK;
 }
@@ -583,6 +585,19 @@ recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengt
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
     struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
     struct recur_stack_grad sg = {.dhT = dhT, .dcT = dcT};
+    /* The loss's gradient came multiplied by the scale of its forward: one
+     * scale in the gradients until the optimizer steps (recur_optim_step
+     * divides by it). */
+    if (n->has_targets) {
+        RETURN_IF(mode == RECUR_GRAD_ADD && n->grad_scale != 0.0 && n->grad_scale != n->trained_scale, n->ctx,
+                  RECUR_ERR_STATE,
+                  "net backward: adding gradients of a loss scaled by %g to gradients scaled by %g (the loss scale "
+                  "changed between the passes of one step)",
+                  n->trained_scale, n->grad_scale);
+        n->grad_scale = n->trained_scale;
+    } else if (mode == RECUR_GRAD_OVERWRITE) {
+        n->grad_scale = 0.0;
+    }
     TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_BEGIN, 0)); /* a reduction over MPI, if any (dist.c) */
     if (n->desc.head == RECUR_HEAD_ALL) {
         TRY(recur_be_gemm(be, 1, 0, K, n->O, (int)R, 1.0f, dz, K, at_(n, p->y), n->O, bw, dW, n->F));

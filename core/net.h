@@ -40,6 +40,11 @@ struct recur_net {
     /* the last training forward: its shape and lengths; trained_T 0: none */
     int trained_T, trained_N, has_targets;
     int *trained_len;
+    /* Loss scaling (recur_optim_set_loss_scale): the scale a forward
+     * multiplies its loss's gradient by (1: none), the one the last
+     * training forward with a loss used, and the one behind the gradients
+     * since the last optimizer step (0: no loss's gradient in them). */
+    double loss_scale, trained_scale, grad_scale;
     struct recur_net *prev, *next; /* the context's live nets */
 };
 
@@ -64,12 +69,21 @@ struct recur_optim {
     struct recur_mem parts;
     float *host_parts;
     long long steps;
+    /* dynamic loss scaling: on, the scale 2^scale_log2, updates since it
+     * last changed, its growth interval, and the steps skipped so far */
+    int scaling, scale_log2, growth_interval;
+    long long scale_good, skipped;
     struct recur_dist *dist; /* recur_optim_set_comm (dist.c); NULL: one process */
     double grad_weight;      /* this rank's weight in the average (1 by default) */
     size_t bucket_bytes;     /* recur_optim_set_bucket_size; bucket_set: given (else RECUR_MPI_BUCKET or default) */
     int bucket_set, accum;   /* accum: recur_optim_set_accum (1 by default) */
     struct recur_optim *prev, *next; /* the context's live optimizers */
 };
+
+/* Every net of the optimizer to multiply its loss's gradient by the
+ * optimizer's loss scale (optim.c; trainfile.c after restoring it). */
+void recur_optim_tell_nets(recur_optim *o);
+#define RECUR_SCALE_LOG2_MAX 100
 
 /* dist.c: the ranks' weighted mean of every group's gradients, in place
  * (nothing when o->dist is NULL): what the backward pass has not started

@@ -125,6 +125,8 @@ fail:
 
 void recur_optim_free(recur_optim *o) {
     if (!o) return;
+    if (o->scaling && o->nets)
+        for (int i = 0; i < o->n_nets; i++) o->nets[i]->loss_scale = 1.0;
     struct recur_backend *be = &o->ctx->be;
     for (size_t i = 0; i < o->n_groups; i++) {
         recur_be_free(be, &o->g[i].m);
@@ -152,10 +154,51 @@ recur_status recur_optim_set_lr(recur_optim *o, float lr) {
     return RECUR_OK;
 }
 
+/* ---- dynamic loss scaling ---- */
+
+static double scale_of(const recur_optim *o) { return o->scaling ? ldexp(1.0, o->scale_log2) : 1.0; }
+
+void recur_optim_tell_nets(recur_optim *o) {
+    for (int i = 0; i < o->n_nets; i++) o->nets[i]->loss_scale = scale_of(o);
+}
+
+recur_status recur_optim_set_loss_scale(recur_optim *o, double init_scale, int growth_interval) {
+    RETURN_IF(!o, NULL, RECUR_ERR_NULL, "recur_optim_set_loss_scale: optimizer is NULL");
+    recur_err_clear(o->ctx);
+    int e = 0;
+    double m = isfinite(init_scale) && init_scale > 0 ? frexp(init_scale, &e) : 0.0;
+    RETURN_IF(init_scale != 0.0 && !(m == 0.5 && e - 1 >= 0 && e - 1 <= RECUR_SCALE_LOG2_MAX), o->ctx, RECUR_ERR_ARG,
+              "recur_optim_set_loss_scale: init_scale %g: must be 0 (off) or a power of two from 1 to 2^%d", init_scale,
+              RECUR_SCALE_LOG2_MAX);
+    RETURN_IF(init_scale != 0.0 && !(growth_interval >= 1 && growth_interval <= 1000000000), o->ctx, RECUR_ERR_ARG,
+              "recur_optim_set_loss_scale: growth_interval %d: must be 1..1000000000", growth_interval);
+    for (int i = 0; i < o->n_nets; i++)
+        RETURN_IF(o->nets[i]->grad_scale != 0.0 && o->nets[i]->grad_scale != (init_scale ? init_scale : 1.0), o->ctx,
+                  RECUR_ERR_STATE,
+                  "recur_optim_set_loss_scale: net %d holds gradients of a loss scaled by %g; change the scale after "
+                  "the step",
+                  i, o->nets[i]->grad_scale);
+    o->scaling = init_scale != 0.0;
+    o->scale_log2 = o->scaling ? e - 1 : 0;
+    o->growth_interval = o->scaling ? growth_interval : 0;
+    o->scale_good = 0;
+    recur_optim_tell_nets(o);
+    return RECUR_OK;
+}
+
+double recur_optim_loss_scale(const recur_optim *o) { return o ? scale_of(o) : 1.0; }
+
+long long recur_optim_skipped(const recur_optim *o) { return o ? o->skipped : 0; }
+
 recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
     RETURN_IF(!o, NULL, RECUR_ERR_NULL, "recur_optim_step: optimizer is NULL");
     recur_err_clear(o->ctx);
     struct recur_backend *be = &o->ctx->be;
+    for (int i = 0; i < o->n_nets; i++)
+        RETURN_IF(o->nets[i]->grad_scale != 0.0 && o->nets[i]->grad_scale != scale_of(o), o->ctx, RECUR_ERR_STATE,
+                  "recur_optim_step: net %d's gradients are of a loss scaled by %g, the optimizer's scale is %g; no "
+                  "weight was changed",
+                  i, o->nets[i]->grad_scale, scale_of(o));
     TRY(recur_dist_average(o)); /* over MPI ranks, when set */
     for (size_t i = 0; i < o->n_groups; i++)
         TRY(recur_be_sum(be, o->g[i].g, o->g[i].count, 1, recur_mem_at(o->parts, i * RECUR_SUM_PARTS)));
@@ -176,17 +219,31 @@ recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
             recur_net_loss_from_parts(o->nets[i], o->host_parts + nets_at + (size_t)i * RECUR_SUM_PARTS);
     double sq = 0;
     for (size_t i = 0; i < o->n_groups * RECUR_SUM_PARTS; i++) sq += o->host_parts[i];
-    double norm = sqrt(sq);
+    /* the gradients are the loss scale S times the true ones: S a power of
+     * two, so dividing by it is exact */
+    double S = scale_of(o), norm = sqrt(sq) / S;
     if (grad_norm) *grad_norm = norm;
-    RETURN_IF(!isfinite(norm), o->ctx, RECUR_ERR_ARG,
-              "recur_optim_step: the gradient norm is %s; no weight was changed (lower the learning rate, or clip)",
-              isnan(norm) ? "NaN" : "infinite");
-    /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 */
-    float gscale = 1.0f;
-    if (o->d.clip_norm > 0) {
-        double coef = (double)o->d.clip_norm / (norm + 1e-6);
-        if (coef < 1.0) gscale = (float)coef;
+    if (!isfinite(norm) && o->scaling && o->scale_log2 > 0) {
+        /* an overflow at this scale: skip the step, halve the scale */
+        o->scale_log2--;
+        o->scale_good = 0;
+        o->skipped++;
+        recur_optim_tell_nets(o);
+        for (int i = 0; i < o->n_nets; i++) o->nets[i]->grad_scale = 0.0;
+        recur_log(RECUR_LOG_INFO, "recur_optim_step: the gradient norm is %s at loss scale %g: step skipped, scale %g",
+                  isnan(norm) ? "NaN" : "infinite", S, scale_of(o));
+        return RECUR_OK;
     }
+    RETURN_IF(!isfinite(norm), o->ctx, RECUR_ERR_ARG,
+              "recur_optim_step: the gradient norm is %s%s; no weight was changed (lower the learning rate, or clip)",
+              isnan(norm) ? "NaN" : "infinite", o->scaling ? " at loss scale 1" : "");
+    /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1 */
+    double coef = 1.0;
+    if (o->d.clip_norm > 0) {
+        coef = (double)o->d.clip_norm / (norm + 1e-6);
+        if (coef > 1.0) coef = 1.0;
+    }
+    float gscale = (float)(coef / S);
     long long t = o->steps + 1;
     for (size_t i = 0; i < o->n_groups; i++) {
         struct optim_group *g = &o->g[i];
@@ -201,5 +258,13 @@ recur_status recur_optim_step(recur_optim *o, double *grad_norm) {
     }
     /* No sync: the updates stay queued (in order) until something waits. */
     o->steps = t;
+    for (int i = 0; i < o->n_nets; i++) o->nets[i]->grad_scale = 0.0;
+    if (o->scaling && ++o->scale_good >= o->growth_interval) {
+        o->scale_good = 0;
+        if (o->scale_log2 < RECUR_SCALE_LOG2_MAX) {
+            o->scale_log2++;
+            recur_optim_tell_nets(o);
+        }
+    }
     return RECUR_OK;
 }

@@ -373,6 +373,11 @@ recur_status recur_file_put_optim(recur_file *f, const recur_optim *o, const cha
     for (int k = 0; k < 7; k++) TRY(recur_meta_put_f32(m, "optim.", keys[k], vals[k]));
     TRY(recur_meta_put_uint(m, "optim.", "steps", (uint64_t)o->steps));
     TRY(recur_meta_put_uint(m, "optim.", "groups", o->n_groups));
+    if (o->scaling) { /* the loss scale's state (GradScaler's scale and growth tracker) */
+        TRY(recur_meta_put_uint(m, "optim.", "loss_scale_log2", (uint64_t)o->scale_log2));
+        TRY(recur_meta_put_uint(m, "optim.", "loss_scale_good", (uint64_t)o->scale_good));
+        TRY(recur_meta_put_uint(m, "optim.", "skipped", (uint64_t)o->skipped));
+    }
     struct recur_backend *be = &o->ctx->be;
     recur_status st = RECUR_OK;
     for (size_t i = 0; i < o->n_groups && st == RECUR_OK; i++) {
@@ -408,6 +413,14 @@ recur_status recur_file_get_optim(const recur_file *f, recur_optim *o, const cha
     if (groups != o->n_groups)
         return ferr(f, RECUR_ERR_FILE_METADATA, "the optimizer state has %" PRIu64 " parameter groups, this optimizer %zu",
                     groups, o->n_groups);
+    /* the loss scale's state, into an optimizer that scales (its setting is the caller's) */
+    uint64_t log2 = 0, good = 0, skipped = 0;
+    int scale = o->scaling && recur_meta_get(&in, "loss_scale_log2");
+    if (scale) {
+        TRY(recur_meta_uint(&in, "loss_scale_log2", 0, RECUR_SCALE_LOG2_MAX, &log2));
+        TRY(recur_meta_uint(&in, "loss_scale_good", 0, INT64_MAX, &good));
+        TRY(recur_meta_uint(&in, "skipped", 0, INT64_MAX, &skipped));
+    }
     /* Check everything before writing anything. */
     const struct recur_sf_tensor **t = calloc(o->n_groups * 2 + 1, sizeof *t);
     RETURN_IF(!t, NULL, RECUR_ERR_NO_MEMORY, "recur_file_get_optim: out of memory");
@@ -432,5 +445,11 @@ recur_status recur_file_get_optim(const recur_file *f, recur_optim *o, const cha
                 st = recur_be_write(be, k ? o->g[i].v : o->g[i].m, t[2 * i + k]->data, o->g[i].count * sizeof(float));
     free(t);
     if (st == RECUR_OK) o->steps = (long long)steps;
+    if (st == RECUR_OK && scale) {
+        o->scale_log2 = (int)log2;
+        o->scale_good = (long long)good < o->growth_interval ? (long long)good : 0;
+        o->skipped = (long long)skipped;
+        recur_optim_tell_nets(o);
+    }
     return st;
 }

@@ -252,13 +252,49 @@ RECUR_API recur_status recur_optim_create(recur_net *const *nets, int n, const r
 RECUR_API void recur_optim_free(recur_optim *opt);
 /* One update from the nets' current gradients: clip by global norm, then
  * step. *grad_norm (may be NULL) gets the norm before clipping. A NaN or Inf
- * norm: RECUR_ERR_ARG and no weight changes. It waits for the device once
+ * norm: RECUR_ERR_ARG and no weight changes (with loss scaling, a skipped
+ * step first: recur_optim_set_loss_scale). It waits for the device once
  * (the norm's read, which also brings back a loss that a net's forward left
  * there: recur_net_loss) and leaves the updates queued. */
 RECUR_API recur_status recur_optim_step(recur_optim *opt, double *grad_norm);
 /* Updates so far (Adam's bias correction counts them). */
 RECUR_API long long recur_optim_steps(const recur_optim *opt);
 RECUR_API recur_status recur_optim_set_lr(recur_optim *opt, float lr);
+
+/*
+ * Dynamic loss scaling (torch.cuda.amp.GradScaler's), for f16 products
+ * (recur_model_set_precision): a gate's gradient below 2^-24 becomes 0 as
+ * an f16 operand, and one below 2^-14 loses bits, so the loss is scaled up
+ * by S before backward and the gradients are divided by S at the step.
+ *
+ * init_scale: 0 turns it off (the default, S = 1), or a power of two from
+ * 1 to 2^100 turns it on with S = init_scale (PyTorch's default 65536 =
+ * 2^16); a power of two, so that scaling and unscaling are exact: in f32
+ * and bf16 precision a scaled run has the unscaled run's bits. Every net of
+ * the optimizer then multiplies its loss's gradient by S (in its forward,
+ * where the loss's gradient is made): the gradients recur_net_grad_get
+ * reads and a backward's dh0/dc0 are S times the true ones; pass dh0/dc0
+ * on to another net of the optimizer as its dhT/dcT as they are (they
+ * are taken as scaled); a caller's own dhT/dcT must be multiplied by
+ * recur_optim_loss_scale. The reported losses are unscaled.
+ *
+ * recur_optim_step then divides by S (the clipping and *grad_norm see the
+ * true norm). A NaN or Inf norm with S > 1 is an overflow: the step is
+ * skipped (no weight or moment changes, not counted by recur_optim_steps,
+ * RECUR_OK, *grad_norm gets the NaN or Inf), S is halved and the skip
+ * counted (recur_optim_skipped); at S = 1 it is RECUR_ERR_ARG as without
+ * scaling. After growth_interval (1..10^9; PyTorch's 2000) steps in a row
+ * without a skip S doubles, up to 2^100. A net's gradients made at one
+ * scale and stepped at another (the scale changed between its forward and
+ * the step) are RECUR_ERR_STATE, nothing changed. recur_file_put_optim
+ * saves the scale's state, recur_file_get_optim restores it into an
+ * optimizer that scales.
+ */
+RECUR_API recur_status recur_optim_set_loss_scale(recur_optim *opt, double init_scale, int growth_interval);
+/* The loss scale S now (1 when off). */
+RECUR_API double recur_optim_loss_scale(const recur_optim *opt);
+/* Steps skipped so far for an overflow at the loss scale. */
+RECUR_API long long recur_optim_skipped(const recur_optim *opt);
 
 /*
  * Data-parallel training over MPI. `mpi_comm` points to an MPI_Comm (so this
@@ -337,7 +373,8 @@ RECUR_API void recur_file_free(recur_file *f);
 /* A net's settings (metadata "<prefix>cell", ...) and parameters
  * ("<prefix>embedding.weight", ...). */
 RECUR_API recur_status recur_file_put_net(recur_file *f, const char *prefix, const recur_net *net);
-/* Optimizer settings and state: metadata "optim.*" (kind, lr, ..., steps),
+/* Optimizer settings and state: metadata "optim.*" (kind, lr, ..., steps;
+ * with loss scaling loss_scale_log2, loss_scale_good and skipped),
  * tensors "optim.<prefix><group>.m" and ".v" (Adam's exp_avg and exp_avg_sq;
  * SGD's momentum buffer is ".m"), one per parameter group: "own" (the net's
  * embedding and head, in that order) and "rnn.l<k>" / "rnn.l<k>_reverse" (a
@@ -369,9 +406,10 @@ RECUR_API recur_status recur_file_tensor(const recur_file *f, const char *name, 
  * stopped. *out is NULL on error. */
 RECUR_API recur_status recur_file_get_net(const recur_file *f, const char *prefix, recur_ctx *ctx, uint32_t flags,
                                           recur_net **out);
-/* Restore an optimizer's state (its step count and every group's tensors)
+/* Restore an optimizer's state (its step count and every group's tensors;
+ * the loss scale, its growth count and skips into an optimizer that scales)
  * saved by recur_file_put_optim with the same prefixes over nets of the same
- * shapes. Its settings (lr, ...) stay the caller's. State that cannot be
+ * shapes. Its settings (lr, ..., whether it scales) stay the caller's. State that cannot be
  * (NaN, Inf, a negative Adam second moment) is RECUR_ERR_FILE_NONFINITE,
  * naming the tensor. On a file error the optimizer is untouched. */
 RECUR_API recur_status recur_file_get_optim(const recur_file *f, recur_optim *opt, const char *const *prefixes);
