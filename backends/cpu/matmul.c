@@ -23,10 +23,10 @@
  * bf16 is emulated with the same results: both operands rounded to bf16
  * values held in floats, then the float32 GEMM (a product of two bf16
  * values is exact in float32). float16 is always emulated so: a product of
-two f16 values (11 significant bits, exponents from -24) is exact in
-float32 too; oneDNN 2.6 has f16 matmuls only for AVX512-FP16, which no
-machine of ours had to test them on. float32 products are never packed: on Zen 5
- * a packed float32 brgemm measured 0.98x (training) to 1.13x (inference at
+ * two f16 values (11 significant bits, exponents from -24) is exact in
+ * float32 too; oneDNN 2.6 has f16 matmuls only for AVX512-FP16, which no
+ * machine of ours had to test them on. float32 products are never packed:
+ * on Zen 5 a packed float32 brgemm measured 0.98x (training) to 1.13x (inference at
  * batch 1) the time of dnnl_sgemm on the transposed copy the engine keeps
  * (docs/performance.md), so its pack is B itself.
  */

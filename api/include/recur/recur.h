@@ -777,11 +777,17 @@ RECUR_API recur_status recur_dtype_parse(const char *name, recur_dtype *out);
  * optimizer's master copy, what files hold) stay float32, so no loss
  * scaling is needed. A result differs from F32 by bf16's rounding of the
  * operands, 2^-9 relative per element (docs/performance.md, "bf16").
+ * RECUR_DTYPE_F16: the same with IEEE binary16 operands (2^-12 relative,
+ * to nearest even; from 65520 up Inf, below 2^-14 subnormal steps of
+ * 2^-24, below 2^-25 zero), as cuDNN's and PyTorch's f16 GEMMs with f32
+ * accumulation: small gate gradients vanish, so train with loss scaling
+ * (recur-train.h: recur_optim_set_loss_scale).
  *
  * recur_ctx_precisions: which precisions the context's device computes, as
  * bits 1 << RECUR_DTYPE_x (F32 always); *native (may be NULL) those it
  * computes in hardware, faster than F32 (bf16: AMX or AVX512-BF16 on the
- * CPU); the others it emulates, with the same results and no speed gain.
+ * CPU); the others it emulates, with the same results and no speed gain
+ * (f16 on every device today; bf16 on OpenCL).
  * recur_model_set_precision / recur_layer_set_precision: RECUR_ERR_ARG for
  * a value outside recur_dtype, RECUR_ERR_UNSUPPORTED naming the device and
  * precision when the device cannot (never a silent float32). A net's
