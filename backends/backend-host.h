@@ -80,18 +80,22 @@ static inline float recur_round_f16(float f) {
     /* normal f16 range: 23 fraction bits to 10 */
     uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u;
     /* below 2^-14: the significand (implicit bit set) to a multiple of
-     * 2^-24, a shift of 126 - exponent (>= 14 there; capped at 31, which
-     * leaves 0 for everything below 2^-25) */
-    uint32_t e = a >> 23, shift = e < 95u ? 31u : 126u - e;
+     * 2^-24, a shift of 126 - exponent (>= 14 there; at most 31, which
+     * leaves 0 for everything below 2^-25; a larger exponent wraps to a
+     * huge shift, capped, its result unused) */
+    uint32_t shift = 126u - (a >> 23);
+    shift = shift < 31u ? shift : 31u;
     uint32_t sig = (a & 0x7fffffu) | 0x800000u;
     uint32_t m = (sig + (1u << (shift - 1u)) - 1u + ((sig >> shift) & 1u)) >> shift; /* 0..1024 */
-    float sub = (float)m * 0x1p-24f;
-    uint32_t subnormal;
-    memcpy(&subnormal, &sub, sizeof subnormal);
-    uint32_t r = a > 0x7f800000u   ? (a | 0x00400000u) & 0xffffe000u /* NaN: quiet, f16's payload bits */
-                 : a >= 0x477ff000u ? 0x7f800000u                    /* 65520 and up, Inf: Inf */
-                 : a >= 0x38800000u ? normal
-                                    : subnormal;
+    float sub = (float)(int32_t)m * 0x1p-24f;
+    uint32_t r;
+    memcpy(&r, &sub, sizeof r);
+    /* select by masks, not branches, so that the loop vectorizes */
+    uint32_t is_normal = 0u - (uint32_t)(a >= 0x38800000u), is_inf = 0u - (uint32_t)(a >= 0x477ff000u),
+             is_nan = 0u - (uint32_t)(a > 0x7f800000u);
+    r = (r & ~is_normal) | (normal & is_normal);
+    r = (r & ~is_inf) | (0x7f800000u & is_inf);                              /* 65520 and up, Inf: Inf */
+    r = (r & ~is_nan) | (((a | 0x00400000u) & 0xffffe000u) & is_nan); /* NaN: quiet, f16's payload bits */
     r |= sign;
     memcpy(&f, &r, sizeof f);
     return f;

@@ -358,6 +358,8 @@ static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, c
     if (prec == RECUR_DTYPE_BF16)
         printf("and against oneDNN's bf16 RNN primitives (bf16 data, h-states and weights; f32 bias, c-state and "
                "diffs); oneDNN's ISA: %s\n", onednn_cpu_isa());
+    else
+        printf("(no oneDNN peer in %s: the bench runs oneDNN's RNN primitives in f32 and bf16 only)\n", pn);
 #endif
     char h1[16], h2[16];
     snprintf(h1, sizeof h1, "%s ms", pn);
@@ -390,9 +392,10 @@ static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, c
                 fprintf(stderr, "oneDNN %s bf16: %s\n", cs->peer, err);
 #endif
             double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
-            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %8.2f %7.2f | %9.3f %7.2f  %s\n", g->name,
-                   cs->label, g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, f32, ms / f32, f32 / ms, peer,
-                   ms / peer, impl);
+            char pc[40] = "        -       -"; /* no peer (f16) */
+            if (!isnan(peer)) snprintf(pc, sizeof pc, "%9.3f %7.2f", peer, ms / peer);
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %8.2f %7.2f | %s  %s\n", g->name, cs->label,
+                   g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, f32, ms / f32, f32 / ms, pc, impl);
             fflush(stdout);
         }
     }
