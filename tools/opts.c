@@ -103,6 +103,17 @@ int opt_value(const struct opt *o, const char *v, void *dst, int empty_ok, char 
         *(int *)dst = (int)d;
         return 0;
     }
+    case OPT_LOSS_SCALE: {
+        if (!strcmp(v, "auto")) return *(double *)dst = LOSS_SCALE_AUTO, 0;
+        if (!strcmp(v, "off")) return *(double *)dst = 0, 0;
+        double d = strtod(v, &end);
+        int e = 0;
+        /* a power of two, so that scaling and unscaling the gradients are exact */
+        if (!*v || *end || errno || !(d >= 1 && d <= LOSS_SCALE_MAX) || frexp(d, &e) != 0.5)
+            WHY("expected auto, off or a power of two from 1 to 2^100 (65536, 1024, ...)");
+        *(double *)dst = d;
+        return 0;
+    }
     }
     WHY("internal error (option kind %d)", (int)o->kind);
 }

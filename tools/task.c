@@ -71,6 +71,9 @@ const struct setting run_settings[] = {
     S("recur.proj", "--proj", OPT_INT, proj, 0, 8191, 0, 0),
     /* runtime: the weights are float32 in every precision, so a run may resume in another one */
     S("recur.precision", "--precision", OPT_DTYPE, precision, 0, 0, 0, 1),
+    /* runtime: the scale only changes how the gradients are computed, not what the model is */
+    S("recur.loss_scale", "--loss-scale", OPT_LOSS_SCALE, loss_scale, 0, 0, 0, 1),
+    S("recur.loss_scale_interval", "--loss-scale-interval", OPT_INT, loss_scale_interval, 1, 1e9, 0, 1),
 };
 #undef S
 #undef BUF
@@ -104,6 +107,8 @@ void run_defaults(struct run *r, int task) {
     r->decay_every = 1000;
     r->gamma = 0.5;
     r->accum = 1;
+    r->loss_scale = LOSS_SCALE_AUTO;
+    r->loss_scale_interval = 2000;
     switch (task) {
     case TASK_LM:
         r->hidden = 256, r->embed = 32, r->batch = 32, r->bptt = 64, r->lr = 2e-3;
@@ -137,6 +142,13 @@ void setting_format(const struct setting *s, const struct run *r, char *buf, siz
     case OPT_CHOICE: snprintf(buf, len, "%s", s->opt.choices[*(const int *)p]); break;
     case OPT_DIRECTION: snprintf(buf, len, "%s", recur_direction_name((recur_direction) * (const int *)p)); break;
     case OPT_DTYPE: snprintf(buf, len, "%s", recur_dtype_name((recur_dtype) * (const int *)p)); break;
+    case OPT_LOSS_SCALE: {
+        double d = *(const double *)p;
+        if (d == LOSS_SCALE_AUTO) snprintf(buf, len, "auto");
+        else if (d == 0) snprintf(buf, len, "off");
+        else snprintf(buf, len, "%.17g", d);
+        break;
+    }
     default: snprintf(buf, len, "?"); /* no setting has another kind */
     }
 }
@@ -152,7 +164,7 @@ static size_t setting_size(const struct setting *s) {
     switch (s->opt.kind) {
     case OPT_LLONG: return sizeof(long long);
     case OPT_U64: return sizeof(uint64_t);
-    case OPT_DOUBLE: return sizeof(double);
+    case OPT_DOUBLE: case OPT_LOSS_SCALE: return sizeof(double);
     case OPT_BUF: return s->opt.cap;
     default: return sizeof(int);
     }

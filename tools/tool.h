@@ -109,6 +109,7 @@ enum opt_kind {
     OPT_DIRECTION, /* int *: a recur_direction, by recur_direction_parse (old spellings too) */
     OPT_BUF,    /* char[cap]: a copy, not empty, shorter than cap */
     OPT_DTYPE,  /* int *: a recur_dtype, by recur_dtype_parse ("f32", "bf16", "f16"; "fp32" etc. too) */
+    OPT_LOSS_SCALE, /* double *: "auto" (LOSS_SCALE_AUTO), "off" (0) or a power of two in 1..2^100 */
 };
 enum { OPT_LO_OPEN = 1, OPT_HI_OPEN = 2 };
 
@@ -190,7 +191,19 @@ struct run {
     int proj;                /* recur_model_desc.proj_size: 0, or each layer's output projected to it */
     int precision;           /* a recur_dtype: the matrix products' (recur_model_set_precision); the weights
                               * stay float32, so it may change on --resume */
+    double loss_scale;       /* dynamic loss scaling's initial scale (recur_optim_set_loss_scale): 0 off,
+                              * LOSS_SCALE_AUTO (run_loss_scale), or a power of two in 1..2^100 */
+    int loss_scale_interval; /* its growth interval: the scale doubles after this many steps without a skip */
 };
+/* --loss-scale auto: LOSS_SCALE_F16 in f16 precision, off in the others. */
+#define LOSS_SCALE_AUTO (-1.0)
+#define LOSS_SCALE_F16 65536.0 /* 2^16, PyTorch's GradScaler's */
+#define LOSS_SCALE_MAX 0x1p100
+/* The initial loss scale of a run (auto resolved by its precision); 0: off. */
+static inline double run_loss_scale(const struct run *r) {
+    if (r->loss_scale != LOSS_SCALE_AUTO) return r->loss_scale;
+    return r->precision == RECUR_DTYPE_F16 ? LOSS_SCALE_F16 : 0;
+}
 /* The run learns from a file of examples (--data). */
 static inline int run_has_data(const struct run *r) { return r->data[0] != 0; }
 

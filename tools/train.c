@@ -69,6 +69,7 @@ struct trainer {
     struct model m;
     recur_optim *opt;
     long long step; /* steps done */
+    long long skipped; /* of them, skipped for an overflow at the loss scale (recur.skipped) */
     struct rng data;
     /* lm under mpirun (tools/dist.c): this rank's columns b0..b0+nb-1 of the batch */
     int nb, b0;
@@ -135,9 +136,14 @@ static void usage(FILE *f) {
             "  --init uniform|orthogonal   (uniform: PyTorch's); --seed S (1)\n"
             "training:\n"
             "  --precision f32|bf16|f16   of the matrix products (f32): bf16 rounds their operands to\n"
-            "                        bfloat16 and sums in float32; the weights, states and gradients stay\n"
-            "                        float32. A device that cannot refuses it. With --resume: the\n"
-            "                        checkpoint's unless given (it may change: the weights are float32)\n"
+            "                        bfloat16 (f16: IEEE half) and sums in float32; the weights, states and\n"
+            "                        gradients stay float32. A device that cannot refuses it. With --resume:\n"
+            "                        the checkpoint's unless given (it may change: the weights are float32)\n"
+            "  --loss-scale auto|off|S   dynamic loss scaling from S, a power of two in 1..2^100: the loss\n"
+            "                        times S before backward, so small f16 gradients keep their bits; a step\n"
+            "                        whose gradients overflow is skipped and S halved, S doubles after\n"
+            "                        --loss-scale-interval N steps without one (2000). auto: 65536 in f16,\n"
+            "                        off otherwise. With --resume: the checkpoint's unless given\n"
             "  --steps N             total steps, counting resumed ones; 0: save the initial net (lm 7000,\n"
             "                        classify 5000, generate 2000, seq2seq and dates 3000)\n"
             "  --batch N             sequences per step (lm 32, classify 32, generate 32, others 64)\n"
@@ -271,6 +277,8 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_step", buf);
     snprintf(buf, sizeof buf, "%d", t->bad_evals);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.bad_evals", buf);
+    snprintf(buf, sizeof buf, "%lld", t->skipped);
+    if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.skipped", buf);
     if (t->have_data) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->ds.hash);
         if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.data_hash", buf);
@@ -340,9 +348,20 @@ static int restore(struct trainer *t, const recur_file *f) {
         if (*end || bad < 0 || bad > 1000000000) goto bad_best;
         t->bad_evals = (int)bad;
     }
-    if (recur_optim_steps(t->opt) != t->step) {
-        fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps\n",
-                CMD, path, t->step, recur_optim_steps(t->opt));
+    /* steps skipped at the loss scale (absent in an older checkpoint: none) made no update */
+    const char *sk = recur_file_meta(f, "recur.skipped");
+    if (sk) {
+        t->skipped = strtoll(sk, &end, 10);
+        if (!*sk || *end || t->skipped < 0 || t->skipped > t->step) {
+            fprintf(stderr, "recur %s: checkpoint %s: recur.skipped '%.40s': expected a count in 0..%lld\n", CMD,
+                    path, sk, t->step);
+            return -1;
+        }
+    }
+    if (recur_optim_steps(t->opt) + t->skipped != t->step) {
+        fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps "
+                        "and skipped %lld (recur.skipped)\n", CMD, path, t->step, recur_optim_steps(t->opt),
+                t->skipped);
         return -1;
     }
     if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
@@ -872,13 +891,26 @@ static int alloc_buffers(struct trainer *t) {
     return ok ? 0 : -1;
 }
 
+/* A loss scale (a power of two) as a number, or as 2^k once it has more digits than a line wants. */
+static void scale_text(double s, char *buf, size_t len) {
+    int e = 0;
+    frexp(s, &e);
+    if (s < 1e9) snprintf(buf, len, "%.0f", s);
+    else snprintf(buf, len, "2^%d", e - 1);
+}
+
 static void print_banner(const struct trainer *t) {
     const struct run *r = &t->m.r;
     recur_device_info dev;
     recur_ctx_device(t->ctx, &dev);
-    char proj[24] = "", prec[48];
+    char proj[24] = "", prec[112];
     if (r->proj) snprintf(proj, sizeof proj, " P=%d", r->proj);
     precision_text(&t->m, prec, sizeof prec);
+    if (run_loss_scale(r) > 0) { /* the scale now: the checkpoint's when resumed */
+        char s[48];
+        scale_text(recur_optim_loss_scale(t->opt), s, sizeof s);
+        snprintf(prec + strlen(prec), sizeof prec - strlen(prec), ", loss scale %s (dynamic)", s);
+    }
     printf("recur train: %s on %s%s, %s%s%s H=%d%s L=%d E=%d %s, %lld parameters\n", task_names[r->task],
            dev.selector, prec, r->cell, r->variant[0] ? ":" : "", r->variant, r->hidden, proj, r->layers, r->embed,
            recur_direction_name(r->dir), param_total(&t->m));
@@ -981,6 +1013,10 @@ static int train_open(struct trainer *t) {
                            .clip_norm = (float)(r->clip * r->accum) /* on the sum of accum batches' gradients */};
     recur_status st = recur_optim_create(t->m.net, t->m.n_nets, &od, &t->opt);
     if (st != RECUR_OK) return model_fail(&t->m, CMD, "creating the optimizer", st), 1;
+    /* before the checkpoint's state is restored into it: an optimizer that scales takes the scale's */
+    if (run_loss_scale(r) > 0 &&
+        (st = recur_optim_set_loss_scale(t->opt, run_loss_scale(r), r->loss_scale_interval)) != RECUR_OK)
+        return model_fail(&t->m, CMD, "the loss scale", st), 1;
     if (dist_size() > 1) { /* the ranks' gradients averaged, weighted by their tokens */
         st = recur_optim_set_comm(t->opt, dist_comm());
         if (st == RECUR_OK) st = recur_optim_set_grad_weight(t->opt, (double)t->nb * r->bptt * r->accum);
@@ -1045,6 +1081,8 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
     double lr = run_lr(r, t->step) / (r->optim == RECUR_OPTIM_SGD ? r->accum : 1), norm = 0;
     if (recur_optim_set_lr(t->opt, (float)lr) != RECUR_OK) return model_fail(&t->m, CMD, "the learning rate", 0), 1;
     recur_status ost = recur_optim_step(t->opt, &norm);
+    /* an overflow at the loss scale: the step skipped (no update), the scale halved; not a divergence */
+    if (ost == RECUR_OK && !isfinite(norm)) t->skipped++;
     /* the loss the step's read brought back (or, after an error, a read of its own) */
     if (defer && recur_net_loss(t->m.net[task_encdec(r->task) ? 1 : 0], loss, NULL) != RECUR_OK)
         return model_fail(&t->m, CMD, "the training loss", 0), 1;
@@ -1194,6 +1232,13 @@ static int train_finish(struct trainer *t) {
     printf("%lld steps in %s, %.0f tokens/s\n", t->step - t->first, dur,
            t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
     printf("loss curve: %s\nmetrics: %s\ncheckpoint: %s\n", t->svg, t->metrics, t->ckpt);
+    if (t->skipped) { /* steps whose scaled gradients overflowed: no update, the scale halved */
+        char s[48];
+        scale_text(recur_optim_loss_scale(t->opt), s, sizeof s);
+        printf("loss scale: %lld of the %lld steps skipped for an overflow of the scaled gradients%s%s\n",
+               t->skipped, t->step, run_loss_scale(r) > 0 ? "; the scale is now " : "",
+               run_loss_scale(r) > 0 ? s : "");
+    }
     if (isfinite(t->best_loss))
         printf("best: %s (step %lld, validation loss %.4f)\n", t->best, t->best_step, t->best_loss);
     if (r->task == TASK_LM && t->samples > 0) {

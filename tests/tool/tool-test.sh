@@ -313,6 +313,10 @@ precision)
         *", $p,"* | *", $p (emulated),"*)
             run train $tiny --precision $p --steps 6 --eval-every 3 --checkpoint-every 3 --out $p
             case "$out" in *" on cpu in $p"*) ;; *) fail "the banner does not say $p" ;; esac
+            # f16 scales the loss by default (tool-loss-scale has the rest), bf16 does not
+            case "$p:$out" in
+            f16:*", loss scale 65536 (dynamic), "* | bf16:*) ;; *) fail "f16: the banner does not say the loss scale" ;; esac
+            case "$p:$out" in bf16:*"loss scale"*) fail "bf16: a loss scale said" ;; esac
             [ "$(meta $p/$ck recur.precision)" = $p ] || fail "$p: recur.precision is '$(meta $p/$ck recur.precision)'"
             grep -q "lr 0.002, $p<" $p/loss.svg || fail "the loss curve's title does not say $p"
             v=$(value "$out" "val loss")
@@ -344,6 +348,68 @@ precision)
             ;;
         esac
     done
+    ;;
+loss-scale)
+    # --loss-scale (issue 10's loss scaling): auto is 65536 in f16 (said in the banner, the setting in
+    # the checkpoint, recur.loss_scale, and the scale's state in the optimizer's); anything but auto,
+    # off or a power of two in 1..2^100 is refused, exit 2 naming it; --resume keeps it unless given.
+    can=$("$recur" devices | sed -n 's/^precisions: //p')
+    case ", $can," in *", f16,"* | *", f16 (emulated),"*) ;; *) echo "no f16 on this device: $can"; exit 77 ;; esac
+    for v in 3 0.5 big 0 -65536 inf 2e30; do
+        expect 2 "--loss-scale '$v': expected auto, off or a power of two from 1 to 2^100" \
+            train $tiny --precision f16 --loss-scale $v --steps 1 --out bad
+    done
+    expect 2 "--loss-scale-interval '0'" train $tiny --loss-scale-interval 0 --steps 1 --out bad
+    [ -e bad ] && fail "a refused option left a directory"
+    run train $tiny --precision f16 --steps 4 --eval-every 2 --out a
+    case "$out" in *" in f16, emulated, loss scale 65536 (dynamic), "*) ;; *) fail "the banner does not say the loss scale" ;; esac
+    case "$out" in *"skipped"*) fail "steps skipped at 65536" ;; esac
+    [ "$(meta a/$ck recur.loss_scale)" = auto ] || fail "recur.loss_scale is '$(meta a/$ck recur.loss_scale)'"
+    [ "$(meta a/$ck recur.loss_scale_interval)" = 2000 ] || fail "recur.loss_scale_interval '$(meta a/$ck recur.loss_scale_interval)'"
+    [ "$(meta a/$ck optim.loss_scale_log2)" = 16 ] || fail "optim.loss_scale_log2 is '$(meta a/$ck optim.loss_scale_log2)'"
+    # auto in f32 and off in f16: no scaling, not said
+    run train $tiny --steps 2 --out f
+    case "$out" in *"loss scale"*) fail "f32 with auto: a loss scale said" ;; esac
+    [ -z "$(meta f/$ck optim.loss_scale_log2)" ] || fail "f32 with auto: the optimizer scales"
+    run train $tiny --precision f16 --loss-scale off --steps 2 --out o
+    case "$out" in *" in f16, emulated, lstm"*) ;; *) fail "--loss-scale off: the banner says a scale" ;; esac
+    [ "$(meta o/$ck recur.loss_scale)" = off ] || fail "--loss-scale off: recur.loss_scale '$(meta o/$ck recur.loss_scale)'"
+    [ -z "$(meta o/$ck optim.loss_scale_log2)" ] || fail "--loss-scale off: the optimizer scales"
+    # a scale given, a growth interval: kept on --resume (the scale's state too: 1024 grew to 2048
+    # after 3 good steps, then 4096), changed when given
+    run train $tiny --precision f16 --loss-scale 1024 --loss-scale-interval 3 --steps 4 --out g
+    case "$out" in *"loss scale 1024 (dynamic)"*) ;; *) fail "--loss-scale 1024 not said" ;; esac
+    [ "$(meta g/$ck recur.loss_scale)" = 1024 ] || fail "recur.loss_scale is '$(meta g/$ck recur.loss_scale)'"
+    [ "$(meta g/$ck optim.loss_scale_log2)" = 11 ] || fail "1024 after 4 steps at interval 3: log2 '$(meta g/$ck optim.loss_scale_log2)'"
+    run train --resume --out g --steps 6 --quiet --samples 0
+    case "$out" in *"loss scale 2048 (dynamic)"*) ;; *) fail "resumed: the banner does not say the checkpoint's scale" ;; esac
+    [ "$(meta g/$ck recur.loss_scale)" = 1024 ] || fail "resumed: recur.loss_scale is '$(meta g/$ck recur.loss_scale)'"
+    [ "$(meta g/$ck recur.loss_scale_interval)" = 3 ] || fail "resumed: the interval is '$(meta g/$ck recur.loss_scale_interval)'"
+    [ "$(meta g/$ck optim.loss_scale_log2)" = 12 ] || fail "resumed: log2 '$(meta g/$ck optim.loss_scale_log2)', not 12"
+    run train --resume --out g --steps 8 --loss-scale off --quiet --samples 0
+    case "$out" in *"loss scale"*) fail "resumed with --loss-scale off: a scale said" ;; esac
+    [ "$(meta g/$ck recur.loss_scale)" = off ] || fail "resumed off: recur.loss_scale is '$(meta g/$ck recur.loss_scale)'"
+    # a scale far too large: the f16 products of the scaled gradients overflow, steps are skipped
+    # (not a divergence) and the scale halved until they fit; said at the end, the metrics stay
+    # JSON numbers, the checkpoint counts the skips and resumes to the uninterrupted run's bits
+    big="--precision f16 --loss-scale 1152921504606846976 --eval-every 10 --checkpoint-every 10"
+    run train $tiny $big --steps 40 --out s
+    case "$out" in *"loss scale 2^60 (dynamic)"*) ;; *) fail "2^60 not said" ;; esac
+    n=$(printf '%s\n' "$out" | sed -n 's/^loss scale: \([0-9]*\) of the 40 steps skipped for an overflow.*the scale is now \([0-9]*\)$/\1/p')
+    atleast "$n" 1 || fail "no skipped steps said"
+    [ "$(meta s/$ck recur.skipped)" = "$n" ] || fail "recur.skipped is '$(meta s/$ck recur.skipped)', $n said"
+    [ "$(meta s/$ck optim.skipped)" = "$n" ] || fail "optim.skipped is '$(meta s/$ck optim.skipped)', $n said"
+    grep -q -i 'nan\|inf' s/metrics.jsonl && fail "metrics.jsonl has a NaN or Inf"
+    [ "$(grep -c '^{"step":[0-9]*,"epoch":1,"lr":0.002,"train_loss":[0-9.]*,"val_loss":[0-9.]*}$' s/metrics.jsonl)" = 4 ] ||
+        fail "metrics.jsonl is not 4 lines of numbers"
+    run train $tiny $big --steps 20 --out r
+    run train --resume --out r --steps 40 --quiet --samples 0
+    cmp r/$ck s/$ck || fail "resumed and uninterrupted checkpoints differ after skipped steps"
+    # a checkpoint whose skips do not add up with the optimizer's steps
+    mkdir x
+    cp s/$ck x/$ck
+    set_meta x/$ck recur.skipped 0
+    expect 1 "is inconsistent: recur.step 40, the optimizer made" train --resume --out x --steps 41
     ;;
 resume-equal-classify)
     args="--task classify --cell gru --direction bidi --hidden 16 --embed 8 --batch 8 --layers 2 --dropout 0.2 --val-size 50 --quiet"
