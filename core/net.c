@@ -464,13 +464,14 @@ recur_status recur_net_run_forward(recur_net *n, recur_mode mode, int T, int N, 
     if (R) {
         struct recur_mem W = recur_mem_at(n->p, n->n_emb), bias = recur_mem_at(n->p, n->n_emb + n->n_hw);
         struct recur_mem z = at_(n, p.logits);
+        recur_dtype prec = recur_model_precision(n->model); /* the head's products follow the model's */
         TRY(recur_be_rows_set(be, z, (int)R, K, K, bias));
         if (n->desc.head == RECUR_HEAD_ALL)
-            TRY(recur_be_gemm(be, 0, 1, (int)R, K, n->O, 1.0f, io.y, n->O, W, n->F, 1.0f, z, K));
+            TRY(recur_be_gemm_prec(be, prec, 0, 1, (int)R, K, n->O, 1.0f, io.y, n->O, W, n->F, 1.0f, z, K));
         else
             for (int d = 0; d < n->D; d++)
-                TRY(recur_be_gemm(be, 0, 1, N, K, n->P, 1.0f, at_(n, p.hT + top_state(n, N, d)), n->P,
-                                  recur_mem_at(W, head_col(n, d)), n->F, 1.0f, z, K));
+                TRY(recur_be_gemm_prec(be, prec, 0, 1, N, K, n->P, 1.0f, at_(n, p.hT + top_state(n, N, d)),
+                                       n->P, recur_mem_at(W, head_col(n, d)), n->F, 1.0f, z, K));
         if (has_targets) {
             struct recur_mem dz = at_(n, p.dz), lr = at_(n, p.loss);
             float scale = 0.0f;
@@ -585,6 +586,7 @@ recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengt
     struct recur_mem W = recur_mem_at(n->p, n->n_emb), dW = recur_mem_at(n->dp, n->n_emb);
     struct recur_mem db = recur_mem_at(n->dp, n->n_emb + n->n_hw), dz = at_(n, p->dz);
     struct recur_stack_grad sg = {.dhT = dhT, .dcT = dcT};
+    recur_dtype prec = recur_model_precision(n->model); /* the head's products follow the model's */
     /* The loss's gradient came multiplied by the scale of its forward: one
      * scale in the gradients until the optimizer steps (recur_optim_step
      * divides by it). */
@@ -600,17 +602,18 @@ recur_status recur_net_run_backward(recur_net *n, int T, int N, const int *lengt
     }
     TRY(recur_grad_ready(n->model, RECUR_GRAD_PART_BEGIN, 0)); /* a reduction over MPI, if any (dist.c) */
     if (n->desc.head == RECUR_HEAD_ALL) {
-        TRY(recur_be_gemm(be, 1, 0, K, n->O, (int)R, 1.0f, dz, K, at_(n, p->y), n->O, bw, dW, n->F));
+        TRY(recur_be_gemm_prec(be, prec, 1, 0, K, n->O, (int)R, 1.0f, dz, K, at_(n, p->y), n->O, bw, dW, n->F));
         TRY(recur_be_colsum(be, db, bw, dz, (int)R, K, K));
         sg.dy = at_(n, p->dy);
-        TRY(recur_be_gemm(be, 0, 0, (int)R, n->O, K, 1.0f, dz, K, W, n->F, 0.0f, sg.dy, n->O));
+        TRY(recur_be_gemm_prec(be, prec, 0, 0, (int)R, n->O, K, 1.0f, dz, K, W, n->F, 0.0f, sg.dy, n->O));
     } else if (n->desc.head == RECUR_HEAD_LAST) {
         for (int d = 0; d < n->D; d++) {
             float beta = n->desc.model.direction == RECUR_DIR_BIDI_SUM && d == 1 ? 1.0f : bw;
             struct recur_mem h = at_(n, p->hT + top_state(n, N, d));
-            TRY(recur_be_gemm(be, 1, 0, K, H, N, 1.0f, dz, K, h, H, beta, recur_mem_at(dW, head_col(n, d)), n->F));
-            TRY(recur_be_gemm(be, 0, 0, N, H, K, 1.0f, dz, K, recur_mem_at(W, head_col(n, d)), n->F, 1.0f,
-                              recur_mem_at(dhT, top_state(n, N, d)), H));
+            TRY(recur_be_gemm_prec(be, prec, 1, 0, K, H, N, 1.0f, dz, K, h, H, beta,
+                                   recur_mem_at(dW, head_col(n, d)), n->F));
+            TRY(recur_be_gemm_prec(be, prec, 0, 0, N, H, K, 1.0f, dz, K, recur_mem_at(W, head_col(n, d)), n->F,
+                                   1.0f, recur_mem_at(dhT, top_state(n, N, d)), H));
         }
         TRY(recur_be_colsum(be, db, bw, dz, N, K, K));
     }

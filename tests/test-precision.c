@@ -36,7 +36,7 @@
 
 #include "common.h"
 #include "context.h"
-#include "recur/recur.h"
+#include "recur/recur-train.h"
 
 static void check(recur_ctx *ctx, recur_status st, const char *call, int line) {
     cr_assert_eq(st, RECUR_OK, "line %d: %s: %s: %s", line, call, recur_status_str(st), recur_ctx_error(ctx));
@@ -466,3 +466,48 @@ static void cells_near_f32(recur_dtype prec) {
 
 Test(precision, cells_and_projection_in_bf16) { cells_near_f32(RECUR_DTYPE_BF16); }
 Test(precision, cells_and_projection_in_f16) { cells_near_f32(RECUR_DTYPE_F16); }
+
+/* A net's head products follow its model's precision: the logits in bf16
+ * and f16 are the bias plus the rounded model outputs times the rounded
+ * head weights, summed in double here, and not the unrounded sum. */
+static void head_in(recur_dtype prec) {
+    recur_ctx *ctx = open_cpu(2);
+    enum { T = 5, N = 3, I = 4, H = 6, K = 7 };
+    recur_net_desc d = {.model = {.cell = "gru", .input_size = I, .hidden_size = H, .num_layers = 1},
+                        .input = RECUR_INPUT_VECTOR,
+                        .head = RECUR_HEAD_ALL, .output_size = K};
+    recur_net *net;
+    OK(ctx, recur_net_create(ctx, &d, &net));
+    OK(ctx, recur_net_init(net, RECUR_INIT_UNIFORM, 3));
+    recur_model *m = recur_net_model(net);
+    OK(ctx, recur_model_set_precision(m, prec));
+    test_rng rng = {21};
+    float x[T * N * I], y[T * N * H], z[T * N * K], W[K * H], b[K];
+    for (int i = 0; i < T * N * I; i++) x[i] = (float)test_uniform(&rng, -1, 1);
+    recur_net_batch nb = {.T = T, .N = N, .x = x, .logits = z};
+    OK(ctx, recur_net_forward(net, RECUR_MODE_INFERENCE, &nb, NULL, NULL));
+    recur_model_io io = {.T = T, .N = N, .x = x, .y = y};
+    OK(ctx, recur_model_forward(m, RECUR_MODE_INFERENCE, &io)); /* the same model: the head's input */
+    OK(ctx, recur_net_param_get(net, "head.weight", W, K * H));
+    OK(ctx, recur_net_param_get(net, "head.bias", b, K));
+    double off_rounded = 0, off_exact = 0;
+    for (int r = 0; r < T * N; r++)
+        for (int k = 0; k < K; k++) {
+            double sr = b[k], se = b[k];
+            for (int j = 0; j < H; j++) {
+                sr += rounded(prec, y[r * H + j]) * rounded(prec, W[k * H + j]);
+                se += (double)y[r * H + j] * W[k * H + j];
+            }
+            off_rounded = fmax(off_rounded, fabs(z[r * K + k] - sr));
+            off_exact = fmax(off_exact, fabs(z[r * K + k] - se));
+        }
+    cr_assert(off_rounded < 1e-6 && off_exact > 8 * off_rounded,
+              "%s head: the logits are %.3g from the rounded product and %.3g from the exact one",
+              recur_dtype_name(prec), off_rounded, off_exact);
+    recur_ctx_free(ctx);
+}
+
+Test(precision, net_head_follows_the_model) {
+    head_in(RECUR_DTYPE_BF16);
+    head_in(RECUR_DTYPE_F16);
+}

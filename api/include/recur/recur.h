@@ -791,7 +791,10 @@ RECUR_API recur_status recur_dtype_parse(const char *name, recur_dtype *out);
  * recur_model_set_precision / recur_layer_set_precision: RECUR_ERR_ARG for
  * a value outside recur_dtype, RECUR_ERR_UNSUPPORTED naming the device and
  * precision when the device cannot (never a silent float32). A net's
- * model (recur_net_model) takes it like any other.
+ * model (recur_net_model) takes it like any other, and the net's head
+ * (its output layer's products, forward and backward) follows it, as
+ * torch.autocast puts nn.Linear in the low precision; the embedding is a
+ * lookup, and the loss and the optimizers stay float32.
  */
 RECUR_API unsigned recur_ctx_precisions(recur_ctx *ctx, unsigned *native);
 RECUR_API recur_status recur_layer_set_precision(recur_layer *layer, recur_dtype precision);
