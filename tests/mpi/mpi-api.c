@@ -11,7 +11,10 @@
  *     RECUR_ERR_STATE naming the pass, and writes no gradient;
  *   - while a step's buckets are in flight, recur_optim_set_grad_weight,
  *     recur_optim_set_bucket_size and recur_optim_set_accum refuse
- *     (RECUR_ERR_STATE); after the step they work again.
+ *     (RECUR_ERR_STATE); after the step they work again;
+ *   - f16 products with loss scaling from 2^40: the early steps overflow
+ *     (on some rank: the average is then Inf on all), and every rank skips
+ *     the same steps, ends at the same scale and holds the same bits.
  *
  * Prints "FAIL ..." and exits 1 on the first check that fails (every rank
  * runs the same checks, so all stop alike); "ok" from rank 0 at the end.
@@ -145,6 +148,28 @@ int main(int argc, char **argv) {
     OK(recur_net_backward(r.net, &b, NULL, RECUR_GRAD_ADD), r.ctx);
     OK(recur_optim_step(r.opt, NULL), r.ctx);
     same_on_every_rank(&r, "2 passes a step");
+    recur_ctx_free(r.ctx);
+
+    /* loss scaling: the same skips on every rank, replicas alike */
+    run_open(&r, 4);
+    OK(recur_model_set_precision(recur_net_model(r.net), RECUR_DTYPE_F16), r.ctx);
+    OK(recur_optim_set_loss_scale(r.opt, 0x1p40, 2000), r.ctx);
+    for (int s = 0; s < 60 && recur_optim_steps(r.opt) < 3; s++) {
+        recur_net_batch bs = batch(&r, s);
+        OK(recur_net_forward(r.net, RECUR_MODE_TRAINING, &bs, NULL, NULL), r.ctx);
+        OK(recur_net_backward(r.net, &bs, NULL, RECUR_GRAD_OVERWRITE), r.ctx);
+        OK(recur_optim_step(r.opt, NULL), r.ctx);
+    }
+    long long mine[2] = {recur_optim_skipped(r.opt), recur_optim_steps(r.opt)}, lo[2], hi[2];
+    MPI_Allreduce(mine, lo, 2, MPI_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(mine, hi, 2, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    CHECK(mine[0] > 0 && mine[1] == 3, "loss scaling from 2^40: %lld skipped, %lld steps", mine[0], mine[1]);
+    CHECK(lo[0] == hi[0] && lo[1] == hi[1], "the ranks skipped %lld to %lld steps", lo[0], hi[0]);
+    double scale = recur_optim_loss_scale(r.opt), root_scale = scale;
+    MPI_Bcast(&root_scale, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    CHECK(scale == root_scale, "the scale is %g here, %g on rank 0", scale, root_scale);
+    same_on_every_rank(&r, "loss scaling in f16");
+    if (rank == 0) printf("loss scaling from 2^40 in f16: %lld steps skipped on every rank\n", mine[0]);
     recur_ctx_free(r.ctx);
 
     if (rank == 0) printf("ok: %d ranks\n", size);
