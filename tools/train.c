@@ -1182,8 +1182,17 @@ static int train_loop(struct trainer *t) {
             }
             t->val_final = 0;
             eval_text(t, t->vloss, t->vacc, line, sizeof line);
-            progress_note(&pg, "step %lld: train loss %.4f (mean since step %lld), %s", t->step,
-                          train_mean(&t->loss, since, t->step), since, line);
+            char scaled[96] = ""; /* the loss scale now, and the steps it skipped so far */
+            if (run_loss_scale(r) > 0) {
+                char sc[48];
+                scale_text(recur_optim_loss_scale(t->opt), sc, sizeof sc);
+                snprintf(scaled, sizeof scaled, "; loss scale %s", sc);
+                if (t->skipped)
+                    snprintf(scaled + strlen(scaled), sizeof scaled - strlen(scaled), ", %lld steps skipped",
+                             t->skipped);
+            }
+            progress_note(&pg, "step %lld: train loss %.4f (mean since step %lld), %s%s", t->step,
+                          train_mean(&t->loss, since, t->step), since, line, scaled);
             write_svg(t);
             write_metrics(t, 0);
             int stop = track_best(t, &pg);

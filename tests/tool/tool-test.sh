@@ -397,6 +397,8 @@ loss-scale)
     case "$out" in *"loss scale 2^60 (dynamic)"*) ;; *) fail "2^60 not said" ;; esac
     n=$(printf '%s\n' "$out" | sed -n 's/^loss scale: \([0-9]*\) of the 40 steps skipped for an overflow.*the scale is now \([0-9]*\)$/\1/p')
     atleast "$n" 1 || fail "no skipped steps said"
+    # each evaluation line says the scale then and the skips so far
+    case "$out" in *"step 10: train loss "*"; loss scale "*", "*" steps skipped"*) ;; *) fail "the evaluation line does not say the scale and the skips" ;; esac
     [ "$(meta s/$ck recur.skipped)" = "$n" ] || fail "recur.skipped is '$(meta s/$ck recur.skipped)', $n said"
     [ "$(meta s/$ck optim.skipped)" = "$n" ] || fail "optim.skipped is '$(meta s/$ck optim.skipped)', $n said"
     grep -q -i 'nan\|inf' s/metrics.jsonl && fail "metrics.jsonl has a NaN or Inf"
