@@ -81,10 +81,13 @@ static inline float recur_round_f16(float f) {
     uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u;
     /* below 2^-14: the significand (implicit bit set) to a multiple of
      * 2^-24, a shift of 126 - exponent (>= 14 there; at most 31, which
-     * leaves 0 for everything below 2^-25; a larger exponent wraps to a
-     * huge shift, capped, its result unused) */
+     * leaves 0 for everything below 2^-25). It is computed for every value
+     * (no branch) and used only there, so it is kept in 1..31 for the
+     * others (an exponent from 127 up wraps to a huge shift): a shift by 32
+     * or more, or by 0 - 1, is undefined in C. */
     uint32_t shift = 126u - (a >> 23);
     shift = shift < 31u ? shift : 31u;
+    shift = shift > 1u ? shift : 1u;
     uint32_t sig = (a & 0x7fffffu) | 0x800000u;
     uint32_t m = (sig + (1u << (shift - 1u)) - 1u + ((sig >> shift) & 1u)) >> shift; /* 0..1024 */
     float sub = (float)(int32_t)m * 0x1p-24f;
