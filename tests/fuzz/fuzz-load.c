@@ -31,6 +31,7 @@
  * New inputs go to the first directory (build-fuzz/corpus), never into the
  * committed seeds. RECUR_PLUGIN_PATH defaults to the build's plugins.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,8 +115,16 @@ static void get_optim(const recur_file *tf, recur_net *net) {
     recur_status st = recur_optim_create(&net, 1, &d, &o);
     if (st == RECUR_ERR_NO_MEMORY) return;
     if (st != RECUR_OK) die("recur_optim_create", st);
+    /* a file with a loss scale's state: an optimizer that scales takes it */
+    int scaling = recur_file_meta(tf, "optim.loss_scale_log2") != NULL;
+    if (scaling && (st = recur_optim_set_loss_scale(o, 2.0, 10)) != RECUR_OK) die("recur_optim_set_loss_scale", st);
     st = recur_file_get_optim(tf, o, NULL);
     if (st != RECUR_OK && !file_status(st)) die("recur_file_get_optim: unexpected status", st);
+    if (scaling) { /* taken or not, a power of two from 1 to 2^100 */
+        int e = 0;
+        double s = recur_optim_loss_scale(o), m = frexp(s, &e);
+        if (m != 0.5 || e < 1 || e > 101) die("recur_file_get_optim: a loss scale out of its range", st);
+    }
     recur_optim_free(o);
 }
 

@@ -79,6 +79,10 @@ def training(rng):
     neg["optim.own.v"][0] = -1.0
     save("train-negative-adam-v.safetensors", neg, meta)
     save("train-decimal-comma.safetensors", state, dict(meta, dropout="0,25"))
+    # the loss scale's state (recur_optim_set_loss_scale): valid, and a scale past 2^100
+    scaled = dict(meta, **{"optim.loss_scale_log2": "20", "optim.loss_scale_good": "5", "optim.skipped": "3"})
+    save("train-loss-scale.safetensors", state, scaled)
+    save("train-bad-loss-scale.safetensors", state, dict(scaled, **{"optim.loss_scale_log2": "200"}))
 
 
 def main():
