@@ -69,7 +69,6 @@ struct trainer {
     struct model m;
     recur_optim *opt;
     long long step; /* steps done */
-    long long skipped; /* of them, skipped for an overflow at the loss scale (recur.skipped) */
     struct rng data;
     /* lm under mpirun (tools/dist.c): this rank's columns b0..b0+nb-1 of the batch */
     int nb, b0;
@@ -102,6 +101,10 @@ struct trainer {
     long long best_step;
     int bad_evals;      /* scheduled evaluations since best_step */
 };
+
+/* Steps skipped for an overflow at the loss scale (recur.skipped): the run's steps the optimizer
+ * did not count (recur_optim_step skips them without an update). */
+static long long skipped_steps(const struct trainer *t) { return t->step - recur_optim_steps(t->opt); }
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -277,7 +280,7 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.best_step", buf);
     snprintf(buf, sizeof buf, "%d", t->bad_evals);
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.bad_evals", buf);
-    snprintf(buf, sizeof buf, "%lld", t->skipped);
+    snprintf(buf, sizeof buf, "%lld", skipped_steps(t));
     if (st == RECUR_OK) st = recur_file_put_meta(f, "recur.skipped", buf);
     if (t->have_data) {
         snprintf(buf, sizeof buf, "%016" PRIx64, t->ds.hash);
@@ -350,18 +353,19 @@ static int restore(struct trainer *t, const recur_file *f) {
     }
     /* steps skipped at the loss scale (absent in an older checkpoint: none) made no update */
     const char *sk = recur_file_meta(f, "recur.skipped");
+    long long skipped = 0;
     if (sk) {
-        t->skipped = strtoll(sk, &end, 10);
-        if (!*sk || *end || t->skipped < 0 || t->skipped > t->step) {
+        skipped = strtoll(sk, &end, 10);
+        if (!*sk || *end || skipped < 0 || skipped > t->step) {
             fprintf(stderr, "recur %s: checkpoint %s: recur.skipped '%.40s': expected a count in 0..%lld\n", CMD,
                     path, sk, t->step);
             return -1;
         }
     }
-    if (recur_optim_steps(t->opt) + t->skipped != t->step) {
+    if (recur_optim_steps(t->opt) + skipped != t->step) {
         fprintf(stderr, "recur %s: checkpoint %s is inconsistent: recur.step %lld, the optimizer made %lld steps "
                         "and skipped %lld (recur.skipped)\n", CMD, path, t->step, recur_optim_steps(t->opt),
-                t->skipped);
+                skipped);
         return -1;
     }
     if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
@@ -1081,8 +1085,8 @@ static int train_step(struct trainer *t, double *loss, double *tokens) {
     double lr = run_lr(r, t->step) / (r->optim == RECUR_OPTIM_SGD ? r->accum : 1), norm = 0;
     if (recur_optim_set_lr(t->opt, (float)lr) != RECUR_OK) return model_fail(&t->m, CMD, "the learning rate", 0), 1;
     recur_status ost = recur_optim_step(t->opt, &norm);
-    /* an overflow at the loss scale: the step skipped (no update), the scale halved; not a divergence */
-    if (ost == RECUR_OK && !isfinite(norm)) t->skipped++;
+    /* RECUR_OK with a non-finite norm: an overflow at the loss scale, the step skipped (no update, not
+     * counted by the optimizer: skipped_steps), the scale halved; not a divergence */
     /* the loss the step's read brought back (or, after an error, a read of its own) */
     if (defer && recur_net_loss(t->m.net[task_encdec(r->task) ? 1 : 0], loss, NULL) != RECUR_OK)
         return model_fail(&t->m, CMD, "the training loss", 0), 1;
@@ -1187,9 +1191,9 @@ static int train_loop(struct trainer *t) {
                 char sc[48];
                 scale_text(recur_optim_loss_scale(t->opt), sc, sizeof sc);
                 snprintf(scaled, sizeof scaled, "; loss scale %s", sc);
-                if (t->skipped)
+                if (skipped_steps(t))
                     snprintf(scaled + strlen(scaled), sizeof scaled - strlen(scaled), ", %lld steps skipped",
-                             t->skipped);
+                             skipped_steps(t));
             }
             progress_note(&pg, "step %lld: train loss %.4f (mean since step %lld), %s%s", t->step,
                           train_mean(&t->loss, since, t->step), since, line, scaled);
@@ -1241,11 +1245,11 @@ static int train_finish(struct trainer *t) {
     printf("%lld steps in %s, %.0f tokens/s\n", t->step - t->first, dur,
            t->tokens / (t->train_s > 0 ? t->train_s : 1e-9));
     printf("loss curve: %s\nmetrics: %s\ncheckpoint: %s\n", t->svg, t->metrics, t->ckpt);
-    if (t->skipped) { /* steps whose scaled gradients overflowed: no update, the scale halved */
+    if (skipped_steps(t)) { /* steps whose scaled gradients overflowed: no update, the scale halved */
         char s[48];
         scale_text(recur_optim_loss_scale(t->opt), s, sizeof s);
         printf("loss scale: %lld of the %lld steps skipped for an overflow of the scaled gradients%s%s\n",
-               t->skipped, t->step, run_loss_scale(r) > 0 ? "; the scale is now " : "",
+               skipped_steps(t), t->step, run_loss_scale(r) > 0 ? "; the scale is now " : "",
                run_loss_scale(r) > 0 ? s : "");
     }
     if (isfinite(t->best_loss))
