@@ -433,3 +433,26 @@ Test(state, saved_and_restored) {
     unlink(path);
     run_free(&r), run_free(&b);
 }
+
+/* Gradients of two scales never add up: a net's gradients made at 256, its
+ * optimizer freed (the net's scale back to 1), then a pass adding to them:
+ * RECUR_ERR_STATE before anything is written; overwriting is fine. */
+Test(state, two_scales_never_add) {
+    struct run r;
+    run_make(&r, RECUR_DTYPE_F32, 16, 0.0f);
+    OK(r.ctx, recur_optim_set_loss_scale(r.opt, 256.0, 10));
+    pass(&r);
+    recur_optim_free(r.opt);
+    recur_net_batch b = batch(&r);
+    OK(r.ctx, recur_net_forward(r.net, RECUR_MODE_TRAINING, &b, NULL, NULL));
+    size_t n;
+    float *g0 = all_of(&r, 1, &n);
+    cr_assert_eq(recur_net_backward(r.net, &b, NULL, RECUR_GRAD_ADD), RECUR_ERR_STATE);
+    cr_assert(strstr(recur_ctx_error(r.ctx), "scaled by 1") && strstr(recur_ctx_error(r.ctx), "scaled by 256"), "%s",
+              recur_ctx_error(r.ctx));
+    float *g1 = all_of(&r, 1, &n);
+    cr_assert(!memcmp(g0, g1, n * sizeof *g0), "the refused pass wrote a gradient");
+    OK(r.ctx, recur_net_backward(r.net, &b, NULL, RECUR_GRAD_OVERWRITE));
+    free(g0), free(g1);
+    run_free(&r);
+}
