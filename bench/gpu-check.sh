@@ -3,6 +3,7 @@
 # From the repository root:
 #
 #   bash bench/gpu-check.sh [--device SELECTOR] [--tiny] [--out DIR] [--build DIR]
+#                           [--prebuilt] [--step-timeout S]
 #
 #   --device SEL  the OpenCL device to check, a RECUR_DEVICE selector
 #                 (default opencl::gpu, the first GPU; Oclgrind is never
@@ -11,6 +12,14 @@
 #                 so that the first real GPU run does not fail on a typo
 #   --out DIR     where the report and the runs go (default gpu-check-out)
 #   --build DIR   the build directory it configures (default build-gpu-check)
+#   --prebuilt    use --build DIR as it is: no configure, no build (a machine
+#                 with no compiler or packages, given a build made elsewhere
+#                 at this same path with -Dopencl=enabled -Dtests=true
+#                 -Dbench=true, and its libraries on LD_LIBRARY_PATH)
+#   --step-timeout S  stop any one step after S seconds (it fails, exit
+#                 124), so that a slow step cannot use up a time-boxed lease
+#
+# MESON names the meson command (default meson) that runs the suites.
 #
 # Steps: register the NVIDIA ICD when the driver's library is there but
 # /etc/OpenCL/vendors/nvidia.icd is not (CUDA containers); configure with
@@ -26,20 +35,25 @@
 # the whole picture), 2 on a bad option.
 set -euo pipefail
 
-device=opencl::gpu tiny=0 out=gpu-check-out build=build-gpu-check
+device=opencl::gpu tiny=0 out=gpu-check-out build=build-gpu-check prebuilt=0 step_timeout=0
 while [ $# -gt 0 ]; do
     case $1 in
     --device) [ $# -ge 2 ] || { echo "gpu-check: --device needs a selector" >&2; exit 2; }; device=$2; shift 2 ;;
     --tiny) tiny=1; shift ;;
+    --prebuilt) prebuilt=1; shift ;;
+    --step-timeout)
+        [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]{0,5}$ ]] || { echo "gpu-check: --step-timeout needs a whole number of seconds (1-999999)" >&2; exit 2; }
+        step_timeout=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || { echo "gpu-check: --out needs a directory" >&2; exit 2; }; out=$2; shift 2 ;;
     --build) [ $# -ge 2 ] || { echo "gpu-check: --build needs a directory" >&2; exit 2; }; build=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
-    *) echo "gpu-check: unknown option '$1' (--device SEL, --tiny, --out DIR, --build DIR)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown option '$1' (--device SEL, --tiny, --out DIR, --build DIR, --prebuilt, --step-timeout S)" >&2; exit 2 ;;
     esac
 done
 case $device in opencl*) ;; *) echo "gpu-check: --device '$device' is not an OpenCL selector (opencl[:...])" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 root=$PWD
+read -r -a meson <<< "${MESON:-meson}"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 report=$out/gpu-check.txt
@@ -54,8 +68,10 @@ step() {
     shift
     t0=$(date +%s.%N)
     set +e
-    "$@" > "$out/$name.log" 2>&1
+    if [ "$step_timeout" -gt 0 ]; then timeout -k 5 "$step_timeout" "$@" > "$out/$name.log" 2>&1
+    else "$@" > "$out/$name.log" 2>&1; fi
     rc=$?
+    [ "$rc" -ne 124 ] || echo "gpu-check: stopped after --step-timeout $step_timeout s" >> "$out/$name.log"
     set -e
     local dt
     dt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -87,28 +103,41 @@ say "ICD files: $(ls /etc/OpenCL/vendors 2>/dev/null | tr '\n' ' ')OCL_ICD_VENDO
 # 1. The NVIDIA ICD: CUDA containers ship libnvidia-opencl.so.1 without the
 # vendors entry. As root, write /etc/OpenCL/vendors/nvidia.icd; otherwise a
 # private vendors directory with the system's entries and NVIDIA's.
+# Not every container lists the driver's folder to ldconfig: then look in the
+# usual mounts, and the .icd names the library by its full path.
 nvlib=$(ldconfig -p 2>/dev/null | awk '/libnvidia-opencl\.so\.1 / { print $NF; exit }')
+nvname=libnvidia-opencl.so.1
+if [ -z "$nvlib" ]; then
+    for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/compat /usr/local/cuda/lib64; do
+        if [ -e "$d/libnvidia-opencl.so.1" ]; then nvlib=$d/libnvidia-opencl.so.1 nvname=$nvlib; break; fi
+    done
+fi
 if [ -n "$nvlib" ] && [ -z "${OCL_ICD_VENDORS:-}" ] && ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
     if [ -w /etc/OpenCL/vendors ] || { [ "$(id -u)" = 0 ] && mkdir -p /etc/OpenCL/vendors; }; then
-        echo libnvidia-opencl.so.1 > /etc/OpenCL/vendors/nvidia.icd
-        say "registered the NVIDIA ICD: /etc/OpenCL/vendors/nvidia.icd -> libnvidia-opencl.so.1 ($nvlib)"
+        echo "$nvname" > /etc/OpenCL/vendors/nvidia.icd
+        say "registered the NVIDIA ICD: /etc/OpenCL/vendors/nvidia.icd -> $nvname ($nvlib)"
     else
         mkdir -p "$out/vendors"
         cp /etc/OpenCL/vendors/*.icd "$out/vendors/" 2>/dev/null || true
-        echo libnvidia-opencl.so.1 > "$out/vendors/nvidia.icd"
+        echo "$nvname" > "$out/vendors/nvidia.icd"
         export OCL_ICD_VENDORS=$out/vendors
         say "registered the NVIDIA ICD in $OCL_ICD_VENDORS (no write access to /etc/OpenCL/vendors)"
     fi
 elif [ -z "$nvlib" ]; then
-    say "no libnvidia-opencl.so.1 in ldconfig: no NVIDIA ICD to register"
+    say "no libnvidia-opencl.so.1 (ldconfig, /usr/local/nvidia, /usr/lib*): no NVIDIA ICD to register"
 fi
 
 # 2. Configure with OpenCL required, build.
 say "== build ($build)"
-if [ -d "$build" ]; then cfg=(meson configure "$build" -Dopencl=enabled -Dtests=true -Dbench=true)
-else cfg=(meson setup "$build" -Dopencl=enabled -Dtests=true -Dbench=true -Dbuildtype=release); fi
-step configure "${cfg[@]}"
-step build ninja -C "$build"
+if [ $prebuilt = 1 ]; then
+    if [ -x "$build/tools/recur" ] && [ -x "$build/tests/test-opencl" ]; then say "prebuilt: $build as it is"
+    else say "--prebuilt: no $build/tools/recur or $build/tests/test-opencl (built with -Dopencl=enabled -Dtests=true?)"; failed+=(prebuilt); finish; fi
+else
+    if [ -d "$build" ]; then cfg=("${meson[@]}" configure "$build" -Dopencl=enabled -Dtests=true -Dbench=true)
+    else cfg=("${meson[@]}" setup "$build" -Dopencl=enabled -Dtests=true -Dbench=true -Dbuildtype=release); fi
+    step configure "${cfg[@]}"
+    step build ninja -C "$build"
+fi
 [ ${#failed[@]} -eq 0 ] || finish
 recur=$root/$build/tools/recur
 export RECUR_PLUGIN_PATH=$root/$build/plugins RECUR_FIXTURES=$root/tests/fixtures/torch
@@ -162,8 +191,11 @@ if [ $tiny = 1 ]; then
         step train-kernels env RECUR_CACHE_DIR="$out/cache" "$build/tests/train-kernels/test-train-kernels"
     fi
 else
-    step meson-opencl-suites meson test -C "$build" --no-rebuild --print-errorlogs --timeout-multiplier 2 \
-        --suite opencl --suite opencl-c --suite train-kernels --suite model --suite net --suite conformance
+    # Two test programs at a time, two Criterion workers each: on an H200
+    # (driver 580) sixteen programs of sixteen workers, each worker a CUDA
+    # context, made clCreateContext wait ~40 s and fail CL_OUT_OF_HOST_MEMORY.
+    step meson-opencl-suites env CRITERION_JOBS=2 "${meson[@]}" test -C "$build" --no-rebuild --print-errorlogs \
+        --timeout-multiplier 3 --num-processes 2 --suite opencl --suite opencl-c --suite train-kernels --suite model --suite net --suite conformance
     step torch-opencl "$build/tests/test-torch" --filter '*/opencl'
 fi
 
