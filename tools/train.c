@@ -92,6 +92,7 @@ struct trainer {
     struct examples ex, held;
     /* the loop (train_loop) */
     struct curve loss, val, acc;
+    struct curve scale, skips; /* at each evaluation with a loss scale: the scale, the steps skipped so far */
     int val_final; /* the last val point is the end-of-run one, off the schedule */
     double train_s, tokens;
     double t_start, last_loss, vloss, vacc;
@@ -296,6 +297,8 @@ static int save_checkpoint_file(struct trainer *t, const char *path, const float
     if (st == RECUR_OK) st = put_curve(f, "train.loss", &t->loss);
     if (st == RECUR_OK) st = put_curve(f, "train.val", &t->val);
     if (st == RECUR_OK && task_has_accuracy(t->m.r.task)) st = put_curve(f, "train.accuracy", &t->acc);
+    if (st == RECUR_OK) st = put_curve(f, "train.loss_scale", &t->scale);
+    if (st == RECUR_OK) st = put_curve(f, "train.skipped", &t->skips);
     if (st == RECUR_OK) st = recur_file_save(f, path);
     if (st != RECUR_OK) fprintf(stderr, "recur %s: saving the checkpoint %s: %s\n", CMD, path, recur_last_error());
     recur_file_free(f);
@@ -369,12 +372,16 @@ static int restore(struct trainer *t, const recur_file *f) {
         return -1;
     }
     if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
-        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc)))
+        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc)) ||
+        get_curve(f, "train.loss_scale", &t->scale) || get_curve(f, "train.skipped", &t->skips))
         goto bad;
     /* An end-of-run evaluation off the schedule: a run that had gone on would not have it. */
     if (t->val_final) {
         if (t->val.n) t->val.n--;
         if (t->acc.n) t->acc.n--;
+        double last = t->val.n ? t->val.x[t->val.n - 1] : -1; /* the scale's points past it go too */
+        while (t->scale.n && t->scale.x[t->scale.n - 1] > last) t->scale.n--;
+        while (t->skips.n && t->skips.x[t->skips.n - 1] > last) t->skips.n--;
         t->val_final = 0;
     }
     if (t->m.r.task == TASK_LM) {
@@ -509,7 +516,9 @@ static int evaluate(struct trainer *t, double *vloss, double *vacc) {
     *vloss = v[1], *vacc = v[2];
     /* The histories hold what a checkpoint keeps (floats), so that a resumed run's are the same. */
     if (curve_add(&t->val, (double)t->step, (float)*vloss) ||
-        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc))) {
+        (task_has_accuracy(t->m.r.task) && curve_add(&t->acc, (double)t->step, (float)*vacc)) ||
+        (run_loss_scale(&t->m.r) > 0 && (curve_add(&t->scale, (double)t->step, (float)recur_optim_loss_scale(t->opt)) ||
+                                         curve_add(&t->skips, (double)t->step, (float)skipped_steps(t))))) {
         fprintf(stderr, "recur %s: out of memory for the validation history (step %lld)\n", CMD, t->step);
         return -1;
     }
@@ -563,6 +572,13 @@ static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
     json_num(f, "train_loss", train_mean(&t->loss, prev, step));
     json_num(f, "val_loss", t->val.y[i]);
     if (task_has_accuracy(r->task) && i < t->acc.n) json_num(f, "accuracy", t->acc.y[i]);
+    /* with a loss scale (a resumed run may have turned it on or off: found by step) */
+    for (size_t k = t->scale.n; k-- > 0;)
+        if ((long long)t->scale.x[k] == step) {
+            fprintf(f, ",\"loss_scale\":%.17g", t->scale.y[k]); /* a power of two, exactly */
+            if (k < t->skips.n) fprintf(f, ",\"skipped\":%lld", (long long)t->skips.y[k]);
+            break;
+        }
     fputs("}\n", f);
 }
 
@@ -648,6 +664,7 @@ static void trainer_free(struct trainer *t) {
     examples_free(&t->ex);
     examples_free(&t->held);
     curve_free(&t->loss), curve_free(&t->val), curve_free(&t->acc);
+    curve_free(&t->scale), curve_free(&t->skips);
     recur_file_free(t->ck);
     recur_ctx_free(t->ctx);
 }

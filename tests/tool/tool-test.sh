@@ -402,11 +402,19 @@ loss-scale)
     [ "$(meta s/$ck recur.skipped)" = "$n" ] || fail "recur.skipped is '$(meta s/$ck recur.skipped)', $n said"
     [ "$(meta s/$ck optim.skipped)" = "$n" ] || fail "optim.skipped is '$(meta s/$ck optim.skipped)', $n said"
     grep -q -i 'nan\|inf' s/metrics.jsonl && fail "metrics.jsonl has a NaN or Inf"
-    [ "$(grep -c '^{"step":[0-9]*,"epoch":1,"lr":0.002,"train_loss":[0-9.]*,"val_loss":[0-9.]*}$' s/metrics.jsonl)" = 4 ] ||
-        fail "metrics.jsonl is not 4 lines of numbers"
+    [ "$(grep -c '^{"step":[0-9]*,"epoch":1,"lr":0.002,"train_loss":[0-9.]*,"val_loss":[0-9.]*,"loss_scale":[0-9.e+]*,"skipped":[0-9]*}$' s/metrics.jsonl)" = 4 ] ||
+        fail "metrics.jsonl is not 4 lines of numbers with the scale and the skips"
+    # its last line: the run's skips, and the scale said at the end
+    now=$(printf '%s\n' "$out" | sed -n 's/^loss scale: .*the scale is now \([0-9]*\)$/\1/p')
+    tail -n 1 s/metrics.jsonl | grep -q "\"loss_scale\":$now,\"skipped\":$n}$" ||
+        fail "metrics.jsonl's last line: $(tail -n 1 s/metrics.jsonl), not the scale $now and $n skips"
+    # no scale, no such fields
+    grep -q loss_scale a/metrics.jsonl || fail "a/metrics.jsonl: no loss_scale with auto in f16"
+    grep -q loss_scale f/metrics.jsonl && fail "f/metrics.jsonl: a loss_scale without scaling"
     run train $tiny $big --steps 20 --out r
     run train --resume --out r --steps 40 --quiet --samples 0
     cmp r/$ck s/$ck || fail "resumed and uninterrupted checkpoints differ after skipped steps"
+    cmp r/metrics.jsonl s/metrics.jsonl || fail "resumed and uninterrupted metrics.jsonl differ"
     # a checkpoint whose skips do not add up with the optimizer's steps
     mkdir x
     cp s/$ck x/$ck
