@@ -383,7 +383,12 @@ typedef struct recur_layer_desc {
 RECUR_API recur_status recur_layer_create(recur_ctx *ctx, const recur_layer_desc *desc, recur_layer **out);
 RECUR_API void recur_layer_free(recur_layer *layer);
 
-/* Sizes in bytes of what a layer needs; all queryable before any run. */
+/* Sizes in bytes of what a layer needs; all queryable before any run. Not
+ * counted: with bf16 or f16 products (recur_layer_set_precision), the copies
+ * of the weight matrices, rounded once per weight version, that the device
+ * keeps for the products: in bf16 (2 bytes an element, in the layout oneDNN
+ * chooses) where the products are native, in floats (as large as the
+ * matrices) where they are emulated. */
 typedef struct recur_sizes {
     size_t weights;   /* the parameters (recur_layer_weight_count floats); the gradients take as much */
     size_t workspace; /* scratch the layer allocates for a run of this T and N */
