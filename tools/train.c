@@ -184,7 +184,9 @@ static recur_status put_curve(recur_file *f, const char *name, const struct curv
     return st;
 }
 
-static int get_curve(const recur_file *f, const char *name, struct curve *c) {
+/* A history from a checkpoint: its steps (x) whole, in 0..max_x (as a float
+ * stores it) and in order, or -1; the values are the caller's to check. */
+static int get_curve(const recur_file *f, const char *name, struct curve *c, long long max_x) {
     int nd;
     int64_t shape[4];
     if (recur_file_tensor(f, name, &nd, shape, NULL, 0) != RECUR_OK) return 0; /* absent: empty */
@@ -195,13 +197,28 @@ static int get_curve(const recur_file *f, const char *name, struct curve *c) {
         free(d);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        if (curve_add(c, d[2 * i], d[2 * i + 1])) {
+    for (size_t i = 0; i < n; i++) {
+        double x = d[2 * i];
+        if (!(x >= (i ? d[2 * i - 2] : 0) && x <= (double)(float)max_x && x == floor(x)) ||
+            curve_add(c, x, d[2 * i + 1])) {
             free(d);
             return -1;
         }
+    }
     free(d);
     return 0;
+}
+
+/* The loss scale's history: powers of two in 1..2^100; the skips: whole, 0..their step. */
+static int scale_curves_ok(const struct curve *scale, const struct curve *skips) {
+    for (size_t i = 0; i < scale->n; i++) {
+        int e;
+        double m = frexp(scale->y[i], &e);
+        if (!(m == 0.5 && scale->y[i] >= 1 && scale->y[i] <= LOSS_SCALE_MAX)) return 0;
+    }
+    for (size_t i = 0; i < skips->n; i++)
+        if (!(skips->y[i] >= 0 && skips->y[i] <= skips->x[i] && skips->y[i] == floor(skips->y[i]))) return 0;
+    return 1;
 }
 
 /* Floats of a carried state, a (k 0: [LD, nb, P]) or c (k 1: [LD, nb, H]): this rank's columns. */
@@ -371,9 +388,10 @@ static int restore(struct trainer *t, const recur_file *f) {
                 skipped);
         return -1;
     }
-    if (get_curve(f, "train.loss", &t->loss) || get_curve(f, "train.val", &t->val) ||
-        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc)) ||
-        get_curve(f, "train.loss_scale", &t->scale) || get_curve(f, "train.skipped", &t->skips))
+    if (get_curve(f, "train.loss", &t->loss, t->step) || get_curve(f, "train.val", &t->val, t->step) ||
+        (task_has_accuracy(t->m.r.task) && get_curve(f, "train.accuracy", &t->acc, t->step)) ||
+        get_curve(f, "train.loss_scale", &t->scale, t->step) || get_curve(f, "train.skipped", &t->skips, t->step) ||
+        !scale_curves_ok(&t->scale, &t->skips))
         goto bad;
     /* An end-of-run evaluation off the schedule: a run that had gone on would not have it. */
     if (t->val_final) {

@@ -107,6 +107,15 @@ set_meta() {
     cat "$sm_f.tmp" "$sm_f.body" >> "$sm_f"
     rm -f "$sm_f.hdr" "$sm_f.body" "$sm_f.tmp"
 }
+# set_float FILE TENSOR INDEX OCTAL: float INDEX of F32 tensor TENSOR in FILE becomes the four
+# little-endian bytes OCTAL (e.g. '\000\000\300\177', a NaN), in place
+set_float() {
+    sf_n=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    sf_a=$(head -c $((sf_n + 8)) "$1" | tail -c "$sf_n" |
+        sed -n "s/.*\"$2\":{\"dtype\":\"F32\",\"shape\":\[[0-9,]*\],\"data_offsets\":\[\([0-9]*\),.*/\1/p")
+    [ -n "$sf_a" ] || fail "set_float: no F32 tensor $2 in $1"
+    printf "$4" | dd of="$1" bs=1 seek=$((8 + sf_n + sf_a + 4 * $3)) conv=notrunc 2>/dev/null
+}
 # meta FILE KEY: the value of metadata KEY in FILE
 meta() {
     grep -a -o "\"$2\":\"[^\"]*\"" "$1" | head -n 1 | sed 's/.*:"\(.*\)"/\1/'
@@ -420,6 +429,18 @@ loss-scale)
     cp s/$ck x/$ck
     set_meta x/$ck recur.skipped 0
     expect 1 "is inconsistent: recur.step 40, the optimizer made" train --resume --out x --steps 41
+    # crafted histories: a step that is NaN, past the checkpoint's or out of order, a loss scale that
+    # is not a power of two in 1..2^100, skips past their step: refused by name, nothing written
+    nan='\000\000\300\177' three='\000\000\100\100' big='\000\000\200\177' # NaN, 3, +Inf
+    for c in "train.val 0 $nan" "train.val 6 $three" "train.loss 0 $big" "train.loss_scale 1 $three" \
+             "train.loss_scale 3 $big" "train.skipped 1 $big" "train.skipped 7 $nan"; do
+        rm -rf x && mkdir x && cp s/$ck x/$ck
+        # shellcheck disable=SC2086
+        set_float x/$ck $c
+        cmp -s x/$ck s/$ck && fail "set_float $c changed nothing"
+        expect 1 "the loss histories are missing or malformed" train --resume --out x --steps 41
+        [ -e x/metrics.jsonl ] && fail "a refused checkpoint ($c) wrote metrics.jsonl"
+    done
     ;;
 resume-equal-classify)
     args="--task classify --cell gru --direction bidi --hidden 16 --embed 8 --batch 8 --layers 2 --dropout 0.2 --val-size 50 --quiet"
