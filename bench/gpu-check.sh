@@ -198,6 +198,8 @@ else
     # took 263 s there (a context costs about 0.25 s on NVIDIA's OpenCL).
     step meson-opencl-suites env CRITERION_JOBS=2 RECUR_TEST_CYCLES=200 "${meson[@]}" test -C "$build" --no-rebuild --print-errorlogs \
         --timeout-multiplier 3 --num-processes 2 --suite opencl --suite opencl-c --suite train-kernels --suite model --suite net --suite conformance
+    # every test's whole output (Criterion's per-test times), for the next look
+    cp "$build/meson-logs/testlog.txt" "$out/suites-testlog.txt" 2>/dev/null || true
     step torch-opencl "$build/tests/test-torch" --filter '*/opencl'
 fi
 
