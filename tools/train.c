@@ -209,9 +209,12 @@ static int get_curve(const recur_file *f, const char *name, struct curve *c, lon
     return 0;
 }
 
-/* The loss scale's history: powers of two in 1..2^100; the skips: whole, 0..their step. */
+/* The loss scale's history: powers of two in 1..2^100; the skips: at the same steps (both are
+ * added at each evaluation), whole, 0..their step. */
 static int scale_curves_ok(const struct curve *scale, const struct curve *skips) {
+    if (scale->n != skips->n) return 0;
     for (size_t i = 0; i < scale->n; i++) {
+        if (scale->x[i] != skips->x[i]) return 0;
         int e;
         double m = frexp(scale->y[i], &e);
         if (!(m == 0.5 && scale->y[i] >= 1 && scale->y[i] <= LOSS_SCALE_MAX)) return 0;
@@ -594,7 +597,7 @@ static void metrics_line(FILE *f, const struct trainer *t, size_t i) {
     for (size_t k = t->scale.n; k-- > 0;)
         if ((long long)t->scale.x[k] == step) {
             fprintf(f, ",\"loss_scale\":%.17g", t->scale.y[k]); /* a power of two, exactly */
-            if (k < t->skips.n) fprintf(f, ",\"skipped\":%lld", (long long)t->skips.y[k]);
+            fprintf(f, ",\"skipped\":%lld", (long long)t->skips.y[k]); /* the same steps */
             break;
         }
     fputs("}\n", f);

@@ -430,10 +430,11 @@ loss-scale)
     set_meta x/$ck recur.skipped 0
     expect 1 "is inconsistent: recur.step 40, the optimizer made" train --resume --out x --steps 41
     # crafted histories: a step that is NaN, past the checkpoint's or out of order, a loss scale that
-    # is not a power of two in 1..2^100, skips past their step: refused by name, nothing written
-    nan='\000\000\300\177' three='\000\000\100\100' big='\000\000\200\177' # NaN, 3, +Inf
+    # is not a power of two in 1..2^100, skips past their step or not at the scale's steps: refused
+    # by name, nothing written
+    nan='\000\000\300\177' three='\000\000\100\100' big='\000\000\200\177' eleven='\000\000\060\101' # NaN, 3, +Inf, 11
     for c in "train.val 0 $nan" "train.val 6 $three" "train.loss 0 $big" "train.loss_scale 1 $three" \
-             "train.loss_scale 3 $big" "train.skipped 1 $big" "train.skipped 7 $nan"; do
+             "train.loss_scale 3 $big" "train.skipped 1 $big" "train.skipped 7 $nan" "train.skipped 0 $eleven"; do
         rm -rf x && mkdir x && cp s/$ck x/$ck
         # shellcheck disable=SC2086
         set_float x/$ck $c
