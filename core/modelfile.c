@@ -21,7 +21,7 @@
  *      metadata describes; when the tensors are consistent with another
  *      model the metadata disagrees with them: FILE_METADATA.
  *   5. dtype: FILE_DTYPE
- *   6. offsets reversed, not shape*4 bytes long, overlapping, leaving gaps or
+ *   6. offsets reversed, not shape times the dtype's size long, overlapping, leaving gaps or
  *      running past the end: FILE_OFFSETS; tensors packed from 0 that need
  *      more bytes than the file has: FILE_TRUNCATED
  *   7. (load_weights) metadata against the tensors and the model: FILE_METADATA

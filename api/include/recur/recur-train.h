@@ -370,7 +370,8 @@ typedef struct recur_file recur_file;
 
 /* An empty file to fill and save. */
 RECUR_API recur_status recur_file_create(recur_file **out);
-/* Read and validate a file: header, offsets, dtypes (F32 only), sizes.
+/* Read and validate a file: header, offsets, dtypes (F32, BF16 and F16,
+ * read into float32), sizes.
  * Errors: RECUR_ERR_IO and the RECUR_ERR_FILE_* statuses of recur.h. */
 RECUR_API recur_status recur_file_open(const char *path, recur_file **out);
 RECUR_API void recur_file_free(recur_file *f);

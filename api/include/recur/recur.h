@@ -97,7 +97,7 @@ typedef enum recur_status {
     RECUR_ERR_FILE_MISSING = -304,    /* a tensor the model needs is not in the file */
     RECUR_ERR_FILE_EXTRA = -305,      /* the file has a tensor the model does not */
     RECUR_ERR_FILE_SHAPE = -306,      /* a tensor's shape is not the model's */
-    RECUR_ERR_FILE_DTYPE = -307,      /* a tensor's dtype is not F32 */
+    RECUR_ERR_FILE_DTYPE = -307,      /* a tensor's dtype is not F32, BF16 or F16 */
     RECUR_ERR_FILE_OFFSETS = -308,    /* data offsets overlap, are reversed, are not shape x 4 bytes,
                                        * leave bytes that belong to no tensor, or run past the end */
     RECUR_ERR_FILE_METADATA = -309,   /* __metadata__ is missing, malformed or disagrees with the shapes,
@@ -752,7 +752,8 @@ RECUR_API recur_status recur_model_backward_dev(recur_model *model, const recur_
 
 /* ------------------------------------------------------------------------ */
 /* Model files (safetensors: 8-byte little-endian header length, a JSON     */
-/* header, raw little-endian F32 tensors; recur's settings in __metadata__) */
+/* header, raw little-endian F32, BF16 or F16 tensors, read into float32; */
+/* recur's settings in __metadata__)                                       */
 
 /* Save atomically: a temporary file in the same directory, fsync, rename.
  * A failure leaves any previous file at path as it was. */
