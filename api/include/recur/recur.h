@@ -752,8 +752,8 @@ RECUR_API recur_status recur_model_backward_dev(recur_model *model, const recur_
 
 /* ------------------------------------------------------------------------ */
 /* Model files (safetensors: 8-byte little-endian header length, a JSON     */
-/* header, raw little-endian F32, BF16 or F16 tensors, read into float32; */
-/* recur's settings in __metadata__)                                       */
+/* header, raw little-endian F32, BF16 or F16 tensors, read into float32;   */
+/* recur's settings in __metadata__)                                        */
 
 /* Save atomically: a temporary file in the same directory, fsync, rename.
  * A failure leaves any previous file at path as it was. */
