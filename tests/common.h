@@ -29,6 +29,15 @@ double test_worst(const float *a, const double *b, size_t n, double rtol, double
                   at_, (double)(a)[at_], (b)[at_], w_);                                                \
     } while (0)
 
+/* Assert that a recur call returned RECUR_OK, naming the line, the call, the
+ * status and the context's message. */
+#define TEST_OK(ctx, call)                                                                              \
+    do {                                                                                                \
+        recur_status st_ = (call);                                                                      \
+        cr_assert_eq(st_, RECUR_OK, "line %d: %s: %s: %s", __LINE__, #call, recur_status_str(st_),     \
+                     recur_ctx_error(ctx));                                                             \
+    } while (0)
+
 /* Skip (never pass) the calling test when this CPU or build cannot open
  * device (no such ISA, no OpenCL backend or no OpenCL device:
  * RECUR_ERR_UNSUPPORTED, RECUR_ERR_DEVICE); assert on any other error. */

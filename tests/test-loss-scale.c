@@ -31,12 +31,7 @@
 #include "common.h"
 #include "recur/recur-train.h"
 
-#define OK(ctx, call)                                                                                   \
-    do {                                                                                                \
-        recur_status st_ = (call);                                                                      \
-        cr_assert_eq(st_, RECUR_OK, "line %d: %s: %s: %s", __LINE__, #call, recur_status_str(st_),     \
-                     recur_ctx_error(ctx));                                                             \
-    } while (0)
+#define OK TEST_OK
 
 enum { T = 6, N = 4, V = 7, K = 5, E = 3, H = 8 };
 

@@ -20,11 +20,7 @@
 #include "common.h"
 #include "recur/recur-train.h"
 
-#define OK(ctx, call)                                                                                       \
-    do {                                                                                                    \
-        recur_status st_ = (call);                                                                          \
-        cr_assert_eq(st_, RECUR_OK, "%s: %s (%s)", #call, recur_ctx_error(ctx), recur_status_str(st_));    \
-    } while (0)
+#define OK TEST_OK
 
 static void expect(recur_ctx *ctx, recur_status got, recur_status want, const char *needle, const char *what) {
     const char *msg = ctx ? recur_ctx_error(ctx) : recur_last_error();

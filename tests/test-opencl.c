@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cl-dev.h"
+#include "common.h"
 #include "context.h"
 #include "opencl-impl.h"
 #include "philox.h"
@@ -104,12 +105,7 @@ static recur_ctx *cl_ctx(const char *sel) {
 }
 
 #define BE(ctx) (&(ctx)->be)
-#define OK(ctx, call)                                                                                         \
-    do {                                                                                                      \
-        recur_status st_ = (call);                                                                            \
-        cr_assert_eq(st_, RECUR_OK, "line %d: %s: %s: %s", __LINE__, #call, recur_status_str(st_),            \
-                     recur_ctx_error(ctx));                                                                   \
-    } while (0)
+#define OK TEST_OK
 
 static struct recur_mem dev_alloc(recur_ctx *ctx, size_t floats_) {
     struct recur_mem m;

@@ -38,10 +38,7 @@
 #include "context.h"
 #include "recur/recur-train.h"
 
-static void check(recur_ctx *ctx, recur_status st, const char *call, int line) {
-    cr_assert_eq(st, RECUR_OK, "line %d: %s: %s: %s", line, call, recur_status_str(st), recur_ctx_error(ctx));
-}
-#define OK(ctx, call) check((ctx), (call), #call, __LINE__)
+#define OK TEST_OK
 
 static recur_ctx *open_cpu(int threads) {
     recur_ctx *ctx = NULL;

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common.h"
 #include "context.h"
 #include "recur/recur.h"
 #ifdef RECUR_HAVE_OPENCL
@@ -60,12 +61,7 @@ static void *zalloc(size_t n) {
 #define INTS(n) ((int32_t *)zalloc((size_t)(n) * sizeof(int32_t)))
 
 #define BE(ctx) (&(ctx)->be)
-#define OK(ctx, call)                                                                                          \
-    do {                                                                                                       \
-        recur_status st_ = (call);                                                                             \
-        cr_assert_eq(st_, RECUR_OK, "line %d: %s: %s: %s", __LINE__, #call, recur_status_str(st_),             \
-                     recur_ctx_error(ctx));                                                                    \
-    } while (0)
+#define OK TEST_OK
 
 /* Device buffers, each a (buffer, offset) with `pad` floats before the data
  * so that a kernel that ignores offsets reads the wrong floats. */
