@@ -28,7 +28,8 @@
 # one the ICD loader sees (so every suite's "opencl" is that device); run
 # every OpenCL suite (test-opencl, the clang link check, training kernels,
 # model and net on OpenCL, conformance and PyTorch parity), gradcheck of
-# every cell, the default training job (lm) and the OpenCL benchmark on it;
+# every cell, the default training job (lm), 200 of its steps profiled
+# (RECUR_CL_PROFILE=1) and the OpenCL benchmark on it;
 # with PyTorch and a CUDA device, time nn.LSTM/nn.GRU on the bench's
 # shapes as the peer. Each step's status and time go into DIR/gpu-check.txt;
 # the script exits 1 if any step failed (every step runs, so one run gives
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
         step_timeout=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || { echo "gpu-check: --out needs a directory" >&2; exit 2; }; out=$2; shift 2 ;;
     --build) [ $# -ge 2 ] || { echo "gpu-check: --build needs a directory" >&2; exit 2; }; build=$2; shift 2 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown option '$1' (--device SEL, --tiny, --out DIR, --build DIR, --prebuilt, --step-timeout S)" >&2; exit 2 ;;
     esac
 done
@@ -226,6 +227,18 @@ else
 fi
 step train-output test -s "$out/train/checkpoint.safetensors" -a -s "$out/train/loss.svg"
 grep -hE "val|loss|steps/s|tok/s" "$out/train.log" 2>/dev/null | tail -3 | sed 's/^/       /' | tee -a "$report" || true
+
+# Where a training step's device time goes (RECUR_CL_PROFILE=1, a table on
+# stderr): each kernel's and CLBlast's time, and the device's idle share.
+rm -rf "$out/profile"
+if [ $tiny = 1 ]; then
+    step profile env RECUR_CL_PROFILE=1 "$recur" train --out "$out/profile" --corpus "$out/corpus.txt" --val-frac 0.05 \
+        --steps 2 --hidden 8 --embed 4 --batch 2 --bptt 4 --eval-every 1000 --checkpoint-every 1000 --samples 0 --quiet
+else
+    step profile env RECUR_CL_PROFILE=1 "$recur" train --out "$out/profile" --steps 200 --eval-every 1000 \
+        --checkpoint-every 1000 --samples 0 --quiet
+fi
+sed -n '/^recur: OpenCL profile/,$p' "$out/profile.log" | head -12 | sed 's/^/       /' | tee -a "$report" || true
 
 # 7. The benchmark's OpenCL rows (recur-bench opens "opencl": the device
 # above, the only implementation visible when the ICD was found). Not on a

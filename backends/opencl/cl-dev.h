@@ -69,7 +69,20 @@ struct cl_dev {
      * close. One in-order queue, so each GEMM may reuse them. */
     cl_mem scratch[2];
     size_t scratch_bytes[2];
+
+    struct cl_prof *prof; /* RECUR_CL_PROFILE=1 (profile.c), else NULL */
 };
+
+/* RECUR_CL_PROFILE (profile.c): *on 1 for "1", 0 unset, empty or "0";
+ * anything else RECUR_ERR_ARG with the reason in why. */
+recur_status recur_cl_prof_env(int *on, char *why, size_t len);
+struct cl_prof *recur_cl_prof_new(void);
+/* A command's event (the profile keeps it, and may wait for it). */
+void recur_cl_prof_add(struct cl_prof *p, const char *what, cl_event ev);
+/* After the queue drained: the waiting events' times into the totals. */
+void recur_cl_prof_drain(struct cl_prof *p);
+/* Drain, print the table to stderr, free. */
+void recur_cl_prof_report(struct cl_prof *p, const char *device);
 
 /* Process-wide counters (opencl.c). */
 struct cl_counters {

@@ -400,6 +400,8 @@ static int clblast_release(void) {
 static void release_dev(struct cl_dev *d) {
     if (!d) return;
     if (d->queue) clFinish(d->queue);
+    recur_cl_prof_report(d->prof, d->device_name);
+    d->prof = NULL;
     for (int i = 0; i < 2; i++)
         if (d->scratch[i]) {
             clReleaseMemObject(d->scratch[i]);
@@ -509,7 +511,17 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
         goto fail;
     }
     CL_COUNT(contexts, 1);
-    d->queue = clCreateCommandQueue(d->context, d->device, 0, &err);
+    int prof;
+    char why[200];
+    if ((st = recur_cl_prof_env(&prof, why, sizeof why)) != RECUR_OK) {
+        recur_err(be->ctx, st, "%s", why);
+        goto fail;
+    }
+    if (prof && !(d->prof = recur_cl_prof_new())) {
+        st = recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "RECUR_CL_PROFILE: out of memory for the profile");
+        goto fail;
+    }
+    d->queue = clCreateCommandQueue(d->context, d->device, prof ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
     if (err != CL_SUCCESS || !d->queue) {
         d->queue = NULL;
         st = recur_cl_fail(be, err, "clCreateCommandQueue", d->device_name);
@@ -597,6 +609,7 @@ static recur_status cl_alloc(struct recur_backend *be, size_t bytes, void **buf)
 static void drained(struct cl_dev *d) {
     d->fresh_buffers = 0;
     d->fresh_bytes = 0;
+    recur_cl_prof_drain(d->prof); /* every command before has ended: their times are there */
 }
 
 static void cl_free(struct recur_backend *be, void *buf) {
@@ -701,11 +714,13 @@ static recur_status sgemm(struct recur_backend *be, int ta, int tb, int M, int N
                           size_t a_off, int lda, cl_mem B, size_t b_off, int ldb, float beta, struct recur_mem C,
                           int ldc, const char *how) {
     struct cl_dev *d = DEV(be);
+    cl_event ev = NULL;
     clblast_acquire(d);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
                                        tb ? CLBlastTransposeYes : CLBlastTransposeNo, (size_t)M, (size_t)N, (size_t)K,
                                        alpha, A, a_off, (size_t)lda, B, b_off, (size_t)ldb, beta, MEM(C), C.off / 4,
-                                       (size_t)ldc, &d->queue, NULL);
+                                       (size_t)ldc, &d->queue, d->prof ? &ev : NULL);
+    if (s == CLBlastSuccess && d->prof) recur_cl_prof_add(d->prof, "CLBlastSgemm", ev);
     if (s != CLBlastSuccess) {
         const char *name = recur_clblast_code_name(s);
         char hint[320] = "";
@@ -873,7 +888,10 @@ static void local_2d(const struct cl_dev *d, size_t kernel_wg, size_t width, siz
 
 static recur_status enqueue(struct recur_backend *be, cl_kernel k, const char *name, cl_uint dims,
                             const size_t *global, const size_t *local) {
-    cl_int err = clEnqueueNDRangeKernel(DEV(be)->queue, k, dims, NULL, global, local, 0, NULL, NULL);
+    struct cl_prof *prof = DEV(be)->prof;
+    cl_event ev = NULL;
+    cl_int err = clEnqueueNDRangeKernel(DEV(be)->queue, k, dims, NULL, global, local, 0, NULL, prof ? &ev : NULL);
+    if (err == CL_SUCCESS && prof) recur_cl_prof_add(prof, name, ev);
     if (err != CL_SUCCESS) {
         char what[160];
         if (dims == 2)

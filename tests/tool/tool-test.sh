@@ -358,6 +358,27 @@ precision)
         esac
     done
     ;;
+cl-profile)
+    # RECUR_CL_PROFILE=1: the device time of each OpenCL command by name, and the device's idle
+    # share, on stderr when the context closes; anything but 0 or 1 refused by name; 0 prints nothing
+    "$recur" devices 2>/dev/null | grep -q '^opencl' || { echo "no OpenCL device: skipped"; exit 77; }
+    g="gradcheck --cell lstm --steps 3 --batch 2 --hidden 4 --input 3"
+    # shellcheck disable=SC2086
+    out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE=1 "$recur" $g 2>&1) || fail "profiled gradcheck failed: $out"
+    printf '%s\n' "$out" | grep -q '^recur: OpenCL profile (RECUR_CL_PROFILE=1) on .*: [1-9][0-9]* commands, the device busy [0-9.]* ms of [0-9.]* ms' ||
+        fail "no profile header: $out"
+    for k in CLBlastSgemm lstm_forward_0 lstm_backward_0; do
+        printf '%s\n' "$out" | grep -q "^  $k  *[1-9][0-9]*  *[0-9.]*  *[0-9.]*  *[0-9.]*%$" || fail "no profile row for $k"
+    done
+    # shellcheck disable=SC2086
+    out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE=0 "$recur" $g 2>&1) || fail "gradcheck with RECUR_CL_PROFILE=0 failed"
+    case "$out" in *"OpenCL profile"*) fail "RECUR_CL_PROFILE=0 printed a profile" ;; esac
+    for v in yes 2 " 1"; do
+        # shellcheck disable=SC2086
+        out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE="$v" "$recur" $g 2>&1) && fail "RECUR_CL_PROFILE='$v' accepted"
+        case "$out" in *"RECUR_CL_PROFILE '$v': expected 1"*) ;; *) fail "RECUR_CL_PROFILE='$v': $out" ;; esac
+    done
+    ;;
 loss-scale)
     # --loss-scale (issue 10's loss scaling): auto is 65536 in f16 (said in the banner, the setting in
     # the checkpoint, recur.loss_scale, and the scale's state in the optimizer's); anything but auto,
