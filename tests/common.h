@@ -30,12 +30,13 @@ double test_worst(const float *a, const double *b, size_t n, double rtol, double
     } while (0)
 
 /* Assert that a recur call returned RECUR_OK, naming the line, the call, the
- * status and the context's message. */
+ * status and the message: the context's, or the thread's when ctx is NULL. */
 #define TEST_OK(ctx, call)                                                                              \
     do {                                                                                                \
         recur_status st_ = (call);                                                                      \
+        const struct recur_ctx *c_ = (ctx);                                                             \
         cr_assert_eq(st_, RECUR_OK, "line %d: %s: %s: %s", __LINE__, #call, recur_status_str(st_),     \
-                     recur_ctx_error(ctx));                                                             \
+                     c_ ? recur_ctx_error(c_) : recur_last_error());                                    \
     } while (0)
 
 /* Skip (never pass) the calling test when this CPU or build cannot open

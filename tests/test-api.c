@@ -53,12 +53,7 @@ static void expect_err_(const recur_ctx *ctx, recur_status got, recur_status wan
         expect_err_((ctx), got_, (want), #call, __LINE__, (const char *const[]){__VA_ARGS__, NULL});       \
     } while (0)
 
-#define EXPECT_OK(ctx, call)                                                                                \
-    do {                                                                                                    \
-        recur_status got_ = (call);                                                                         \
-        cr_assert_eq(got_, RECUR_OK, "line %d: %s returned %s: %s", __LINE__, #call, recur_status_str(got_), \
-                     msg_of(ctx));                                                                          \
-    } while (0)
+#define EXPECT_OK TEST_OK
 
 /* A message with printf formatting, for needles that hold numbers. */
 static const char *fmt(char *buf, size_t len, const char *f, ...) __attribute__((format(printf, 3, 4)));

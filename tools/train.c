@@ -214,13 +214,12 @@ static int get_curve(const recur_file *f, const char *name, struct curve *c, lon
 static int scale_curves_ok(const struct curve *scale, const struct curve *skips) {
     if (scale->n != skips->n) return 0;
     for (size_t i = 0; i < scale->n; i++) {
-        if (scale->x[i] != skips->x[i]) return 0;
         int e;
-        double m = frexp(scale->y[i], &e);
-        if (!(m == 0.5 && scale->y[i] >= 1 && scale->y[i] <= LOSS_SCALE_MAX)) return 0;
+        double s = scale->y[i], k = skips->y[i];
+        if (scale->x[i] != skips->x[i] || !(frexp(s, &e) == 0.5 && s >= 1 && s <= LOSS_SCALE_MAX) ||
+            !(k >= 0 && k <= skips->x[i] && k == floor(k)))
+            return 0;
     }
-    for (size_t i = 0; i < skips->n; i++)
-        if (!(skips->y[i] >= 0 && skips->y[i] <= skips->x[i] && skips->y[i] == floor(skips->y[i]))) return 0;
     return 1;
 }
 

@@ -502,15 +502,7 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
     test_limits(d);
 #endif
 
-    cl_int err;
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
-    d->context = clCreateContext(props, 1, &d->device, notify, NULL, &err);
-    if (err != CL_SUCCESS || !d->context) {
-        d->context = NULL;
-        st = recur_cl_fail(be, err, "clCreateContext", d->device_name);
-        goto fail;
-    }
-    CL_COUNT(contexts, 1);
+    /* RECUR_CL_PROFILE before anything is made on the device: a bad value leaves nothing behind */
     int prof;
     char why[200];
     if ((st = recur_cl_prof_env(&prof, why, sizeof why)) != RECUR_OK) {
@@ -521,6 +513,15 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
         st = recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "RECUR_CL_PROFILE: out of memory for the profile");
         goto fail;
     }
+    cl_int err;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
+    d->context = clCreateContext(props, 1, &d->device, notify, NULL, &err);
+    if (err != CL_SUCCESS || !d->context) {
+        d->context = NULL;
+        st = recur_cl_fail(be, err, "clCreateContext", d->device_name);
+        goto fail;
+    }
+    CL_COUNT(contexts, 1);
     d->queue = clCreateCommandQueue(d->context, d->device, prof ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
     if (err != CL_SUCCESS || !d->queue) {
         d->queue = NULL;

@@ -8,8 +8,8 @@
  * blocking read, when every command before it has ended), then its start
  * and end are added to its name's totals. A list of PROF_PENDING events
  * waits for the last of them first: a host wait that only a profiled run
- * has. When the context closes, a table goes to stderr: asked for by name,
- * the one thing the library prints.
+ * has. When a context that ran commands closes, a table goes to stderr:
+ * asked for by name, the one thing the library prints outside its log.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +106,10 @@ static int by_time(const void *a, const void *b) {
 void recur_cl_prof_report(struct cl_prof *p, const char *device) {
     if (!p) return;
     recur_cl_prof_drain(p);
+    if (p->commands == 0) { /* a context that ran nothing (or never opened): no table */
+        free(p);
+        return;
+    }
     qsort(p->names, (size_t)p->n_names, sizeof p->names[0], by_time);
     fprintf(stderr,
             "recur: OpenCL profile (RECUR_CL_PROFILE=1) on %s: %ld commands, the device busy %.3f ms of %.3f ms "

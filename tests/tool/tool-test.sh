@@ -373,6 +373,9 @@ cl-profile)
     # shellcheck disable=SC2086
     out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE=0 "$recur" $g 2>&1) || fail "gradcheck with RECUR_CL_PROFILE=0 failed"
     case "$out" in *"OpenCL profile"*) fail "RECUR_CL_PROFILE=0 printed a profile" ;; esac
+    # a context that ran no command prints no table
+    out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE=1 "$recur" devices 2>&1) || fail "recur devices failed: $out"
+    case "$out" in *"OpenCL profile"*) fail "a context with no commands printed a profile" ;; esac
     for v in yes 2 " 1"; do
         # shellcheck disable=SC2086
         out=$(RECUR_DEVICE=opencl RECUR_CL_PROFILE="$v" "$recur" $g 2>&1) && fail "RECUR_CL_PROFILE='$v' accepted"
