@@ -36,6 +36,11 @@ static inline struct recur_mem recur_mem_at(struct recur_mem m, size_t float_off
     struct recur_mem r = {m.buf, m.off + float_offset * sizeof(float)};
     return r;
 }
+/* The same for 16-bit elements (bf16 storage: to_bf16, from_bf16). */
+static inline struct recur_mem recur_mem_at16(struct recur_mem m, size_t half_offset) {
+    struct recur_mem r = {m.buf, m.off + half_offset * 2};
+    return r;
+}
 
 /* The arguments of one cell kernel call (struct recur_cell_args with memory
  * handles instead of pointers; a mem with buf NULL stands for NULL). */
@@ -166,6 +171,12 @@ struct recur_backend_i {
                            struct recur_mem src, int rows, int width, int ld);
     /* y[i] += x[i] for `count` floats. */
     recur_status (*add)(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+    /* bfloat16 storage, 2 bytes an element (a 16-bit mem's byte offset is
+     * even, recur_mem_at16): to_bf16 dst16[i] = src[i] rounded to nearest
+     * even as recur_f32_to_bf16 rounds (a NaN stays a quiet NaN, the largest
+     * finite values become Inf); from_bf16 dst[i] = src16[i], exactly. */
+    recur_status (*to_bf16)(struct recur_backend *be, struct recur_mem dst16, struct recur_mem src, size_t count);
+    recur_status (*from_bf16)(struct recur_backend *be, struct recur_mem dst, struct recur_mem src16, size_t count);
     /* dst[j*ld_dst + i] = src[i*ld_src + j] for i < rows, j < cols (out of place). */
     recur_status (*transpose)(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                               int ld_src, int rows, int cols);
@@ -358,6 +369,8 @@ recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, i
 recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, float beta,
                              struct recur_mem src, int rows, int width, int ld);
 recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count);
+recur_status recur_be_to_bf16(struct recur_backend *be, struct recur_mem dst16, struct recur_mem src, size_t count);
+recur_status recur_be_from_bf16(struct recur_backend *be, struct recur_mem dst, struct recur_mem src16, size_t count);
 recur_status recur_be_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                 int ld_src, int rows, int cols);
 recur_status recur_be_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,

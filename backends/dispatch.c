@@ -44,8 +44,8 @@ const struct recur_backend_i *recur_be_find(const char *sel, const char **rest) 
 static const char *missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
-    SLOT(fill); SLOT(scale); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(transpose); SLOT(gather);
-    SLOT(scatter); SLOT(dropout); SLOT(zoneout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
+    SLOT(fill); SLOT(scale); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(to_bf16); SLOT(from_bf16);
+    SLOT(transpose); SLOT(gather); SLOT(scatter); SLOT(dropout); SLOT(zoneout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
     SLOT(supports); SLOT(cell_run);
 #undef SLOT
     return NULL;
@@ -238,6 +238,14 @@ recur_status recur_be_colsum(struct recur_backend *be, struct recur_mem dst, flo
 
 recur_status recur_be_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
     return count ? be->iface->add(be, y, x, count) : RECUR_OK;
+}
+
+recur_status recur_be_to_bf16(struct recur_backend *be, struct recur_mem dst16, struct recur_mem src, size_t count) {
+    return count ? be->iface->to_bf16(be, dst16, src, count) : RECUR_OK;
+}
+
+recur_status recur_be_from_bf16(struct recur_backend *be, struct recur_mem dst, struct recur_mem src16, size_t count) {
+    return count ? be->iface->from_bf16(be, dst, src16, count) : RECUR_OK;
 }
 
 recur_status recur_be_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,

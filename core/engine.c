@@ -138,7 +138,8 @@ struct plan {
                                                     * backward's zeros, scratch and dL/dh of each row */
     size_t ws;                                     /* workspace: the larger of the two */
     size_t zt, zkeep;                              /* zoneout: raw states (inference), kept gradients */
-    size_t hs, save, srcs, zraw, araws, rs;        /* reserve */
+    size_t fsave, bsave;                           /* bf16 saves: one step's saved values in floats */
+    size_t hs, save, srcs, zraw, araws, rs;        /* reserve (save: in bf16 when saved16) */
 };
 
 /* State k's width: a^{<t>} (state 0) is P wide (the projection's, or H),
@@ -150,13 +151,17 @@ static size_t states_floats(const recur_layer *l, size_t rows) {
     return rows * ((size_t)l->P + (l->n_states > 1 ? (size_t)l->H : 0));
 }
 
+/* Whether the reserve keeps the cell's saved values in bf16 (recur_layer_set_saved_dtype). */
+static int saved16(const recur_layer *l) { return l->saved == RECUR_DTYPE_BF16 && l->n_save > 0; }
+
 /* Regions for R packed rows of N sequences; direct_* say which caller
- * views are used in place (no region needed). */
+ * views are used in place (no region needed); s16: the saved values in bf16. */
 static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_ints, int direct_x, int direct_y,
-                              int contiguous_prev, struct plan *p) {
+                              int contiguous_prev, int s16, struct plan *p) {
     size_t GH = (size_t)l->G * l->H, H = (size_t)l->H, P = (size_t)l->P, I = (size_t)l->I, NN = (size_t)N;
     size_t S = (size_t)l->n_states, extra = (size_t)l->n_stages - 1;
     int zo = l->zoneout > 0.0f, pj = l->proj > 0;
+    size_t nsH = (size_t)l->n_save * H;
     struct recur_plan f = recur_plan_start(l->ctx, "layer workspace");
     p->ints = recur_plan_take(&f, "index arrays", n_ints, 1, 1);
     p->x = direct_x ? NONE : recur_plan_take(&f, "x", R, I, 1);
@@ -172,6 +177,7 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->zt = zo ? recur_plan_take(&f, "zoneout states", states_floats(l, NN), 1, 1) : NONE;
     p->zprev = pj ? recur_plan_take(&f, "zeros", NN, H, 1) : NONE;
     p->araw = pj ? recur_plan_take(&f, "unprojected a", NN, H, 1) : NONE;
+    p->fsave = s16 ? recur_plan_take(&f, "a step's saved values", NN, nsH, 1) : NONE;
 
     p->dyp = direct_y ? NONE : recur_plan_take(&b, "dy", R, P, 1);
     p->dxw = recur_plan_take(&b, "dxw", R, GH, 1);
@@ -186,11 +192,13 @@ static recur_status plan_make(const recur_layer *l, int N, size_t R, size_t n_in
     p->bzprev = pj ? recur_plan_take(&b, "zeros", NN, H, 1) : NONE;
     p->dscr = pj ? recur_plan_take(&b, "dL/d unprojected a", 2, NN, H) : NONE;
     p->dprojs = pj ? recur_plan_take(&b, "projected gradients", R, P, 1) : NONE;
+    p->bsave = s16 ? recur_plan_take(&b, "a step's saved values", NN, nsH, 1) : NONE;
     p->ws = f.top > b.top ? f.top : b.top;
 
     struct recur_plan r = recur_plan_start(l->ctx, "layer reserve");
     p->hs = recur_plan_take(&r, "states", states_floats(l, NN + R), 1, 1);
-    p->save = recur_plan_take(&r, "saved", R, (size_t)l->n_save, H);
+    /* bf16: R x nsH values of 2 bytes, at value row x nsH (in floats: half, rounded up) */
+    p->save = recur_plan_take(&r, s16 ? "saved (bf16)" : "saved", R, s16 ? (nsH + 1) / 2 : nsH, 1);
     p->srcs = extra ? recur_plan_take(&r, "srcs", extra, R, H) : NONE;
     /* zoneout: the kernels' own states s~ (seq holds the zoned-out ones) */
     p->zraw = zo ? recur_plan_take(&r, "raw states", states_floats(l, R), 1, 1) : NONE;
@@ -220,7 +228,7 @@ int recur_lengths_differ(const int *a, const int *b, int N, int T) {
 recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
     struct plan p;
     size_t R = (size_t)T * N;
-    TRY(plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, &p));
+    TRY(plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, saved16(l), &p));
     *ws_floats = p.ws;
     *rs_floats = p.rs;
     return RECUR_OK;
@@ -229,6 +237,17 @@ recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_f
 static struct recur_mem at(struct recur_mem m, size_t floats) { return recur_mem_at(m, floats); }
 #define WS (l->ws.mem) /* the workspace and the reserve */
 #define RS (l->rs.mem)
+
+recur_status recur_engine_saved(const recur_layer *l, struct recur_mem *where, size_t *count, int *bf16) {
+    RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE, "no training forward's saved values");
+    struct plan p;
+    size_t R = (size_t)l->trained_R;
+    TRY(plan_make(l, l->trained_N, R, 3 * R + 3 * (size_t)l->trained_N, 0, 0, 1, l->trained_s16, &p));
+    *where = at(RS, p.save);
+    *count = R * (size_t)l->n_save * (size_t)l->H;
+    *bf16 = l->trained_s16;
+    return RECUR_OK;
+}
 static struct recur_mem view_base(const struct recur_seqview *v) { return recur_mem_at(v->m, (size_t)v->col); }
 static const struct recur_mem no_mem = {0};
 
@@ -307,7 +326,8 @@ static recur_status initials_in(recur_layer *l, const struct pack *pk, struct re
 recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct recur_run *r) {
     struct recur_backend *be = &l->ctx->be;
     int N = r->N, H = l->H, P = l->P, I = l->I, GH = l->G * l->H, S = l->n_states;
-    int training = mode == RECUR_MODE_TRAINING, pj = l->proj > 0;
+    int training = mode == RECUR_MODE_TRAINING, pj = l->proj > 0, s16 = training && saved16(l);
+    size_t nsH = (size_t)l->n_save * H;
     struct pack pk;
     TRY(pack_make(l, r, &r->x, &r->y, &pk));
     int direct_x = view_direct(&pk, &r->x, I);
@@ -319,7 +339,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
     do {                                                                                                       \
         if ((st = (call)) != RECUR_OK) goto out;                                                               \
     } while (0)
-    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, &p));
+    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x, direct_y, pk.R == pk.T * N, s16, &p));
     /* A training run overwrites the reserve: invalid until it ends well.
      * An inference run leaves it (and a pending backward) alone. */
     if (training) l->trained_T = l->trained_N = 0;
@@ -394,7 +414,9 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
                 step.next[k] = at(WS, p.cs + (size_t)((t + 1) % 2) * NH);
             }
         }
-        step.save = training && l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
+        /* bf16 saves: the kernels write a step's values to fsave, rounded into the reserve below */
+        struct recur_mem save16 = s16 ? recur_mem_at16(at(RS, p.save), row * nsH) : no_mem;
+        step.save = !training || !l->n_save ? no_mem : s16 ? at(WS, p.fsave) : at(RS, p.save + row * nsH);
         struct recur_mem src = no_mem;
         if (l->n_stages > 1) src = training ? at(RS, p.srcs + row * H) : at(WS, p.src);
         /* Zoneout: the kernels write s~ aside; the blend with s_{t-1} goes where they would have. */
@@ -410,6 +432,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
             step.next[0] = training ? at(RS, p.araws + row * H) : at(WS, p.araw);
         }
         DO(forward_step(l, &step, a0, hw, src));
+        if (s16) DO(recur_be_to_bf16(be, save16, step.save, step.n * nsH));
         /* h^{<t>} = W_hr a^{<t>}, through the transposed copy */
         if (pj) DO(recur_wgemm(l, RECUR_WP_HR_T, 0, H, P, w_hr_t, P, step.n, step.next[0], H, 0.0f, h, P));
         step.prev[0] = a0;
@@ -440,6 +463,7 @@ recur_status recur_engine_forward(recur_layer *l, recur_mode mode, const struct 
         l->trained_N = N;
         l->trained_R = pk.R;
         l->trained_reverse = r->reverse;
+        l->trained_s16 = s16;
     }
 out:
 #undef DO
@@ -451,6 +475,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     struct recur_backend *be = &l->ctx->be;
     const struct recur_cell_desc *d = l->cell->desc;
     int N = r->N, H = l->H, P = l->P, I = l->I, GH = l->G * l->H, S = l->n_states, pj = l->proj > 0;
+    int s16 = l->trained_s16; /* as the forward saved them, whatever the setting is now */
+    size_t nsH = (size_t)l->n_save * H;
     struct pack pk;
     TRY(pack_make(l, r, &r->x, &r->dy, &pk));
     recur_status st = RECUR_OK;
@@ -467,7 +493,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
     int direct_x = view_direct(&pk, &r->x, I), direct_dy = view_direct(&pk, &r->dy, P);
     int direct_dx = !r->dx_add && view_direct(&pk, &r->dx, I);
     struct plan p;
-    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, &p));
+    DO(plan_make(l, N, (size_t)pk.R, ints_total(&pk), direct_x && direct_dx, direct_dy, pk.R == pk.T * N, s16,
+                 &p));
     DO(recur_arena_grow(l->ctx, &l->ws, p.ws, 0));
     size_t R = (size_t)pk.R, NH = (size_t)N * H;
     struct recur_mem ints = at(WS, p.ints);
@@ -554,7 +581,8 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
             step.dnext[0] = da;
             step.dprev[0] = dscr;
         }
-        step.save = l->n_save ? at(RS, p.save + row * l->n_save * H) : no_mem;
+        step.save = !l->n_save ? no_mem : s16 ? at(WS, p.bsave) : at(RS, p.save + row * nsH);
+        if (s16) DO(recur_be_from_bf16(be, step.save, recur_mem_at16(at(RS, p.save), row * nsH), n * nsH));
         step.dxw = at(dxw, row * GH);
         step.dhw = at(dhw, row * GH);
         for (int k = 0; k < np; k++) step.dparam[k] = at(dpar[k], row * psize[k]);

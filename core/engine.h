@@ -48,5 +48,9 @@ recur_status recur_engine_backward(recur_layer *l, const struct recur_run *r, re
 /* Workspace and reserve floats of a dense batch, for recur_layer_sizes
  * (the forward and backward plan their buffers the same way). */
 recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats);
+/* Where the reserve holds the saved values of the last training forward
+ * (what its backward will read), how many, and whether as bf16 (2 bytes
+ * each; else floats). RECUR_ERR_STATE when no backward is pending. */
+recur_status recur_engine_saved(const recur_layer *l, struct recur_mem *at, size_t *count, int *bf16);
 
 #endif

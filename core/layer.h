@@ -89,6 +89,7 @@ struct recur_layer {
     int trained_T, trained_N, trained_R; /* R: the sum of its lengths */
     int *trained_len;                    /* its lengths ([trained_N]; NULL: all T) */
     int trained_reverse;
+    int trained_s16;                     /* its saved values are bf16 (l->saved when it ran) */
     struct recur_arena io;               /* the public calls' host arrays on a non-host device */
     struct recur_layer *prev, *next; /* the context's live layers (not a model's) */
     int owned;                       /* 1: part of a model, which frees it */
@@ -96,7 +97,8 @@ struct recur_layer {
      * its own) and the key of its masks; the stream comes with each run */
     float zoneout;
     uint64_t zo_seed;
-    recur_dtype prec; /* the precision of its products (recur_layer_set_precision) */
+    recur_dtype prec;  /* the precision of its products (recur_layer_set_precision) */
+    recur_dtype saved; /* the type of the reserve's saved values (recur_layer_set_saved_dtype) */
     struct recur_wpack wp[RECUR_WP_COUNT];
 };
 

@@ -70,6 +70,26 @@ recur_status recur_model_set_precision(recur_model *m, recur_dtype precision) {
 
 recur_dtype recur_model_precision(const recur_model *m) { return m ? m->layers[0]->prec : RECUR_DTYPE_F32; }
 
+recur_status recur_layer_set_saved_dtype(recur_layer *l, recur_dtype dtype) {
+    RETURN_IF(!l, NULL, RECUR_ERR_NULL, "recur_layer_set_saved_dtype: layer is NULL");
+    const char *name = recur_dtype_name(dtype);
+    RETURN_IF(dtype != RECUR_DTYPE_F32 && dtype != RECUR_DTYPE_BF16, l->ctx, RECUR_ERR_ARG,
+              "saved values' type %d%s%s: expected RECUR_DTYPE_F32 or _BF16 (f16 cannot hold every cell's saved "
+              "values: |x| <= 65504)", (int)dtype, name ? " = " : "", name ? name : "");
+    l->saved = dtype; /* the next training forward; a pending backward reads what its forward saved */
+    return RECUR_OK;
+}
+
+recur_dtype recur_layer_saved_dtype(const recur_layer *l) { return l ? l->saved : RECUR_DTYPE_F32; }
+
+recur_status recur_model_set_saved_dtype(recur_model *m, recur_dtype dtype) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_set_saved_dtype: model is NULL");
+    for (int i = 0; i < m->L * m->D; i++) TRY(recur_layer_set_saved_dtype(m->layers[i], dtype));
+    return RECUR_OK;
+}
+
+recur_dtype recur_model_saved_dtype(const recur_model *m) { return m ? m->layers[0]->saved : RECUR_DTYPE_F32; }
+
 /* ---- weight operands ---- */
 
 static int pack_current(const recur_layer *l, const struct recur_wpack *w, int trans, int K, int N,

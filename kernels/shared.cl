@@ -104,6 +104,26 @@ __kernel void recur_round(__global uint *dst_b, const ulong dst_o, __global cons
     dst_b[dst_o + (size_t)i * (size_t)cols + (size_t)j] = r;
 }
 
+/* bf16 storage (the saved activations of a bf16 reserve): dst16[i] =
+ * src[i] rounded to nearest even, as recur_round rounds (a NaN stays a quiet
+ * NaN; the largest finite values become Inf), and back, exactly. On the
+ * bits, for the reason recur_round gives. NDRange (count rounded up). */
+__kernel void recur_to_bf16(__global ushort *dst_b, const ulong dst_o, __global const uint *src_b, const ulong src_o,
+                            const ulong count) {
+    const size_t i = get_global_id(0);
+    if (i >= count) return;
+    const uint u = src_b[src_o + i];
+    const uint r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    dst_b[dst_o + i] = (ushort)r;
+}
+
+__kernel void recur_from_bf16(__global uint *dst_b, const ulong dst_o, __global const ushort *src_b,
+                              const ulong src_o, const ulong count) {
+    const size_t i = get_global_id(0);
+    if (i >= count) return;
+    dst_b[dst_o + i] = (uint)src_b[src_o + i] << 16;
+}
+
 /* Row gather: dst[r*ld_dst + j] = src[idx[r]*ld_src + j]. NDRange (width, rows). */
 __kernel void recur_gather(__global float *dst_b, const ulong dst_o, const int ld_dst, __global const float *src_b,
                            const ulong src_o, const int ld_src, __global const int *idx_b, const ulong idx_o,

@@ -19,6 +19,15 @@ struct cpu_dev {
     int emulate_bf16;          /* RECUR_CPU_BF16=emulate: bf16 emulated even where oneDNN has it */
 };
 
+/* A loop over every element of an operand, run often (rounding to bf16):
+ * also compiled for AVX-512 and AVX2, picked when the library loads (GCC's
+ * ifunc; x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RECUR_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define RECUR_CPU_CLONES
+#endif
+
 #define HOST(m) ((void *)((char *)(m).buf + (m).off))
 #define HOSTF(m) ((float *)HOST(m))
 

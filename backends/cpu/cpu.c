@@ -324,6 +324,46 @@ static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct
     return RECUR_OK;
 }
 
+/* bf16 storage: the saved activations of a bf16 reserve, a step's rows at
+ * a time (core/engine.c), split over the threads when large. */
+struct bf16_job {
+    float *f;
+    uint16_t *h;
+    size_t count;
+};
+
+RECUR_CPU_CLONES static void to_bf16_part(void *arg, int t, int nt) {
+    const struct bf16_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) j->h[i] = recur_f32_to_bf16(j->f[i]);
+}
+
+RECUR_CPU_CLONES static void from_bf16_part(void *arg, int t, int nt) {
+    const struct bf16_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->count, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        uint32_t u = (uint32_t)j->h[i] << 16;
+        memcpy(&j->f[i], &u, sizeof u);
+    }
+}
+
+#define BF16_PARALLEL_MIN 16384
+
+static recur_status cpu_to_bf16(struct recur_backend *be, struct recur_mem dst16, struct recur_mem src, size_t count) {
+    struct bf16_job j = {HOSTF(src), HOST(dst16), count};
+    recur_cpu_run(be, recur_cpu_team(be, count, BF16_PARALLEL_MIN), to_bf16_part, &j);
+    return RECUR_OK;
+}
+
+static recur_status cpu_from_bf16(struct recur_backend *be, struct recur_mem dst, struct recur_mem src16,
+                                  size_t count) {
+    struct bf16_job j = {HOSTF(dst), HOST(src16), count};
+    recur_cpu_run(be, recur_cpu_team(be, count, BF16_PARALLEL_MIN), from_bf16_part, &j);
+    return RECUR_OK;
+}
+
 static recur_status cpu_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                   int ld_src, int rows, int cols) {
     (void)be;
@@ -771,6 +811,8 @@ const struct recur_backend_i recur_cpu_backend = {
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,
     .add = cpu_add,
+    .to_bf16 = cpu_to_bf16,
+    .from_bf16 = cpu_from_bf16,
     .transpose = cpu_transpose,
     .gather = cpu_gather,
     .scatter = cpu_scatter,

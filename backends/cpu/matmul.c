@@ -65,15 +65,8 @@ struct round_job {
     float *d32;
 };
 
-/* Rounding an operand is a pass over it on every product: also compiled for
- * AVX-512 and AVX2, picked when the library loads (GCC's ifunc; x86-64). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ROUND_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define ROUND_CLONES
-#endif
-
-ROUND_CLONES static void round_part(void *arg, int t, int nt) {
+/* Rounding an operand is a pass over it on every product (RECUR_CPU_CLONES). */
+RECUR_CPU_CLONES static void round_part(void *arg, int t, int nt) {
     const struct round_job *j = arg;
     size_t lo, hi;
     recur_cpu_share((size_t)j->rows, t, nt, &lo, &hi);

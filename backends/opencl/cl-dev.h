@@ -32,6 +32,8 @@ enum cl_shared {
     K_SCALE,
     K_ZONEOUT,
     K_ROUND,
+    K_TO_BF16,
+    K_FROM_BF16,
     N_SHARED
 };
 

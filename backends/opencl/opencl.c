@@ -534,7 +534,8 @@ static recur_status cl_open(struct recur_backend *be, const char *spec) {
                                                  "recur_gather",   "recur_scatter",   "recur_dropout",
                                                  "recur_index_add", "recur_xent",     "recur_mse",  "recur_sum",
                                                  "recur_sgd",      "recur_adam",      "recur_scale",
-                                                 "recur_zoneout",  "recur_round"};
+                                                 "recur_zoneout",  "recur_round",
+                                                 "recur_to_bf16",  "recur_from_bf16"};
     st = recur_cl_build(be, d, "shared kernels", recur_cl_shared_source, CL_STD, names, N_SHARED, &d->shared, d->k);
     if (st != RECUR_OK) goto fail;
     for (int i = 0; i < N_SHARED; i++) {
@@ -928,6 +929,16 @@ static recur_status set_mem(struct recur_backend *be, cl_kernel k, const char *n
     return set_arg(be, k, name, i + 1, sizeof off, &off);
 }
 
+/* set_mem for a 16-bit buffer (bf16 storage): offsets in 2-byte elements. */
+static recur_status set_mem16(struct recur_backend *be, cl_kernel k, const char *name, cl_uint i, struct recur_mem m,
+                              size_t extra) {
+    RETURN_IF(m.off % 2, be->ctx, RECUR_ERR_ARG, "%s: byte offset %zu of argument %u is odd", name, m.off, i);
+    cl_mem buf = MEM(m);
+    cl_ulong off = buf ? (cl_ulong)(m.off / 2 + extra) : 0;
+    TRY(set_arg(be, k, name, i, sizeof(cl_mem), buf ? (const void *)&buf : NULL));
+    return set_arg(be, k, name, i + 1, sizeof off, &off);
+}
+
 /* The most rows one launch may cover with ly rows per work-group. */
 static size_t rows_per_launch(size_t ly) {
     size_t g = atomic_load(&max_groups_y);
@@ -961,14 +972,15 @@ static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, fl
  * mems[i] at argument 2i (buffer, then offset) and whose count is argument
  * 2*n_mems, launched in chunks of d->chunk (the caller sets the rest). */
 static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared which, const char *name,
-                                       const struct recur_mem *mems, cl_uint n_mems, size_t count) {
+                                       const struct recur_mem *mems, cl_uint n_mems, unsigned half, size_t count) {
     struct cl_dev *d = DEV(be);
     cl_kernel k = d->k[which];
     size_t local = pow2_floor(min_sz(min_sz(256, d->max_items[0]), wg_limit(d, d->wg[which])));
     if (count > d->chunk) CL_COUNT(launches_split, 1);
     for (size_t i0 = 0; i0 < count; i0 += d->chunk) {
         cl_ulong n = (cl_ulong)min_sz(d->chunk, count - i0);
-        for (cl_uint i = 0; i < n_mems; i++) TRY(set_mem(be, k, name, 2 * i, mems[i], i0));
+        for (cl_uint i = 0; i < n_mems; i++)
+            TRY((half >> i & 1u ? set_mem16 : set_mem)(be, k, name, 2 * i, mems[i], i0));
         TRY(set_arg(be, k, name, 2 * n_mems, sizeof n, &n));
         size_t global = round_up((size_t)n, local);
         TRY(enqueue(be, k, name, 1, &global, &local));
@@ -978,7 +990,18 @@ static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared 
 
 static recur_status cl_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
     const struct recur_mem mems[2] = {y, x};
-    return launch_elementwise(be, K_ADD, "recur_add", mems, 2, count);
+    return launch_elementwise(be, K_ADD, "recur_add", mems, 2, 0, count);
+}
+
+static recur_status cl_to_bf16(struct recur_backend *be, struct recur_mem dst16, struct recur_mem src, size_t count) {
+    const struct recur_mem mems[2] = {dst16, src};
+    return launch_elementwise(be, K_TO_BF16, "recur_to_bf16", mems, 2, 1u, count);
+}
+
+static recur_status cl_from_bf16(struct recur_backend *be, struct recur_mem dst, struct recur_mem src16,
+                                 size_t count) {
+    const struct recur_mem mems[2] = {dst, src16};
+    return launch_elementwise(be, K_FROM_BF16, "recur_from_bf16", mems, 2, 2u, count);
 }
 
 /* A (width, rows) launch of a row kernel in chunks of rows; set_chunk sets
@@ -1312,7 +1335,7 @@ static recur_status cl_sgd(struct recur_backend *be, struct recur_mem w, struct 
     const float args[4] = {lr, momentum, wd, gscale};
     for (cl_uint i = 0; i < 4; i++) TRY(set_arg(be, k, name, 7 + i, sizeof(float), &args[i]));
     const struct recur_mem mems[3] = {w, g, v};
-    return launch_elementwise(be, K_SGD, name, mems, 3, count);
+    return launch_elementwise(be, K_SGD, name, mems, 3, 0, count);
 }
 
 static recur_status cl_adam(struct recur_backend *be, struct recur_mem w, struct recur_mem g, struct recur_mem m,
@@ -1323,7 +1346,7 @@ static recur_status cl_adam(struct recur_backend *be, struct recur_mem w, struct
     const float args[7] = {step_size, b1, b2, eps, bc2_sqrt, wd, gscale};
     for (cl_uint i = 0; i < 7; i++) TRY(set_arg(be, k, name, 9 + i, sizeof(float), &args[i]));
     const struct recur_mem mems[4] = {w, g, m, v};
-    return launch_elementwise(be, K_ADAM, name, mems, 4, count);
+    return launch_elementwise(be, K_ADAM, name, mems, 4, 0, count);
 }
 
 /* ---- cells ---- */
@@ -1516,6 +1539,8 @@ const struct recur_backend_i recur_opencl_backend = {
     .rows_set = cl_rows_set,
     .colsum = cl_colsum,
     .add = cl_add,
+    .to_bf16 = cl_to_bf16,
+    .from_bf16 = cl_from_bf16,
     .transpose = cl_transpose,
     .gather = cl_gather,
     .scatter = cl_scatter,

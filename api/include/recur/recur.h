@@ -392,7 +392,7 @@ RECUR_API void recur_layer_free(recur_layer *layer);
 typedef struct recur_sizes {
     size_t weights;   /* the parameters (recur_layer_weight_count floats); the gradients take as much */
     size_t workspace; /* scratch the layer allocates for a run of this T and N */
-    size_t reserve;   /* what a training forward saves for backward */
+    size_t reserve;   /* what a training forward saves for backward (recur_layer_set_saved_dtype) */
 } recur_sizes;
 
 RECUR_API recur_status recur_layer_sizes(const recur_layer *layer, int T, int N, recur_sizes *out);
@@ -807,6 +807,27 @@ RECUR_API recur_status recur_layer_set_precision(recur_layer *layer, recur_dtype
 RECUR_API recur_dtype recur_layer_precision(const recur_layer *layer);
 RECUR_API recur_status recur_model_set_precision(recur_model *model, recur_dtype precision);
 RECUR_API recur_dtype recur_model_precision(const recur_model *model);
+
+/*
+ * The type the reserve keeps the cells' saved values in: what a training
+ * forward saves for BPTT, recur_cell_desc.n_save values a row and step
+ * (the gates, for the built-in cells). RECUR_DTYPE_F32, the default, is
+ * exact. RECUR_DTYPE_BF16 halves their memory (recur_sizes.reserve): the
+ * kernels still write and read float32, and the engine rounds a step's
+ * values into bf16 (to nearest even) after its forward and widens them
+ * before its backward. The forward's results are unchanged; the gradients
+ * use the rounded values, 2^-9 relative per value (docs/performance.md,
+ * "bf16 saved values"). The states, the products' outputs and the
+ * gradients stay float32. Independent of the products' precision (either
+ * may be used without the other); the tool's --precision bf16 sets both.
+ * Any device. F16 is RECUR_ERR_ARG (a cell may save values beyond f16's
+ * 65504), as is a value outside recur_dtype. A change applies from the
+ * next training forward: a pending backward reads what its forward saved.
+ */
+RECUR_API recur_status recur_layer_set_saved_dtype(recur_layer *layer, recur_dtype dtype);
+RECUR_API recur_dtype recur_layer_saved_dtype(const recur_layer *layer);
+RECUR_API recur_status recur_model_set_saved_dtype(recur_model *model, recur_dtype dtype);
+RECUR_API recur_dtype recur_model_saved_dtype(const recur_model *model);
 
 /* recur_model_save with every tensor stored as dtype, rounded to nearest even
  * (the file PyTorch's module.to(torch.bfloat16 or .float16).state_dict()
