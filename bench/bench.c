@@ -80,12 +80,13 @@ static const struct cellspec cells[] = {
 };
 
 /* What one side of a timed pair runs: a cell with proj_size P (0: none) on a
- * device (NULL: RECUR_DEVICE's), its products in precision prec. */
+ * device (NULL: RECUR_DEVICE's), its products in precision prec, its saved
+ * values in `saved` (recur_layer_set_saved_dtype; 0: f32). */
 struct side {
     const char *device;
     const struct cellspec *c;
     int P;
-    recur_dtype prec;
+    recur_dtype prec, saved;
 };
 
 /* One layer of a side, with its data, ready to time. */
@@ -114,7 +115,8 @@ static int timed_open(const struct side *s, const struct cfg *g, struct timed *t
     recur_ctx_set_threads(t->ctx, g->threads); /* the peers' count, which is OpenMP's */
     recur_layer_desc d = {
         .cell = c->cell, .variant = c->variant, .input_size = g->I, .hidden_size = g->H, .proj_size = P};
-    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK || recur_layer_set_precision(t->l, s->prec) != RECUR_OK) {
+    if (recur_layer_create(t->ctx, &d, &t->l) != RECUR_OK || recur_layer_set_precision(t->l, s->prec) != RECUR_OK ||
+        recur_layer_set_saved_dtype(t->l, s->saved) != RECUR_OK) {
         fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
         timed_close(t);
         return -1;
@@ -281,7 +283,8 @@ static int bench_lstmp(int reps, int quick, int threads) {
                             training, threads};
             int P = shapes[k].P;
             double ms = NAN, peer = NAN, full = NAN;
-            const struct side a = {NULL, lstm, P, RECUR_DTYPE_F32}, b = {NULL, lstm, 0, RECUR_DTYPE_F32};
+            const struct side a = {NULL, lstm, P, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
+            const struct side b = {NULL, lstm, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             if (time_pair(&a, &b, &g, reps, &ms, &full) != 0) {
                 rc = 1;
                 continue;
@@ -326,7 +329,8 @@ static int bench_opencl(int quick) {
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) {
             const struct cfg *g = &cfgs[k];
             double ms = NAN, cpu = NAN, gemm = NAN;
-            const struct side a = {"opencl", &cells[c], 0, RECUR_DTYPE_F32}, b = {"cpu", &cells[c], 0, RECUR_DTYPE_F32};
+            const struct side a = {"opencl", &cells[c], 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
+            const struct side b = {"cpu", &cells[c], 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             if (time_pair(&a, &b, g, reps, &ms, &cpu) != 0) {
                 rc = 1;
                 continue;
@@ -343,17 +347,33 @@ static int bench_opencl(int quick) {
     return rc;
 }
 
-/* --precision P: each main row of recur in P against recur in f32 in the same
- * run (the runs alternating, time_pair) and against oneDNN's RNN primitives
- * in P on the same shapes (bf16: bf16 data, h-states and weights; f32 bias,
- * c-state and diffs, as oneDNN's bf16 training takes them), with oneDNN's
- * implementation and ISA. A cell without a oneDNN peer (--cell of a plugin)
- * has the first two only. */
-static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, const char *configs, const char *only,
-                           const struct cellspec *plugin, int reps) {
+/* The reserve of side s at shape g in MiB (NaN when the layer cannot be made). */
+static double reserve_mib(const struct side *s, const struct cfg *g) {
+    recur_ctx *ctx;
+    double mib = NAN;
+    if (recur_ctx_create(&ctx, s->device) != RECUR_OK) return mib;
+    recur_layer_desc d = {.cell = s->c->cell, .variant = s->c->variant, .input_size = g->I, .hidden_size = g->H};
+    recur_layer *l;
+    recur_sizes z;
+    if (recur_layer_create(ctx, &d, &l) == RECUR_OK && recur_layer_set_saved_dtype(l, s->saved) == RECUR_OK &&
+        recur_layer_sizes(l, g->T, g->N, &z) == RECUR_OK)
+        mib = (double)z.reserve / (1 << 20);
+    recur_ctx_free(ctx);
+    return mib;
+}
+
+/* --precision P: each main row of recur in P (its saved values in `saved`)
+ * against recur in f32 in the same run (the runs alternating, time_pair)
+ * and against oneDNN's RNN primitives in P on the same shapes (bf16: bf16
+ * data, h-states and weights; f32 bias, c-state and diffs, as oneDNN's bf16
+ * training takes them), with oneDNN's implementation and ISA; and the
+ * training rows' reserve, f32's and P's. A cell without a oneDNN peer
+ * (--cell of a plugin) has no oneDNN columns. */
+static int bench_precision(recur_dtype prec, recur_dtype saved, const struct cfg *cfgs, int ncfg,
+                           const char *configs, const char *only, const struct cellspec *plugin, int reps) {
     const char *pn = recur_dtype_name(prec);
-    printf("precision %s: recur in %s against recur in f32 (the same run, alternating; %s/f32 below 1 and speedup "
-           "above 1: %s is faster)\n", pn, pn, pn, pn);
+    printf("precision %s: recur in %s (saved values in %s) against recur in f32 (the same run, alternating; "
+           "%s/f32 below 1 and speedup above 1: %s is faster)\n", pn, pn, recur_dtype_name(saved), pn, pn);
 #ifdef RECUR_HAVE_DNNL
     if (prec == RECUR_DTYPE_BF16)
         printf("and against oneDNN's bf16 RNN primitives (bf16 data, h-states and weights; f32 bias, c-state and "
@@ -364,8 +384,8 @@ static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, c
     char h1[16], h2[16];
     snprintf(h1, sizeof h1, "%s ms", pn);
     snprintf(h2, sizeof h2, "%s/f32", pn);
-    printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %8s %7s | %9s %7s  %s\n", "config", "cell", "T", "N", "H",
-           "thr", h1, "GFLOP/s", "f32 ms", h2, "speedup", "oneDNN ms", "ratio", "oneDNN impl");
+    printf("\n%-8s %-13s %3s %3s %5s %4s | %9s %7s | %9s %8s %7s | %13s | %9s %7s  %s\n", "config", "cell", "T", "N",
+           "H", "thr", h1, "GFLOP/s", "f32 ms", h2, "speedup", "reserve MiB", "oneDNN ms", "ratio", "oneDNN impl");
     int rc = 0;
     for (int k = 0; k < ncfg; k++) {
         const struct cfg *g = &cfgs[k];
@@ -377,7 +397,7 @@ static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, c
         for (size_t c = 0; c < ncell; c++) {
             const struct cellspec *cs = plugin->cell ? plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
-            const struct side a = {NULL, cs, 0, prec}, b = {NULL, cs, 0, RECUR_DTYPE_F32};
+            const struct side a = {NULL, cs, 0, prec, saved}, b = {NULL, cs, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             double ms = NAN, f32 = NAN, peer = NAN;
             char impl[128] = "-";
             if (time_pair(&a, &b, g, reps, &ms, &f32) != 0) {
@@ -394,8 +414,11 @@ static int bench_precision(recur_dtype prec, const struct cfg *cfgs, int ncfg, c
             double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
             char pc[40] = "        -       -"; /* no peer (f16) */
             if (!isnan(peer)) snprintf(pc, sizeof pc, "%9.3f %7.2f", peer, ms / peer);
-            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %8.2f %7.2f | %s  %s\n", g->name, cs->label,
-                   g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, f32, ms / f32, f32 / ms, pc, impl);
+            char rs[40] = "            -"; /* inference keeps no reserve */
+            if (g->training) snprintf(rs, sizeof rs, "%6.1f %6.1f", reserve_mib(&b, g), reserve_mib(&a, g));
+            printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %8.2f %7.2f | %s | %s  %s\n", g->name,
+                   cs->label, g->T, g->N, g->H, g->threads, ms, flops / ms * 1e-6, f32, ms / f32, f32 / ms, rs, pc,
+                   impl);
             fflush(stdout);
         }
     }
@@ -407,10 +430,12 @@ int recur_bench_main(int argc, char **argv);
 int recur_bench_main(int argc, char **argv) {
     int quick = 0, reps = 7;
     const char *only = NULL, *configs = NULL;
-    recur_dtype prec = RECUR_DTYPE_F32;
+    recur_dtype prec = RECUR_DTYPE_F32, saved = RECUR_DTYPE_F32;
+    int saved_given = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P]\n"
+                   "                   [--saved f32|bf16]\n"
                    "       (also: recur bench ...)\n"
                    "Times recur against oneDNN's RNN primitives and the GEMM ceiling on the same shapes;\n"
                    "--cell rnn|lstm|gru|gru-lbr|lstmp|lengths|opencl runs one part, --cell NAME of any other\n"
@@ -420,7 +445,9 @@ int recur_bench_main(int argc, char **argv) {
                    "the device RECUR_DEVICE selects (the GEMM ceiling only on the CPU). --precision bf16\n"
                    "(or f16): the main rows in that precision against recur in f32 in the same run\n"
                    "(bf16/f32 time ratio and speedup) and against oneDNN's bf16 RNN primitives; the\n"
-                   "other parts (lstmp, lengths, opencl) stay f32 and are left out.\n");
+                   "other parts (lstmp, lengths, opencl) stay f32 and are left out. --saved: the type\n"
+                   "of the values a training forward saves, on the P side (default: bf16 with\n"
+                   "--precision bf16, as recur train's, else f32).\n");
             return 0;
         }
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -432,8 +459,16 @@ int recur_bench_main(int argc, char **argv) {
                 fprintf(stderr, "recur-bench: --precision '%s': %s\n", argv[i], recur_last_error());
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--saved") && i + 1 < argc) {
+            if (recur_dtype_parse(argv[++i], &saved) != RECUR_OK ||
+                (saved != RECUR_DTYPE_F32 && saved != RECUR_DTYPE_BF16)) {
+                fprintf(stderr, "recur-bench: --saved '%s': expected f32 or bf16\n", argv[i]);
+                return 2;
+            }
+            saved_given = 1;
         } else {
-            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P]\n");
+            fprintf(stderr, "usage: recur-bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P] "
+                            "[--saved f32|bf16]\n");
             return 2;
         }
     }
@@ -442,6 +477,11 @@ int recur_bench_main(int argc, char **argv) {
         return 2;
     }
     if (reps < 1) reps = 1;
+    if (saved_given && prec == RECUR_DTYPE_F32) {
+        fprintf(stderr, "recur-bench: --saved goes with --precision bf16 or f16\n");
+        return 2;
+    }
+    if (!saved_given) saved = prec == RECUR_DTYPE_BF16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32;
     if (prec != RECUR_DTYPE_F32 && only &&
         (!strcmp(only, "lstmp") || !strcmp(only, "lengths") || !strcmp(only, "opencl"))) {
         fprintf(stderr, "recur-bench: --precision %s times the main rows; --cell %s is f32 only\n",
@@ -525,7 +565,7 @@ int recur_bench_main(int argc, char **argv) {
         if (!(native & (1u << prec)))
             printf("(%s is emulated on this device: the same results as its hardware would give, no speed gained)\n",
                    recur_dtype_name(prec));
-        int rc = bench_precision(prec, cfgs, ncfg, configs, only, &plugin, reps);
+        int rc = bench_precision(prec, saved, cfgs, ncfg, configs, only, &plugin, reps);
 #ifdef RECUR_HAVE_DNNL
         onednn_rnn_bench_release();
 #endif
@@ -553,7 +593,8 @@ int recur_bench_main(int argc, char **argv) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             double ms = NAN, peer = NAN, gemm = NAN;
-            const struct side a = {NULL, cs, 0, RECUR_DTYPE_F32}, b = {NULL, &cells[1], 0, RECUR_DTYPE_F32};
+            const struct side a = {NULL, cs, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
+            const struct side b = {NULL, &cells[1], 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             if (time_pair(&a, plugin.cell ? &b : NULL, g, reps, &ms, &peer) != 0) {
                 rc = 1;
                 continue;

@@ -27,6 +27,7 @@
  * reserve (engine.h: recur_engine_saved).
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -297,6 +298,8 @@ static void check_cell(recur_ctx *ctx, const struct mcase *c) {
         }
         cr_assert(diff > 0 && diff <= scale / 64, "%s: %s with bf16 saves is %.3g from f32's (scale %.3g)", c->cell,
                   g[a].name, diff, scale);
+        cr_log_info("%s proj %d zoneout %.2g: %s with bf16 saves is %.3g of the scale from f32's", c->cell, c->proj,
+                    (double)c->zoneout, g[a].name, diff / scale);
     }
     for (int k = 0; k < nl; k++) free(s32[k]);
     run_free(&r32), run_free(&r16), run_free(&rr);

@@ -17,7 +17,7 @@ int cmd_bench(int argc, char **argv) {
 #else
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: recur bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P]\n"
+        printf("usage: recur bench [--quick] [--cell NAME] [--reps N] [--config A,B,C] [--precision P] [--saved S]\n"
                "(this build has no benchmark: it was configured with -Dbench=false)\n");
         return 0;
     }

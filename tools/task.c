@@ -322,7 +322,10 @@ void model_free(struct model *m) {
 int model_set_precision(struct model *m, const char *cmd, int given) {
     recur_dtype p = (recur_dtype)m->r.precision;
     for (int i = 0; i < m->n_nets; i++) {
-        if (recur_model_set_precision(recur_net_model(m->net[i]), p) == RECUR_OK) continue;
+        /* bf16 keeps the saved values in bf16 too (half their memory); f32 and f16 keep them exact */
+        recur_model *model = recur_net_model(m->net[i]);
+        recur_model_set_saved_dtype(model, p == RECUR_DTYPE_BF16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32);
+        if (recur_model_set_precision(model, p) == RECUR_OK) continue;
         if (given) {
             fprintf(stderr, "recur %s: --precision %s: %s\n", cmd, recur_dtype_name(p), recur_ctx_error(m->ctx));
             return 2;
