@@ -206,8 +206,8 @@ static const char *invalid_fields(const struct recur_cell_desc *d, char *why, si
         }
         next = d->stages[s].gate_end;
     }
-    const uint32_t known =
-        RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS | RECUR_CELL_PROJECTABLE;
+    const uint32_t known = RECUR_CELL_SPLIT_RECURRENT_GRAD | RECUR_CELL_RAW_PRODUCTS | RECUR_CELL_ROW_KERNELS |
+                           RECUR_CELL_PROJECTABLE | RECUR_CELL_SAVE_EXACT;
     if (d->flags & ~known) {
         snprintf(why, len, "flags 0x%x: unknown bits 0x%x", d->flags, d->flags & ~known);
         return why;

@@ -76,6 +76,9 @@ recur_status recur_layer_set_saved_dtype(recur_layer *l, recur_dtype dtype) {
     RETURN_IF(dtype != RECUR_DTYPE_F32 && dtype != RECUR_DTYPE_BF16, l->ctx, RECUR_ERR_ARG,
               "saved values' type %d%s%s: expected RECUR_DTYPE_F32 or _BF16 (f16 cannot hold every cell's saved "
               "values: |x| <= 65504)", (int)dtype, name ? " = " : "", name ? name : "");
+    RETURN_IF(dtype == RECUR_DTYPE_BF16 && (l->cell->desc->flags & RECUR_CELL_SAVE_EXACT), l->ctx,
+              RECUR_ERR_UNSUPPORTED, "cell '%s' needs its saved values exact (RECUR_CELL_SAVE_EXACT): no bf16 saved "
+              "values", l->cell->desc->name);
     l->saved = dtype; /* the next training forward; a pending backward reads what its forward saved */
     return RECUR_OK;
 }

@@ -354,6 +354,31 @@ Test(loader, unknown_cell_lists_the_cells) {
 
 /* ---- a third-party plugin from another directory loads and runs ---- */
 
+/* exact-save.so flags RECUR_CELL_SAVE_EXACT (ABI 2.2): it loads, and its
+ * layers keep their saved values in float32 and refuse bf16 ones by name. */
+Test(loader, save_exact_cell_keeps_f32_saves) {
+    recur_cell_info c;
+    cr_assert(cell_by_name("exact-save-test", &c), "exact-save.so did not register exact-save-test");
+    recur_ctx *ctx;
+    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+    recur_model_desc d = {.cell = "exact-save-test", .input_size = 2, .hidden_size = 3, .num_layers = 2};
+    recur_model *m;
+    cr_assert_eq(recur_model_create(ctx, &d, &m), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_set_saved_dtype(m, RECUR_DTYPE_BF16), RECUR_ERR_UNSUPPORTED);
+    cr_assert(strstr(recur_ctx_error(ctx), "'exact-save-test'") && strstr(recur_ctx_error(ctx), "SAVE_EXACT"), "%s",
+              recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_saved_dtype(m), RECUR_DTYPE_F32);
+    cr_assert_eq(recur_model_set_saved_dtype(m, RECUR_DTYPE_F32), RECUR_OK);
+    /* with its saved value in float32, a training forward and backward run (zero weights) */
+    float x[2 * 2 * 2] = {1, -1, 0.5f, 2, -0.25f, 1, 3, 0}, y[2 * 2 * 3], dy[2 * 2 * 3], dx[2 * 2 * 2];
+    for (int i = 0; i < 12; i++) dy[i] = 0.1f * (float)(i - 5);
+    recur_model_io io = {.T = 2, .N = 2, .x = x, .y = y};
+    recur_model_grad_io g = {.dy = dy, .dx = dx};
+    cr_assert_eq(recur_model_forward(m, RECUR_MODE_TRAINING, &io), RECUR_OK, "%s", recur_ctx_error(ctx));
+    cr_assert_eq(recur_model_backward(m, &io, &g, RECUR_GRAD_OVERWRITE), RECUR_OK, "%s", recur_ctx_error(ctx));
+    recur_ctx_free(ctx);
+}
+
 Test(loader, echo_plugin_registered) {
     recur_cell_info c;
     cr_assert(cell_by_name("echo-test", &c), "the good plugin echo.so did not register echo-test");

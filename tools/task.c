@@ -322,9 +322,12 @@ void model_free(struct model *m) {
 int model_set_precision(struct model *m, const char *cmd, int given) {
     recur_dtype p = (recur_dtype)m->r.precision;
     for (int i = 0; i < m->n_nets; i++) {
-        /* bf16 keeps the saved values in bf16 too (half their memory); f32 and f16 keep them exact */
+        /* bf16 keeps the saved values in bf16 too (half their memory), unless the cell needs them
+         * exact (RECUR_CELL_SAVE_EXACT: refused, they stay f32, the banner says so); f32 and f16
+         * keep them exact */
         recur_model *model = recur_net_model(m->net[i]);
-        recur_model_set_saved_dtype(model, p == RECUR_DTYPE_BF16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32);
+        if (recur_model_set_saved_dtype(model, p == RECUR_DTYPE_BF16 ? RECUR_DTYPE_BF16 : RECUR_DTYPE_F32))
+            recur_model_set_saved_dtype(model, RECUR_DTYPE_F32);
         if (recur_model_set_precision(model, p) == RECUR_OK) continue;
         if (given) {
             fprintf(stderr, "recur %s: --precision %s: %s\n", cmd, recur_dtype_name(p), recur_ctx_error(m->ctx));
@@ -341,7 +344,11 @@ void precision_text(const struct model *m, char *buf, size_t len) {
     unsigned native = 0;
     recur_ctx_precisions(m->ctx, &native);
     int emulated = m->r.precision != RECUR_DTYPE_F32 && !(native & (1u << m->r.precision));
-    snprintf(buf, len, " in %s%s", recur_dtype_name((recur_dtype)m->r.precision), emulated ? ", emulated" : "");
+    /* bf16 whose cell keeps its saved values exact (model_set_precision) */
+    int exact = m->r.precision == RECUR_DTYPE_BF16 && m->n_nets &&
+                recur_model_saved_dtype(recur_net_model(m->net[0])) != RECUR_DTYPE_BF16;
+    snprintf(buf, len, " in %s%s%s", recur_dtype_name((recur_dtype)m->r.precision), emulated ? ", emulated" : "",
+             exact ? ", saved values f32" : "");
 }
 
 recur_status run_to_file(recur_file *f, const struct model *m) {

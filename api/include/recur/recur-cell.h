@@ -85,7 +85,7 @@ extern "C" {
 #endif
 
 #define RECUR_CELL_ABI_MAJOR 2
-#define RECUR_CELL_ABI_MINOR 1
+#define RECUR_CELL_ABI_MINOR 2
 #define RECUR_CELL_ABI_VERSION ((RECUR_CELL_ABI_MAJOR << 16) | RECUR_CELL_ABI_MINOR)
 
 /* Limits of ABI 2. */
@@ -182,7 +182,8 @@ struct recur_cell_args {
      * (b) next[k]: the same values, read only. */
     float *next[RECUR_CELL_MAX_STATES];
     /* (f) save: [n, n_save*H], what backward needs; written in training only.
-     * (b) the same values, read only. */
+     * (b) the same values, read only; rounded to bfloat16 when the layer keeps
+     * its saved values in bf16 (RECUR_CELL_SAVE_EXACT prevents it). */
     float *save;
     /* (f) src: [n, H], written by forward kernel s for the product of stage
      * s+1 (cells with two stages; NULL otherwise). (b) the same values. */
@@ -317,6 +318,13 @@ enum recur_cell_flag {
      * gradient; prev[0] reads as zeros). The loader checks the claim by
      * running each CPU variant twice. */
     RECUR_CELL_PROJECTABLE = 1u << 3,
+    /* (ABI 2.2) save must come back to backward exactly as forward wrote
+     * it (indices, counts, bit patterns). Without the flag a layer may keep
+     * the saved values in bfloat16 (recur_layer_set_saved_dtype, which
+     * `recur train --precision bf16` sets): backward then reads each value
+     * rounded to 8 significant bits. With it, such a layer keeps them in
+     * float32 and refuses bf16 (RECUR_ERR_UNSUPPORTED). */
+    RECUR_CELL_SAVE_EXACT = 1u << 4,
 };
 
 /* A cell's kernels for a backend that compiles source at run time, found by

@@ -821,7 +821,8 @@ RECUR_API recur_dtype recur_model_precision(const recur_model *model);
  * gradients stay float32. Independent of the products' precision (either
  * may be used without the other); the tool's --precision bf16 sets both.
  * Any device. F16 is RECUR_ERR_ARG (a cell may save values beyond f16's
- * 65504), as is a value outside recur_dtype. A change applies from the
+ * 65504), as is a value outside recur_dtype; BF16 is RECUR_ERR_UNSUPPORTED
+ * for a cell that needs its saved values exact (RECUR_CELL_SAVE_EXACT). A change applies from the
  * next training forward: a pending backward reads what its forward saved.
  */
 RECUR_API recur_status recur_layer_set_saved_dtype(recur_layer *layer, recur_dtype dtype);
