@@ -358,6 +358,17 @@ precision)
         esac
     done
     ;;
+save-exact)
+    # --precision bf16 keeps the saved values in bf16, but not a cell's that needs them exact
+    # (RECUR_CELL_SAVE_EXACT: tests/bad-plugins' exact-save-test, on RECUR_PLUGIN_PATH here): the
+    # banner says its saved values stay f32; the LSTM's banner says no such thing
+    can=$("$recur" devices | sed -n 's/^precisions: //p')
+    case ", $can," in *", bf16,"* | *", bf16 (emulated),"*) ;; *) echo "no bf16 here: skipped"; exit 77 ;; esac
+    run train $tiny --cell exact-save-test --precision bf16 --steps 2 --out e
+    case "$out" in *" on cpu in bf16, saved values f32, exact-save-test "*) ;; *) fail "the banner does not say f32 saves" ;; esac
+    run train $tiny --precision bf16 --steps 2 --out l
+    case "$out" in *"saved values"*) fail "the LSTM's banner says its saved values' type" ;; esac
+    ;;
 cl-profile)
     # RECUR_CL_PROFILE=1: the device time of each OpenCL command by name, and the device's idle
     # share, on stderr when the context closes; anything but 0 or 1 refused by name; 0 prints nothing
