@@ -72,7 +72,8 @@
  * a plugin whose major equals its own (an ABI 1 plugin is refused with a
  * message naming both versions: rebuild it against these headers), and whose
  * descriptor is at least as large as the one of ABI 2.0. Structs only ever
- * grow at the end; a minor version adds fields there.
+ * grow at the end; a minor version adds fields there, or flag bits (which an
+ * older host refuses as unknown).
  */
 #ifndef RECUR_CELL_H
 #define RECUR_CELL_H
