@@ -45,8 +45,8 @@ static const char *missing_slot(const struct recur_backend_i *i) {
 #define SLOT(s) if (!i->s) return #s
     SLOT(devices); SLOT(open); SLOT(close); SLOT(alloc); SLOT(free); SLOT(write); SLOT(read); SLOT(copy);
     SLOT(fill); SLOT(scale); SLOT(gemm); SLOT(rows_set); SLOT(colsum); SLOT(add); SLOT(to_bf16); SLOT(from_bf16);
-    SLOT(transpose); SLOT(gather); SLOT(scatter); SLOT(dropout); SLOT(zoneout); SLOT(index_add); SLOT(xent); SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam);
-    SLOT(supports); SLOT(cell_run);
+    SLOT(transpose); SLOT(gather); SLOT(scatter); SLOT(dropout); SLOT(zoneout); SLOT(index_add); SLOT(xent);
+    SLOT(mse); SLOT(sum); SLOT(sgd); SLOT(adam); SLOT(supports); SLOT(cell_run);
 #undef SLOT
     return NULL;
 }

@@ -968,8 +968,9 @@ static recur_status cl_colsum(struct recur_backend *be, struct recur_mem dst, fl
 }
 
 
-/* A 1-D elementwise kernel over `count` floats whose buffer arguments are
- * mems[i] at argument 2i (buffer, then offset) and whose count is argument
+/* A 1-D elementwise kernel over `count` elements whose buffer arguments are
+ * mems[i] at argument 2i (buffer, then offset: in floats, or in 16-bit
+ * elements where bit i of `half` is set) and whose count is argument
  * 2*n_mems, launched in chunks of d->chunk (the caller sets the rest). */
 static recur_status launch_elementwise(struct recur_backend *be, enum cl_shared which, const char *name,
                                        const struct recur_mem *mems, cl_uint n_mems, unsigned half, size_t count) {
