@@ -66,6 +66,15 @@ static inline uint16_t recur_f32_to_bf16(float f) {
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
+/* bfloat16's bits back to the float they stand for, exactly: files' BF16
+ * tensors (core/safetensors.c), bf16 values on the CPU (backends/cpu). */
+static inline float recur_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* float to the nearest IEEE binary16 value (ties to even), kept as a float:
  * what an f16 product's operand becomes (RECUR_DTYPE_F16). Values from
  * 65520 up round to Inf (65504 is the largest finite), those below 2^-14

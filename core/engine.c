@@ -55,7 +55,9 @@ static size_t ints_at(const struct pack *p, int which) {
     size_t at[IX_COUNT] = {0, R, 2 * R, 3 * R, 3 * R + N, 3 * R + 2 * N};
     return at[which];
 }
-static size_t ints_total(const struct pack *p) { return 3 * (size_t)p->R + 3 * (size_t)p->N; }
+/* The index arrays' int32s for R packed rows of N sequences. */
+static size_t ints_count(size_t R, size_t N) { return 3 * R + 3 * N; }
+static size_t ints_total(const struct pack *p) { return ints_count((size_t)p->R, (size_t)p->N); }
 
 static void pack_free(struct pack *p) {
     free(p->perm), free(p->len), free(p->bs), free(p->off), free(p->ints);
@@ -228,7 +230,7 @@ int recur_lengths_differ(const int *a, const int *b, int N, int T) {
 recur_status recur_engine_sizes(const recur_layer *l, int T, int N, size_t *ws_floats, size_t *rs_floats) {
     struct plan p;
     size_t R = (size_t)T * N;
-    TRY(plan_make(l, N, R, 3 * R + 3 * (size_t)N, 0, 0, 1, saved16(l), &p));
+    TRY(plan_make(l, N, R, ints_count(R, (size_t)N), 0, 0, 1, saved16(l), &p));
     *ws_floats = p.ws;
     *rs_floats = p.rs;
     return RECUR_OK;
@@ -242,7 +244,7 @@ recur_status recur_engine_saved(const recur_layer *l, struct recur_mem *where, s
     RETURN_IF(l->trained_T == 0, l->ctx, RECUR_ERR_STATE, "no training forward's saved values");
     struct plan p;
     size_t R = (size_t)l->trained_R;
-    TRY(plan_make(l, l->trained_N, R, 3 * R + 3 * (size_t)l->trained_N, 0, 0, 1, l->trained_s16, &p));
+    TRY(plan_make(l, l->trained_N, R, ints_count(R, (size_t)l->trained_N), 0, 0, 1, l->trained_s16, &p));
     *where = at(RS, p.save);
     *count = R * (size_t)l->n_save * (size_t)l->H;
     *bf16 = l->trained_s16;

@@ -61,11 +61,17 @@ recur_status recur_layer_set_precision(recur_layer *l, recur_dtype precision) {
 
 recur_dtype recur_layer_precision(const recur_layer *l) { return l ? l->prec : RECUR_DTYPE_F32; }
 
-recur_status recur_model_set_precision(recur_model *m, recur_dtype precision) {
-    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_set_precision: model is NULL");
-    /* all layers or none: the first refuses for all (same device) */
-    for (int i = 0; i < m->L * m->D; i++) TRY(recur_layer_set_precision(m->layers[i], precision));
+/* A model's setting is every layer's: all or none, since the first layer
+ * refuses for all (one cell, one device). */
+static recur_status model_set(recur_model *m, const char *fn, recur_status (*set)(recur_layer *, recur_dtype),
+                              recur_dtype v) {
+    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "%s: model is NULL", fn);
+    for (int i = 0; i < m->L * m->D; i++) TRY(set(m->layers[i], v));
     return RECUR_OK;
+}
+
+recur_status recur_model_set_precision(recur_model *m, recur_dtype precision) {
+    return model_set(m, "recur_model_set_precision", recur_layer_set_precision, precision);
 }
 
 recur_dtype recur_model_precision(const recur_model *m) { return m ? m->layers[0]->prec : RECUR_DTYPE_F32; }
@@ -86,9 +92,7 @@ recur_status recur_layer_set_saved_dtype(recur_layer *l, recur_dtype dtype) {
 recur_dtype recur_layer_saved_dtype(const recur_layer *l) { return l ? l->saved : RECUR_DTYPE_F32; }
 
 recur_status recur_model_set_saved_dtype(recur_model *m, recur_dtype dtype) {
-    RETURN_IF(!m, NULL, RECUR_ERR_NULL, "recur_model_set_saved_dtype: model is NULL");
-    for (int i = 0; i < m->L * m->D; i++) TRY(recur_layer_set_saved_dtype(m->layers[i], dtype));
-    return RECUR_OK;
+    return model_set(m, "recur_model_set_saved_dtype", recur_layer_set_saved_dtype, dtype);
 }
 
 recur_dtype recur_model_saved_dtype(const recur_model *m) { return m ? m->layers[0]->saved : RECUR_DTYPE_F32; }

@@ -96,13 +96,6 @@ static int sf_kind(const char *dtype) {
     return !strcmp(dtype, "F32") ? SF_F32 : !strcmp(dtype, "BF16") ? SF_BF16 : !strcmp(dtype, "F16") ? SF_F16 : 0;
 }
 
-float recur_sf_bf16_to_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* IEEE binary16 to binary32 by bits: every f16 value (subnormals included)
  * is a float; Inf stays Inf and a NaN keeps its sign and payload. */
 float recur_sf_f16_to_f32(uint16_t h) {
@@ -152,7 +145,7 @@ int recur_sf_f32_to_f16(float f, uint16_t *out) {
 static float get_value(int kind, const uint8_t *p, uint64_t k) {
     if (kind == SF_F32) return get_f32(p + 4 * k);
     uint16_t h = (uint16_t)(p[2 * k] | p[2 * k + 1] << 8);
-    return kind == SF_BF16 ? recur_sf_bf16_to_f32(h) : recur_sf_f16_to_f32(h);
+    return kind == SF_BF16 ? recur_bf16_to_f32(h) : recur_sf_f16_to_f32(h);
 }
 
 static void put_f32(uint8_t *p, float f) {

@@ -81,9 +81,7 @@ struct recur_sf_entry *recur_sf_find(const struct recur_sf_file *f, const char *
  * then, with RECUR_LOAD_CHECK_FINITE, NaN or Inf (FILE_NONFINITE). Call it
  * once the tensors' names and shapes are known to be right. */
 recur_status recur_sf_check_data(recur_ctx *ctx, const struct recur_sf_file *f, uint32_t flags);
-/* Tensor t's values (checked by recur_sf_check_data) into dst: F32 as is,
- * BF16 and F16 widened exactly (recur_sf_bf16_to_f32, recur_sf_f16_to_f32). */
-float recur_sf_bf16_to_f32(uint16_t h);
+/* F16's bits widened exactly to a float (BF16's: recur_bf16_to_f32, backend-host.h). */
 float recur_sf_f16_to_f32(uint16_t h);
 /* float to F16, rounded to nearest even; NaN stays a (quiet) NaN of the
  * same sign, Inf stays Inf; -1 for a finite value that rounds beyond F16's

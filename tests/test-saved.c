@@ -9,7 +9,8 @@
  *     (never the library's): ties to even both ways, the largest finite
  *     floats to Inf, Inf, NaN kept quiet with its sign, float subnormals
  *     (bf16's spacing 2^-133), -0, at 16-bit offsets that are not
- *     float-aligned, the neighbours untouched;
+ *     float-aligned, the neighbours untouched; on OpenCL an odd byte
+ *     offset refused by name;
  *   - per cell (the built-in and plugin cells with saved values; a
  *     projecting LSTM; zoneout), 2 layers, both directions, unsorted
  *     lengths: the forward's outputs bit for bit those of f32 saves; the
@@ -122,6 +123,15 @@ Test(saved, conversion_bit_for_bit) {
     for (int i = 0; i < NV; i++) {
         uint32_t want = (uint32_t)expect_bf16(v[i]) << 16, have = (union word){.f = back[1 + i]}.u;
         cr_assert_eq(have, want, "from_bf16(0x%04x) = 0x%08x, expected 0x%08x", expect_bf16(v[i]), have, want);
+    }
+    /* OpenCL addresses 16-bit elements: an odd byte offset is refused by name, nothing written */
+    if (!strcmp(be->iface->name, "opencl")) {
+        struct recur_mem odd = {h.buf, h.off + 1};
+        cr_assert_eq(recur_be_to_bf16(be, odd, f, 1), RECUR_ERR_ARG);
+        cr_assert(strstr(recur_ctx_error(ctx), "is odd"), "%s", recur_ctx_error(ctx));
+        cr_assert_eq(recur_be_from_bf16(be, g, odd, 1), RECUR_ERR_ARG);
+        OK(ctx, recur_be_read(be, got16, h, nb16 + 2));
+        cr_assert_eq(got16[0], guard16, "a refused to_bf16 wrote");
     }
     free(init16), free(got16);
     recur_be_free(be, &f);

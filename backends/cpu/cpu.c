@@ -343,10 +343,7 @@ RECUR_CPU_CLONES static void from_bf16_part(void *arg, int t, int nt) {
     const struct bf16_job *j = arg;
     size_t lo, hi;
     recur_cpu_share(j->count, t, nt, &lo, &hi);
-    for (size_t i = lo; i < hi; i++) {
-        uint32_t u = (uint32_t)j->h[i] << 16;
-        memcpy(&j->f[i], &u, sizeof u);
-    }
+    for (size_t i = lo; i < hi; i++) j->f[i] = recur_bf16_to_f32(j->h[i]);
 }
 
 #define BF16_PARALLEL_MIN 16384

@@ -47,12 +47,7 @@
 
 /* ---- rounding to bfloat16 and float16 ---- */
 
-static inline float bf16_float(float f) {
-    uint32_t u = (uint32_t)recur_f32_to_bf16(f) << 16;
-    float r;
-    memcpy(&r, &u, sizeof r);
-    return r;
-}
+static inline float bf16_float(float f) { return recur_bf16_to_f32(recur_f32_to_bf16(f)); }
 
 /* A rows x cols region (row stride ld) rounded into a dense array, as bf16
  * bits (d16) or as bf16 or f16 values in floats (d32, per prec), split over
