@@ -11,6 +11,9 @@
  * the LSTM with projection (lstmp) on those two training shapes with
  * P = H/4 and H/2, against oneDNN's LSTMP and recur's plain LSTM.
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
+ * Within a row, recur and its peers take turns, one repetition each per round (take_turns): the ratios are
+ * then of one machine state, where timing each side's repetitions in a block gave ratios that moved by 15%
+ * between runs on a shared VM.
  *
  * The main rows run on the device RECUR_DEVICE selects (RECUR_DEVICE=opencl: PoCL or a GPU;
  * the GEMM ceiling is then left out, as it is the CPU's); --config picks some of them, for
@@ -30,6 +33,7 @@
 #endif
 #ifdef RECUR_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
 
 #include "onednn-peer.h"
 #endif
@@ -93,6 +97,7 @@ struct side {
 struct timed {
     recur_ctx *ctx;
     recur_layer *l;
+    int training;
     float *w, *x, *y, *dy, *dx, *h0, *hT;
     recur_io io;
     recur_grad_io gio;
@@ -135,76 +140,160 @@ static int timed_open(const struct side *s, const struct cfg *g, struct timed *t
     recur_layer_weights_set(t->l, RECUR_LAYOUT_CANONICAL, t->w, nw);
     t->io = (recur_io){.T = g->T, .N = g->N, .x = t->x, .h0 = t->h0, .y = t->y, .hT = t->hT};
     t->gio = (recur_grad_io){.dy = t->dy, .dx = t->dx};
+    t->training = g->training;
     return 0;
 }
 
-/* One forward (+ backward) in ms; -1 on an error (printed). */
-static double timed_run(struct timed *t, int training) {
+/* One thing a row times, in turns with the others: run does one repetition and returns its ms, or -1 on an error
+ * (printed); close frees arg. arg NULL: it could not be opened (the reason printed), and it has no time. */
+struct turn {
+    double (*run)(void *arg);
+    void (*close)(void *arg);
+    void *arg;
+};
+
+/* recur's turn: one forward (+ backward) of a side. */
+static double recur_run(void *arg) {
+    struct timed *t = arg;
     double t0 = now_ms();
-    if (recur_layer_forward(t->l, training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &t->io) != RECUR_OK ||
-        (training && recur_layer_backward(t->l, &t->io, &t->gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
+    if (recur_layer_forward(t->l, t->training ? RECUR_MODE_TRAINING : RECUR_MODE_INFERENCE, &t->io) != RECUR_OK ||
+        (t->training && recur_layer_backward(t->l, &t->io, &t->gio, RECUR_GRAD_OVERWRITE) != RECUR_OK)) {
         fprintf(stderr, "recur-bench: %s\n", recur_ctx_error(t->ctx));
         return -1;
     }
     return now_ms() - t0;
 }
 
-/* recur: median ms of forward (+ backward) over reps, after 2 untimed runs,
- * of side a and, when b is not NULL, of side b, the runs of the two
- * alternating, so that a ratio of them is of one machine state even when
- * other processes come and go. */
-static int time_pair(const struct side *a, const struct side *b, const struct cfg *g, int reps, double *ms_a,
-                     double *ms_b) {
-    struct timed ta, tb;
-    if (timed_open(a, g, &ta) != 0) return -1;
-    if (b && timed_open(b, g, &tb) != 0) {
-        timed_close(&ta);
-        return -1;
-    }
-    double *t = malloc(sizeof(double) * 2 * (size_t)reps);
-    int rc = t ? 0 : -1;
-    for (int r = -2; r < reps && rc == 0; r++) {
-        double ea = timed_run(&ta, g->training), eb = b ? timed_run(&tb, g->training) : 0;
-        if (ea < 0 || eb < 0) rc = -1;
-        else if (r >= 0) t[r] = ea, t[reps + r] = eb;
-    }
-    if (rc == 0) {
-        *ms_a = median(t, reps);
-        if (b) *ms_b = median(t + reps, reps);
-    }
-    free(t);
-    timed_close(&ta);
-    if (b) timed_close(&tb);
-    return rc;
+static void recur_close(void *arg) {
+    if (arg) timed_close(arg);
+    free(arg);
+}
+
+static struct turn recur_turn(const struct side *s, const struct cfg *g) {
+    struct turn v = {recur_run, recur_close, malloc(sizeof(struct timed))};
+    if (!v.arg) fprintf(stderr, "recur-bench: out of host memory\n");
+    else if (timed_open(s, g, v.arg) != 0) free(v.arg), v.arg = NULL;
+    return v;
 }
 
 #ifdef RECUR_HAVE_DNNL
-/* The GEMM ceiling: recur's matrix products alone, through dnnl_sgemm. */
-static double time_gemms(const struct cellspec *c, const struct cfg *g, int reps) {
-    int T = g->T, N = g->N, I = g->I, H = g->H, GH = c->G * H, TN = T * N;
-    float *x = calloc((size_t)TN * I, 4), *xw = calloc((size_t)TN * GH, 4), *w = calloc((size_t)GH * (I + H), 4);
-    float *dw = calloc((size_t)GH * (I + H), 4), *dx = calloc((size_t)TN * I, 4), *hs = calloc((size_t)TN * H, 4);
-    float *hw = calloc((size_t)N * GH, 4), *dh = calloc((size_t)N * H, 4);
-    fill(x, (size_t)TN * I, 5), fill(w, (size_t)GH * (I + H), 6);
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    for (int r = -2; r < reps; r++) {
-        double t0 = now_ms();
-        dnnl_sgemm('N', 'T', TN, GH, I, 1, x, I, w, I, 0, xw, GH);
-        /* per step a W_hh^T, through a transposed copy as recur does: (N, N) */
-        for (int s = 0; s < T; s++) dnnl_sgemm('N', 'N', N, GH, H, 1, hs + (size_t)s * N * H, H, w + (size_t)GH * I, GH, 0, hw, GH);
-        if (g->training) {
-            for (int s = 0; s < T; s++) dnnl_sgemm('N', 'N', N, H, GH, 1, xw + (size_t)s * N * GH, GH, w + (size_t)GH * I, H, 1, dh, H);
-            dnnl_sgemm('T', 'N', GH, I, TN, 1, xw, GH, x, I, 0, dw, I);
-            dnnl_sgemm('T', 'N', GH, H, TN, 1, xw, GH, hs, H, 0, dw + (size_t)GH * I, H);
-            dnnl_sgemm('N', 'N', TN, I, GH, 1, xw, GH, w, I, 0, dx, I);
-        }
-        if (r >= 0) t[r] = now_ms() - t0;
+/* oneDNN's turn: its RNN primitives on the same shape (onednn-peer.h). */
+static double onednn_run(void *arg) {
+    char err[256];
+    double ms = onednn_rnn_run(arg, err, sizeof err);
+    if (ms < 0) fprintf(stderr, "oneDNN: %s\n", err);
+    return ms;
+}
+
+static void onednn_close(void *arg) {
+    char err[256];
+    if (onednn_rnn_close(arg, err, sizeof err)) fprintf(stderr, "oneDNN: %s\n", err);
+}
+
+/* impl (may be NULL): oneDNN's implementation names. */
+static struct turn onednn_turn(const char *cell, const struct cfg *g, int P, dnnl_data_type_t dt, char *impl,
+                               size_t impllen) {
+    char err[256];
+    struct turn v = {onednn_run, onednn_close,
+                     onednn_rnn_open(cell, g->T, g->N, g->I, g->H, P, g->training, dt, impl, impllen, err, sizeof err)};
+    if (!v.arg) {
+        fprintf(stderr, "oneDNN %s %s: %s\n", cell, dnnl_dt2str(dt), err);
+        if (impl && impllen) snprintf(impl, impllen, "-");
     }
-    double m = median(t, reps);
-    free(t), free(x), free(xw), free(w), free(dw), free(dx), free(hs), free(hw), free(dh);
-    return m;
+    return v;
+}
+
+/* The GEMM ceiling's turn: recur's matrix products alone, through dnnl_sgemm. */
+struct gemms {
+    int T, N, I, H, GH, training;
+    float *x, *xw, *w, *dw, *dx, *hs, *hw, *dh;
+};
+
+static double gemms_run(void *arg) {
+    const struct gemms *m = arg;
+    int T = m->T, N = m->N, I = m->I, H = m->H, GH = m->GH, TN = T * N;
+    double t0 = now_ms();
+    dnnl_sgemm('N', 'T', TN, GH, I, 1, m->x, I, m->w, I, 0, m->xw, GH);
+    /* per step a W_hh^T, through a transposed copy as recur does: (N, N) */
+    for (int s = 0; s < T; s++)
+        dnnl_sgemm('N', 'N', N, GH, H, 1, m->hs + (size_t)s * N * H, H, m->w + (size_t)GH * I, GH, 0, m->hw, GH);
+    if (m->training) {
+        for (int s = 0; s < T; s++)
+            dnnl_sgemm('N', 'N', N, H, GH, 1, m->xw + (size_t)s * N * GH, GH, m->w + (size_t)GH * I, H, 1, m->dh, H);
+        dnnl_sgemm('T', 'N', GH, I, TN, 1, m->xw, GH, m->x, I, 0, m->dw, I);
+        dnnl_sgemm('T', 'N', GH, H, TN, 1, m->xw, GH, m->hs, H, 0, m->dw + (size_t)GH * I, H);
+        dnnl_sgemm('N', 'N', TN, I, GH, 1, m->xw, GH, m->w, I, 0, m->dx, I);
+    }
+    return now_ms() - t0;
+}
+
+static void gemms_close(void *arg) {
+    struct gemms *m = arg;
+    if (m) free(m->x), free(m->xw), free(m->w), free(m->dw), free(m->dx), free(m->hs), free(m->hw), free(m->dh);
+    free(m);
+}
+
+static struct turn gemms_turn(const struct cellspec *c, const struct cfg *g) {
+    struct turn v = {gemms_run, gemms_close, calloc(1, sizeof(struct gemms))};
+    struct gemms *m = v.arg;
+    if (m) {
+        int TN = g->T * g->N, GH = c->G * g->H;
+        *m = (struct gemms){.T = g->T, .N = g->N, .I = g->I, .H = g->H, .GH = GH, .training = g->training};
+        m->x = calloc((size_t)TN * g->I, 4), m->xw = calloc((size_t)TN * GH, 4);
+        m->w = calloc((size_t)GH * (g->I + g->H), 4), m->dw = calloc((size_t)GH * (g->I + g->H), 4);
+        m->dx = calloc((size_t)TN * g->I, 4), m->hs = calloc((size_t)TN * g->H, 4);
+        m->hw = calloc((size_t)g->N * GH, 4), m->dh = calloc((size_t)g->N * g->H, 4);
+        if (m->x && m->xw && m->w && m->dw && m->dx && m->hs && m->hw && m->dh) {
+            fill(m->x, (size_t)TN * g->I, 5), fill(m->w, (size_t)GH * (g->I + g->H), 6);
+            return v;
+        }
+        gemms_close(m);
+    }
+    fprintf(stderr, "recur-bench: out of host memory for the GEMM ceiling\n");
+    v.arg = NULL;
+    return v;
 }
 #endif
+
+/* Times the n turns of a row and closes them: ms[k] is turn k's median ms over reps rounds, after 2 untimed ones,
+ * or NaN when it could not be opened. Within a round every turn runs once, one after the other, so that the ratios
+ * of their medians are of one machine state even when other processes come and go (this VM's speed drifts by 15%
+ * within minutes). Each turn is followed by an untimed pause, so that the threads it leaves spinning are asleep
+ * before the next starts: OpenMP's (oneDNN's and the GEMM ceiling's) spin for some milliseconds after a parallel
+ * region, and on 2 cores that took one core from recur's next turn (B rnn 24.6 ms against 21.3 with the pause;
+ * 2 ms was too short, 5, 10 and 30 ms the same). -1 when a run failed. */
+static int take_turns(struct turn *v, int n, int reps, double *ms) {
+    const struct timespec settle = {0, 10 * 1000000L};
+    double *t = malloc(sizeof(double) * (size_t)n * (size_t)reps);
+    int rc = t ? 0 : -1;
+    for (int r = -2; r < reps && rc == 0; r++)
+        for (int k = 0; k < n && rc == 0; k++) {
+            double e = v[k].arg ? v[k].run(v[k].arg) : 0;
+            nanosleep(&settle, NULL);
+            if (e < 0) rc = -1;
+            else if (r >= 0) t[(size_t)k * reps + r] = e;
+        }
+    for (int k = 0; k < n; k++) {
+        ms[k] = rc == 0 && v[k].arg ? median(t + (size_t)k * reps, reps) : NAN;
+        if (v[k].arg) v[k].close(v[k].arg);
+    }
+    free(t);
+    return rc;
+}
+
+/* recur: median ms of forward (+ backward) of side a and, when b is not NULL, of side b, in turns; -1 when either
+ * failed. */
+static int time_pair(const struct side *a, const struct side *b, const struct cfg *g, int reps, double *ms_a,
+                     double *ms_b) {
+    struct turn v[2] = {recur_turn(a, g)};
+    double ms[2];
+    int n = 1;
+    if (b) v[n++] = recur_turn(b, g);
+    if (take_turns(v, n, reps, ms) != 0 || isnan(ms[0]) || (b && isnan(ms[1]))) return -1;
+    *ms_a = ms[0];
+    if (b) *ms_b = ms[1];
+    return 0;
+}
 
 /* Variable lengths: the same batch with every length T, then with lengths
  * spread over 1..T. The engine packs the batch, so the time should follow the
@@ -282,18 +371,19 @@ static int bench_lstmp(int reps, int quick, int threads) {
             struct cfg g = {shapes[k].name, quick ? 10 : shapes[k].T, shapes[k].N, shapes[k].I, shapes[k].H,
                             training, threads};
             int P = shapes[k].P;
-            double ms = NAN, peer = NAN, full = NAN;
             const struct side a = {NULL, lstm, P, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             const struct side b = {NULL, lstm, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
-            if (time_pair(&a, &b, &g, reps, &ms, &full) != 0) {
+            struct turn v[3] = {recur_turn(&a, &g), recur_turn(&b, &g)};
+            int nv = 2;
+#ifdef RECUR_HAVE_DNNL
+            v[nv++] = onednn_turn("lstm", &g, P, dnnl_f32, NULL, 0);
+#endif
+            double t[3] = {NAN, NAN, NAN};
+            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
                 rc = 1;
                 continue;
             }
-#ifdef RECUR_HAVE_DNNL
-            char err[256];
-            if (onednn_lstmp_bench(g.T, g.N, g.I, g.H, P, training, 2, reps, &peer, err, sizeof err))
-                fprintf(stderr, "oneDNN lstmp: %s\n", err);
-#endif
+            double ms = t[0], full = t[1], peer = t[2];
             double flops = 2.0 * g.T * g.N * g.H * (4.0 * (g.I + P) + P) * (training ? 3 : 1);
             printf("%-6s %-5s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | %9.3f %8.2f\n", g.name,
                    training ? "train" : "infer", g.T, g.N, g.H, P, ms, flops / ms * 1e-6, peer, ms / peer, full,
@@ -398,19 +488,19 @@ static int bench_precision(recur_dtype prec, recur_dtype saved, const struct cfg
             const struct cellspec *cs = plugin->cell ? plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
             const struct side a = {NULL, cs, 0, prec, saved}, b = {NULL, cs, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
-            double ms = NAN, f32 = NAN, peer = NAN;
             char impl[128] = "-";
-            if (time_pair(&a, &b, g, reps, &ms, &f32) != 0) {
+            struct turn v[3] = {recur_turn(&a, g), recur_turn(&b, g)};
+            int nv = 2;
+#ifdef RECUR_HAVE_DNNL
+            if (cs->peer && prec == RECUR_DTYPE_BF16)
+                v[nv++] = onednn_turn(cs->peer, g, 0, dnnl_bf16, impl, sizeof impl);
+#endif
+            double t[3] = {NAN, NAN, NAN};
+            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
                 rc = 1;
                 continue;
             }
-#ifdef RECUR_HAVE_DNNL
-            char err[256];
-            if (cs->peer && prec == RECUR_DTYPE_BF16 &&
-                onednn_rnn_bench_dt(cs->peer, g->T, g->N, g->I, g->H, g->training, dnnl_bf16, 2, reps, &peer, impl,
-                                    sizeof impl, err, sizeof err))
-                fprintf(stderr, "oneDNN %s bf16: %s\n", cs->peer, err);
-#endif
+            double ms = t[0], f32 = t[1], peer = t[2];
             double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
             char pc[40] = "        -       -"; /* no peer (f16) */
             if (!isnan(peer)) snprintf(pc, sizeof pc, "%9.3f %7.2f", peer, ms / peer);
@@ -592,23 +682,25 @@ int recur_bench_main(int argc, char **argv) {
         for (size_t c = 0; c < ncell; c++) {
             const struct cellspec *cs = plugin.cell ? &plugin : &cells[c];
             if (only && strcmp(only, cs->label)) continue;
-            double ms = NAN, peer = NAN, gemm = NAN;
             const struct side a = {NULL, cs, 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
             const struct side b = {NULL, &cells[1], 0, RECUR_DTYPE_F32, RECUR_DTYPE_F32};
-            if (time_pair(&a, plugin.cell ? &b : NULL, g, reps, &ms, &peer) != 0) {
-                rc = 1;
-                continue;
-            }
-            double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
+            /* recur, its peer (oneDNN's primitive, or recur's LSTM for a plugin cell) and the GEMM ceiling */
+            struct turn v[3] = {recur_turn(&a, g)};
+            int nv = 1, ipeer = 0, igemm = 0;
+            if (plugin.cell) ipeer = nv, v[nv++] = recur_turn(&b, g);
 #ifdef RECUR_HAVE_DNNL
-            char err[256];
-            if (cs->peer && onednn_rnn_bench(cs->peer, g->T, g->N, g->I, g->H, g->training, 2, reps, &peer, err,
-                                             sizeof err))
-                fprintf(stderr, "oneDNN %s: %s\n", cs->peer, err);
-            if (on_cpu) gemm = time_gemms(cs, g, reps);
+            if (cs->peer) ipeer = nv, v[nv++] = onednn_turn(cs->peer, g, 0, dnnl_f32, NULL, 0);
+            if (on_cpu) igemm = nv, v[nv++] = gemms_turn(cs, g);
 #else
             (void)on_cpu;
 #endif
+            double t[3] = {NAN, NAN, NAN};
+            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0])) {
+                rc = 1;
+                continue;
+            }
+            double ms = t[0], peer = ipeer ? t[ipeer] : NAN, gemm = igemm ? t[igemm] : NAN;
+            double flops = 2.0 * g->T * g->N * cs->G * g->H * (double)(g->I + g->H) * (g->training ? 3 : 1);
             printf("%-8s %-13s %3d %3d %5d %4d | %9.3f %7.1f | %9.3f %7.2f | ", g->name, cs->label, g->T, g->N,
                    g->H, g->threads, ms, flops / ms * 1e-6, peer, ms / peer);
             if (isnan(gemm)) printf("%9s %6s\n", "-", "-"); /* no ceiling: no oneDNN, or not on the CPU */

@@ -205,12 +205,6 @@ static void add_arg(dnnl_exec_arg_t *args, int *n, int arg, dnnl_memory_t m)
     (*n)++;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -390,19 +384,36 @@ out:
     return rc;
 }
 
-/* onednn_rnn_bench_dt and onednn_lstmp_bench: P is the projection's width,
- * 0 for none. */
-static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
-                     int training, dnnl_data_type_t dt, int warmup, int reps,
-                     double *ms, char *impl, size_t impllen, char *err,
-                     size_t errlen)
+/* An opened layer: its primitives, memories and execution arguments. */
+struct onednn_rnn {
+    const struct cell_info *c;
+    int training, P;
+    dnnl_memory_t mem[M_COUNT];
+    dnnl_primitive_desc_t fwd_pd, bwd_pd;
+    dnnl_primitive_t fwd, bwd;
+    dnnl_exec_arg_t fargs[16], bargs[32];
+    int nf, nb;
+};
+
+static void rnn_free(onednn_rnn *r)
+{
+    if (r->bwd) dnnl_primitive_destroy(r->bwd);
+    if (r->fwd) dnnl_primitive_destroy(r->fwd);
+    if (r->bwd_pd) dnnl_primitive_desc_destroy(r->bwd_pd);
+    if (r->fwd_pd) dnnl_primitive_desc_destroy(r->fwd_pd);
+    for (int k = 0; k < M_COUNT; k++)
+        if (r->mem[k]) dnnl_memory_destroy(r->mem[k]);
+    free(r);
+}
+
+onednn_rnn *onednn_rnn_open(const char *cell, int T, int N, int I, int H,
+                            int P, int training, dnnl_data_type_t dt,
+                            char *impl, size_t impllen, char *err,
+                            size_t errlen)
 {
     int rc = -1;
     const struct cell_info *c = NULL;
-    dnnl_memory_t mem[M_COUNT] = {0};
-    dnnl_primitive_desc_t fwd_pd = NULL, bwd_pd = NULL;
-    dnnl_primitive_t fwd = NULL, bwd = NULL;
-    double *times = NULL;
+    onednn_rnn *r = NULL;
     const char *fn = "";
     dnnl_status_t st;
 
@@ -413,25 +424,26 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
             if (strcmp(cell, cells[k].name) == 0) c = &cells[k];
     if (!c) {
         set_err(err, errlen,
-                "onednn_rnn_bench: unknown cell \"%s\" (want rnn, rnn-relu, "
+                "onednn_rnn_open: unknown cell \"%s\" (want rnn, rnn-relu, "
                 "lstm, gru or gru-lbr)", cell ? cell : "(null)");
-        return -1;
+        return NULL;
     }
-    if (T < 1 || N < 1 || I < 1 || H < 1 || warmup < 0 || reps < 1 || !ms ||
+    if (T < 1 || N < 1 || I < 1 || H < 1 ||
         (training != 0 && training != 1) || P < 0 || P >= H ||
         (P && c->kind != CELL_LSTM) || (dt != dnnl_f32 && dt != dnnl_bf16)) {
         set_err(err, errlen,
-                "onednn_rnn_bench: invalid argument (cell %s T=%d N=%d I=%d "
-                "H=%d P=%d training=%d dt=%s warmup=%d reps=%d ms=%p)",
-                c->name, T, N, I, H, P, training, dnnl_dt2str(dt), warmup,
-                reps, (void *)ms);
-        return -1;
+                "onednn_rnn_open: invalid argument (cell %s T=%d N=%d I=%d "
+                "H=%d P=%d training=%d dt=%s)",
+                c->name, T, N, I, H, P, training, dnnl_dt2str(dt));
+        return NULL;
     }
-    times = malloc((size_t)reps * sizeof *times);
-    if (!times) {
-        set_err(err, errlen, "onednn_rnn_bench: out of memory");
-        return -1;
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        set_err(err, errlen, "onednn_rnn_open: out of memory");
+        return NULL;
     }
+    r->c = c, r->training = training, r->P = P;
+    dnnl_memory_t *mem = r->mem;
     if (get_engine(err, errlen)) goto out;
 
     const int lstm = c->kind == CELL_LSTM;
@@ -483,8 +495,8 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
             set_err(err, errlen, "%s: %s", fn, dnnl_status2str(st));
             goto out;
         }
-        CHECK(dnnl_primitive_desc_create, (&fwd_pd, &d, NULL, g_engine, NULL));
-        CHECK(dnnl_primitive_create, (&fwd, fwd_pd));
+        CHECK(dnnl_primitive_desc_create, (&r->fwd_pd, &d, NULL, g_engine, NULL));
+        CHECK(dnnl_primitive_create, (&r->fwd, r->fwd_pd));
     }
     if (training) {
         dnnl_rnn_desc_t d;
@@ -494,9 +506,11 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
             goto out;
         }
         CHECK(dnnl_primitive_desc_create,
-              (&bwd_pd, &d, NULL, g_engine, fwd_pd));
-        CHECK(dnnl_primitive_create, (&bwd, bwd_pd));
+              (&r->bwd_pd, &d, NULL, g_engine, r->fwd_pd));
+        CHECK(dnnl_primitive_create, (&r->bwd, r->bwd_pd));
     }
+
+    const_dnnl_primitive_desc_t fwd_pd = r->fwd_pd, bwd_pd = r->bwd_pd;
 
     /* ---- memories: inputs (filled), weights (reordered), outputs ---- */
     if (new_mem(&mem[M_SRC_LAYER], &md.sl, 1, err, errlen)) goto out;
@@ -557,105 +571,90 @@ static int rnn_bench(const char *cell, int T, int N, int I, int H, int P,
     mem[M_W_LAYER_USER] = mem[M_W_ITER_USER] = mem[M_W_PROJ_USER] = NULL;
 
     /* ---- execution arguments ---- */
-    dnnl_exec_arg_t fargs[16], bargs[32];
-    int nf = 0, nb = 0;
-    add_arg(fargs, &nf, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
-    add_arg(fargs, &nf, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
-    add_arg(fargs, &nf, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
-    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_FWD]);
-    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_FWD]);
-    add_arg(fargs, &nf, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_FWD]);
-    add_arg(fargs, &nf, DNNL_ARG_BIAS, mem[M_BIAS]);
-    add_arg(fargs, &nf, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
-    add_arg(fargs, &nf, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
-    add_arg(fargs, &nf, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
-    add_arg(fargs, &nf, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
+    dnnl_exec_arg_t *fargs = r->fargs, *bargs = r->bargs;
+    int *nf = &r->nf, *nb = &r->nb;
+    add_arg(fargs, nf, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
+    add_arg(fargs, nf, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
+    add_arg(fargs, nf, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
+    add_arg(fargs, nf, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_FWD]);
+    add_arg(fargs, nf, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_FWD]);
+    add_arg(fargs, nf, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_FWD]);
+    add_arg(fargs, nf, DNNL_ARG_BIAS, mem[M_BIAS]);
+    add_arg(fargs, nf, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
+    add_arg(fargs, nf, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
+    add_arg(fargs, nf, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
+    add_arg(fargs, nf, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
     if (training) {
-        add_arg(bargs, &nb, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
-        add_arg(bargs, &nb, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
-        add_arg(bargs, &nb, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
-        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_BWD]);
-        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_BWD]);
-        add_arg(bargs, &nb, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_BWD]);
-        add_arg(bargs, &nb, DNNL_ARG_BIAS, mem[M_BIAS]);
-        add_arg(bargs, &nb, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
-        add_arg(bargs, &nb, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
-        add_arg(bargs, &nb, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
-        add_arg(bargs, &nb, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_LAYER, mem[M_DIFF_DST_LAYER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_ITER, mem[M_DIFF_DST_ITER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_DST_ITER_C, mem[M_DIFF_DST_ITER_C]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_LAYER, mem[M_DIFF_SRC_LAYER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_ITER, mem[M_DIFF_SRC_ITER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_SRC_ITER_C, mem[M_DIFF_SRC_ITER_C]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_LAYER, mem[M_DIFF_W_LAYER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_ITER, mem[M_DIFF_W_ITER]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_WEIGHTS_PROJECTION,
+        add_arg(bargs, nb, DNNL_ARG_SRC_LAYER, mem[M_SRC_LAYER]);
+        add_arg(bargs, nb, DNNL_ARG_SRC_ITER, mem[M_SRC_ITER]);
+        add_arg(bargs, nb, DNNL_ARG_SRC_ITER_C, mem[M_SRC_ITER_C]);
+        add_arg(bargs, nb, DNNL_ARG_WEIGHTS_LAYER, mem[M_W_LAYER_BWD]);
+        add_arg(bargs, nb, DNNL_ARG_WEIGHTS_ITER, mem[M_W_ITER_BWD]);
+        add_arg(bargs, nb, DNNL_ARG_WEIGHTS_PROJECTION, mem[M_W_PROJ_BWD]);
+        add_arg(bargs, nb, DNNL_ARG_BIAS, mem[M_BIAS]);
+        add_arg(bargs, nb, DNNL_ARG_DST_LAYER, mem[M_DST_LAYER]);
+        add_arg(bargs, nb, DNNL_ARG_DST_ITER, mem[M_DST_ITER]);
+        add_arg(bargs, nb, DNNL_ARG_DST_ITER_C, mem[M_DST_ITER_C]);
+        add_arg(bargs, nb, DNNL_ARG_WORKSPACE, mem[M_WORKSPACE]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_DST_LAYER, mem[M_DIFF_DST_LAYER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_DST_ITER, mem[M_DIFF_DST_ITER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_DST_ITER_C, mem[M_DIFF_DST_ITER_C]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_SRC_LAYER, mem[M_DIFF_SRC_LAYER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_SRC_ITER, mem[M_DIFF_SRC_ITER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_SRC_ITER_C, mem[M_DIFF_SRC_ITER_C]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_WEIGHTS_LAYER, mem[M_DIFF_W_LAYER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_WEIGHTS_ITER, mem[M_DIFF_W_ITER]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_WEIGHTS_PROJECTION,
                 mem[M_DIFF_W_PROJ]);
-        add_arg(bargs, &nb, DNNL_ARG_DIFF_BIAS, mem[M_DIFF_BIAS]);
+        add_arg(bargs, nb, DNNL_ARG_DIFF_BIAS, mem[M_DIFF_BIAS]);
     }
 
-    /* ---- warmup + timed repetitions ---- */
-    for (int r = 0; r < warmup + reps; r++) {
-        if (training) { /* oneDNN 2.x accumulates weight gradients */
-            if (zero_mem(mem[M_DIFF_W_LAYER], err, errlen)) goto out;
-            if (zero_mem(mem[M_DIFF_W_ITER], err, errlen)) goto out;
-            if (zero_mem(mem[M_DIFF_BIAS], err, errlen)) goto out;
-            if (P && zero_mem(mem[M_DIFF_W_PROJ], err, errlen)) goto out;
-        }
-        double t0 = now_ms();
-        CHECK(dnnl_primitive_execute, (fwd, g_stream, nf, fargs));
-        if (training) CHECK(dnnl_primitive_execute, (bwd, g_stream, nb, bargs));
-        CHECK(dnnl_stream_wait, (g_stream));
-        double t1 = now_ms();
-        if (r >= warmup) times[r - warmup] = t1 - t0;
-    }
-
-    /* ---- sanity: outputs finite ---- */
-    {
-        static const int check[] = {M_DST_LAYER, M_DST_ITER, M_DST_ITER_C,
-                M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
-                M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_W_PROJ, M_DIFF_BIAS};
-        for (size_t k = 0; k < sizeof check / sizeof check[0]; k++)
-            if (!mem_finite(mem[check[k]])) {
-                set_err(err, errlen, "onednn_rnn_bench: non-finite values in "
-                        "output %d of cell %s", check[k], c->name);
-                goto out;
-            }
-    }
-
-    qsort(times, (size_t)reps, sizeof *times, cmp_double);
-    *ms = reps % 2 ? times[reps / 2]
-                   : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
     impl_names(fwd_pd, bwd_pd, impl, impllen);
     rc = 0;
 
 out:
-    if (bwd) dnnl_primitive_destroy(bwd);
-    if (fwd) dnnl_primitive_destroy(fwd);
-    if (bwd_pd) dnnl_primitive_desc_destroy(bwd_pd);
-    if (fwd_pd) dnnl_primitive_desc_destroy(fwd_pd);
-    for (int k = 0; k < M_COUNT; k++)
-        if (mem[k]) dnnl_memory_destroy(mem[k]);
-    free(times);
+    if (rc) {
+        rnn_free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+double onednn_rnn_run(onednn_rnn *r, char *err, size_t errlen)
+{
+    double ms = -1;
+    if (r->training) { /* oneDNN 2.x accumulates weight gradients */
+        if (zero_mem(r->mem[M_DIFF_W_LAYER], err, errlen) ||
+            zero_mem(r->mem[M_DIFF_W_ITER], err, errlen) ||
+            zero_mem(r->mem[M_DIFF_BIAS], err, errlen) ||
+            (r->P && zero_mem(r->mem[M_DIFF_W_PROJ], err, errlen)))
+            return -1;
+    }
+    double t0 = now_ms();
+    CHECK(dnnl_primitive_execute, (r->fwd, g_stream, r->nf, r->fargs));
+    if (r->training)
+        CHECK(dnnl_primitive_execute, (r->bwd, g_stream, r->nb, r->bargs));
+    CHECK(dnnl_stream_wait, (g_stream));
+    ms = now_ms() - t0;
+out:
+    return ms;
+}
+
+int onednn_rnn_close(onednn_rnn *r, char *err, size_t errlen)
+{
+    static const int check[] = {M_DST_LAYER, M_DST_ITER, M_DST_ITER_C,
+            M_DIFF_SRC_LAYER, M_DIFF_SRC_ITER, M_DIFF_SRC_ITER_C,
+            M_DIFF_W_LAYER, M_DIFF_W_ITER, M_DIFF_W_PROJ, M_DIFF_BIAS};
+    int rc = 0;
+    if (!r) return 0;
+    for (size_t k = 0; k < sizeof check / sizeof check[0] && !rc; k++)
+        if (!mem_finite(r->mem[check[k]])) {
+            set_err(err, errlen, "onednn_rnn_close: non-finite values in "
+                    "output %d of cell %s", check[k], r->c->name);
+            rc = -1;
+        }
+    rnn_free(r);
     return rc;
-}
-
-int onednn_rnn_bench(const char *cell, int T, int N, int I, int H,
-                     int training, int warmup, int reps, double *ms,
-                     char *err, size_t errlen)
-{
-    return rnn_bench(cell, T, N, I, H, 0, training, dnnl_f32, warmup, reps,
-                     ms, NULL, 0, err, errlen);
-}
-
-int onednn_rnn_bench_dt(const char *cell, int T, int N, int I, int H,
-                        int training, dnnl_data_type_t dt, int warmup,
-                        int reps, double *ms, char *impl, size_t impllen,
-                        char *err, size_t errlen)
-{
-    return rnn_bench(cell, T, N, I, H, 0, training, dt, warmup, reps, ms,
-                     impl, impllen, err, errlen);
 }
 
 const char *onednn_cpu_isa(void)
@@ -673,16 +672,4 @@ const char *onednn_cpu_isa(void)
     case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
     default: return "all";
     }
-}
-
-int onednn_lstmp_bench(int T, int N, int I, int H, int P, int training,
-                       int warmup, int reps, double *ms, char *err,
-                       size_t errlen)
-{
-    if (P < 1) {
-        set_err(err, errlen, "onednn_lstmp_bench: P=%d, expected 1..H-1", P);
-        return -1;
-    }
-    return rnn_bench("lstm", T, N, I, H, P, training, dnnl_f32, warmup, reps,
-                     ms, NULL, 0, err, errlen);
 }
