@@ -2,7 +2,8 @@
  * test-backends.c: the backend registry of backends/dispatch.c, what core
  * asks of the backends: selector lookup with its default, and the refusal
  * of a backend that lacks a mandatory slot. It links the library's objects
- * and sees api/ and backends/ only, as core's calls do.
+ * and sees api/ and backends/ only, as core's calls do. And the CPU
+ * backend's data kernels, split over its threads, against plain loops.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -87,4 +88,92 @@ Test(registry, unknown_cpu_isa_through_the_context) {
     cr_assert_eq(recur_ctx_create(&ctx, "cpu:mmx"), RECUR_ERR_DEVICE);
     cr_assert_null(ctx);
     cr_assert(strstr(recur_last_error(), "argument 'cpu:mmx': unknown CPU ISA 'mmx'"), "%s", recur_last_error());
+}
+
+/* The CPU's data kernels (rows_set, colsum, add, transpose, gather, scatter) split over its threads from 65536
+ * floats: on 1, 2 and 3 threads, at sizes that split and at offsets, each gives exactly what a plain loop gives
+ * and writes nothing else. */
+static float frand_at(size_t i) { return (float)((i * 2654435761u) % 20011u) / 20011.0f - 0.5f; }
+
+static float *host(struct recur_mem m) { return (float *)((char *)m.buf + m.off); }
+
+Test(cpu, data_kernels_split_over_threads) {
+    enum { ROWS = 6001, W = 37, LD = 41, OFF = 3, GUARD = 64 };
+    const size_t n = OFF + (size_t)ROWS * LD + GUARD;
+    float *init = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+    int32_t *perm = malloc(ROWS * sizeof(int32_t));
+    cr_assert(init && want && perm);
+    for (size_t i = 0; i < n; i++) init[i] = frand_at(i);
+    for (int r = 0; r < ROWS; r++) perm[r] = (int32_t)(((size_t)r * 4099u) % ROWS); /* 4099 is prime to ROWS */
+    const char *rest;
+    for (int threads = 1; threads <= 3; threads++) {
+        struct recur_backend be;
+        cr_assert_eq(recur_be_open(&be, recur_be_find("cpu", &rest), NULL, ""), RECUR_OK, "%s", recur_last_error());
+        be.threads = threads;
+        struct recur_mem d, s, ix;
+        cr_assert_eq(recur_be_alloc(&be, n * sizeof(float), &d), RECUR_OK);
+        cr_assert_eq(recur_be_alloc(&be, n * sizeof(float), &s), RECUR_OK);
+        cr_assert_eq(recur_be_alloc(&be, ROWS * sizeof(int32_t), &ix), RECUR_OK);
+        memcpy(host(s), init, n * sizeof(float));
+        memcpy((char *)ix.buf + ix.off, perm, ROWS * sizeof(int32_t));
+        struct recur_mem d0 = recur_mem_at(d, OFF), s0 = recur_mem_at(s, OFF);
+
+        /* rows_set: every row of d gets s's first W floats */
+        memcpy(host(d), init, n * sizeof(float));
+        memcpy(want, init, n * sizeof(float));
+        for (int r = 0; r < ROWS; r++) memcpy(want + OFF + (size_t)r * LD, init + OFF, W * sizeof(float));
+        cr_assert_eq(recur_be_rows_set(&be, d0, ROWS, W, LD, s0), RECUR_OK);
+        cr_assert(!memcmp(host(d), want, n * sizeof(float)), "rows_set on %d threads", threads);
+
+        /* colsum over ROWS x W, beta 0 and 1, into a row of d */
+        for (int beta = 0; beta <= 1; beta++) {
+            memcpy(host(d), init, n * sizeof(float));
+            memcpy(want, init, n * sizeof(float));
+            for (int j = 0; j < W; j++) {
+                float acc = beta ? init[OFF + j] : 0.0f;
+                for (int r = 0; r < ROWS; r++) acc += init[OFF + (size_t)r * LD + j];
+                want[OFF + j] = acc;
+            }
+            cr_assert_eq(recur_be_colsum(&be, d0, (float)beta, s0, ROWS, W, LD), RECUR_OK);
+            cr_assert(!memcmp(host(d), want, n * sizeof(float)), "colsum beta %d on %d threads", beta, threads);
+        }
+
+        /* add: ROWS x LD floats */
+        memcpy(host(d), init, n * sizeof(float));
+        memcpy(want, init, n * sizeof(float));
+        for (size_t i = 0; i < (size_t)ROWS * LD; i++) want[OFF + i] += init[OFF + 1 + i];
+        cr_assert_eq(recur_be_add(&be, d0, recur_mem_at(s, OFF + 1), (size_t)ROWS * LD), RECUR_OK);
+        cr_assert(!memcmp(host(d), want, n * sizeof(float)), "add on %d threads", threads);
+
+        /* transpose: ROWS x W of s (ld LD) into W x ROWS of d (ld ROWS + 1) */
+        const size_t LT = ROWS + 1;
+        memcpy(host(d), init, n * sizeof(float));
+        memcpy(want, init, n * sizeof(float));
+        for (int r = 0; r < ROWS; r++)
+            for (int j = 0; j < W; j++) want[OFF + (size_t)j * LT + r] = init[OFF + (size_t)r * LD + j];
+        cr_assert_eq(recur_be_transpose(&be, d0, (int)LT, s0, LD, ROWS, W), RECUR_OK);
+        cr_assert(!memcmp(host(d), want, n * sizeof(float)), "transpose on %d threads", threads);
+
+        /* gather and scatter (plain and adding) through a permutation */
+        for (int k = 0; k < 3; k++) {
+            memcpy(host(d), init + 1, (n - 1) * sizeof(float));
+            memcpy(want, init + 1, (n - 1) * sizeof(float));
+            for (int r = 0; r < ROWS; r++)
+                for (int j = 0; j < W; j++) {
+                    size_t g = OFF + (size_t)perm[r] * LD + j, l = OFF + (size_t)r * LD + j;
+                    if (k == 0) want[l] = init[g];
+                    else want[g] = k == 2 ? want[g] + init[l] : init[l];
+                }
+            cr_assert_eq(k ? recur_be_scatter(&be, d0, LD, s0, LD, ix, ROWS, W, k == 2)
+                           : recur_be_gather(&be, d0, LD, s0, LD, ix, ROWS, W),
+                         RECUR_OK);
+            cr_assert(!memcmp(host(d), want, (n - 1) * sizeof(float)), "%s on %d threads",
+                      k == 0 ? "gather" : k == 1 ? "scatter" : "scatter-add", threads);
+        }
+        recur_be_free(&be, &d);
+        recur_be_free(&be, &s);
+        recur_be_free(&be, &ix);
+        recur_be_close(&be);
+    }
+    free(init), free(want), free(perm);
 }

@@ -294,33 +294,76 @@ static recur_status cpu_gemm(struct recur_backend *be, recur_dtype prec, int ta,
 
 /* ---- shared kernels ---- */
 
+/* Below this many floats an elementwise or row kernel stays on one thread. */
+#define TRAIN_PARALLEL_MIN 65536
+
+/* The data kernels below (rows_set, colsum, add, transpose, gather, scatter) split their rows (colsum: its
+ * columns) over the threads from TRAIN_PARALLEL_MIN floats: on one thread the input projection's bias rows, the
+ * bias gradients' column sums and the output scatter left the other threads idle (at the C shape each is a pass
+ * over R x 4H floats). Every element is computed as on one thread, so the results do not depend on the count. */
+struct rows_job {
+    float *d;
+    const float *s;
+    const int32_t *ix;
+    size_t ld_d, ld_s, rows, width;
+    float beta;
+    int add;
+};
+
+/* Threads for `floats` values over `items` parts. */
+static int rows_team(struct recur_backend *be, size_t floats, size_t items) {
+    int nt = recur_cpu_team(be, floats, TRAIN_PARALLEL_MIN);
+    return (size_t)nt < items ? nt : (int)(items ? items : 1);
+}
+
+static void rows_set_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->rows, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) memcpy(j->d + i * j->ld_d, j->s, j->width * sizeof(float));
+}
+
 static recur_status cpu_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width, int ld,
                                  struct recur_mem row) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *r = HOSTF(row);
-    for (int i = 0; i < rows; i++) memcpy(d + (size_t)i * ld, r, (size_t)width * sizeof(float));
+    struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(row), .ld_d = (size_t)ld, .rows = (size_t)rows,
+                         .width = (size_t)width};
+    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), rows_set_part, &j);
     return RECUR_OK;
+}
+
+/* Columns in blocks of 16 floats (a cache line), so that two threads never write one line of dst. */
+static void colsum_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((j->width + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16, hi = hi * 16 < j->width ? hi * 16 : j->width;
+    if (lo >= hi) return;
+    float *d = j->d;
+    if (j->beta == 0.0f) memset(d + lo, 0, (hi - lo) * sizeof(float));
+    for (size_t i = 0; i < j->rows; i++) {
+        const float *r = j->s + i * j->ld_s;
+        for (size_t c = lo; c < hi; c++) d[c] += r[c];
+    }
 }
 
 static recur_status cpu_colsum(struct recur_backend *be, struct recur_mem dst, float beta, struct recur_mem src,
                                int rows, int width, int ld) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    if (beta == 0.0f) memset(d, 0, (size_t)width * sizeof(float));
-    for (int i = 0; i < rows; i++) {
-        const float *r = s + (size_t)i * ld;
-        for (int j = 0; j < width; j++) d[j] += r[j];
-    }
+    struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ld_s = (size_t)ld, .rows = (size_t)rows,
+                         .width = (size_t)width, .beta = beta};
+    recur_cpu_run(be, rows_team(be, j.rows * j.width, (j.width + 15) / 16), colsum_part, &j);
     return RECUR_OK;
 }
 
+static void add_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->width, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) j->d[i] += j->s[i];
+}
+
 static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
-    (void)be;
-    float *py = HOSTF(y);
-    const float *px = HOSTF(x);
-    for (size_t i = 0; i < count; i++) py[i] += px[i];
+    struct rows_job j = {.d = HOSTF(y), .s = HOSTF(x), .width = count};
+    recur_cpu_run(be, rows_team(be, count, count), add_part, &j);
     return RECUR_OK;
 }
 
@@ -361,49 +404,66 @@ static recur_status cpu_from_bf16(struct recur_backend *be, struct recur_mem dst
     return RECUR_OK;
 }
 
+/* transpose: rows of src in tiles of B x B that stay in L1 both ways; width is cols. */
+enum { TRANSPOSE_TILE = 32 };
+
+static void transpose_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    const size_t B = TRANSPOSE_TILE;
+    size_t lo, hi;
+    recur_cpu_share((j->rows + B - 1) / B, t, nt, &lo, &hi);
+    for (size_t i0 = lo * B; i0 < hi * B && i0 < j->rows; i0 += B)
+        for (size_t j0 = 0; j0 < j->width; j0 += B)
+            for (size_t i = i0; i < j->rows && i < i0 + B; i++)
+                for (size_t c = j0; c < j->width && c < j0 + B; c++) j->d[c * j->ld_d + i] = j->s[i * j->ld_s + c];
+}
+
 static recur_status cpu_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                   int ld_src, int rows, int cols) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    enum { B = 32 }; /* tiles that stay in L1 both ways */
-    for (int i0 = 0; i0 < rows; i0 += B)
-        for (int j0 = 0; j0 < cols; j0 += B)
-            for (int i = i0; i < rows && i < i0 + B; i++)
-                for (int j = j0; j < cols && j < j0 + B; j++) d[(size_t)j * ld_dst + i] = s[(size_t)i * ld_src + j];
+    struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ld_d = (size_t)ld_dst, .ld_s = (size_t)ld_src,
+                         .rows = (size_t)rows, .width = (size_t)cols};
+    recur_cpu_run(be, rows_team(be, j.rows * j.width, (j.rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE),
+                  transpose_part, &j);
     return RECUR_OK;
+}
+
+static void gather_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->rows, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) memcpy(j->d + r * j->ld_d, j->s + (size_t)j->ix[r] * j->ld_s, j->width * 4);
 }
 
 static recur_status cpu_gather(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                int ld_src, struct recur_mem idx, int rows, int width) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    const int32_t *ix = HOST(idx);
-    for (int r = 0; r < rows; r++)
-        memcpy(d + (size_t)r * ld_dst, s + (size_t)ix[r] * ld_src, (size_t)width * sizeof(float));
+    struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .ld_d = (size_t)ld_dst,
+                         .ld_s = (size_t)ld_src, .rows = (size_t)rows, .width = (size_t)width};
+    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), gather_part, &j);
     return RECUR_OK;
+}
+
+/* The destination rows are distinct (the slot's contract), so the rows split freely. */
+static void scatter_part(void *arg, int t, int nt) {
+    const struct rows_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share(j->rows, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        float *to = j->d + (size_t)j->ix[r] * j->ld_d;
+        const float *from = j->s + r * j->ld_s;
+        if (j->add)
+            for (size_t c = 0; c < j->width; c++) to[c] += from[c];
+        else
+            memcpy(to, from, j->width * sizeof(float));
+    }
 }
 
 static recur_status cpu_scatter(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
                                 int ld_src, struct recur_mem idx, int rows, int width, int add) {
-    (void)be;
-    float *d = HOSTF(dst);
-    const float *s = HOSTF(src);
-    const int32_t *ix = HOST(idx);
-    for (int r = 0; r < rows; r++) {
-        float *to = d + (size_t)ix[r] * ld_dst;
-        const float *from = s + (size_t)r * ld_src;
-        if (add)
-            for (int j = 0; j < width; j++) to[j] += from[j];
-        else
-            memcpy(to, from, (size_t)width * sizeof(float));
-    }
+    struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .ld_d = (size_t)ld_dst,
+                         .ld_s = (size_t)ld_src, .rows = (size_t)rows, .width = (size_t)width, .add = add};
+    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), scatter_part, &j);
     return RECUR_OK;
 }
-
-/* Below this many floats an elementwise or row kernel stays on one thread. */
-#define TRAIN_PARALLEL_MIN 65536
 
 /* The arguments of the elementwise and row kernels below, each run as
  * fn(arg, t, nt) over its share of the elements or rows. */
