@@ -255,21 +255,22 @@ static struct turn gemms_turn(const struct cellspec *c, const struct cfg *g) {
 }
 #endif
 
-/* Times the n turns of a row and closes them: ms[k] is turn k's median ms over reps rounds, after 2 untimed ones,
- * or NaN when it could not be opened. Within a round every turn runs once, one after the other, so that the ratios
- * of their medians are of one machine state even when other processes come and go (this VM's speed drifts by 15%
- * within minutes). Each turn is followed by an untimed pause, so that the threads it leaves spinning are asleep
- * before the next starts: OpenMP's (oneDNN's and the GEMM ceiling's) spin for some milliseconds after a parallel
- * region, and on 2 cores that took one core from recur's next turn (B rnn 24.6 ms against 21.3 with the pause;
- * 2 ms was too short, 5, 10 and 30 ms the same). -1 when a run failed. */
-static int take_turns(struct turn *v, int n, int reps, double *ms) {
+/* Times the n turns of a row at shape g and closes them: ms[k] is turn k's median ms over reps rounds, after 2
+ * untimed ones, or NaN when it could not be opened. Within a round every turn runs once, one after the other, so
+ * that the ratios of their medians are of one machine state even when other processes come and go (this VM's speed
+ * drifts by 15% within minutes). On more than one thread each turn is followed by an untimed pause, so that the
+ * threads it leaves spinning are asleep before the next starts: OpenMP's (oneDNN's and the GEMM ceiling's) spin for
+ * some milliseconds after a parallel region, and on 2 cores that took one core from recur's next turn (B rnn 24.6 ms
+ * against 21.3 with the pause; 2 ms was too short, 5, 10 and 30 ms the same). On one thread there is no other thread
+ * to wait for, and a pause only made the next turn start from an idle core. -1 when a run failed. */
+static int take_turns(struct turn *v, int n, const struct cfg *g, int reps, double *ms) {
     const struct timespec settle = {0, 10 * 1000000L};
     double *t = malloc(sizeof(double) * (size_t)n * (size_t)reps);
     int rc = t ? 0 : -1;
     for (int r = -2; r < reps && rc == 0; r++)
         for (int k = 0; k < n && rc == 0; k++) {
             double e = v[k].arg ? v[k].run(v[k].arg) : 0;
-            nanosleep(&settle, NULL);
+            if (g->threads > 1) nanosleep(&settle, NULL);
             if (e < 0) rc = -1;
             else if (r >= 0) t[(size_t)k * reps + r] = e;
         }
@@ -289,7 +290,7 @@ static int time_pair(const struct side *a, const struct side *b, const struct cf
     double ms[2];
     int n = 1;
     if (b) v[n++] = recur_turn(b, g);
-    if (take_turns(v, n, reps, ms) != 0 || isnan(ms[0]) || (b && isnan(ms[1]))) return -1;
+    if (take_turns(v, n, g, reps, ms) != 0 || isnan(ms[0]) || (b && isnan(ms[1]))) return -1;
     *ms_a = ms[0];
     if (b) *ms_b = ms[1];
     return 0;
@@ -379,7 +380,7 @@ static int bench_lstmp(int reps, int quick, int threads) {
             v[nv++] = onednn_turn("lstm", &g, P, dnnl_f32, NULL, 0);
 #endif
             double t[3] = {NAN, NAN, NAN};
-            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
+            if (take_turns(v, nv, &g, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
                 rc = 1;
                 continue;
             }
@@ -496,7 +497,7 @@ static int bench_precision(recur_dtype prec, recur_dtype saved, const struct cfg
                 v[nv++] = onednn_turn(cs->peer, g, 0, dnnl_bf16, impl, sizeof impl);
 #endif
             double t[3] = {NAN, NAN, NAN};
-            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
+            if (take_turns(v, nv, g, reps, t) != 0 || isnan(t[0]) || isnan(t[1])) {
                 rc = 1;
                 continue;
             }
@@ -695,7 +696,7 @@ int recur_bench_main(int argc, char **argv) {
             (void)on_cpu;
 #endif
             double t[3] = {NAN, NAN, NAN};
-            if (take_turns(v, nv, reps, t) != 0 || isnan(t[0])) {
+            if (take_turns(v, nv, g, reps, t) != 0 || isnan(t[0])) {
                 rc = 1;
                 continue;
             }
