@@ -270,7 +270,7 @@ static int take_turns(struct turn *v, int n, const struct cfg *g, int reps, doub
     for (int r = -2; r < reps && rc == 0; r++)
         for (int k = 0; k < n && rc == 0; k++) {
             double e = v[k].arg ? v[k].run(v[k].arg) : 0;
-            if (g->threads > 1) nanosleep(&settle, NULL);
+            if (v[k].arg && g->threads > 1) nanosleep(&settle, NULL);
             if (e < 0) rc = -1;
             else if (r >= 0) t[(size_t)k * reps + r] = e;
         }
