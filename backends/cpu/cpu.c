@@ -310,10 +310,11 @@ struct rows_job {
     int add;
 };
 
-/* Threads for `floats` values over `items` parts. */
-static int rows_team(struct recur_backend *be, size_t floats, size_t items) {
-    int nt = recur_cpu_team(be, floats, TRAIN_PARALLEL_MIN);
-    return (size_t)nt < items ? nt : (int)(items ? items : 1);
+/* fn over n items (rows, column blocks, elements) on as many threads as `count` floats are worth: the data
+ * kernels below and the training kernels further down. */
+static void ew_run(struct recur_backend *be, size_t n, size_t count, recur_pool_fn fn, void *j) {
+    int nt = recur_cpu_team(be, count, TRAIN_PARALLEL_MIN);
+    recur_cpu_run(be, (size_t)nt < n ? nt : (int)n, fn, j);
 }
 
 static void rows_set_part(void *arg, int t, int nt) {
@@ -327,7 +328,7 @@ static recur_status cpu_rows_set(struct recur_backend *be, struct recur_mem dst,
                                  struct recur_mem row) {
     struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(row), .ld_d = (size_t)ld, .rows = (size_t)rows,
                          .width = (size_t)width};
-    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), rows_set_part, &j);
+    ew_run(be, j.rows, j.rows * j.width, rows_set_part, &j);
     return RECUR_OK;
 }
 
@@ -350,7 +351,7 @@ static recur_status cpu_colsum(struct recur_backend *be, struct recur_mem dst, f
                                int rows, int width, int ld) {
     struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ld_s = (size_t)ld, .rows = (size_t)rows,
                          .width = (size_t)width, .beta = beta};
-    recur_cpu_run(be, rows_team(be, j.rows * j.width, (j.width + 15) / 16), colsum_part, &j);
+    ew_run(be, (j.width + 15) / 16, j.rows * j.width, colsum_part, &j);
     return RECUR_OK;
 }
 
@@ -363,7 +364,7 @@ static void add_part(void *arg, int t, int nt) {
 
 static recur_status cpu_add(struct recur_backend *be, struct recur_mem y, struct recur_mem x, size_t count) {
     struct rows_job j = {.d = HOSTF(y), .s = HOSTF(x), .width = count};
-    recur_cpu_run(be, rows_team(be, count, count), add_part, &j);
+    ew_run(be, count, count, add_part, &j);
     return RECUR_OK;
 }
 
@@ -422,8 +423,7 @@ static recur_status cpu_transpose(struct recur_backend *be, struct recur_mem dst
                                   int ld_src, int rows, int cols) {
     struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ld_d = (size_t)ld_dst, .ld_s = (size_t)ld_src,
                          .rows = (size_t)rows, .width = (size_t)cols};
-    recur_cpu_run(be, rows_team(be, j.rows * j.width, (j.rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE),
-                  transpose_part, &j);
+    ew_run(be, (j.rows + TRANSPOSE_TILE - 1) / TRANSPOSE_TILE, j.rows * j.width, transpose_part, &j);
     return RECUR_OK;
 }
 
@@ -438,7 +438,7 @@ static recur_status cpu_gather(struct recur_backend *be, struct recur_mem dst, i
                                int ld_src, struct recur_mem idx, int rows, int width) {
     struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .ld_d = (size_t)ld_dst,
                          .ld_s = (size_t)ld_src, .rows = (size_t)rows, .width = (size_t)width};
-    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), gather_part, &j);
+    ew_run(be, j.rows, j.rows * j.width, gather_part, &j);
     return RECUR_OK;
 }
 
@@ -461,7 +461,7 @@ static recur_status cpu_scatter(struct recur_backend *be, struct recur_mem dst, 
                                 int ld_src, struct recur_mem idx, int rows, int width, int add) {
     struct rows_job j = {.d = HOSTF(dst), .s = HOSTF(src), .ix = HOST(idx), .ld_d = (size_t)ld_dst,
                          .ld_s = (size_t)ld_src, .rows = (size_t)rows, .width = (size_t)width, .add = add};
-    recur_cpu_run(be, rows_team(be, j.rows * j.width, j.rows), scatter_part, &j);
+    ew_run(be, j.rows, j.rows * j.width, scatter_part, &j);
     return RECUR_OK;
 }
 
@@ -477,11 +477,6 @@ struct ew_job {
     uint64_t seed, stream;
 };
 
-/* n items over threads when count floats are worth it. */
-static void ew_run(struct recur_backend *be, size_t n, size_t count, recur_pool_fn fn, struct ew_job *j) {
-    int nt = recur_cpu_team(be, count, TRAIN_PARALLEL_MIN);
-    recur_cpu_run(be, (size_t)nt < n ? nt : (int)n, fn, j);
-}
 
 static void dropout_part(void *arg, int t, int nt) {
     const struct ew_job *j = arg;
