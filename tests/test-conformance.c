@@ -138,6 +138,8 @@ static void check_case(const char *device, const char *cell, const char *variant
     ASSERT_CLOSE(what, y2, r.yd, r.ny, RTOL, ATOL_Y);
 
     /* RECUR_GRAD_ADD adds: a second backward doubles the weight gradients. */
+    float *first = test_floats(r.nw);
+    memcpy(first, r.dw, r.nw * sizeof(float));
     cr_assert_eq(recur_layer_forward(l, RECUR_MODE_TRAINING, &io), RECUR_OK);
     recur_grad_io g2 = {.dy = r.dy, .dhT = r.dhT, .dcT = two ? r.dcT : NULL};
     cr_assert_eq(recur_layer_backward(l, &io, &g2, RECUR_GRAD_ADD), RECUR_OK);
@@ -145,6 +147,15 @@ static void check_case(const char *device, const char *cell, const char *variant
     for (size_t i = 0; i < r.nw; i++) r.dwd[i] *= 2;
     snprintf(what, sizeof what, "%s %s dw after RECUR_GRAD_ADD", device, cell);
     ASSERT_CLOSE(what, r.dw, r.dwd, r.nw, RTOL, 2 * gscale);
+    /* The bias gradients' column sums are taken apart and then added: exactly twice the first ones. */
+    if (ref_has_biases(&rc)) {
+        size_t GH = (size_t)ref_gates(&rc) * (size_t)s->H;
+        size_t b0 = GH * (size_t)s->I + (size_t)ref_recurrent_gates(&rc) * (size_t)s->H * (size_t)s->H;
+        for (size_t i = b0; i < b0 + 2 * GH; i++)
+            cr_assert(r.dw[i] == 2 * first[i], "%s: bias gradient %zu is %a, not twice %a", what, i - b0, r.dw[i],
+                      first[i]);
+    }
+    free(first);
 
     free(y2), free(hT2);
     recur_layer_free(l);
