@@ -255,30 +255,48 @@ static struct turn gemms_turn(const struct cellspec *c, const struct cfg *g) {
 }
 #endif
 
-/* Times the n turns of a row at shape g and closes them: ms[k] is turn k's median ms over reps rounds, after 2
- * untimed ones, or NaN when it could not be opened. Within a round every turn runs once, one after the other, so
- * that the ratios of their medians are of one machine state even when other processes come and go (this VM's speed
- * drifts by 15% within minutes). On more than one thread each turn is followed by an untimed pause, so that the
- * threads it leaves spinning are asleep before the next starts: OpenMP's (oneDNN's and the GEMM ceiling's) spin for
- * some milliseconds after a parallel region, and on 2 cores that took one core from recur's next turn (B rnn 24.6 ms
- * against 21.3 with the pause; 2 ms was too short, 5, 10 and 30 ms the same). On one thread there is no other thread
- * to wait for, and a pause only made the next turn start from an idle core. -1 when a run failed. */
+/* Untimed rounds before the timed ones: until every turn has run WARM_REPS times or for WARM_MS, at least 2.
+ * In a new process recur's first 5 (C rows) to 9 (B rows) repetitions ran 5-12% slower, each with hundreds of page
+ * faults (227 to 1830; about 9 us each in this VM) and none after: dnnl_sgemm mallocs its packing buffers on every
+ * call, in each of recur's threads, and glibc's heaps keep handing out fresh pages until they settle. The GEMM
+ * ceiling (dnnl_sgemm too) has the same start; oneDNN's RNN primitive, with its scratchpad made once, does not. With
+ * the 2 untimed rounds of before, 7 of 9 timed repetitions of a B row fell in recur's start. */
+#define WARM_REPS 10
+#define WARM_MS 3000.0
+
+/* Times the n turns of a row at shape g and closes them: ms[k] is turn k's median ms over reps rounds, after the
+ * untimed ones above, or NaN when it could not be opened. Within a round every turn runs once, one after the other,
+ * so that the ratios of their medians are of one machine state even when other processes come and go (this VM's
+ * speed drifts by 15% within minutes). On more than one thread each turn is followed by an untimed pause, so that
+ * the threads it leaves spinning are asleep before the next starts: OpenMP's (oneDNN's and the GEMM ceiling's) spin
+ * for some milliseconds after a parallel region, and on 2 cores that took one core from recur's next turn (B rnn
+ * 24.6 ms against 21.3 with the pause; 2 ms was too short, 5, 10 and 30 ms the same). On one thread there is no
+ * other thread to wait for, and a pause only made the next turn start from an idle core. -1 when a run failed. */
 static int take_turns(struct turn *v, int n, const struct cfg *g, int reps, double *ms) {
     const struct timespec settle = {0, 10 * 1000000L};
-    double *t = malloc(sizeof(double) * (size_t)n * (size_t)reps);
-    int rc = t ? 0 : -1;
-    for (int r = -2; r < reps && rc == 0; r++)
+    double *t = malloc(sizeof(double) * (size_t)n * (size_t)reps), *warm = calloc((size_t)n, sizeof(double));
+    int rc = t && warm ? 0 : -1, warming = 1;
+    for (int w = 0, r = 0; r < reps && rc == 0;) {
         for (int k = 0; k < n && rc == 0; k++) {
             double e = v[k].arg ? v[k].run(v[k].arg) : 0;
             if (v[k].arg && g->threads > 1) nanosleep(&settle, NULL);
             if (e < 0) rc = -1;
-            else if (r >= 0) t[(size_t)k * reps + r] = e;
+            else if (warming) warm[k] += e;
+            else t[(size_t)k * reps + r] = e;
         }
+        if (!warming) {
+            r++;
+            continue;
+        }
+        int more = ++w < 2;
+        for (int k = 0; k < n && !more; k++) more = v[k].arg && w < WARM_REPS && warm[k] < WARM_MS;
+        warming = more;
+    }
     for (int k = 0; k < n; k++) {
         ms[k] = rc == 0 && v[k].arg ? median(t + (size_t)k * reps, reps) : NAN;
         if (v[k].arg) v[k].close(v[k].arg);
     }
-    free(t);
+    free(t), free(warm);
     return rc;
 }
 
