@@ -13,7 +13,7 @@
  * GFLOP/s counts matrix FLOPs, backward as 2x forward.
  * Within a row, recur and its peers take turns, one repetition each per round (take_turns): the ratios are
  * then of one machine state, where timing each side's repetitions in a block gave ratios that moved by 15%
- * between runs on a shared VM.
+ * between runs on a shared VM. Untimed rounds come first, until each has run 10 times or for 3 s (WARM_REPS).
  *
  * The main rows run on the device RECUR_DEVICE selects (RECUR_DEVICE=opencl: PoCL or a GPU;
  * the GEMM ceiling is then left out, as it is the CPU's); --config picks some of them, for
