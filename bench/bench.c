@@ -255,6 +255,18 @@ static struct turn gemms_turn(const struct cellspec *c, const struct cfg *g) {
 }
 #endif
 
+/* One round: every turn that could be opened runs once, e[k] its ms (0 when it could not be opened, never read);
+ * -1 when a run failed. */
+static int round_of(struct turn *v, int n, const struct cfg *g, double *e) {
+    const struct timespec settle = {0, 10 * 1000000L};
+    for (int k = 0; k < n; k++) {
+        e[k] = v[k].arg ? v[k].run(v[k].arg) : 0;
+        if (v[k].arg && g->threads > 1) nanosleep(&settle, NULL);
+        if (e[k] < 0) return -1;
+    }
+    return 0;
+}
+
 /* Untimed rounds before the timed ones: until every turn has run WARM_REPS times or for WARM_MS, at least 2.
  * In a new process recur's first 5 (C rows) to 9 (B rows) repetitions ran 5-12% slower, each with hundreds of page
  * faults (227 to 1830; about 9 us each in this VM) and none after: dnnl_sgemm mallocs its packing buffers on every
@@ -273,30 +285,27 @@ static struct turn gemms_turn(const struct cellspec *c, const struct cfg *g) {
  * 24.6 ms against 21.3 with the pause; 2 ms was too short, 5, 10 and 30 ms the same). On one thread there is no
  * other thread to wait for, and a pause only made the next turn start from an idle core. -1 when a run failed. */
 static int take_turns(struct turn *v, int n, const struct cfg *g, int reps, double *ms) {
-    const struct timespec settle = {0, 10 * 1000000L};
-    double *t = malloc(sizeof(double) * (size_t)n * (size_t)reps), *warm = calloc((size_t)n, sizeof(double));
-    int rc = t && warm ? 0 : -1, warming = 1;
-    for (int w = 0, r = 0; r < reps && rc == 0;) {
-        for (int k = 0; k < n && rc == 0; k++) {
-            double e = v[k].arg ? v[k].run(v[k].arg) : 0;
-            if (v[k].arg && g->threads > 1) nanosleep(&settle, NULL);
-            if (e < 0) rc = -1;
-            else if (warming) warm[k] += e;
-            else t[(size_t)k * reps + r] = e;
+    /* reps rounds' times, then one round's (e) and the warm-up's sums (warm) */
+    double *t = calloc((size_t)n * (size_t)(reps + 2), sizeof(double));
+    double *e = t ? t + (size_t)n * reps : NULL, *warm = t ? e + n : NULL;
+    int rc = t ? 0 : -1;
+    for (int w = 0, more = 1; rc == 0 && more; w++) {
+        rc = round_of(v, n, g, e);
+        more = w + 1 < 2;
+        for (int k = 0; k < n; k++) {
+            warm[k] += e[k];
+            more |= v[k].arg && w + 1 < WARM_REPS && warm[k] < WARM_MS;
         }
-        if (!warming) {
-            r++;
-            continue;
-        }
-        int more = ++w < 2;
-        for (int k = 0; k < n && !more; k++) more = v[k].arg && w < WARM_REPS && warm[k] < WARM_MS;
-        warming = more;
+    }
+    for (int r = 0; rc == 0 && r < reps; r++) {
+        rc = round_of(v, n, g, e);
+        for (int k = 0; k < n; k++) t[(size_t)k * reps + r] = e[k];
     }
     for (int k = 0; k < n; k++) {
         ms[k] = rc == 0 && v[k].arg ? median(t + (size_t)k * reps, reps) : NAN;
         if (v[k].arg) v[k].close(v[k].arg);
     }
-    free(t), free(warm);
+    free(t);
     return rc;
 }
 
