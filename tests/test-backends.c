@@ -3,12 +3,18 @@
  * asks of the backends: selector lookup with its default, and the refusal
  * of a backend that lacks a mandatory slot. It links the library's objects
  * and sees api/ and backends/ only, as core's calls do. And the CPU
- * backend's data kernels, split over its threads, against plain loops.
+ * backend's data kernels, split over its threads, against plain loops; and
+ * the signals its worker threads block.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend-impl.h"
+#include "cpu/pool.h"
 #include "recur/recur.h"
 
 Test(registry, selector_names_a_backend_case_insensitively) {
@@ -176,4 +182,47 @@ Test(cpu, data_kernels_split_over_threads) {
         recur_be_close(&be);
     }
     free(init), free(want), free(perm);
+}
+
+/* ---- the workers' signal mask ---- */
+
+struct mask_job {
+    pthread_t caller;
+    atomic_int on_worker, wrong; /* shares run by a worker; of those, with a wrong mask */
+};
+
+static void record_mask(void *arg, int t, int nt) {
+    (void)t, (void)nt;
+    struct mask_job *j = arg;
+    const struct timespec nap = {0, 2 * 1000000L}; /* long enough that a worker claims a share */
+    nanosleep(&nap, NULL);
+    if (pthread_equal(pthread_self(), j->caller)) return;
+    sigset_t m;
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    int ok = sigismember(&m, SIGINT) && sigismember(&m, SIGTERM) && sigismember(&m, SIGUSR1) &&
+             sigismember(&m, SIGPROF) && !sigismember(&m, SIGSEGV) && !sigismember(&m, SIGBUS) &&
+             !sigismember(&m, SIGFPE) && !sigismember(&m, SIGABRT);
+    atomic_fetch_add(&j->on_worker, 1);
+    if (!ok) atomic_fetch_add(&j->wrong, 1);
+}
+
+/* A handler never runs on a worker (oneDNN's JIT GEMMs point rsp into the heap, pool.c), a fault still
+ * reaches one, and the caller's own mask is left as it was. */
+Test(cpu, pool_workers_block_all_signals_but_the_faults) {
+    sigset_t none, before, after;
+    sigemptyset(&none);
+    cr_assert_eq(pthread_sigmask(SIG_SETMASK, &none, &before), 0);
+    struct recur_pool *p = recur_pool_create(4);
+    cr_assert_not_null(p);
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    cr_assert(!sigismember(&after, SIGINT) && !sigismember(&after, SIGUSR1), "the caller's mask was changed");
+    struct mask_job j = {.caller = pthread_self()};
+    atomic_init(&j.on_worker, 0);
+    atomic_init(&j.wrong, 0);
+    for (int i = 0; i < 200 && atomic_load(&j.on_worker) < 8; i++) recur_pool_run(p, 4, record_mask, &j);
+    recur_pool_free(p);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    cr_assert_geq(atomic_load(&j.on_worker), 1, "no share ran on a worker");
+    cr_assert_eq(atomic_load(&j.wrong), 0, "%d of %d shares on a worker saw a wrong signal mask", atomic_load(&j.wrong),
+                 atomic_load(&j.on_worker));
 }

@@ -22,9 +22,17 @@
  * and answering each with SOLO_NS alone cost 17% of the default training
  * job's speed. A share is fn(arg, t, nt) whichever thread runs it, so
  * results do not depend on which threads ran which shares.
+ *
+ * The workers block every signal but the faults': a program's handler never
+ * runs on them. oneDNN's JIT GEMM kernels (oneDNN issue 4845, fixed in
+ * March 2026, after Debian 12's 2.6.3) point rsp into the heap while they
+ * run, and a handler taken there writes its signal frame over heap memory;
+ * recur's tool lost its heap that way about one Ctrl-C in 30. The program's
+ * own threads are its to guard (recur.h says how; tools/train.c does it).
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -171,14 +179,25 @@ struct recur_pool *recur_pool_create(int threads) {
     pthread_cond_init(&p->done, NULL);
     atomic_init(&p->state, STATE(0, 0, 0));
     atomic_init(&p->finished, 0);
-    for (int i = 0; i + 1 < p->threads; i++) {
-        p->w[i].pool = p;
-        if (pthread_create(&p->w[i].tid, NULL, worker_main, &p->w[i]) != 0) {
-            stop(p, i);
-            p->threads = 0;
-            recur_pool_free(p);
-            return NULL;
-        }
+    /* the workers start with every signal blocked but the faults (a crash in
+     * one still reaches a sanitizer's or the program's handler) */
+    sigset_t blocked, old;
+    sigfillset(&blocked);
+    const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) sigdelset(&blocked, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &blocked, &old);
+    int started = 0;
+    while (started + 1 < p->threads) {
+        p->w[started].pool = p;
+        if (pthread_create(&p->w[started].tid, NULL, worker_main, &p->w[started]) != 0) break;
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started + 1 < p->threads) {
+        stop(p, started);
+        p->threads = 0;
+        recur_pool_free(p);
+        return NULL;
     }
     return p;
 }
