@@ -53,6 +53,25 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
+/* The Ctrl-C handler runs on a stack of its own (SA_ONSTACK). While a CPU
+ * product runs in this thread, oneDNN's JIT GEMM kernels (oneDNN issue
+ * 4845, fixed in March 2026, after Debian 12's 2.6.3) point rsp into the
+ * heap, and a handler taken there wrote its signal frame over heap memory:
+ * glibc aborted at a later free() about one Ctrl-C in 30. recur's worker
+ * threads block the signal, so it comes to this thread. 1: a stack was set here (handler_stack_off takes it back);
+ * 0: the thread had one already (a sanitizer's); -1: none could be set. */
+static int handler_stack_on(void) {
+    static _Alignas(64) char mem[256 * 1024]; /* AVX-512 state alone is 2.7 KB of the frame */
+    stack_t had, ss = {.ss_sp = mem, .ss_size = sizeof mem, .ss_flags = 0};
+    if (sigaltstack(NULL, &had) == 0 && !(had.ss_flags & SS_DISABLE)) return 0;
+    return sigaltstack(&ss, NULL) == 0 ? 1 : -1;
+}
+
+static void handler_stack_off(int set) {
+    stack_t off = {.ss_flags = SS_DISABLE};
+    if (set == 1) sigaltstack(&off, NULL);
+}
+
 /* A run of recur train: the invocation, the nets, the data and the histories. */
 struct trainer {
     /* the invocation (train_settings) */
@@ -1168,7 +1187,9 @@ static int train_loop(struct trainer *t) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
+    int own_stack = handler_stack_on();
+    /* a second Ctrl-C stops at once */
+    sa.sa_flags = SA_RESETHAND | (own_stack >= 0 ? SA_ONSTACK : 0);
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_sa);
 
@@ -1248,6 +1269,7 @@ static int train_loop(struct trainer *t) {
     }
     if (rc < 0) progress_end(&pg);
     sigaction(SIGINT, &old_sa, NULL);
+    handler_stack_off(own_stack);
     if (rc < 0 && STOPPED()) {
         write_svg(t);
         if (save_checkpoint(t, t->ckpt)) return 1;

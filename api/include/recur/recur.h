@@ -220,6 +220,17 @@ RECUR_API recur_status recur_ctx_device_sized(const recur_ctx *ctx, recur_device
  * same. OpenMP's settings (OMP_NUM_THREADS, OMP_WAIT_POLICY) no longer
  * apply to recur.
  *
+ * Signals: the context's threads block every signal but the faults
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS), so a
+ * program's handler runs on its own threads only. A thread that calls recur
+ * on the CPU and may take a signal with a handler (a Ctrl-C handler, a
+ * profiler's timer) must run that handler on an alternate stack
+ * (sigaltstack, and SA_ONSTACK in sigaction): oneDNN's JIT GEMM kernels
+ * point the stack pointer into the heap while they run, and a handler taken
+ * there writes its frame over heap memory (oneDNN's issue 4845, fixed in
+ * March 2026; Debian 12's oneDNN 2.6.3 has it). recur train does so for its
+ * Ctrl-C.
+ *
  * recur_ctx_set_threads: threads from 1 to RECUR_THREADS_MAX, else
  * RECUR_ERR_ARG; takes effect at the next call that runs on the context.
  */
