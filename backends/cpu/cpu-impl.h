@@ -17,6 +17,8 @@ struct cpu_dev {
     struct recur_pool *pool;   /* for be->threads threads; made on first use */
     struct recur_cpu_mm *mm;   /* matmul.c's state; made on first use */
     int emulate_bf16;          /* RECUR_CPU_BF16=emulate: bf16 emulated even where oneDNN has it */
+    float *pad_a;              /* the GEMM's padded copies of a transposed A (cpu.c), pad_cap floats */
+    size_t pad_cap;
 };
 
 /* A loop over every element of an operand, run often (rounding to bf16):
