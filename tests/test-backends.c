@@ -7,6 +7,7 @@
  * the signals its worker threads block.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -182,6 +183,56 @@ Test(cpu, data_kernels_split_over_threads) {
         recur_be_close(&be);
     }
     free(init), free(want), free(perm);
+}
+
+/* C = A^T B + beta C with A's row stride a multiple of 1024 floats: the CPU GEMM reads A through padded copies
+ * (one per thread's part; PAD_A_* in backends/cpu/cpu.c), here against a double-precision loop, with a part
+ * width of 1008 (1008 + 16 is itself 1024) among the shapes, on 1 to 3 threads. */
+Test(cpu, gemm_transposed_a_with_an_aligned_stride) {
+    static const struct {
+        int M, N, K, lda;
+    } cases[] = {{1000, 40, 300, 1024}, {1008, 16, 260, 2048}, {2016, 33, 256, 2048}};
+    const char *rest;
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int M = cases[c].M, N = cases[c].N, K = cases[c].K, lda = cases[c].lda;
+        size_t na = (size_t)K * lda, nb = (size_t)K * N, nc = (size_t)M * N + 64; /* C: 64 guard floats */
+        for (int threads = 1; threads <= 3; threads++) {
+            struct recur_backend be;
+            cr_assert_eq(recur_be_open(&be, recur_be_find("cpu", &rest), NULL, ""), RECUR_OK, "%s",
+                         recur_last_error());
+            be.threads = threads;
+            struct recur_mem a, b, cm;
+            cr_assert_eq(recur_be_alloc(&be, na * sizeof(float), &a), RECUR_OK);
+            cr_assert_eq(recur_be_alloc(&be, nb * sizeof(float), &b), RECUR_OK);
+            cr_assert_eq(recur_be_alloc(&be, nc * sizeof(float), &cm), RECUR_OK);
+            for (size_t i = 0; i < na; i++) host(a)[i] = frand_at(i);
+            for (size_t i = 0; i < nb; i++) host(b)[i] = frand_at(i + 7);
+            for (size_t i = 0; i < nc; i++) host(cm)[i] = frand_at(i + 11);
+            for (int beta = 0; beta <= 1; beta++) {
+                float *was = malloc(nc * sizeof(float));
+                cr_assert_not_null(was);
+                memcpy(was, host(cm), nc * sizeof(float));
+                cr_assert_eq(recur_be_gemm(&be, 1, 0, M, N, K, 1.0f, a, lda, b, N, (float)beta, cm, N), RECUR_OK);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double want = beta ? was[(size_t)i * N + j] : 0.0;
+                        for (int k = 0; k < K; k++)
+                            want += (double)host(a)[(size_t)k * lda + i] * host(b)[(size_t)k * N + j];
+                        float got = host(cm)[(size_t)i * N + j];
+                        cr_assert(fabs(got - want) <= 1e-4 * (1 + fabs(want)),
+                                  "case %zu, %d threads, beta %d: C[%d][%d] = %g, want %g", c, threads, beta, i, j, got,
+                                  want);
+                    }
+                cr_assert(!memcmp(host(cm) + (size_t)M * N, was + (size_t)M * N, 64 * sizeof(float)),
+                          "case %zu: written past C", c);
+                free(was);
+            }
+            recur_be_free(&be, &a);
+            recur_be_free(&be, &b);
+            recur_be_free(&be, &cm);
+            recur_be_close(&be);
+        }
+    }
 }
 
 /* ---- the workers' signal mask ---- */
