@@ -58,8 +58,9 @@ static void on_sigint(int sig) {
  * 4845, fixed in March 2026, after Debian 12's 2.6.3) point rsp into the
  * heap, and a handler taken there wrote its signal frame over heap memory:
  * glibc aborted at a later free() about one Ctrl-C in 30. recur's worker
- * threads block the signal, so it comes to this thread. 1: a stack was set here (handler_stack_off takes it back);
- * 0: the thread had one already (a sanitizer's); -1: none could be set. */
+ * threads block the signal, so it comes to this thread. 1: a stack was set
+ * here (handler_stack_off takes it back); 0: the thread had one already (a
+ * sanitizer's); -1: none could be set. */
 static int handler_stack_on(void) {
     static _Alignas(64) char mem[256 * 1024]; /* AVX-512 state alone is 2.7 KB of the frame */
     stack_t had, ss = {.ss_sp = mem, .ss_size = sizeof mem, .ss_flags = 0};

@@ -17,7 +17,7 @@ struct cpu_dev {
     struct recur_pool *pool;   /* for be->threads threads; made on first use */
     struct recur_cpu_mm *mm;   /* matmul.c's state; made on first use */
     int emulate_bf16;          /* RECUR_CPU_BF16=emulate: bf16 emulated even where oneDNN has it */
-    float *pad_a;              /* the GEMM's padded copies of a transposed A (cpu.c), pad_cap floats */
+    void *pad_a;               /* the GEMM's padded copies of a transposed A (cpu.c), pad_cap bytes */
     size_t pad_cap;
 };
 
@@ -41,6 +41,10 @@ int recur_cpu_team(struct recur_backend *be, size_t work, size_t min);
 void recur_cpu_run(struct recur_backend *be, int nt, recur_pool_fn fn, void *arg);
 /* Thread t of nt's share [*lo, *hi) of n items: contiguous, in order. */
 void recur_cpu_share(size_t n, int t, int nt, size_t *lo, size_t *hi);
+
+/* 64-byte aligned memory of at least `bytes` at *p, kept when large enough
+ * (*cap: its bytes); NULL, with *p as it was, when none can be had. */
+void *recur_cpu_grow(void **p, size_t *cap, size_t bytes);
 
 /* The float32 GEMM (cpu.c: dnnl_sgemm or CBLAS, split over the threads). */
 recur_status recur_cpu_sgemm(struct recur_backend *be, int ta, int tb, int M, int N, int K, float alpha,

@@ -218,10 +218,6 @@ static recur_status cpu_scale(struct recur_backend *be, struct recur_mem dst, in
 #define GEMM_PARALLEL_MIN 131072
 #define GEMM_TILE 16
 
-/* C = alpha op(A) op(B) + beta C (row-major), split over threads along the
- * longer of M and N into parts of whole tiles: each part is one
- * single-threaded library call, so for a given thread count the result is
- * the same bit for bit from run to run. */
 /* A transposed A (op(A) = A^T, A stored K x M) whose row stride is a whole
  * number of 4 KiB is read through a copy with a padded stride when N is at
  * most PAD_A_MAX_N and K at least PAD_A_MIN_K: dnnl_sgemm packs such an A
@@ -232,18 +228,22 @@ static recur_status cpu_scale(struct recur_backend *be, struct recur_mem dst, in
  * at N=32 T=50 H=512 took 0.89 of the time (18.0-21.7 ms against 16.2-19.0),
  * at N=128 H=512 0.90, at N=32 H=256 0.89; at H=1024 (N=1024 here) the copy
  * cost more than it saved (1.01-1.02), hence PAD_A_MAX_N. */
+#define PAD_A_STRIDE 1024 /* floats: 4 KiB */
 #define PAD_A_MAX_N 512
 #define PAD_A_MIN_K 256
 #define PAD_A_FLOATS 16
 
+/* C = alpha op(A) op(B) + beta C (row-major), split over threads along the
+ * longer of M and N into parts of whole tiles: each part is one
+ * single-threaded library call, so for a given thread count the result is
+ * the same bit for bit from run to run. */
 struct gemm_job {
     int ta, tb, M, N, K, lda, ldb, ldc, by_cols, tiles;
     float alpha, beta;
     const float *A, *B;
     float *C;
-    float *pad;          /* padded copies of A: part t's at t * pad_part floats (t < pad_parts); NULL for none */
+    float *pad;          /* padded copies of A: part t's at t * pad_part floats; NULL for none */
     size_t pad_part;
-    int pad_parts;
     atomic_int status; /* the first failing part's library status, else 0 */
 };
 
@@ -269,9 +269,9 @@ static void gemm_part(void *arg, int t, int nt) {
     int lda = j->lda;
     /* columns i0..i1 of the stored A, at a padded stride (a part wider than planned, when the pool ran
      * fewer threads than asked, reads A as it is) */
-    if (j->pad && t < j->pad_parts && (size_t)j->K * (size_t)(M + 2 * PAD_A_FLOATS) <= j->pad_part) {
+    if (j->pad && (size_t)j->K * (size_t)(M + 2 * PAD_A_FLOATS) <= j->pad_part) {
         float *a = j->pad + (size_t)t * j->pad_part;
-        lda = (M + PAD_A_FLOATS) % 1024 ? M + PAD_A_FLOATS : M + 2 * PAD_A_FLOATS;
+        lda = (M + PAD_A_FLOATS) % PAD_A_STRIDE ? M + PAD_A_FLOATS : M + 2 * PAD_A_FLOATS;
         for (int k = 0; k < j->K; k++) memcpy(a + (size_t)k * lda, A + (size_t)k * j->lda, (size_t)M * sizeof(float));
         A = a;
     }
@@ -305,20 +305,12 @@ recur_status recur_cpu_sgemm(struct recur_backend *be, int ta, int tb, int M, in
     j.tiles = ((j.by_cols ? N : M) + GEMM_TILE - 1) / GEMM_TILE;
     int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, GEMM_PARALLEL_MIN);
     if (nt > j.tiles) nt = j.tiles;
-    if (ta && !j.by_cols && lda % 1024 == 0 && N <= PAD_A_MAX_N && K >= PAD_A_MIN_K) {
+    if (ta && !j.by_cols && lda % PAD_A_STRIDE == 0 && N <= PAD_A_MAX_N && K >= PAD_A_MIN_K) {
         struct cpu_dev *d = be->context;
-        size_t widest = ((size_t)j.tiles + (size_t)nt - 1) / (size_t)nt * GEMM_TILE;
+        size_t widest = ((size_t)j.tiles + (size_t)nt - 1) / (size_t)nt * GEMM_TILE; /* recur_cpu_share's */
         j.pad_part = (size_t)K * (widest + 2 * PAD_A_FLOATS);
-        size_t need = j.pad_part * (size_t)nt;
-        if (need > d->pad_cap) { /* no room: the product runs unpadded */
-            float *p = NULL;
-            if (posix_memalign((void **)&p, 64, need * sizeof(float)) == 0) {
-                free(d->pad_a);
-                d->pad_a = p, d->pad_cap = need;
-            }
-        }
-        j.pad = need <= d->pad_cap ? d->pad_a : NULL;
-        j.pad_parts = nt;
+        /* no memory: the product reads A as it is */
+        j.pad = recur_cpu_grow(&d->pad_a, &d->pad_cap, j.pad_part * (size_t)nt * sizeof(float));
     }
     recur_cpu_run(be, nt, gemm_part, &j);
     int s = atomic_load(&j.status);

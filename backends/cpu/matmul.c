@@ -109,8 +109,7 @@ struct recur_cpu_mm {
 #endif
 };
 
-/* 64-byte aligned memory of at least `bytes` at *p (kept when large enough). */
-static void *grow(void **p, size_t *cap, size_t bytes) {
+void *recur_cpu_grow(void **p, size_t *cap, size_t bytes) {
     if (bytes <= *cap) return *p;
     void *q = NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
@@ -275,7 +274,7 @@ out:
 static dnnl_status_t prim_run(struct recur_cpu_mm *mm, int t, struct mm_prim *p, const void *A, const void *W,
                               float *C) {
     struct mm_thread *th = &mm->thr[t];
-    if (p->pad_bytes && !grow(&th->pad, &th->pad_cap, p->pad_bytes)) return dnnl_out_of_memory;
+    if (p->pad_bytes && !recur_cpu_grow(&th->pad, &th->pad_cap, p->pad_bytes)) return dnnl_out_of_memory;
     dnnl_status_t s;
     if ((s = dnnl_memory_set_data_handle(p->src, (void *)A)) || (s = dnnl_memory_set_data_handle(p->wei, (void *)W)) ||
         (s = dnnl_memory_set_data_handle(p->dst, C)) || (p->pad && (s = dnnl_memory_set_data_handle(p->pad, th->pad))))
@@ -518,7 +517,7 @@ static void packed_part(void *arg, int t, int nt) {
         float *out = j->C + part->n0;
         if (!direct) {
             struct mm_thread *th = &j->mm->thr[t];
-            out = grow((void **)&th->out, &th->out_cap, (size_t)j->M * (size_t)nn * sizeof(float));
+            out = recur_cpu_grow((void **)&th->out, &th->out_cap, (size_t)j->M * (size_t)nn * sizeof(float));
             if (!out) s = dnnl_out_of_memory;
         }
         if (s == dnnl_success) s = prim_run(j->mm, t, p, j->A, part->w, out);
@@ -531,7 +530,7 @@ static void packed_part(void *arg, int t, int nt) {
 
 /* Scratch for a rounded operand: slot 0 A, slot 1 B. */
 static void *scratch(struct recur_cpu_mm *mm, int slot, size_t bytes) {
-    return grow(&mm->scratch[slot], &mm->cap[slot], bytes);
+    return recur_cpu_grow(&mm->scratch[slot], &mm->cap[slot], bytes);
 }
 
 recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur_mem Am, int lda, const void *packed,
@@ -608,7 +607,7 @@ static void half_part(void *arg, int t, int nt) {
     dnnl_status_t s = dnnl_success;
     if (!direct) {
         struct mm_thread *th = &j->mm->thr[t];
-        out = grow((void **)&th->out, &th->out_cap, (size_t)M * (size_t)j->N * sizeof(float));
+        out = recur_cpu_grow((void **)&th->out, &th->out_cap, (size_t)M * (size_t)j->N * sizeof(float));
         if (!out) s = dnnl_out_of_memory;
     }
     dnnl_memory_desc_t wmd;
