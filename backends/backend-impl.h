@@ -158,6 +158,10 @@ struct recur_backend_i {
      * rounded to the pack's precision. */
     recur_status (*gemm_packed)(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
                                 float beta, struct recur_mem C, int ldc);
+    /* (optional) A pack made again from the current values of the operand
+     * it was packed from (a new weight version: the same B, shape and
+     * precision), in place. Default: unpack, then pack. */
+    recur_status (*repack)(struct recur_backend *be, void *packed);
     void (*unpack)(struct recur_backend *be, void *packed);
 
     /* ---- shared kernels ---- */
@@ -363,6 +367,8 @@ recur_status recur_be_pack(struct recur_backend *be, recur_dtype prec, int trans
                            int ldb, void **packed);
 recur_status recur_be_gemm_packed(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
                                   float beta, struct recur_mem C, int ldc);
+/* RECUR_ERR_UNSUPPORTED (nothing recorded) when the backend has no repack slot. */
+recur_status recur_be_repack(struct recur_backend *be, void *packed);
 void recur_be_unpack(struct recur_backend *be, void *packed);
 recur_status recur_be_rows_set(struct recur_backend *be, struct recur_mem dst, int rows, int width,
                                int ld, struct recur_mem row);

@@ -220,6 +220,10 @@ recur_status recur_be_gemm_packed(struct recur_backend *be, int M, struct recur_
     return M > 0 ? be->iface->gemm_packed(be, M, A, lda, packed, beta, C, ldc) : RECUR_OK;
 }
 
+recur_status recur_be_repack(struct recur_backend *be, void *packed) {
+    return be->iface->repack ? be->iface->repack(be, packed) : RECUR_ERR_UNSUPPORTED;
+}
+
 void recur_be_unpack(struct recur_backend *be, void *packed) {
     if (packed) be->iface->unpack(be, packed);
 }

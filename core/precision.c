@@ -99,26 +99,55 @@ recur_dtype recur_model_saved_dtype(const recur_model *m) { return m ? m->layers
 
 /* ---- weight operands ---- */
 
-static int pack_current(const recur_layer *l, const struct recur_wpack *w, int trans, int K, int N,
-                        struct recur_mem B, int ldb) {
-    return w->packed && w->version == l->w_version && w->prec == l->prec && w->threads == l->ctx->be.threads &&
-           w->B.buf == B.buf && w->B.off == B.off && w->trans == trans && w->K == K && w->N == N && w->ldb == ldb;
+/* Whether w is a pack of this operand, at any weight version. */
+static int pack_same(const recur_layer *l, const struct recur_wpack *w, int trans, int K, int N, struct recur_mem B,
+                     int ldb) {
+    return w->packed && w->prec == l->prec && w->threads == l->ctx->be.threads && w->B.buf == B.buf &&
+           w->B.off == B.off && w->trans == trans && w->K == K && w->N == N && w->ldb == ldb;
+}
+
+static void recur_wpack_clear(struct recur_backend *be, struct recur_wpack *w) {
+    recur_be_unpack(be, w->packed);
+    memset(w, 0, sizeof *w);
+}
+
+static recur_status recur_wpack(recur_layer *l, int which, int trans, int K, int N, struct recur_mem B, int ldb,
+                         const void **packed) {
+    struct recur_backend *be = &l->ctx->be;
+    *packed = NULL;
+    if (K <= 0 || N <= 0 || !recur_be_packs(be)) return RECUR_OK;
+    /* A float32 input weight serves one product per weight version (all steps at once): a pack costs about a
+     * pass over the weight, which one product does not win back (docs/performance.md), so it is not packed. */
+    if (l->prec == RECUR_DTYPE_F32 && (which == RECUR_WP_IH_T || which == RECUR_WP_IH)) return RECUR_OK;
+    struct recur_wpack *w = &l->wp[which];
+    int same = pack_same(l, w, trans, K, N, B, ldb);
+    if (same && w->version == l->w_version) {
+        *packed = w->packed;
+        return RECUR_OK;
+    }
+    /* a new weight version of the same operand: packed again in place where the backend can */
+    recur_status st = same ? recur_be_repack(be, w->packed) : RECUR_ERR_UNSUPPORTED;
+    if (st != RECUR_ERR_UNSUPPORTED) {
+        if (st == RECUR_OK) w->version = l->w_version;
+        else recur_wpack_clear(be, w);
+        *packed = w->packed;
+        return st;
+    }
+    recur_wpack_clear(be, w);
+    TRY(recur_be_pack(be, l->prec, trans, K, N, B, ldb, &w->packed));
+    *w = (struct recur_wpack){w->packed, B, trans, K, N, ldb, be->threads, l->prec, l->w_version};
+    *packed = w->packed;
+    return RECUR_OK;
 }
 
 recur_status recur_wgemm(recur_layer *l, int which, int trans, int K, int N, struct recur_mem B, int ldb, int M,
                          struct recur_mem A, int lda, float beta, struct recur_mem C, int ldc) {
     struct recur_backend *be = &l->ctx->be;
+    const void *packed;
     if (M <= 0 || N <= 0) return RECUR_OK;
-    if (K <= 0 || !recur_be_packs(be))
-        return recur_be_gemm_prec(be, l->prec, 0, trans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-    struct recur_wpack *w = &l->wp[which];
-    if (!pack_current(l, w, trans, K, N, B, ldb)) {
-        recur_be_unpack(be, w->packed);
-        memset(w, 0, sizeof *w);
-        TRY(recur_be_pack(be, l->prec, trans, K, N, B, ldb, &w->packed));
-        *w = (struct recur_wpack){w->packed, B, trans, K, N, ldb, be->threads, l->prec, l->w_version};
-    }
-    return recur_be_gemm_packed(be, M, A, lda, w->packed, beta, C, ldc);
+    TRY(recur_wpack(l, which, trans, K, N, B, ldb, &packed));
+    if (!packed) return recur_be_gemm_prec(be, l->prec, 0, trans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    return recur_be_gemm_packed(be, M, A, lda, packed, beta, C, ldc);
 }
 
 void recur_wpack_release(recur_layer *l) {

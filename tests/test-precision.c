@@ -14,10 +14,12 @@
  *     threads, against a double loop over the rounded operands (ties to
  *     even: truncation is 2^-9 or 2^-12 off, past the tolerance); f16's
  *     overflow to Inf and its subnormals in a product;
- *   - packed weights (pack, gemm_packed) in f32, bf16 and f16, one pack
- *     reused for several row counts, beta 0 (C's NaN overwritten) and 1,
- *     against the same loop; the packs are copies (B changed afterwards
- *     does not change their products);
+ *   - packed weights (pack, gemm_packed) in f32 (oneDNN's packed sgemm, and
+ *     B itself with RECUR_CPU_SGEMM=plain), bf16 and f16, one pack reused
+ *     for several row counts, beta 0 (C's NaN overwritten) and 1, against
+ *     the same loop; the bf16 and f16 packs are copies (B changed afterwards
+ *     does not change their products); a pack made again in place (repack)
+ *     takes B's new values; RECUR_CPU_SGEMM's bad values refused;
  *   - a type that is not a recur_dtype refused by recur_model_set_precision
  *     and by the dispatch (never a shift by it), the model left in its
  *     precision; bf16 and f16 near f32, f16 nearer; back to f32 gives
@@ -82,20 +84,34 @@ Test(precision, names_and_parsing) {
     cr_assert_eq(recur_dtype_parse(NULL, &d), RECUR_ERR_NULL);
 }
 
-Test(precision, bad_cpu_bf16_setting_is_named) {
-    const char *was = getenv("RECUR_CPU_BF16");
-    char *keep = was ? strdup(was) : NULL;
-    setenv("RECUR_CPU_BF16", "fast", 1);
+/* The CPU backend's setting `var`: `bad` refused when a context is made, naming it; `good[]` accepted. */
+static void cpu_setting_checked(const char *var, const char *bad, const char *const *good, int n_good) {
+    const char *was = getenv(var);
+    char *keep = was ? strdup(was) : NULL, want[96];
+    setenv(var, bad, 1);
     recur_ctx *ctx = NULL;
     cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_ERR_ARG);
     cr_assert_null(ctx);
-    cr_assert(strstr(recur_last_error(), "RECUR_CPU_BF16='fast'"), "%s", recur_last_error());
-    setenv("RECUR_CPU_BF16", "auto", 1);
-    cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
-    recur_ctx_free(ctx);
-    if (keep) setenv("RECUR_CPU_BF16", keep, 1);
-    else unsetenv("RECUR_CPU_BF16");
+    snprintf(want, sizeof want, "%s='%s'", var, bad);
+    cr_assert(strstr(recur_last_error(), want), "%s", recur_last_error());
+    for (int i = 0; i < n_good; i++) {
+        setenv(var, good[i], 1);
+        cr_assert_eq(recur_ctx_create(&ctx, "cpu"), RECUR_OK, "%s", recur_last_error());
+        recur_ctx_free(ctx);
+    }
+    if (keep) setenv(var, keep, 1);
+    else unsetenv(var);
     free(keep);
+}
+
+Test(precision, bad_cpu_bf16_setting_is_named) {
+    const char *good[] = {"auto", "emulate"};
+    cpu_setting_checked("RECUR_CPU_BF16", "fast", good, 2);
+}
+
+Test(precision, bad_cpu_sgemm_setting_is_named) {
+    const char *good[] = {"auto", "plain"};
+    cpu_setting_checked("RECUR_CPU_SGEMM", "packed", good, 2);
 }
 
 Test(precision, cpu_lists_bf16_and_f16) {
@@ -287,6 +303,49 @@ Test(precision, packed_bf16) {
 Test(precision, packed_f16) {
     pack_cases(RECUR_DTYPE_F16, 1);
     pack_cases(RECUR_DTYPE_F16, 2);
+}
+
+/* Float32 packs made with RECUR_CPU_SGEMM=plain: B itself, multiplied by
+ * dnnl_sgemm (the default packs them with oneDNN's packed sgemm where the
+ * library has it, as the test above). */
+Test(precision, packed_f32_plain) {
+    setenv("RECUR_CPU_SGEMM", "plain", 1);
+    pack_cases(RECUR_DTYPE_F32, 1);
+    pack_cases(RECUR_DTYPE_F32, 2);
+    unsetenv("RECUR_CPU_SGEMM");
+}
+
+/* A pack made again in place (repack, a new weight version) multiplies by B's new values. */
+static void repack_case(recur_dtype prec, int threads) {
+    recur_ctx *ctx = open_cpu(threads);
+    test_rng rng = {17 + (uint64_t)prec};
+    enum { K = 70, N = 200, M = 9, LDB = N + 5 };
+    float *B = test_floats((size_t)K * LDB), *A = test_floats((size_t)M * K), *C = test_floats((size_t)M * N);
+    float *C0 = test_floats((size_t)M * N);
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)test_uniform(&rng, -2, 2);
+    void *pk = NULL;
+    for (int version = 0; version < 3; version++) {
+        for (size_t i = 0; i < (size_t)K * LDB; i++) B[i] = (float)test_uniform(&rng, -1, 1);
+        if (version == 0) OK(ctx, recur_be_pack(&ctx->be, prec, 0, K, N, host(B), LDB, &pk));
+        else OK(ctx, recur_be_repack(&ctx->be, pk));
+        for (size_t i = 0; i < (size_t)M * N; i++) C[i] = C0[i] = NAN;
+        OK(ctx, recur_be_gemm_packed(&ctx->be, M, host(A), K, pk, 0.0f, host(C), N));
+        struct gcase g = {0, 0, M, N, K, 0, 1.0f, 0.0f};
+        char what[96];
+        snprintf(what, sizeof what, "%s pack, version %d, %d threads", recur_dtype_name(prec), version, threads);
+        expect(what, &g, prec, A, K, B, LDB, C0, C, N);
+    }
+    recur_be_unpack(&ctx->be, pk);
+    free(B), free(A), free(C), free(C0);
+    recur_ctx_free(ctx);
+}
+
+Test(precision, repack_takes_the_new_values) {
+    for (int threads = 1; threads <= 2; threads++) {
+        repack_case(RECUR_DTYPE_F32, threads);
+        repack_case(RECUR_DTYPE_BF16, threads);
+        repack_case(RECUR_DTYPE_F16, threads);
+    }
 }
 
 /* A bf16 or f16 pack is a copy: B rewritten after packing leaves its products alone. */

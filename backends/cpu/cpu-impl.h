@@ -61,7 +61,11 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
                             int ldb, void **packed);
 recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur_mem A, int lda, const void *packed,
                                    float beta, struct recur_mem C, int ldc);
+recur_status recur_cpu_repack(struct recur_backend *be, void *packed);
 void recur_cpu_unpack(struct recur_backend *be, void *packed);
+/* Whether float32 weights are packed by oneDNN's packed sgemm (found in the
+ * library, and RECUR_CPU_SGEMM is not "plain"). */
+int recur_cpu_sgemm_packs(void);
 void recur_cpu_mm_free(struct recur_cpu_mm *mm);
 
 #endif

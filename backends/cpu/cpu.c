@@ -71,7 +71,7 @@ static void fill_info(recur_device_info *d, uint32_t isa, int is_default) {
     snprintf(d->name, sizeof d->name, "CPU (%s)", isa_name(isa));
     snprintf(d->detail, sizeof d->detail, "ISA %s%s, GEMM %s; %s", isa_name(isa), is_default ? " (best supported)" : "",
 #ifdef RECUR_HAVE_DNNL
-             "oneDNN dnnl_sgemm",
+             recur_cpu_sgemm_packs() ? "oneDNN sgemm, packed weights" : "oneDNN dnnl_sgemm",
 #else
              "CBLAS",
 #endif
@@ -104,6 +104,10 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
     const char *bf16 = getenv("RECUR_CPU_BF16");
     RETURN_IF(bf16 && strcmp(bf16, "auto") && strcmp(bf16, "emulate"), be->ctx, RECUR_ERR_ARG,
               "RECUR_CPU_BF16='%.64s': expected 'auto' or 'emulate'", bf16);
+    /* RECUR_CPU_SGEMM: "auto" (the same as unset) or "plain" (float32 weights not packed: dnnl_sgemm) */
+    const char *sgemm = getenv("RECUR_CPU_SGEMM");
+    RETURN_IF(sgemm && strcmp(sgemm, "auto") && strcmp(sgemm, "plain"), be->ctx, RECUR_ERR_ARG,
+              "RECUR_CPU_SGEMM='%.64s': expected 'auto' or 'plain'", sgemm);
     uint32_t isa = best_isa();
     if (*spec) {
         size_t i = 0;
@@ -894,6 +898,7 @@ const struct recur_backend_i recur_cpu_backend = {
     .precisions = recur_cpu_precisions,
     .pack = recur_cpu_pack,
     .gemm_packed = recur_cpu_gemm_packed,
+    .repack = recur_cpu_repack,
     .unpack = recur_cpu_unpack,
     .rows_set = cpu_rows_set,
     .colsum = cpu_colsum,

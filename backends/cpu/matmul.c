@@ -25,12 +25,27 @@
  * values is exact in float32). float16 is always emulated so: a product of
  * two f16 values (11 significant bits, exponents from -24) is exact in
  * float32 too; oneDNN 2.6 has f16 matmuls only for AVX512-FP16, which no
- * machine of ours had to test them on. float32 products are never packed:
- * on Zen 5 a packed float32 brgemm measured 0.98x (training) to 1.13x (inference at
- * batch 1) the time of dnnl_sgemm on the transposed copy the engine keeps
- * (docs/performance.md), so its pack is B itself.
+ * machine of ours had to test them on.
+ *
+ * float32 weights are packed by oneDNN's packed sgemm, the GEMM its own
+ * float32 RNN primitives run (sgemm_pack and sgemm_compute): 0.85-0.95 of
+ * dnnl_sgemm's time on the per-step shapes of configs B and C on Zen 5,
+ * where dnnl_sgemm packs the weight again on every call, for a pack that
+ * costs about one pass over the weight. oneDNN's library exports these
+ * functions but its headers do not declare them (src/cpu/gemm/gemm_pack.hpp),
+ * so they are looked up at run time by their C++ names, which spell out
+ * their parameter types: a oneDNN without them, or with other parameters,
+ * has no such names, and its float32 pack is B itself (dnnl_sgemm on every
+ * product), as it is with RECUR_CPU_SGEMM=plain. A pack has one part per
+ * thread, of whole 16-column blocks, each packed on its own, and a product
+ * runs each part on one thread, straight into C. (oneDNN's packed float32
+ * brgemm matmul, the public way, measured 0.98x to 1.13x dnnl_sgemm's time:
+ * no lever.)
  */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,7 +331,7 @@ static dnnl_status_t part_pack(struct recur_cpu_mm *mm, int t, dnnl_data_type_t 
         goto out;
     part->wmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     size_t bytes = dnnl_memory_desc_get_size(&part->wmd);
-    if (posix_memalign(&part->w, 64, (bytes + 63) & ~(size_t)63) != 0) {
+    if (!part->w && posix_memalign(&part->w, 64, (bytes + 63) & ~(size_t)63) != 0) { /* else packed again in place */
         part->w = NULL;
         s = dnnl_out_of_memory;
         goto out;
@@ -347,23 +362,82 @@ out:
 }
 #endif
 
+/* ---- oneDNN's packed sgemm ---- */
+
+#ifdef RECUR_HAVE_DNNL
+/* dnnl::impl::cpu::sgemm_pack_get_size, sgemm_pack and sgemm_compute
+ * (column-major, as BLAS): the names encode (const char *, const char *,
+ * const char *, const dim_t * x 5, size_t *, bool *), (const char * x 3,
+ * const dim_t * x 5, const float *, float *) and (const char * x 2,
+ * const dim_t * x 3, const float *, const dim_t *, const float *,
+ * const dim_t *, const float *, float *, const dim_t *). */
+typedef dnnl_status_t (*sg_size_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
+                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                    size_t *, bool *);
+typedef dnnl_status_t (*sg_pack_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
+                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                    const float *, float *);
+typedef dnnl_status_t (*sg_compute_fn)(const char *, const char *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                       const dnnl_dim_t *, const float *, const dnnl_dim_t *, const float *,
+                                       const dnnl_dim_t *, const float *, float *, const dnnl_dim_t *);
+static struct {
+    sg_size_fn size;
+    sg_pack_fn pack;
+    sg_compute_fn compute;
+} sg;
+static pthread_once_t sg_once = PTHREAD_ONCE_INIT;
+
+static void sg_find(void) {
+    void *size = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu19sgemm_pack_get_sizeEPKcS3_S3_PKlS5_S5_S5_S5_PmPb");
+    void *pack = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu10sgemm_packEPKcS3_S3_PKlS5_S5_S5_S5_PKfPf");
+    void *compute = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu13sgemm_computeEPKcS3_PKlS5_S5_PKfS5_S7_S5_S7_PfS5_");
+    if (!size || !pack || !compute) return;
+    /* a function pointer from dlsym's void * (POSIX allows it; ISO C does not say) */
+    memcpy(&sg.size, &size, sizeof size);
+    memcpy(&sg.pack, &pack, sizeof pack);
+    memcpy(&sg.compute, &compute, sizeof compute);
+}
+#endif
+
+int recur_cpu_sgemm_packs(void) {
+#ifdef RECUR_HAVE_DNNL
+    pthread_once(&sg_once, sg_find);
+    const char *env = getenv("RECUR_CPU_SGEMM");
+    return sg.compute && !(env && !strcmp(env, "plain"));
+#else
+    return 0;
+#endif
+}
+
 /* ---- packed weights ---- */
 
 enum pack_kind {
     PACK_REF,     /* float32, B itself: the float32 GEMM */
     PACK_ROUNDED, /* emulated bf16 or f16: op(B)'s region rounded to the pack's type, in floats */
-    PACK_DNNL,    /* oneDNN matmul parts, float32 or bf16 */
+    PACK_DNNL,    /* oneDNN matmul parts, bf16 */
+    PACK_SGEMM,   /* oneDNN packed sgemm parts, float32 */
+};
+
+/* The batch that packs are made for. A pack serves products of any row
+ * count; oneDNN 2.6.3 crashed packing a transposed operand for 2 to 15 rows. */
+#define SG_PACK_ROWS 64
+
+/* A part of a float32 pack: columns n0..n1 of op(B), packed by sgemm_pack. */
+struct sg_part {
+    int n0, n1;
+    float *w;
 };
 
 struct cpu_pack {
     enum pack_kind kind;
     recur_dtype prec;
     int trans, K, N, ldb;
-    const float *B;   /* PACK_REF */
-    float *rounded;   /* PACK_ROUNDED: the stored region of B (trans ? N x K : K x N), dense */
-    int parts;        /* PACK_DNNL */
+    const float *B;     /* PACK_REF and PACK_SGEMM: the operand as given */
+    float *rounded;     /* PACK_ROUNDED: the stored region of B (trans ? N x K : K x N), dense */
+    int parts;          /* PACK_DNNL, PACK_SGEMM */
+    struct sg_part *sg; /* PACK_SGEMM: [parts] */
 #ifdef RECUR_HAVE_DNNL
-    struct mm_part part[];
+    struct mm_part part[]; /* PACK_DNNL */
 #endif
 };
 
@@ -377,16 +451,57 @@ struct pack_job {
     atomic_int status;
 };
 
+/* Part i of a float32 pack: its columns of op(B), column-major N x K for
+ * sgemm_pack's A (op(B) from a K x N B, or from an N x K one transposed). */
+static dnnl_status_t sg_part_pack(const struct cpu_pack *pk, struct sg_part *part) {
+    dnnl_dim_t m = part->n1 - part->n0, n = SG_PACK_ROWS, k = pk->K, lda = pk->ldb, ldb = pk->K;
+    const char *ta = pk->trans ? "T" : "N";
+    size_t bytes = 0;
+    bool packs = true;
+    dnnl_status_t s = sg.size("A", ta, "N", &m, &n, &k, &lda, &ldb, &bytes, &packs);
+    if (s != dnnl_success) return s;
+    if (!part->w && posix_memalign((void **)&part->w, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64) != 0) {
+        part->w = NULL;
+        return dnnl_out_of_memory;
+    }
+    const float *src = pk->B + (pk->trans ? (size_t)part->n0 * (size_t)pk->ldb : (size_t)part->n0);
+    return sg.pack("A", ta, "N", &m, &n, &k, &lda, &ldb, src, part->w);
+}
+
 static void pack_part(void *arg, int t, int nt) {
     struct pack_job *j = arg;
     size_t lo, hi;
     recur_cpu_share((size_t)j->pk->parts, t, nt, &lo, &hi);
+#ifdef _OPENMP
+    int omp_before = omp_get_max_threads();
+    omp_set_num_threads(1); /* oneDNN packs for, and sgemm_compute runs on, the caller's thread alone */
+#endif
     for (size_t i = lo; i < hi; i++) {
-        dnnl_status_t s = part_pack(j->mm, t, dnnl_type(j->pk->prec), j->pk->trans, j->pk->K, j->pk->B, j->pk->ldb,
-                                    &j->pk->part[i]);
+        dnnl_status_t s = j->pk->kind == PACK_SGEMM
+                              ? sg_part_pack(j->pk, &j->pk->sg[i])
+                              : part_pack(j->mm, t, dnnl_type(j->pk->prec), j->pk->trans, j->pk->K, j->pk->B,
+                                          j->pk->ldb, &j->pk->part[i]);
         int none = 0;
         if (s != dnnl_success) atomic_compare_exchange_strong(&j->status, &none, (int)s);
     }
+#ifdef _OPENMP
+    omp_set_num_threads(omp_before);
+#endif
+}
+#endif
+
+#ifdef RECUR_HAVE_DNNL
+/* Every part of pk packed from pk->B (into the parts' buffers where they have them already). */
+static recur_status parts_pack(struct recur_backend *be, struct recur_cpu_mm *mm, struct cpu_pack *pk) {
+    TRY(mm_threads(be, mm, be->threads));
+    struct pack_job j = {mm, pk, 0};
+    atomic_init(&j.status, 0);
+    recur_cpu_run(be, pk->parts, pack_part, &j);
+    int s = atomic_load(&j.status);
+    RETURN_IF(s, be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
+              "oneDNN: packing a %d x %d %s weight failed with status %d", pk->K, pk->N, recur_dtype_name(pk->prec),
+              s);
+    return RECUR_OK;
 }
 #endif
 
@@ -396,25 +511,21 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
     RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     RETURN_IF(!recur_dtype_name(prec), be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no products of type %d",
               be->info.selector, (int)prec);
-    int dnnl = prec == RECUR_DTYPE_BF16 && mm->native_bf16;
-    int parts = 1;
-#ifdef RECUR_HAVE_DNNL
-    if (dnnl) {
-        parts = N / PART_MIN_COLS < be->threads ? N / PART_MIN_COLS : be->threads;
-        if (parts < 1) parts = 1;
-    }
-#endif
+    enum pack_kind kind = prec == RECUR_DTYPE_BF16 && mm->native_bf16 ? PACK_DNNL
+                          : prec != RECUR_DTYPE_F32                   ? PACK_ROUNDED
+                          : recur_cpu_sgemm_packs()                   ? PACK_SGEMM
+                                                                      : PACK_REF;
+    int parts = N / PART_MIN_COLS < be->threads ? N / PART_MIN_COLS : be->threads;
+    if (parts < 1 || kind == PACK_REF || kind == PACK_ROUNDED) parts = 1;
     struct cpu_pack *pk = calloc(1, sizeof *pk
 #ifdef RECUR_HAVE_DNNL
-                                         + (dnnl ? (size_t)parts * sizeof(struct mm_part) : 0)
+                                         + (kind == PACK_DNNL ? (size_t)parts * sizeof(struct mm_part) : 0)
 #endif
     );
     RETURN_IF(!pk, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
-    *pk = (struct cpu_pack){.prec = prec, .trans = trans, .K = K, .N = N, .ldb = ldb, .B = HOSTF(B)};
-    if (!dnnl && prec == RECUR_DTYPE_F32) {
-        pk->kind = PACK_REF;
-    } else if (!dnnl) {
-        pk->kind = PACK_ROUNDED;
+    *pk = (struct cpu_pack){.kind = kind, .prec = prec, .trans = trans, .K = K, .N = N, .ldb = ldb, .B = HOSTF(B),
+                            .parts = parts};
+    if (kind == PACK_ROUNDED) {
         int rows = trans ? N : K, cols = trans ? K : N;
         pk->rounded = malloc((size_t)rows * (size_t)cols * sizeof(float));
         if (!pk->rounded) {
@@ -422,38 +533,62 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
             return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
         }
         round_region(be, prec, pk->B, rows, cols, ldb, NULL, pk->rounded);
-    } else {
+    }
 #ifdef RECUR_HAVE_DNNL
-        pk->kind = PACK_DNNL;
-        pk->parts = parts;
+    if (kind == PACK_SGEMM) {
+        pk->sg = calloc((size_t)parts, sizeof *pk->sg);
+        if (!pk->sg) {
+            free(pk);
+            return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
+        }
+    }
+    if (kind == PACK_DNNL || kind == PACK_SGEMM) {
         /* parts of whole 16-column blocks, in order */
         int blocks = (N + 15) / 16;
         for (int i = 0; i < parts; i++) {
             size_t lo, hi;
             recur_cpu_share((size_t)blocks, i, parts, &lo, &hi);
-            pk->part[i].n0 = (int)lo * 16;
-            pk->part[i].n1 = (int)hi * 16 < N ? (int)hi * 16 : N;
+            int n0 = (int)lo * 16, n1 = (int)hi * 16 < N ? (int)hi * 16 : N;
+            if (kind == PACK_SGEMM) pk->sg[i].n0 = n0, pk->sg[i].n1 = n1;
+            else pk->part[i].n0 = n0, pk->part[i].n1 = n1;
         }
-        recur_status st = mm_threads(be, mm, be->threads);
+        recur_status st = parts_pack(be, mm, pk);
         if (st != RECUR_OK) {
-            free(pk);
+            recur_cpu_unpack(be, pk);
             return st;
         }
-        struct pack_job j = {mm, pk, 0};
-        atomic_init(&j.status, 0);
-        recur_cpu_run(be, parts, pack_part, &j);
-        int s = atomic_load(&j.status);
-        if (s) {
-            recur_cpu_unpack(be, pk);
-            return recur_err(be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
-                             "oneDNN: packing a %d x %d %s weight failed with status %d", K, N,
-                             recur_dtype_name(prec), s);
-        }
-#endif
     }
+#endif
     *packed = pk;
     return RECUR_OK;
 }
+
+recur_status recur_cpu_repack(struct recur_backend *be, void *packed) {
+    struct cpu_pack *pk = packed;
+    int rows = pk->trans ? pk->N : pk->K, cols = pk->trans ? pk->K : pk->N;
+    if (pk->kind == PACK_ROUNDED) round_region(be, pk->prec, pk->B, rows, cols, pk->ldb, NULL, pk->rounded);
+#ifdef RECUR_HAVE_DNNL
+    if (pk->kind == PACK_DNNL || pk->kind == PACK_SGEMM) return parts_pack(be, mm_get(be), pk);
+#endif
+    return RECUR_OK;
+}
+
+#ifdef RECUR_HAVE_DNNL
+/* C[:, part] = A op(B)[:, part] + beta C[:, part] for M rows, on this thread. */
+static int sg_part_run(const struct cpu_pack *pk, const struct sg_part *part, int M, const float *A, int lda,
+                       float beta, float *C, int ldc) {
+    dnnl_dim_t m = part->n1 - part->n0, n = M, k = pk->K, ldw = pk->ldb, la = lda, lc = ldc;
+#ifdef _OPENMP
+    int omp_before = omp_get_max_threads();
+    omp_set_num_threads(1);
+#endif
+    dnnl_status_t s = sg.compute("P", "N", &m, &n, &k, part->w, &ldw, A, &la, &beta, C + part->n0, &lc);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_before);
+#endif
+    return s == dnnl_success ? 0 : (int)s;
+}
+#endif
 
 void recur_cpu_unpack(struct recur_backend *be, void *packed) {
     (void)be;
@@ -465,6 +600,8 @@ void recur_cpu_unpack(struct recur_backend *be, void *packed) {
         free(pk->part[i].w);
     }
 #endif
+    for (int i = 0; pk->sg && i < pk->parts; i++) free(pk->sg[i].w);
+    free(pk->sg);
     free(pk->rounded);
     free(pk);
 }
@@ -528,6 +665,28 @@ static void packed_part(void *arg, int t, int nt) {
 }
 #endif
 
+#ifdef RECUR_HAVE_DNNL
+/* A product against a float32 pack, its parts split over the threads. */
+struct sg_job {
+    const struct cpu_pack *pk;
+    int M, lda, ldc;
+    float beta;
+    const float *A;
+    float *C;
+    atomic_int status;
+};
+
+static void sg_job_part(void *arg, int t, int nt) {
+    struct sg_job *j = arg;
+    size_t lo, hi;
+    recur_cpu_share((size_t)j->pk->parts, t, nt, &lo, &hi);
+    for (size_t i = lo; i < hi; i++) {
+        int s = sg_part_run(j->pk, &j->pk->sg[i], j->M, j->A, j->lda, j->beta, j->C, j->ldc), none = 0;
+        if (s) atomic_compare_exchange_strong(&j->status, &none, s);
+    }
+}
+#endif
+
 /* Scratch for a rounded operand: slot 0 A, slot 1 B. */
 static void *scratch(struct recur_cpu_mm *mm, int slot, size_t bytes) {
     return recur_cpu_grow(&mm->scratch[slot], &mm->cap[slot], bytes);
@@ -542,6 +701,18 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     size_t elems = (size_t)M * (size_t)pk->K;
     if (pk->kind == PACK_REF)
         return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, A, lda, pk->B, pk->ldb, beta, C, ldc);
+#ifdef RECUR_HAVE_DNNL
+    if (pk->kind == PACK_SGEMM) {
+        struct sg_job j = {pk, M, lda, ldc, beta, A, C, 0};
+        atomic_init(&j.status, 0);
+        int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
+        recur_cpu_run(be, nt < pk->parts ? nt : pk->parts, sg_job_part, &j);
+        int s = atomic_load(&j.status);
+        RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "oneDNN: a packed sgemm (M=%d, N=%d, K=%d) failed with status %d", M,
+                  pk->N, pk->K, s);
+        return RECUR_OK;
+    }
+#endif
     if (pk->kind == PACK_ROUNDED) {
         float *a = scratch(mm, 0, elems * sizeof(float));
         RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
