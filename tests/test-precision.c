@@ -261,7 +261,9 @@ Test(precision, f16_rounding_at_every_tie) {
 static void pack_cases(recur_dtype prec, int threads) {
     recur_ctx *ctx = open_cpu(threads);
     test_rng rng = {99 + (uint64_t)prec};
-    const int shapes[][3] = {{0, 40, 200}, {1, 33, 70}, {0, 5, 3}, {1, 256, 96}}; /* trans, K, N */
+    /* trans, K, N: the float32 pack multiplies products of 2^18 multiply-adds and more itself, smaller ones
+     * read B (backends/cpu/matmul.c), so both kinds come up */
+    const int shapes[][3] = {{0, 40, 200}, {1, 33, 70}, {0, 5, 3}, {1, 256, 96}, {1, 129, 300}, {0, 300, 130}};
     const int Ms[] = {32, 7, 1, 32, 20};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int tb = shapes[s][0], K = shapes[s][1], N = shapes[s][2], ldb = (tb ? K : N) + 3, lda = K + 2, ldc = N + 1;
@@ -319,7 +321,7 @@ Test(precision, packed_f32_plain) {
 static void repack_case(recur_dtype prec, int threads) {
     recur_ctx *ctx = open_cpu(threads);
     test_rng rng = {17 + (uint64_t)prec};
-    enum { K = 70, N = 200, M = 9, LDB = N + 5 };
+    enum { K = 70, N = 200, M = 33, LDB = N + 5 }; /* past 2^18 multiply-adds: the f32 pack multiplies itself */
     float *B = test_floats((size_t)K * LDB), *A = test_floats((size_t)M * K), *C = test_floats((size_t)M * N);
     float *C0 = test_floats((size_t)M * N);
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)test_uniform(&rng, -2, 2);

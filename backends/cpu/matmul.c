@@ -418,6 +418,11 @@ enum pack_kind {
     PACK_SGEMM,   /* oneDNN packed sgemm parts, float32 */
 };
 
+/* Below this many multiply-adds a product against a float32 pack reads B
+ * itself (dnnl_sgemm): a batch-1 step of a small layer ran up to 1.5x slower
+ * packed (M=1, K=256, N=256 to 512), and level from 2^18 (Zen 5). */
+#define SG_MIN_WORK 262144
+
 /* The batch that packs are made for. A pack serves products of any row
  * count; oneDNN 2.6.3 crashed packing a transposed operand for 2 to 15 rows. */
 #define SG_PACK_ROWS 64
@@ -699,7 +704,7 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     const float *A = HOSTF(Am);
     float *C = HOSTF(Cm);
     size_t elems = (size_t)M * (size_t)pk->K;
-    if (pk->kind == PACK_REF)
+    if (pk->kind == PACK_REF || (pk->kind == PACK_SGEMM && (size_t)M * (size_t)pk->N * (size_t)pk->K < SG_MIN_WORK))
         return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, A, lda, pk->B, pk->ldb, beta, C, ldc);
 #ifdef RECUR_HAVE_DNNL
     if (pk->kind == PACK_SGEMM) {
