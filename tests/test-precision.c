@@ -105,8 +105,8 @@ static void cpu_setting_checked(const char *var, const char *bad, const char *co
 }
 
 Test(precision, bad_cpu_bf16_setting_is_named) {
-    const char *good[] = {"auto", "emulate"};
-    cpu_setting_checked("RECUR_CPU_BF16", "fast", good, 2);
+    const char *good[] = {"auto", "emulate", "matmul"};
+    cpu_setting_checked("RECUR_CPU_BF16", "fast", good, 3);
 }
 
 Test(precision, bad_cpu_sgemm_setting_is_named) {

@@ -17,6 +17,7 @@ struct cpu_dev {
     struct recur_pool *pool;   /* for be->threads threads; made on first use */
     struct recur_cpu_mm *mm;   /* matmul.c's state; made on first use */
     int emulate_bf16;          /* RECUR_CPU_BF16=emulate: bf16 emulated even where oneDNN has it */
+    int matmul_bf16;           /* RECUR_CPU_BF16=matmul: native bf16 by oneDNN's matmul even without AMX */
     void *pad_a;               /* the GEMM's padded copies of a transposed A (cpu.c), pad_cap bytes */
     size_t pad_cap;
 };

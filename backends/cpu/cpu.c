@@ -100,10 +100,11 @@ static void valid_choices(char *buf, size_t len) {
 static recur_status cpu_open(struct recur_backend *be, const char *spec) {
     char valid[256];
     valid_choices(valid, sizeof valid);
-    /* RECUR_CPU_BF16: "auto" (the same as unset) or "emulate" (bf16 emulated where it would be native) */
+    /* RECUR_CPU_BF16: "auto" (the same as unset), "emulate" (bf16 emulated where it would be native) or
+     * "matmul" (native bf16 through oneDNN's matmul primitive even without AMX) */
     const char *bf16 = getenv("RECUR_CPU_BF16");
-    RETURN_IF(bf16 && strcmp(bf16, "auto") && strcmp(bf16, "emulate"), be->ctx, RECUR_ERR_ARG,
-              "RECUR_CPU_BF16='%.64s': expected 'auto' or 'emulate'", bf16);
+    RETURN_IF(bf16 && strcmp(bf16, "auto") && strcmp(bf16, "emulate") && strcmp(bf16, "matmul"), be->ctx,
+              RECUR_ERR_ARG, "RECUR_CPU_BF16='%.64s': expected 'auto', 'emulate' or 'matmul'", bf16);
     /* RECUR_CPU_SGEMM: "auto" (the same as unset) or "plain" (float32 weights not packed: dnnl_sgemm) */
     const char *sgemm = getenv("RECUR_CPU_SGEMM");
     RETURN_IF(sgemm && strcmp(sgemm, "auto") && strcmp(sgemm, "plain"), be->ctx, RECUR_ERR_ARG,
@@ -123,6 +124,7 @@ static recur_status cpu_open(struct recur_backend *be, const char *spec) {
     RETURN_IF(!d, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     d->isa = isa;
     d->emulate_bf16 = bf16 && !strcmp(bf16, "emulate");
+    d->matmul_bf16 = bf16 && !strcmp(bf16, "matmul");
     for (size_t i = 0; i < N_ISA; i++)
         if (isa_table[i].isa == isa) d->allowed = isa_table[i].allowed;
     be->context = d;

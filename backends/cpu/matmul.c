@@ -4,7 +4,13 @@
  * many products of a time loop.
  *
  * bf16 is native where oneDNN has a bf16 brgemm matmul for this CPU
- * (AVX512-BF16 or AMX): a weight operand is packed by a reorder into the
+ * (AVX512-BF16 or AMX). Without AMX it runs oneDNN's packed bf16 gemm
+ * (gemm_bf16bf16f32_pack and _compute, found as the float32 ones below):
+ * each part of the weight rounded and packed once per weight version, the
+ * other operand rounded into a dense bf16 copy per call, each part written
+ * straight into C (B-row steps 1.38 -> 1.52x float32 for the RNN, against
+ * the matmul below). With AMX, or RECUR_CPU_BF16=matmul, it runs oneDNN's
+ * matmul primitive: a weight operand is packed by a reorder into the
  * layout that matmul chooses (format_tag_any), in bf16, once per weight
  * version; the other operand is rounded into a dense bf16 copy per call.
  * The columns of op(B) are split into one part per thread, each with its
@@ -101,6 +107,71 @@ static void round_region(struct recur_backend *be, recur_dtype prec, const float
     recur_cpu_run(be, nt < rows ? nt : rows, round_part, &j);
 }
 
+/* ---- oneDNN's packed sgemm ---- */
+
+#ifdef RECUR_HAVE_DNNL
+/* dnnl::impl::cpu::sgemm_pack_get_size, sgemm_pack and sgemm_compute
+ * (column-major, as BLAS): the names encode (const char *, const char *,
+ * const char *, const dim_t * x 5, size_t *, bool *), (const char * x 3,
+ * const dim_t * x 5, const float *, float *) and (const char * x 2,
+ * const dim_t * x 3, const float *, const dim_t *, const float *,
+ * const dim_t *, const float *, float *, const dim_t *). */
+typedef dnnl_status_t (*sg_size_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
+                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                    size_t *, bool *);
+typedef dnnl_status_t (*sg_pack_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
+                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                    const float *, float *);
+typedef dnnl_status_t (*sg_compute_fn)(const char *, const char *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                       const dnnl_dim_t *, const float *, const dnnl_dim_t *, const float *,
+                                       const dnnl_dim_t *, const float *, float *, const dnnl_dim_t *);
+/* gemm_bf16bf16f32_pack_get_size, _pack and _compute: the same with bf16 (dnnl::impl::bfloat16_t, 16 bits) for the
+ * packed source and for A and B. */
+typedef dnnl_status_t (*sg_bpack_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
+                                     const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                     const uint16_t *, uint16_t *);
+typedef dnnl_status_t (*sg_bcompute_fn)(const char *, const char *, const dnnl_dim_t *, const dnnl_dim_t *,
+                                        const dnnl_dim_t *, const uint16_t *, const dnnl_dim_t *, const uint16_t *,
+                                        const dnnl_dim_t *, const float *, float *, const dnnl_dim_t *);
+static struct {
+    sg_size_fn size, bsize;
+    sg_pack_fn pack;
+    sg_compute_fn compute;
+    sg_bpack_fn bpack;
+    sg_bcompute_fn bcompute;
+} sg;
+static pthread_once_t sg_once = PTHREAD_ONCE_INIT;
+
+static void sg_find(void) {
+    static const char *const names[6] = {
+        "_ZN4dnnl4impl3cpu19sgemm_pack_get_sizeEPKcS3_S3_PKlS5_S5_S5_S5_PmPb",
+        "_ZN4dnnl4impl3cpu10sgemm_packEPKcS3_S3_PKlS5_S5_S5_S5_PKfPf",
+        "_ZN4dnnl4impl3cpu13sgemm_computeEPKcS3_PKlS5_S5_PKfS5_S7_S5_S7_PfS5_",
+        "_ZN4dnnl4impl3cpu30gemm_bf16bf16f32_pack_get_sizeEPKcS3_S3_PKlS5_S5_S5_S5_PmPb",
+        "_ZN4dnnl4impl3cpu21gemm_bf16bf16f32_packEPKcS3_S3_PKlS5_S5_S5_S5_PKNS0_10bfloat16_tEPS6_",
+        "_ZN4dnnl4impl3cpu24gemm_bf16bf16f32_computeEPKcS3_PKlS5_S5_PKNS0_10bfloat16_tES5_S8_S5_PKfPfS5_",
+    };
+    void *dst[6] = {&sg.size, &sg.pack, &sg.compute, &sg.bsize, &sg.bpack, &sg.bcompute};
+    for (int set = 0; set < 2; set++) { /* the three of a type, or none */
+        void *f[3];
+        int all = 1;
+        for (int i = 0; i < 3; i++) all &= (f[i] = dlsym(RTLD_DEFAULT, names[3 * set + i])) != NULL;
+        /* a function pointer from dlsym's void * (POSIX allows it; ISO C does not say) */
+        for (int i = 0; all && i < 3; i++) memcpy(dst[3 * set + i], &f[i], sizeof f[i]);
+    }
+}
+#endif
+
+int recur_cpu_sgemm_packs(void) {
+#ifdef RECUR_HAVE_DNNL
+    pthread_once(&sg_once, sg_find);
+    const char *env = getenv("RECUR_CPU_SGEMM");
+    return sg.compute && !(env && !strcmp(env, "plain"));
+#else
+    return 0;
+#endif
+}
+
 /* ---- the device's state ---- */
 
 struct mm_thread {
@@ -115,6 +186,7 @@ struct mm_thread {
 
 struct recur_cpu_mm {
     int native_bf16; /* oneDNN has a bf16 brgemm matmul here */
+    int bf16_gemm;   /* ... without AMX, and oneDNN's packed bf16 gemm was found: bf16 packs use that */
     void *scratch[2]; /* rounded operands A and B */
     size_t cap[2];
     int n_thr;
@@ -136,7 +208,7 @@ void *recur_cpu_grow(void **p, size_t *cap, size_t bytes) {
 }
 
 #ifdef RECUR_HAVE_DNNL
-/* Whether oneDNN's matmul of type dt is a brgemm in hardware bf16 (or AMX) here. */
+/* Whether oneDNN's matmul of type dt is a brgemm in hardware bf16 here: 2 with AMX, 1 with AVX512-BF16, else 0. */
 static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt) {
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t da = {64, 64}, dc = {64, 64};
@@ -148,7 +220,7 @@ static int brgemm_matmul(dnnl_engine_t eng, dnnl_data_type_t dt) {
         return 0;
     const char *impl = "";
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    int yes = !strncmp(impl, "brg", 3) && (strstr(impl, "bf16") || strstr(impl, "amx"));
+    int yes = strncmp(impl, "brg", 3) ? 0 : strstr(impl, "amx") ? 2 : strstr(impl, "bf16") ? 1 : 0;
     dnnl_primitive_desc_destroy(pd);
     return yes;
 }
@@ -164,6 +236,8 @@ static struct recur_cpu_mm *mm_get(struct recur_backend *be) {
     if (dnnl_engine_create(&mm->eng, dnnl_cpu, 0) == dnnl_success) {
         mm->native_bf16 = brgemm_matmul(mm->eng, dnnl_bf16);
         if (d->emulate_bf16) mm->native_bf16 = 0; /* RECUR_CPU_BF16=emulate (cpu_open) */
+        pthread_once(&sg_once, sg_find);
+        mm->bf16_gemm = mm->native_bf16 == 1 && sg.bcompute && !d->matmul_bf16;
     } else {
         mm->eng = NULL;
     }
@@ -362,53 +436,6 @@ out:
 }
 #endif
 
-/* ---- oneDNN's packed sgemm ---- */
-
-#ifdef RECUR_HAVE_DNNL
-/* dnnl::impl::cpu::sgemm_pack_get_size, sgemm_pack and sgemm_compute
- * (column-major, as BLAS): the names encode (const char *, const char *,
- * const char *, const dim_t * x 5, size_t *, bool *), (const char * x 3,
- * const dim_t * x 5, const float *, float *) and (const char * x 2,
- * const dim_t * x 3, const float *, const dim_t *, const float *,
- * const dim_t *, const float *, float *, const dim_t *). */
-typedef dnnl_status_t (*sg_size_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
-                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
-                                    size_t *, bool *);
-typedef dnnl_status_t (*sg_pack_fn)(const char *, const char *, const char *, const dnnl_dim_t *,
-                                    const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *, const dnnl_dim_t *,
-                                    const float *, float *);
-typedef dnnl_status_t (*sg_compute_fn)(const char *, const char *, const dnnl_dim_t *, const dnnl_dim_t *,
-                                       const dnnl_dim_t *, const float *, const dnnl_dim_t *, const float *,
-                                       const dnnl_dim_t *, const float *, float *, const dnnl_dim_t *);
-static struct {
-    sg_size_fn size;
-    sg_pack_fn pack;
-    sg_compute_fn compute;
-} sg;
-static pthread_once_t sg_once = PTHREAD_ONCE_INIT;
-
-static void sg_find(void) {
-    void *size = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu19sgemm_pack_get_sizeEPKcS3_S3_PKlS5_S5_S5_S5_PmPb");
-    void *pack = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu10sgemm_packEPKcS3_S3_PKlS5_S5_S5_S5_PKfPf");
-    void *compute = dlsym(RTLD_DEFAULT, "_ZN4dnnl4impl3cpu13sgemm_computeEPKcS3_PKlS5_S5_PKfS5_S7_S5_S7_PfS5_");
-    if (!size || !pack || !compute) return;
-    /* a function pointer from dlsym's void * (POSIX allows it; ISO C does not say) */
-    memcpy(&sg.size, &size, sizeof size);
-    memcpy(&sg.pack, &pack, sizeof pack);
-    memcpy(&sg.compute, &compute, sizeof compute);
-}
-#endif
-
-int recur_cpu_sgemm_packs(void) {
-#ifdef RECUR_HAVE_DNNL
-    pthread_once(&sg_once, sg_find);
-    const char *env = getenv("RECUR_CPU_SGEMM");
-    return sg.compute && !(env && !strcmp(env, "plain"));
-#else
-    return 0;
-#endif
-}
-
 /* ---- packed weights ---- */
 
 enum pack_kind {
@@ -416,6 +443,7 @@ enum pack_kind {
     PACK_ROUNDED, /* emulated bf16 or f16: op(B)'s region rounded to the pack's type, in floats */
     PACK_DNNL,    /* oneDNN matmul parts, bf16 */
     PACK_SGEMM,   /* oneDNN packed sgemm parts, float32 */
+    PACK_BGEMM,   /* oneDNN packed gemm_bf16bf16f32 parts (AVX512-BF16 without AMX) */
 };
 
 /* Below this many multiply-adds a product against a float32 pack reads B
@@ -430,7 +458,8 @@ enum pack_kind {
 /* A part of a float32 pack: columns n0..n1 of op(B), packed by sgemm_pack. */
 struct sg_part {
     int n0, n1;
-    float *w;
+    int ldw;  /* the leading dimension it was packed with */
+    void *w;  /* float32, or bf16 for PACK_BGEMM */
 };
 
 struct cpu_pack {
@@ -458,19 +487,33 @@ struct pack_job {
 
 /* Part i of a float32 pack: its columns of op(B), column-major N x K for
  * sgemm_pack's A (op(B) from a K x N B, or from an N x K one transposed). */
-static dnnl_status_t sg_part_pack(const struct cpu_pack *pk, struct sg_part *part) {
-    dnnl_dim_t m = part->n1 - part->n0, n = SG_PACK_ROWS, k = pk->K, lda = pk->ldb, ldb = pk->K;
+static dnnl_status_t sg_part_pack(struct recur_cpu_mm *mm, int t, const struct cpu_pack *pk, struct sg_part *part) {
+    int bf16 = pk->kind == PACK_BGEMM, nn = part->n1 - part->n0;
+    dnnl_dim_t m = nn, n = SG_PACK_ROWS, k = pk->K, lda = pk->ldb, ldb = pk->K;
     const char *ta = pk->trans ? "T" : "N";
+    const float *src = pk->B + (pk->trans ? (size_t)part->n0 * (size_t)pk->ldb : (size_t)part->n0);
+    uint16_t *src16 = NULL;
+    if (bf16) { /* the part's region of B rounded into the thread's scratch, dense */
+        int rows = pk->trans ? nn : pk->K, cols = pk->trans ? pk->K : nn;
+        struct mm_thread *th = &mm->thr[t];
+        src16 = recur_cpu_grow((void **)&th->out, &th->out_cap, (size_t)rows * (size_t)cols * sizeof(uint16_t));
+        if (!src16) return dnnl_out_of_memory;
+        for (size_t r = 0; r < (size_t)rows; r++)
+            for (size_t c = 0; c < (size_t)cols; c++)
+                src16[r * (size_t)cols + c] = recur_f32_to_bf16(src[r * (size_t)pk->ldb + c]);
+        lda = cols;
+    }
     size_t bytes = 0;
     bool packs = true;
-    dnnl_status_t s = sg.size("A", ta, "N", &m, &n, &k, &lda, &ldb, &bytes, &packs);
+    dnnl_status_t s = (bf16 ? sg.bsize : sg.size)("A", ta, "N", &m, &n, &k, &lda, &ldb, &bytes, &packs);
     if (s != dnnl_success) return s;
-    if (!part->w && posix_memalign((void **)&part->w, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64) != 0) {
+    if (!part->w && posix_memalign(&part->w, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64) != 0) {
         part->w = NULL;
         return dnnl_out_of_memory;
     }
-    const float *src = pk->B + (pk->trans ? (size_t)part->n0 * (size_t)pk->ldb : (size_t)part->n0);
-    return sg.pack("A", ta, "N", &m, &n, &k, &lda, &ldb, src, part->w);
+    part->ldw = (int)lda;
+    return bf16 ? sg.bpack("A", ta, "N", &m, &n, &k, &lda, &ldb, src16, part->w)
+                : sg.pack("A", ta, "N", &m, &n, &k, &lda, &ldb, src, part->w);
 }
 
 static void pack_part(void *arg, int t, int nt) {
@@ -482,8 +525,8 @@ static void pack_part(void *arg, int t, int nt) {
     omp_set_num_threads(1); /* oneDNN packs for, and sgemm_compute runs on, the caller's thread alone */
 #endif
     for (size_t i = lo; i < hi; i++) {
-        dnnl_status_t s = j->pk->kind == PACK_SGEMM
-                              ? sg_part_pack(j->pk, &j->pk->sg[i])
+        dnnl_status_t s = j->pk->kind != PACK_DNNL
+                              ? sg_part_pack(j->mm, t, j->pk, &j->pk->sg[i])
                               : part_pack(j->mm, t, dnnl_type(j->pk->prec), j->pk->trans, j->pk->K, j->pk->B,
                                           j->pk->ldb, &j->pk->part[i]);
         int none = 0;
@@ -516,7 +559,7 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
     RETURN_IF(!mm, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory");
     RETURN_IF(!recur_dtype_name(prec), be->ctx, RECUR_ERR_UNSUPPORTED, "%s: no products of type %d",
               be->info.selector, (int)prec);
-    enum pack_kind kind = prec == RECUR_DTYPE_BF16 && mm->native_bf16 ? PACK_DNNL
+    enum pack_kind kind = prec == RECUR_DTYPE_BF16 && mm->native_bf16 ? (mm->bf16_gemm ? PACK_BGEMM : PACK_DNNL)
                           : prec != RECUR_DTYPE_F32                   ? PACK_ROUNDED
                           : recur_cpu_sgemm_packs()                   ? PACK_SGEMM
                                                                       : PACK_REF;
@@ -540,21 +583,21 @@ recur_status recur_cpu_pack(struct recur_backend *be, recur_dtype prec, int tran
         round_region(be, prec, pk->B, rows, cols, ldb, NULL, pk->rounded);
     }
 #ifdef RECUR_HAVE_DNNL
-    if (kind == PACK_SGEMM) {
+    if (kind == PACK_SGEMM || kind == PACK_BGEMM) {
         pk->sg = calloc((size_t)parts, sizeof *pk->sg);
         if (!pk->sg) {
             free(pk);
             return recur_err(be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory packing a %d x %d weight", K, N);
         }
     }
-    if (kind == PACK_DNNL || kind == PACK_SGEMM) {
+    if (kind == PACK_DNNL || kind == PACK_SGEMM || kind == PACK_BGEMM) {
         /* parts of whole 16-column blocks, in order */
         int blocks = (N + 15) / 16;
         for (int i = 0; i < parts; i++) {
             size_t lo, hi;
             recur_cpu_share((size_t)blocks, i, parts, &lo, &hi);
             int n0 = (int)lo * 16, n1 = (int)hi * 16 < N ? (int)hi * 16 : N;
-            if (kind == PACK_SGEMM) pk->sg[i].n0 = n0, pk->sg[i].n1 = n1;
+            if (kind != PACK_DNNL) pk->sg[i].n0 = n0, pk->sg[i].n1 = n1;
             else pk->part[i].n0 = n0, pk->part[i].n1 = n1;
         }
         recur_status st = parts_pack(be, mm, pk);
@@ -573,21 +616,24 @@ recur_status recur_cpu_repack(struct recur_backend *be, void *packed) {
     int rows = pk->trans ? pk->N : pk->K, cols = pk->trans ? pk->K : pk->N;
     if (pk->kind == PACK_ROUNDED) round_region(be, pk->prec, pk->B, rows, cols, pk->ldb, NULL, pk->rounded);
 #ifdef RECUR_HAVE_DNNL
-    if (pk->kind == PACK_DNNL || pk->kind == PACK_SGEMM) return parts_pack(be, mm_get(be), pk);
+    if (pk->kind == PACK_DNNL || pk->kind == PACK_SGEMM || pk->kind == PACK_BGEMM)
+        return parts_pack(be, mm_get(be), pk);
 #endif
     return RECUR_OK;
 }
 
 #ifdef RECUR_HAVE_DNNL
 /* C[:, part] = A op(B)[:, part] + beta C[:, part] for M rows, on this thread. */
-static int sg_part_run(const struct cpu_pack *pk, const struct sg_part *part, int M, const float *A, int lda,
+static int sg_part_run(const struct cpu_pack *pk, const struct sg_part *part, int M, const void *A, int lda,
                        float beta, float *C, int ldc) {
-    dnnl_dim_t m = part->n1 - part->n0, n = M, k = pk->K, ldw = pk->ldb, la = lda, lc = ldc;
+    dnnl_dim_t m = part->n1 - part->n0, n = M, k = pk->K, ldw = part->ldw, la = lda, lc = ldc;
 #ifdef _OPENMP
     int omp_before = omp_get_max_threads();
     omp_set_num_threads(1);
 #endif
-    dnnl_status_t s = sg.compute("P", "N", &m, &n, &k, part->w, &ldw, A, &la, &beta, C + part->n0, &lc);
+    dnnl_status_t s = pk->kind == PACK_BGEMM
+                          ? sg.bcompute("P", "N", &m, &n, &k, part->w, &ldw, A, &la, &beta, C + part->n0, &lc)
+                          : sg.compute("P", "N", &m, &n, &k, part->w, &ldw, A, &la, &beta, C + part->n0, &lc);
 #ifdef _OPENMP
     omp_set_num_threads(omp_before);
 #endif
@@ -676,7 +722,7 @@ struct sg_job {
     const struct cpu_pack *pk;
     int M, lda, ldc;
     float beta;
-    const float *A;
+    const void *A; /* float32, or bf16 bits (PACK_BGEMM) */
     float *C;
     atomic_int status;
 };
@@ -707,14 +753,21 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
     if (pk->kind == PACK_REF || (pk->kind == PACK_SGEMM && (size_t)M * (size_t)pk->N * (size_t)pk->K < SG_MIN_WORK))
         return recur_cpu_sgemm(be, 0, pk->trans, M, pk->N, pk->K, 1.0f, A, lda, pk->B, pk->ldb, beta, C, ldc);
 #ifdef RECUR_HAVE_DNNL
-    if (pk->kind == PACK_SGEMM) {
+    if (pk->kind == PACK_SGEMM || pk->kind == PACK_BGEMM) {
         struct sg_job j = {pk, M, lda, ldc, beta, A, C, 0};
+        if (pk->kind == PACK_BGEMM) { /* rounded into a dense copy */
+            uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
+            RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
+            round_region(be, RECUR_DTYPE_BF16, A, M, pk->K, lda, a, NULL);
+            j.A = a;
+            j.lda = pk->K;
+        }
         atomic_init(&j.status, 0);
         int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
         recur_cpu_run(be, nt < pk->parts ? nt : pk->parts, sg_job_part, &j);
         int s = atomic_load(&j.status);
-        RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "oneDNN: a packed sgemm (M=%d, N=%d, K=%d) failed with status %d", M,
-                  pk->N, pk->K, s);
+        RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "oneDNN: a packed %s gemm (M=%d, N=%d, K=%d) failed with status %d",
+                  recur_dtype_name(pk->prec), M, pk->N, pk->K, s);
         return RECUR_OK;
     }
 #endif
