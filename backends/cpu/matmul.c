@@ -455,7 +455,8 @@ enum pack_kind {
  * count; oneDNN 2.6.3 crashed packing a transposed operand for 2 to 15 rows. */
 #define SG_PACK_ROWS 64
 
-/* A part of a float32 pack: columns n0..n1 of op(B), packed by sgemm_pack. */
+/* A part of a PACK_SGEMM or PACK_BGEMM pack: columns n0..n1 of op(B), packed
+ * by sgemm_pack or gemm_bf16bf16f32_pack. */
 struct sg_part {
     int n0, n1;
     int ldw;  /* the leading dimension it was packed with */
@@ -466,10 +467,10 @@ struct cpu_pack {
     enum pack_kind kind;
     recur_dtype prec;
     int trans, K, N, ldb;
-    const float *B;     /* PACK_REF and PACK_SGEMM: the operand as given */
+    const float *B;     /* the operand as given (what PACK_REF multiplies, and the others pack again from) */
     float *rounded;     /* PACK_ROUNDED: the stored region of B (trans ? N x K : K x N), dense */
-    int parts;          /* PACK_DNNL, PACK_SGEMM */
-    struct sg_part *sg; /* PACK_SGEMM: [parts] */
+    int parts;          /* PACK_DNNL, PACK_SGEMM, PACK_BGEMM; else 1 */
+    struct sg_part *sg; /* PACK_SGEMM, PACK_BGEMM: [parts] */
 #ifdef RECUR_HAVE_DNNL
     struct mm_part part[]; /* PACK_DNNL */
 #endif
@@ -485,8 +486,10 @@ struct pack_job {
     atomic_int status;
 };
 
-/* Part i of a float32 pack: its columns of op(B), column-major N x K for
- * sgemm_pack's A (op(B) from a K x N B, or from an N x K one transposed). */
+/* A part of a PACK_SGEMM or PACK_BGEMM pack from its columns of op(B): the
+ * packed routines are column-major, so C^T = op(B)^T A^T with op(B)^T, the
+ * part's nn x K, as their A ('N' from a K x N B, 'T' from an N x K one); for
+ * bf16 the region is rounded first (thread t's scratch). */
 static dnnl_status_t sg_part_pack(struct recur_cpu_mm *mm, int t, const struct cpu_pack *pk, struct sg_part *part) {
     int bf16 = pk->kind == PACK_BGEMM, nn = part->n1 - part->n0;
     dnnl_dim_t m = nn, n = SG_PACK_ROWS, k = pk->K, lda = pk->ldb, ldb = pk->K;
