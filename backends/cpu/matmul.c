@@ -151,11 +151,19 @@ static void sg_find(void) {
         "_ZN4dnnl4impl3cpu21gemm_bf16bf16f32_packEPKcS3_S3_PKlS5_S5_S5_S5_PKNS0_10bfloat16_tEPS6_",
         "_ZN4dnnl4impl3cpu24gemm_bf16bf16f32_computeEPKcS3_PKlS5_S5_PKNS0_10bfloat16_tES5_S8_S5_PKfPfS5_",
     };
+    /* from the library dnnl_sgemm comes from, whatever else the process has loaded */
+    dnnl_status_t (*sgemm)(char, char, dnnl_dim_t, dnnl_dim_t, dnnl_dim_t, float, const float *, dnnl_dim_t,
+                           const float *, dnnl_dim_t, float, float *, dnnl_dim_t) = dnnl_sgemm;
+    void *addr, *lib = NULL;
+    memcpy(&addr, &sgemm, sizeof addr);
+    Dl_info info;
+    if (dladdr(addr, &info) && info.dli_fname) lib = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+    if (!lib) return; /* kept open while the process lives, as oneDNN is */
     void *dst[6] = {&sg.size, &sg.pack, &sg.compute, &sg.bsize, &sg.bpack, &sg.bcompute};
     for (int set = 0; set < 2; set++) { /* the three of a type, or none */
         void *f[3];
         int all = 1;
-        for (int i = 0; i < 3; i++) all &= (f[i] = dlsym(RTLD_DEFAULT, names[3 * set + i])) != NULL;
+        for (int i = 0; i < 3; i++) all &= (f[i] = dlsym(lib, names[3 * set + i])) != NULL;
         /* a function pointer from dlsym's void * (POSIX allows it; ISO C does not say) */
         for (int i = 0; all && i < 3; i++) memcpy(dst[3 * set + i], &f[i], sizeof f[i]);
     }
