@@ -107,6 +107,10 @@ static void round_region(struct recur_backend *be, recur_dtype prec, const float
     recur_cpu_run(be, nt < rows ? nt : rows, round_part, &j);
 }
 
+/* The batch that packs are made for. A pack serves products of any row
+ * count; oneDNN 2.6.3 crashed packing a transposed operand for 2 to 15 rows. */
+#define SG_PACK_ROWS 64
+
 /* ---- oneDNN's packed sgemm ---- */
 
 #ifdef RECUR_HAVE_DNNL
@@ -167,6 +171,13 @@ static void sg_find(void) {
         /* a function pointer from dlsym's void * (POSIX allows it; ISO C does not say) */
         for (int i = 0; all && i < 3; i++) memcpy(dst[3 * set + i], &f[i], sizeof f[i]);
     }
+    /* A oneDNN that has the names but not the kernels for this CPU answers dnnl_unimplemented: then the
+     * products stay with dnnl_sgemm (or the matmul primitive) instead of failing at every pack. */
+    dnnl_dim_t m = 32, n = SG_PACK_ROWS, k = 32;
+    size_t bytes = 0;
+    bool packs = true;
+    if (sg.size && sg.size("A", "N", "N", &m, &n, &k, &m, &k, &bytes, &packs) != dnnl_success) sg.compute = NULL;
+    if (sg.bsize && sg.bsize("A", "N", "N", &m, &n, &k, &m, &k, &bytes, &packs) != dnnl_success) sg.bcompute = NULL;
 }
 #endif
 
@@ -459,9 +470,6 @@ enum pack_kind {
  * packed (M=1, K=256, N=256 to 512), and level from 2^18 (Zen 5). */
 #define SG_MIN_WORK 262144
 
-/* The batch that packs are made for. A pack serves products of any row
- * count; oneDNN 2.6.3 crashed packing a transposed operand for 2 to 15 rows. */
-#define SG_PACK_ROWS 64
 
 /* A part of a PACK_SGEMM or PACK_BGEMM pack: columns n0..n1 of op(B), packed
  * by sgemm_pack or gemm_bf16bf16f32_pack. */
