@@ -34,6 +34,10 @@ struct cpu_dev {
 #define HOST(m) ((void *)((char *)(m).buf + (m).off))
 #define HOSTF(m) ((float *)HOST(m))
 
+/* Below this many multiply-adds a product stays on one thread (every GEMM
+ * path: cpu.c's dnnl_sgemm split and matmul.c's packed and bf16 products). */
+#define RECUR_CPU_GEMM_PARALLEL_MIN 131072
+
 /* The threads for `work` units of which `min` are worth one thread (at most
  * be->threads, at least 1). */
 int recur_cpu_team(struct recur_backend *be, size_t work, size_t min);

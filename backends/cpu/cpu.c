@@ -219,9 +219,7 @@ static recur_status cpu_scale(struct recur_backend *be, struct recur_mem dst, in
 
 /* ---- linear algebra ---- */
 
-/* Below this many multiply-adds a GEMM stays on one thread; a thread's
- * part is at least GEMM_TILE rows or columns. */
-#define GEMM_PARALLEL_MIN 131072
+/* A thread's part of a GEMM is at least GEMM_TILE rows or columns. */
 #define GEMM_TILE 16
 
 /* A transposed A (op(A) = A^T, A stored K x M) whose row stride is a whole
@@ -309,7 +307,7 @@ recur_status recur_cpu_sgemm(struct recur_backend *be, int ta, int tb, int M, in
                          .by_cols = N >= M, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C};
     atomic_init(&j.status, 0);
     j.tiles = ((j.by_cols ? N : M) + GEMM_TILE - 1) / GEMM_TILE;
-    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, GEMM_PARALLEL_MIN);
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, RECUR_CPU_GEMM_PARALLEL_MIN);
     if (nt > j.tiles) nt = j.tiles;
     if (ta && !j.by_cols && lda % PAD_A_STRIDE == 0 && N <= PAD_A_MAX_N && K >= PAD_A_MIN_K) {
         struct cpu_dev *d = be->context;

@@ -762,6 +762,19 @@ static void *scratch(struct recur_cpu_mm *mm, int slot, size_t bytes) {
     return recur_cpu_grow(&mm->scratch[slot], &mm->cap[slot], bytes);
 }
 
+#ifdef RECUR_HAVE_DNNL
+/* A's M x K region (row stride lda) rounded into a dense bf16 copy in A's
+ * scratch: the left operand of the bf16 packed products. */
+static recur_status dense_bf16(struct recur_backend *be, struct recur_cpu_mm *mm, const float *A, int M, int K,
+                               int lda, const void **out) {
+    uint16_t *a = scratch(mm, 0, (size_t)M * (size_t)K * sizeof(uint16_t));
+    RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, K);
+    round_region(be, RECUR_DTYPE_BF16, A, M, K, lda, a, NULL);
+    *out = a;
+    return RECUR_OK;
+}
+#endif
+
 recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur_mem Am, int lda, const void *packed,
                                    float beta, struct recur_mem Cm, int ldc) {
     struct cpu_pack *pk = (struct cpu_pack *)packed;
@@ -774,15 +787,12 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
 #ifdef RECUR_HAVE_DNNL
     if (pk->kind == PACK_SGEMM || pk->kind == PACK_BGEMM) {
         struct sg_job j = {pk, M, lda, ldc, beta, A, C, 0};
-        if (pk->kind == PACK_BGEMM) { /* rounded into a dense copy */
-            uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
-            RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
-            round_region(be, RECUR_DTYPE_BF16, A, M, pk->K, lda, a, NULL);
-            j.A = a;
+        if (pk->kind == PACK_BGEMM) {
+            TRY(dense_bf16(be, mm, A, M, pk->K, lda, &j.A));
             j.lda = pk->K;
         }
         atomic_init(&j.status, 0);
-        int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
+        int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, RECUR_CPU_GEMM_PARALLEL_MIN);
         recur_cpu_run(be, nt < pk->parts ? nt : pk->parts, sg_job_part, &j);
         int s = atomic_load(&j.status);
         RETURN_IF(s, be->ctx, RECUR_ERR_BACKEND, "oneDNN: a packed %s gemm (M=%d, N=%d, K=%d) failed with status %d",
@@ -800,11 +810,8 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
 #ifdef RECUR_HAVE_DNNL
     struct packed_job j = {mm, pk, M, ldc, beta, A, C, 0};
     atomic_init(&j.status, 0);
-    if (pk->prec == RECUR_DTYPE_BF16) { /* rounded into a dense copy */
-        uint16_t *a = scratch(mm, 0, elems * sizeof(uint16_t));
-        RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory rounding a %d x %d operand", M, pk->K);
-        round_region(be, RECUR_DTYPE_BF16, A, M, pk->K, lda, a, NULL);
-        j.A = a;
+    if (pk->prec == RECUR_DTYPE_BF16) {
+        TRY(dense_bf16(be, mm, A, M, pk->K, lda, &j.A));
     } else if (lda != pk->K) { /* a dense copy */
         float *a = scratch(mm, 0, elems * sizeof(float));
         RETURN_IF(!a, be->ctx, RECUR_ERR_NO_MEMORY, "cpu: out of memory copying a %d x %d operand", M, pk->K);
@@ -813,7 +820,7 @@ recur_status recur_cpu_gemm_packed(struct recur_backend *be, int M, struct recur
         j.A = a;
     }
     TRY(mm_threads(be, mm, be->threads));
-    int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, 131072);
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)pk->N * (size_t)pk->K, RECUR_CPU_GEMM_PARALLEL_MIN);
     recur_cpu_run(be, nt < pk->parts ? nt : pk->parts, packed_part, &j);
     int s = atomic_load(&j.status);
     RETURN_IF(s, be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
@@ -902,7 +909,7 @@ recur_status recur_cpu_gemm_half(struct recur_backend *be, recur_dtype prec, int
                          .alpha = alpha, .beta = beta, .a = a, .b = b, .C = C};
     atomic_init(&j.status, 0);
     j.tiles = (M + 15) / 16;
-    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, 131072);
+    int nt = recur_cpu_team(be, (size_t)M * (size_t)N * (size_t)K, RECUR_CPU_GEMM_PARALLEL_MIN);
     recur_cpu_run(be, nt < j.tiles ? nt : j.tiles, half_part, &j);
     int s = atomic_load(&j.status);
     RETURN_IF(s, be->ctx, s == dnnl_out_of_memory ? RECUR_ERR_NO_MEMORY : RECUR_ERR_BACKEND,
