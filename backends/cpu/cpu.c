@@ -444,18 +444,27 @@ static recur_status cpu_from_bf16(struct recur_backend *be, struct recur_mem dst
     return RECUR_OK;
 }
 
-/* transpose: rows of src in tiles of B x B that stay in L1 both ways; width is cols. */
-enum { TRANSPOSE_TILE = 32 };
+/* transpose: blocks of TRANSPOSE_TILE x TRANSPOSE_TILE read into a local tile, then written a
+ * destination row (a cache line of floats) at a time. Writing columns of a tile straight into the
+ * destination put every write of a tile in the same L1 sets when ld_d is a multiple of 4 KiB (W_hh^T
+ * of an LSTM with H = 256: 2.3 ms a weight version on Zen 5 against 0.14 ms this way). */
+enum { TRANSPOSE_TILE = 16 };
 
 static void transpose_part(void *arg, int t, int nt) {
     const struct rows_job *j = arg;
     const size_t B = TRANSPOSE_TILE;
     size_t lo, hi;
     recur_cpu_share((j->rows + B - 1) / B, t, nt, &lo, &hi);
-    for (size_t i0 = lo * B; i0 < hi * B && i0 < j->rows; i0 += B)
-        for (size_t j0 = 0; j0 < j->width; j0 += B)
-            for (size_t i = i0; i < j->rows && i < i0 + B; i++)
-                for (size_t c = j0; c < j->width && c < j0 + B; c++) j->d[c * j->ld_d + i] = j->s[i * j->ld_s + c];
+    float tile[TRANSPOSE_TILE][TRANSPOSE_TILE];
+    for (size_t i0 = lo * B; i0 < hi * B && i0 < j->rows; i0 += B) {
+        size_t ni = j->rows - i0 < B ? j->rows - i0 : B;
+        for (size_t c0 = 0; c0 < j->width; c0 += B) {
+            size_t nc = j->width - c0 < B ? j->width - c0 : B;
+            for (size_t i = 0; i < ni; i++)
+                for (size_t c = 0; c < nc; c++) tile[c][i] = j->s[(i0 + i) * j->ld_s + c0 + c];
+            for (size_t c = 0; c < nc; c++) memcpy(j->d + (c0 + c) * j->ld_d + i0, tile[c], ni * sizeof(float));
+        }
+    }
 }
 
 static recur_status cpu_transpose(struct recur_backend *be, struct recur_mem dst, int ld_dst, struct recur_mem src,
