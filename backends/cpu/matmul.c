@@ -475,7 +475,6 @@ enum pack_kind {
  * packed (M=1, K=256, N=256 to 512), and level from 2^18 (Zen 5). */
 #define SG_MIN_WORK 262144
 
-
 /* A part of a PACK_SGEMM or PACK_BGEMM pack: columns n0..n1 of op(B), packed
  * by sgemm_pack or gemm_bf16bf16f32_pack. */
 struct sg_part {
